@@ -1,1 +1,12 @@
-fn main(){}
+//! boson: a Gluon-style deep learning library for Rust.
+
+pub mod autograd;
+pub mod device;
+pub mod error;
+pub mod nn;
+pub mod rng;
+pub mod tensor;
+
+pub use device::Device;
+pub use error::{Error, Result};
+pub use tensor::Tensor;

@@ -1,0 +1,270 @@
+//! The backward pass: a reverse topological walk applying one gradient rule per primitive.
+//!
+//! Rules are written with tensor ops themselves, so they run on whatever device the
+//! forward pass ran on. They run inside `pause`, so backward records nothing.
+
+use super::grad::{Grad, Op, RowSparse};
+use crate::error::{Error, Result};
+use crate::tensor::{BinaryOp, Tensor, TensorId, UnaryOp};
+use std::collections::{HashMap, HashSet};
+
+/// Tensors reachable from `root` through recorded ops, inputs before outputs.
+fn topo_order(root: &Tensor) -> Vec<Tensor> {
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    // Iterative DFS: deep graphs (long recurrences) must not overflow the stack.
+    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(op) = &t.0.op {
+            for input in op.inputs() {
+                if input.tracks_grad() && !seen.contains(&input.id()) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+    order
+}
+
+impl Tensor {
+    /// Computes gradients of this tensor with respect to every leaf it was recorded from,
+    /// with a head gradient of ones (Gluon's `backward()`), and stores them in the leaves.
+    pub fn backward(&self) -> Result<()> {
+        self.backward_with(&self.ones_like()?)
+    }
+
+    /// Like [`Tensor::backward`] with an explicit head gradient of this tensor's shape.
+    pub fn backward_with(&self, head: &Tensor) -> Result<()> {
+        if head.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "backward head gradient",
+                lhs: self.shape().to_vec(),
+                rhs: head.shape().to_vec(),
+            });
+        }
+        if !self.tracks_grad() {
+            return Err(Error::InvalidArgument(
+                "backward on a tensor that was not recorded: compute it inside \
+                 autograd::record from parameters or attach_grad leaves"
+                    .to_string(),
+            ));
+        }
+        crate::autograd::pause(|| self.run_backward(head))
+    }
+
+    fn run_backward(&self, head: &Tensor) -> Result<()> {
+        let order = topo_order(self);
+        let mut grads: HashMap<TensorId, Grad> = HashMap::new();
+        grads.insert(self.id(), Grad::Dense(head.clone()));
+        for node in order.iter().rev() {
+            let Some(g) = grads.remove(&node.id()) else {
+                continue;
+            };
+            match &node.0.op {
+                Some(op) => {
+                    let g = g.to_dense()?;
+                    for (input, ig) in input_grads(node, op, &g)? {
+                        if !input.tracks_grad() {
+                            continue;
+                        }
+                        let merged = match grads.remove(&input.id()) {
+                            Some(old) => old.add(&ig)?,
+                            None => ig,
+                        };
+                        grads.insert(input.id(), merged);
+                    }
+                }
+                None => {
+                    if let Some(slot) = node.grad_slot() {
+                        slot.receive(g)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sums a broadcast gradient back to `shape` (the inverse of broadcasting).
+pub(crate) fn sum_to(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g.clone());
+    }
+    let lead = g.rank() - shape.len();
+    let mut axes: Vec<usize> = (0..lead).collect();
+    for (i, &d) in shape.iter().enumerate() {
+        if d == 1 && g.shape()[lead + i] != 1 {
+            axes.push(lead + i);
+        }
+    }
+    g.sum_axes(&axes, true)?.reshape(shape)
+}
+
+fn dense(t: Tensor) -> Grad {
+    Grad::Dense(t)
+}
+
+/// The gradient of each input of `node` (= `op(inputs)`), given `g` = d(out)/d(node).
+fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>> {
+    Ok(match op {
+        Op::Unary(x, u) => {
+            let y = node;
+            let gx = match *u {
+                UnaryOp::Neg => g.neg()?,
+                UnaryOp::Exp => g.mul(y)?,
+                UnaryOp::Log => g.div(x)?,
+                UnaryOp::Sqrt => g.div(y)?.mul_scalar(0.5)?,
+                UnaryOp::Abs => g.mul(&x.sign()?)?,
+                UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,
+                UnaryOp::Relu => g.mul(&x.step_pos()?)?,
+                UnaryOp::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?)?,
+                UnaryOp::Tanh => g.mul(&y.square()?.affine(-1.0, 1.0)?)?,
+                UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
+                UnaryOp::Recip => g.mul(&y.square()?)?.neg()?,
+                UnaryOp::Sign | UnaryOp::StepPos => g.zeros_like()?,
+                UnaryOp::Affine(a, _) => g.mul_scalar(a)?,
+                UnaryOp::Powf(p) => g.mul(&x.powf(p - 1.0)?)?.mul_scalar(p)?,
+                UnaryOp::Clip(lo, hi) => {
+                    let inside = x.ge_scalar(lo)?.mul(&x.le_scalar(hi)?)?;
+                    g.mul(&inside)?
+                }
+            };
+            vec![(x.clone(), dense(gx))]
+        }
+        Op::Binary(a, b, bop) => {
+            let (ga, gb) = match bop {
+                BinaryOp::Add => (g.clone(), g.clone()),
+                BinaryOp::Sub => (g.clone(), g.neg()?),
+                BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
+                BinaryOp::Div => (g.div(b)?, g.mul(node)?.div(b)?.neg()?),
+                BinaryOp::Maximum => {
+                    let m = a.ge(b)?;
+                    (g.mul(&m)?, g.mul(&m.affine(-1.0, 1.0)?)?)
+                }
+                BinaryOp::Minimum => {
+                    let m = a.le(b)?;
+                    (g.mul(&m)?, g.mul(&m.affine(-1.0, 1.0)?)?)
+                }
+                BinaryOp::Pow => {
+                    // d/da a^b = b·a^(b−1) = b·out/a;  d/db a^b = out·ln a.
+                    let ga = g.mul(&node.mul(b)?.div(a)?)?;
+                    let gb = g.mul(&node.mul(&a.log()?)?)?;
+                    (ga, gb)
+                }
+                BinaryOp::Eq
+                | BinaryOp::Ne
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Lt
+                | BinaryOp::Le => (g.zeros_like()?, g.zeros_like()?),
+            };
+            vec![
+                (a.clone(), dense(sum_to(&ga, a.shape())?)),
+                (b.clone(), dense(sum_to(&gb, b.shape())?)),
+            ]
+        }
+        Op::SumAxis(x) => vec![(x.clone(), dense(g.broadcast_to(x.shape())?))],
+        Op::MaxAxis(x) => {
+            // The gradient goes to every position equal to the maximum.
+            let mask = x.eq(&node.broadcast_to(x.shape())?)?;
+            vec![(x.clone(), dense(g.broadcast_to(x.shape())?.mul(&mask)?))]
+        }
+        Op::Matmul(a, b) => {
+            let r = a.rank();
+            let ga = g.matmul(&b.transpose(r - 2, r - 1)?)?;
+            let gb = a.transpose(r - 2, r - 1)?.matmul(g)?;
+            vec![(a.clone(), dense(ga)), (b.clone(), dense(gb))]
+        }
+        Op::Reshape(x) => vec![(x.clone(), dense(g.reshape(x.shape())?))],
+        Op::Permute(x, perm) => {
+            let mut inv = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            vec![(x.clone(), dense(g.permute(&inv)?))]
+        }
+        Op::Broadcast(x) => vec![(x.clone(), dense(sum_to(g, x.shape())?))],
+        Op::Concat(parts, axis) => {
+            let mut start = 0;
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                let len = p.shape()[*axis];
+                out.push((p.clone(), dense(g.slice_axis(*axis, start, start + len)?)));
+                start += len;
+            }
+            out
+        }
+        Op::Slice { input, axis, start } => {
+            // Pad the gradient back to the input's extent with zeros on both sides.
+            let (axis, start) = (*axis, *start);
+            let len = g.shape()[axis];
+            let total = input.shape()[axis];
+            let mut pieces = Vec::new();
+            let zeros_of = |n: usize| -> Result<Tensor> {
+                let mut s = input.shape().to_vec();
+                s[axis] = n;
+                Tensor::zeros(&s, g.device())
+            };
+            if start > 0 {
+                pieces.push(zeros_of(start)?);
+            }
+            pieces.push(g.clone());
+            if start + len < total {
+                pieces.push(zeros_of(total - start - len)?);
+            }
+            let refs: Vec<&Tensor> = pieces.iter().collect();
+            vec![(input.clone(), dense(Tensor::concat(&refs, axis)?))]
+        }
+        Op::Take {
+            table,
+            indices,
+            sparse,
+        } => {
+            let dim = table.shape()[1];
+            let n = indices.elem_count();
+            let rows = g.reshape(&[n, dim])?;
+            let flat = indices.reshape(&[n])?;
+            let rs = Tensor::coalesce_rows(&flat, &rows, table.shape().to_vec())?;
+            let grad = if *sparse {
+                Grad::RowSparse(rs)
+            } else {
+                Grad::Dense(rs.to_dense()?)
+            };
+            vec![(table.clone(), grad)]
+        }
+    })
+}
+
+impl Tensor {
+    /// Sums rows sharing an index into a row-sparse gradient of a table of `shape`.
+    pub(crate) fn coalesce_rows(
+        indices: &Tensor,
+        rows: &Tensor,
+        shape: Vec<usize>,
+    ) -> Result<RowSparse> {
+        let dim = shape.get(1).copied().unwrap_or(1);
+        let (u, s) = crate::tensor::storage::Storage::coalesce_rows(
+            &indices.storage(),
+            &rows.storage(),
+            dim,
+        )?;
+        let k = match &u {
+            crate::tensor::storage::Storage::Cpu(c) => c.i64("coalesce")?.len(),
+            #[cfg(feature = "cuda")]
+            crate::tensor::storage::Storage::Cuda(c) => c.len(),
+        };
+        Ok(RowSparse {
+            indices: Tensor::from_storage(u, vec![k], None),
+            values: Tensor::from_storage(s, vec![k, dim], None),
+            shape,
+        })
+    }
+}

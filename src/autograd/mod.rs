@@ -1,0 +1,99 @@
+//! Automatic differentiation with Gluon's semantics.
+//!
+//! Nothing is recorded outside [`record`]. Inside it, every op whose inputs reach a gradient
+//! leaf remembers its inputs; [`Tensor::backward`](crate::tensor::Tensor::backward) walks that
+//! graph once and writes each leaf's gradient according to its [`GradReq`].
+//!
+//! ```
+//! use boson::{autograd, tensor::Tensor};
+//! let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3])?.attach_grad();
+//! let y = autograd::record(|| x.square()?.sum_all())?;
+//! y.backward()?;
+//! assert_eq!(x.grad()?.unwrap().to_vec_f32()?, vec![2.0, 4.0, 6.0]);
+//! # Ok::<(), boson::Error>(())
+//! ```
+
+mod backward;
+mod grad;
+
+pub use grad::{Grad, GradReq, GradSlot, RowSparse};
+pub(crate) use grad::Op;
+
+use std::cell::Cell;
+
+thread_local! {
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+    static TRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Restores the previous recording/training flags when dropped, also on early return or panic.
+struct ScopeGuard {
+    recording: bool,
+    training: bool,
+}
+
+impl ScopeGuard {
+    fn set(recording: Option<bool>, training: Option<bool>) -> ScopeGuard {
+        let guard = ScopeGuard {
+            recording: is_recording(),
+            training: is_training(),
+        };
+        if let Some(r) = recording {
+            RECORDING.with(|c| c.set(r));
+        }
+        if let Some(t) = training {
+            TRAINING.with(|c| c.set(t));
+        }
+        guard
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        RECORDING.with(|c| c.set(self.recording));
+        TRAINING.with(|c| c.set(self.training));
+    }
+}
+
+/// Runs `f` recording ops for backward, in training mode (dropout active, batch norm uses
+/// batch statistics). Gluon's `with autograd.record():`.
+pub fn record<T>(f: impl FnOnce() -> T) -> T {
+    let _g = ScopeGuard::set(Some(true), Some(true));
+    f()
+}
+
+/// Like [`record`] but with an explicit training mode (Gluon's `record(train_mode=...)`).
+pub fn record_with_mode<T>(train_mode: bool, f: impl FnOnce() -> T) -> T {
+    let _g = ScopeGuard::set(Some(true), Some(train_mode));
+    f()
+}
+
+/// Runs `f` without recording and in predict mode (Gluon's `autograd.pause()`).
+pub fn pause<T>(f: impl FnOnce() -> T) -> T {
+    let _g = ScopeGuard::set(Some(false), Some(false));
+    f()
+}
+
+/// Runs `f` in predict mode without changing whether ops are recorded
+/// (Gluon's `autograd.predict_mode()`).
+pub fn predict_mode<T>(f: impl FnOnce() -> T) -> T {
+    let _g = ScopeGuard::set(None, Some(false));
+    f()
+}
+
+/// Runs `f` in training mode without changing whether ops are recorded
+/// (Gluon's `autograd.train_mode()`).
+pub fn train_mode<T>(f: impl FnOnce() -> T) -> T {
+    let _g = ScopeGuard::set(None, Some(true));
+    f()
+}
+
+/// Whether ops are being recorded on this thread.
+pub fn is_recording() -> bool {
+    RECORDING.with(|c| c.get())
+}
+
+/// Whether this thread is in training mode.
+pub fn is_training() -> bool {
+    TRAINING.with(|c| c.get())
+}

@@ -1,0 +1,54 @@
+//! Where a tensor lives: the CPU or one NVIDIA GPU.
+
+use std::fmt;
+
+/// A compute device. Tensors move between devices only through
+/// [`Tensor::to_device`](crate::tensor::Tensor::to_device); an op whose inputs sit on different
+/// devices returns [`Error::DeviceMismatch`](crate::Error::DeviceMismatch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Device {
+    /// Host memory; ops run on ndarray + rayon.
+    #[default]
+    Cpu,
+    /// The CUDA device with this ordinal.
+    Cuda(usize),
+}
+
+impl Device {
+    /// `Device::Cuda(ordinal)` when a CUDA driver, NVRTC and that device are present,
+    /// otherwise `Device::Cpu`. Never panics.
+    pub fn cuda_if_available(ordinal: usize) -> Device {
+        if Self::cuda_is_available(ordinal) {
+            Device::Cuda(ordinal)
+        } else {
+            Device::Cpu
+        }
+    }
+
+    /// Whether `Device::Cuda(ordinal)` can be used on this machine.
+    pub fn cuda_is_available(ordinal: usize) -> bool {
+        #[cfg(feature = "cuda")]
+        {
+            crate::cuda::CudaDevice::get(ordinal).is_ok()
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = ordinal;
+            false
+        }
+    }
+
+    /// True for `Device::Cuda(_)`.
+    pub fn is_cuda(&self) -> bool {
+        matches!(self, Device::Cuda(_))
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}

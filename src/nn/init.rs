@@ -1,0 +1,111 @@
+//! Initializers with Gluon's definitions, seeded.
+
+use crate::error::{Error, Result};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// Xavier's random distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RndType {
+    /// `U(-s, s)`
+    Uniform,
+    /// `N(0, s²)`
+    Gaussian,
+}
+
+/// Which fan Xavier divides by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactorType {
+    /// `(fan_in + fan_out) / 2`
+    Avg,
+    /// `fan_in`
+    In,
+    /// `fan_out`
+    Out,
+}
+
+/// How to fill a parameter's initial values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Initializer {
+    /// Gluon's `Xavier(rnd_type, factor_type, magnitude)`: scale `s = sqrt(magnitude / factor)`
+    /// with `fan_in = shape[1]·Π shape[2..]` and `fan_out = shape[0]·Π shape[2..]`.
+    Xavier {
+        /// uniform or gaussian
+        rnd_type: RndType,
+        /// avg, in or out
+        factor_type: FactorType,
+        /// Gluon's default is 3.
+        magnitude: f32,
+    },
+    /// `N(0, sigma²)` (Gluon's default sigma is 0.01).
+    Normal(f32),
+    /// `U(-scale, scale)` (Gluon's default scale is 0.07).
+    Uniform(f32),
+    /// All zeros.
+    Zero,
+    /// All ones.
+    One,
+    /// Every value `v`.
+    Constant(f32),
+}
+
+impl Default for Initializer {
+    /// Gluon's default global initializer, `Uniform(0.07)`.
+    fn default() -> Self {
+        Initializer::Uniform(0.07)
+    }
+}
+
+impl Initializer {
+    /// `Xavier(uniform, avg, magnitude)`.
+    pub fn xavier(magnitude: f32) -> Initializer {
+        Initializer::Xavier {
+            rnd_type: RndType::Uniform,
+            factor_type: FactorType::Avg,
+            magnitude,
+        }
+    }
+
+    /// `shape`'s initial values, deterministic in `seed`.
+    pub fn generate(&self, shape: &[usize], seed: u64) -> Result<Vec<f32>> {
+        let n: usize = shape.iter().product();
+        let mut rng = StdRng::seed_from_u64(seed);
+        Ok(match *self {
+            Initializer::Zero => vec![0.0; n],
+            Initializer::One => vec![1.0; n],
+            Initializer::Constant(v) => vec![v; n],
+            Initializer::Uniform(s) => (0..n).map(|_| rng.random_range(-s..=s)).collect(),
+            Initializer::Normal(sigma) => (0..n).map(|_| sigma * std_normal(&mut rng)).collect(),
+            Initializer::Xavier {
+                rnd_type,
+                factor_type,
+                magnitude,
+            } => {
+                if shape.len() < 2 {
+                    return Err(Error::InvalidArgument(format!(
+                        "Xavier needs a parameter of at least 2 dimensions, got shape {shape:?}"
+                    )));
+                }
+                let hw: usize = shape[2..].iter().product();
+                let (fan_in, fan_out) = ((shape[1] * hw) as f32, (shape[0] * hw) as f32);
+                let factor = match factor_type {
+                    FactorType::Avg => (fan_in + fan_out) / 2.0,
+                    FactorType::In => fan_in,
+                    FactorType::Out => fan_out,
+                };
+                let scale = (magnitude / factor).sqrt();
+                match rnd_type {
+                    RndType::Uniform => (0..n).map(|_| rng.random_range(-scale..=scale)).collect(),
+                    RndType::Gaussian => (0..n).map(|_| scale * std_normal(&mut rng)).collect(),
+                }
+            }
+        })
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn std_normal(rng: &mut StdRng) -> f32 {
+    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+    let u2: f32 = rng.random_range(0.0..1.0);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+}

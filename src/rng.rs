@@ -1,0 +1,55 @@
+//! Counter-based random numbers shared by the CPU and CUDA paths.
+//!
+//! Dropout masks must be identical on both devices for the same seed, so both compute
+//! `uniform_hash(seed, i)` for element `i` (a splitmix64 finaliser over a Weyl sequence)
+//! instead of drawing from a stateful generator.
+
+/// A uniform number in `[0, 1)` for element `i` of a stream named by `seed`.
+pub fn uniform_hash(seed: u64, i: u64) -> f32 {
+    let x = seed.wrapping_add((i.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 40) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// Mixes a base seed with a counter into a new seed (for per-call dropout streams).
+pub fn mix_seed(seed: u64, counter: u64) -> u64 {
+    let mut z = seed ^ counter.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    z ^ (z >> 33)
+}
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static GLOBAL_SEED: AtomicU64 = AtomicU64::new(0x5EED_B050_0000_0001);
+static GLOBAL_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Seeds boson's global random stream (Gluon's `mx.random.seed`): parameter
+/// initialisation and dropout layers without their own seed draw from it, in call order.
+pub fn seed(seed: u64) {
+    GLOBAL_SEED.store(seed, Ordering::SeqCst);
+    GLOBAL_COUNTER.store(0, Ordering::SeqCst);
+}
+
+/// A fresh seed from the global stream.
+pub fn next_seed() -> u64 {
+    let c = GLOBAL_COUNTER.fetch_add(1, Ordering::SeqCst);
+    mix_seed(GLOBAL_SEED.load(Ordering::SeqCst), c)
+}
+
+/// The global stream's position `(seed, counter)`, saved in checkpoints so that a resumed
+/// run draws the same numbers as an uninterrupted one.
+pub fn state() -> (u64, u64) {
+    (
+        GLOBAL_SEED.load(Ordering::SeqCst),
+        GLOBAL_COUNTER.load(Ordering::SeqCst),
+    )
+}
+
+/// Restores a position returned by [`state`].
+pub fn set_state(state: (u64, u64)) {
+    GLOBAL_SEED.store(state.0, Ordering::SeqCst);
+    GLOBAL_COUNTER.store(state.1, Ordering::SeqCst);
+}

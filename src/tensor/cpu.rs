@@ -1,0 +1,337 @@
+//! CPU kernels: plain loops over slices, ndarray for matrix products, rayon for large inputs.
+//!
+//! These are the reference implementations every CUDA kernel is tested against.
+
+use super::ops::{BinaryOp, ReduceOp, UnaryOp};
+use super::shape::Layout;
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// Below this many elements a loop stays on one thread: splitting small ops costs more than
+/// it saves (and a 2-core machine shared with other jobs punishes spinning pools).
+const PAR_MIN: usize = 1 << 18;
+const CHUNK: usize = 1 << 15;
+
+pub(crate) fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Vec<f32> {
+    if x.len() >= PAR_MIN {
+        let mut out = vec![0.0; x.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v)));
+        out
+    } else {
+        x.iter().map(|&v| f(v)).collect()
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+pub(crate) fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+    match op {
+        UnaryOp::Neg => map(x, |v| -v),
+        UnaryOp::Exp => map(x, f32::exp),
+        UnaryOp::Log => map(x, f32::ln),
+        UnaryOp::Sqrt => map(x, f32::sqrt),
+        UnaryOp::Abs => map(x, f32::abs),
+        UnaryOp::Square => map(x, |v| v * v),
+        UnaryOp::Relu => map(x, |v| v.max(0.0)),
+        UnaryOp::Sigmoid => map(x, sigmoid),
+        UnaryOp::Tanh => map(x, f32::tanh),
+        UnaryOp::Softplus => map(x, softplus),
+        UnaryOp::Recip => map(x, |v| 1.0 / v),
+        UnaryOp::Sign => map(x, |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }),
+        UnaryOp::Affine(a, b) => map(x, |v| a * v + b),
+        UnaryOp::Powf(p) => map(x, |v| v.powf(p)),
+        UnaryOp::Clip(lo, hi) => map(x, |v| v.max(lo).min(hi)),
+        UnaryOp::StepPos => map(x, |v| if v > 0.0 { 1.0 } else { 0.0 }),
+    }
+}
+
+pub(crate) fn binary_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
+    fn b(c: bool) -> f32 {
+        if c {
+            1.0
+        } else {
+            0.0
+        }
+    }
+    match op {
+        BinaryOp::Add => |a, b| a + b,
+        BinaryOp::Sub => |a, b| a - b,
+        BinaryOp::Mul => |a, b| a * b,
+        BinaryOp::Div => |a, b| a / b,
+        BinaryOp::Maximum => f32::max,
+        BinaryOp::Minimum => f32::min,
+        BinaryOp::Eq => |x, y| b(x == y),
+        BinaryOp::Ne => |x, y| b(x != y),
+        BinaryOp::Gt => |x, y| b(x > y),
+        BinaryOp::Ge => |x, y| b(x >= y),
+        BinaryOp::Lt => |x, y| b(x < y),
+        BinaryOp::Le => |x, y| b(x <= y),
+        BinaryOp::Pow => f32::powf,
+    }
+}
+
+/// Visits the output in row-major order one innermost row at a time, passing the starting
+/// offset of that row in each input layout.
+fn for_each_row2(a: &Layout, b: &Layout, mut f: impl FnMut(usize, usize, usize)) {
+    let rank = a.shape.len();
+    if rank == 0 {
+        f(0, a.offset, b.offset);
+        return;
+    }
+    let outer: usize = a.shape[..rank - 1].iter().product();
+    let mut idx = vec![0usize; rank.saturating_sub(1)];
+    for row in 0..outer {
+        let (mut ao, mut bo) = (a.offset, b.offset);
+        for (d, &i) in idx.iter().enumerate() {
+            ao += i * a.strides[d];
+            bo += i * b.strides[d];
+        }
+        f(row, ao, bo);
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < a.shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+/// `op` over two strided views with the same (broadcast) shape; the output is contiguous.
+pub(crate) fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> Vec<f32> {
+    let f = binary_fn(op);
+    let n = la.elem_count();
+    if la.is_contiguous() && lb.is_contiguous() && la.offset == 0 && lb.offset == 0 {
+        if n >= PAR_MIN {
+            let mut out = vec![0.0; n];
+            out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+                let s = c * CHUNK;
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = f(a[s + j], b[s + j]);
+                }
+            });
+            return out;
+        }
+        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+    }
+    let mut out = vec![0.0; n];
+    let last = la.shape.last().copied().unwrap_or(1);
+    let (sa, sb) = (
+        la.strides.last().copied().unwrap_or(0),
+        lb.strides.last().copied().unwrap_or(0),
+    );
+    for_each_row2(la, lb, |row, ao, bo| {
+        let o = &mut out[row * last..(row + 1) * last];
+        match (sa, sb) {
+            (1, 1) => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = f(a[ao + j], b[bo + j]);
+                }
+            }
+            (1, 0) => {
+                let y = b[bo];
+                for (o, &x) in o.iter_mut().zip(&a[ao..ao + last]) {
+                    *o = f(x, y);
+                }
+            }
+            (0, 1) => {
+                let x = a[ao];
+                for (o, &y) in o.iter_mut().zip(&b[bo..bo + last]) {
+                    *o = f(x, y);
+                }
+            }
+            _ => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = f(a[ao + j * sa], b[bo + j * sb]);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// Materialises a strided view of `src` as a contiguous vector.
+pub(crate) fn strided_copy<T: Copy + Default>(src: &[T], l: &Layout) -> Vec<T> {
+    let n = l.elem_count();
+    if l.is_contiguous() {
+        return src[l.offset..l.offset + n].to_vec();
+    }
+    let mut out = vec![T::default(); n];
+    let last = l.shape.last().copied().unwrap_or(1);
+    let s = l.strides.last().copied().unwrap_or(0);
+    for_each_row2(l, l, |row, o, _| {
+        let dst = &mut out[row * last..(row + 1) * last];
+        if s == 1 {
+            dst.copy_from_slice(&src[o..o + last]);
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = src[o + j * s];
+            }
+        }
+    });
+    out
+}
+
+/// Reduces a contiguous tensor viewed as `(outer, len, inner)` over its middle axis.
+pub(crate) fn reduce(op: ReduceOp, x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; outer * inner];
+    for o in 0..outer {
+        let dst = &mut out[o * inner..(o + 1) * inner];
+        let base = o * len * inner;
+        match op {
+            ReduceOp::Sum => {
+                for l in 0..len {
+                    let src = &x[base + l * inner..base + (l + 1) * inner];
+                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+                }
+            }
+            ReduceOp::Max | ReduceOp::Min => {
+                let pick: fn(f32, f32) -> f32 = if op == ReduceOp::Max {
+                    f32::max
+                } else {
+                    f32::min
+                };
+                dst.copy_from_slice(&x[base..base + inner]);
+                for l in 1..len {
+                    let src = &x[base + l * inner..base + (l + 1) * inner];
+                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = pick(*d, s));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Index of the first maximum along the middle axis of `(outer, len, inner)`.
+pub(crate) fn argmax(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<i64> {
+    let mut out = vec![0i64; outer * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut best = f32::NEG_INFINITY;
+            let mut arg = 0;
+            for l in 0..len {
+                let v = x[(o * len + l) * inner + i];
+                if v > best || (l == 0) {
+                    best = v;
+                    arg = l;
+                }
+            }
+            out[o * inner + i] = arg as i64;
+        }
+    }
+    out
+}
+
+/// `batch` row-major products of `(m × k)` and `(k × n)` matrices.
+pub(crate) fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize) -> Vec<f32> {
+    use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
+    let mut out = vec![0.0f32; batch * m * n];
+    let one = |a: &[f32], b: &[f32], c: &mut [f32]| {
+        // Shapes were checked by the caller, so these views cannot fail.
+        if let (Ok(av), Ok(bv), Ok(mut cv)) = (
+            ArrayView2::from_shape((m, k), a),
+            ArrayView2::from_shape((k, n), b),
+            ArrayViewMut2::from_shape((m, n), c),
+        ) {
+            general_mat_mul(1.0, &av, &bv, 0.0, &mut cv);
+        }
+    };
+    if batch > 1 && m * n * k * batch >= PAR_MIN {
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
+            one(&a[i * m * k..(i + 1) * m * k], &b[i * k * n..(i + 1) * k * n], c)
+        });
+    } else {
+        for (i, c) in out.chunks_mut(m * n.max(1)).enumerate().take(batch) {
+            one(&a[i * m * k..(i + 1) * m * k], &b[i * k * n..(i + 1) * k * n], c);
+        }
+    }
+    out
+}
+
+/// Checks every index against `size`, naming the first bad one.
+pub(crate) fn check_indices(idx: &[i64], size: usize, what: &str) -> Result<()> {
+    if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= size) {
+        return Err(Error::IndexOutOfRange {
+            what: what.to_string(),
+            index: bad,
+            size,
+        });
+    }
+    Ok(())
+}
+
+/// Row gather: `out[i] = table[idx[i]]` for a `[rows, dim]` table of any float type.
+pub(crate) fn gather_rows<T: Copy + Sync>(
+    table: &[T],
+    dim: usize,
+    idx: &[i64],
+    widen: impl Fn(T) -> f32 + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; idx.len() * dim];
+    let row = |(o, &i): (&mut [f32], &i64)| {
+        let src = &table[i as usize * dim..(i as usize + 1) * dim];
+        o.iter_mut().zip(src).for_each(|(o, &s)| *o = widen(s));
+    };
+    if out.len() >= PAR_MIN && dim > 0 {
+        out.par_chunks_mut(dim).zip(idx.par_iter()).for_each(row);
+    } else if dim > 0 {
+        out.chunks_mut(dim).zip(idx.iter()).for_each(row);
+    }
+    out
+}
+
+/// Sums rows that share an index: returns the unique indices (ascending) and their summed
+/// rows. This is the row-sparse gradient of a row gather.
+pub(crate) fn coalesce_rows(idx: &[i64], rows: &[f32], dim: usize) -> (Vec<i64>, Vec<f32>) {
+    let mut order: Vec<u32> = (0..idx.len() as u32).collect();
+    // Stable sort: equal indices keep position order, so the sum is deterministic.
+    order.sort_by_key(|&p| idx[p as usize]);
+    let mut uniq = Vec::with_capacity(idx.len());
+    let mut summed: Vec<f32> = Vec::with_capacity(idx.len() * dim);
+    for &p in &order {
+        let p = p as usize;
+        let src = &rows[p * dim..(p + 1) * dim];
+        if uniq.last() == Some(&idx[p]) {
+            let start = summed.len() - dim;
+            summed[start..].iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+        } else {
+            uniq.push(idx[p]);
+            summed.extend_from_slice(src);
+        }
+    }
+    (uniq, summed)
+}
+
+/// `dst[idx[i]] += rows[i]` (dense scatter-add), skipping negative indices.
+pub(crate) fn index_add_rows(dst: &mut [f32], dim: usize, idx: &[i64], rows: &[f32]) {
+    for (i, &r) in idx.iter().enumerate() {
+        if r < 0 {
+            continue;
+        }
+        let d = &mut dst[r as usize * dim..(r as usize + 1) * dim];
+        d.iter_mut()
+            .zip(&rows[i * dim..(i + 1) * dim])
+            .for_each(|(d, &s)| *d += s);
+    }
+}

@@ -1,0 +1,701 @@
+//! The op set. Each public op checks its arguments (returning an `Error` naming the bad
+//! values), runs the primitive on the tensor's device, and records itself when autograd is
+//! recording and an input needs a gradient.
+
+use super::shape::{broadcast_shape, Layout};
+use super::storage::{DType, Storage};
+use super::Tensor;
+use crate::autograd::{self, Op};
+use crate::error::{Error, Result};
+
+/// Element-wise primitives of one input. Numeric codes are shared with `kernels/`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `e^x`
+    Exp,
+    /// natural log
+    Log,
+    /// square root
+    Sqrt,
+    /// `|x|`
+    Abs,
+    /// `x²`
+    Square,
+    /// `max(x, 0)`
+    Relu,
+    /// logistic sigmoid
+    Sigmoid,
+    /// hyperbolic tangent
+    Tanh,
+    /// `log(1 + e^x)` (Gluon's softrelu)
+    Softplus,
+    /// `1/x`
+    Recip,
+    /// −1, 0 or 1
+    Sign,
+    /// `a·x + b`
+    Affine(f32, f32),
+    /// `x^p`
+    Powf(f32),
+    /// `min(max(x, lo), hi)`
+    Clip(f32, f32),
+    /// 1 where `x > 0`, else 0
+    StepPos,
+}
+
+impl UnaryOp {
+    /// The kernel op code and its two parameters.
+    pub fn code(&self) -> (i32, f32, f32) {
+        match *self {
+            UnaryOp::Neg => (0, 0.0, 0.0),
+            UnaryOp::Exp => (1, 0.0, 0.0),
+            UnaryOp::Log => (2, 0.0, 0.0),
+            UnaryOp::Sqrt => (3, 0.0, 0.0),
+            UnaryOp::Abs => (4, 0.0, 0.0),
+            UnaryOp::Square => (5, 0.0, 0.0),
+            UnaryOp::Relu => (6, 0.0, 0.0),
+            UnaryOp::Sigmoid => (7, 0.0, 0.0),
+            UnaryOp::Tanh => (8, 0.0, 0.0),
+            UnaryOp::Softplus => (9, 0.0, 0.0),
+            UnaryOp::Recip => (10, 0.0, 0.0),
+            UnaryOp::Sign => (11, 0.0, 0.0),
+            UnaryOp::Affine(a, b) => (12, a, b),
+            UnaryOp::Powf(p) => (13, p, 0.0),
+            UnaryOp::Clip(lo, hi) => (14, lo, hi),
+            UnaryOp::StepPos => (15, 0.0, 0.0),
+        }
+    }
+}
+
+/// Element-wise primitives of two broadcast inputs. Comparisons give 1.0 or 0.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a − b`
+    Sub,
+    /// `a · b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `max(a, b)`
+    Maximum,
+    /// `min(a, b)`
+    Minimum,
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a^b`
+    Pow,
+}
+
+impl BinaryOp {
+    /// The kernel op code.
+    pub fn code(&self) -> i32 {
+        *self as i32
+    }
+}
+
+/// Reductions over one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// Σ
+    Sum,
+    /// maximum
+    Max,
+    /// minimum
+    Min,
+}
+
+fn record(inputs: &[&Tensor], op: impl FnOnce() -> Op) -> Option<Op> {
+    if autograd::is_recording() && inputs.iter().any(|t| t.tracks_grad()) {
+        Some(op())
+    } else {
+        None
+    }
+}
+
+fn check_axis(shape: &[usize], axis: usize, op: &'static str) -> Result<()> {
+    if axis >= shape.len() {
+        return Err(Error::InvalidShape {
+            op,
+            msg: format!("axis {axis} out of range for shape {shape:?}"),
+        });
+    }
+    Ok(())
+}
+
+impl Tensor {
+    fn same_device(&self, other: &Tensor, op: &'static str) -> Result<()> {
+        if self.device() != other.device() {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device().to_string(),
+                rhs: other.device().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn expect_f32(&self, op: &'static str) -> Result<()> {
+        if self.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: "f32".into(),
+                got: self.dtype().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies an element-wise primitive.
+    pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        self.expect_f32("unary")?;
+        let storage = self.storage().unary(op)?;
+        let rec = record(&[self], || Op::Unary(self.clone(), op));
+        Ok(Tensor::from_storage(storage, self.shape().to_vec(), rec))
+    }
+
+    /// `-x`
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg)
+    }
+    /// `e^x`
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp)
+    }
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log)
+    }
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt)
+    }
+    /// Absolute value.
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs)
+    }
+    /// `x²`
+    pub fn square(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Square)
+    }
+    /// `max(x, 0)`
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu)
+    }
+    /// Logistic sigmoid.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh)
+    }
+    /// `log(1 + e^x)`, computed stably (Gluon's `softrelu`).
+    pub fn softrelu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Softplus)
+    }
+    /// `1/x`
+    pub fn recip(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Recip)
+    }
+    /// −1, 0 or 1 (no gradient).
+    pub fn sign(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sign)
+    }
+    /// 1 where `x > 0`, else 0 (no gradient).
+    pub fn step_pos(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::StepPos)
+    }
+    /// `a·x + b`
+    pub fn affine(&self, a: f32, b: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Affine(a, b))
+    }
+    /// `x · s`
+    pub fn mul_scalar(&self, s: f32) -> Result<Tensor> {
+        self.affine(s, 0.0)
+    }
+    /// `x + s`
+    pub fn add_scalar(&self, s: f32) -> Result<Tensor> {
+        self.affine(1.0, s)
+    }
+    /// `x^p` for a scalar exponent.
+    pub fn powf(&self, p: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::Powf(p))
+    }
+    /// Clamps to `[lo, hi]`; the gradient is zero outside.
+    pub fn clip(&self, lo: f32, hi: f32) -> Result<Tensor> {
+        if lo > hi || lo.is_nan() || hi.is_nan() {
+            return Err(Error::InvalidArgument(format!(
+                "clip bounds must satisfy lo <= hi, got lo={lo}, hi={hi}"
+            )));
+        }
+        self.unary(UnaryOp::Clip(lo, hi))
+    }
+
+    /// Applies a two-input primitive with NumPy broadcasting.
+    pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        self.same_device(rhs, "binary")?;
+        self.expect_f32("binary")?;
+        rhs.expect_f32("binary")?;
+        let out_shape = broadcast_shape(self.shape(), rhs.shape())?;
+        let la = Layout::broadcast_to(self.shape(), &out_shape);
+        let lb = Layout::broadcast_to(rhs.shape(), &out_shape);
+        let storage = self.storage().binary(&la, &rhs.storage(), &lb, op)?;
+        let rec = record(&[self, rhs], || Op::Binary(self.clone(), rhs.clone(), op));
+        Ok(Tensor::from_storage(storage, out_shape, rec))
+    }
+
+    /// `a + b` (broadcasting)
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Add)
+    }
+    /// `a − b` (broadcasting)
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Sub)
+    }
+    /// `a · b` (broadcasting)
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Mul)
+    }
+    /// `a / b` (broadcasting)
+    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Div)
+    }
+    /// Element-wise maximum (broadcasting).
+    pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Maximum)
+    }
+    /// Element-wise minimum (broadcasting).
+    pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Minimum)
+    }
+    /// `a^b` (broadcasting)
+    pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Pow)
+    }
+    /// 1.0 where `a == b`.
+    pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Eq)
+    }
+    /// 1.0 where `a != b`.
+    pub fn ne(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Ne)
+    }
+    /// 1.0 where `a > b`.
+    pub fn gt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Gt)
+    }
+    /// 1.0 where `a >= b`.
+    pub fn ge(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Ge)
+    }
+    /// 1.0 where `a < b`.
+    pub fn lt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Lt)
+    }
+    /// 1.0 where `a <= b`.
+    pub fn le(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Le)
+    }
+
+    fn scalar_like(&self, v: f32) -> Result<Tensor> {
+        Tensor::full(v, &[], self.device())
+    }
+    /// 1.0 where `x >= s`.
+    pub fn ge_scalar(&self, s: f32) -> Result<Tensor> {
+        self.ge(&self.scalar_like(s)?)
+    }
+    /// 1.0 where `x <= s`.
+    pub fn le_scalar(&self, s: f32) -> Result<Tensor> {
+        self.le(&self.scalar_like(s)?)
+    }
+    /// 1.0 where `x > s`.
+    pub fn gt_scalar(&self, s: f32) -> Result<Tensor> {
+        self.gt(&self.scalar_like(s)?)
+    }
+
+    fn reduce_axis(&self, axis: usize, op: crate::tensor::ReduceOp) -> Result<Tensor> {
+        check_axis(self.shape(), axis, "reduce")?;
+        self.expect_f32("reduce")?;
+        let s = self.shape();
+        let (outer, len, inner) = (
+            s[..axis].iter().product(),
+            s[axis],
+            s[axis + 1..].iter().product(),
+        );
+        if len == 0 {
+            return Err(Error::InvalidShape {
+                op: "reduce",
+                msg: format!("cannot reduce over empty axis {axis} of shape {s:?}"),
+            });
+        }
+        let storage = self.storage().reduce(op, outer, len, inner)?;
+        let mut shape = s.to_vec();
+        shape[axis] = 1;
+        let rec = match op {
+            ReduceOp::Sum => record(&[self], || Op::SumAxis(self.clone())),
+            ReduceOp::Max | ReduceOp::Min => record(&[self], || Op::MaxAxis(self.clone())),
+        };
+        Ok(Tensor::from_storage(storage, shape, rec))
+    }
+
+    fn reduce_axes(&self, axes: &[usize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
+        let mut sorted = axes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut t = self.clone();
+        for &a in &sorted {
+            t = t.reduce_axis(a, op)?;
+        }
+        if keepdim {
+            Ok(t)
+        } else {
+            let shape: Vec<usize> = self
+                .shape()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !sorted.contains(i))
+                .map(|(_, &d)| d)
+                .collect();
+            t.reshape(&shape)
+        }
+    }
+
+    /// Sum over `axis`, keeping it with size 1 when `keepdim`.
+    pub fn sum_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
+        self.reduce_axes(&[axis], keepdim, ReduceOp::Sum)
+    }
+    /// Sum over several axes.
+    pub fn sum_axes(&self, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+        self.reduce_axes(axes, keepdim, ReduceOp::Sum)
+    }
+    /// Sum of all elements, as a 0-d tensor.
+    pub fn sum_all(&self) -> Result<Tensor> {
+        let axes: Vec<usize> = (0..self.rank()).collect();
+        self.reduce_axes(&axes, false, ReduceOp::Sum)
+    }
+    /// Mean over `axis`.
+    pub fn mean_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
+        let n = self.dim(axis)? as f32;
+        self.sum_axis(axis, keepdim)?.mul_scalar(1.0 / n)
+    }
+    /// Mean over several axes.
+    pub fn mean_axes(&self, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+        let mut n = 1usize;
+        for &a in axes {
+            n *= self.dim(a)?;
+        }
+        self.sum_axes(axes, keepdim)?.mul_scalar(1.0 / n as f32)
+    }
+    /// Mean of all elements, as a 0-d tensor.
+    pub fn mean_all(&self) -> Result<Tensor> {
+        let n = self.elem_count().max(1) as f32;
+        self.sum_all()?.mul_scalar(1.0 / n)
+    }
+    /// Maximum over `axis` (the gradient flows to every maximal element).
+    pub fn max_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
+        self.reduce_axes(&[axis], keepdim, ReduceOp::Max)
+    }
+    /// Minimum over `axis`.
+    pub fn min_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor> {
+        self.reduce_axes(&[axis], keepdim, ReduceOp::Min)
+    }
+    /// Index of the first maximum along `axis` (`i64`, axis removed; no gradient).
+    pub fn argmax(&self, axis: usize) -> Result<Tensor> {
+        check_axis(self.shape(), axis, "argmax")?;
+        self.expect_f32("argmax")?;
+        let s = self.shape();
+        if s[axis] == 0 {
+            return Err(Error::InvalidShape {
+                op: "argmax",
+                msg: format!("empty axis {axis} in shape {s:?}"),
+            });
+        }
+        let storage = self.storage().argmax(
+            s[..axis].iter().product(),
+            s[axis],
+            s[axis + 1..].iter().product(),
+        )?;
+        let mut shape = s.to_vec();
+        shape.remove(axis);
+        Ok(Tensor::from_storage(storage, shape, None))
+    }
+
+    /// Matrix product: `[m,k]·[k,n]`, batched `[b,m,k]·[b,k,n]`, or `[b,m,k]·[k,n]`.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.same_device(rhs, "matmul")?;
+        self.expect_f32("matmul")?;
+        rhs.expect_f32("matmul")?;
+        let (a, b) = (self.shape(), rhs.shape());
+        let mismatch = || Error::ShapeMismatch {
+            op: "matmul",
+            lhs: a.to_vec(),
+            rhs: b.to_vec(),
+        };
+        match (a.len(), b.len()) {
+            (2, 2) | (3, 3) => {}
+            (3, 2) => {
+                // Fold the batch into rows: one product, and the gradients follow.
+                let (bs, m, k) = (a[0], a[1], a[2]);
+                if b[0] != k {
+                    return Err(mismatch());
+                }
+                return self
+                    .reshape(&[bs * m, k])?
+                    .matmul(rhs)?
+                    .reshape(&[bs, m, b[1]]);
+            }
+            _ => return Err(mismatch()),
+        }
+        let r = a.len();
+        let (m, k, k2, n) = (a[r - 2], a[r - 1], b[r - 2], b[r - 1]);
+        let batch = if r == 3 { a[0] } else { 1 };
+        if k != k2 || (r == 3 && a[0] != b[0]) {
+            return Err(mismatch());
+        }
+        let storage = self.storage().matmul(&rhs.storage(), batch, m, k, n)?;
+        let shape = if r == 3 { vec![batch, m, n] } else { vec![m, n] };
+        let rec = record(&[self, rhs], || Op::Matmul(self.clone(), rhs.clone()));
+        Ok(Tensor::from_storage(storage, shape, rec))
+    }
+
+    /// The same values in a new shape with the same element count (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != self.elem_count() {
+            return Err(Error::ShapeMismatch {
+                op: "reshape",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+            });
+        }
+        let rec = record(&[self], || Op::Reshape(self.clone()));
+        Ok(self.share_storage(shape.to_vec(), rec))
+    }
+
+    /// Collapses all axes from `axis` on into one (`[b, …] → [b, Π…]` for `axis = 1`).
+    pub fn flatten_from(&self, axis: usize) -> Result<Tensor> {
+        if axis > self.rank() {
+            return Err(Error::InvalidShape {
+                op: "flatten",
+                msg: format!("axis {axis} out of range for shape {:?}", self.shape()),
+            });
+        }
+        let mut shape = self.shape()[..axis].to_vec();
+        shape.push(self.shape()[axis..].iter().product());
+        self.reshape(&shape)
+    }
+
+    /// Inserts an axis of size 1 at `axis` (Gluon's `expand_dims`).
+    pub fn expand_dims(&self, axis: usize) -> Result<Tensor> {
+        if axis > self.rank() {
+            return Err(Error::InvalidShape {
+                op: "expand_dims",
+                msg: format!("axis {axis} out of range for shape {:?}", self.shape()),
+            });
+        }
+        let mut shape = self.shape().to_vec();
+        shape.insert(axis, 1);
+        self.reshape(&shape)
+    }
+
+    /// Reorders the axes: output axis `i` is input axis `perm[i]`.
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
+        let mut seen = vec![false; self.rank()];
+        let valid = perm.len() == self.rank()
+            && perm
+                .iter()
+                .all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
+        if !valid {
+            return Err(Error::InvalidShape {
+                op: "permute",
+                msg: format!("{perm:?} is not a permutation of the axes of {:?}", self.shape()),
+            });
+        }
+        let layout = Layout::permuted(self.shape(), perm);
+        let storage = self.storage().strided_copy(&layout)?;
+        let rec = record(&[self], || Op::Permute(self.clone(), perm.to_vec()));
+        Ok(Tensor::from_storage(storage, layout.shape, rec))
+    }
+
+    /// Swaps two axes.
+    pub fn transpose(&self, a0: usize, a1: usize) -> Result<Tensor> {
+        check_axis(self.shape(), a0, "transpose")?;
+        check_axis(self.shape(), a1, "transpose")?;
+        let mut perm: Vec<usize> = (0..self.rank()).collect();
+        perm.swap(a0, a1);
+        self.permute(&perm)
+    }
+
+    /// Materialises broadcasting to `shape` (NumPy rules).
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let out = broadcast_shape(self.shape(), shape)?;
+        if out != shape {
+            return Err(Error::ShapeMismatch {
+                op: "broadcast_to",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+            });
+        }
+        let layout = Layout::broadcast_to(self.shape(), shape);
+        let storage = self.storage().strided_copy(&layout)?;
+        let rec = record(&[self], || Op::Broadcast(self.clone()));
+        Ok(Tensor::from_storage(storage, shape.to_vec(), rec))
+    }
+
+    /// Joins `f32` tensors along `axis`; all other axes must match.
+    pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+        let first = parts.first().ok_or_else(|| {
+            Error::InvalidArgument("concat needs at least one tensor".to_string())
+        })?;
+        check_axis(first.shape(), axis, "concat")?;
+        for p in parts {
+            p.expect_f32("concat")?;
+            first.same_device(p, "concat")?;
+            let ok = p.rank() == first.rank()
+                && p.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b);
+            if !ok {
+                return Err(Error::ShapeMismatch {
+                    op: "concat",
+                    lhs: first.shape().to_vec(),
+                    rhs: p.shape().to_vec(),
+                });
+            }
+        }
+        let s = first.shape();
+        let outer: usize = s[..axis].iter().product();
+        let inner: usize = s[axis + 1..].iter().product();
+        let widths: Vec<usize> = parts.iter().map(|p| p.shape()[axis] * inner).collect();
+        let guards: Vec<_> = parts.iter().map(|p| p.storage()).collect();
+        let refs: Vec<&Storage> = guards.iter().map(|g| &**g).collect();
+        let storage = Storage::concat(&refs, outer, &widths)?;
+        drop(guards);
+        let mut shape = s.to_vec();
+        shape[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
+        let rec = record(parts, || {
+            Op::Concat(parts.iter().map(|&p| p.clone()).collect(), axis)
+        });
+        Ok(Tensor::from_storage(storage, shape, rec))
+    }
+
+    /// Joins 1-D `i64` tensors (index lists); not differentiable.
+    pub(crate) fn concat_i64(parts: &[&Tensor]) -> Result<Tensor> {
+        let mut all = Vec::new();
+        let device = parts.first().map(|p| p.device()).unwrap_or_default();
+        for p in parts {
+            all.extend(p.to_vec_i64()?);
+        }
+        let n = all.len();
+        Tensor::from_vec_i64(all, &[n])?.to_device(device)
+    }
+
+    /// Elements `begin..end` along `axis` (Gluon's `slice_axis`).
+    pub fn slice_axis(&self, axis: usize, begin: usize, end: usize) -> Result<Tensor> {
+        check_axis(self.shape(), axis, "slice_axis")?;
+        if begin > end || end > self.shape()[axis] {
+            return Err(Error::InvalidShape {
+                op: "slice_axis",
+                msg: format!(
+                    "range {begin}..{end} out of bounds for axis {axis} of {:?}",
+                    self.shape()
+                ),
+            });
+        }
+        let mut layout = Layout::contiguous(self.shape());
+        layout.offset = begin * layout.strides[axis];
+        layout.shape[axis] = end - begin;
+        let storage = self.storage().strided_copy(&layout)?;
+        let rec = record(&[self], || Op::Slice {
+            input: self.clone(),
+            axis,
+            start: begin,
+        });
+        Ok(Tensor::from_storage(storage, layout.shape, rec))
+    }
+
+    /// Row gather (Gluon's `take` on axis 0 / `Embedding`): for a `[rows, dim]` table and
+    /// `i64` indices of shape `s`, returns `s + [dim]`. With `sparse_grad` the table's
+    /// gradient is row-sparse. An index outside `0..rows` is an error naming it.
+    pub fn take(&self, indices: &Tensor, sparse_grad: bool) -> Result<Tensor> {
+        self.same_device(indices, "take")?;
+        if self.rank() != 2 {
+            return Err(Error::InvalidShape {
+                op: "take",
+                msg: format!("table must be 2-D, got {:?}", self.shape()),
+            });
+        }
+        if indices.dtype() != DType::I64 {
+            return Err(Error::DTypeMismatch {
+                op: "take",
+                expected: "i64 indices".into(),
+                got: indices.dtype().to_string(),
+            });
+        }
+        let (rows, dim) = (self.shape()[0], self.shape()[1]);
+        let storage = self.storage().gather_rows(rows, dim, &indices.storage())?;
+        let mut shape = indices.shape().to_vec();
+        shape.push(dim);
+        let rec = record(&[self], || Op::Take {
+            table: self.clone(),
+            indices: indices.clone(),
+            sparse: sparse_grad,
+        });
+        Ok(Tensor::from_storage(storage, shape, rec))
+    }
+
+    /// Softmax along `axis` (stable: the maximum is subtracted first).
+    pub fn softmax(&self, axis: usize) -> Result<Tensor> {
+        let z = self.sub(&self.max_axis(axis, true)?.detach())?;
+        let e = z.exp()?;
+        e.div(&e.sum_axis(axis, true)?)
+    }
+
+    /// Log-softmax along `axis` (stable).
+    pub fn log_softmax(&self, axis: usize) -> Result<Tensor> {
+        let z = self.sub(&self.max_axis(axis, true)?.detach())?;
+        z.sub(&z.exp()?.sum_axis(axis, true)?.log()?)
+    }
+
+    /// One-hot rows `[n, classes]` from `i64` labels of shape `[n]`.
+    pub fn one_hot(labels: &Tensor, classes: usize) -> Result<Tensor> {
+        let n = labels.elem_count();
+        let storage = labels.storage().one_hot(classes)?;
+        Ok(Tensor::from_storage(storage, vec![n, classes], None))
+    }
+
+    /// Inverted dropout with rate `p`: each element is zeroed with probability `p` and the
+    /// rest scaled by `1/(1-p)`. The mask depends only on `seed` (same on CPU and GPU).
+    pub fn dropout(&self, p: f32, seed: u64) -> Result<Tensor> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::InvalidArgument(format!(
+                "dropout rate must be in [0, 1), got {p}"
+            )));
+        }
+        if p == 0.0 {
+            return Ok(self.clone());
+        }
+        let mask = Storage::dropout_mask(self.elem_count(), p, seed, self.device())?;
+        let mask = Tensor::from_storage(mask, self.shape().to_vec(), None);
+        self.mul(&mask)
+    }
+}
