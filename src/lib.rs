@@ -3,7 +3,10 @@
 pub mod autograd;
 pub mod device;
 pub mod error;
+pub mod io;
+pub mod loss;
 pub mod nn;
+pub mod optim;
 pub mod rng;
 pub mod tensor;
 

@@ -49,6 +49,21 @@ pub trait Block: Send + Sync {
     fn initialize(&self, init: &Initializer, device: Device) -> Result<()> {
         self.collect_params().initialize(init, device)
     }
+
+    /// Saves the parameters to a safetensors file (Gluon's `save_parameters`).
+    fn save_parameters(&self, path: &std::path::Path) -> Result<()> {
+        self.collect_params().save(path)
+    }
+
+    /// Loads parameters saved by [`Block::save_parameters`], strictly: any missing, extra,
+    /// misshaped or mistyped parameter is an error listing all of them.
+    fn load_parameters(&self, path: &std::path::Path, device: Device) -> Result<()> {
+        let opts = super::LoadOptions {
+            device: Some(device),
+            ..Default::default()
+        };
+        self.collect_params().load(path, opts)
+    }
 }
 
 impl<B: Block + ?Sized> Block for Box<B> {

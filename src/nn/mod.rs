@@ -31,8 +31,10 @@ mod block;
 mod init;
 mod layers;
 mod parameter;
+mod persist;
 
 pub use block::{Block, Sequential};
 pub use init::{FactorType, Initializer, RndType};
 pub use layers::{Activation, BatchNorm, Dense, Dropout, Embedding, Flatten, Lambda, LayerNorm};
 pub use parameter::{GradStype, Parameter, ParameterDict};
+pub use persist::LoadOptions;

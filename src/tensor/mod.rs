@@ -21,7 +21,6 @@ pub(crate) mod storage;
 
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use shape::broadcast_shape;
-pub(crate) use shape::Layout;
 pub use storage::DType;
 
 use crate::autograd::{GradReq, GradSlot, Op};

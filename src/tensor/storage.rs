@@ -141,14 +141,6 @@ impl Storage {
         }
     }
 
-    pub fn cpu(&self) -> Option<&CpuStorage> {
-        match self {
-            Storage::Cpu(c) => Some(c),
-            #[cfg(feature = "cuda")]
-            _ => None,
-        }
-    }
-
     pub fn full(value: f32, n: usize, device: Device) -> Result<Storage> {
         match device {
             Device::Cpu => Ok(Storage::Cpu(CpuStorage::F32(vec![value; n]))),
@@ -484,5 +476,46 @@ fn cuda_only(f: impl FnOnce() -> Result<Storage>) -> Result<Storage> {
     {
         let _ = f;
         Err(no_cuda())
+    }
+}
+
+impl Storage {
+    /// Applies an optimizer rule in place to `w` and its `states` (all on one device).
+    pub fn optimizer_update(
+        rule: &crate::optim::Rule,
+        args: &crate::optim::StepArgs,
+        w: &mut Storage,
+        states: &mut [&mut Storage],
+        g: &Storage,
+        rows: Option<&Storage>,
+        dim: usize,
+    ) -> Result<()> {
+        match w {
+            Storage::Cpu(wc) => {
+                let wv = wc.f32_mut("optimizer update")?;
+                let mut sv: Vec<&mut [f32]> = Vec::with_capacity(states.len());
+                for s in states.iter_mut() {
+                    match &mut **s {
+                        Storage::Cpu(c) => sv.push(c.f32_mut("optimizer state")?.as_mut_slice()),
+                        #[cfg(feature = "cuda")]
+                        other => return Err(device_err("optimizer state", Device::Cpu, other.device())),
+                    }
+                }
+                let gv = match g {
+                    Storage::Cpu(c) => c.f32("gradient")?,
+                    #[cfg(feature = "cuda")]
+                    other => return Err(device_err("gradient", Device::Cpu, other.device())),
+                };
+                let rv = match rows {
+                    None => None,
+                    Some(Storage::Cpu(c)) => Some(c.i64("gradient rows")?),
+                    #[cfg(feature = "cuda")]
+                    Some(other) => return Err(device_err("gradient rows", Device::Cpu, other.device())),
+                };
+                crate::optim::rule::apply(rule, args, wv, &mut sv, gv, rv, dim)
+            }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(wc) => crate::cuda::CudaStorage::optimizer_update(rule, args, wc, states, g, rows, dim),
+        }
     }
 }

@@ -1,0 +1,152 @@
+//! `Optimizer`: an update rule plus learning rate, weight decay, clipping and schedule.
+
+use super::rule::Rule;
+use super::scheduler::LrScheduler;
+use std::sync::Arc;
+
+/// An optimizer configuration, built like Gluon's `optimizer_params`:
+/// `Optimizer::sgd(0.02).momentum(0.9).wd(1e-4)`.
+#[derive(Clone)]
+pub struct Optimizer {
+    /// The update rule.
+    pub rule: Rule,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Weight decay (L2, or decoupled for AdamW).
+    pub wd: f32,
+    /// Per-element gradient clipping bound (`clip_gradient`), after rescaling.
+    pub clip_gradient: Option<f32>,
+    /// Optional schedule overriding `lr` each update.
+    pub scheduler: Option<Arc<dyn LrScheduler>>,
+}
+
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Optimizer({:?}, lr={}, wd={})", self.rule, self.lr, self.wd)
+    }
+}
+
+impl Optimizer {
+    fn with_rule(rule: Rule, lr: f32) -> Self {
+        Optimizer {
+            rule,
+            lr,
+            wd: 0.0,
+            clip_gradient: None,
+            scheduler: None,
+        }
+    }
+
+    /// Plain SGD (add `.momentum(m)` for momentum).
+    pub fn sgd(lr: f32) -> Self {
+        Self::with_rule(
+            Rule::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            },
+            lr,
+        )
+    }
+
+    /// Nesterov accelerated SGD (MXNet's `nag`) with momentum `m`.
+    pub fn nag(lr: f32, momentum: f32) -> Self {
+        Self::with_rule(
+            Rule::Sgd {
+                momentum,
+                nesterov: true,
+            },
+            lr,
+        )
+    }
+
+    /// Adam with Gluon's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8).
+    pub fn adam(lr: f32) -> Self {
+        Self::with_rule(
+            Rule::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                decoupled_wd: false,
+            },
+            lr,
+        )
+    }
+
+    /// AdamW: Adam with decoupled weight decay (default wd 0.01).
+    pub fn adamw(lr: f32) -> Self {
+        let mut o = Self::with_rule(
+            Rule::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                decoupled_wd: true,
+            },
+            lr,
+        );
+        o.wd = 0.01;
+        o
+    }
+
+    /// AdaGrad (ε 1e-7, Gluon's default).
+    pub fn adagrad(lr: f32) -> Self {
+        Self::with_rule(Rule::AdaGrad { epsilon: 1e-7 }, lr)
+    }
+
+    /// RMSProp (γ₁ 0.9, ε 1e-8, not centered).
+    pub fn rmsprop(lr: f32) -> Self {
+        Self::with_rule(
+            Rule::RmsProp {
+                gamma1: 0.9,
+                gamma2: 0.9,
+                epsilon: 1e-8,
+                centered: false,
+            },
+            lr,
+        )
+    }
+
+    /// FTRL-proximal (λ₁ 0.01, β 1).
+    pub fn ftrl(lr: f32) -> Self {
+        Self::with_rule(
+            Rule::Ftrl {
+                lamda1: 0.01,
+                beta: 1.0,
+            },
+            lr,
+        )
+    }
+
+    /// Sets SGD momentum (ignored by other rules).
+    pub fn momentum(mut self, m: f32) -> Self {
+        if let Rule::Sgd { momentum, .. } = &mut self.rule {
+            *momentum = m;
+        }
+        self
+    }
+
+    /// Sets weight decay.
+    pub fn wd(mut self, wd: f32) -> Self {
+        self.wd = wd;
+        self
+    }
+
+    /// Clips each gradient element to `[-c, c]` after rescaling.
+    pub fn clip_gradient(mut self, c: f32) -> Self {
+        self.clip_gradient = Some(c);
+        self
+    }
+
+    /// Uses a learning-rate schedule.
+    pub fn scheduler(mut self, s: impl LrScheduler + 'static) -> Self {
+        self.scheduler = Some(Arc::new(s));
+        self
+    }
+
+    /// The learning rate for update number `t` (1-based).
+    pub fn lr_at(&self, t: u64) -> f32 {
+        match &self.scheduler {
+            Some(s) => s.lr(t),
+            None => self.lr,
+        }
+    }
+}

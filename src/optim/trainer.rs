@@ -1,0 +1,232 @@
+//! `Trainer`: applies an optimizer to a set of parameters (Gluon's `gluon.Trainer`).
+
+use super::optimizer::Optimizer;
+use super::rule::StepArgs;
+use crate::autograd::{Grad, GradReq};
+use crate::error::{Error, Result};
+use crate::io;
+use crate::nn::ParameterDict;
+use crate::tensor::storage::Storage;
+use crate::tensor::Tensor;
+use std::path::Path;
+
+/// Updates parameters from their gradients. `step(batch_size)` rescales gradients by
+/// `1/batch_size` (gradients are sums over the batch, as Gluon's losses are per sample)
+/// and applies the optimizer; row-sparse gradients update only their rows.
+pub struct Trainer {
+    params: ParameterDict,
+    optimizer: Optimizer,
+    states: Vec<Option<Vec<Tensor>>>,
+    num_update: u64,
+    clip_global_norm: Option<f32>,
+}
+
+impl Trainer {
+    /// A trainer for `params`.
+    pub fn new(params: ParameterDict, optimizer: Optimizer) -> Trainer {
+        let n = params.len();
+        Trainer {
+            params,
+            optimizer,
+            states: vec![None; n],
+            num_update: 0,
+            clip_global_norm: None,
+        }
+    }
+
+    /// The parameters being trained.
+    pub fn params(&self) -> &ParameterDict {
+        &self.params
+    }
+
+    /// The optimizer configuration.
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    /// How many updates have been applied.
+    pub fn num_update(&self) -> u64 {
+        self.num_update
+    }
+
+    /// The learning rate the next step will use.
+    pub fn learning_rate(&self) -> f32 {
+        self.optimizer.lr_at(self.num_update + 1)
+    }
+
+    /// Sets the learning rate; an error when a scheduler controls it (as Gluon).
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        if self.optimizer.scheduler.is_some() {
+            return Err(Error::InvalidArgument(
+                "the optimizer has an LR scheduler; set_learning_rate only works without one"
+                    .into(),
+            ));
+        }
+        self.optimizer.lr = lr;
+        Ok(())
+    }
+
+    /// Rescales all gradients together so that their global L2 norm is at most `max_norm`
+    /// (Gluon's `clip_global_norm`), on every step.
+    pub fn set_clip_global_norm(&mut self, max_norm: Option<f32>) {
+        self.clip_global_norm = max_norm;
+    }
+
+    /// The global L2 norm of the current gradients (before rescaling).
+    pub fn grad_global_norm(&self) -> Result<f32> {
+        let mut sq = 0.0f64;
+        for (_, p) in self.params.iter() {
+            if let Some(g) = p.grad() {
+                sq += g
+                    .values()
+                    .to_vec_f32()?
+                    .iter()
+                    .map(|&v| (v as f64) * (v as f64))
+                    .sum::<f64>();
+            }
+        }
+        Ok(sq.sqrt() as f32)
+    }
+
+    /// One optimizer update for a batch of `batch_size` samples.
+    pub fn step(&mut self, batch_size: usize) -> Result<()> {
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument("step(batch_size) needs batch_size > 0".into()));
+        }
+        let mut rescale = 1.0 / batch_size as f32;
+        if let Some(max) = self.clip_global_norm {
+            let norm = self.grad_global_norm()? * rescale;
+            if !norm.is_finite() {
+                return Err(Error::NonFinite(format!("gradient global norm is {norm}")));
+            }
+            if norm > max {
+                rescale *= max / norm;
+            }
+        }
+        self.num_update += 1;
+        let lr = self.optimizer.lr_at(self.num_update);
+        for (i, (_, p)) in self.params.iter().enumerate() {
+            if p.grad_req() == GradReq::Null {
+                continue;
+            }
+            let Some(grad) = p.grad() else { continue };
+            let data = p.data()?;
+            if self.states[i].is_none() {
+                let n = self.optimizer.rule.num_states();
+                let s = (0..n).map(|_| data.zeros_like()).collect::<Result<Vec<_>>>()?;
+                self.states[i] = Some(s);
+            }
+            let states = self.states[i].as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
+            let args = StepArgs {
+                lr: lr * p.lr_mult(),
+                wd: self.optimizer.wd * p.wd_mult(),
+                rescale,
+                clip: self.optimizer.clip_gradient,
+                t: self.num_update,
+            };
+            let mut guards: Vec<_> = states.iter().map(|s| s.storage_mut()).collect();
+            let mut refs: Vec<&mut Storage> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut w = data.storage_mut();
+            match &grad {
+                Grad::Dense(g) => {
+                    let n = data.elem_count();
+                    Storage::optimizer_update(
+                        &self.optimizer.rule,
+                        &args,
+                        &mut w,
+                        &mut refs,
+                        &g.storage(),
+                        None,
+                        n,
+                    )?;
+                }
+                Grad::RowSparse(rs) => {
+                    let dim = data.shape().get(1).copied().unwrap_or(1);
+                    Storage::optimizer_update(
+                        &self.optimizer.rule,
+                        &args,
+                        &mut w,
+                        &mut refs,
+                        &rs.values.storage(),
+                        Some(&rs.indices.storage()),
+                        dim,
+                    )?;
+                }
+            }
+            // A written gradient is consumed by the step; accumulated ones stay until
+            // the user calls zero_grad, as with Gluon's grad_req='add'.
+            if p.grad_req() == GradReq::Write {
+                p.zero_grad();
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves optimizer state (per-parameter state tensors and the update count).
+    pub fn save_states(&self, path: impl AsRef<Path>) -> Result<()> {
+        let mut tensors = Vec::new();
+        for ((name, _), states) in self.params.iter().zip(&self.states) {
+            for (k, s) in states.iter().flatten().enumerate() {
+                tensors.push((format!("{name}.state{k}"), s.clone()));
+            }
+        }
+        let mut meta = io::Metadata::new();
+        meta.insert("num_update".into(), self.num_update.to_string());
+        meta.insert("rule".into(), self.optimizer.rule.name().into());
+        meta.insert("lr".into(), self.optimizer.lr.to_string());
+        io::save_tensors(path.as_ref(), &tensors, Some(meta))
+    }
+
+    /// Restores state written by [`Trainer::save_states`] for the same parameters and rule.
+    pub fn load_states(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let (tensors, meta) = io::load_tensors(path)?;
+        let bad = |msg: String| Error::Format {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let rule = meta.get("rule").cloned().unwrap_or_default();
+        if rule != self.optimizer.rule.name() {
+            return Err(bad(format!(
+                "trainer state is for optimizer '{rule}', this trainer uses '{}'",
+                self.optimizer.rule.name()
+            )));
+        }
+        let num_update: u64 = meta
+            .get("num_update")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("missing num_update in trainer state".into()))?;
+        let n = self.optimizer.rule.num_states();
+        let mut states = vec![None; self.params.len()];
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            let found: Vec<&Tensor> = (0..n)
+                .filter_map(|k| {
+                    let key = format!("{name}.state{k}");
+                    tensors.iter().find(|(nm, _)| *nm == key).map(|(_, t)| t)
+                })
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            if found.len() != n {
+                return Err(bad(format!("parameter '{name}' has {} of {n} states", found.len())));
+            }
+            let data = p.data()?;
+            let mut s = Vec::with_capacity(n);
+            for t in found {
+                if t.shape() != data.shape() {
+                    return Err(bad(format!(
+                        "state of '{name}' has shape {:?}, parameter {:?}",
+                        t.shape(),
+                        data.shape()
+                    )));
+                }
+                s.push(t.to_device(data.device())?);
+            }
+            states[i] = Some(s);
+        }
+        self.states = states;
+        self.num_update = num_update;
+        Ok(())
+    }
+}
