@@ -1,0 +1,138 @@
+//! Finite-difference gradient checks for every differentiable op and layer.
+
+mod common;
+use boson::loss::*;
+use boson::nn::{Block, Dense, Initializer, LayerNorm, BatchNorm, Activation};
+use boson::{Device, Tensor};
+use common::{gradcheck, rand_tensor};
+
+const EPS: f32 = 1e-2;
+const TOL: f32 = 2e-2;
+
+#[test]
+fn unary_ops() {
+    let x = rand_tensor(&[3, 4], -2.0, 2.0, 1);
+    let pos = rand_tensor(&[3, 4], 0.5, 2.0, 2);
+    gradcheck(&[x.clone()], |v| v[0].neg(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].exp(), EPS, TOL);
+    gradcheck(&[pos.clone()], |v| v[0].log(), EPS, TOL);
+    gradcheck(&[pos.clone()], |v| v[0].sqrt(), EPS, TOL);
+    gradcheck(&[pos.clone()], |v| v[0].neg()?.abs(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].square(), EPS, TOL);
+    gradcheck(&[pos.clone()], |v| v[0].relu(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].sigmoid(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].tanh(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].softrelu(), EPS, TOL);
+    gradcheck(&[pos.clone()], |v| v[0].recip(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].affine(-1.5, 0.3), EPS, TOL);
+    gradcheck(&[pos.clone()], |v| v[0].powf(2.5), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].clip(-1.0, 1.0), EPS, TOL);
+}
+
+#[test]
+fn binary_ops_with_broadcasting() {
+    let a = rand_tensor(&[3, 4], -2.0, 2.0, 3);
+    let row = rand_tensor(&[4], 0.5, 2.0, 4);
+    let col = rand_tensor(&[3, 1], 0.5, 2.0, 5);
+    gradcheck(&[a.clone(), row.clone()], |v| v[0].add(&v[1]), EPS, TOL);
+    gradcheck(&[a.clone(), col.clone()], |v| v[0].sub(&v[1]), EPS, TOL);
+    gradcheck(&[a.clone(), row.clone()], |v| v[0].mul(&v[1]), EPS, TOL);
+    gradcheck(&[a.clone(), col.clone()], |v| v[0].div(&v[1]), EPS, TOL);
+    let b = rand_tensor(&[3, 4], -2.0, 2.0, 6);
+    gradcheck(&[a.clone(), b.clone()], |v| v[0].maximum(&v[1]), EPS, TOL);
+    gradcheck(&[a.clone(), b.clone()], |v| v[0].minimum(&v[1]), EPS, TOL);
+    let base = rand_tensor(&[3, 4], 0.5, 2.0, 7);
+    gradcheck(&[base, row], |v| v[0].pow(&v[1]), EPS, TOL);
+}
+
+#[test]
+fn reductions_and_shape_ops() {
+    let x = rand_tensor(&[2, 3, 4], -2.0, 2.0, 8);
+    gradcheck(&[x.clone()], |v| v[0].sum_axis(1, false), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].sum_axes(&[0, 2], true), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].mean_all(), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].max_axis(2, false), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].reshape(&[6, 4]), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].permute(&[2, 0, 1]), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].transpose(0, 2), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].slice_axis(1, 1, 3), EPS, TOL);
+    let small = rand_tensor(&[3, 1], -1.0, 1.0, 9);
+    gradcheck(&[small], |v| v[0].broadcast_to(&[2, 3, 4]), EPS, TOL);
+    let y = rand_tensor(&[2, 2, 4], -2.0, 2.0, 10);
+    gradcheck(&[x.clone(), y], |v| Tensor::concat(&[&v[0], &v[1]], 1), EPS, TOL);
+    gradcheck(&[x.clone()], |v| v[0].softmax(2), EPS, TOL);
+    gradcheck(&[x], |v| v[0].log_softmax(1), EPS, TOL);
+}
+
+#[test]
+fn matmul_2d_batched_and_folded() {
+    let a = rand_tensor(&[3, 4], -1.0, 1.0, 11);
+    let b = rand_tensor(&[4, 5], -1.0, 1.0, 12);
+    gradcheck(&[a, b.clone()], |v| v[0].matmul(&v[1]), EPS, TOL);
+    let a3 = rand_tensor(&[2, 3, 4], -1.0, 1.0, 13);
+    let b3 = rand_tensor(&[2, 4, 5], -1.0, 1.0, 14);
+    gradcheck(&[a3.clone(), b3], |v| v[0].matmul(&v[1]), EPS, TOL);
+    gradcheck(&[a3, b], |v| v[0].matmul(&v[1]), EPS, TOL);
+}
+
+#[test]
+fn take_dense_and_sparse() {
+    let table = rand_tensor(&[6, 3], -1.0, 1.0, 15);
+    let idx = Tensor::from_vec_i64(vec![4, 1, 4, 0, 4], &[5]).unwrap();
+    let i2 = idx.clone();
+    gradcheck(&[table.clone()], move |v| v[0].take(&i2, false), EPS, TOL);
+    gradcheck(&[table], move |v| v[0].take(&idx, true), EPS, TOL);
+}
+
+#[test]
+fn layers() {
+    let x = rand_tensor(&[4, 3], -1.0, 1.0, 16);
+    let dense = Dense::new(2).activation(Activation::Tanh);
+    dense.initialize(&Initializer::xavier(3.0), Device::Cpu).unwrap();
+    dense.forward(&x).unwrap();
+    let w = dense.weight.data().unwrap();
+    let b = dense.bias.as_ref().unwrap().data().unwrap();
+    // Check the Dense math through its parameters as explicit inputs.
+    gradcheck(
+        &[x.clone(), w.copy().unwrap(), b.copy().unwrap()],
+        |v| v[0].matmul(&v[1].transpose(0, 1)?)?.add(&v[2])?.tanh(),
+        EPS,
+        TOL,
+    );
+    // And the layer itself: gradient w.r.t. its input.
+    gradcheck(&[x.clone()], |v| dense.forward(&v[0]), EPS, TOL);
+    let ln = LayerNorm::new(3);
+    ln.initialize(&Initializer::Zero, Device::Cpu).unwrap();
+    gradcheck(&[x.clone()], |v| ln.forward(&v[0]), EPS, 5e-2);
+    let bn = BatchNorm::new(3);
+    bn.initialize(&Initializer::Zero, Device::Cpu).unwrap();
+    gradcheck(&[x], |v| boson::autograd::train_mode(|| bn.forward(&v[0])), EPS, 5e-2);
+}
+
+#[test]
+fn losses() {
+    let pred = rand_tensor(&[4, 3], -1.5, 1.5, 17);
+    let target = rand_tensor(&[4, 3], -1.0, 1.0, 18);
+    let prob = rand_tensor(&[4, 3], 0.1, 0.9, 19);
+    let signed = Tensor::from_vec(vec![1., -1., 1., -1., 1., 1., -1., -1., 1., -1., 1., 1.], &[4, 3]).unwrap();
+    let t2 = target.clone();
+    gradcheck(&[pred.clone()], move |v| L2Loss::new().forward(&v[0], &t2, None), EPS, TOL);
+    let t2 = target.clone();
+    gradcheck(&[pred.clone()], move |v| L1Loss::new().forward(&v[0], &t2, None), EPS, TOL);
+    let t2 = target.clone();
+    gradcheck(&[pred.clone()], move |v| HuberLoss::new(0.5)?.forward(&v[0], &t2, None), EPS, TOL);
+    let p2 = prob.clone();
+    gradcheck(&[pred.clone()], move |v| SigmoidBinaryCrossEntropyLoss::new().forward(&v[0], &p2, None), EPS, TOL);
+    let labels = Tensor::from_vec_i64(vec![0, 2, 1, 2], &[4]).unwrap();
+    gradcheck(&[pred.clone()], move |v| SoftmaxCrossEntropyLoss::new().forward(&v[0], &labels, None), EPS, TOL);
+    let s2 = signed.clone();
+    gradcheck(&[pred.clone()], move |v| HingeLoss::new().forward(&v[0], &s2, None), EPS, TOL);
+    let s2 = signed.clone();
+    gradcheck(&[pred.clone()], move |v| LogisticLoss::new(LabelFormat::Signed).forward(&v[0], &s2, None), EPS, TOL);
+    let p2 = prob.clone();
+    gradcheck(&[pred.clone()], move |v| KLDivLoss::new().from_logits(false).forward(&v[0], &p2, None), EPS, TOL);
+    let lab = Tensor::from_vec(vec![1., -1., 1., -1.], &[4]).unwrap();
+    gradcheck(&[pred.clone(), target.clone()], move |v| CosineEmbeddingLoss::new().margin(0.1).forward(&v[0], &v[1], &lab, None), EPS, 5e-2);
+    let neg = rand_tensor(&[4, 3], -1.0, 1.0, 20);
+    gradcheck(&[pred, target, neg], |v| TripletLoss::new().forward(&v[0], &v[1], &v[2], None), EPS, TOL);
+}

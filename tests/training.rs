@@ -1,0 +1,194 @@
+//! End-to-end training checks: an MLP learns XOR, linear regression recovers its weights,
+//! row-sparse updates agree with dense ones on touched rows and leave the rest alone.
+
+mod common;
+use boson::autograd::{self, Grad};
+use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
+use boson::nn::{Activation, Block, Dense, Embedding, Initializer, Sequential};
+use boson::optim::{Optimizer, Trainer};
+use boson::{rng, Device, Tensor};
+use common::rand_vec;
+
+#[test]
+fn mlp_learns_xor() {
+    rng::seed(7);
+    let net = Sequential::new()
+        .add(Dense::new(8).activation(Activation::Tanh))
+        .add(Dense::new(2));
+    net.initialize(&Initializer::xavier(3.0), Device::Cpu).unwrap();
+    let x = Tensor::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2]).unwrap();
+    let y = Tensor::from_vec_i64(vec![0, 1, 1, 0], &[4]).unwrap();
+    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.05));
+    let loss_fn = SoftmaxCrossEntropyLoss::new();
+    for _ in 0..300 {
+        let loss = autograd::record(|| loss_fn.forward(&net.forward(&x)?, &y, None)).unwrap();
+        loss.backward().unwrap();
+        trainer.step(4).unwrap();
+    }
+    let pred = autograd::predict_mode(|| net.forward(&x)).unwrap().argmax(1).unwrap();
+    assert_eq!(pred.to_vec_i64().unwrap(), vec![0, 1, 1, 0]);
+}
+
+#[test]
+fn linear_regression_recovers_weights() {
+    rng::seed(1);
+    let true_w = [2.0f32, -3.4];
+    let true_b = 4.2f32;
+    let n = 256;
+    let xs = rand_vec(n * 2, -1.0, 1.0, 3);
+    let ys: Vec<f32> = (0..n).map(|i| true_w[0] * xs[2 * i] + true_w[1] * xs[2 * i + 1] + true_b).collect();
+    let x = Tensor::from_vec(xs, &[n, 2]).unwrap();
+    let y = Tensor::from_vec(ys, &[n]).unwrap();
+    let net = Dense::new(1);
+    net.initialize(&Initializer::Normal(0.01), Device::Cpu).unwrap();
+    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5));
+    for _ in 0..200 {
+        let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&x)?, &y, None)).unwrap();
+        loss.backward().unwrap();
+        trainer.step(n).unwrap();
+    }
+    let w = net.weight.data().unwrap().to_vec_f32().unwrap();
+    let b = net.bias.as_ref().unwrap().data().unwrap().to_scalar().unwrap();
+    approx::assert_abs_diff_eq!(w[0], true_w[0], epsilon = 1e-3);
+    approx::assert_abs_diff_eq!(w[1], true_w[1], epsilon = 1e-3);
+    approx::assert_abs_diff_eq!(b, true_b, epsilon = 1e-3);
+}
+
+/// Trains two identical embedding tables, one with sparse and one with dense gradients,
+/// and returns their values after `steps` updates of the same batches.
+fn sparse_vs_dense(opt: Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rows = 20;
+    let dim = 4;
+    let init = Tensor::from_vec(rand_vec(rows * dim, -1.0, 1.0, 5), &[rows, dim]).unwrap();
+    let sparse = Embedding::new(rows, dim);
+    let dense = Embedding::with_options(rows, dim, false, boson::tensor::DType::F32);
+    sparse.weight.set_data(&init).unwrap();
+    dense.weight.set_data(&init).unwrap();
+    let mut ts = Trainer::new(sparse.collect_params(), opt.clone());
+    let mut td = Trainer::new(dense.collect_params(), opt);
+    // Every batch touches all of rows 0..10 (so lazy and dense momentum agree there),
+    // with duplicates, and never rows 10..20.
+    for s in 0..steps {
+        let idx: Vec<i64> = (0..16).map(|i| ((i * 3 + s) % 10) as i64).collect();
+        let idx = Tensor::from_vec_i64(idx, &[16]).unwrap();
+        let target = Tensor::from_vec(rand_vec(16 * dim, -1.0, 1.0, 100 + s as u64), &[16, dim]).unwrap();
+        for (emb, tr) in [(&sparse, &mut ts), (&dense, &mut td)] {
+            let loss = autograd::record(|| L2Loss::new().forward(&emb.forward(&idx)?, &target, None)).unwrap();
+            loss.backward().unwrap();
+            let g = emb.weight.grad().unwrap();
+            assert_eq!(matches!(g, Grad::RowSparse(_)), std::ptr::eq(emb, &sparse));
+            tr.step(16).unwrap();
+        }
+    }
+    (
+        init.to_vec_f32().unwrap(),
+        sparse.weight.data().unwrap().to_vec_f32().unwrap(),
+        dense.weight.data().unwrap().to_vec_f32().unwrap(),
+    )
+}
+
+#[test]
+fn sparse_updates_match_dense_on_touched_rows_and_leave_others() {
+    for opt in [
+        Optimizer::sgd(0.1),
+        Optimizer::sgd(0.1).momentum(0.9),
+        Optimizer::adam(0.05),
+        Optimizer::adagrad(0.1),
+    ] {
+        let name = format!("{opt:?}");
+        let (init, s, d) = sparse_vs_dense(opt, 5);
+        let dim = 4;
+        for r in 0..20 {
+            let row = |v: &[f32]| v[r * dim..(r + 1) * dim].to_vec();
+            if r < 10 {
+                for (a, b) in row(&s).iter().zip(row(&d)) {
+                    approx::assert_abs_diff_eq!(*a, b, epsilon = 1e-5);
+                }
+                assert_ne!(row(&s), row(&init), "{name}: touched row {r} did not move");
+            } else {
+                assert_eq!(row(&s), row(&init), "{name}: sparse update touched row {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sparse_momentum_state_of_untouched_rows_stays_zero() {
+    // Lazy update: after a step on row 0 only, row 1 must not move on a later step that
+    // touches row 2 only (its momentum state was never created).
+    let emb = Embedding::new(3, 2);
+    emb.weight.set_data(&Tensor::from_vec(vec![1., 1., 1., 1., 1., 1.], &[3, 2]).unwrap()).unwrap();
+    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1).momentum(0.9));
+    for row in [0i64, 2] {
+        let idx = Tensor::from_vec_i64(vec![row], &[1]).unwrap();
+        let loss = autograd::record(|| emb.forward(&idx)?.sum_all()).unwrap();
+        loss.backward().unwrap();
+        tr.step(1).unwrap();
+    }
+    let w = emb.weight.data().unwrap().to_vec_f32().unwrap();
+    assert_eq!(&w[2..4], &[1.0, 1.0]);
+    approx::assert_abs_diff_eq!(w[0], 0.9, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(w[4], 0.9, epsilon = 1e-6);
+}
+
+#[test]
+fn grad_req_add_accumulates_and_null_freezes() {
+    let x = Tensor::from_vec(vec![1.0, 2.0], &[1, 2]).unwrap();
+    let net = Dense::new(1).in_units(2);
+    net.initialize(&Initializer::One, Device::Cpu).unwrap();
+    net.weight.set_grad_req(boson::autograd::GradReq::Add);
+    for _ in 0..2 {
+        autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+    }
+    let g = net.weight.grad().unwrap().to_dense().unwrap().to_vec_f32().unwrap();
+    assert_eq!(g, vec![2.0, 4.0]);
+    net.weight.zero_grad();
+    assert!(net.weight.grad().is_none());
+    net.weight.set_grad_req(boson::autograd::GradReq::Null);
+    autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+    assert!(net.weight.grad().is_none());
+    assert!(net.bias.as_ref().unwrap().grad().is_some());
+}
+
+#[test]
+fn nothing_recorded_outside_record() {
+    let x = Tensor::from_vec(vec![1.0], &[1]).unwrap().attach_grad();
+    let y = x.square().unwrap();
+    assert!(y.backward().is_err());
+    let z = autograd::record(|| autograd::pause(|| x.square())).unwrap();
+    assert!(z.backward().is_err());
+    let d = autograd::record(|| x.square().map(|t| t.detach())).unwrap();
+    assert!(d.backward().is_err());
+}
+
+#[test]
+fn schedulers_follow_gluon_formulas() {
+    use boson::optim::*;
+    let f = FactorScheduler::new(2, 0.5, 1.0);
+    assert_eq!([f.lr(1), f.lr(2), f.lr(3), f.lr(5)], [1.0, 1.0, 0.5, 0.25]);
+    let m = MultiFactorScheduler { steps: vec![2, 4], factor: 0.1, base_lr: 1.0, warmup: Warmup::default() };
+    approx::assert_abs_diff_eq!(m.lr(3), 0.1, epsilon = 1e-7);
+    approx::assert_abs_diff_eq!(m.lr(5), 0.01, epsilon = 1e-7);
+    let c = CosineScheduler { max_update: 10, base_lr: 1.0, final_lr: 0.0, warmup: Warmup { steps: 2, begin_lr: 0.0, linear: true } };
+    approx::assert_abs_diff_eq!(c.lr(1), 0.5, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(c.lr(6), 0.5, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(c.lr(10), 0.0, epsilon = 1e-6);
+    let p = PolyScheduler { max_update: 10, base_lr: 1.0, pwr: 2.0, final_lr: 0.0, warmup: Warmup::default() };
+    approx::assert_abs_diff_eq!(p.lr(5), 0.25, epsilon = 1e-6);
+    let mut t = Trainer::new(Dense::new(1).collect_params(), Optimizer::sgd(0.1).scheduler(f));
+    assert!(t.set_learning_rate(0.2).is_err());
+}
+
+#[test]
+fn clip_global_norm_scales_the_step() {
+    let net = Dense::new(1).in_units(2).use_bias(false);
+    net.initialize(&Initializer::Zero, Device::Cpu).unwrap();
+    let x = Tensor::from_vec(vec![3.0, 4.0], &[1, 2]).unwrap();
+    autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+    let mut t = Trainer::new(net.collect_params(), Optimizer::sgd(1.0));
+    t.set_clip_global_norm(Some(1.0));
+    t.step(1).unwrap();
+    let w = net.weight.data().unwrap().to_vec_f32().unwrap();
+    approx::assert_abs_diff_eq!(w[0], -0.6, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(w[1], -0.8, epsilon = 1e-6);
+}
