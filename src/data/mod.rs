@@ -30,4 +30,4 @@ pub use dataset::{Dataset, MapFirst, Slice, Subset, Transform, TransformFirst};
 pub use loader::{DataLoader, DataLoaderBuilder, Epoch, DEFAULT_SEED};
 pub use sampler::{FilterSampler, RandomSampler, Sampler, SequentialSampler};
 
-pub(crate) use sampler::{rng_for, splitmix64};
+pub(crate) use sampler::rng_for;
