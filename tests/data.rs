@@ -98,8 +98,7 @@ fn batch_sampler_len_follows_gluon_per_mode() {
     for (n, bs) in [(0usize, 3usize), (1, 3), (3, 3), (7, 3), (8, 4), (9, 4)] {
         let keep = BatchSampler::new(SequentialSampler::new(n), bs, LastBatch::Keep).unwrap();
         assert_eq!(keep.len(), n.div_ceil(bs));
-        let discard =
-            BatchSampler::new(SequentialSampler::new(n), bs, LastBatch::Discard).unwrap();
+        let discard = BatchSampler::new(SequentialSampler::new(n), bs, LastBatch::Discard).unwrap();
         assert_eq!(discard.len(), n / bs);
         let mut roll =
             BatchSampler::new(SequentialSampler::new(n), bs, LastBatch::Rollover).unwrap();
@@ -116,7 +115,10 @@ fn batch_sampler_len_follows_gluon_per_mode() {
 
 #[test]
 fn last_batch_parses_gluon_spelling() {
-    assert_eq!("rollover".parse::<LastBatch>().unwrap(), LastBatch::Rollover);
+    assert_eq!(
+        "rollover".parse::<LastBatch>().unwrap(),
+        LastBatch::Rollover
+    );
     assert_eq!("keep".parse::<LastBatch>().unwrap(), LastBatch::Keep);
     assert!("roll".parse::<LastBatch>().is_err());
 }
@@ -140,7 +142,11 @@ fn shuffle_is_deterministic_by_seed_and_differs_by_epoch() {
     for e in [a0, a1] {
         let mut all = e.concat();
         all.sort();
-        assert_eq!(all, (0..50).collect::<Vec<_>>(), "each epoch is a permutation");
+        assert_eq!(
+            all,
+            (0..50).collect::<Vec<_>>(),
+            "each epoch is a permutation"
+        );
     }
 }
 
@@ -186,7 +192,10 @@ fn run_triples(workers: usize, last: LastBatch, epochs: usize) -> Vec<Vec<Flat>>
 fn batches_are_identical_for_0_1_and_3_workers() {
     for last in [LastBatch::Keep, LastBatch::Discard, LastBatch::Rollover] {
         let serial = run_triples(0, last, 3);
-        assert_eq!(serial[0].len(), if last == LastBatch::Keep { 16 } else { 15 });
+        assert_eq!(
+            serial[0].len(),
+            if last == LastBatch::Keep { 16 } else { 15 }
+        );
         assert_eq!(run_triples(1, last, 3), serial, "{last}: 1 worker");
         assert_eq!(run_triples(3, last, 3), serial, "{last}: 3 workers");
     }
@@ -195,11 +204,17 @@ fn batches_are_identical_for_0_1_and_3_workers() {
 #[test]
 fn triple_batches_hold_the_right_rows() {
     let ds = triples(10);
-    let l = DataLoader::builder(ds.clone()).batch_size(4).build().unwrap();
+    let l = DataLoader::builder(ds.clone())
+        .batch_size(4)
+        .build()
+        .unwrap();
     let (u, i, r) = l.iter().nth(2).unwrap().unwrap();
     assert_eq!(u.shape(), &[2]);
     assert_eq!(u.to_vec_i64().unwrap(), vec![8, 9]);
-    assert_eq!(i.to_vec_i64().unwrap(), vec![ds.get(8).unwrap().1, ds.get(9).unwrap().1]);
+    assert_eq!(
+        i.to_vec_i64().unwrap(),
+        vec![ds.get(8).unwrap().1, ds.get(9).unwrap().1]
+    );
     assert_eq!(r.to_vec_f32().unwrap(), vec![4.0, 5.0]);
 }
 
@@ -238,7 +253,10 @@ fn dataset_smaller_than_one_batch() {
 fn invalid_options_are_errors() {
     let bs = || BatchSampler::new(SequentialSampler::new(4), 2, LastBatch::Keep).unwrap();
     let cases: Vec<(&str, Result<DataLoader<SimpleDataset<i64>>>)> = vec![
-        ("batch_size 0", DataLoader::builder(indices(4)).batch_size(0).build()),
+        (
+            "batch_size 0",
+            DataLoader::builder(indices(4)).batch_size(0).build(),
+        ),
         ("no batch_size", DataLoader::builder(indices(4)).build()),
         (
             "shuffle + sampler",
@@ -289,12 +307,19 @@ fn invalid_options_are_errors() {
 #[test]
 fn batch_sampler_and_sampler_options_are_used() {
     let bs = BatchSampler::new(SequentialSampler::with_start(4, 2), 3, LastBatch::Keep).unwrap();
-    let l = DataLoader::builder(indices(10)).batch_sampler(bs).build().unwrap();
+    let l = DataLoader::builder(indices(10))
+        .batch_sampler(bs)
+        .build()
+        .unwrap();
     assert_eq!(epoch(&l), vec![vec![2, 3, 4], vec![5]]);
 
     let ds = indices(10);
     let odd = FilterSampler::new(&ds, |x| x % 2 == 1).unwrap();
-    let l = DataLoader::builder(ds).batch_size(2).sampler(odd).build().unwrap();
+    let l = DataLoader::builder(ds)
+        .batch_size(2)
+        .sampler(odd)
+        .build()
+        .unwrap();
     assert_eq!(epoch(&l), vec![vec![1, 3], vec![5, 7], vec![9]]);
 }
 
@@ -341,7 +366,10 @@ fn worker_errors_and_panics_surface_as_err_items_and_the_epoch_goes_on() {
         let err1 = results[1].as_ref().unwrap_err();
         assert!(err1.contains("cannot read sample 13"), "{err1}");
         let err3 = results[3].as_ref().unwrap_err();
-        assert!(err3.contains("panic") && err3.contains("sample 27"), "{err3}");
+        assert!(
+            err3.contains("panic") && err3.contains("sample 27"),
+            "{err3}"
+        );
         outcomes.push(results);
         // The loader still works for the next epoch.
         assert_eq!(l.iter().count(), 5);
@@ -365,7 +393,11 @@ fn a_panicking_batchify_is_an_err_item() {
         .unwrap();
     let out: Vec<_> = l.iter().collect();
     assert_eq!(out[0].as_ref().unwrap(), &3);
-    assert!(out[1].as_ref().unwrap_err().to_string().contains("batchify broke"));
+    assert!(out[1]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .contains("batchify broke"));
 }
 
 #[test]
@@ -414,13 +446,19 @@ fn array_dataset_checks_lengths_and_bounds() {
         Err(Error::Data(_))
     ));
     let single = ArrayDataset::new(vec![1.5f32, 2.5]).unwrap();
-    assert_eq!(single.get(1).unwrap(), 2.5, "a single column is not wrapped");
+    assert_eq!(
+        single.get(1).unwrap(),
+        2.5,
+        "a single column is not wrapped"
+    );
     assert!(matches!(single.get(2), Err(Error::IndexOutOfRange { .. })));
 }
 
 #[test]
 fn shard_sizes_and_contents() {
-    let sizes: Vec<usize> = (0..3).map(|i| indices(10).shard(3, i).unwrap().len()).collect();
+    let sizes: Vec<usize> = (0..3)
+        .map(|i| indices(10).shard(3, i).unwrap().len())
+        .collect();
     assert_eq!(sizes, vec![4, 3, 3]);
     let mut all = Vec::new();
     for i in 0..3 {
@@ -428,7 +466,11 @@ fn shard_sizes_and_contents() {
         all.extend((0..s.len()).map(|j| s.get(j).unwrap()));
         assert!(s.get(s.len()).is_err());
     }
-    assert_eq!(all, (0..10).collect::<Vec<_>>(), "shards are contiguous and cover all");
+    assert_eq!(
+        all,
+        (0..10).collect::<Vec<_>>(),
+        "shards are contiguous and cover all"
+    );
     assert_eq!(indices(2).shard(4, 3).unwrap().len(), 0);
     assert!(indices(10).shard(3, 3).is_err());
     assert!(indices(10).shard(0, 0).is_err());
@@ -462,7 +504,11 @@ fn filter_take_and_sample() {
             x % 2 == 0
         })
         .unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 10, "the predicate runs eagerly");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        10,
+        "the predicate runs eagerly"
+    );
     assert_eq!(evens.indices(), &[0, 2, 4, 6, 8]);
     assert_eq!(evens.get(2).unwrap(), 4);
     assert!(evens.get(5).is_err());
@@ -472,9 +518,13 @@ fn filter_take_and_sample() {
     assert!(first.get(3).is_err());
     assert_eq!(indices(10).take(100).len(), 10);
 
-    let sampled = indices(5).sample(&SequentialSampler::with_start(2, 3)).unwrap();
+    let sampled = indices(5)
+        .sample(&SequentialSampler::with_start(2, 3))
+        .unwrap();
     assert_eq!(sampled.get(1).unwrap(), 4);
-    assert!(indices(4).sample(&SequentialSampler::with_start(2, 3)).is_err());
+    assert!(indices(4)
+        .sample(&SequentialSampler::with_start(2, 3))
+        .is_err());
 }
 
 #[test]

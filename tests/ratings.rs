@@ -42,7 +42,14 @@ fn amazon_fixture() -> String {
 
 fn rows(r: &Ratings) -> Vec<(String, String, f32, Option<i64>)> {
     r.iter()
-        .map(|x| (x.user.to_string(), x.item.to_string(), x.rating, x.timestamp))
+        .map(|x| {
+            (
+                x.user.to_string(),
+                x.item.to_string(),
+                x.rating,
+                x.timestamp,
+            )
+        })
         .collect()
 }
 
@@ -90,8 +97,7 @@ fn amazon_header_must_have_the_named_columns() {
     let dir = tempfile::tempdir().unwrap();
     let text = amazon_fixture().replacen("customer_id", "customer", 1);
     let path = write(dir.path(), "bad_header.tsv", text.as_bytes());
-    let err = read_ratings(&path, &DelimitedFormat::amazon_reviews(), OnBadLine::Skip)
-        .unwrap_err();
+    let err = read_ratings(&path, &DelimitedFormat::amazon_reviews(), OnBadLine::Skip).unwrap_err();
     assert!(matches!(err, Error::Format { .. }));
     assert!(err.to_string().contains("customer_id"), "{err}");
     let empty = write(dir.path(), "empty.tsv", b"");
@@ -105,8 +111,16 @@ fn movielens_formats() {
         ("196".to_string(), "242".to_string(), 3.0, Some(881_250_949)),
         ("186".to_string(), "302".to_string(), 3.0, Some(891_717_742)),
     ];
-    let udata = write(dir.path(), "u.data", b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n");
-    let dat = write(dir.path(), "ratings.dat", b"196::242::3::881250949\r\n186::302::3::891717742\r\n");
+    let udata = write(
+        dir.path(),
+        "u.data",
+        b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n",
+    );
+    let dat = write(
+        dir.path(),
+        "ratings.dat",
+        b"196::242::3::881250949\r\n186::302::3::891717742\r\n",
+    );
     let csv = write(
         dir.path(),
         "ratings.csv",
@@ -121,29 +135,55 @@ fn movielens_formats() {
     assert_eq!(c.ratings()[2], 0.5, "half stars are valid in ratings.csv");
     // 0.5 is out of range for the 1..5 formats.
     let half = write(dir.path(), "half.data", b"1\t1\t0.5\t5\n");
-    let (_, report) = read_ratings(&half, &DelimitedFormat::movielens_100k(), OnBadLine::Skip).unwrap();
-    assert_eq!(report.skipped.get(&BadLineReason::RatingOutOfRange), Some(&1));
+    let (_, report) =
+        read_ratings(&half, &DelimitedFormat::movielens_100k(), OnBadLine::Skip).unwrap();
+    assert_eq!(
+        report.skipped.get(&BadLineReason::RatingOutOfRange),
+        Some(&1)
+    );
 }
 
 #[test]
 fn generic_delimited_by_number_and_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let numbered = write(dir.path(), "n.txt", b"x|alice|book|4.5\ny|bob|pen|2\n");
-    let format = DelimitedFormat::new("|", false, Column::Index(1), Column::Index(2), Column::Index(3));
+    let format = DelimitedFormat::new(
+        "|",
+        false,
+        Column::Index(1),
+        Column::Index(2),
+        Column::Index(3),
+    );
     let (r, _) = read_ratings(&numbered, &format, OnBadLine::Fail).unwrap();
     assert_eq!(r.get(0).unwrap().user, "alice");
     assert_eq!(r.ratings(), &[4.5, 2.0]);
     assert_eq!(r.timestamps(), None);
 
-    let named = write(dir.path(), "named.csv", b"when;score;who;what\n10;4;alice;book\n20;1;bob;pen\n");
+    let named = write(
+        dir.path(),
+        "named.csv",
+        b"when;score;who;what\n10;4;alice;book\n20;1;bob;pen\n",
+    );
     let format = DelimitedFormat {
         timestamp: Some((Column::name("when"), TimestampKind::UnixSeconds)),
-        ..DelimitedFormat::new(";", true, Column::name("who"), Column::name("what"), Column::name("score"))
+        ..DelimitedFormat::new(
+            ";",
+            true,
+            Column::name("who"),
+            Column::name("what"),
+            Column::name("score"),
+        )
     };
     let (r, _) = read_ratings(&named, &format, OnBadLine::Fail).unwrap();
     assert_eq!(rows(&r)[1], ("bob".into(), "pen".into(), 1.0, Some(20)));
 
-    let no_header = DelimitedFormat::new(";", false, Column::name("who"), Column::Index(1), Column::Index(2));
+    let no_header = DelimitedFormat::new(
+        ";",
+        false,
+        Column::name("who"),
+        Column::Index(1),
+        Column::Index(2),
+    );
     assert!(read_ratings(&named, &no_header, OnBadLine::Skip).is_err());
 }
 
@@ -164,7 +204,8 @@ fn bad_lines_fixture(dir: &Path) -> PathBuf {
 fn bad_lines_are_counted_by_reason_when_lenient() {
     let dir = tempfile::tempdir().unwrap();
     let path = bad_lines_fixture(dir.path());
-    let (r, report) = read_ratings(&path, &DelimitedFormat::amazon_reviews(), OnBadLine::Skip).unwrap();
+    let (r, report) =
+        read_ratings(&path, &DelimitedFormat::amazon_reviews(), OnBadLine::Skip).unwrap();
     assert_eq!(r.len(), 2);
     assert_eq!(report.lines, 7);
     assert_eq!(report.kept, 2);
@@ -192,7 +233,10 @@ fn bad_lines_fail_with_file_line_and_reason_when_strict() {
         panic!("expected a format error, got {err}");
     };
     assert_eq!(p, &path);
-    assert!(msg.contains("line 3") && msg.contains("wrong field count"), "{msg}");
+    assert!(
+        msg.contains("line 3") && msg.contains("wrong field count"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -200,15 +244,23 @@ fn a_file_that_ends_mid_line() {
     let dir = tempfile::tempdir().unwrap();
     // Last line complete but without a newline: kept.
     let whole = write(dir.path(), "whole.data", b"1\t10\t4\t100\n2\t20\t5\t200");
-    let (r, report) = read_ratings(&whole, &DelimitedFormat::movielens_100k(), OnBadLine::Fail).unwrap();
+    let (r, report) =
+        read_ratings(&whole, &DelimitedFormat::movielens_100k(), OnBadLine::Fail).unwrap();
     assert_eq!((r.len(), report.total_skipped()), (2, 0));
     // Cut inside the fields: counted as a truncated last line, or an error when strict.
     let cut = write(dir.path(), "cut.data", b"1\t10\t4\t100\n2\t20");
-    let (r, report) = read_ratings(&cut, &DelimitedFormat::movielens_100k(), OnBadLine::Skip).unwrap();
+    let (r, report) =
+        read_ratings(&cut, &DelimitedFormat::movielens_100k(), OnBadLine::Skip).unwrap();
     assert_eq!(r.len(), 1);
-    assert_eq!(report.skipped.get(&BadLineReason::TruncatedLastLine), Some(&1));
+    assert_eq!(
+        report.skipped.get(&BadLineReason::TruncatedLastLine),
+        Some(&1)
+    );
     let err = read_ratings(&cut, &DelimitedFormat::movielens_100k(), OnBadLine::Fail).unwrap_err();
-    assert!(err.to_string().contains("line 2: truncated last line"), "{err}");
+    assert!(
+        err.to_string().contains("line 2: truncated last line"),
+        "{err}"
+    );
 }
 
 fn table(rows: &[(&str, &str, f32, i64)]) -> Ratings {
@@ -323,7 +375,12 @@ fn leave_last_out_without_timestamps_uses_file_order() {
     let indexed = r.to_indexed();
     let split = indexed.leave_last_out().unwrap();
     let items: Vec<&str> = (0..split.test.len())
-        .map(|k| indexed.items().id_of(split.test.get(k).unwrap().1 as usize).unwrap())
+        .map(|k| {
+            indexed
+                .items()
+                .id_of(split.test.get(k).unwrap().1 as usize)
+                .unwrap()
+        })
         .collect();
     assert_eq!(items, vec!["z", "y"]);
 }
@@ -350,7 +407,10 @@ fn filter_index_split_invariants_on_generated_data() {
     for (k, rec) in kept.iter().enumerate() {
         let u = indexed.users().index_of(rec.user).unwrap() as i64;
         assert_eq!(u, indexed.user_indices()[k]);
-        assert_eq!(indexed.items().id_of(indexed.item_indices()[k] as usize), Some(rec.item));
+        assert_eq!(
+            indexed.items().id_of(indexed.item_indices()[k] as usize),
+            Some(rec.item)
+        );
     }
     // The latest timestamp of each user, from the table itself.
     let mut latest: HashMap<&str, i64> = HashMap::new();
@@ -374,9 +434,16 @@ fn filter_index_split_invariants_on_generated_data() {
                 && rec.rating == x
                 && rec.timestamp == Some(latest[user_id])
         });
-        assert!(matches_latest, "user {user_id}: held-out rating is not the latest");
+        assert!(
+            matches_latest,
+            "user {user_id}: held-out rating is not the latest"
+        );
     }
-    assert_eq!(split.test.len(), indexed.users().len(), "filtered users have >= 2 ratings");
+    assert_eq!(
+        split.test.len(),
+        indexed.users().len(),
+        "filtered users have >= 2 ratings"
+    );
 
     let a = indexed.random_split(0.1, 3).unwrap();
     let b = indexed.random_split(0.1, 3).unwrap();
@@ -384,7 +451,11 @@ fn filter_index_split_invariants_on_generated_data() {
     assert_eq!(a.test.len(), (kept.len() as f64 * 0.1).round() as usize);
     assert_eq!(a.train.len() + a.test.len(), kept.len());
     assert_eq!(a.test.columns(), b.test.columns(), "same seed, same split");
-    assert_ne!(a.test.columns(), c.test.columns(), "another seed, another split");
+    assert_ne!(
+        a.test.columns(),
+        c.test.columns(),
+        "another seed, another split"
+    );
     let mut all: Vec<(i64, i64, u32)> = Vec::new();
     for ds in [&a.train, &a.test] {
         for k in 0..ds.len() {
@@ -393,7 +464,13 @@ fn filter_index_split_invariants_on_generated_data() {
         }
     }
     let mut original: Vec<(i64, i64, u32)> = (0..indexed.len())
-        .map(|k| (indexed.user_indices()[k], indexed.item_indices()[k], indexed.ratings()[k].to_bits()))
+        .map(|k| {
+            (
+                indexed.user_indices()[k],
+                indexed.item_indices()[k],
+                indexed.ratings()[k].to_bits(),
+            )
+        })
         .collect();
     all.sort_unstable();
     original.sort_unstable();
@@ -419,17 +496,22 @@ fn generated_file_reads_back_as_the_in_memory_ratings() {
     assert_eq!(first[6], "Digital_Video_Download");
     assert!(!dir.path().join("synthetic.tsv.partial").exists());
 
-    let (read, report) = read_ratings(&path, &DelimitedFormat::amazon_reviews(), OnBadLine::Fail).unwrap();
+    let (read, report) =
+        read_ratings(&path, &DelimitedFormat::amazon_reviews(), OnBadLine::Fail).unwrap();
     assert_eq!(report.kept, 2_000);
     assert_eq!(read, generate_ratings(&config).unwrap());
     let times = read.timestamps().unwrap();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "dates never decrease");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "dates never decrease"
+    );
     assert!(times[times.len() - 1] - times[0] > 3000 * DAY);
 
     let gz = dir.path().join("synthetic.tsv.gz");
     write_synthetic_amazon_tsv(&config, &gz).unwrap();
     assert_eq!(&std::fs::read(&gz).unwrap()[..2], &[0x1f, 0x8b]);
-    let (read_gz, _) = read_ratings(&gz, &DelimitedFormat::amazon_reviews(), OnBadLine::Fail).unwrap();
+    let (read_gz, _) =
+        read_ratings(&gz, &DelimitedFormat::amazon_reviews(), OnBadLine::Fail).unwrap();
     assert_eq!(read_gz, read);
     let other_seed = SyntheticConfig { seed: 10, ..config };
     assert_ne!(generate_ratings(&other_seed).unwrap(), read);
@@ -450,10 +532,14 @@ fn generated_ratings_carry_signal_beyond_the_global_mean() {
             sum[keys[k] as usize] += tr[k] - base(k);
             count[keys[k] as usize] += 1.0;
         }
-        (0..n).map(|j| sum[j] / (count[j] + 5.0)).collect::<Vec<f32>>()
+        (0..n)
+            .map(|j| sum[j] / (count[j] + 5.0))
+            .collect::<Vec<f32>>()
     };
     let item_bias = fit(ti, indexed.items().len(), &|_| mean);
-    let user_bias = fit(tu, indexed.users().len(), &|k| mean + item_bias[ti[k] as usize]);
+    let user_bias = fit(tu, indexed.users().len(), &|k| {
+        mean + item_bias[ti[k] as usize]
+    });
     let (vu, vi, vr) = split.test.columns();
     let rmse = |pred: &dyn Fn(usize) -> f32| {
         let se: f32 = (0..vr.len()).map(|k| (pred(k) - vr[k]).powi(2)).sum();
@@ -463,6 +549,12 @@ fn generated_ratings_carry_signal_beyond_the_global_mean() {
     let biased = rmse(&|k| mean + user_bias[vu[k] as usize] + item_bias[vi[k] as usize]);
     assert!(global > 0.8, "ratings must vary: global-mean RMSE {global}");
     eprintln!("global-mean RMSE {global}, bias baseline RMSE {biased}");
-    assert!(biased < 0.9 * global, "bias baseline {biased} vs global mean {global}");
-    assert!(ratings.ratings().iter().all(|&x| [1.0, 2.0, 3.0, 4.0, 5.0].contains(&x)));
+    assert!(
+        biased < 0.9 * global,
+        "bias baseline {biased} vs global mean {global}"
+    );
+    assert!(ratings
+        .ratings()
+        .iter()
+        .all(|&x| [1.0, 2.0, 3.0, 4.0, 5.0].contains(&x)));
 }

@@ -116,7 +116,9 @@ pub trait Dataset: Send + Sync {
         Self: Sized,
     {
         if num_shards == 0 {
-            return Err(Error::InvalidArgument("shard: num_shards must be > 0".into()));
+            return Err(Error::InvalidArgument(
+                "shard: num_shards must be > 0".into(),
+            ));
         }
         if index >= num_shards {
             return Err(Error::InvalidArgument(format!(

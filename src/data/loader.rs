@@ -434,12 +434,7 @@ fn run_worker<D, F>(
 
 /// Reads and batchifies one batch; a panic in user code becomes an `Err`, so it reaches
 /// the caller the same way from a worker thread or from the caller's own thread.
-fn load_batch<D, F>(
-    dataset: &D,
-    batchify: &F,
-    indices: &[usize],
-    number: usize,
-) -> Result<F::Batch>
+fn load_batch<D, F>(dataset: &D, batchify: &F, indices: &[usize], number: usize) -> Result<F::Batch>
 where
     D: Dataset + ?Sized,
     F: Batchify<D::Item> + ?Sized,

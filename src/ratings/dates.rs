@@ -70,7 +70,10 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
-        assert_eq!(parse_date("2016-02-29").map(|s| s / SECONDS_PER_DAY), Some(16_860));
+        assert_eq!(
+            parse_date("2016-02-29").map(|s| s / SECONDS_PER_DAY),
+            Some(16_860)
+        );
         assert_eq!(parse_date("2015-02-29"), None);
         assert_eq!(parse_date("2015-13-01"), None);
         assert_eq!(parse_date("2015/01/01"), None);

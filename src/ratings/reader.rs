@@ -333,9 +333,9 @@ pub fn read_ratings_from(
     // Ok(Some(ended_with_newline)) otherwise.
     let mut next_line = |buf: &mut Vec<u8>, line_number: &mut u64| -> Result<Option<bool>> {
         buf.clear();
-        let n = reader.read_until(b'\n', buf).map_err(|e| {
-            format_error(format!("read failed after line {line_number}: {e}"))
-        })?;
+        let n = reader
+            .read_until(b'\n', buf)
+            .map_err(|e| format_error(format!("read failed after line {line_number}: {e}")))?;
         if n == 0 {
             return Ok(None);
         }
@@ -459,11 +459,10 @@ impl Layout {
         let position = |column: &Column| -> std::result::Result<usize, String> {
             match (column, header) {
                 (Column::Index(i), _) => Ok(*i),
-                (Column::Name(name), Some(header)) => {
-                    header.iter().position(|h| h == name).ok_or_else(|| {
-                        format!("header has no column {name:?} (columns: {header:?})")
-                    })
-                }
+                (Column::Name(name), Some(header)) => header
+                    .iter()
+                    .position(|h| h == name)
+                    .ok_or_else(|| format!("header has no column {name:?} (columns: {header:?})")),
                 (Column::Name(name), None) => Err(format!(
                     "column {name:?} is named but the format has no header"
                 )),
@@ -531,7 +530,10 @@ impl Layout {
         let user = text(self.user, "user")?;
         let item = text(self.item, "item")?;
         if user.is_empty() || item.is_empty() {
-            return Err((BadLineReason::EmptyId, format!("user {user:?}, item {item:?}")));
+            return Err((
+                BadLineReason::EmptyId,
+                format!("user {user:?}, item {item:?}"),
+            ));
         }
         let rating_text = text(self.rating, "rating")?;
         let rating: f32 = match rating_text.parse::<f32>() {

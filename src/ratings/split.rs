@@ -40,8 +40,8 @@ impl IndexedRatings {
         let mut latest: Vec<Option<usize>> = vec![None; users];
         let mut count = vec![0usize; users];
         for (row, &u) in self.user_indices().iter().enumerate() {
-            let u = usize::try_from(u)
-                .map_err(|_| Error::Data(format!("negative user index {u}")))?;
+            let u =
+                usize::try_from(u).map_err(|_| Error::Data(format!("negative user index {u}")))?;
             count[u] += 1;
             let later = match (latest[u], self.timestamps()) {
                 (None, _) => true,

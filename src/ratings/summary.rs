@@ -184,7 +184,12 @@ impl fmt::Display for Summary {
             };
             let share = bin.count as f64 / self.ratings.max(1) as f64;
             let bar = "#".repeat((share * 40.0).round() as usize);
-            writeln!(f, "{label:<11} {:>9} {:>6.1}%  {bar}", bin.count, share * 100.0)?;
+            writeln!(
+                f,
+                "{label:<11} {:>9} {:>6.1}%  {bar}",
+                bin.count,
+                share * 100.0
+            )?;
         }
         writeln!(
             f,

@@ -66,7 +66,13 @@ const INTERACTION_STD: f32 = 0.8;
 const FIRST_DAY: (i64, u32, u32) = (2005, 1, 1);
 const SPAN_DAYS: i64 = 3_850;
 
-const HEADLINES: [&str; 5] = ["One Star", "Two Stars", "Three Stars", "Four Stars", "Five Stars"];
+const HEADLINES: [&str; 5] = [
+    "One Star",
+    "Two Stars",
+    "Three Stars",
+    "Four Stars",
+    "Five Stars",
+];
 
 /// The Amazon `customer_id` of synthetic user `u`.
 pub fn synthetic_user_id(u: usize) -> String {

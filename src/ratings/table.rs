@@ -118,7 +118,13 @@ impl Ratings {
     }
 
     /// Appends a rating. A timestamp must be given exactly when the table has them.
-    pub fn push(&mut self, user: &str, item: &str, rating: f32, timestamp: Option<i64>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        user: &str,
+        item: &str,
+        rating: f32,
+        timestamp: Option<i64>,
+    ) -> Result<()> {
         match (&mut self.timestamp, timestamp) {
             (Some(times), Some(t)) => times.push(t),
             (None, None) => {}
@@ -220,10 +226,10 @@ impl Ratings {
         let mut item_map: Vec<Option<u32>> = vec![None; self.items.len()];
         for row in (0..self.len()).filter(|&r| keep.get(r).copied().unwrap_or(false)) {
             let (u, i) = (self.user[row] as usize, self.item[row] as usize);
-            let new_u = *user_map[u]
-                .get_or_insert_with(|| out.users.insert(&self.users.ids()[u]) as u32);
-            let new_i = *item_map[i]
-                .get_or_insert_with(|| out.items.insert(&self.items.ids()[i]) as u32);
+            let new_u =
+                *user_map[u].get_or_insert_with(|| out.users.insert(&self.users.ids()[u]) as u32);
+            let new_i =
+                *item_map[i].get_or_insert_with(|| out.items.insert(&self.items.ids()[i]) as u32);
             out.user.push(new_u);
             out.item.push(new_i);
             out.rating.push(self.rating[row]);
