@@ -65,7 +65,8 @@ impl Sampler for SequentialSampler {
         self.length
     }
     fn indices(&self, _epoch: u64) -> Vec<usize> {
-        (self.start..self.start + self.length).collect()
+        // Saturating: an absurd start must not overflow (it yields fewer indices).
+        (self.start..self.start.saturating_add(self.length)).collect()
     }
 }
 
