@@ -1,12 +1,14 @@
 //! boson: a Gluon-style deep learning library for Rust.
 
 pub mod autograd;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod io;
 pub mod loss;
 pub mod nn;
 pub mod optim;
+pub mod ratings;
 pub mod rng;
 pub mod tensor;
 

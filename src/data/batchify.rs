@@ -1,0 +1,153 @@
+//! Turning a list of samples into one batch: the [`Stack`] trait (default) and
+//! [`Batchify`] (anything that can batch, closures included).
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Sample types the default batchify knows how to stack into tensors.
+///
+/// * `f32` → f32 tensor `[B]`; `i64` → i64 tensor `[B]`;
+/// * `Vec<f32>` of length `d` → f32 tensor `[B, d]` (different lengths are an error);
+/// * tuples of 2 to 4 of those → the tuple of the stacked fields.
+///
+/// ```
+/// use boson::data::Stack;
+///
+/// let (users, items, ratings) =
+///     <(i64, i64, f32)>::stack(vec![(0, 5, 4.0), (1, 6, 3.0)])?;
+/// assert_eq!(users.shape(), &[2]);
+/// assert_eq!(items.to_vec_i64()?, vec![5, 6]);
+/// assert_eq!(ratings.to_vec_f32()?, vec![4.0, 3.0]);
+/// # Ok::<(), boson::error::Error>(())
+/// ```
+pub trait Stack: Sized {
+    /// What a stacked batch of these is.
+    type Batch: Send;
+    /// Stacks `items` along a new first axis.
+    fn stack(items: Vec<Self>) -> Result<Self::Batch>;
+}
+
+impl Stack for f32 {
+    type Batch = Tensor;
+    fn stack(items: Vec<f32>) -> Result<Tensor> {
+        let n = items.len();
+        Tensor::from_vec(items, &[n])
+    }
+}
+
+impl Stack for i64 {
+    type Batch = Tensor;
+    fn stack(items: Vec<i64>) -> Result<Tensor> {
+        let n = items.len();
+        Tensor::from_vec_i64(items, &[n])
+    }
+}
+
+impl Stack for Vec<f32> {
+    type Batch = Tensor;
+    fn stack(items: Vec<Vec<f32>>) -> Result<Tensor> {
+        let width = items.first().map_or(0, Vec::len);
+        let mut flat = Vec::with_capacity(items.len() * width);
+        for (i, item) in items.iter().enumerate() {
+            if item.len() != width {
+                return Err(Error::Data(format!(
+                    "batchify: ragged batch, sample 0 has {width} values but sample {i} has {}",
+                    item.len()
+                )));
+            }
+            flat.extend_from_slice(item);
+        }
+        Tensor::from_vec(flat, &[items.len(), width])
+    }
+}
+
+impl<A: Stack, B: Stack> Stack for (A, B) {
+    type Batch = (A::Batch, B::Batch);
+    fn stack(items: Vec<(A, B)>) -> Result<Self::Batch> {
+        let n = items.len();
+        let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (x, y) in items {
+            a.push(x);
+            b.push(y);
+        }
+        Ok((A::stack(a)?, B::stack(b)?))
+    }
+}
+
+impl<A: Stack, B: Stack, C: Stack> Stack for (A, B, C) {
+    type Batch = (A::Batch, B::Batch, C::Batch);
+    fn stack(items: Vec<(A, B, C)>) -> Result<Self::Batch> {
+        let n = items.len();
+        let (mut a, mut b, mut c) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (x, y, z) in items {
+            a.push(x);
+            b.push(y);
+            c.push(z);
+        }
+        Ok((A::stack(a)?, B::stack(b)?, C::stack(c)?))
+    }
+}
+
+impl<A: Stack, B: Stack, C: Stack, E: Stack> Stack for (A, B, C, E) {
+    type Batch = (A::Batch, B::Batch, C::Batch, E::Batch);
+    fn stack(items: Vec<(A, B, C, E)>) -> Result<Self::Batch> {
+        let n = items.len();
+        let (mut a, mut b, mut c, mut e) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (w, x, y, z) in items {
+            a.push(w);
+            b.push(x);
+            c.push(y);
+            e.push(z);
+        }
+        Ok((A::stack(a)?, B::stack(b)?, C::stack(c)?, E::stack(e)?))
+    }
+}
+
+/// Makes one batch from the samples of a batch, in sampler order (Gluon's
+/// `batchify_fn`). Implemented by [`StackBatchify`] (the default) and by every
+/// `Fn(Vec<T>) -> Result<B> + Send + Sync` closure.
+///
+/// ```
+/// use boson::data::Batchify;
+///
+/// let sum = |items: Vec<f32>| Ok(items.iter().sum::<f32>());
+/// assert_eq!(sum.batchify(vec![1.0, 2.0])?, 3.0);
+/// # Ok::<(), boson::error::Error>(())
+/// ```
+pub trait Batchify<T>: Send + Sync {
+    /// The batch type.
+    type Batch: Send;
+    /// Builds the batch; `items` is never empty when called by a `DataLoader`.
+    fn batchify(&self, items: Vec<T>) -> Result<Self::Batch>;
+}
+
+/// The default batchify: [`Stack`]s the samples into tensors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StackBatchify;
+
+impl<T: Stack> Batchify<T> for StackBatchify {
+    type Batch = T::Batch;
+    fn batchify(&self, items: Vec<T>) -> Result<T::Batch> {
+        T::stack(items)
+    }
+}
+
+impl<T, B, F> Batchify<T> for F
+where
+    B: Send,
+    F: Fn(Vec<T>) -> Result<B> + Send + Sync,
+{
+    type Batch = B;
+    fn batchify(&self, items: Vec<T>) -> Result<B> {
+        self(items)
+    }
+}
