@@ -1,1 +1,4 @@
-fn main(){}
+pub mod error;
+pub mod rng;
+#[cfg(feature = "cuda")]
+pub mod cuda;
