@@ -50,10 +50,15 @@ fn time_ms(dev: &CudaDevice, mut f: impl FnMut(usize) -> Result<()>) -> Result<f
     let mut times = Vec::with_capacity(REPS);
     for r in 0..REPS {
         let (start, end) = (ev("start event")?, ev("end event")?);
-        start.record(dev.stream()).map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
+        start
+            .record(dev.stream())
+            .map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
         f(WARMUP + r)?;
-        end.record(dev.stream()).map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
-        let ms = start.elapsed_ms(&end).map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
+        end.record(dev.stream())
+            .map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
         times.push(ms as f64);
     }
     times.sort_by(|a, b| a.total_cmp(b));
@@ -64,7 +69,10 @@ fn time_ms(dev: &CudaDevice, mut f: impl FnMut(usize) -> Result<()>) -> Result<f
 /// elements are generated in moments.
 fn values(n: usize, salt: u32) -> Vec<f32> {
     (0..n)
-        .map(|i| (((i as u32) ^ salt).wrapping_mul(2_654_435_761) >> 8) as f32 * (1.0 / 16_777_216.0) - 0.5)
+        .map(|i| {
+            (((i as u32) ^ salt).wrapping_mul(2_654_435_761) >> 8) as f32 * (1.0 / 16_777_216.0)
+                - 0.5
+        })
         .collect()
 }
 
@@ -80,7 +88,9 @@ impl Rng {
 }
 
 fn uniform_idx(rng: &mut Rng) -> Vec<i64> {
-    (0..N_IDX).map(|_| (rng.next() % TABLE_ROWS as u64) as i64).collect()
+    (0..N_IDX)
+        .map(|_| (rng.next() % TABLE_ROWS as u64) as i64)
+        .collect()
 }
 
 /// Zipf(s) over the table by inverse CDF; ranks are scattered over the table by a
@@ -112,10 +122,17 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
     // Copy ceiling: 256 MB, two source/destination pairs alternated.
     let copy_elems = (256usize << 20) / 4;
     let srcs = upload(dev, &[values(copy_elems, 1), values(copy_elems, 2)])?;
-    let mut dsts = vec![ops::alloc_zeros::<f32>(dev, copy_elems)?, ops::alloc_zeros::<f32>(dev, copy_elems)?];
+    let mut dsts = vec![
+        ops::alloc_zeros::<f32>(dev, copy_elems)?,
+        ops::alloc_zeros::<f32>(dev, copy_elems)?,
+    ];
     let ms = time_ms(dev, |r| ops::copy(dev, &srcs[r % 2], &mut dsts[r % 2]))?;
     let copy_gbs = 2.0 * (copy_elems * 4) as f64 / (ms * 1e-3) / 1e9;
-    rows.push(Row { kernel: "copy d2d 256 MB".into(), ms, gbs: copy_gbs });
+    rows.push(Row {
+        kernel: "copy d2d 256 MB".into(),
+        ms,
+        gbs: copy_gbs,
+    });
     drop((srcs, dsts));
 
     let mut rng = Rng(42);
@@ -127,41 +144,69 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
     }
     let uni: Vec<Vec<i64>> = (0..ROTATE).map(|_| uniform_idx(&mut rng)).collect();
     let zipf: Vec<Vec<i64>> = (0..ROTATE).map(|_| zipf_idx(&mut rng, &cdf)).collect();
-    let idx_sets = [("uniform", upload(dev, &uni)?), ("zipf1.05", upload(dev, &zipf)?)];
+    let idx_sets = [
+        ("uniform", upload(dev, &uni)?),
+        ("zipf1.05", upload(dev, &zipf)?),
+    ];
 
     for dim in [64usize, 256] {
         // Gather, f32 table.
         let table = ops::htod(dev, &values(TABLE_ROWS * dim, 3))?;
-        let mut outs = (0..ROTATE).map(|_| ops::alloc_zeros::<f32>(dev, N_IDX * dim)).collect::<Result<Vec<_>>>()?;
+        let mut outs = (0..ROTATE)
+            .map(|_| ops::alloc_zeros::<f32>(dev, N_IDX * dim))
+            .collect::<Result<Vec<_>>>()?;
         for (name, idx) in &idx_sets {
             let mut checks = Vec::new();
             let ms = time_ms(dev, |r| {
-                checks.push(ops::gather_async(dev, &table, dim, &idx[r % ROTATE], &mut outs[r % ROTATE])?);
+                checks.push(ops::gather_async(
+                    dev,
+                    &table,
+                    dim,
+                    &idx[r % ROTATE],
+                    &mut outs[r % ROTATE],
+                )?);
                 Ok(())
             })?;
             for c in checks {
                 c.check(dev)?;
             }
             let bytes = N_IDX * 8 + 2 * N_IDX * dim * 4;
-            rows.push(Row { kernel: format!("gather f32 D={dim} {name}"), ms, gbs: bytes as f64 / (ms * 1e-3) / 1e9 });
+            rows.push(Row {
+                kernel: format!("gather f32 D={dim} {name}"),
+                ms,
+                gbs: bytes as f64 / (ms * 1e-3) / 1e9,
+            });
         }
         drop(table);
 
         // Gather, bf16 table (D=64 only).
         if dim == 64 {
-            let host: Vec<half::bf16> = values(TABLE_ROWS * dim, 4).into_iter().map(half::bf16::from_f32).collect();
+            let host: Vec<half::bf16> = values(TABLE_ROWS * dim, 4)
+                .into_iter()
+                .map(half::bf16::from_f32)
+                .collect();
             let table = ops::htod(dev, &host)?;
             for (name, idx) in &idx_sets {
                 let mut checks = Vec::new();
                 let ms = time_ms(dev, |r| {
-                    checks.push(ops::gather_async(dev, &table, dim, &idx[r % ROTATE], &mut outs[r % ROTATE])?);
+                    checks.push(ops::gather_async(
+                        dev,
+                        &table,
+                        dim,
+                        &idx[r % ROTATE],
+                        &mut outs[r % ROTATE],
+                    )?);
                     Ok(())
                 })?;
                 for c in checks {
                     c.check(dev)?;
                 }
                 let bytes = N_IDX * 8 + N_IDX * dim * 2 + N_IDX * dim * 4;
-                rows.push(Row { kernel: format!("gather bf16 D={dim} {name}"), ms, gbs: bytes as f64 / (ms * 1e-3) / 1e9 });
+                rows.push(Row {
+                    kernel: format!("gather bf16 D={dim} {name}"),
+                    ms,
+                    gbs: bytes as f64 / (ms * 1e-3) / 1e9,
+                });
             }
         }
         drop(outs);
@@ -174,7 +219,13 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
             let mut checks = Vec::new();
             let mut keep = Vec::new();
             let ms = time_ms(dev, |r| {
-                let (out, check) = ops::coalesce_async(dev, &idx[r % ROTATE], &grads[r % ROTATE], dim, TABLE_ROWS)?;
+                let (out, check) = ops::coalesce_async(
+                    dev,
+                    &idx[r % ROTATE],
+                    &grads[r % ROTATE],
+                    dim,
+                    TABLE_ROWS,
+                )?;
                 checks.push(check);
                 keep.push(out); // freed after timing, so frees stay out of the measurement
                 Ok(())
@@ -184,15 +235,29 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
             }
             drop(keep);
             let bytes = N_IDX * 8 + 2 * N_IDX * dim * 4;
-            rows.push(Row { kernel: format!("coalesce f32 D={dim} {name}"), ms, gbs: bytes as f64 / (ms * 1e-3) / 1e9 });
+            rows.push(Row {
+                kernel: format!("coalesce f32 D={dim} {name}"),
+                ms,
+                gbs: bytes as f64 / (ms * 1e-3) / 1e9,
+            });
         }
     }
 
-    println!("\nCUDA kernels on {} ({}), median of {REPS} after {WARMUP} warm-up runs\n", dev.name(), dev.arch());
+    println!(
+        "\nCUDA kernels on {} ({}), median of {REPS} after {WARMUP} warm-up runs\n",
+        dev.name(),
+        dev.arch()
+    );
     println!("| kernel | time (us) | GB/s | % of copy |");
     println!("|---|---:|---:|---:|");
     for r in &rows {
-        println!("| {} | {:.1} | {:.0} | {:.0}% |", r.kernel, r.ms * 1e3, r.gbs, 100.0 * r.gbs / copy_gbs);
+        println!(
+            "| {} | {:.1} | {:.0} | {:.0}% |",
+            r.kernel,
+            r.ms * 1e3,
+            r.gbs,
+            100.0 * r.gbs / copy_gbs
+        );
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-pub mod error;
-pub mod rng;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod error;
+pub mod rng;

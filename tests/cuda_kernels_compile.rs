@@ -29,7 +29,10 @@ fn every_kernel_file_compiles_for_compute_90() {
             None => failures.push(format!("{name}: not embedded in KERNEL_SOURCES")),
             Some((_, src)) => {
                 let on_disk = std::fs::read_to_string(dir.join(name)).expect("read kernel");
-                assert_eq!(*src, on_disk, "{name}: embedded source differs from the file");
+                assert_eq!(
+                    *src, on_disk,
+                    "{name}: embedded source differs from the file"
+                );
             }
         }
         match compile_ptx(name, "compute_90") {
@@ -41,5 +44,9 @@ fn every_kernel_file_compiles_for_compute_90() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "kernel compile failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "kernel compile failures:\n{}",
+        failures.join("\n")
+    );
 }

@@ -154,8 +154,15 @@ fn unary_ops_match_cpu() {
     for (code, &op) in UNARY.iter().enumerate() {
         assert_eq!(op as i32, code as i32, "op codes are fixed");
         let n = 10_007;
-        let positive_only = matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Powf | UnaryOp::Recip);
-        let (lo, hi) = if positive_only { (0.05, 6.0) } else { (-30.0, 30.0) };
+        let positive_only = matches!(
+            op,
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Powf | UnaryOp::Recip
+        );
+        let (lo, hi) = if positive_only {
+            (0.05, 6.0)
+        } else {
+            (-30.0, 30.0)
+        };
         let x = rng.vec(n, lo, hi);
         let (p0, p1) = match op {
             UnaryOp::Clip => (-2.5, 3.5),
@@ -226,7 +233,11 @@ fn binary_ops_broadcast_match_cpu() {
     let mut rng = Rng::new(2);
     // (a shape, b shape): broadcasting on both sides, a missing leading dim, and the
     // contiguous fast path.
-    let cases: [(&[usize], &[usize]); 3] = [(&[4, 1, 5], &[3, 1]), (&[2, 3, 1, 4, 1, 6], &[5, 1, 6]), (&[7, 9], &[7, 9])];
+    let cases: [(&[usize], &[usize]); 3] = [
+        (&[4, 1, 5], &[3, 1]),
+        (&[2, 3, 1, 4, 1, 6], &[5, 1, 6]),
+        (&[7, 9], &[7, 9]),
+    ];
     for (sa, sb) in cases {
         let out_shape = ops::broadcast_shape(sa, sb).unwrap();
         let n: usize = out_shape.iter().product();
@@ -243,7 +254,13 @@ fn binary_ops_broadcast_match_cpu() {
             }
             let (ad, bd) = (ops::htod(&dev, &a).unwrap(), ops::htod(&dev, &b).unwrap());
             let mut y = poisoned(&dev, n);
-            let bc = Broadcast { shape: &out_shape, a_strides: &a_strides, a_offset: 0, b_strides: &b_strides, b_offset: 0 };
+            let bc = Broadcast {
+                shape: &out_shape,
+                a_strides: &a_strides,
+                a_offset: 0,
+                b_strides: &b_strides,
+                b_offset: 0,
+            };
             ops::binary(&dev, op, &bc, &ad, &bd, &mut y).unwrap();
             let got = ops::dtoh(&dev, &y).unwrap();
             // CPU loop over the output index.
@@ -280,27 +297,52 @@ fn fill_cast_and_half_conversions() {
     assert_eq!(ops::dtoh(&dev, &y).unwrap(), want);
 
     let mut x = rng.vec(n, -70000.0, 70000.0);
-    x.extend([0.0, -0.0, 1e-8, 6.1e-5, 65519.0, 65520.0, f32::INFINITY, f32::NAN, 3.0e38]);
+    x.extend([
+        0.0,
+        -0.0,
+        1e-8,
+        6.1e-5,
+        65519.0,
+        65520.0,
+        f32::INFINITY,
+        f32::NAN,
+        3.0e38,
+    ]);
     let xd = ops::htod(&dev, &x).unwrap();
     let mut h = ops::htod(&dev, &vec![f16::from_f32(9.0); x.len()]).unwrap();
     ops::f32_to_half(&dev, &xd, &mut h).unwrap();
-    let got: Vec<u16> = ops::dtoh(&dev, &h).unwrap().iter().map(|v| v.to_bits()).collect();
+    let got: Vec<u16> = ops::dtoh(&dev, &h)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     let want: Vec<u16> = x.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let both_nan = f16::from_bits(*g).is_nan() && f16::from_bits(*w).is_nan();
-        assert!(g == w || both_nan, "f32->f16 element {i} ({}): got {g:#x}, want {w:#x}", x[i]);
+        assert!(
+            g == w || both_nan,
+            "f32->f16 element {i} ({}): got {g:#x}, want {w:#x}",
+            x[i]
+        );
     }
     let mut back = poisoned(&dev, x.len());
     ops::half_to_f32(&dev, &h, &mut back).unwrap();
     let back = ops::dtoh(&dev, &back).unwrap();
     for (i, &w) in want.iter().enumerate() {
         let w = f16::from_bits(w).to_f32();
-        assert!(back[i] == w || (w.is_nan() && back[i].is_nan()), "f16->f32 element {i}");
+        assert!(
+            back[i] == w || (w.is_nan() && back[i].is_nan()),
+            "f16->f32 element {i}"
+        );
     }
 
     let mut b = ops::htod(&dev, &vec![bf16::from_f32(9.0); x.len()]).unwrap();
     ops::f32_to_half(&dev, &xd, &mut b).unwrap();
-    let got: Vec<u16> = ops::dtoh(&dev, &b).unwrap().iter().map(|v| v.to_bits()).collect();
+    let got: Vec<u16> = ops::dtoh(&dev, &b)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     let want: Vec<u16> = x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
     assert_eq!(got, want, "f32->bf16");
     let mut back = poisoned(&dev, x.len());
@@ -308,7 +350,10 @@ fn fill_cast_and_half_conversions() {
     let back = ops::dtoh(&dev, &back).unwrap();
     for (i, &w) in want.iter().enumerate() {
         let w = bf16::from_bits(w).to_f32();
-        assert!(back[i] == w || (w.is_nan() && back[i].is_nan()), "bf16->f32 element {i}");
+        assert!(
+            back[i] == w || (w.is_nan() && back[i].is_nan()),
+            "bf16->f32 element {i}"
+        );
     }
 }
 
@@ -351,7 +396,13 @@ fn reductions_match_cpu_for_both_layouts() {
     let mut rng = Rng::new(4);
     // [1024, 64] over axis 1; over axis 0 (bias gradient); a long last axis (block per
     // row); a middle axis with several outer rows.
-    for (outer, len, inner) in [(1024, 64, 1), (1, 1024, 64), (3, 5000, 1), (6, 77, 45), (5, 1, 3)] {
+    for (outer, len, inner) in [
+        (1024, 64, 1),
+        (1, 1024, 64),
+        (3, 5000, 1),
+        (6, 77, 45),
+        (5, 1, 3),
+    ] {
         let mut x = rng.vec(outer * len * inner, -4.0, 4.0);
         // Coarse values in a copy give ties, so argmax's "first maximum" is exercised.
         let ties: Vec<f32> = x.iter().map(|v| v.round()).collect();
@@ -361,13 +412,23 @@ fn reductions_match_cpu_for_both_layouts() {
             ops::reduce(&dev, op, &xd, (outer, len, inner), &mut y).unwrap();
             let got = ops::dtoh(&dev, &y).unwrap();
             let want = reduce_ref(op, &x, outer, len, inner);
-            assert_close(&format!("{op:?} {outer}x{len}x{inner}"), &got, &want, 1e-5, 1e-3);
+            assert_close(
+                &format!("{op:?} {outer}x{len}x{inner}"),
+                &got,
+                &want,
+                1e-5,
+                1e-3,
+            );
         }
         for data in [&mut x, &mut ties.clone()] {
             let xd = ops::htod(&dev, data).unwrap();
             let mut y = ops::htod(&dev, &vec![-7i64; outer * inner]).unwrap();
             ops::argmax(&dev, &xd, (outer, len, inner), &mut y).unwrap();
-            assert_eq!(ops::dtoh(&dev, &y).unwrap(), argmax_ref(data, outer, len, inner), "argmax {outer}x{len}x{inner}");
+            assert_eq!(
+                ops::dtoh(&dev, &y).unwrap(),
+                argmax_ref(data, outer, len, inner),
+                "argmax {outer}x{len}x{inner}"
+            );
         }
     }
 }
@@ -383,7 +444,13 @@ fn strided_copy_transposes_and_concatenates() {
     let xd = ops::htod(&dev, &x).unwrap();
     // Transpose: read [c, r] through strides (1, c) of the source.
     let mut y = poisoned(&dev, r * c);
-    let plan = StridedCopy { shape: &[c, r], src_strides: &[1, c as i64], src_offset: 0, dst_strides: &[r as i64, 1], dst_offset: 0 };
+    let plan = StridedCopy {
+        shape: &[c, r],
+        src_strides: &[1, c as i64],
+        src_offset: 0,
+        dst_strides: &[r as i64, 1],
+        dst_offset: 0,
+    };
     ops::strided_copy(&dev, &plan, &xd, &mut y).unwrap();
     let got = ops::dtoh(&dev, &y).unwrap();
     for i in 0..r {
@@ -397,26 +464,49 @@ fn strided_copy_transposes_and_concatenates() {
     let (ad, bd) = (ops::htod(&dev, &a).unwrap(), ops::htod(&dev, &b).unwrap());
     let mut dst = ops::htod(&dev, &[-1i64; 12]).unwrap();
     for (src, off) in [(&ad, 0usize), (&bd, 3)] {
-        let plan = StridedCopy { shape: &[2, 3], src_strides: &[3, 1], src_offset: 0, dst_strides: &[6, 1], dst_offset: off };
+        let plan = StridedCopy {
+            shape: &[2, 3],
+            src_strides: &[3, 1],
+            src_offset: 0,
+            dst_strides: &[6, 1],
+            dst_offset: off,
+        };
         ops::strided_copy(&dev, &plan, src, &mut dst).unwrap();
     }
     let got = ops::dtoh(&dev, &dst).unwrap();
-    let want = [a[0], a[1], a[2], b[0], b[1], b[2], a[3], a[4], a[5], b[3], b[4], b[5]];
+    let want = [
+        a[0], a[1], a[2], b[0], b[1], b[2], a[3], a[4], a[5], b[3], b[4], b[5],
+    ];
     assert_eq!(got, want);
     // A view reaching outside its buffer is refused, not launched.
-    let bad = StridedCopy { shape: &[3, 3], src_strides: &[3, 1], src_offset: 0, dst_strides: &[6, 1], dst_offset: 0 };
+    let bad = StridedCopy {
+        shape: &[3, 3],
+        src_strides: &[3, 1],
+        src_offset: 0,
+        dst_strides: &[6, 1],
+        dst_offset: 0,
+    };
     assert!(ops::strided_copy(&dev, &bad, &ad, &mut dst).is_err());
 }
 
 // ------------------------------------------------------------------ gather
 
-fn gather_case<T: ops::GatherElem + Copy>(dev: &CudaDevice, rng: &mut Rng, dim: usize, to_t: fn(f32) -> T, to_f: fn(T) -> f32) {
+fn gather_case<T: ops::GatherElem + Copy>(
+    dev: &CudaDevice,
+    rng: &mut Rng,
+    dim: usize,
+    to_t: fn(f32) -> T,
+    to_f: fn(T) -> f32,
+) {
     let rows = 3000;
     let n = 4099;
     let table_f = rng.vec(rows * dim, -2.0, 2.0);
     let table: Vec<T> = table_f.iter().map(|&v| to_t(v)).collect();
     let idx: Vec<i64> = (0..n).map(|_| rng.below(rows as u64) as i64).collect();
-    let (td, id) = (ops::htod(dev, &table).unwrap(), ops::htod(dev, &idx).unwrap());
+    let (td, id) = (
+        ops::htod(dev, &table).unwrap(),
+        ops::htod(dev, &idx).unwrap(),
+    );
     let mut out = poisoned(dev, n * dim);
     ops::gather(dev, &td, dim, &id, &mut out).unwrap();
     let got = ops::dtoh(dev, &out).unwrap();
@@ -438,7 +528,10 @@ fn gather_case<T: ops::GatherElem + Copy>(dev: &CudaDevice, rng: &mut Rng, dim: 
     }
     bad[17] = -3;
     let bd = ops::htod(dev, &bad).unwrap();
-    assert!(matches!(ops::gather(dev, &td, dim, &bd, &mut out), Err(Error::IndexOutOfRange { index: -3, .. })));
+    assert!(matches!(
+        ops::gather(dev, &td, dim, &bd, &mut out),
+        Err(Error::IndexOutOfRange { index: -3, .. })
+    ));
 }
 
 #[test]
@@ -455,18 +548,28 @@ fn gather_f32_f16_bf16_match_cpu() {
 // ------------------------------------------------------------------ coalesce
 
 /// Runs coalesce and checks it against a CPU BTreeMap sum; returns the raw outputs.
-fn coalesce_check(dev: &CudaDevice, idx: &[i64], rows: &[f32], dim: usize, table_rows: usize) -> (Vec<i64>, Vec<f32>) {
+fn coalesce_check(
+    dev: &CudaDevice,
+    idx: &[i64],
+    rows: &[f32],
+    dim: usize,
+    table_rows: usize,
+) -> (Vec<i64>, Vec<f32>) {
     let n = idx.len();
     let (id, rd) = (ops::htod(dev, idx).unwrap(), ops::htod(dev, rows).unwrap());
     let out = ops::coalesce(dev, &id, &rd, dim, table_rows).unwrap();
     let unique = ops::dtoh(dev, &out.unique).unwrap();
     let summed = ops::dtoh(dev, &out.summed).unwrap();
     let count = ops::dtoh(dev, &out.count).unwrap();
-    let mut map: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    // Per row id: (sum, sum of |x|); the tolerance scales with the latter, as f32
+    // summation error does (hot rows add tens of thousands of values).
+    let mut map: std::collections::BTreeMap<i64, Vec<(f64, f64)>> = Default::default();
     for (r, &i) in idx.iter().enumerate() {
-        let e = map.entry(i).or_insert_with(|| vec![0.0; dim]);
+        let e = map.entry(i).or_insert_with(|| vec![(0.0, 0.0); dim]);
         for c in 0..dim {
-            e[c] += rows[r * dim + c] as f64;
+            let v = rows[r * dim + c] as f64;
+            e[c].0 += v;
+            e[c].1 += v.abs();
         }
     }
     let k = map.len();
@@ -477,11 +580,20 @@ fn coalesce_check(dev: &CudaDevice, idx: &[i64], rows: &[f32], dim: usize, table
         assert_eq!(unique[s], id, "unique[{s}]");
         for c in 0..dim {
             let (g, w) = (summed[s * dim + c], sum[c] as f32);
-            assert!((g - w).abs() <= 1e-4 + 1e-5 * w.abs(), "row {id} col {c}: got {g}, want {w}");
+            assert!(
+                (g - w).abs() <= 1e-4 + 1e-5 * w.abs(),
+                "row {id} col {c}: got {g}, want {w}"
+            );
         }
     }
-    assert!(unique[k..].iter().all(|&u| u == -1), "unique tail must be -1");
-    assert!(summed[k * dim..].iter().all(|&v| v == 0.0), "summed tail must be 0");
+    assert!(
+        unique[k..].iter().all(|&u| u == -1),
+        "unique tail must be -1"
+    );
+    assert!(
+        summed[k * dim..].iter().all(|&v| v == 0.0),
+        "summed tail must be 0"
+    );
     (unique, summed)
 }
 
@@ -490,8 +602,17 @@ fn coalesce_uniform_and_zipf_match_cpu() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(7);
     let table_rows = 50_000;
-    for (dim, n) in [(64usize, 20_000usize), (6, 3001), (256, 5000), (4, 1), (3, 2048), (8, 70_000)] {
-        let uniform: Vec<i64> = (0..n).map(|_| rng.below(table_rows as u64) as i64).collect();
+    for (dim, n) in [
+        (64usize, 20_000usize),
+        (6, 3001),
+        (256, 5000),
+        (4, 1),
+        (3, 2048),
+        (8, 70_000),
+    ] {
+        let uniform: Vec<i64> = (0..n)
+            .map(|_| rng.below(table_rows as u64) as i64)
+            .collect();
         let zipf = zipf_indices(&mut rng, table_rows, n, 1.05);
         let hot = vec![42i64; n]; // one segment of n rows: many chunks
         for idx in [&uniform, &zipf, &hot] {
@@ -522,13 +643,23 @@ fn coalesce_reports_out_of_range_index() {
     let mut rng = Rng::new(9);
     let (n, dim, table_rows) = (1000, 8, 100);
     for bad in [100i64, -1, 1 << 40] {
-        let mut idx: Vec<i64> = (0..n).map(|_| rng.below(table_rows as u64) as i64).collect();
+        let mut idx: Vec<i64> = (0..n)
+            .map(|_| rng.below(table_rows as u64) as i64)
+            .collect();
         idx[n / 2] = bad;
         let rows = rng.vec(n * dim, -1.0, 1.0);
-        let (id, rd) = (ops::htod(&dev, &idx).unwrap(), ops::htod(&dev, &rows).unwrap());
+        let (id, rd) = (
+            ops::htod(&dev, &idx).unwrap(),
+            ops::htod(&dev, &rows).unwrap(),
+        );
         match ops::coalesce(&dev, &id, &rd, dim, table_rows) {
-            Err(Error::IndexOutOfRange { index, size, .. }) => assert_eq!((index, size), (bad, table_rows)),
-            other => panic!("expected IndexOutOfRange for {bad}, got ok={}", other.is_ok()),
+            Err(Error::IndexOutOfRange { index, size, .. }) => {
+                assert_eq!((index, size), (bad, table_rows))
+            }
+            other => panic!(
+                "expected IndexOutOfRange for {bad}, got ok={}",
+                other.is_ok()
+            ),
         }
     }
 }
@@ -554,7 +685,13 @@ struct Sparse {
 
 fn sparse_setup(rng: &mut Rng) -> Sparse {
     let (rows, dim) = (40, 12);
-    Sparse { rows, dim, w: rng.vec(rows * dim, -1.0, 1.0), g: rng.vec(6 * dim, -3.0, 3.0), idx: vec![3, 17, 0, 39, 22, -1] }
+    Sparse {
+        rows,
+        dim,
+        w: rng.vec(rows * dim, -1.0, 1.0),
+        g: rng.vec(6 * dim, -3.0, 3.0),
+        idx: vec![3, 17, 0, 39, 22, -1],
+    }
 }
 
 /// For each (weight element, grad element) the update touches: sparse rows then dense.
@@ -593,7 +730,13 @@ fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
 
             // SGD with momentum, then plain SGD.
             for momentum in [0.9f32, 0.0] {
-                let p = ops::SgdParams { lr: 0.1, momentum, wd: 0.01, rescale_grad: 0.5, clip_gradient: clip_g };
+                let p = ops::SgdParams {
+                    lr: 0.1,
+                    momentum,
+                    wd: 0.01,
+                    rescale_grad: 0.5,
+                    clip_gradient: clip_g,
+                };
                 let mom0 = rng.vec(s.w.len(), -0.1, 0.1);
                 let mut wd = ops::htod(&dev, &s.w).unwrap();
                 let mut md = ops::htod(&dev, &mom0).unwrap();
@@ -639,7 +782,13 @@ fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
             assert_close("adam var", &ops::dtoh(&dev, &vd).unwrap(), &v, 1e-6, 1e-7);
 
             // AdaGrad.
-            let p = ops::AdaGradParams { lr: 0.1, epsilon: 1e-7, wd: 0.01, rescale_grad: 0.5, clip_gradient: clip_g };
+            let p = ops::AdaGradParams {
+                lr: 0.1,
+                epsilon: 1e-7,
+                wd: 0.01,
+                rescale_grad: 0.5,
+                clip_gradient: clip_g,
+            };
             let h0 = rng.vec(s.w.len(), 0.0, 0.5);
             let mut wd = ops::htod(&dev, &s.w).unwrap();
             let mut hd = ops::htod(&dev, &h0).unwrap();
@@ -651,7 +800,13 @@ fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
                 w[e] -= p.lr * (g / (h[e] + p.epsilon).sqrt() + p.wd * w[e]);
             }
             assert_close("adagrad w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-5, 1e-6);
-            assert_close("adagrad history", &ops::dtoh(&dev, &hd).unwrap(), &h, 1e-6, 1e-7);
+            assert_close(
+                "adagrad history",
+                &ops::dtoh(&dev, &hd).unwrap(),
+                &h,
+                1e-6,
+                1e-7,
+            );
         }
     }
 }
@@ -662,11 +817,31 @@ fn sparse_update_reports_out_of_range_row() {
     let mut rng = Rng::new(11);
     let mut s = sparse_setup(&mut rng);
     s.idx[2] = s.rows as i64;
-    let (idx_d, gd) = (ops::htod(&dev, &s.idx).unwrap(), ops::htod(&dev, &s.g).unwrap());
+    let (idx_d, gd) = (
+        ops::htod(&dev, &s.idx).unwrap(),
+        ops::htod(&dev, &s.g).unwrap(),
+    );
     let mut wd = ops::htod(&dev, &s.w).unwrap();
-    let p = ops::SgdParams { lr: 0.1, momentum: 0.0, wd: 0.0, rescale_grad: 1.0, clip_gradient: -1.0 };
+    let p = ops::SgdParams {
+        lr: 0.1,
+        momentum: 0.0,
+        wd: 0.0,
+        rescale_grad: 1.0,
+        clip_gradient: -1.0,
+    };
     let r = ops::sgd_update(&dev, &mut wd, s.dim, &gd, Some(&idx_d), None, &p);
-    assert!(matches!(r, Err(Error::IndexOutOfRange { index: 40, size: 40, .. })), "got ok={}", r.is_ok());
+    assert!(
+        matches!(
+            r,
+            Err(Error::IndexOutOfRange {
+                index: 40,
+                size: 40,
+                ..
+            })
+        ),
+        "got ok={}",
+        r.is_ok()
+    );
 }
 
 // ------------------------------------------------------------------ dropout, one_hot
@@ -675,13 +850,22 @@ fn sparse_update_reports_out_of_range_row() {
 fn dropout_mask_equals_cpu_hash_mask() {
     let dev = dev_or_skip!();
     let n = 100_003;
-    for (seed, p) in [(7u64, 0.3f32), (123_456_789, 0.5), (u64::MAX, 0.0), (1, 1.0)] {
+    for (seed, p) in [
+        (7u64, 0.3f32),
+        (123_456_789, 0.5),
+        (u64::MAX, 0.0),
+        (1, 1.0),
+    ] {
         let mut m = poisoned(&dev, n);
         ops::dropout_mask(&dev, seed, p, &mut m).unwrap();
         let got = ops::dtoh(&dev, &m).unwrap();
         let scale = ops::dropout_scale(p);
         for (i, &g) in got.iter().enumerate() {
-            let want = if boson::rng::uniform_hash(seed, i as u64) >= p { scale } else { 0.0 };
+            let want = if boson::rng::uniform_hash(seed, i as u64) >= p {
+                scale
+            } else {
+                0.0
+            };
             assert_eq!(g.to_bits(), want.to_bits(), "seed {seed} p {p} element {i}");
         }
     }
@@ -699,13 +883,27 @@ fn one_hot_matches_cpu_and_reports_bad_label() {
     let got = ops::dtoh(&dev, &out).unwrap();
     for i in 0..n {
         for c in 0..classes {
-            assert_eq!(got[i * classes + c], if labels[i] == c as i64 { 1.0 } else { 0.0 });
+            assert_eq!(
+                got[i * classes + c],
+                if labels[i] == c as i64 { 1.0 } else { 0.0 }
+            );
         }
     }
     labels[5] = classes as i64;
     let ld = ops::htod(&dev, &labels).unwrap();
     let r = ops::one_hot(&dev, &ld, classes, &mut out);
-    assert!(matches!(r, Err(Error::IndexOutOfRange { index: 13, size: 13, .. })), "got ok={}", r.is_ok());
+    assert!(
+        matches!(
+            r,
+            Err(Error::IndexOutOfRange {
+                index: 13,
+                size: 13,
+                ..
+            })
+        ),
+        "got ok={}",
+        r.is_ok()
+    );
 }
 
 // ------------------------------------------------------------------ matmul
@@ -714,14 +912,25 @@ fn one_hot_matches_cpu_and_reports_bad_label() {
 fn matmul_all_transposes_batched_match_cpu() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(13);
-    for &(batch, m, n, k) in &[(1usize, 33usize, 17usize, 29usize), (3, 8, 64, 5), (2, 1, 1, 70)] {
+    for &(batch, m, n, k) in &[
+        (1usize, 33usize, 17usize, 29usize),
+        (3, 8, 64, 5),
+        (2, 1, 1, 70),
+    ] {
         for trans_a in [false, true] {
             for trans_b in [false, true] {
                 let a = rng.vec(batch * m * k, -1.0, 1.0);
                 let b = rng.vec(batch * k * n, -1.0, 1.0);
                 let (ad, bd) = (ops::htod(&dev, &a).unwrap(), ops::htod(&dev, &b).unwrap());
                 let mut c = poisoned(&dev, batch * m * n);
-                let sh = MatmulShape { batch, m, n, k, trans_a, trans_b };
+                let sh = MatmulShape {
+                    batch,
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                };
                 ops::matmul(&dev, &sh, &ad, &bd, &mut c).unwrap();
                 let got = ops::dtoh(&dev, &c).unwrap();
                 let mut want = vec![0f32; batch * m * n];
@@ -731,8 +940,16 @@ fn matmul_all_transposes_batched_match_cpu() {
                         for j in 0..n {
                             let mut acc = 0f64;
                             for p in 0..k {
-                                let av = if trans_a { a[ao + p * m + i] } else { a[ao + i * k + p] };
-                                let bv = if trans_b { b[bo + j * k + p] } else { b[bo + p * n + j] };
+                                let av = if trans_a {
+                                    a[ao + p * m + i]
+                                } else {
+                                    a[ao + i * k + p]
+                                };
+                                let bv = if trans_b {
+                                    b[bo + j * k + p]
+                                } else {
+                                    b[bo + p * n + j]
+                                };
                                 acc += av as f64 * bv as f64;
                             }
                             want[bi * m * n + i * n + j] = acc as f32;

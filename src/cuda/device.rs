@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 /// Every kernel source file, embedded at build time: (file name, CUDA C source).
 /// `tests/cuda_kernels_compile.rs` checks that each `kernels/*.cu` is listed here.
 const KERNEL_SOURCES: &[(&str, &str)] = &[
-    ("elementwise.cu", include_str!("../../kernels/elementwise.cu")),
+    (
+        "elementwise.cu",
+        include_str!("../../kernels/elementwise.cu"),
+    ),
     ("reduce.cu", include_str!("../../kernels/reduce.cu")),
     ("embedding.cu", include_str!("../../kernels/embedding.cu")),
     ("optim.cu", include_str!("../../kernels/optim.cu")),
@@ -145,7 +148,11 @@ pub struct CudaDevice {
 
 impl std::fmt::Debug for CudaDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaDevice({}: {}, {})", self.ordinal, self.name, self.arch)
+        write!(
+            f,
+            "CudaDevice({}: {}, {})",
+            self.ordinal, self.name, self.arch
+        )
     }
 }
 
@@ -178,8 +185,11 @@ impl CudaDevice {
                     .into(),
             ));
         }
-        let count = CudaContext::device_count()
-            .map_err(|e| Error::Cuda(format!("no usable CUDA device (cuInit/cuDeviceGetCount: {e:?})")))?;
+        let count = CudaContext::device_count().map_err(|e| {
+            Error::Cuda(format!(
+                "no usable CUDA device (cuInit/cuDeviceGetCount: {e:?})"
+            ))
+        })?;
         if count <= 0 || ordinal >= count as usize {
             return Err(Error::Cuda(format!(
                 "no CUDA device with ordinal {ordinal} ({count} device(s) found)"
@@ -247,11 +257,13 @@ impl CudaDevice {
         }
         if !cublas_present() {
             return Err(Error::Cuda(
-                "cuBLAS (libcublas.so) could not be loaded: put its folder on LD_LIBRARY_PATH".into(),
+                "cuBLAS (libcublas.so) could not be loaded: put its folder on LD_LIBRARY_PATH"
+                    .into(),
             ));
         }
         let b = Arc::new(
-            CudaBlas::new(self.stream.clone()).map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?,
+            CudaBlas::new(self.stream.clone())
+                .map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?,
         );
         *slot = Some(b.clone());
         Ok(b)
@@ -278,10 +290,12 @@ impl CudaDevice {
             return Ok(m.clone());
         }
         let ptx = compile_ptx(file, &self.arch)?;
-        let m = self
-            .ctx
-            .load_module(ptx)
-            .map_err(|e| Error::Cuda(format!("loading the PTX of {file} on device {}: {e:?}", self.ordinal)))?;
+        let m = self.ctx.load_module(ptx).map_err(|e| {
+            Error::Cuda(format!(
+                "loading the PTX of {file} on device {}: {e:?}",
+                self.ordinal
+            ))
+        })?;
         modules.insert(file, m.clone());
         Ok(m)
     }

@@ -38,19 +38,27 @@ fn invalid(msg: String) -> Error {
 /// One thread per element, 256 per block.
 fn cfg_for(n: u64) -> LaunchConfig {
     let blocks = n.div_ceil(THREADS as u64).clamp(1, MAX_BLOCKS) as u32;
-    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 fn launch(mut args: LaunchArgs<'_>, cfg: LaunchConfig, name: &str) -> Result<()> {
     // SAFETY: each caller has checked that the buffers hold every element the kernel
     // touches for these sizes, and passes arguments in the kernel's parameter order and
     // types (i64 for `long long`, i32 for `int`, f32 for `float`, u64 for pointers/seeds).
-    unsafe { args.launch(cfg) }.map(|_| ()).map_err(|e| cuda_err(&format!("launching {name}"), e))
+    unsafe { args.launch(cfg) }
+        .map(|_| ())
+        .map_err(|e| cuda_err(&format!("launching {name}"), e))
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(invalid(format!("{what}: buffer has {got} elements, expected {want}")));
+        return Err(invalid(format!(
+            "{what}: buffer has {got} elements, expected {want}"
+        )));
     }
     Ok(())
 }
@@ -62,26 +70,42 @@ fn as_i64(v: usize) -> i64 {
 
 /// Copies host data to a new device buffer.
 pub fn htod<T: DeviceRepr>(dev: &CudaDevice, data: &[T]) -> Result<CudaSlice<T>> {
-    dev.stream().clone_htod(data).map_err(|e| cuda_err("host-to-device copy", e))
+    dev.stream()
+        .clone_htod(data)
+        .map_err(|e| cuda_err("host-to-device copy", e))
 }
 
 /// Copies a device buffer to the host, waiting for all queued work first. A kernel
 /// fault from earlier asynchronous work shows up here as `Error::Cuda`.
 pub fn dtoh<T: DeviceRepr>(dev: &CudaDevice, src: &CudaSlice<T>) -> Result<Vec<T>> {
-    let v = dev.stream().clone_dtoh(src).map_err(|e| cuda_err("device-to-host copy", e))?;
+    let v = dev
+        .stream()
+        .clone_dtoh(src)
+        .map_err(|e| cuda_err("device-to-host copy", e))?;
     dev.synchronize()?;
     Ok(v)
 }
 
 /// A new zero-filled device buffer of `len` elements.
-pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
-    dev.stream().alloc_zeros::<T>(len).map_err(|e| cuda_err(&format!("allocating {len} elements"), e))
+pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(
+    dev: &CudaDevice,
+    len: usize,
+) -> Result<CudaSlice<T>> {
+    dev.stream()
+        .alloc_zeros::<T>(len)
+        .map_err(|e| cuda_err(&format!("allocating {len} elements"), e))
 }
 
 /// Device-to-device copy of a whole buffer (`dst.len() == src.len()`).
-pub fn copy<T: DeviceRepr>(dev: &CudaDevice, src: &CudaSlice<T>, dst: &mut CudaSlice<T>) -> Result<()> {
+pub fn copy<T: DeviceRepr>(
+    dev: &CudaDevice,
+    src: &CudaSlice<T>,
+    dst: &mut CudaSlice<T>,
+) -> Result<()> {
     check_len("copy dst", dst.len(), src.len())?;
-    dev.stream().memcpy_dtod(src, dst).map_err(|e| cuda_err("device-to-device copy", e))
+    dev.stream()
+        .memcpy_dtod(src, dst)
+        .map_err(|e| cuda_err("device-to-device copy", e))
 }
 
 /// A 2-element i64 cell kernels use to report a bad index: [flag, first bad value].
@@ -90,10 +114,19 @@ fn error_cell(dev: &CudaDevice) -> Result<CudaSlice<i64>> {
 }
 
 /// Reads the error cell (synchronises) and turns a recorded bad index into an error.
-fn check_error_cell(dev: &CudaDevice, cell: &CudaSlice<i64>, what: &str, size: usize) -> Result<()> {
+fn check_error_cell(
+    dev: &CudaDevice,
+    cell: &CudaSlice<i64>,
+    what: &str,
+    size: usize,
+) -> Result<()> {
     let v = dtoh(dev, cell)?;
     if v[0] != 0 {
-        return Err(Error::IndexOutOfRange { what: what.to_string(), index: v[1], size });
+        return Err(Error::IndexOutOfRange {
+            what: what.to_string(),
+            index: v[1],
+            size,
+        });
     }
     Ok(())
 }
@@ -155,7 +188,14 @@ pub enum BinaryOp {
 
 /// `y[i] = op(x[i])` with parameters `p0`, `p1` (used by Affine, Powf, Clip; ignored
 /// otherwise). `x` and `y` must have the same length.
-pub fn unary(dev: &CudaDevice, op: UnaryOp, x: &CudaSlice<f32>, y: &mut CudaSlice<f32>, p0: f32, p1: f32) -> Result<()> {
+pub fn unary(
+    dev: &CudaDevice,
+    op: UnaryOp,
+    x: &CudaSlice<f32>,
+    y: &mut CudaSlice<f32>,
+    p0: f32,
+    p1: f32,
+) -> Result<()> {
     check_len("unary output", y.len(), x.len())?;
     let n = as_i64(x.len());
     if n == 0 {
@@ -183,7 +223,11 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<i64> {
 /// (NumPy rules: align right; a size-1 or missing dim gets stride 0).
 pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Result<Vec<i64>> {
     if from.len() > to.len() {
-        return Err(Error::ShapeMismatch { op: "broadcast", lhs: from.to_vec(), rhs: to.to_vec() });
+        return Err(Error::ShapeMismatch {
+            op: "broadcast",
+            lhs: from.to_vec(),
+            rhs: to.to_vec(),
+        });
     }
     let base = contiguous_strides(from);
     let lead = to.len() - from.len();
@@ -194,7 +238,11 @@ pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Result<Vec<i64>> {
         } else if from[d] == 1 {
             out[lead + d] = 0;
         } else {
-            return Err(Error::ShapeMismatch { op: "broadcast", lhs: from.to_vec(), rhs: to.to_vec() });
+            return Err(Error::ShapeMismatch {
+                op: "broadcast",
+                lhs: from.to_vec(),
+                rhs: to.to_vec(),
+            });
         }
     }
     Ok(out)
@@ -205,14 +253,26 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0usize; n];
     for d in 0..n {
-        let da = if d + a.len() >= n { a[d + a.len() - n] } else { 1 };
-        let db = if d + b.len() >= n { b[d + b.len() - n] } else { 1 };
+        let da = if d + a.len() >= n {
+            a[d + a.len() - n]
+        } else {
+            1
+        };
+        let db = if d + b.len() >= n {
+            b[d + b.len() - n]
+        } else {
+            1
+        };
         out[d] = if da == db || db == 1 {
             da
         } else if da == 1 {
             db
         } else {
-            return Err(Error::ShapeMismatch { op: "broadcast", lhs: a.to_vec(), rhs: b.to_vec() });
+            return Err(Error::ShapeMismatch {
+                op: "broadcast",
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+            });
         };
     }
     Ok(out)
@@ -263,9 +323,19 @@ fn offset_range(shape: &[usize], strides: &[i64], offset: usize) -> (i64, i64) {
 }
 
 /// Checks that a strided view stays inside a buffer of `len` elements.
-fn check_view(what: &str, shape: &[usize], strides: &[i64], offset: usize, len: usize) -> Result<()> {
+fn check_view(
+    what: &str,
+    shape: &[usize],
+    strides: &[i64],
+    offset: usize,
+    len: usize,
+) -> Result<()> {
     if strides.len() != shape.len() {
-        return Err(invalid(format!("{what}: {} strides for {} dims", strides.len(), shape.len())));
+        return Err(invalid(format!(
+            "{what}: {} strides for {} dims",
+            strides.len(),
+            shape.len()
+        )));
     }
     let (lo, hi) = offset_range(shape, strides, offset);
     if lo < 0 || hi >= len as i64 {
@@ -278,7 +348,10 @@ fn check_view(what: &str, shape: &[usize], strides: &[i64], offset: usize, len: 
 
 fn pack(shape: &[usize], what: &str) -> Result<[i64; MAX_DIMS]> {
     if shape.len() > MAX_DIMS {
-        return Err(invalid(format!("{what}: {} dims, at most {MAX_DIMS} supported", shape.len())));
+        return Err(invalid(format!(
+            "{what}: {} dims, at most {MAX_DIMS} supported",
+            shape.len()
+        )));
     }
     let mut a = [0i64; MAX_DIMS];
     for (d, &v) in shape.iter().enumerate() {
@@ -325,7 +398,11 @@ pub fn binary(
     let code = op as i32;
     let n64 = n as i64;
     let contig = contiguous_strides(bc.shape);
-    if bc.a_offset == 0 && bc.b_offset == 0 && bc.a_strides == contig.as_slice() && bc.b_strides == contig.as_slice() {
+    if bc.a_offset == 0
+        && bc.b_offset == 0
+        && bc.a_strides == contig.as_slice()
+        && bc.b_strides == contig.as_slice()
+    {
         let f = func(dev, "elementwise.cu", "binary_contig_f32")?;
         let mut l = dev.stream().launch_builder(&f);
         l.arg(&code).arg(&n64).arg(a).arg(b).arg(y);
@@ -384,8 +461,20 @@ pub fn strided_copy<T: CopyElem>(
     if n == 0 {
         return Ok(());
     }
-    check_view("strided_copy src", plan.shape, plan.src_strides, plan.src_offset, src.len())?;
-    check_view("strided_copy dst", plan.shape, plan.dst_strides, plan.dst_offset, dst.len())?;
+    check_view(
+        "strided_copy src",
+        plan.shape,
+        plan.src_strides,
+        plan.src_offset,
+        src.len(),
+    )?;
+    check_view(
+        "strided_copy dst",
+        plan.shape,
+        plan.dst_strides,
+        plan.dst_offset,
+        dst.len(),
+    )?;
     let meta = CopyMeta {
         ndim: plan.shape.len() as i64,
         shape: pack(plan.shape, "strided_copy")?,
@@ -447,7 +536,11 @@ impl HalfElem for half::bf16 {
 }
 
 /// `y[i] = x[i]` widened to f32 (exact).
-pub fn half_to_f32<T: HalfElem>(dev: &CudaDevice, x: &CudaSlice<T>, y: &mut CudaSlice<f32>) -> Result<()> {
+pub fn half_to_f32<T: HalfElem>(
+    dev: &CudaDevice,
+    x: &CudaSlice<T>,
+    y: &mut CudaSlice<f32>,
+) -> Result<()> {
     check_len("half_to_f32 output", y.len(), x.len())?;
     let n = as_i64(x.len());
     if n == 0 {
@@ -460,7 +553,11 @@ pub fn half_to_f32<T: HalfElem>(dev: &CudaDevice, x: &CudaSlice<T>, y: &mut Cuda
 }
 
 /// `y[i] = x[i]` rounded to nearest even, the same as `half::{f16,bf16}::from_f32`.
-pub fn f32_to_half<T: HalfElem>(dev: &CudaDevice, x: &CudaSlice<f32>, y: &mut CudaSlice<T>) -> Result<()> {
+pub fn f32_to_half<T: HalfElem>(
+    dev: &CudaDevice,
+    x: &CudaSlice<f32>,
+    y: &mut CudaSlice<T>,
+) -> Result<()> {
     check_len("f32_to_half output", y.len(), x.len())?;
     let n = as_i64(x.len());
     if n == 0 {
@@ -507,9 +604,17 @@ fn mid_cfg(outer: usize, inner: usize) -> LaunchConfig {
 const LONG_ROW: usize = 1024;
 
 fn last_cfg(outer: usize, len: usize) -> LaunchConfig {
-    let rows_per_block = if len > LONG_ROW { 1 } else { (THREADS / 32) as usize };
+    let rows_per_block = if len > LONG_ROW {
+        1
+    } else {
+        (THREADS / 32) as usize
+    };
     let blocks = outer.div_ceil(rows_per_block).clamp(1, MAX_BLOCKS as usize) as u32;
-    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// Reduces a contiguous tensor viewed as `(outer, len, inner)` over the middle axis:
@@ -529,7 +634,11 @@ pub fn reduce(
     let code = op as i32;
     let (o, l64, i) = (outer as i64, len as i64, inner as i64);
     if inner == 1 {
-        let name = if len > LONG_ROW { "reduce_last_block_f32" } else { "reduce_last_warp_f32" };
+        let name = if len > LONG_ROW {
+            "reduce_last_block_f32"
+        } else {
+            "reduce_last_warp_f32"
+        };
         let f = func(dev, "reduce.cu", name)?;
         let mut a = dev.stream().launch_builder(&f);
         a.arg(&code).arg(&o).arg(&l64).arg(x).arg(y);
@@ -556,7 +665,11 @@ pub fn argmax(
     }
     let (o, l64, i) = (outer as i64, len as i64, inner as i64);
     if inner == 1 {
-        let name = if len > LONG_ROW { "argmax_last_block_f32" } else { "argmax_last_warp_f32" };
+        let name = if len > LONG_ROW {
+            "argmax_last_block_f32"
+        } else {
+            "argmax_last_warp_f32"
+        };
         let f = func(dev, "reduce.cu", name)?;
         let mut a = dev.stream().launch_builder(&f);
         a.arg(&o).arg(&l64).arg(x).arg(y);
@@ -574,7 +687,12 @@ pub fn argmax(
 /// `out[i, c] = (labels[i] == c) as f32`, `out` of `labels.len() * classes`. A label
 /// outside `[0, classes)` gives `Error::IndexOutOfRange` (its row is written as zeros).
 /// Synchronises to check.
-pub fn one_hot(dev: &CudaDevice, labels: &CudaSlice<i64>, classes: usize, out: &mut CudaSlice<f32>) -> Result<()> {
+pub fn one_hot(
+    dev: &CudaDevice,
+    labels: &CudaSlice<i64>,
+    classes: usize,
+    out: &mut CudaSlice<f32>,
+) -> Result<()> {
     let n = labels.len();
     check_len("one_hot output", out.len(), n * classes)?;
     if n == 0 {
@@ -674,19 +792,26 @@ pub fn gather_async<T: GatherElem>(
     idx: &CudaSlice<i64>,
     out: &mut CudaSlice<f32>,
 ) -> Result<IndexCheck> {
-    if dim == 0 || table.len() % dim != 0 {
-        return Err(invalid(format!("gather: table of {} elements is not [rows, {dim}]", table.len())));
+    if dim == 0 || !table.len().is_multiple_of(dim) {
+        return Err(invalid(format!(
+            "gather: table of {} elements is not [rows, {dim}]",
+            table.len()
+        )));
     }
     let rows = table.len() / dim;
     let n = idx.len();
     check_len("gather output", out.len(), n * dim)?;
     let cell = error_cell(dev)?;
-    let check = IndexCheck { cell, what: "embedding row", size: rows };
+    let check = IndexCheck {
+        cell,
+        what: "embedding row",
+        size: rows,
+    };
     if n == 0 {
         return Ok(check);
     }
     let (n64, r64, d64) = (n as i64, rows as i64, dim as i64);
-    let vec4 = dim % 4 == 0;
+    let vec4 = dim.is_multiple_of(4);
     let work = if vec4 { n * dim / 4 } else { n * dim } as u64;
     let name = match (T::HALF_KIND, vec4) {
         (None, true) => "gather_f32_vec4",
@@ -700,7 +825,13 @@ pub fn gather_async<T: GatherElem>(
     if T::HALF_KIND.is_some() {
         l.arg(&kind);
     }
-    l.arg(&n64).arg(&r64).arg(&d64).arg(idx).arg(table).arg(out).arg(&check.cell);
+    l.arg(&n64)
+        .arg(&r64)
+        .arg(&d64)
+        .arg(idx)
+        .arg(table)
+        .arg(out)
+        .arg(&check.cell);
     launch(l, cfg_for(work), name)?;
     Ok(check)
 }
@@ -757,12 +888,23 @@ pub fn coalesce_async(
         )));
     }
     let cell = error_cell(dev)?;
-    let check = IndexCheck { cell, what: "embedding row", size: table_rows };
+    let check = IndexCheck {
+        cell,
+        what: "embedding row",
+        size: table_rows,
+    };
     let mut unique = alloc_zeros::<i64>(dev, n)?;
     let mut summed = alloc_zeros::<f32>(dev, n * dim)?;
     let mut count = alloc_zeros::<i64>(dev, 1)?;
     if n == 0 {
-        return Ok((RowSparse { unique, summed, count }, check));
+        return Ok((
+            RowSparse {
+                unique,
+                summed,
+                count,
+            },
+            check,
+        ));
     }
     let s = dev.stream();
     let (n64, d64, tr64) = (n as i64, dim as i64, table_rows as i64);
@@ -774,7 +916,12 @@ pub fn coalesce_async(
     {
         let f = func(dev, "embedding.cu", "coalesce_build_keys")?;
         let mut l = s.launch_builder(&f);
-        l.arg(&n64).arg(&p64).arg(&tr64).arg(idx).arg(&mut keys).arg(&check.cell);
+        l.arg(&n64)
+            .arg(&p64)
+            .arg(&tr64)
+            .arg(idx)
+            .arg(&mut keys)
+            .arg(&check.cell);
         launch(l, cfg_for(padded as u64), "coalesce_build_keys")?;
     }
 
@@ -841,7 +988,10 @@ pub fn coalesce_async(
     {
         let f = func(dev, "embedding.cu", "coalesce_chunk_counts")?;
         let mut l = s.launch_builder(&f);
-        l.arg(&n64).arg(&num_segments).arg(&seg_start).arg(&mut counts);
+        l.arg(&n64)
+            .arg(&num_segments)
+            .arg(&seg_start)
+            .arg(&mut counts);
         launch(l, cfg_for(n as u64), "coalesce_chunk_counts")?;
     }
     let mut chunk_off = alloc_zeros::<u32>(dev, n)?;
@@ -854,7 +1004,11 @@ pub fn coalesce_async(
     {
         let f = func(dev, "embedding.cu", "coalesce_chunk_map")?;
         let mut l = s.launch_builder(&f);
-        l.arg(&cap64).arg(&num_segments).arg(&num_chunks).arg(&chunk_off).arg(&mut chunk_seg);
+        l.arg(&cap64)
+            .arg(&num_segments)
+            .arg(&num_chunks)
+            .arg(&chunk_off)
+            .arg(&mut chunk_seg);
         launch(l, cfg_for(cap as u64), "coalesce_chunk_map")?;
     }
 
@@ -863,8 +1017,12 @@ pub fn coalesce_async(
     // for all `cap` chunks is reserved because their number is only known on the device.
     let mut partial = unsafe_alloc_f32(dev, cap * dim)?;
     {
-        let vec4 = dim % 4 == 0;
-        let name = if vec4 { "coalesce_chunk_sum_vec4" } else { "coalesce_chunk_sum_scalar" };
+        let vec4 = dim.is_multiple_of(4);
+        let name = if vec4 {
+            "coalesce_chunk_sum_vec4"
+        } else {
+            "coalesce_chunk_sum_scalar"
+        };
         let work = if vec4 { cap * dim / 4 } else { cap * dim } as u64;
         let f = func(dev, "embedding.cu", name)?;
         let mut l = s.launch_builder(&f);
@@ -884,10 +1042,23 @@ pub fn coalesce_async(
     {
         let f = func(dev, "embedding.cu", "coalesce_seg_finish")?;
         let mut l = s.launch_builder(&f);
-        l.arg(&n64).arg(&d64).arg(&num_segments).arg(&counts).arg(&chunk_off).arg(&partial).arg(&mut summed);
+        l.arg(&n64)
+            .arg(&d64)
+            .arg(&num_segments)
+            .arg(&counts)
+            .arg(&chunk_off)
+            .arg(&partial)
+            .arg(&mut summed);
         launch(l, cfg_for((n * dim) as u64), "coalesce_seg_finish")?;
     }
-    Ok((RowSparse { unique, summed, count }, check))
+    Ok((
+        RowSparse {
+            unique,
+            summed,
+            count,
+        },
+        check,
+    ))
 }
 
 /// An uninitialised f32 buffer, for scratch space every read of which is preceded by a
@@ -900,13 +1071,22 @@ fn unsafe_alloc_f32(dev: &CudaDevice, len: usize) -> Result<CudaSlice<f32>> {
 
 /// Device-wide exclusive scan of u32 (3 launches: block sums, one-block scan of those,
 /// apply). `total[0]` receives the sum of all elements.
-fn exclusive_scan(dev: &CudaDevice, input: &CudaSlice<u32>, out: &mut CudaSlice<u32>, total: &mut CudaSlice<u32>) -> Result<()> {
+fn exclusive_scan(
+    dev: &CudaDevice,
+    input: &CudaSlice<u32>,
+    out: &mut CudaSlice<u32>,
+    total: &mut CudaSlice<u32>,
+) -> Result<()> {
     const SCAN_BLOCK: usize = 1024; // matches SCAN_BLOCK in embedding.cu
     let n = input.len();
     let nb = n.div_ceil(SCAN_BLOCK).max(1);
     let (n64, nb64) = (n as i64, nb as i64);
     let mut sums = alloc_zeros::<u32>(dev, nb)?;
-    let blocks = LaunchConfig { grid_dim: (nb as u32, 1, 1), block_dim: (SCAN_BLOCK as u32, 1, 1), shared_mem_bytes: 0 };
+    let blocks = LaunchConfig {
+        grid_dim: (nb as u32, 1, 1),
+        block_dim: (SCAN_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
     let s = dev.stream();
     {
         let f = func(dev, "embedding.cu", "scan_block_sums")?;
@@ -918,7 +1098,11 @@ fn exclusive_scan(dev: &CudaDevice, input: &CudaSlice<u32>, out: &mut CudaSlice<
         let f = func(dev, "embedding.cu", "scan_block_offsets")?;
         let mut l = s.launch_builder(&f);
         l.arg(&mut sums).arg(&nb64).arg(total);
-        let one = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (SCAN_BLOCK as u32, 1, 1), shared_mem_bytes: 0 };
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (SCAN_BLOCK as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
         launch(l, one, "scan_block_offsets")?;
     }
     let f = func(dev, "embedding.cu", "scan_apply")?;
@@ -974,9 +1158,16 @@ pub fn adam_lr_t(lr: f32, beta1: f32, beta2: f32, t: u64) -> f32 {
 /// `idx = Some(ids)`: row-sparse gradient, `grad` is `[ids.len(), dim]` and its row r
 /// updates weight row `ids[r]` (`ids[r] < 0` skipped, e.g. coalesce's -1 padding);
 /// `None`: dense, `grad` has the weight's shape.
-fn update_setup(w_len: usize, dim: usize, grad_len: usize, idx: Option<&CudaSlice<i64>>) -> Result<(i64, i64, i64)> {
-    if dim == 0 || w_len % dim != 0 {
-        return Err(invalid(format!("optimizer: weight of {w_len} elements is not [rows, {dim}]")));
+fn update_setup(
+    w_len: usize,
+    dim: usize,
+    grad_len: usize,
+    idx: Option<&CudaSlice<i64>>,
+) -> Result<(i64, i64, i64)> {
+    if dim == 0 || !w_len.is_multiple_of(dim) {
+        return Err(invalid(format!(
+            "optimizer: weight of {w_len} elements is not [rows, {dim}]"
+        )));
     }
     let rows = w_len / dim;
     let n = match idx {
@@ -1020,7 +1211,12 @@ pub fn sgd_update(
             Some(m) => l.arg(m),
             None => l.arg(&null),
         };
-        l.arg(&p.lr).arg(&p.momentum).arg(&p.wd).arg(&p.rescale_grad).arg(&p.clip_gradient).arg(&err);
+        l.arg(&p.lr)
+            .arg(&p.momentum)
+            .arg(&p.wd)
+            .arg(&p.rescale_grad)
+            .arg(&p.clip_gradient)
+            .arg(&err);
         launch(l, cfg_for(n as u64), "sgd_update_f32")?;
     }
     check_error_cell(dev, &err, "sgd row", rows as usize)
@@ -1054,7 +1250,12 @@ pub fn adam_update(
             None => l.arg(&null),
         };
         l.arg(&mut *w).arg(grad).arg(mean).arg(var);
-        l.arg(&p.lr_t).arg(&p.beta1).arg(&p.beta2).arg(&p.epsilon).arg(&p.wd).arg(&p.rescale_grad);
+        l.arg(&p.lr_t)
+            .arg(&p.beta1)
+            .arg(&p.beta2)
+            .arg(&p.epsilon)
+            .arg(&p.wd)
+            .arg(&p.rescale_grad);
         l.arg(&p.clip_gradient).arg(&err);
         launch(l, cfg_for(n as u64), "adam_update_f32")?;
     }
@@ -1086,7 +1287,12 @@ pub fn adagrad_update(
             None => l.arg(&null),
         };
         l.arg(&mut *w).arg(grad).arg(history);
-        l.arg(&p.lr).arg(&p.epsilon).arg(&p.wd).arg(&p.rescale_grad).arg(&p.clip_gradient).arg(&err);
+        l.arg(&p.lr)
+            .arg(&p.epsilon)
+            .arg(&p.wd)
+            .arg(&p.rescale_grad)
+            .arg(&p.clip_gradient)
+            .arg(&err);
         launch(l, cfg_for(n as u64), "adagrad_update_f32")?;
     }
     check_error_cell(dev, &err, "adagrad row", rows as usize)
@@ -1109,8 +1315,21 @@ pub struct MatmulShape {
 
 /// Row-major (batched) matmul through cuBLAS `sgemm_strided_batched` (full f32, no
 /// TF32 unless the process enables it via `NVIDIA_TF32_OVERRIDE`). Overwrites `c`.
-pub fn matmul(dev: &CudaDevice, sh: &MatmulShape, a: &CudaSlice<f32>, b: &CudaSlice<f32>, c: &mut CudaSlice<f32>) -> Result<()> {
-    let MatmulShape { batch, m, n, k, trans_a, trans_b } = *sh;
+pub fn matmul(
+    dev: &CudaDevice,
+    sh: &MatmulShape,
+    a: &CudaSlice<f32>,
+    b: &CudaSlice<f32>,
+    c: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let MatmulShape {
+        batch,
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+    } = *sh;
     check_len("matmul A", a.len(), batch * m * k)?;
     check_len("matmul B", b.len(), batch * k * n)?;
     check_len("matmul C", c.len(), batch * m * n)?;
@@ -1127,7 +1346,13 @@ pub fn matmul(dev: &CudaDevice, sh: &MatmulShape, a: &CudaSlice<f32>, b: &CudaSl
     // cuBLAS is column-major. A row-major X is the column-major X^T, so compute
     // C^T = op(B)^T · op(A)^T: cuBLAS's "A" is our B and its "B" is our A, with the
     // same transpose flags, and the leading dimensions are the row lengths as stored.
-    let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+    let op = |t: bool| {
+        if t {
+            cublasOperation_t::CUBLAS_OP_T
+        } else {
+            cublasOperation_t::CUBLAS_OP_N
+        }
+    };
     let gemm = GemmConfig {
         transa: op(trans_b),
         transb: op(trans_a),
@@ -1149,5 +1374,6 @@ pub fn matmul(dev: &CudaDevice, sh: &MatmulShape, a: &CudaSlice<f32>, b: &CudaSl
         stride_c: (m * n) as i64,
     };
     // SAFETY: lengths checked above cover batch strides and leading dimensions.
-    unsafe { blas.gemm_strided_batched(cfg, b, a, c) }.map_err(|e| cuda_err("cuBLAS sgemm_strided_batched", e))
+    unsafe { blas.gemm_strided_batched(cfg, b, a, c) }
+        .map_err(|e| cuda_err("cuBLAS sgemm_strided_batched", e))
 }
