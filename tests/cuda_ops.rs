@@ -579,7 +579,9 @@ fn coalesce_check(
     for (s, (&id, sum)) in map.iter().enumerate() {
         assert_eq!(unique[s], id, "unique[{s}]");
         for c in 0..dim {
-            let (g, w) = (summed[s * dim + c], sum[c] as f32);
+            let (g, w) = (summed[s * dim + c], sum[c].0 as f32);
+            let tol = 1e-5 + 2e-6 * sum[c].1 as f32;
+            assert!((g - w).abs() <= tol, "row {id} col {c}: got {g}, want {w}");
             assert!(
                 (g - w).abs() <= 1e-4 + 1e-5 * w.abs(),
                 "row {id} col {c}: got {g}, want {w}"
