@@ -1,6 +1,8 @@
 //! boson: a Gluon-style deep learning library for Rust.
 
 pub mod autograd;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;

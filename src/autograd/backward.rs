@@ -255,6 +255,7 @@ impl Tensor {
             &indices.storage(),
             &rows.storage(),
             dim,
+            shape.first().copied().unwrap_or(0),
         )?;
         let k = match &u {
             crate::tensor::storage::Storage::Cpu(c) => c.i64("coalesce")?.len(),

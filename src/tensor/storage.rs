@@ -165,7 +165,7 @@ impl Storage {
                 _ => unreachable!("to_dtype(F32) returns F32"),
             },
             #[cfg(feature = "cuda")]
-            Storage::Cuda(c) => c.to_cpu()?.to_vec_f32_owned(),
+            Storage::Cuda(c) => Storage::Cpu(c.to_cpu()?).to_vec_f32(),
         }
     }
 
@@ -373,9 +373,15 @@ impl Storage {
 
     /// Unique indices and summed rows (the row-sparse gradient of a gather).
     /// On CUDA the outputs may carry trailing `-1` padding rows (see `crate::cuda`).
-    pub fn coalesce_rows(idx: &Storage, rows: &Storage, dim: usize) -> Result<(Storage, Storage)> {
+    pub fn coalesce_rows(
+        idx: &Storage,
+        rows: &Storage,
+        dim: usize,
+        table_rows: usize,
+    ) -> Result<(Storage, Storage)> {
         match (idx, rows) {
             (Storage::Cpu(i), Storage::Cpu(r)) => {
+                cpu::check_indices(i.i64("coalesce")?, table_rows, "embedding table rows")?;
                 let (u, s) = cpu::coalesce_rows(i.i64("coalesce")?, r.f32("coalesce")?, dim);
                 Ok((
                     Storage::Cpu(CpuStorage::I64(u)),
@@ -384,7 +390,7 @@ impl Storage {
             }
             #[cfg(feature = "cuda")]
             (Storage::Cuda(i), Storage::Cuda(r)) => {
-                let (u, s) = crate::cuda::CudaStorage::coalesce_rows(i, r, dim)?;
+                let (u, s) = crate::cuda::CudaStorage::coalesce_rows(i, r, dim, table_rows)?;
                 Ok((Storage::Cuda(u), Storage::Cuda(s)))
             }
             #[cfg(feature = "cuda")]

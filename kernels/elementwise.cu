@@ -1,0 +1,220 @@
+// Elementwise kernels: unary and broadcasting binary ops, fill, casts, f16/bf16
+// conversions, strided copy, one_hot and the dropout mask.
+//
+// No CUDA headers are included on purpose: NVRTC has no built-in cuda_fp16.h, and the
+// GPU machine's header path is not guaranteed. Half types travel as raw 16-bit words and
+// are converted with PTX `cvt` (f16) or integer arithmetic (bf16).
+//
+// Op codes are fixed by the tensor core (src/cuda/ops.rs mirrors them); never renumber.
+
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define MAX_DIMS 6
+
+// Grid-stride loop over [0, n): works for any grid size the launcher picks.
+#define GRID_LOOP(i, n) \
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
+
+// ---------------------------------------------------------------- unary
+
+__device__ __forceinline__ float unary_op(int op, float x, float p0, float p1) {
+    switch (op) {
+    case 0: return -x;                                  // Neg
+    case 1: return expf(x);                             // Exp
+    case 2: return logf(x);                             // Log
+    case 3: return sqrtf(x);                            // Sqrt
+    case 4: return fabsf(x);                            // Abs
+    case 5: return x * x;                               // Square
+    case 6: return x > 0.0f ? x : 0.0f;                 // Relu
+    case 7: {                                           // Sigmoid, never exp of a large positive
+        if (x >= 0.0f) { float e = expf(-x); return 1.0f / (1.0f + e); }
+        float e = expf(x); return e / (1.0f + e);
+    }
+    case 8: return tanhf(x);                            // Tanh
+    case 9: return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));  // Softplus, stable
+    case 10: return 1.0f / x;                           // Recip
+    case 11: return (float)((x > 0.0f) - (x < 0.0f));   // Sign (0 at 0)
+    case 12: return p0 * x + p1;                        // Affine
+    case 13: return powf(x, p0);                        // Powf
+    case 14: return fminf(fmaxf(x, p0), p1);            // Clip
+    case 15: return x > 0.0f ? 1.0f : 0.0f;             // StepPos
+    default: return __int_as_float(0x7fc00000);         // unknown op: NaN, never silent garbage
+    }
+}
+
+extern "C" __global__ void unary_f32(int op, i64 n, const float* x, float* y, float p0, float p1) {
+    GRID_LOOP(i, n) { y[i] = unary_op(op, x[i], p0, p1); }
+}
+
+// ---------------------------------------------------------------- binary
+
+__device__ __forceinline__ float binary_op(int op, float a, float b) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return fmaxf(a, b);
+    case 5: return fminf(a, b);
+    case 6: return a == b ? 1.0f : 0.0f;
+    case 7: return a != b ? 1.0f : 0.0f;
+    case 8: return a > b ? 1.0f : 0.0f;
+    case 9: return a >= b ? 1.0f : 0.0f;
+    case 10: return a < b ? 1.0f : 0.0f;
+    case 11: return a <= b ? 1.0f : 0.0f;
+    case 12: return powf(a, b);
+    default: return __int_as_float(0x7fc00000);
+    }
+}
+
+// Passed by value (kernel parameter space, up to 4 KB). Layout mirrors BinaryMeta in
+// src/cuda/ops.rs (#[repr(C)]): keep both in step.
+struct BinaryMeta {
+    i64 ndim;
+    i64 shape[MAX_DIMS];
+    i64 a_strides[MAX_DIMS];  // 0 on broadcast dims
+    i64 b_strides[MAX_DIMS];
+    i64 a_offset;
+    i64 b_offset;
+};
+
+// Output is contiguous with meta.shape; inputs are read through their strides.
+extern "C" __global__ void binary_f32(int op, i64 n, BinaryMeta meta, const float* a, const float* b,
+                                      float* y) {
+    GRID_LOOP(i, n) {
+        i64 rem = i, oa = meta.a_offset, ob = meta.b_offset;
+        for (int d = (int)meta.ndim - 1; d >= 0; --d) {
+            i64 c = rem % meta.shape[d];
+            rem /= meta.shape[d];
+            oa += c * meta.a_strides[d];
+            ob += c * meta.b_strides[d];
+        }
+        y[i] = binary_op(op, a[oa], b[ob]);
+    }
+}
+
+// Fast path when both inputs are contiguous with the output's shape: no index arithmetic.
+extern "C" __global__ void binary_contig_f32(int op, i64 n, const float* a, const float* b, float* y) {
+    GRID_LOOP(i, n) { y[i] = binary_op(op, a[i], b[i]); }
+}
+
+// ---------------------------------------------------------------- strided copy
+
+// Layout mirrors CopyMeta in src/cuda/ops.rs.
+struct CopyMeta {
+    i64 ndim;
+    i64 shape[MAX_DIMS];
+    i64 src_strides[MAX_DIMS];
+    i64 dst_strides[MAX_DIMS];
+    i64 src_offset;
+    i64 dst_offset;
+};
+
+template <typename T>
+__device__ __forceinline__ void strided_copy(i64 n, const CopyMeta& m, const T* src, T* dst) {
+    GRID_LOOP(i, n) {
+        i64 rem = i, os = m.src_offset, od = m.dst_offset;
+        for (int d = (int)m.ndim - 1; d >= 0; --d) {
+            i64 c = rem % m.shape[d];
+            rem /= m.shape[d];
+            os += c * m.src_strides[d];
+            od += c * m.dst_strides[d];
+        }
+        dst[od] = src[os];
+    }
+}
+
+extern "C" __global__ void strided_copy_f32(i64 n, CopyMeta meta, const float* src, float* dst) {
+    strided_copy<float>(n, meta, src, dst);
+}
+
+extern "C" __global__ void strided_copy_i64(i64 n, CopyMeta meta, const i64* src, i64* dst) {
+    strided_copy<i64>(n, meta, src, dst);
+}
+
+// ---------------------------------------------------------------- fill and casts
+
+extern "C" __global__ void fill_f32(i64 n, float value, float* y) {
+    GRID_LOOP(i, n) { y[i] = value; }
+}
+
+extern "C" __global__ void cast_i64_f32(i64 n, const i64* x, float* y) {
+    GRID_LOOP(i, n) { y[i] = (float)x[i]; }
+}
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ unsigned short f32_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));  // round to nearest even, like half::f16::from_f32
+    return h;
+}
+
+__device__ __forceinline__ float bf16_to_f32(unsigned short h) {
+    return __uint_as_float(((unsigned int)h) << 16);
+}
+
+// Round to nearest even; NaN stays a quiet NaN. Same rule as half::bf16::from_f32.
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
+    unsigned int x = __float_as_uint(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((x >> 16) | 0x0040u);
+    unsigned int lsb = (x >> 16) & 1u;
+    return (unsigned short)((x + 0x7fffu + lsb) >> 16);
+}
+
+extern "C" __global__ void f16_to_f32_kernel(i64 n, const unsigned short* x, float* y) {
+    GRID_LOOP(i, n) { y[i] = f16_to_f32(x[i]); }
+}
+extern "C" __global__ void f32_to_f16_kernel(i64 n, const float* x, unsigned short* y) {
+    GRID_LOOP(i, n) { y[i] = f32_to_f16(x[i]); }
+}
+extern "C" __global__ void bf16_to_f32_kernel(i64 n, const unsigned short* x, float* y) {
+    GRID_LOOP(i, n) { y[i] = bf16_to_f32(x[i]); }
+}
+extern "C" __global__ void f32_to_bf16_kernel(i64 n, const float* x, unsigned short* y) {
+    GRID_LOOP(i, n) { y[i] = f32_to_bf16(x[i]); }
+}
+
+// ---------------------------------------------------------------- one_hot
+
+// err[0] is a flag (0 = fine), err[1] the first bad label recorded. The winner of the
+// CAS writes the value; the host reads both after a sync.
+__device__ __forceinline__ void record_bad_index(i64* err, i64 idx) {
+    if (atomicCAS((u64*)err, 0ull, 1ull) == 0ull) err[1] = idx;
+}
+
+// out[i, c] = (labels[i] == c); a label outside [0, classes) gives a zero row.
+extern "C" __global__ void one_hot_f32(i64 n, i64 classes, const i64* labels, float* out, i64* err) {
+    GRID_LOOP(t, n * classes) {
+        i64 i = t / classes, c = t - i * classes;
+        i64 label = labels[i];
+        if (label < 0 || label >= classes) {
+            if (c == 0) record_bad_index(err, label);
+            out[t] = 0.0f;
+        } else {
+            out[t] = (label == c) ? 1.0f : 0.0f;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- dropout mask
+
+// Counter-based uniform in [0, 1): bit-exact twin of boson::rng::uniform_hash.
+__device__ __forceinline__ float uniform_hash(u64 seed, u64 i) {
+    u64 x = seed + (i + 1ull) * 0x9E3779B97F4A7C15ull;
+    u64 z = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z = z ^ (z >> 31);
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
+// mask[i] = u(seed, i) >= p ? scale : 0, scale = 1/(1-p) computed on the host so that the
+// CPU and GPU masks are identical bit for bit.
+extern "C" __global__ void dropout_mask_f32(i64 n, u64 seed, float p, float scale, float* mask) {
+    GRID_LOOP(i, n) { mask[i] = uniform_hash(seed, (u64)i) >= p ? scale : 0.0f; }
+}

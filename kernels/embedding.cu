@@ -1,0 +1,381 @@
+// Embedding gather (forward) and the row-sparse scatter-add "coalesce" (backward).
+//
+// Bounds checks: every index read is checked against [0, rows). A bad index is recorded
+// in err (err[0] flag, err[1] the first bad value to win the CAS) and the kernel writes
+// zeros instead of reading out of bounds; the launcher turns it into an Error.
+
+typedef long long i64;
+typedef unsigned long long u64;
+typedef unsigned int u32;
+
+#define GRID_LOOP(i, n) \
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
+
+#define KEY_PAD 0xffffffffffffffffull
+
+__device__ __forceinline__ void record_bad_index(i64* err, i64 idx) {
+    if (atomicCAS((u64*)err, 0ull, 1ull) == 0ull) err[1] = idx;
+}
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ float bf16_to_f32(unsigned short h) {
+    return __uint_as_float(((unsigned int)h) << 16);
+}
+
+// ================================================================ gather
+//
+// One thread per output vector of 4 floats: consecutive threads cover consecutive
+// 16-byte pieces of a row, so a row of D=64 is 16 threads and every load and store is a
+// full, coalesced 16-byte access. The index is re-read by each thread of a row; those
+// reads hit the same cache line and cost no extra DRAM traffic.
+
+// dim % 4 == 0, f32 table.
+extern "C" __global__ void gather_f32_vec4(i64 n, i64 rows, i64 dim, const i64* idx, const float* table,
+                                           float* out, i64* err) {
+    const i64 dv = dim >> 2;
+    GRID_LOOP(t, n * dv) {
+        i64 r = t / dv, c = t - r * dv;
+        i64 row = idx[r];
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (row < 0 || row >= rows) {
+            if (c == 0) record_bad_index(err, row);
+        } else {
+            v = reinterpret_cast<const float4*>(table + row * dim)[c];
+        }
+        reinterpret_cast<float4*>(out + r * dim)[c] = v;
+    }
+}
+
+// Any dim, f32 table.
+extern "C" __global__ void gather_f32_scalar(i64 n, i64 rows, i64 dim, const i64* idx, const float* table,
+                                             float* out, i64* err) {
+    GRID_LOOP(t, n * dim) {
+        i64 r = t / dim, c = t - r * dim;
+        i64 row = idx[r];
+        float v = 0.f;
+        if (row < 0 || row >= rows) {
+            if (c == 0) record_bad_index(err, row);
+        } else {
+            v = table[row * dim + c];
+        }
+        out[t] = v;
+    }
+}
+
+// Half tables (f16: kind 0, bf16: kind 1), dim % 4 == 0: 8-byte loads of 4 halves.
+extern "C" __global__ void gather_half_vec4(int kind, i64 n, i64 rows, i64 dim, const i64* idx,
+                                            const unsigned short* table, float* out, i64* err) {
+    const i64 dv = dim >> 2;
+    GRID_LOOP(t, n * dv) {
+        i64 r = t / dv, c = t - r * dv;
+        i64 row = idx[r];
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (row < 0 || row >= rows) {
+            if (c == 0) record_bad_index(err, row);
+        } else {
+            uint2 w = reinterpret_cast<const uint2*>(table + row * dim)[c];
+            unsigned short h0 = (unsigned short)(w.x & 0xffffu), h1 = (unsigned short)(w.x >> 16);
+            unsigned short h2 = (unsigned short)(w.y & 0xffffu), h3 = (unsigned short)(w.y >> 16);
+            if (kind == 0) {
+                v = make_float4(f16_to_f32(h0), f16_to_f32(h1), f16_to_f32(h2), f16_to_f32(h3));
+            } else {
+                v = make_float4(bf16_to_f32(h0), bf16_to_f32(h1), bf16_to_f32(h2), bf16_to_f32(h3));
+            }
+        }
+        reinterpret_cast<float4*>(out + r * dim)[c] = v;
+    }
+}
+
+// Half tables, any dim.
+extern "C" __global__ void gather_half_scalar(int kind, i64 n, i64 rows, i64 dim, const i64* idx,
+                                              const unsigned short* table, float* out, i64* err) {
+    GRID_LOOP(t, n * dim) {
+        i64 r = t / dim, c = t - r * dim;
+        i64 row = idx[r];
+        float v = 0.f;
+        if (row < 0 || row >= rows) {
+            if (c == 0) record_bad_index(err, row);
+        } else {
+            unsigned short h = table[row * dim + c];
+            v = kind == 0 ? f16_to_f32(h) : bf16_to_f32(h);
+        }
+        out[t] = v;
+    }
+}
+
+// ================================================================ coalesce
+//
+// Row-sparse scatter-add, deterministic, no atomics on data:
+//  1. keys[i] = idx[i] << 32 | i (bad index or padding: KEY_PAD), padded to P = 2^m >= 2048.
+//  2. bitonic sort of keys (shared-memory tiles of 2048 + global merge steps).
+//  3. head flags (first key of each run of equal idx) -> exclusive scan -> segment ids;
+//     unique[s] = idx, seg_start[s] = first sorted position, seg_start[k] = m (valid keys).
+//  4. each segment is cut into chunks of <= 32 rows (chunk counts -> exclusive scan ->
+//     chunk_off; chunk_seg[c] = owning segment by binary search).
+//  5. chunk_sum: each chunk sums its rows in sorted (= original position) order. A
+//     single-chunk segment writes its result directly; longer segments write a partial.
+//  6. seg_finish: multi-chunk segments add their partials in chunk order; rows k..n of
+//     summed are zeroed.
+// The order of every addition is fixed by the data alone, so results are bitwise
+// reproducible, and a hot row is spread over many chunks instead of serialising.
+
+extern "C" __global__ void coalesce_build_keys(i64 n, i64 padded, i64 rows, const i64* idx, u64* keys, i64* err) {
+    GRID_LOOP(i, padded) {
+        u64 key = KEY_PAD;
+        if (i < n) {
+            i64 v = idx[i];
+            if (v < 0 || v >= rows) {
+                record_bad_index(err, v);
+            } else {
+                key = ((u64)v << 32) | (u64)i;
+            }
+        }
+        keys[i] = key;
+    }
+}
+
+#define SORT_TILE 2048  // keys per shared-memory tile; blockDim is SORT_TILE / 2
+
+__device__ __forceinline__ void cmp_swap_shared(u64* s, int i, int j, bool ascending) {
+    u64 a = s[i], b = s[i + j];
+    if ((a > b) == ascending && a != b) { s[i] = b; s[i + j] = a; }
+}
+
+// Fully sorts each tile of 2048 keys, alternating direction by tile (the global bitonic
+// network's first 11 stages).
+extern "C" __global__ void bitonic_sort_tile(u64* keys) {
+    __shared__ u64 s[SORT_TILE];
+    const i64 base = (i64)blockIdx.x * SORT_TILE;
+    const int tid = threadIdx.x;
+    s[tid] = keys[base + tid];
+    s[tid + SORT_TILE / 2] = keys[base + tid + SORT_TILE / 2];
+    __syncthreads();
+    for (int k = 2; k <= SORT_TILE; k <<= 1) {
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            int i = 2 * j * (tid / j) + (tid % j);
+            cmp_swap_shared(s, i, j, ((base + i) & k) == 0);
+            __syncthreads();
+        }
+    }
+    keys[base + tid] = s[tid];
+    keys[base + tid + SORT_TILE / 2] = s[tid + SORT_TILE / 2];
+}
+
+// Steps j = 1024 .. 1 of stage k (all partners inside one tile).
+extern "C" __global__ void bitonic_merge_tile(u64* keys, i64 k) {
+    __shared__ u64 s[SORT_TILE];
+    const i64 base = (i64)blockIdx.x * SORT_TILE;
+    const int tid = threadIdx.x;
+    s[tid] = keys[base + tid];
+    s[tid + SORT_TILE / 2] = keys[base + tid + SORT_TILE / 2];
+    __syncthreads();
+    for (int j = SORT_TILE / 2; j > 0; j >>= 1) {
+        int i = 2 * j * (tid / j) + (tid % j);
+        cmp_swap_shared(s, i, j, ((base + i) & k) == 0);
+        __syncthreads();
+    }
+    keys[base + tid] = s[tid];
+    keys[base + tid + SORT_TILE / 2] = s[tid + SORT_TILE / 2];
+}
+
+// One step (k, j) with j >= SORT_TILE: partners in different tiles. One thread per pair.
+extern "C" __global__ void bitonic_step(u64* keys, i64 padded, i64 k, i64 j) {
+    GRID_LOOP(t, padded / 2) {
+        i64 i = 2 * j * (t / j) + (t % j);
+        u64 a = keys[i], b = keys[i + j];
+        bool ascending = (i & k) == 0;
+        if ((a > b) == ascending && a != b) { keys[i] = b; keys[i + j] = a; }
+    }
+}
+
+// ---------------------------------------------------------------- block scan helpers
+// Scans use blockDim 1024 and one element per thread.
+
+#define SCAN_BLOCK 1024
+
+// Exclusive scan of v across the block; *total gets the block's sum.
+__device__ __forceinline__ u32 block_exclusive_scan(u32 v, u32* total) {
+    __shared__ u32 warp_sums[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    u32 x = v;
+    for (int off = 1; off < 32; off <<= 1) {
+        u32 y = __shfl_up_sync(0xffffffffu, x, off);
+        if (lane >= off) x += y;
+    }
+    if (lane == 31) warp_sums[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        u32 w = warp_sums[lane];
+        for (int off = 1; off < 32; off <<= 1) {
+            u32 y = __shfl_up_sync(0xffffffffu, w, off);
+            if (lane >= off) w += y;
+        }
+        warp_sums[lane] = w;  // inclusive prefix of warp sums
+    }
+    __syncthreads();
+    u32 prefix = warp > 0 ? warp_sums[warp - 1] : 0u;
+    *total = warp_sums[31];
+    __syncthreads();  // warp_sums is reused by the next call
+    return prefix + x - v;
+}
+
+// Pass 1: sums[b] = sum of in[b*1024 .. (b+1)*1024).
+extern "C" __global__ void scan_block_sums(const u32* in, i64 n, u32* sums) {
+    i64 i = (i64)blockIdx.x * SCAN_BLOCK + threadIdx.x;
+    u32 v = i < n ? in[i] : 0u;
+    u32 total;
+    block_exclusive_scan(v, &total);
+    if (threadIdx.x == 0) sums[blockIdx.x] = total;
+}
+
+// Pass 2 (one block): exclusive scan of sums in place; *grand_total = sum of all.
+extern "C" __global__ void scan_block_offsets(u32* sums, i64 nb, u32* grand_total) {
+    u32 carry = 0;
+    for (i64 base = 0; base < nb; base += SCAN_BLOCK) {
+        i64 i = base + threadIdx.x;
+        u32 v = i < nb ? sums[i] : 0u;
+        u32 total;
+        u32 ex = block_exclusive_scan(v, &total);
+        if (i < nb) sums[i] = carry + ex;
+        carry += total;
+    }
+    if (threadIdx.x == 0) *grand_total = carry;
+}
+
+// Pass 3: out[i] = offsets[block] + exclusive scan of in within the block.
+extern "C" __global__ void scan_apply(const u32* in, i64 n, const u32* offsets, u32* out) {
+    i64 i = (i64)blockIdx.x * SCAN_BLOCK + threadIdx.x;
+    u32 v = i < n ? in[i] : 0u;
+    u32 total;
+    u32 ex = block_exclusive_scan(v, &total);
+    if (i < n) out[i] = offsets[blockIdx.x] + ex;
+}
+
+// ---------------------------------------------------------------- segments
+
+extern "C" __global__ void coalesce_head_flags(i64 n, const u64* keys, u32* flags) {
+    GRID_LOOP(i, n) {
+        u64 key = keys[i];
+        bool head = key != KEY_PAD && (i == 0 || (keys[i - 1] >> 32) != (key >> 32));
+        flags[i] = head ? 1u : 0u;
+    }
+}
+
+// k = *num_segments. Writes unique[0..k) and seg_start[0..=k], unique[k..n) = -1,
+// k_out[0] = k.
+extern "C" __global__ void coalesce_segments(i64 n, const u64* keys, const u32* flags, const u32* seg_id,
+                                             const u32* num_segments, i64* unique, u32* seg_start, i64* k_out) {
+    const i64 k = (i64)*num_segments;
+    GRID_LOOP(i, n) {
+        u64 key = keys[i];
+        if (flags[i]) {
+            u32 s = seg_id[i];
+            unique[s] = (i64)(key >> 32);
+            seg_start[s] = (u32)i;
+        }
+        // The last valid key closes the last segment.
+        if (key != KEY_PAD && (i + 1 == n || keys[i + 1] == KEY_PAD)) seg_start[k] = (u32)(i + 1);
+        if (i >= k) unique[i] = -1;
+        if (i == 0) k_out[0] = k;
+    }
+}
+
+#define CHUNK_ROWS 32
+
+extern "C" __global__ void coalesce_chunk_counts(i64 n, const u32* num_segments, const u32* seg_start, u32* counts) {
+    const i64 k = (i64)*num_segments;
+    GRID_LOOP(s, n) {
+        counts[s] = s < k ? (seg_start[s + 1] - seg_start[s] + CHUNK_ROWS - 1) / CHUNK_ROWS : 0u;
+    }
+}
+
+// chunk_seg[c] = the segment owning chunk c: the last s < k with chunk_off[s] <= c
+// (chunk_off is strictly increasing on [0, k) because every segment has >= 1 chunk).
+extern "C" __global__ void coalesce_chunk_map(i64 cap, const u32* num_segments, const u32* num_chunks,
+                                              const u32* chunk_off, u32* chunk_seg) {
+    const i64 k = (i64)*num_segments;
+    const i64 nc = (i64)*num_chunks;
+    GRID_LOOP(c, cap) {
+        if (c >= nc) continue;
+        i64 lo = 0, hi = k - 1;  // invariant: chunk_off[lo] <= c
+        while (lo < hi) {
+            i64 mid = (lo + hi + 1) >> 1;
+            if ((i64)chunk_off[mid] <= c) lo = mid; else hi = mid - 1;
+        }
+        chunk_seg[c] = (u32)lo;
+    }
+}
+
+// One thread per (chunk, 4-column group) when dim % 4 == 0 (VEC = 4) or per (chunk,
+// column) otherwise (VEC = 1). Rows are added in sorted-position order.
+template <int VEC>
+__device__ __forceinline__ void chunk_sum(i64 cap, i64 dim, const u64* keys, const float* rows,
+                                          const u32* seg_start, const u32* counts, const u32* chunk_off,
+                                          const u32* chunk_seg, const u32* num_chunks, float* summed,
+                                          float* partial) {
+    const i64 dv = dim / VEC;
+    const i64 nc = (i64)*num_chunks;
+    GRID_LOOP(t, cap * dv) {
+        i64 c = t / dv, col = t - c * dv;
+        if (c >= nc) continue;
+        u32 s = chunk_seg[c];
+        i64 start = (i64)seg_start[s] + (i64)CHUNK_ROWS * (c - (i64)chunk_off[s]);
+        i64 end = min(start + CHUNK_ROWS, (i64)seg_start[s + 1]);
+        float* dst = counts[s] == 1 ? summed + (i64)s * dim : partial + c * dim;
+        if (VEC == 4) {
+            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+            for (i64 p = start; p < end; ++p) {
+                i64 pos = (i64)(keys[p] & 0xffffffffull);
+                float4 v = reinterpret_cast<const float4*>(rows + pos * dim)[col];
+                acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+            }
+            reinterpret_cast<float4*>(dst)[col] = acc;
+        } else {
+            float acc = 0.f;
+#pragma unroll 4
+            for (i64 p = start; p < end; ++p) {
+                i64 pos = (i64)(keys[p] & 0xffffffffull);
+                acc += rows[pos * dim + col];
+            }
+            dst[col] = acc;
+        }
+    }
+}
+
+extern "C" __global__ void coalesce_chunk_sum_vec4(i64 cap, i64 dim, const u64* keys, const float* rows,
+                                                   const u32* seg_start, const u32* counts, const u32* chunk_off,
+                                                   const u32* chunk_seg, const u32* num_chunks, float* summed,
+                                                   float* partial) {
+    chunk_sum<4>(cap, dim, keys, rows, seg_start, counts, chunk_off, chunk_seg, num_chunks, summed, partial);
+}
+
+extern "C" __global__ void coalesce_chunk_sum_scalar(i64 cap, i64 dim, const u64* keys, const float* rows,
+                                                     const u32* seg_start, const u32* counts, const u32* chunk_off,
+                                                     const u32* chunk_seg, const u32* num_chunks, float* summed,
+                                                     float* partial) {
+    chunk_sum<1>(cap, dim, keys, rows, seg_start, counts, chunk_off, chunk_seg, num_chunks, summed, partial);
+}
+
+// One thread per (segment slot, column): multi-chunk segments add their partials in
+// chunk order; slots k..n are zeroed. Single-chunk segments were written by chunk_sum.
+extern "C" __global__ void coalesce_seg_finish(i64 n, i64 dim, const u32* num_segments, const u32* counts,
+                                               const u32* chunk_off, const float* partial, float* summed) {
+    const i64 k = (i64)*num_segments;
+    GRID_LOOP(t, n * dim) {
+        i64 s = t / dim, col = t - s * dim;
+        if (s >= k) {
+            summed[t] = 0.f;
+        } else if (counts[s] > 1) {
+            const float* p = partial + (i64)chunk_off[s] * dim + col;
+            float acc = 0.f;
+            for (u32 j = 0; j < counts[s]; ++j) acc += p[(i64)j * dim];
+            summed[t] = acc;
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! `CudaStorage`: a tensor's values on one GPU, and each tensor primitive's CUDA arm.
+//!
+//! Every method allocates its output on the device and queues kernels on the device's
+//! stream; nothing comes back to the host except where noted (bounds checks read an
+//! 8-byte error cell).
+
+use super::device::CudaDevice;
+use super::ops;
+use crate::error::{Error, Result};
+use crate::optim::{Rule, StepArgs};
+use crate::tensor::storage::{CpuStorage, DType, Storage};
+use crate::tensor::{BinaryOp, Layout, ReduceOp, UnaryOp};
+use cudarc::driver::CudaSlice;
+use half::{bf16, f16};
+use std::sync::Arc;
+
+/// Device buffers of one element type.
+pub(crate) enum CudaData {
+    /// values
+    F32(CudaSlice<f32>),
+    /// indices
+    I64(CudaSlice<i64>),
+    /// half tables
+    F16(CudaSlice<f16>),
+    /// bfloat16 tables
+    BF16(CudaSlice<bf16>),
+}
+
+/// A tensor's values on a CUDA device.
+pub(crate) struct CudaStorage {
+    dev: Arc<CudaDevice>,
+    data: CudaData,
+}
+
+fn dtype_err(op: &'static str, expected: &str, got: DType) -> Error {
+    Error::DTypeMismatch {
+        op,
+        expected: expected.to_string(),
+        got: got.to_string(),
+    }
+}
+
+fn strides_i64(s: &[usize]) -> Vec<i64> {
+    s.iter().map(|&v| v as i64).collect()
+}
+
+fn unary_code(op: UnaryOp) -> (ops::UnaryOp, f32, f32) {
+    use ops::UnaryOp as K;
+    match op {
+        UnaryOp::Neg => (K::Neg, 0.0, 0.0),
+        UnaryOp::Exp => (K::Exp, 0.0, 0.0),
+        UnaryOp::Log => (K::Log, 0.0, 0.0),
+        UnaryOp::Sqrt => (K::Sqrt, 0.0, 0.0),
+        UnaryOp::Abs => (K::Abs, 0.0, 0.0),
+        UnaryOp::Square => (K::Square, 0.0, 0.0),
+        UnaryOp::Relu => (K::Relu, 0.0, 0.0),
+        UnaryOp::Sigmoid => (K::Sigmoid, 0.0, 0.0),
+        UnaryOp::Tanh => (K::Tanh, 0.0, 0.0),
+        UnaryOp::Softplus => (K::Softplus, 0.0, 0.0),
+        UnaryOp::Recip => (K::Recip, 0.0, 0.0),
+        UnaryOp::Sign => (K::Sign, 0.0, 0.0),
+        UnaryOp::Affine(a, b) => (K::Affine, a, b),
+        UnaryOp::Powf(p) => (K::Powf, p, 0.0),
+        UnaryOp::Clip(lo, hi) => (K::Clip, lo, hi),
+        UnaryOp::StepPos => (K::StepPos, 0.0, 0.0),
+    }
+}
+
+fn binary_code(op: BinaryOp) -> ops::BinaryOp {
+    use ops::BinaryOp as K;
+    match op {
+        BinaryOp::Add => K::Add,
+        BinaryOp::Sub => K::Sub,
+        BinaryOp::Mul => K::Mul,
+        BinaryOp::Div => K::Div,
+        BinaryOp::Maximum => K::Maximum,
+        BinaryOp::Minimum => K::Minimum,
+        BinaryOp::Eq => K::Eq,
+        BinaryOp::Ne => K::Ne,
+        BinaryOp::Gt => K::Gt,
+        BinaryOp::Ge => K::Ge,
+        BinaryOp::Lt => K::Lt,
+        BinaryOp::Le => K::Le,
+        BinaryOp::Pow => K::Pow,
+    }
+}
+
+impl CudaStorage {
+    fn new(dev: &Arc<CudaDevice>, data: CudaData) -> CudaStorage {
+        CudaStorage {
+            dev: dev.clone(),
+            data,
+        }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self.data {
+            CudaData::F32(_) => DType::F32,
+            CudaData::I64(_) => DType::I64,
+            CudaData::F16(_) => DType::F16,
+            CudaData::BF16(_) => DType::BF16,
+        }
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.dev.ordinal()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            CudaData::F32(s) => s.len(),
+            CudaData::I64(s) => s.len(),
+            CudaData::F16(s) => s.len(),
+            CudaData::BF16(s) => s.len(),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn f32(&self, op: &'static str) -> Result<&CudaSlice<f32>> {
+        match &self.data {
+            CudaData::F32(s) => Ok(s),
+            _ => Err(dtype_err(op, "f32", self.dtype())),
+        }
+    }
+
+    fn f32_mut(&mut self, op: &'static str) -> Result<&mut CudaSlice<f32>> {
+        let dt = self.dtype();
+        match &mut self.data {
+            CudaData::F32(s) => Ok(s),
+            _ => Err(dtype_err(op, "f32", dt)),
+        }
+    }
+
+    fn i64(&self, op: &'static str) -> Result<&CudaSlice<i64>> {
+        match &self.data {
+            CudaData::I64(s) => Ok(s),
+            _ => Err(dtype_err(op, "i64", self.dtype())),
+        }
+    }
+
+    fn alloc_f32(&self, n: usize) -> Result<CudaSlice<f32>> {
+        ops::alloc_zeros::<f32>(&self.dev, n)
+    }
+
+    fn wrap_f32(&self, s: CudaSlice<f32>) -> CudaStorage {
+        CudaStorage::new(&self.dev, CudaData::F32(s))
+    }
+
+    fn same_device(&self, other: &CudaStorage, op: &'static str) -> Result<()> {
+        if self.ordinal() != other.ordinal() {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: format!("cuda:{}", self.ordinal()),
+                rhs: format!("cuda:{}", other.ordinal()),
+            });
+        }
+        Ok(())
+    }
+
+    /// `n` copies of `value` on device `ordinal`.
+    pub fn full(ordinal: usize, value: f32, n: usize) -> Result<CudaStorage> {
+        let dev = CudaDevice::get(ordinal)?;
+        let mut s = ops::alloc_zeros::<f32>(&dev, n)?;
+        if value != 0.0 {
+            ops::fill(&dev, &mut s, value)?;
+        }
+        Ok(CudaStorage::new(&dev, CudaData::F32(s)))
+    }
+
+    /// Uploads host values.
+    pub fn from_cpu(ordinal: usize, c: &CpuStorage) -> Result<CudaStorage> {
+        let dev = CudaDevice::get(ordinal)?;
+        let data = match c {
+            CpuStorage::F32(v) => CudaData::F32(ops::htod(&dev, v)?),
+            CpuStorage::I64(v) => CudaData::I64(ops::htod(&dev, v)?),
+            CpuStorage::F16(v) => CudaData::F16(ops::htod(&dev, v)?),
+            CpuStorage::BF16(v) => CudaData::BF16(ops::htod(&dev, v)?),
+        };
+        Ok(CudaStorage::new(&dev, data))
+    }
+
+    /// Downloads to the host (synchronises the stream).
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        Ok(match &self.data {
+            CudaData::F32(s) => CpuStorage::F32(ops::dtoh(&self.dev, s)?),
+            CudaData::I64(s) => CpuStorage::I64(ops::dtoh(&self.dev, s)?),
+            CudaData::F16(s) => CpuStorage::F16(ops::dtoh(&self.dev, s)?),
+            CudaData::BF16(s) => CpuStorage::BF16(ops::dtoh(&self.dev, s)?),
+        })
+    }
+
+    /// A copy in another element type (f32 ↔ f16/bf16, i64 → f32).
+    pub fn to_dtype(&self, dtype: DType) -> Result<CudaStorage> {
+        let n = self.len();
+        let data = match (&self.data, dtype) {
+            (CudaData::I64(s), DType::F32) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::cast_i64_f32(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            (CudaData::F16(s), DType::F32) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::half_to_f32(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            (CudaData::BF16(s), DType::F32) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::half_to_f32(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            (CudaData::F32(s), DType::F16) => {
+                let mut y = ops::alloc_zeros::<f16>(&self.dev, n)?;
+                ops::f32_to_half(&self.dev, s, &mut y)?;
+                CudaData::F16(y)
+            }
+            (CudaData::F32(s), DType::BF16) => {
+                let mut y = ops::alloc_zeros::<bf16>(&self.dev, n)?;
+                ops::f32_to_half(&self.dev, s, &mut y)?;
+                CudaData::BF16(y)
+            }
+            (_, d) if d == self.dtype() => return self.deep_clone(),
+            // Rare conversions (e.g. f16 → bf16) go through the host.
+            _ => {
+                let host = Storage::Cpu(self.to_cpu()?).to_dtype(dtype)?;
+                match host {
+                    Storage::Cpu(c) => return CudaStorage::from_cpu(self.ordinal(), &c),
+                    Storage::Cuda(c) => return Ok(c),
+                }
+            }
+        };
+        Ok(CudaStorage::new(&self.dev, data))
+    }
+
+    /// A device-side copy.
+    pub fn deep_clone(&self) -> Result<CudaStorage> {
+        let data = match &self.data {
+            CudaData::F32(s) => {
+                let mut y = ops::alloc_zeros::<f32>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            CudaData::I64(s) => {
+                let mut y = ops::alloc_zeros::<i64>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::I64(y)
+            }
+            CudaData::F16(s) => {
+                let mut y = ops::alloc_zeros::<f16>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::F16(y)
+            }
+            CudaData::BF16(s) => {
+                let mut y = ops::alloc_zeros::<bf16>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::BF16(y)
+            }
+        };
+        Ok(CudaStorage::new(&self.dev, data))
+    }
+
+    /// Element-wise primitive.
+    pub fn unary(&self, op: UnaryOp) -> Result<CudaStorage> {
+        let x = self.f32("unary")?;
+        let mut y = self.alloc_f32(x.len())?;
+        let (k, p0, p1) = unary_code(op);
+        ops::unary(&self.dev, k, x, &mut y, p0, p1)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Broadcasting binary primitive over two strided views of one shape.
+    pub fn binary(&self, la: &Layout, rhs: &CudaStorage, lb: &Layout, op: BinaryOp) -> Result<CudaStorage> {
+        self.same_device(rhs, "binary")?;
+        let (a, b) = (self.f32("binary")?, rhs.f32("binary")?);
+        let (sa, sb) = (strides_i64(&la.strides), strides_i64(&lb.strides));
+        let bc = ops::Broadcast {
+            shape: &la.shape,
+            a_strides: &sa,
+            a_offset: la.offset,
+            b_strides: &sb,
+            b_offset: lb.offset,
+        };
+        let mut y = self.alloc_f32(la.elem_count())?;
+        ops::binary(&self.dev, binary_code(op), &bc, a, b, &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Reduction over the middle axis of `(outer, len, inner)`.
+    pub fn reduce(&self, op: ReduceOp, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
+        let x = self.f32("reduce")?;
+        let mut y = self.alloc_f32(outer * inner)?;
+        let k = match op {
+            ReduceOp::Sum => ops::ReduceOp::Sum,
+            ReduceOp::Max => ops::ReduceOp::Max,
+            ReduceOp::Min => ops::ReduceOp::Min,
+        };
+        ops::reduce(&self.dev, k, x, (outer, len, inner), &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// First maximum along the middle axis (i64 output).
+    pub fn argmax(&self, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
+        let x = self.f32("argmax")?;
+        let mut y = ops::alloc_zeros::<i64>(&self.dev, outer * inner)?;
+        ops::argmax(&self.dev, x, (outer, len, inner), &mut y)?;
+        Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
+    }
+
+    /// `batch` products `(m × k)·(k × n)` through cuBLAS.
+    pub fn matmul(&self, rhs: &CudaStorage, batch: usize, m: usize, k: usize, n: usize) -> Result<CudaStorage> {
+        self.same_device(rhs, "matmul")?;
+        let mut c = self.alloc_f32(batch * m * n)?;
+        let sh = ops::MatmulShape {
+            batch,
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+        };
+        ops::matmul(&self.dev, &sh, self.f32("matmul")?, rhs.f32("matmul")?, &mut c)?;
+        Ok(self.wrap_f32(c))
+    }
+
+    /// Materialises a strided view contiguously.
+    pub fn strided_copy(&self, l: &Layout) -> Result<CudaStorage> {
+        let n = l.elem_count();
+        let src_strides = strides_i64(&l.strides);
+        let dst_strides = strides_i64(&crate::tensor::Layout::contiguous(&l.shape).strides);
+        let plan = ops::StridedCopy {
+            shape: &l.shape,
+            src_strides: &src_strides,
+            src_offset: l.offset,
+            dst_strides: &dst_strides,
+            dst_offset: 0,
+        };
+        let data = match &self.data {
+            CudaData::F32(s) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::strided_copy(&self.dev, &plan, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            CudaData::I64(s) => {
+                let mut y = ops::alloc_zeros::<i64>(&self.dev, n)?;
+                ops::strided_copy(&self.dev, &plan, s, &mut y)?;
+                CudaData::I64(y)
+            }
+            _ => return Err(dtype_err("strided_copy", "f32 or i64", self.dtype())),
+        };
+        Ok(CudaStorage::new(&self.dev, data))
+    }
+
+    /// Concatenates parts viewed as `(outer, width)` along their second axis.
+    pub fn concat(parts: &[&CudaStorage], outer: usize, widths: &[usize]) -> Result<CudaStorage> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("concat of nothing".into()))?;
+        let total: usize = widths.iter().sum();
+        let mut y = first.alloc_f32(outer * total)?;
+        let mut col = 0;
+        for (p, &w) in parts.iter().zip(widths) {
+            first.same_device(p, "concat")?;
+            let plan = ops::StridedCopy {
+                shape: &[outer, w],
+                src_strides: &[w as i64, 1],
+                src_offset: 0,
+                dst_strides: &[total as i64, 1],
+                dst_offset: col,
+            };
+            ops::strided_copy(&first.dev, &plan, p.f32("concat")?, &mut y)?;
+            col += w;
+        }
+        Ok(first.wrap_f32(y))
+    }
+
+    /// Embedding gather with device-side bounds checks.
+    pub fn gather_rows(&self, rows: usize, dim: usize, idx: &CudaStorage) -> Result<CudaStorage> {
+        self.same_device(idx, "take")?;
+        let i = idx.i64("embedding indices")?;
+        let mut y = self.alloc_f32(i.len() * dim)?;
+        let _ = rows;
+        match &self.data {
+            CudaData::F32(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
+            CudaData::F16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
+            CudaData::BF16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
+            CudaData::I64(_) => return Err(dtype_err("take", "f32, f16 or bf16 table", DType::I64)),
+        }
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Row-sparse scatter-add: unique indices (ascending, `-1` padded to `n`) and summed rows.
+    pub fn coalesce_rows(
+        idx: &CudaStorage,
+        rows: &CudaStorage,
+        dim: usize,
+        table_rows: usize,
+    ) -> Result<(CudaStorage, CudaStorage)> {
+        idx.same_device(rows, "coalesce")?;
+        let rs = ops::coalesce(&idx.dev, idx.i64("coalesce")?, rows.f32("coalesce")?, dim, table_rows)?;
+        Ok((
+            CudaStorage::new(&idx.dev, CudaData::I64(rs.unique)),
+            CudaStorage::new(&idx.dev, CudaData::F32(rs.summed)),
+        ))
+    }
+
+    /// `self[idx[i]] += rows[i]`, skipping negative indices: an SGD step with rate −1.
+    pub fn index_add_rows(&mut self, dim: usize, idx: &CudaStorage, rows: &CudaStorage) -> Result<()> {
+        let p = ops::SgdParams {
+            lr: -1.0,
+            momentum: 0.0,
+            wd: 0.0,
+            rescale_grad: 1.0,
+            clip_gradient: -1.0,
+        };
+        let dev = self.dev.clone();
+        let w = self.f32_mut("index_add")?;
+        ops::sgd_update(&dev, w, dim, rows.f32("index_add")?, Some(idx.i64("index_add")?), None, &p)
+    }
+
+    /// An inverted-dropout mask identical to the CPU one for the same seed.
+    pub fn dropout_mask(ordinal: usize, n: usize, p: f32, seed: u64) -> Result<CudaStorage> {
+        let dev = CudaDevice::get(ordinal)?;
+        let mut m = ops::alloc_zeros::<f32>(&dev, n)?;
+        ops::dropout_mask(&dev, seed, p, &mut m)?;
+        Ok(CudaStorage::new(&dev, CudaData::F32(m)))
+    }
+
+    /// One-hot rows for i64 labels, bounds-checked.
+    pub fn one_hot(&self, classes: usize) -> Result<CudaStorage> {
+        let l = self.i64("one_hot")?;
+        let mut y = self.alloc_f32(l.len() * classes)?;
+        ops::one_hot(&self.dev, l, classes, &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Applies an optimizer rule on the device (SGD/momentum, Adam, AdaGrad).
+    pub fn optimizer_update(
+        rule: &Rule,
+        a: &StepArgs,
+        w: &mut CudaStorage,
+        states: &mut [&mut Storage],
+        g: &Storage,
+        rows: Option<&Storage>,
+        dim: usize,
+    ) -> Result<()> {
+        fn cuda<'a>(s: &'a Storage, ordinal: usize) -> Result<&'a CudaStorage> {
+            match s {
+                Storage::Cuda(c) => Ok(c),
+                Storage::Cpu(_) => Err(Error::DeviceMismatch {
+                    op: "optimizer update",
+                    lhs: format!("cuda:{ordinal}"),
+                    rhs: "cpu".into(),
+                }),
+            }
+        }
+        let ordinal = w.ordinal();
+        let g = cuda(g, ordinal)?.f32("gradient")?;
+        let idx = match rows {
+            Some(r) => Some(cuda(r, ordinal)?.i64("gradient rows")?),
+            None => None,
+        };
+        let clip = a.clip.unwrap_or(-1.0);
+        let dev = w.dev.clone();
+        let wv = w.f32_mut("optimizer update")?;
+        let mut st: Vec<&mut CudaSlice<f32>> = Vec::with_capacity(states.len());
+        for s in states.iter_mut() {
+            match &mut **s {
+                Storage::Cuda(c) => st.push(c.f32_mut("optimizer state")?),
+                Storage::Cpu(_) => {
+                    return Err(Error::DeviceMismatch {
+                        op: "optimizer state",
+                        lhs: format!("cuda:{}", dev.ordinal()),
+                        rhs: "cpu".into(),
+                    })
+                }
+            }
+        }
+        match *rule {
+            Rule::Sgd {
+                momentum,
+                nesterov: false,
+            } => {
+                let p = ops::SgdParams {
+                    lr: a.lr,
+                    momentum,
+                    wd: a.wd,
+                    rescale_grad: a.rescale,
+                    clip_gradient: clip,
+                };
+                let mom = st.into_iter().next();
+                ops::sgd_update(&dev, wv, dim, g, idx, mom, &p)
+            }
+            Rule::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                decoupled_wd: false,
+            } => {
+                let p = ops::AdamParams {
+                    lr_t: ops::adam_lr_t(a.lr, beta1, beta2, a.t),
+                    beta1,
+                    beta2,
+                    epsilon,
+                    wd: a.wd,
+                    rescale_grad: a.rescale,
+                    clip_gradient: clip,
+                };
+                let mut it = st.into_iter();
+                match (it.next(), it.next()) {
+                    (Some(m), Some(v)) => ops::adam_update(&dev, wv, dim, g, idx, m, v, &p),
+                    _ => Err(Error::InvalidArgument("Adam needs two state buffers".into())),
+                }
+            }
+            Rule::AdaGrad { epsilon } => {
+                let p = ops::AdaGradParams {
+                    lr: a.lr,
+                    epsilon,
+                    wd: a.wd,
+                    rescale_grad: a.rescale,
+                    clip_gradient: clip,
+                };
+                match st.into_iter().next() {
+                    Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
+                    None => Err(Error::InvalidArgument("AdaGrad needs a state buffer".into())),
+                }
+            }
+            ref other => Err(Error::Cuda(format!(
+                "the {} optimizer has no CUDA kernel yet; use sgd (with momentum), adam or \
+                 adagrad on the GPU, or train on the CPU",
+                other.name()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,965 @@
+//! Every CUDA launcher against a plain CPU loop, on fresh random inputs (never zeros).
+//! Outputs are poisoned with NaN before each launch so an unwritten element fails.
+//! Without a usable GPU each test prints "skipped: <reason>" and returns.
+#![cfg(feature = "cuda")]
+
+use std::sync::Arc;
+
+use boson::cuda::ops::{self, BinaryOp, Broadcast, MatmulShape, ReduceOp, StridedCopy, UnaryOp};
+use boson::cuda::CudaDevice;
+use boson::error::Error;
+use half::{bf16, f16};
+
+fn device() -> Option<Arc<CudaDevice>> {
+    match CudaDevice::get(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+macro_rules! dev_or_skip {
+    () => {
+        match device() {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
+
+/// Small deterministic generator (splitmix64); every test draws its own fresh stream.
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x1234_5678_9abc_def0)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / 16_777_216.0)
+    }
+    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Zipf(s) sampler over [0, n) by inverse CDF, rows shuffled so hot ids are scattered.
+fn zipf_indices(rng: &mut Rng, rows: usize, count: usize, s: f64) -> Vec<i64> {
+    let mut cdf = Vec::with_capacity(rows);
+    let mut acc = 0.0;
+    for r in 0..rows {
+        acc += 1.0 / ((r + 1) as f64).powf(s);
+        cdf.push(acc);
+    }
+    let perm: Vec<i64> = {
+        let mut p: Vec<i64> = (0..rows as i64).collect();
+        for i in (1..rows).rev() {
+            p.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        p
+    };
+    (0..count)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * acc;
+            let r = cdf.partition_point(|&c| c < u).min(rows - 1);
+            perm[r]
+        })
+        .collect()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = (g.is_nan() && w.is_nan()) || (g - w).abs() <= atol + rtol * w.abs() || g == w;
+        assert!(ok, "{what}: element {i}: got {g}, want {w}");
+    }
+}
+
+fn poisoned(dev: &CudaDevice, n: usize) -> cudarc::driver::CudaSlice<f32> {
+    ops::htod(dev, &vec![f32::NAN; n]).expect("htod")
+}
+
+// ------------------------------------------------------------------ elementwise
+
+const UNARY: [UnaryOp; 16] = [
+    UnaryOp::Neg,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Abs,
+    UnaryOp::Square,
+    UnaryOp::Relu,
+    UnaryOp::Sigmoid,
+    UnaryOp::Tanh,
+    UnaryOp::Softplus,
+    UnaryOp::Recip,
+    UnaryOp::Sign,
+    UnaryOp::Affine,
+    UnaryOp::Powf,
+    UnaryOp::Clip,
+    UnaryOp::StepPos,
+];
+
+fn unary_ref(op: UnaryOp, x: f32, p0: f32, p1: f32) -> f32 {
+    let xd = x as f64;
+    let v = match op {
+        UnaryOp::Neg => -xd,
+        UnaryOp::Exp => xd.exp(),
+        UnaryOp::Log => xd.ln(),
+        UnaryOp::Sqrt => xd.sqrt(),
+        UnaryOp::Abs => xd.abs(),
+        UnaryOp::Square => xd * xd,
+        UnaryOp::Relu => xd.max(0.0),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-xd).exp()),
+        UnaryOp::Tanh => xd.tanh(),
+        UnaryOp::Softplus => xd.max(0.0) + (-xd.abs()).exp().ln_1p(),
+        UnaryOp::Recip => 1.0 / xd,
+        UnaryOp::Sign => {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Affine => p0 as f64 * xd + p1 as f64,
+        UnaryOp::Powf => xd.powf(p0 as f64),
+        UnaryOp::Clip => xd.max(p0 as f64).min(p1 as f64),
+        UnaryOp::StepPos => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+    };
+    v as f32
+}
+
+#[test]
+fn unary_ops_match_cpu() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(1);
+    for (code, &op) in UNARY.iter().enumerate() {
+        assert_eq!(op as i32, code as i32, "op codes are fixed");
+        let n = 10_007;
+        let positive_only = matches!(
+            op,
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Powf | UnaryOp::Recip
+        );
+        let (lo, hi) = if positive_only {
+            (0.05, 6.0)
+        } else {
+            (-30.0, 30.0)
+        };
+        let x = rng.vec(n, lo, hi);
+        let (p0, p1) = match op {
+            UnaryOp::Clip => (-2.5, 3.5),
+            UnaryOp::Powf => (1.7, 0.0),
+            _ => (rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0)),
+        };
+        let xd = ops::htod(&dev, &x).unwrap();
+        let mut y = poisoned(&dev, n);
+        ops::unary(&dev, op, &xd, &mut y, p0, p1).unwrap();
+        let got = ops::dtoh(&dev, &y).unwrap();
+        let want: Vec<f32> = x.iter().map(|&v| unary_ref(op, v, p0, p1)).collect();
+        assert_close(&format!("{op:?}"), &got, &want, 2e-6, 1e-6);
+    }
+}
+
+fn binary_ref(op: BinaryOp, a: f32, b: f32) -> f32 {
+    let t = |c: bool| if c { 1.0 } else { 0.0 };
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Maximum => a.max(b),
+        BinaryOp::Minimum => a.min(b),
+        BinaryOp::Eq => t(a == b),
+        BinaryOp::Ne => t(a != b),
+        BinaryOp::Gt => t(a > b),
+        BinaryOp::Ge => t(a >= b),
+        BinaryOp::Lt => t(a < b),
+        BinaryOp::Le => t(a <= b),
+        BinaryOp::Pow => (a as f64).powf(b as f64) as f32,
+    }
+}
+
+const BINARY: [BinaryOp; 13] = [
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::Div,
+    BinaryOp::Maximum,
+    BinaryOp::Minimum,
+    BinaryOp::Eq,
+    BinaryOp::Ne,
+    BinaryOp::Gt,
+    BinaryOp::Ge,
+    BinaryOp::Lt,
+    BinaryOp::Le,
+    BinaryOp::Pow,
+];
+
+/// Values on a coarse grid so that Eq/Ne/Ge/Le see real ties.
+fn grid_values(rng: &mut Rng, n: usize, positive: bool) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let v = (rng.below(9) as f32) * 0.5 + 0.25;
+            if positive {
+                v
+            } else {
+                v - 2.0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn binary_ops_broadcast_match_cpu() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(2);
+    // (a shape, b shape): broadcasting on both sides, a missing leading dim, and the
+    // contiguous fast path.
+    let cases: [(&[usize], &[usize]); 3] = [
+        (&[4, 1, 5], &[3, 1]),
+        (&[2, 3, 1, 4, 1, 6], &[5, 1, 6]),
+        (&[7, 9], &[7, 9]),
+    ];
+    for (sa, sb) in cases {
+        let out_shape = ops::broadcast_shape(sa, sb).unwrap();
+        let n: usize = out_shape.iter().product();
+        let a_strides = ops::broadcast_strides(sa, &out_shape).unwrap();
+        let b_strides = ops::broadcast_strides(sb, &out_shape).unwrap();
+        let na: usize = sa.iter().product();
+        let nb: usize = sb.iter().product();
+        for op in BINARY {
+            let pos = op == BinaryOp::Pow;
+            let a = grid_values(&mut rng, na, pos);
+            let mut b = grid_values(&mut rng, nb, false);
+            if op == BinaryOp::Div {
+                b.iter_mut().for_each(|v| *v += 0.125); // never divide by the exact 0 of the grid
+            }
+            let (ad, bd) = (ops::htod(&dev, &a).unwrap(), ops::htod(&dev, &b).unwrap());
+            let mut y = poisoned(&dev, n);
+            let bc = Broadcast {
+                shape: &out_shape,
+                a_strides: &a_strides,
+                a_offset: 0,
+                b_strides: &b_strides,
+                b_offset: 0,
+            };
+            ops::binary(&dev, op, &bc, &ad, &bd, &mut y).unwrap();
+            let got = ops::dtoh(&dev, &y).unwrap();
+            // CPU loop over the output index.
+            let mut want = vec![0f32; n];
+            for (i, w) in want.iter_mut().enumerate() {
+                let (mut rem, mut oa, mut ob) = (i, 0i64, 0i64);
+                for d in (0..out_shape.len()).rev() {
+                    let c = (rem % out_shape[d]) as i64;
+                    rem /= out_shape[d];
+                    oa += c * a_strides[d];
+                    ob += c * b_strides[d];
+                }
+                *w = binary_ref(op, a[oa as usize], b[ob as usize]);
+            }
+            assert_close(&format!("{op:?} {sa:?} {sb:?}"), &got, &want, 2e-6, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn fill_cast_and_half_conversions() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(3);
+    let n = 5000;
+    let mut y = poisoned(&dev, n);
+    ops::fill(&dev, &mut y, 1.625).unwrap();
+    assert!(ops::dtoh(&dev, &y).unwrap().iter().all(|&v| v == 1.625));
+
+    let ints: Vec<i64> = (0..n).map(|_| rng.next_u64() as i64 >> 20).collect();
+    let xi = ops::htod(&dev, &ints).unwrap();
+    let mut y = poisoned(&dev, n);
+    ops::cast_i64_f32(&dev, &xi, &mut y).unwrap();
+    let want: Vec<f32> = ints.iter().map(|&v| v as f32).collect();
+    assert_eq!(ops::dtoh(&dev, &y).unwrap(), want);
+
+    let mut x = rng.vec(n, -70000.0, 70000.0);
+    x.extend([
+        0.0,
+        -0.0,
+        1e-8,
+        6.1e-5,
+        65519.0,
+        65520.0,
+        f32::INFINITY,
+        f32::NAN,
+        3.0e38,
+    ]);
+    let xd = ops::htod(&dev, &x).unwrap();
+    let mut h = ops::htod(&dev, &vec![f16::from_f32(9.0); x.len()]).unwrap();
+    ops::f32_to_half(&dev, &xd, &mut h).unwrap();
+    let got: Vec<u16> = ops::dtoh(&dev, &h)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let want: Vec<u16> = x.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let both_nan = f16::from_bits(*g).is_nan() && f16::from_bits(*w).is_nan();
+        assert!(
+            g == w || both_nan,
+            "f32->f16 element {i} ({}): got {g:#x}, want {w:#x}",
+            x[i]
+        );
+    }
+    let mut back = poisoned(&dev, x.len());
+    ops::half_to_f32(&dev, &h, &mut back).unwrap();
+    let back = ops::dtoh(&dev, &back).unwrap();
+    for (i, &w) in want.iter().enumerate() {
+        let w = f16::from_bits(w).to_f32();
+        assert!(
+            back[i] == w || (w.is_nan() && back[i].is_nan()),
+            "f16->f32 element {i}"
+        );
+    }
+
+    let mut b = ops::htod(&dev, &vec![bf16::from_f32(9.0); x.len()]).unwrap();
+    ops::f32_to_half(&dev, &xd, &mut b).unwrap();
+    let got: Vec<u16> = ops::dtoh(&dev, &b)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let want: Vec<u16> = x.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+    assert_eq!(got, want, "f32->bf16");
+    let mut back = poisoned(&dev, x.len());
+    ops::half_to_f32(&dev, &b, &mut back).unwrap();
+    let back = ops::dtoh(&dev, &back).unwrap();
+    for (i, &w) in want.iter().enumerate() {
+        let w = bf16::from_bits(w).to_f32();
+        assert!(
+            back[i] == w || (w.is_nan() && back[i].is_nan()),
+            "bf16->f32 element {i}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ reductions
+
+fn reduce_ref(op: ReduceOp, x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<f32> {
+    let mut out = vec![0f32; outer * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let vals = (0..len).map(|j| x[(o * len + j) * inner + i]);
+            out[o * inner + i] = match op {
+                ReduceOp::Sum => vals.map(|v| v as f64).sum::<f64>() as f32,
+                ReduceOp::Max => vals.fold(f32::NEG_INFINITY, f32::max),
+                ReduceOp::Min => vals.fold(f32::INFINITY, f32::min),
+            };
+        }
+    }
+    out
+}
+
+fn argmax_ref(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<i64> {
+    let mut out = vec![0i64; outer * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut best = 0;
+            for j in 1..len {
+                if x[(o * len + j) * inner + i] > x[(o * len + best) * inner + i] {
+                    best = j;
+                }
+            }
+            out[o * inner + i] = best as i64;
+        }
+    }
+    out
+}
+
+#[test]
+fn reductions_match_cpu_for_both_layouts() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(4);
+    // [1024, 64] over axis 1; over axis 0 (bias gradient); a long last axis (block per
+    // row); a middle axis with several outer rows.
+    for (outer, len, inner) in [
+        (1024, 64, 1),
+        (1, 1024, 64),
+        (3, 5000, 1),
+        (6, 77, 45),
+        (5, 1, 3),
+    ] {
+        let mut x = rng.vec(outer * len * inner, -4.0, 4.0);
+        // Coarse values in a copy give ties, so argmax's "first maximum" is exercised.
+        let ties: Vec<f32> = x.iter().map(|v| v.round()).collect();
+        let xd = ops::htod(&dev, &x).unwrap();
+        for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+            let mut y = poisoned(&dev, outer * inner);
+            ops::reduce(&dev, op, &xd, (outer, len, inner), &mut y).unwrap();
+            let got = ops::dtoh(&dev, &y).unwrap();
+            let want = reduce_ref(op, &x, outer, len, inner);
+            assert_close(
+                &format!("{op:?} {outer}x{len}x{inner}"),
+                &got,
+                &want,
+                1e-5,
+                1e-3,
+            );
+        }
+        for data in [&mut x, &mut ties.clone()] {
+            let xd = ops::htod(&dev, data).unwrap();
+            let mut y = ops::htod(&dev, &vec![-7i64; outer * inner]).unwrap();
+            ops::argmax(&dev, &xd, (outer, len, inner), &mut y).unwrap();
+            assert_eq!(
+                ops::dtoh(&dev, &y).unwrap(),
+                argmax_ref(data, outer, len, inner),
+                "argmax {outer}x{len}x{inner}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------ strided copy
+
+#[test]
+fn strided_copy_transposes_and_concatenates() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(5);
+    let (r, c) = (37usize, 53usize);
+    let x = rng.vec(r * c, -1.0, 1.0);
+    let xd = ops::htod(&dev, &x).unwrap();
+    // Transpose: read [c, r] through strides (1, c) of the source.
+    let mut y = poisoned(&dev, r * c);
+    let plan = StridedCopy {
+        shape: &[c, r],
+        src_strides: &[1, c as i64],
+        src_offset: 0,
+        dst_strides: &[r as i64, 1],
+        dst_offset: 0,
+    };
+    ops::strided_copy(&dev, &plan, &xd, &mut y).unwrap();
+    let got = ops::dtoh(&dev, &y).unwrap();
+    for i in 0..r {
+        for j in 0..c {
+            assert_eq!(got[j * r + i], x[i * c + j]);
+        }
+    }
+    // i64 and concat: two [2, 3] blocks into the columns of a [2, 6] destination.
+    let a: Vec<i64> = (0..6).map(|_| rng.next_u64() as i64).collect();
+    let b: Vec<i64> = (0..6).map(|_| rng.next_u64() as i64).collect();
+    let (ad, bd) = (ops::htod(&dev, &a).unwrap(), ops::htod(&dev, &b).unwrap());
+    let mut dst = ops::htod(&dev, &[-1i64; 12]).unwrap();
+    for (src, off) in [(&ad, 0usize), (&bd, 3)] {
+        let plan = StridedCopy {
+            shape: &[2, 3],
+            src_strides: &[3, 1],
+            src_offset: 0,
+            dst_strides: &[6, 1],
+            dst_offset: off,
+        };
+        ops::strided_copy(&dev, &plan, src, &mut dst).unwrap();
+    }
+    let got = ops::dtoh(&dev, &dst).unwrap();
+    let want = [
+        a[0], a[1], a[2], b[0], b[1], b[2], a[3], a[4], a[5], b[3], b[4], b[5],
+    ];
+    assert_eq!(got, want);
+    // A view reaching outside its buffer is refused, not launched.
+    let bad = StridedCopy {
+        shape: &[3, 3],
+        src_strides: &[3, 1],
+        src_offset: 0,
+        dst_strides: &[6, 1],
+        dst_offset: 0,
+    };
+    assert!(ops::strided_copy(&dev, &bad, &ad, &mut dst).is_err());
+}
+
+// ------------------------------------------------------------------ gather
+
+fn gather_case<T: ops::GatherElem + Copy>(
+    dev: &CudaDevice,
+    rng: &mut Rng,
+    dim: usize,
+    to_t: fn(f32) -> T,
+    to_f: fn(T) -> f32,
+) {
+    let rows = 3000;
+    let n = 4099;
+    let table_f = rng.vec(rows * dim, -2.0, 2.0);
+    let table: Vec<T> = table_f.iter().map(|&v| to_t(v)).collect();
+    let idx: Vec<i64> = (0..n).map(|_| rng.below(rows as u64) as i64).collect();
+    let (td, id) = (
+        ops::htod(dev, &table).unwrap(),
+        ops::htod(dev, &idx).unwrap(),
+    );
+    let mut out = poisoned(dev, n * dim);
+    ops::gather(dev, &td, dim, &id, &mut out).unwrap();
+    let got = ops::dtoh(dev, &out).unwrap();
+    for r in 0..n {
+        for c in 0..dim {
+            let want = to_f(table[idx[r] as usize * dim + c]);
+            assert_eq!(got[r * dim + c], want, "gather dim {dim} row {r} col {c}");
+        }
+    }
+    // An out-of-range index is an error naming it.
+    let mut bad = idx.clone();
+    bad[17] = rows as i64 + 5;
+    let bd = ops::htod(dev, &bad).unwrap();
+    match ops::gather(dev, &td, dim, &bd, &mut out) {
+        Err(Error::IndexOutOfRange { index, size, .. }) => {
+            assert_eq!((index, size), (rows as i64 + 5, rows));
+        }
+        other => panic!("expected IndexOutOfRange, got {:?}", other.map(|_| ())),
+    }
+    bad[17] = -3;
+    let bd = ops::htod(dev, &bad).unwrap();
+    assert!(matches!(
+        ops::gather(dev, &td, dim, &bd, &mut out),
+        Err(Error::IndexOutOfRange { index: -3, .. })
+    ));
+}
+
+#[test]
+fn gather_f32_f16_bf16_match_cpu() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(6);
+    for dim in [64, 256, 7, 1] {
+        gather_case::<f32>(&dev, &mut rng, dim, |v| v, |v| v);
+        gather_case::<f16>(&dev, &mut rng, dim, f16::from_f32, f16::to_f32);
+        gather_case::<bf16>(&dev, &mut rng, dim, bf16::from_f32, bf16::to_f32);
+    }
+}
+
+// ------------------------------------------------------------------ coalesce
+
+/// Runs coalesce and checks it against a CPU BTreeMap sum; returns the raw outputs.
+fn coalesce_check(
+    dev: &CudaDevice,
+    idx: &[i64],
+    rows: &[f32],
+    dim: usize,
+    table_rows: usize,
+) -> (Vec<i64>, Vec<f32>) {
+    let n = idx.len();
+    let (id, rd) = (ops::htod(dev, idx).unwrap(), ops::htod(dev, rows).unwrap());
+    let out = ops::coalesce(dev, &id, &rd, dim, table_rows).unwrap();
+    let unique = ops::dtoh(dev, &out.unique).unwrap();
+    let summed = ops::dtoh(dev, &out.summed).unwrap();
+    let count = ops::dtoh(dev, &out.count).unwrap();
+    // Per row id: (sum, sum of |x|); the tolerance scales with the latter, as f32
+    // summation error does (hot rows add tens of thousands of values).
+    let mut map: std::collections::BTreeMap<i64, Vec<(f64, f64)>> = Default::default();
+    for (r, &i) in idx.iter().enumerate() {
+        let e = map.entry(i).or_insert_with(|| vec![(0.0, 0.0); dim]);
+        for c in 0..dim {
+            let v = rows[r * dim + c] as f64;
+            e[c].0 += v;
+            e[c].1 += v.abs();
+        }
+    }
+    let k = map.len();
+    assert_eq!(count, vec![k as i64], "count");
+    assert_eq!(unique.len(), n);
+    assert_eq!(summed.len(), n * dim);
+    for (s, (&id, sum)) in map.iter().enumerate() {
+        assert_eq!(unique[s], id, "unique[{s}]");
+        for c in 0..dim {
+            let (g, w) = (summed[s * dim + c], sum[c].0 as f32);
+            let tol = 1e-5 + 2e-6 * sum[c].1 as f32;
+            assert!((g - w).abs() <= tol, "row {id} col {c}: got {g}, want {w}");
+            assert!(
+                (g - w).abs() <= 1e-4 + 1e-5 * w.abs(),
+                "row {id} col {c}: got {g}, want {w}"
+            );
+        }
+    }
+    assert!(
+        unique[k..].iter().all(|&u| u == -1),
+        "unique tail must be -1"
+    );
+    assert!(
+        summed[k * dim..].iter().all(|&v| v == 0.0),
+        "summed tail must be 0"
+    );
+    (unique, summed)
+}
+
+#[test]
+fn coalesce_uniform_and_zipf_match_cpu() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(7);
+    let table_rows = 50_000;
+    for (dim, n) in [
+        (64usize, 20_000usize),
+        (6, 3001),
+        (256, 5000),
+        (4, 1),
+        (3, 2048),
+        (8, 70_000),
+    ] {
+        let uniform: Vec<i64> = (0..n)
+            .map(|_| rng.below(table_rows as u64) as i64)
+            .collect();
+        let zipf = zipf_indices(&mut rng, table_rows, n, 1.05);
+        let hot = vec![42i64; n]; // one segment of n rows: many chunks
+        for idx in [&uniform, &zipf, &hot] {
+            let rows = rng.vec(n * dim, -1.0, 1.0);
+            coalesce_check(&dev, idx, &rows, dim, table_rows);
+        }
+    }
+}
+
+#[test]
+fn coalesce_is_bitwise_deterministic() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(8);
+    let (n, dim, table_rows) = (30_000, 64, 10_000);
+    let idx = zipf_indices(&mut rng, table_rows, n, 1.2);
+    let rows = rng.vec(n * dim, -1.0, 1.0);
+    let (u1, s1) = coalesce_check(&dev, &idx, &rows, dim, table_rows);
+    let (u2, s2) = coalesce_check(&dev, &idx, &rows, dim, table_rows);
+    assert_eq!(u1, u2);
+    let b1: Vec<u32> = s1.iter().map(|v| v.to_bits()).collect();
+    let b2: Vec<u32> = s2.iter().map(|v| v.to_bits()).collect();
+    assert!(b1 == b2, "summed rows differ between runs");
+}
+
+#[test]
+fn coalesce_reports_out_of_range_index() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(9);
+    let (n, dim, table_rows) = (1000, 8, 100);
+    for bad in [100i64, -1, 1 << 40] {
+        let mut idx: Vec<i64> = (0..n)
+            .map(|_| rng.below(table_rows as u64) as i64)
+            .collect();
+        idx[n / 2] = bad;
+        let rows = rng.vec(n * dim, -1.0, 1.0);
+        let (id, rd) = (
+            ops::htod(&dev, &idx).unwrap(),
+            ops::htod(&dev, &rows).unwrap(),
+        );
+        match ops::coalesce(&dev, &id, &rd, dim, table_rows) {
+            Err(Error::IndexOutOfRange { index, size, .. }) => {
+                assert_eq!((index, size), (bad, table_rows))
+            }
+            other => panic!(
+                "expected IndexOutOfRange for {bad}, got ok={}",
+                other.is_ok()
+            ),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ optimizers
+
+fn clip(g: f32, c: f32) -> f32 {
+    if c >= 0.0 {
+        g.max(-c).min(c)
+    } else {
+        g
+    }
+}
+
+/// Sparse setup: weight [rows, dim], 5 listed rows plus a -1 padding slot.
+struct Sparse {
+    rows: usize,
+    dim: usize,
+    w: Vec<f32>,
+    g: Vec<f32>,
+    idx: Vec<i64>,
+}
+
+fn sparse_setup(rng: &mut Rng) -> Sparse {
+    let (rows, dim) = (40, 12);
+    Sparse {
+        rows,
+        dim,
+        w: rng.vec(rows * dim, -1.0, 1.0),
+        g: rng.vec(6 * dim, -3.0, 3.0),
+        idx: vec![3, 17, 0, 39, 22, -1],
+    }
+}
+
+/// For each (weight element, grad element) the update touches: sparse rows then dense.
+fn touched(s: &Sparse, sparse: bool) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    if sparse {
+        for (r, &i) in s.idx.iter().enumerate() {
+            if i >= 0 {
+                for c in 0..s.dim {
+                    v.push((i as usize * s.dim + c, r * s.dim + c));
+                }
+            }
+        }
+    } else {
+        for e in 0..s.rows * s.dim {
+            v.push((e, e));
+        }
+    }
+    v
+}
+
+#[test]
+fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(10);
+    for sparse in [true, false] {
+        for clip_g in [-1.0f32, 0.5] {
+            let mut s = sparse_setup(&mut rng);
+            if !sparse {
+                s.g = rng.vec(s.rows * s.dim, -3.0, 3.0);
+            }
+            let pairs = touched(&s, sparse);
+            let idx_d = ops::htod(&dev, &s.idx).unwrap();
+            let idx_opt = if sparse { Some(&idx_d) } else { None };
+            let gd = ops::htod(&dev, &s.g).unwrap();
+
+            // SGD with momentum, then plain SGD.
+            for momentum in [0.9f32, 0.0] {
+                let p = ops::SgdParams {
+                    lr: 0.1,
+                    momentum,
+                    wd: 0.01,
+                    rescale_grad: 0.5,
+                    clip_gradient: clip_g,
+                };
+                let mom0 = rng.vec(s.w.len(), -0.1, 0.1);
+                let mut wd = ops::htod(&dev, &s.w).unwrap();
+                let mut md = ops::htod(&dev, &mom0).unwrap();
+                let mom_opt = if momentum != 0.0 { Some(&mut md) } else { None };
+                ops::sgd_update(&dev, &mut wd, s.dim, &gd, idx_opt, mom_opt, &p).unwrap();
+                let (mut w, mut m) = (s.w.clone(), mom0.clone());
+                for &(e, t) in &pairs {
+                    let step = clip(p.rescale_grad * s.g[t], clip_g) + p.wd * w[e];
+                    if momentum != 0.0 {
+                        m[e] = momentum * m[e] - p.lr * step;
+                        w[e] += m[e];
+                    } else {
+                        w[e] -= p.lr * step;
+                    }
+                }
+                assert_close("sgd w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-6, 1e-6);
+                assert_close("sgd mom", &ops::dtoh(&dev, &md).unwrap(), &m, 1e-6, 1e-6);
+            }
+
+            // Adam.
+            let p = ops::AdamParams {
+                lr_t: ops::adam_lr_t(0.01, 0.9, 0.999, 3),
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                wd: 0.01,
+                rescale_grad: 0.5,
+                clip_gradient: clip_g,
+            };
+            let (m0, v0) = (rng.vec(s.w.len(), -0.1, 0.1), rng.vec(s.w.len(), 0.0, 0.1));
+            let mut wd = ops::htod(&dev, &s.w).unwrap();
+            let (mut md, mut vd) = (ops::htod(&dev, &m0).unwrap(), ops::htod(&dev, &v0).unwrap());
+            ops::adam_update(&dev, &mut wd, s.dim, &gd, idx_opt, &mut md, &mut vd, &p).unwrap();
+            let (mut w, mut m, mut v) = (s.w.clone(), m0.clone(), v0.clone());
+            for &(e, t) in &pairs {
+                let g = clip(p.rescale_grad * s.g[t], clip_g) + p.wd * w[e];
+                m[e] = p.beta1 * m[e] + (1.0 - p.beta1) * g;
+                v[e] = p.beta2 * v[e] + (1.0 - p.beta2) * g * g;
+                w[e] -= p.lr_t * m[e] / (v[e].sqrt() + p.epsilon);
+            }
+            assert_close("adam w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-5, 1e-6);
+            assert_close("adam mean", &ops::dtoh(&dev, &md).unwrap(), &m, 1e-6, 1e-7);
+            assert_close("adam var", &ops::dtoh(&dev, &vd).unwrap(), &v, 1e-6, 1e-7);
+
+            // AdaGrad.
+            let p = ops::AdaGradParams {
+                lr: 0.1,
+                epsilon: 1e-7,
+                wd: 0.01,
+                rescale_grad: 0.5,
+                clip_gradient: clip_g,
+            };
+            let h0 = rng.vec(s.w.len(), 0.0, 0.5);
+            let mut wd = ops::htod(&dev, &s.w).unwrap();
+            let mut hd = ops::htod(&dev, &h0).unwrap();
+            ops::adagrad_update(&dev, &mut wd, s.dim, &gd, idx_opt, &mut hd, &p).unwrap();
+            let (mut w, mut h) = (s.w.clone(), h0.clone());
+            for &(e, t) in &pairs {
+                let g = clip(p.rescale_grad * s.g[t], clip_g);
+                h[e] += g * g;
+                w[e] -= p.lr * (g / (h[e] + p.epsilon).sqrt() + p.wd * w[e]);
+            }
+            assert_close("adagrad w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-5, 1e-6);
+            assert_close(
+                "adagrad history",
+                &ops::dtoh(&dev, &hd).unwrap(),
+                &h,
+                1e-6,
+                1e-7,
+            );
+        }
+    }
+}
+
+#[test]
+fn sparse_update_reports_out_of_range_row() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(11);
+    let mut s = sparse_setup(&mut rng);
+    s.idx[2] = s.rows as i64;
+    let (idx_d, gd) = (
+        ops::htod(&dev, &s.idx).unwrap(),
+        ops::htod(&dev, &s.g).unwrap(),
+    );
+    let mut wd = ops::htod(&dev, &s.w).unwrap();
+    let p = ops::SgdParams {
+        lr: 0.1,
+        momentum: 0.0,
+        wd: 0.0,
+        rescale_grad: 1.0,
+        clip_gradient: -1.0,
+    };
+    let r = ops::sgd_update(&dev, &mut wd, s.dim, &gd, Some(&idx_d), None, &p);
+    assert!(
+        matches!(
+            r,
+            Err(Error::IndexOutOfRange {
+                index: 40,
+                size: 40,
+                ..
+            })
+        ),
+        "got ok={}",
+        r.is_ok()
+    );
+}
+
+// ------------------------------------------------------------------ dropout, one_hot
+
+#[test]
+fn dropout_mask_equals_cpu_hash_mask() {
+    let dev = dev_or_skip!();
+    let n = 100_003;
+    for (seed, p) in [
+        (7u64, 0.3f32),
+        (123_456_789, 0.5),
+        (u64::MAX, 0.0),
+        (1, 1.0),
+    ] {
+        let mut m = poisoned(&dev, n);
+        ops::dropout_mask(&dev, seed, p, &mut m).unwrap();
+        let got = ops::dtoh(&dev, &m).unwrap();
+        let scale = ops::dropout_scale(p);
+        for (i, &g) in got.iter().enumerate() {
+            let want = if boson::rng::uniform_hash(seed, i as u64) >= p {
+                scale
+            } else {
+                0.0
+            };
+            assert_eq!(g.to_bits(), want.to_bits(), "seed {seed} p {p} element {i}");
+        }
+    }
+}
+
+#[test]
+fn one_hot_matches_cpu_and_reports_bad_label() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(12);
+    let (n, classes) = (1000, 13);
+    let mut labels: Vec<i64> = (0..n).map(|_| rng.below(classes as u64) as i64).collect();
+    let ld = ops::htod(&dev, &labels).unwrap();
+    let mut out = poisoned(&dev, n * classes);
+    ops::one_hot(&dev, &ld, classes, &mut out).unwrap();
+    let got = ops::dtoh(&dev, &out).unwrap();
+    for i in 0..n {
+        for c in 0..classes {
+            assert_eq!(
+                got[i * classes + c],
+                if labels[i] == c as i64 { 1.0 } else { 0.0 }
+            );
+        }
+    }
+    labels[5] = classes as i64;
+    let ld = ops::htod(&dev, &labels).unwrap();
+    let r = ops::one_hot(&dev, &ld, classes, &mut out);
+    assert!(
+        matches!(
+            r,
+            Err(Error::IndexOutOfRange {
+                index: 13,
+                size: 13,
+                ..
+            })
+        ),
+        "got ok={}",
+        r.is_ok()
+    );
+}
+
+// ------------------------------------------------------------------ matmul
+
+#[test]
+fn matmul_all_transposes_batched_match_cpu() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(13);
+    for &(batch, m, n, k) in &[
+        (1usize, 33usize, 17usize, 29usize),
+        (3, 8, 64, 5),
+        (2, 1, 1, 70),
+    ] {
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                let a = rng.vec(batch * m * k, -1.0, 1.0);
+                let b = rng.vec(batch * k * n, -1.0, 1.0);
+                let (ad, bd) = (ops::htod(&dev, &a).unwrap(), ops::htod(&dev, &b).unwrap());
+                let mut c = poisoned(&dev, batch * m * n);
+                let sh = MatmulShape {
+                    batch,
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                };
+                ops::matmul(&dev, &sh, &ad, &bd, &mut c).unwrap();
+                let got = ops::dtoh(&dev, &c).unwrap();
+                let mut want = vec![0f32; batch * m * n];
+                for bi in 0..batch {
+                    let (ao, bo) = (bi * m * k, bi * k * n);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut acc = 0f64;
+                            for p in 0..k {
+                                let av = if trans_a {
+                                    a[ao + p * m + i]
+                                } else {
+                                    a[ao + i * k + p]
+                                };
+                                let bv = if trans_b {
+                                    b[bo + j * k + p]
+                                } else {
+                                    b[bo + p * n + j]
+                                };
+                                acc += av as f64 * bv as f64;
+                            }
+                            want[bi * m * n + i * n + j] = acc as f32;
+                        }
+                    }
+                }
+                assert_close(&format!("matmul {sh:?}"), &got, &want, 1e-4, 1e-4);
+            }
+        }
+    }
+}
