@@ -3,13 +3,16 @@
 //! libnvrtc cannot be loaded (see scripts/ci-nvrtc.sh for how CI provides it).
 #![cfg(feature = "cuda")]
 
+#[path = "common/skip.rs"]
+#[macro_use]
+mod skip;
 use boson::cuda::{compile_ptx, kernel_sources};
 
 #[test]
 fn every_kernel_file_compiles_for_compute_90() {
     // SAFETY: only tries to dlopen libnvrtc.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        eprintln!("skipped: libnvrtc cannot be loaded (run scripts/ci-nvrtc.sh and export what it prints)");
+        skip_note!("skipped: libnvrtc cannot be loaded (run scripts/ci-nvrtc.sh and export what it prints)");
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");

@@ -3,6 +3,9 @@
 //! Without a usable GPU each test prints "skipped: <reason>" and returns.
 #![cfg(feature = "cuda")]
 
+#[path = "common/skip.rs"]
+#[macro_use]
+mod skip;
 use std::sync::Arc;
 
 use boson::cuda::ops::{self, BinaryOp, Broadcast, MatmulShape, ReduceOp, StridedCopy, UnaryOp};
@@ -14,7 +17,7 @@ fn device() -> Option<Arc<CudaDevice>> {
     match CudaDevice::get(0) {
         Ok(d) => Some(d),
         Err(e) => {
-            eprintln!("skipped: {e}");
+            skip_note!("skipped: {e}");
             None
         }
     }

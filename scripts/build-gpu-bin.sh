@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the GPU test and benchmark binaries in release mode on this (GPU-less) machine and
+# copies them into gpu-bin/ (git-ignored), which scripts/gpu-check.sh runs on the GPU machine.
+# Usage: scripts/build-gpu-bin.sh, then device run with carry ["gpu-bin"].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf gpu-bin && mkdir -p gpu-bin
+pick() { # $1: cargo args; copies each built executable as gpu-bin/<kind>-<target name>
+  cargo $1 --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys, shutil
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        kind = m["target"]["kind"][0]
+        shutil.copy(m["executable"], "gpu-bin/%s-%s" % (kind, m["target"]["name"]))
+'
+}
+pick "test --release --test cuda_ops --test gpu_tensor --test cuda_kernels_compile"
+pick "bench --bench cuda_kernels --bench gpu_train"
+strip gpu-bin/* 2>/dev/null || true
+ls -la gpu-bin

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (no Rust toolchain, no network) in one go, under 8 minutes:
+# the prebuilt GPU tests and benchmarks from gpu-bin/ (see scripts/build-gpu-bin.sh) and
+# the PyTorch eager twin of the recommender, then prints a short table last.
+# Full logs go to $OUT (or ./gpu-out when OUT is unset).
+set -u
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu-out}"; mkdir -p "$out"
+py=python3; [ -x /opt/torch/.venv/bin/python3 ] && py=/opt/torch/.venv/bin/python3
+
+# cudarc loads libnvrtc and libcublas by soname: find them and put their folders first.
+libdirs=""
+for lib in libnvrtc.so libcublas.so; do
+  f=$( (ldconfig -p | awk -v l="$lib" '$1 ~ l {print $NF}'; \
+        find /opt /usr/local /usr/lib -name "$lib*" 2>/dev/null) | head -n 1)
+  [ -n "$f" ] && libdirs="$libdirs:$(dirname "$f")"
+done
+export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+echo "card: $card"
+
+results=()
+for t in gpu-bin/test-*; do
+  name=${t#gpu-bin/test-}
+  timeout 240 "$t" --test-threads=1 >"$out/$name.log" 2>&1; rc=$?
+  summary=$(grep -E '^test result:' "$out/$name.log" | tail -n 1)
+  skips=$(grep -c 'skipped' "$out/$name.log")
+  results+=("| $name | rc=$rc | ${summary:-no summary} | skips printed: $skips |")
+  grep -E '^test .* (ok|FAILED)$|panicked|skipped' "$out/$name.log" | head -n 40
+done
+timeout 120 gpu-bin/bench-cuda_kernels >"$out/cuda_kernels.md" 2>&1
+timeout 120 gpu-bin/bench-gpu_train >"$out/gpu_train.jsonl" 2>&1
+timeout 150 "$py" scripts/torch_mf_gpu.py >"$out/torch.jsonl" 2>&1
+
+echo
+echo "## GPU check on $card, $(date -u +%Y-%m-%d)"
+echo
+echo "| test binary | exit | result | skips |"
+echo "|---|---|---|---|"
+printf '%s\n' "${results[@]}"
+echo
+cat "$out/cuda_kernels.md"
+echo
+echo "Recommender training (MFBlock, batch 1024, SGD momentum), samples/s:"
+cat "$out/gpu_train.jsonl" "$out/torch.jsonl"

@@ -1,0 +1,386 @@
+//! Tensor-level CUDA checks: every op, its gradient, sparse optimizer steps and a whole
+//! training run on the GPU against the CPU reference, on fresh random inputs.
+//! Without a usable GPU each test prints why it skipped and returns.
+
+#[macro_use]
+mod common;
+#[path = "common/mf.rs"]
+mod mf;
+use boson::autograd::{self, Grad};
+use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
+use boson::nn::{Block, Embedding, Initializer};
+use boson::optim::{Optimizer, Trainer};
+use boson::tensor::DType;
+use boson::{Device, Result, Tensor};
+use common::{rand_tensor, rand_vec};
+use mf::mf;
+
+fn gpu(test: &str) -> Option<Device> {
+    match Device::cuda_if_available(0) {
+        Device::Cpu => {
+            #[cfg(feature = "cuda")]
+            let why = boson::cuda::CudaDevice::get(0)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            #[cfg(not(feature = "cuda"))]
+            let why = "built without the cuda feature".to_string();
+            skip_note!("{test}: skipped: no usable CUDA device ({why})");
+            None
+        }
+        d => Some(d),
+    }
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}[{i}]: gpu {x} vs cpu {y}"
+        );
+    }
+}
+
+/// Runs `f` on CPU inputs and on their GPU copies; compares outputs and input gradients.
+fn same_on_both(
+    dev: Device,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    what: &str,
+) {
+    let run = |xs: Vec<Tensor>| {
+        let leaves: Vec<Tensor> = xs.iter().map(|t| t.attach_grad()).collect();
+        let y = autograd::record(|| f(&leaves)).unwrap();
+        let r = rand_tensor(y.shape(), 0.5, 1.5, 5)
+            .to_device(y.device())
+            .unwrap();
+        autograd::record(|| y.mul(&r)?.sum_all())
+            .unwrap()
+            .backward()
+            .unwrap();
+        let grads: Vec<Vec<f32>> = leaves
+            .iter()
+            .map(|l| l.grad().unwrap().unwrap().to_vec_f32().unwrap())
+            .collect();
+        (y.to_vec_f32().unwrap(), grads)
+    };
+    let (yc, gc) = run(inputs.to_vec());
+    let (yg, gg) = run(inputs.iter().map(|t| t.to_device(dev).unwrap()).collect());
+    close(&yg, &yc, 1e-4, &format!("{what} forward"));
+    for (k, (a, b)) in gg.iter().zip(&gc).enumerate() {
+        close(a, b, 1e-4, &format!("{what} grad of input {k}"));
+    }
+}
+
+#[test]
+fn every_op_and_its_gradient_matches_cpu() {
+    let Some(dev) = gpu("every_op_and_its_gradient_matches_cpu") else {
+        return;
+    };
+    let x = rand_tensor(&[7, 33], -2.0, 2.0, 1);
+    let pos = rand_tensor(&[7, 33], 0.5, 2.0, 2);
+    let row = rand_tensor(&[33], 0.5, 2.0, 3);
+    let col = rand_tensor(&[7, 1], 0.5, 2.0, 4);
+    type F = fn(&[Tensor]) -> Result<Tensor>;
+    let unary: &[(&str, F)] = &[
+        ("neg", |v| v[0].neg()),
+        ("exp", |v| v[0].exp()),
+        ("square", |v| v[0].square()),
+        ("relu", |v| v[0].relu()),
+        ("sigmoid", |v| v[0].sigmoid()),
+        ("tanh", |v| v[0].tanh()),
+        ("softrelu", |v| v[0].softrelu()),
+        ("affine", |v| v[0].affine(-1.5, 0.25)),
+        ("clip", |v| v[0].clip(-1.0, 1.0)),
+        ("abs", |v| v[0].abs()),
+        ("softmax", |v| v[0].softmax(1)),
+        ("log_softmax", |v| v[0].log_softmax(0)),
+        ("sum", |v| v[0].sum_axis(0, false)),
+        ("max", |v| v[0].max_axis(1, true)),
+        ("mean_all", |v| v[0].mean_all()),
+        ("transpose", |v| v[0].transpose(0, 1)),
+        ("slice", |v| v[0].slice_axis(1, 3, 20)),
+        ("reshape", |v| v[0].reshape(&[33, 7])),
+    ];
+    for (name, f) in unary {
+        same_on_both(dev, &[x.clone()], f, name);
+    }
+    let positive: &[(&str, F)] = &[
+        ("log", |v| v[0].log()),
+        ("sqrt", |v| v[0].sqrt()),
+        ("recip", |v| v[0].recip()),
+        ("powf", |v| v[0].powf(1.7)),
+    ];
+    for (name, f) in positive {
+        same_on_both(dev, &[pos.clone()], f, name);
+    }
+    same_on_both(
+        dev,
+        &[x.clone(), row.clone()],
+        |v| v[0].add(&v[1]),
+        "add row",
+    );
+    same_on_both(
+        dev,
+        &[x.clone(), col.clone()],
+        |v| v[0].sub(&v[1]),
+        "sub col",
+    );
+    same_on_both(
+        dev,
+        &[x.clone(), row.clone()],
+        |v| v[0].mul(&v[1]),
+        "mul row",
+    );
+    same_on_both(
+        dev,
+        &[x.clone(), col.clone()],
+        |v| v[0].div(&v[1]),
+        "div col",
+    );
+    same_on_both(
+        dev,
+        &[x.clone(), pos.clone()],
+        |v| v[0].maximum(&v[1]),
+        "maximum",
+    );
+    same_on_both(dev, &[pos.clone(), row.clone()], |v| v[0].pow(&v[1]), "pow");
+    same_on_both(
+        dev,
+        &[x.clone(), x.clone()],
+        |v| Tensor::concat(&[&v[0], &v[1]], 1),
+        "concat",
+    );
+    let a = rand_tensor(&[3, 16, 24], -1.0, 1.0, 6);
+    let b = rand_tensor(&[3, 24, 8], -1.0, 1.0, 7);
+    same_on_both(
+        dev,
+        &[a.clone(), b],
+        |v| v[0].matmul(&v[1]),
+        "batched matmul",
+    );
+    let w = rand_tensor(&[24, 5], -1.0, 1.0, 8);
+    same_on_both(dev, &[a, w], |v| v[0].matmul(&v[1]), "folded matmul");
+    same_on_both(
+        dev,
+        &[x.clone()],
+        |v| v[0].broadcast_to(&[2, 7, 33]),
+        "broadcast_to",
+    );
+    let g = x
+        .to_device(dev)
+        .unwrap()
+        .argmax(1)
+        .unwrap()
+        .to_vec_i64()
+        .unwrap();
+    assert_eq!(g, x.argmax(1).unwrap().to_vec_i64().unwrap(), "argmax");
+}
+
+#[test]
+fn losses_and_dropout_match_cpu() {
+    let Some(dev) = gpu("losses_and_dropout_match_cpu") else {
+        return;
+    };
+    let pred = rand_tensor(&[16, 5], -2.0, 2.0, 9);
+    let target = rand_tensor(&[16, 5], -1.0, 1.0, 10);
+    let t2 = target.clone().to_device(dev).unwrap();
+    let tc = target.clone();
+    let l2 = move |v: &[Tensor]| {
+        let t = if v[0].device() == Device::Cpu {
+            &tc
+        } else {
+            &t2
+        };
+        L2Loss::new().forward(&v[0], t, None)
+    };
+    same_on_both(dev, &[pred.clone()], l2, "L2Loss");
+    let labels: Vec<i64> = (0..16).map(|i| (i * 7 % 5) as i64).collect();
+    let lc = Tensor::from_vec_i64(labels, &[16]).unwrap();
+    let lg = lc.to_device(dev).unwrap();
+    let ce = move |v: &[Tensor]| {
+        let l = if v[0].device() == Device::Cpu {
+            &lc
+        } else {
+            &lg
+        };
+        SoftmaxCrossEntropyLoss::new().forward(&v[0], l, None)
+    };
+    same_on_both(dev, &[pred.clone()], ce, "SoftmaxCrossEntropyLoss");
+    // The same seed drops the same elements on both devices.
+    same_on_both(dev, &[pred], |v| v[0].dropout(0.5, 1234), "dropout");
+    let bad = Tensor::from_vec_i64(vec![0, 9], &[2])
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    assert!(
+        Tensor::one_hot(&bad, 5).is_err(),
+        "one_hot out of range label"
+    );
+}
+
+fn zipf_indices(n: usize, rows: usize, seed: u64) -> Vec<i64> {
+    // Heavily skewed: about half of the indices hit the first few rows.
+    rand_vec(n, 0.0, 1.0, seed)
+        .iter()
+        .map(|&u| ((rows as f32).powf(u * u * u) as usize - 1).min(rows - 1) as i64)
+        .collect()
+}
+
+#[test]
+fn embedding_gather_scatter_and_bounds() {
+    let Some(dev) = gpu("embedding_gather_scatter_and_bounds") else {
+        return;
+    };
+    let (rows, dim) = (5000, 64);
+    let table = rand_tensor(&[rows, dim], -1.0, 1.0, 11);
+    for (name, idx) in [
+        (
+            "uniform",
+            rand_vec(4096, 0.0, rows as f32, 12)
+                .iter()
+                .map(|&v| v as i64)
+                .collect::<Vec<_>>(),
+        ),
+        ("zipf", zipf_indices(4096, rows, 13)),
+    ] {
+        let ic = Tensor::from_vec_i64(idx, &[64, 64]).unwrap();
+        let ig = ic.to_device(dev).unwrap();
+        for sparse in [true, false] {
+            let f = |v: &[Tensor]| {
+                let i = if v[0].device() == Device::Cpu {
+                    &ic
+                } else {
+                    &ig
+                };
+                v[0].take(i, sparse)
+            };
+            same_on_both(
+                dev,
+                &[table.clone()],
+                f,
+                &format!("take {name} sparse={sparse}"),
+            );
+        }
+    }
+    for dtype in [DType::F16, DType::BF16] {
+        let t = table.to_dtype(dtype).unwrap();
+        let idx = Tensor::from_vec_i64(vec![3, 4999, 0, 3], &[4]).unwrap();
+        let c = t.take(&idx, false).unwrap().to_vec_f32().unwrap();
+        let g = t
+            .to_device(dev)
+            .unwrap()
+            .take(&idx.to_device(dev).unwrap(), false)
+            .unwrap();
+        assert_eq!(g.to_vec_f32().unwrap(), c, "{dtype} gather");
+    }
+    let tg = table.to_device(dev).unwrap();
+    for bad in [rows as i64, -1, 1 << 40] {
+        let idx = Tensor::from_vec_i64(vec![1, bad, 2], &[3])
+            .unwrap()
+            .to_device(dev)
+            .unwrap();
+        match tg.take(&idx, true) {
+            Err(boson::Error::IndexOutOfRange { index, .. }) => assert_eq!(index, bad),
+            other => panic!("index {bad}: expected IndexOutOfRange, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn sparse_optimizer_steps_match_cpu() {
+    let Some(dev) = gpu("sparse_optimizer_steps_match_cpu") else {
+        return;
+    };
+    for opt in [
+        Optimizer::sgd(0.1).momentum(0.9),
+        Optimizer::adam(0.01),
+        Optimizer::adagrad(0.1),
+    ] {
+        let name = format!("{opt:?}");
+        let init = rand_tensor(&[300, 16], -1.0, 1.0, 14);
+        let mut finals = Vec::new();
+        for d in [Device::Cpu, dev] {
+            let emb = Embedding::new(300, 16);
+            emb.weight.set_data(&init.to_device(d).unwrap()).unwrap();
+            let mut tr = Trainer::new(emb.collect_params(), opt.clone());
+            for s in 0..4 {
+                let idx = Tensor::from_vec_i64(zipf_indices(256, 200, 20 + s), &[256])
+                    .unwrap()
+                    .to_device(d)
+                    .unwrap();
+                let target = rand_tensor(&[256, 16], -1.0, 1.0, 30 + s)
+                    .to_device(d)
+                    .unwrap();
+                let loss =
+                    autograd::record(|| L2Loss::new().forward(&emb.forward(&idx)?, &target, None))
+                        .unwrap();
+                loss.backward().unwrap();
+                assert!(matches!(emb.weight.grad(), Some(Grad::RowSparse(_))));
+                tr.step(256).unwrap();
+            }
+            finals.push(emb.weight.data().unwrap().to_vec_f32().unwrap());
+        }
+        close(&finals[1], &finals[0], 1e-4, &name);
+        // Rows 200.. were never touched.
+        assert_eq!(
+            &finals[1][200 * 16..],
+            &init.to_vec_f32().unwrap()[200 * 16..],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn recommender_training_epoch_matches_cpu() {
+    let Some(dev) = gpu("recommender_training_epoch_matches_cpu") else {
+        return;
+    };
+    let (users, items, n, batch) = (2000, 500, 20 * 1024, 1024);
+    let u: Vec<i64> = rand_vec(n, 0.0, users as f32, 40)
+        .iter()
+        .map(|&v| v as i64)
+        .collect();
+    let i: Vec<i64> = zipf_indices(n, items, 41);
+    let r: Vec<f32> = rand_vec(n, 1.0, 5.0, 42)
+        .iter()
+        .map(|v| v.round())
+        .collect();
+    let mut curves = Vec::new();
+    for d in [Device::Cpu, dev] {
+        let net = mf(users, items, 64);
+        boson::rng::seed(3);
+        net.initialize(&Initializer::xavier(60.0), d).unwrap();
+        let mut tr = Trainer::new(net.collect_params(), Optimizer::sgd(0.02).momentum(0.9));
+        let mut curve = Vec::new();
+        for b in 0..n / batch {
+            let s = b * batch..(b + 1) * batch;
+            let ub = Tensor::from_vec_i64(u[s.clone()].to_vec(), &[batch])
+                .unwrap()
+                .to_device(d)
+                .unwrap();
+            let ib = Tensor::from_vec_i64(i[s.clone()].to_vec(), &[batch])
+                .unwrap()
+                .to_device(d)
+                .unwrap();
+            let rb = Tensor::from_vec(r[s].to_vec(), &[batch])
+                .unwrap()
+                .to_device(d)
+                .unwrap();
+            let loss = autograd::record(|| {
+                L2Loss::new().forward(&net.forward_many(&[ub, ib])?, &rb, None)
+            })
+            .unwrap();
+            loss.backward().unwrap();
+            tr.step(batch).unwrap();
+            curve.push(loss.mean_all().unwrap().to_scalar().unwrap());
+        }
+        curves.push(curve);
+    }
+    eprintln!(
+        "cpu loss curve {:?}\ngpu loss curve {:?}",
+        curves[0], curves[1]
+    );
+    close(&curves[1], &curves[0], 1e-3, "loss curve");
+}
