@@ -832,7 +832,9 @@ pub fn gather_async<T: GatherElem>(
         .arg(table)
         .arg(out)
         .arg(&check.cell);
-    launch(l, cfg_for(work), name)?;
+    // The vectorised kernels handle GATHER_ILP (4) pieces per thread.
+    let threads = if vec4 { work.div_ceil(4) } else { work };
+    launch(l, cfg_for(threads), name)?;
     Ok(check)
 }
 
