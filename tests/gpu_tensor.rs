@@ -104,7 +104,7 @@ fn every_op_and_its_gradient_matches_cpu() {
         ("reshape", |v| v[0].reshape(&[33, 7])),
     ];
     for (name, f) in unary {
-        same_on_both(dev, &[x.clone()], f, name);
+        same_on_both(dev, std::slice::from_ref(&x), f, name);
     }
     let positive: &[(&str, F)] = &[
         ("log", |v| v[0].log()),
@@ -113,7 +113,7 @@ fn every_op_and_its_gradient_matches_cpu() {
         ("powf", |v| v[0].powf(1.7)),
     ];
     for (name, f) in positive {
-        same_on_both(dev, &[pos.clone()], f, name);
+        same_on_both(dev, std::slice::from_ref(&pos), f, name);
     }
     same_on_both(
         dev,
@@ -164,7 +164,7 @@ fn every_op_and_its_gradient_matches_cpu() {
     same_on_both(dev, &[a, w], |v| v[0].matmul(&v[1]), "folded matmul");
     same_on_both(
         dev,
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |v| v[0].broadcast_to(&[2, 7, 33]),
         "broadcast_to",
     );
@@ -195,7 +195,7 @@ fn losses_and_dropout_match_cpu() {
         };
         L2Loss::new().forward(&v[0], t, None)
     };
-    same_on_both(dev, &[pred.clone()], l2, "L2Loss");
+    same_on_both(dev, std::slice::from_ref(&pred), l2, "L2Loss");
     let labels: Vec<i64> = (0..16).map(|i| (i * 7 % 5) as i64).collect();
     let lc = Tensor::from_vec_i64(labels, &[16]).unwrap();
     let lg = lc.to_device(dev).unwrap();
@@ -207,7 +207,12 @@ fn losses_and_dropout_match_cpu() {
         };
         SoftmaxCrossEntropyLoss::new().forward(&v[0], l, None)
     };
-    same_on_both(dev, &[pred.clone()], ce, "SoftmaxCrossEntropyLoss");
+    same_on_both(
+        dev,
+        std::slice::from_ref(&pred),
+        ce,
+        "SoftmaxCrossEntropyLoss",
+    );
     // The same seed drops the same elements on both devices.
     same_on_both(dev, &[pred], |v| v[0].dropout(0.5, 1234), "dropout");
     let bad = Tensor::from_vec_i64(vec![0, 9], &[2])
@@ -258,7 +263,7 @@ fn embedding_gather_scatter_and_bounds() {
             };
             same_on_both(
                 dev,
-                &[table.clone()],
+                std::slice::from_ref(&table),
                 f,
                 &format!("take {name} sparse={sparse}"),
             );

@@ -490,7 +490,7 @@ impl CudaStorage {
         rows: Option<&Storage>,
         dim: usize,
     ) -> Result<()> {
-        fn cuda<'a>(s: &'a Storage, ordinal: usize) -> Result<&'a CudaStorage> {
+        fn cuda(s: &Storage, ordinal: usize) -> Result<&CudaStorage> {
             match s {
                 Storage::Cuda(c) => Ok(c),
                 Storage::Cpu(_) => Err(Error::DeviceMismatch {

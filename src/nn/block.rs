@@ -109,7 +109,8 @@ impl Sequential {
         Self::default()
     }
 
-    /// Appends a block (builder style).
+    /// Appends a block (builder style, as Gluon's `net.add(...)`).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, block: impl Block + 'static) -> Self {
         self.children.push(Box::new(block));
         self

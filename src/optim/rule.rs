@@ -118,8 +118,8 @@ pub(crate) fn apply(
     let mut one_row = |dst: usize, src: usize| {
         let lo = dst * dim;
         let gr = &g[src * dim..(src + 1) * dim];
-        for j in 0..dim {
-            let mut gj = a.rescale * gr[j];
+        for (j, &gv) in gr.iter().enumerate() {
+            let mut gj = a.rescale * gv;
             if let Some(c) = a.clip {
                 gj = gj.clamp(-c, c);
             }

@@ -120,7 +120,7 @@ impl Trainer {
                     .collect::<Result<Vec<_>>>()?;
                 self.states[i] = Some(s);
             }
-            let states = self.states[i].as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
+            let states = self.states[i].as_deref().unwrap_or(&[]);
             let args = StepArgs {
                 lr: lr * p.lr_mult(),
                 wd: self.optimizer.wd * p.wd_mult(),
