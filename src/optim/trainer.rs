@@ -116,7 +116,7 @@ impl Trainer {
             if self.states[i].is_none() {
                 let n = self.optimizer.rule.num_states();
                 let s = (0..n)
-                    .map(|_| data.zeros_like())
+                    .map(|_| Tensor::zeros_prefaulted(data.shape(), data.device()))
                     .collect::<Result<Vec<_>>>()?;
                 self.states[i] = Some(s);
             }

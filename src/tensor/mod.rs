@@ -171,6 +171,20 @@ impl Tensor {
         Self::full(1.0, shape, device)
     }
 
+    /// Zeros whose memory is written now rather than mapped lazily. Optimizer state is
+    /// touched at random rows every step; zero pages from the allocator would fault in one
+    /// by one inside the training loop (about 1024 faults a step for a 10M-row table), so
+    /// the trainer pays for them once here instead.
+    pub(crate) fn zeros_prefaulted(shape: &[usize], device: Device) -> Result<Tensor> {
+        if device != Device::Cpu {
+            return Self::zeros(shape, device);
+        }
+        let n: usize = shape.iter().product();
+        let mut v: Vec<f32> = Vec::with_capacity(n);
+        v.resize(n, 0.0);
+        Self::from_vec(v, shape)
+    }
+
     /// Zeros with this tensor's shape and device.
     pub fn zeros_like(&self) -> Result<Tensor> {
         Self::zeros(self.shape(), self.device())
