@@ -17,6 +17,7 @@ use cudarc::driver::{
 
 use super::device::CudaDevice;
 use crate::error::{Error, Result};
+pub use crate::tensor::{broadcast_shape, BinaryOp, ReduceOp};
 
 /// Most dimensions a strided copy or a broadcasting binary op handles.
 pub const MAX_DIMS: usize = 6;
@@ -167,25 +168,6 @@ pub enum UnaryOp {
     StepPos = 15,
 }
 
-/// Elementwise binary ops with broadcasting; comparisons give 1.0 or 0.0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum BinaryOp {
-    Add = 0,
-    Sub = 1,
-    Mul = 2,
-    Div = 3,
-    Maximum = 4,
-    Minimum = 5,
-    Eq = 6,
-    Ne = 7,
-    Gt = 8,
-    Ge = 9,
-    Lt = 10,
-    Le = 11,
-    Pow = 12,
-}
-
 /// `y[i] = op(x[i])` with parameters `p0`, `p1` (used by Affine, Powf, Clip; ignored
 /// otherwise). `x` and `y` must have the same length.
 pub fn unary(
@@ -244,36 +226,6 @@ pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Result<Vec<i64>> {
                 rhs: to.to_vec(),
             });
         }
-    }
-    Ok(out)
-}
-
-/// The output shape of broadcasting `a` with `b` (NumPy rules).
-pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0usize; n];
-    for d in 0..n {
-        let da = if d + a.len() >= n {
-            a[d + a.len() - n]
-        } else {
-            1
-        };
-        let db = if d + b.len() >= n {
-            b[d + b.len() - n]
-        } else {
-            1
-        };
-        out[d] = if da == db || db == 1 {
-            da
-        } else if da == 1 {
-            db
-        } else {
-            return Err(Error::ShapeMismatch {
-                op: "broadcast",
-                lhs: a.to_vec(),
-                rhs: b.to_vec(),
-            });
-        };
     }
     Ok(out)
 }
@@ -395,7 +347,7 @@ pub fn binary(
     }
     check_view("binary lhs", bc.shape, bc.a_strides, bc.a_offset, a.len())?;
     check_view("binary rhs", bc.shape, bc.b_strides, bc.b_offset, b.len())?;
-    let code = op as i32;
+    let code = op.code();
     let n64 = n as i64;
     let contig = contiguous_strides(bc.shape);
     if bc.a_offset == 0
@@ -571,16 +523,6 @@ pub fn f32_to_half<T: HalfElem>(
 
 // ------------------------------------------------------------------ reductions
 
-/// Reduction ops for [`reduce`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum ReduceOp {
-    Sum = 0,
-    /// NaN inputs are skipped (fmaxf), like `f32::max`.
-    Max = 1,
-    Min = 2,
-}
-
 fn check_reduce(x_len: usize, y_len: usize, outer: usize, len: usize, inner: usize) -> Result<()> {
     check_len("reduce input", x_len, outer * len * inner)?;
     check_len("reduce output", y_len, outer * inner)?;
@@ -631,7 +573,7 @@ pub fn reduce(
     if outer * inner == 0 {
         return Ok(());
     }
-    let code = op as i32;
+    let code = op.code();
     let (o, l64, i) = (outer as i64, len as i64, inner as i64);
     if inner == 1 {
         let name = if len > LONG_ROW {

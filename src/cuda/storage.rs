@@ -66,25 +66,6 @@ fn unary_code(op: UnaryOp) -> (ops::UnaryOp, f32, f32) {
     }
 }
 
-fn binary_code(op: BinaryOp) -> ops::BinaryOp {
-    use ops::BinaryOp as K;
-    match op {
-        BinaryOp::Add => K::Add,
-        BinaryOp::Sub => K::Sub,
-        BinaryOp::Mul => K::Mul,
-        BinaryOp::Div => K::Div,
-        BinaryOp::Maximum => K::Maximum,
-        BinaryOp::Minimum => K::Minimum,
-        BinaryOp::Eq => K::Eq,
-        BinaryOp::Ne => K::Ne,
-        BinaryOp::Gt => K::Gt,
-        BinaryOp::Ge => K::Ge,
-        BinaryOp::Lt => K::Lt,
-        BinaryOp::Le => K::Le,
-        BinaryOp::Pow => K::Pow,
-    }
-}
-
 impl CudaStorage {
     fn new(dev: &Arc<CudaDevice>, data: CudaData) -> CudaStorage {
         CudaStorage {
@@ -288,7 +269,7 @@ impl CudaStorage {
             b_offset: lb.offset,
         };
         let mut y = self.alloc_f32(la.elem_count())?;
-        ops::binary(&self.dev, binary_code(op), &bc, a, b, &mut y)?;
+        ops::binary(&self.dev, op, &bc, a, b, &mut y)?;
         Ok(self.wrap_f32(y))
     }
 
@@ -302,12 +283,7 @@ impl CudaStorage {
     ) -> Result<CudaStorage> {
         let x = self.f32("reduce")?;
         let mut y = self.alloc_f32(outer * inner)?;
-        let k = match op {
-            ReduceOp::Sum => ops::ReduceOp::Sum,
-            ReduceOp::Max => ops::ReduceOp::Max,
-            ReduceOp::Min => ops::ReduceOp::Min,
-        };
-        ops::reduce(&self.dev, k, x, (outer, len, inner), &mut y)?;
+        ops::reduce(&self.dev, op, x, (outer, len, inner), &mut y)?;
         Ok(self.wrap_f32(y))
     }
 

@@ -101,7 +101,14 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    /// The kernel op code.
+    /// The kernel op code (the variant's position: `kernels/elementwise.cu` uses it).
+    pub fn code(&self) -> i32 {
+        *self as i32
+    }
+}
+
+impl ReduceOp {
+    /// The kernel op code (`kernels/reduce.cu`).
     pub fn code(&self) -> i32 {
         *self as i32
     }
