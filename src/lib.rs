@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod io;
 pub mod loss;
+pub mod metric;
 pub mod nn;
 pub mod optim;
 pub mod ratings;
