@@ -6,6 +6,7 @@ pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod estimator;
 pub mod io;
 pub mod loss;
 pub mod metric;

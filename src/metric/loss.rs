@@ -57,4 +57,7 @@ impl Metric for Loss {
     fn clone_empty(&self) -> Box<dyn Metric> {
         Box::new(Loss::new(self.name.clone()))
     }
+    fn wants_loss(&self) -> bool {
+        true
+    }
 }

@@ -65,6 +65,12 @@ pub trait Metric: Send {
         vec![self.get()]
     }
 
+    /// True when this metric averages the loss rather than comparing predictions with
+    /// labels: the estimator then passes the per-sample loss tensor as `preds`.
+    fn wants_loss(&self) -> bool {
+        false
+    }
+
     /// True for a container of metrics ([`CompositeMetric`]), which cannot be monitored
     /// as one value.
     fn is_composite(&self) -> bool {
