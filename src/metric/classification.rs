@@ -12,7 +12,7 @@ fn label_and_scores(
 ) -> Result<(Vec<i64>, Vec<f32>, usize)> {
     let n = labels.elem_count();
     let p = preds.elem_count();
-    if n == 0 || p % n != 0 {
+    if n == 0 || !p.is_multiple_of(n) {
         return Err(Error::ShapeMismatch {
             op,
             lhs: labels.shape().to_vec(),

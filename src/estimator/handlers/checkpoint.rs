@@ -345,7 +345,7 @@ impl EventHandler for CheckpointHandler {
 
     fn batch_end(&mut self, est: &mut Estimator, _out: &StepOutput) -> Result<Signal> {
         if let Some(n) = self.batch_period {
-            if est.progress().batches_done % n == 0 {
+            if est.progress().batches_done.is_multiple_of(n) {
                 self.save(est)?;
             }
         }
@@ -355,7 +355,7 @@ impl EventHandler for CheckpointHandler {
     fn epoch_end(&mut self, est: &mut Estimator) -> Result<Signal> {
         let p = est.progress();
         if let Some(n) = self.epoch_period {
-            if !p.in_epoch && p.epochs_done % n == 0 {
+            if !p.in_epoch && p.epochs_done.is_multiple_of(n) {
                 self.save(est)?;
             }
         }

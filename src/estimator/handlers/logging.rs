@@ -197,7 +197,7 @@ impl EventHandler for LoggingHandler {
             return Ok(Signal::Continue);
         }
         if let LogInterval::Batches(n) = self.interval {
-            if p.batch_in_epoch % n == 0 {
+            if p.batch_in_epoch.is_multiple_of(n) {
                 let elapsed = self.interval_start.elapsed();
                 let line = format!(
                     "[Epoch {}][Batch {}][Samples {}] time/interval: {:.3}s, {:.1} samples/s, {}",

@@ -74,7 +74,7 @@ impl EventHandler for ValidationHandler<'_> {
     fn batch_end(&mut self, est: &mut Estimator, _out: &StepOutput) -> Result<Signal> {
         if est.mode() == Mode::Train {
             if let Some(n) = self.batch_period {
-                if est.progress().batches_done % n == 0 {
+                if est.progress().batches_done.is_multiple_of(n) {
                     self.validate(est)?;
                 }
             }
@@ -86,7 +86,7 @@ impl EventHandler for ValidationHandler<'_> {
         let p = est.progress();
         if est.mode() == Mode::Train && !p.in_epoch {
             if let Some(n) = self.epoch_period {
-                if p.epochs_done % n == 0 {
+                if p.epochs_done.is_multiple_of(n) {
                     self.validate(est)?;
                 }
             }
