@@ -32,6 +32,15 @@ pub trait Block: Send + Sync {
     /// Calls `f(name, parameter)` for every parameter, names prefixed with `prefix`.
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter));
 
+    /// Calls `f(name, layer)` for every [`Dropout`](super::Dropout) layer, names prefixed
+    /// with `prefix` as in [`Block::visit_params`]. Checkpoints use it to save and restore
+    /// each layer's mask counter, so a resumed run drops the same elements as an
+    /// uninterrupted one. A block with children forwards it to them (the default visits
+    /// nothing).
+    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
+        let _ = (prefix, f);
+    }
+
     /// A short lowercase type name used to name children in a `Sequential` (`dense`).
     fn kind(&self) -> &'static str {
         "block"
@@ -70,6 +79,9 @@ impl<B: Block + ?Sized> Block for Box<B> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         (**self).forward(x)
     }
+    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
+        (**self).visit_dropout(prefix, f)
+    }
     fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
         (**self).forward_many(xs)
     }
@@ -84,6 +96,9 @@ impl<B: Block + ?Sized> Block for Box<B> {
 impl<B: Block + ?Sized> Block for std::sync::Arc<B> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         (**self).forward(x)
+    }
+    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
+        (**self).visit_dropout(prefix, f)
     }
     fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
         (**self).forward_many(xs)
@@ -158,6 +173,12 @@ impl Block for Sequential {
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
         for (c, name) in self.children.iter().zip(self.child_names()) {
             c.visit_params(&format!("{prefix}{name}."), f);
+        }
+    }
+
+    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
+        for (c, name) in self.children.iter().zip(self.child_names()) {
+            c.visit_dropout(&format!("{prefix}{name}."), f);
         }
     }
 

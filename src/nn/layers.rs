@@ -236,6 +236,17 @@ impl Block for Dropout {
         x.dropout(self.rate, crate::rng::mix_seed(self.seed, c))
     }
     fn visit_params(&self, _: &str, _: &mut dyn FnMut(String, &Parameter)) {}
+    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &Dropout)) {
+        let name = prefix.trim_end_matches('.');
+        f(
+            if name.is_empty() {
+                "dropout".into()
+            } else {
+                name.into()
+            },
+            self,
+        )
+    }
     fn kind(&self) -> &'static str {
         "dropout"
     }

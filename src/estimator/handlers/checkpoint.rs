@@ -1,0 +1,364 @@
+//! `CheckpointHandler`: periodic and best-model checkpoints, rotation, and exact resume.
+
+use super::{Monitor, MonitorMode};
+use crate::error::{Error, Result};
+use crate::estimator::event::{EventHandler, Signal};
+use crate::estimator::processor::StepOutput;
+use crate::estimator::{Estimator, FitUntil, Progress};
+use crate::{io, rng};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a checkpoint's `.json` file holds besides the parameters and trainer state:
+/// everything needed to continue exactly where training was.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct CheckpointMeta {
+    epochs_done: usize,
+    batches_done: usize,
+    batch_in_epoch: usize,
+    in_epoch: bool,
+    loader_epoch: u64,
+    rng_seed: u64,
+    rng_counter: u64,
+    dropout: BTreeMap<String, u64>,
+    best: Option<f32>,
+}
+
+/// Saves checkpoints while training and can resume from the latest one.
+///
+/// A checkpoint `{prefix}-epoch{E}batch{B}` (E completed epochs, B batches) is three
+/// files: `.params` (the net's parameters), `.states` (the trainer's optimizer state) and
+/// `.json` (counters, the position in the training data, the global random stream and
+/// every dropout layer's mask counter). Each file is written atomically, the `.json`
+/// last, so a checkpoint without its `.json` is never resumed from.
+///
+/// * every `epoch_period` epochs (default 1) and/or `batch_period` batches;
+/// * only the newest `max_checkpoints` (default 5) are kept; the best one does not count;
+/// * with [`save_best`](Self::save_best), `{prefix}-best.*` is written whenever the
+///   monitored metric improves, and the log says "improved from OLD to NEW";
+/// * with [`resume_from_checkpoint`](Self::resume_from_checkpoint), `train_begin` loads
+///   the newest checkpoint and training continues with the remaining budget; the
+///   parameters end exactly as in an uninterrupted run with the same seed, as long as the
+///   training source is a fresh loader with the same settings.
+pub struct CheckpointHandler {
+    dir: PathBuf,
+    prefix: String,
+    epoch_period: Option<usize>,
+    batch_period: Option<usize>,
+    max_checkpoints: usize,
+    best_monitor: Option<Monitor>,
+    best: Option<f32>,
+    resume: bool,
+    verbose: bool,
+    saved: Vec<String>,
+    resumed_from: Option<PathBuf>,
+}
+
+impl CheckpointHandler {
+    /// Checkpoints into `dir` (created if missing) with prefix `model`, every epoch.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        CheckpointHandler {
+            dir: dir.into(),
+            prefix: "model".into(),
+            epoch_period: Some(1),
+            batch_period: None,
+            max_checkpoints: 5,
+            best_monitor: None,
+            best: None,
+            resume: false,
+            verbose: false,
+            saved: Vec::new(),
+            resumed_from: None,
+        }
+    }
+
+    /// The file name prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Save every `n` completed epochs (`None`: not by epochs).
+    pub fn epoch_period(mut self, n: Option<usize>) -> Self {
+        self.epoch_period = n;
+        self
+    }
+
+    /// Save every `n` batches (`None`: not by batches).
+    pub fn batch_period(mut self, n: Option<usize>) -> Self {
+        self.batch_period = n;
+        self
+    }
+
+    /// How many periodic checkpoints to keep (at least 1).
+    pub fn max_checkpoints(mut self, n: usize) -> Self {
+        self.max_checkpoints = n;
+        self
+    }
+
+    /// Also keep `{prefix}-best.*`, the checkpoint where the metric named `monitor` was
+    /// best so far (checked at every save).
+    pub fn save_best(mut self, monitor: impl Into<String>, mode: MonitorMode) -> Self {
+        self.best_monitor = Some(Monitor::new(monitor, mode));
+        self
+    }
+
+    /// Load the newest checkpoint in the directory at `train_begin` (if there is one).
+    pub fn resume_from_checkpoint(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Log every save.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// The periodic checkpoints on disk that this handler manages, oldest first (file
+    /// stems, e.g. `model-epoch2batch20`).
+    pub fn saved(&self) -> &[String] {
+        &self.saved
+    }
+
+    /// The `.params` file the last `fit` resumed from, if it did.
+    pub fn resumed_from(&self) -> Option<&Path> {
+        self.resumed_from.as_deref()
+    }
+
+    fn path(&self, stem: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.{ext}"))
+    }
+
+    /// `(epochs, batches, stem)` of every complete checkpoint in the directory, oldest
+    /// first.
+    fn scan(&self) -> Result<Vec<(usize, usize, String)>> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let head = format!("{}-epoch", self.prefix);
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let Some(rest) = stem.strip_prefix(&head) else {
+                continue;
+            };
+            let Some((e, b)) = rest.split_once("batch") else {
+                continue;
+            };
+            if let (Ok(e), Ok(b)) = (e.parse::<usize>(), b.parse::<usize>()) {
+                found.push((e, b, stem.to_string()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    fn write(&self, est: &Estimator, stem: &str) -> Result<()> {
+        est.net().collect_params().save(self.path(stem, "params"))?;
+        est.trainer().save_states(self.path(stem, "states"))?;
+        let p = est.progress();
+        let (rng_seed, rng_counter) = rng::state();
+        let mut dropout = BTreeMap::new();
+        est.net().visit_dropout("", &mut |name, d| {
+            dropout.insert(name, d.calls());
+        });
+        let meta = CheckpointMeta {
+            epochs_done: p.epochs_done,
+            batches_done: p.batches_done,
+            batch_in_epoch: if p.in_epoch { p.batch_in_epoch } else { 0 },
+            in_epoch: p.in_epoch,
+            loader_epoch: p.loader_epoch,
+            rng_seed,
+            rng_counter,
+            dropout,
+            best: self.best,
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Format {
+            path: self.path(stem, "json"),
+            msg: e.to_string(),
+        })?;
+        io::write_atomic(&self.path(stem, "json"), &json)
+    }
+
+    fn remove(&self, stem: &str) -> Result<()> {
+        // The .json goes first: without it the rest is no longer a resumable checkpoint.
+        for ext in ["json", "params", "states"] {
+            let path = self.path(stem, ext);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, est: &mut Estimator) -> Result<()> {
+        let p = est.progress().clone();
+        let stem = format!(
+            "{}-epoch{}batch{}",
+            self.prefix, p.epochs_done, p.batches_done
+        );
+        if let Some(monitor) = self.best_monitor.clone() {
+            let value = monitor.value(est)?;
+            let best = self.best.unwrap_or(monitor.worst());
+            if value.is_nan() {
+                est.log(&format!(
+                    "warning: {} is NaN, best checkpoint not updated",
+                    monitor.name
+                ))?;
+            } else if monitor.improves(value, best, 0.0) {
+                // The old value is logged before `best` is overwritten (Gluon logged
+                // the new value twice).
+                let best_stem = format!("{}-best", self.prefix);
+                est.log(&format!(
+                    "[Epoch {}][Batch {}] {} improved from {best:.6} to {value:.6}, saving best model to {}",
+                    p.epoch(),
+                    p.batches_done,
+                    monitor.name,
+                    self.path(&best_stem, "params").display()
+                ))?;
+                self.best = Some(value);
+                self.write(est, &best_stem)?;
+            }
+        }
+        self.write(est, &stem)?;
+        if self.verbose {
+            est.log(&format!(
+                "[Epoch {}][Batch {}] saved checkpoint {}",
+                p.epoch(),
+                p.batches_done,
+                self.path(&stem, "params").display()
+            ))?;
+        }
+        self.saved.retain(|s| *s != stem);
+        self.saved.push(stem);
+        while self.saved.len() > self.max_checkpoints {
+            let old = self.saved.remove(0);
+            self.remove(&old)?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, est: &mut Estimator, stem: &str) -> Result<()> {
+        let json_path = self.path(stem, "json");
+        let bytes = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, e))?;
+        let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+            path: json_path.clone(),
+            msg: format!("not a checkpoint description ({e})"),
+        })?;
+        match est.until() {
+            Some(FitUntil::Epochs(n)) if meta.epochs_done >= n => {
+                return Err(Error::InvalidArgument(format!(
+                    "checkpoint {stem} has already trained {} of the {n} epochs asked for",
+                    meta.epochs_done
+                )))
+            }
+            Some(FitUntil::Batches(n)) if meta.batches_done >= n => {
+                return Err(Error::InvalidArgument(format!(
+                    "checkpoint {stem} has already trained {} of the {n} batches asked for",
+                    meta.batches_done
+                )))
+            }
+            _ => {}
+        }
+        let device = est.device();
+        est.net()
+            .load_parameters(&self.path(stem, "params"), device)?;
+        est.trainer_mut().load_states(self.path(stem, "states"))?;
+        let mut missing = Vec::new();
+        est.net()
+            .visit_dropout("", &mut |name, d| match meta.dropout.get(&name) {
+                Some(&calls) => d.set_calls(calls),
+                None => missing.push(name),
+            });
+        if !missing.is_empty() {
+            return Err(Error::Format {
+                path: json_path,
+                msg: format!("no dropout counter for layer(s) {missing:?}"),
+            });
+        }
+        rng::set_state((meta.rng_seed, meta.rng_counter));
+        let batches_per_epoch = est.progress().batches_per_epoch;
+        est.set_progress(Progress {
+            epochs_done: meta.epochs_done,
+            batches_done: meta.batches_done,
+            batch_in_epoch: meta.batch_in_epoch,
+            samples_in_epoch: 0,
+            in_epoch: meta.in_epoch,
+            loader_epoch: meta.loader_epoch,
+            batches_per_epoch,
+        });
+        self.best = meta.best;
+        Ok(())
+    }
+}
+
+impl EventHandler for CheckpointHandler {
+    fn monitored_metrics(&self) -> Vec<String> {
+        self.best_monitor.iter().map(|m| m.name.clone()).collect()
+    }
+
+    fn train_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        if self.max_checkpoints == 0 || self.epoch_period == Some(0) || self.batch_period == Some(0)
+        {
+            return Err(Error::InvalidArgument(
+                "CheckpointHandler: max_checkpoints and periods must be at least 1".into(),
+            ));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        if let Some(m) = self.best_monitor.as_mut() {
+            m.resolve(est)?;
+        }
+        self.best = None;
+        self.saved.clear();
+        self.resumed_from = None;
+        if !self.resume {
+            return Ok(());
+        }
+        let found = self.scan()?;
+        let Some((_, _, latest)) = found.last().cloned() else {
+            return est.log(&format!(
+                "no checkpoint with prefix '{}' in {}, training from scratch",
+                self.prefix,
+                self.dir.display()
+            ));
+        };
+        self.load(est, &latest)?;
+        // Older checkpoints stay under rotation, so resuming does not leak files.
+        self.saved = found.into_iter().map(|(_, _, s)| s).collect();
+        let path = self.path(&latest, "params");
+        let p = est.progress().clone();
+        est.log(&format!(
+            "resumed from {} after {} epochs and {} batches",
+            path.display(),
+            p.epochs_done,
+            p.batches_done
+        ))?;
+        self.resumed_from = Some(path);
+        Ok(())
+    }
+
+    fn batch_end(&mut self, est: &mut Estimator, _out: &StepOutput) -> Result<Signal> {
+        if let Some(n) = self.batch_period {
+            if est.progress().batches_done.is_multiple_of(n) {
+                self.save(est)?;
+            }
+        }
+        Ok(Signal::Continue)
+    }
+
+    fn epoch_end(&mut self, est: &mut Estimator) -> Result<Signal> {
+        let p = est.progress();
+        if let Some(n) = self.epoch_period {
+            if !p.in_epoch && p.epochs_done.is_multiple_of(n) {
+                self.save(est)?;
+            }
+        }
+        Ok(Signal::Continue)
+    }
+}

@@ -1,0 +1,618 @@
+//! Estimator: each handler's observable effect, priorities, stopping, validation
+//! periods, early stopping, checkpoint rotation, exact resume, NaN guard.
+
+use boson::data::{ArrayDataset, DataLoader, StackBatchify};
+use boson::estimator::{
+    Batch, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil, LogCapture,
+    LogInterval, LoggingHandler, MonitorMode, Signal, StepOutput, StoppingHandler,
+    ValidationHandler,
+};
+use boson::loss::L2Loss;
+use boson::metric::{Mae, Rmse};
+use boson::nn::{Activation, Block, Dense, Dropout, Initializer, Sequential};
+use boson::optim::{Optimizer, Trainer};
+use boson::{rng, Error, Result};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Tests share boson's global random stream (initialisation and dropout seeds), so
+/// they run one at a time.
+static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+type Loader = DataLoader<ArrayDataset<(Vec<Vec<f32>>, Vec<f32>)>, StackBatchify>;
+
+/// `n` samples of y = 2·x0 − x1 + 0.5 on a fixed grid; `nan_at` poisons one label.
+fn dataset(n: usize, nan_at: Option<usize>) -> ArrayDataset<(Vec<Vec<f32>>, Vec<f32>)> {
+    let xs: Vec<Vec<f32>> = (0..n)
+        .map(|i| vec![(i % 7) as f32 / 7.0, (i % 5) as f32 / 5.0])
+        .collect();
+    let mut ys: Vec<f32> = xs.iter().map(|x| 2.0 * x[0] - x[1] + 0.5).collect();
+    if let Some(i) = nan_at {
+        ys[i] = f32::NAN;
+    }
+    ArrayDataset::new((xs, ys)).unwrap()
+}
+
+fn loader(n: usize, batch: usize, shuffle: bool) -> Loader {
+    DataLoader::builder(dataset(n, None))
+        .batch_size(batch)
+        .shuffle(shuffle)
+        .seed(3)
+        .build()
+        .unwrap()
+}
+
+fn linear() -> Arc<dyn Block> {
+    Arc::new(Dense::new(1).in_units(2))
+}
+
+/// A small net with dropout, built after seeding so two builds are identical.
+fn dropout_net(seed: u64) -> Arc<dyn Block> {
+    rng::seed(seed);
+    Arc::new(
+        Sequential::new()
+            .add(Dense::new(8).in_units(2).activation(Activation::Relu))
+            .add(Dropout::new(0.3))
+            .add(Dense::new(1).in_units(8)),
+    )
+}
+
+fn estimator(net: Arc<dyn Block>, lr: f32, log: &LogCapture) -> Estimator {
+    let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(lr));
+    Estimator::builder(net, L2Loss::new())
+        .trainer(trainer)
+        .train_metric(Rmse::new())
+        .initializer(Initializer::xavier(3.0))
+        .log_writer(log.clone())
+        .build()
+        .unwrap()
+}
+
+fn params(net: &Arc<dyn Block>) -> Vec<(String, Vec<f32>)> {
+    net.collect_params()
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.data().unwrap().to_vec_f32().unwrap()))
+        .collect()
+}
+
+/// Records every event it sees, in order, into a shared list.
+struct Recorder {
+    name: &'static str,
+    priority: i32,
+    events: Rc<RefCell<Vec<String>>>,
+}
+
+impl EventHandler for Recorder {
+    fn priority(&self) -> i32 {
+        self.priority
+    }
+    fn train_begin(&mut self, _: &mut Estimator) -> Result<()> {
+        self.events
+            .borrow_mut()
+            .push(format!("{}:train_begin", self.name));
+        Ok(())
+    }
+    fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        let e = est.progress().epoch();
+        self.events
+            .borrow_mut()
+            .push(format!("{}:epoch_begin{e}", self.name));
+        Ok(())
+    }
+    fn batch_begin(&mut self, _: &mut Estimator, _: &Batch) -> Result<()> {
+        self.events
+            .borrow_mut()
+            .push(format!("{}:batch_begin", self.name));
+        Ok(())
+    }
+    fn batch_end(&mut self, est: &mut Estimator, _: &StepOutput) -> Result<Signal> {
+        let b = est.progress().batches_done;
+        self.events
+            .borrow_mut()
+            .push(format!("{}:batch_end{b}", self.name));
+        Ok(Signal::Continue)
+    }
+    fn epoch_end(&mut self, _: &mut Estimator) -> Result<Signal> {
+        self.events
+            .borrow_mut()
+            .push(format!("{}:epoch_end", self.name));
+        Ok(Signal::Continue)
+    }
+    fn train_end(&mut self, _: &mut Estimator) -> Result<()> {
+        self.events
+            .borrow_mut()
+            .push(format!("{}:train_end", self.name));
+        Ok(())
+    }
+}
+
+#[test]
+fn handlers_run_in_priority_order_and_see_every_event() {
+    let _g = lock();
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let mut late = Recorder {
+        name: "late",
+        priority: 10,
+        events: events.clone(),
+    };
+    let mut early = Recorder {
+        name: "early",
+        priority: -5000,
+        events: events.clone(),
+    };
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(8, 4, false);
+    est.fit(
+        &train,
+        None,
+        FitUntil::Epochs(1),
+        &mut [&mut late, &mut early],
+    )
+    .unwrap();
+    let ev = events.borrow();
+    assert_eq!(
+        *ev,
+        [
+            "early:train_begin",
+            "late:train_begin",
+            "early:epoch_begin0",
+            "late:epoch_begin0",
+            "early:batch_begin",
+            "late:batch_begin",
+            "early:batch_end1",
+            "late:batch_end1",
+            "early:batch_begin",
+            "late:batch_begin",
+            "early:batch_end2",
+            "late:batch_end2",
+            "early:epoch_end",
+            "late:epoch_end",
+            "early:train_end",
+            "late:train_end",
+        ]
+    );
+}
+
+/// Checks at batch_end that the trainer already stepped (priority −2000) and the
+/// metric already saw the batch (−1000) — a user handler runs after both.
+struct SeesUpdates {
+    checked: usize,
+}
+
+impl EventHandler for SeesUpdates {
+    fn batch_end(&mut self, est: &mut Estimator, _: &StepOutput) -> Result<Signal> {
+        assert_eq!(
+            est.trainer().num_update() as usize,
+            est.progress().batches_done
+        );
+        assert!(est.train_metrics()[0].get().1.is_finite());
+        self.checked += 1;
+        Ok(Signal::Continue)
+    }
+}
+
+#[test]
+fn default_handlers_update_before_user_handlers() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let mut h = SeesUpdates { checked: 0 };
+    est.fit(
+        &loader(10, 4, false),
+        None,
+        FitUntil::Epochs(2),
+        &mut [&mut h],
+    )
+    .unwrap();
+    assert_eq!(h.checked, 6);
+    assert_eq!(est.train_metrics()[0].name(), "training rmse");
+    assert_eq!(est.val_metrics()[0].name(), "validation rmse");
+}
+
+#[test]
+fn stop_by_batches_mid_epoch() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(16, 4, false); // 4 batches per epoch
+    est.fit(&train, None, FitUntil::Batches(6), &mut [])
+        .unwrap();
+    let p = est.progress();
+    assert_eq!(p.batches_done, 6);
+    assert_eq!(p.epochs_done, 1, "the second epoch was cut short");
+    assert_eq!(est.trainer().num_update(), 6);
+}
+
+#[test]
+fn stopping_handler_is_reusable() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(8, 4, false);
+    let mut stop = StoppingHandler::new();
+    est.fit(&train, None, FitUntil::Epochs(2), &mut [&mut stop])
+        .unwrap();
+    assert_eq!(est.progress().epochs_done, 2);
+    est.fit(&train, None, FitUntil::Epochs(3), &mut [&mut stop])
+        .unwrap();
+    assert_eq!(est.progress().epochs_done, 3);
+    assert_eq!(est.trainer().num_update(), 10);
+}
+
+#[test]
+fn validation_periods() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(12, 4, false); // 3 batches per epoch
+    let val = loader(6, 3, false);
+    let mut by_epoch = ValidationHandler::new(&val).epoch_period(Some(2));
+    est.fit(&train, None, FitUntil::Epochs(5), &mut [&mut by_epoch])
+        .unwrap();
+    assert_eq!(by_epoch.runs(), 2, "after epochs 2 and 4");
+    assert!(est.val_metrics()[0].get().1.is_finite());
+
+    let mut by_batch = ValidationHandler::new(&val)
+        .epoch_period(None)
+        .batch_period(Some(4));
+    est.fit(&train, None, FitUntil::Epochs(3), &mut [&mut by_batch])
+        .unwrap();
+    assert_eq!(by_batch.runs(), 2, "after batches 4 and 8 of 9");
+
+    // The default handler validates every epoch when a validation source is given.
+    est.fit(&train, Some(&val), FitUntil::Epochs(2), &mut [])
+        .unwrap();
+    assert!(log.contents().contains("validation rmse"));
+}
+
+#[test]
+fn early_stopping_on_a_stalled_metric() {
+    let _g = lock();
+    let log = LogCapture::new();
+    // lr 0: the loss never changes after the first epoch sets the best value.
+    let mut est = estimator(linear(), 0.0, &log);
+    let train = loader(8, 4, false);
+    let mut es = EarlyStoppingHandler::new("training rmse").patience(2);
+    est.fit(&train, None, FitUntil::Epochs(20), &mut [&mut es])
+        .unwrap();
+    assert_eq!(es.stopped_epoch(), Some(2));
+    assert_eq!(est.progress().epochs_done, 3);
+    assert!(log.contents().contains("early stopping"));
+}
+
+#[test]
+fn early_stopping_auto_mode_minimises_errors() {
+    let _g = lock();
+    // Gluon's auto mode picked max for every metric and stopped a falling loss at once.
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(32, 4, false);
+    let mut es = EarlyStoppingHandler::new("training rmse").patience(1);
+    est.fit(&train, None, FitUntil::Epochs(5), &mut [&mut es])
+        .unwrap();
+    assert_eq!(es.stopped_epoch(), None);
+    assert_eq!(est.progress().epochs_done, 5);
+
+    // Forcing max on a falling error stops after the first epoch without "improvement".
+    let mut est = estimator(linear(), 0.1, &log);
+    let mut es = EarlyStoppingHandler::new("training rmse").mode(MonitorMode::Max);
+    est.fit(&train, None, FitUntil::Epochs(5), &mut [&mut es])
+        .unwrap();
+    assert_eq!(es.stopped_epoch(), Some(1));
+}
+
+#[test]
+fn monitored_metric_must_exist() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(8, 4, false);
+    let mut es = EarlyStoppingHandler::new("validation accuracy");
+    let err = est
+        .fit(&train, None, FitUntil::Epochs(1), &mut [&mut es])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("validation accuracy")),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).save_best("nope", MonitorMode::Auto);
+    assert!(est
+        .fit(&train, None, FitUntil::Epochs(1), &mut [&mut ck])
+        .is_err());
+    assert_eq!(est.trainer().num_update(), 0, "nothing trained");
+}
+
+fn json_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn checkpoint_rotation_keeps_max_checkpoints_and_best() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(8, 4, false);
+    let mut ck = CheckpointHandler::new(dir.path())
+        .max_checkpoints(2)
+        .save_best("training rmse", MonitorMode::Auto);
+    est.fit(&train, None, FitUntil::Epochs(5), &mut [&mut ck])
+        .unwrap();
+    assert_eq!(
+        json_files(dir.path()),
+        [
+            "model-best.json",
+            "model-epoch4batch8.json",
+            "model-epoch5batch10.json"
+        ]
+    );
+    for stem in ["model-epoch1batch2", "model-epoch3batch6"] {
+        assert!(!dir.path().join(format!("{stem}.params")).exists());
+        assert!(!dir.path().join(format!("{stem}.states")).exists());
+    }
+    assert!(dir.path().join("model-best.params").exists());
+    // "improved from OLD to NEW": the first line starts from +inf, and each later line
+    // starts from the previous line's new value.
+    let text = log.contents();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("improved from"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "a falling rmse improves every epoch:\n{text}"
+    );
+    assert!(lines[0].contains("improved from inf to"), "{}", lines[0]);
+    let new_of = |l: &str| {
+        l.split(" to ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let old_of = |l: &str| {
+        l.split("improved from ")
+            .nth(1)
+            .unwrap()
+            .split(" to")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    for w in lines.windows(2) {
+        assert_eq!(old_of(w[1]), new_of(w[0]));
+    }
+}
+
+/// Trains the dropout net with Adam on a shuffled loader; returns the final parameters.
+fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Vec<(String, Vec<f32>)>> {
+    let net = dropout_net(42);
+    let log = LogCapture::new();
+    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
+    let mut est = Estimator::builder(net.clone(), L2Loss::new())
+        .trainer(trainer)
+        .train_metric(Mae::new())
+        .log_writer(log)
+        .build()?;
+    let train = loader(30, 4, true); // 8 batches, the last one short
+    match ck {
+        Some(ck) => est.fit(&train, None, until, &mut [ck])?,
+        None => est.fit(&train, None, until, &mut [])?,
+    }
+    Ok(params(&net))
+}
+
+#[test]
+fn resume_after_epochs_matches_uninterrupted_run() {
+    let _g = lock();
+    let full = run(FitUntil::Epochs(5), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ck = CheckpointHandler::new(dir.path());
+    let part = run(FitUntil::Epochs(2), Some(&mut ck)).unwrap();
+    assert_ne!(part, full);
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let resumed = run(FitUntil::Epochs(5), Some(&mut ck)).unwrap();
+    assert!(ck
+        .resumed_from()
+        .unwrap()
+        .ends_with("model-epoch2batch16.params"));
+    assert_eq!(
+        resumed, full,
+        "resumed parameters differ from the uninterrupted run"
+    );
+}
+
+#[test]
+fn resume_mid_epoch_matches_uninterrupted_run() {
+    let _g = lock();
+    let full = run(FitUntil::Epochs(3), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Interrupted after 11 batches; the last checkpoint is at batch 9 (mid epoch 1).
+    let mut ck = CheckpointHandler::new(dir.path())
+        .epoch_period(None)
+        .batch_period(Some(3));
+    run(FitUntil::Batches(11), Some(&mut ck)).unwrap();
+    let mut ck = CheckpointHandler::new(dir.path())
+        .epoch_period(None)
+        .batch_period(Some(3))
+        .resume_from_checkpoint(true);
+    let resumed = run(FitUntil::Epochs(3), Some(&mut ck)).unwrap();
+    assert!(ck
+        .resumed_from()
+        .unwrap()
+        .ends_with("model-epoch1batch9.params"));
+    assert_eq!(resumed, full);
+}
+
+#[test]
+fn resume_with_spent_budget_or_truncated_file_is_an_error() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ck = CheckpointHandler::new(dir.path());
+    run(FitUntil::Epochs(2), Some(&mut ck)).unwrap();
+
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let err = run(FitUntil::Epochs(2), Some(&mut ck)).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+
+    let params = dir.path().join("model-epoch2batch16.params");
+    let bytes = std::fs::read(&params).unwrap();
+    std::fs::write(&params, &bytes[..bytes.len() / 2]).unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let err = run(FitUntil::Epochs(4), Some(&mut ck)).unwrap_err();
+    assert!(
+        err.to_string().contains("model-epoch2batch16.params"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resume_without_checkpoint_trains_from_scratch() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let full = run(FitUntil::Epochs(2), None).unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    assert_eq!(run(FitUntil::Epochs(2), Some(&mut ck)).unwrap(), full);
+    assert!(ck.resumed_from().is_none());
+}
+
+#[test]
+fn nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogCapture::new();
+    let net = linear();
+    let mut est = estimator(net.clone(), 0.1, &log);
+    // Batch size 4: the NaN label (sample 9) is in batch 2 of epoch 0.
+    let train = DataLoader::builder(dataset(16, Some(9)))
+        .batch_size(4)
+        .build()
+        .unwrap();
+    let mut ck = CheckpointHandler::new(dir.path())
+        .epoch_period(None)
+        .batch_period(Some(1));
+    let err = est
+        .fit(&train, None, FitUntil::Epochs(2), &mut [&mut ck])
+        .unwrap_err();
+    match &err {
+        Error::NonFinite(m) => assert!(m.contains("epoch 0 batch 2"), "{m}"),
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    assert_eq!(est.trainer().num_update(), 2);
+    // The net still holds the parameters of the last good checkpoint.
+    let check = linear();
+    check
+        .initialize(&Initializer::Zero, boson::Device::Cpu)
+        .unwrap();
+    check
+        .load_parameters(
+            &dir.path().join("model-epoch0batch2.params"),
+            boson::Device::Cpu,
+        )
+        .unwrap();
+    assert_eq!(params(&check), params(&net));
+}
+
+#[test]
+fn logging_lines_and_json_file() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("metrics.jsonl");
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(16, 4, false);
+    let val = loader(8, 4, false);
+    let mut lh = LoggingHandler::new()
+        .interval(LogInterval::Batches(2))
+        .json_file(&json);
+    est.fit(&train, Some(&val), FitUntil::Epochs(2), &mut [&mut lh])
+        .unwrap();
+    let text = log.contents();
+    assert!(
+        text.contains("Training begin: using optimizer sgd"),
+        "{text}"
+    );
+    assert!(text.contains("Train for 2 epochs"));
+    assert_eq!(text.matches("[Epoch 0][Batch ").count(), 2, "{text}");
+    assert!(text.contains("[Epoch 1] Finished in"));
+    assert!(text.contains("training rmse: ") && text.contains("validation rmse: "));
+    assert!(text.contains("Train finished"));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 2 interval lines + 1 epoch line per epoch, and the final line.
+    assert_eq!(lines.len(), 7);
+    let last_epoch = &lines[5];
+    assert_eq!(last_epoch["event"], "epoch_end");
+    assert_eq!(last_epoch["epoch"], 1);
+    assert!(last_epoch["metrics"]["validation rmse"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn recommender_batches_and_evaluate() {
+    let _g = lock();
+    use boson::data::ArrayDataset;
+    use boson::nn::{Embedding, Parameter};
+    use boson::Tensor;
+    /// Dot product of a user and an item embedding.
+    struct Mf {
+        users: Embedding,
+        items: Embedding,
+    }
+    impl Block for Mf {
+        fn forward(&self, _: &Tensor) -> Result<Tensor> {
+            Err(Error::InvalidArgument("Mf takes users and items".into()))
+        }
+        fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
+            let u = self.users.forward(&xs[0])?;
+            let i = self.items.forward(&xs[1])?;
+            u.mul(&i)?.sum_axes(&[1], false)
+        }
+        fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+            self.users.visit_params(&format!("{prefix}users."), f);
+            self.items.visit_params(&format!("{prefix}items."), f);
+        }
+    }
+    let users: Vec<i64> = (0..40).map(|i| i % 8).collect();
+    let items: Vec<i64> = (0..40).map(|i| (i * 3) % 10).collect();
+    let ratings: Vec<f32> = users
+        .iter()
+        .zip(&items)
+        .map(|(u, i)| ((u + i) % 3) as f32)
+        .collect();
+    let ds = ArrayDataset::new((users, items, ratings)).unwrap();
+    let train = DataLoader::builder(ds)
+        .batch_size(8)
+        .shuffle(true)
+        .build()
+        .unwrap();
+    let net: Arc<dyn Block> = Arc::new(Mf {
+        users: Embedding::new(8, 4),
+        items: Embedding::new(10, 4),
+    });
+    let log = LogCapture::new();
+    let mut est = estimator(net, 0.05, &log);
+    est.fit(&train, None, FitUntil::Epochs(3), &mut []).unwrap();
+    est.evaluate(&train, &mut []).unwrap();
+    let (name, rmse) = est.val_metrics()[0].get();
+    assert_eq!(name, "validation rmse");
+    assert!(rmse.is_finite());
+}
