@@ -9,8 +9,12 @@ use boson::{autograd, rng, Device, Result, Tensor};
 fn main() -> Result<()> {
     rng::seed(42);
     let n = 1024;
-    let xs: Vec<f32> = (0..n * 2).map(|i| rng::uniform_hash(1, i as u64) * 4.0 - 2.0).collect();
-    let ys: Vec<f32> = (0..n).map(|i| xs[2 * i].sin() + xs[2 * i + 1].powi(2)).collect();
+    let xs: Vec<f32> = (0..n * 2)
+        .map(|i| rng::uniform_hash(1, i as u64) * 4.0 - 2.0)
+        .collect();
+    let ys: Vec<f32> = (0..n)
+        .map(|i| xs[2 * i].sin() + xs[2 * i + 1].powi(2))
+        .collect();
     let x = Tensor::from_vec(xs, &[n, 2])?;
     let y = Tensor::from_vec(ys, &[n])?;
 

@@ -44,15 +44,27 @@ fn main() -> ExitCode {
 fn run_training(args: &cli::TrainArgs) -> boson::Result<()> {
     let mut stdout = std::io::stdout();
     let (report, _) = pipeline::run(args, &mut stdout)?;
-    let line = serde_json::json!({
-        "test_rmse": report.test_rmse,
-        "baseline_global_mean_rmse": report.baseline_global_mean_rmse,
-        "baseline_bias_rmse": report.baseline_bias_rmse,
-        "train_samples_per_sec": report.train_samples_per_sec.round(),
-        "epochs": report.epochs,
-        "model": report.model,
-        "device": report.device,
-    });
+    // A struct, not json!, so the keys keep this order on the line.
+    #[derive(serde::Serialize)]
+    struct FinalLine<'a> {
+        test_rmse: f64,
+        baseline_global_mean_rmse: f64,
+        baseline_bias_rmse: f64,
+        train_samples_per_sec: f64,
+        epochs: usize,
+        model: &'a str,
+        device: &'a str,
+    }
+    let line = serde_json::to_string(&FinalLine {
+        test_rmse: report.test_rmse,
+        baseline_global_mean_rmse: report.baseline_global_mean_rmse,
+        baseline_bias_rmse: report.baseline_bias_rmse,
+        train_samples_per_sec: report.train_samples_per_sec.round(),
+        epochs: report.epochs,
+        model: &report.model,
+        device: &report.device,
+    })
+    .map_err(|e| boson::Error::InvalidArgument(e.to_string()))?;
     println!("{line}");
     Ok(())
 }

@@ -11,8 +11,14 @@ fn t(shape: &[usize]) -> Tensor {
 fn shape_errors_name_the_shapes() {
     let e = t(&[2, 3]).matmul(&t(&[4, 5])).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }));
-    assert!(e.to_string().contains("[2, 3]") && e.to_string().contains("[4, 5]"), "{e}");
-    assert!(matches!(t(&[2, 3]).add(&t(&[4])).unwrap_err(), Error::ShapeMismatch { .. }));
+    assert!(
+        e.to_string().contains("[2, 3]") && e.to_string().contains("[4, 5]"),
+        "{e}"
+    );
+    assert!(matches!(
+        t(&[2, 3]).add(&t(&[4])).unwrap_err(),
+        Error::ShapeMismatch { .. }
+    ));
     assert!(t(&[2, 3]).reshape(&[4]).is_err());
     assert!(t(&[2, 3]).sum_axis(2, false).is_err());
     assert!(t(&[2, 3]).slice_axis(1, 2, 5).is_err());
@@ -26,7 +32,8 @@ fn shape_errors_name_the_shapes() {
 #[test]
 fn embedding_index_out_of_range_or_negative() {
     let emb = Embedding::new(5, 2);
-    emb.initialize(&Initializer::Uniform(0.1), Device::Cpu).unwrap();
+    emb.initialize(&Initializer::Uniform(0.1), Device::Cpu)
+        .unwrap();
     for bad in [5i64, -1, 1_000_000] {
         let idx = Tensor::from_vec_i64(vec![0, bad], &[2]).unwrap();
         match emb.forward(&idx).unwrap_err() {
@@ -38,7 +45,10 @@ fn embedding_index_out_of_range_or_negative() {
         }
     }
     let float_idx = Tensor::from_vec(vec![0.0], &[1]).unwrap();
-    assert!(matches!(emb.forward(&float_idx).unwrap_err(), Error::DTypeMismatch { .. }));
+    assert!(matches!(
+        emb.forward(&float_idx).unwrap_err(),
+        Error::DTypeMismatch { .. }
+    ));
 }
 
 #[test]
@@ -48,8 +58,20 @@ fn uninitialised_parameter_and_bad_loss_labels() {
     assert!(e.to_string().contains("initial"), "{e}");
     let labels = Tensor::from_vec_i64(vec![0, 7], &[2]).unwrap();
     use boson::loss::{Loss, SoftmaxCrossEntropyLoss};
-    let e = SoftmaxCrossEntropyLoss::new().forward(&t(&[2, 3]), &labels, None).unwrap_err();
-    assert!(matches!(e, Error::IndexOutOfRange { index: 7, size: 3, .. }), "{e}");
+    let e = SoftmaxCrossEntropyLoss::new()
+        .forward(&t(&[2, 3]), &labels, None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::IndexOutOfRange {
+                index: 7,
+                size: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(boson::loss::HuberLoss::new(0.0).is_err());
     let x = t(&[2]).attach_grad();
     let y = autograd::record(|| x.square()).unwrap();
@@ -58,7 +80,8 @@ fn uninitialised_parameter_and_bad_loss_labels() {
 
 fn model() -> Dense {
     let d = Dense::new(2).in_units(3);
-    d.initialize(&Initializer::xavier(3.0), Device::Cpu).unwrap();
+    d.initialize(&Initializer::xavier(3.0), Device::Cpu)
+        .unwrap();
     d
 }
 
@@ -70,7 +93,10 @@ fn parameter_files_round_trip_and_report_every_mismatch() {
     a.save_parameters(&path).unwrap();
     let b = model();
     b.load_parameters(&path, Device::Cpu).unwrap();
-    assert_eq!(a.weight.data().unwrap().to_vec_f32().unwrap(), b.weight.data().unwrap().to_vec_f32().unwrap());
+    assert_eq!(
+        a.weight.data().unwrap().to_vec_f32().unwrap(),
+        b.weight.data().unwrap().to_vec_f32().unwrap()
+    );
     // No temp file is left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
@@ -83,23 +109,46 @@ fn parameter_files_round_trip_and_report_every_mismatch() {
     match &e {
         Error::ParameterMismatch { problems, .. } => {
             assert_eq!(problems.len(), 2, "{e}");
-            assert!(problems.iter().any(|p| p.contains("weight") && p.contains("[4, 3]")));
-            assert!(problems.iter().any(|p| p.contains("missing") && p.contains("bias")));
+            assert!(problems
+                .iter()
+                .any(|p| p.contains("weight") && p.contains("[4, 3]")));
+            assert!(problems
+                .iter()
+                .any(|p| p.contains("missing") && p.contains("bias")));
         }
         e => panic!("unexpected {e}"),
     }
     // The failed load changed nothing.
-    assert_eq!(a.weight.data().unwrap().to_vec_f32().unwrap(), b.weight.data().unwrap().to_vec_f32().unwrap());
+    assert_eq!(
+        a.weight.data().unwrap().to_vec_f32().unwrap(),
+        b.weight.data().unwrap().to_vec_f32().unwrap()
+    );
     // Extra parameter, then allowed with ignore_extra.
     let small = Dense::new(2).in_units(3).use_bias(false);
-    assert!(small.load_parameters(&path, Device::Cpu).unwrap_err().to_string().contains("extra"));
+    assert!(small
+        .load_parameters(&path, Device::Cpu)
+        .unwrap_err()
+        .to_string()
+        .contains("extra"));
     small
         .collect_params()
-        .load(&path, LoadOptions { ignore_extra: true, ..Default::default() })
+        .load(
+            &path,
+            LoadOptions {
+                ignore_extra: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     let missing = Dense::new(2).in_units(3);
-    let opts = LoadOptions { allow_missing: true, ..Default::default() };
-    missing.collect_params().load(&dir.path().join("other.safetensors"), opts).unwrap_err();
+    let opts = LoadOptions {
+        allow_missing: true,
+        ..Default::default()
+    };
+    missing
+        .collect_params()
+        .load(&dir.path().join("other.safetensors"), opts)
+        .unwrap_err();
 }
 
 #[test]
@@ -115,8 +164,13 @@ fn truncated_and_foreign_files_are_errors() {
     assert!(matches!(e, Error::Format { .. }), "{e}");
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"this is not a tensor file at all").unwrap();
-    assert!(matches!(model().load_parameters(&junk, Device::Cpu).unwrap_err(), Error::Format { .. }));
-    let e = model().load_parameters(&dir.path().join("absent"), Device::Cpu).unwrap_err();
+    assert!(matches!(
+        model().load_parameters(&junk, Device::Cpu).unwrap_err(),
+        Error::Format { .. }
+    ));
+    let e = model()
+        .load_parameters(&dir.path().join("absent"), Device::Cpu)
+        .unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
 }
 
@@ -127,7 +181,10 @@ fn trainer_state_round_trip() {
     let net = model();
     let x = t(&[1, 3]);
     let mut tr = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
-    autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+    autograd::record(|| net.forward(&x)?.sum_all())
+        .unwrap()
+        .backward()
+        .unwrap();
     tr.step(1).unwrap();
     let p = dir.path().join("trainer.states");
     tr.save_states(&p).unwrap();

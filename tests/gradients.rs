@@ -2,7 +2,7 @@
 
 mod common;
 use boson::loss::*;
-use boson::nn::{Block, Dense, Initializer, LayerNorm, BatchNorm, Activation};
+use boson::nn::{Activation, BatchNorm, Block, Dense, Initializer, LayerNorm};
 use boson::{Device, Tensor};
 use common::{gradcheck, rand_tensor};
 
@@ -59,7 +59,12 @@ fn reductions_and_shape_ops() {
     let small = rand_tensor(&[3, 1], -1.0, 1.0, 9);
     gradcheck(&[small], |v| v[0].broadcast_to(&[2, 3, 4]), EPS, TOL);
     let y = rand_tensor(&[2, 2, 4], -2.0, 2.0, 10);
-    gradcheck(&[x.clone(), y], |v| Tensor::concat(&[&v[0], &v[1]], 1), EPS, TOL);
+    gradcheck(
+        &[x.clone(), y],
+        |v| Tensor::concat(&[&v[0], &v[1]], 1),
+        EPS,
+        TOL,
+    );
     gradcheck(&[x.clone()], |v| v[0].softmax(2), EPS, TOL);
     gradcheck(&[x], |v| v[0].log_softmax(1), EPS, TOL);
 }
@@ -88,7 +93,9 @@ fn take_dense_and_sparse() {
 fn layers() {
     let x = rand_tensor(&[4, 3], -1.0, 1.0, 16);
     let dense = Dense::new(2).activation(Activation::Tanh);
-    dense.initialize(&Initializer::xavier(3.0), Device::Cpu).unwrap();
+    dense
+        .initialize(&Initializer::xavier(3.0), Device::Cpu)
+        .unwrap();
     dense.forward(&x).unwrap();
     let w = dense.weight.data().unwrap();
     let b = dense.bias.as_ref().unwrap().data().unwrap();
@@ -106,7 +113,12 @@ fn layers() {
     gradcheck(&[x.clone()], |v| ln.forward(&v[0]), EPS, 5e-2);
     let bn = BatchNorm::new(3);
     bn.initialize(&Initializer::Zero, Device::Cpu).unwrap();
-    gradcheck(&[x], |v| boson::autograd::train_mode(|| bn.forward(&v[0])), EPS, 5e-2);
+    gradcheck(
+        &[x],
+        |v| boson::autograd::train_mode(|| bn.forward(&v[0])),
+        EPS,
+        5e-2,
+    );
 }
 
 #[test]
@@ -114,25 +126,87 @@ fn losses() {
     let pred = rand_tensor(&[4, 3], -1.5, 1.5, 17);
     let target = rand_tensor(&[4, 3], -1.0, 1.0, 18);
     let prob = rand_tensor(&[4, 3], 0.1, 0.9, 19);
-    let signed = Tensor::from_vec(vec![1., -1., 1., -1., 1., 1., -1., -1., 1., -1., 1., 1.], &[4, 3]).unwrap();
+    let signed = Tensor::from_vec(
+        vec![1., -1., 1., -1., 1., 1., -1., -1., 1., -1., 1., 1.],
+        &[4, 3],
+    )
+    .unwrap();
     let t2 = target.clone();
-    gradcheck(&[pred.clone()], move |v| L2Loss::new().forward(&v[0], &t2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| L2Loss::new().forward(&v[0], &t2, None),
+        EPS,
+        TOL,
+    );
     let t2 = target.clone();
-    gradcheck(&[pred.clone()], move |v| L1Loss::new().forward(&v[0], &t2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| L1Loss::new().forward(&v[0], &t2, None),
+        EPS,
+        TOL,
+    );
     let t2 = target.clone();
-    gradcheck(&[pred.clone()], move |v| HuberLoss::new(0.5)?.forward(&v[0], &t2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| HuberLoss::new(0.5)?.forward(&v[0], &t2, None),
+        EPS,
+        TOL,
+    );
     let p2 = prob.clone();
-    gradcheck(&[pred.clone()], move |v| SigmoidBinaryCrossEntropyLoss::new().forward(&v[0], &p2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| SigmoidBinaryCrossEntropyLoss::new().forward(&v[0], &p2, None),
+        EPS,
+        TOL,
+    );
     let labels = Tensor::from_vec_i64(vec![0, 2, 1, 2], &[4]).unwrap();
-    gradcheck(&[pred.clone()], move |v| SoftmaxCrossEntropyLoss::new().forward(&v[0], &labels, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| SoftmaxCrossEntropyLoss::new().forward(&v[0], &labels, None),
+        EPS,
+        TOL,
+    );
     let s2 = signed.clone();
-    gradcheck(&[pred.clone()], move |v| HingeLoss::new().forward(&v[0], &s2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| HingeLoss::new().forward(&v[0], &s2, None),
+        EPS,
+        TOL,
+    );
     let s2 = signed.clone();
-    gradcheck(&[pred.clone()], move |v| LogisticLoss::new(LabelFormat::Signed).forward(&v[0], &s2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| LogisticLoss::new(LabelFormat::Signed).forward(&v[0], &s2, None),
+        EPS,
+        TOL,
+    );
     let p2 = prob.clone();
-    gradcheck(&[pred.clone()], move |v| KLDivLoss::new().from_logits(false).forward(&v[0], &p2, None), EPS, TOL);
+    gradcheck(
+        &[pred.clone()],
+        move |v| {
+            KLDivLoss::new()
+                .from_logits(false)
+                .forward(&v[0], &p2, None)
+        },
+        EPS,
+        TOL,
+    );
     let lab = Tensor::from_vec(vec![1., -1., 1., -1.], &[4]).unwrap();
-    gradcheck(&[pred.clone(), target.clone()], move |v| CosineEmbeddingLoss::new().margin(0.1).forward(&v[0], &v[1], &lab, None), EPS, 5e-2);
+    gradcheck(
+        &[pred.clone(), target.clone()],
+        move |v| {
+            CosineEmbeddingLoss::new()
+                .margin(0.1)
+                .forward(&v[0], &v[1], &lab, None)
+        },
+        EPS,
+        5e-2,
+    );
     let neg = rand_tensor(&[4, 3], -1.0, 1.0, 20);
-    gradcheck(&[pred, target, neg], |v| TripletLoss::new().forward(&v[0], &v[1], &v[2], None), EPS, TOL);
+    gradcheck(
+        &[pred, target, neg],
+        |v| TripletLoss::new().forward(&v[0], &v[1], &v[2], None),
+        EPS,
+        TOL,
+    );
 }

@@ -15,7 +15,8 @@ fn mlp_learns_xor() {
     let net = Sequential::new()
         .add(Dense::new(8).activation(Activation::Tanh))
         .add(Dense::new(2));
-    net.initialize(&Initializer::xavier(3.0), Device::Cpu).unwrap();
+    net.initialize(&Initializer::xavier(3.0), Device::Cpu)
+        .unwrap();
     let x = Tensor::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2]).unwrap();
     let y = Tensor::from_vec_i64(vec![0, 1, 1, 0], &[4]).unwrap();
     let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.05));
@@ -25,7 +26,10 @@ fn mlp_learns_xor() {
         loss.backward().unwrap();
         trainer.step(4).unwrap();
     }
-    let pred = autograd::predict_mode(|| net.forward(&x)).unwrap().argmax(1).unwrap();
+    let pred = autograd::predict_mode(|| net.forward(&x))
+        .unwrap()
+        .argmax(1)
+        .unwrap();
     assert_eq!(pred.to_vec_i64().unwrap(), vec![0, 1, 1, 0]);
 }
 
@@ -36,11 +40,14 @@ fn linear_regression_recovers_weights() {
     let true_b = 4.2f32;
     let n = 256;
     let xs = rand_vec(n * 2, -1.0, 1.0, 3);
-    let ys: Vec<f32> = (0..n).map(|i| true_w[0] * xs[2 * i] + true_w[1] * xs[2 * i + 1] + true_b).collect();
+    let ys: Vec<f32> = (0..n)
+        .map(|i| true_w[0] * xs[2 * i] + true_w[1] * xs[2 * i + 1] + true_b)
+        .collect();
     let x = Tensor::from_vec(xs, &[n, 2]).unwrap();
     let y = Tensor::from_vec(ys, &[n]).unwrap();
     let net = Dense::new(1);
-    net.initialize(&Initializer::Normal(0.01), Device::Cpu).unwrap();
+    net.initialize(&Initializer::Normal(0.01), Device::Cpu)
+        .unwrap();
     let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5));
     for _ in 0..200 {
         let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&x)?, &y, None)).unwrap();
@@ -48,7 +55,14 @@ fn linear_regression_recovers_weights() {
         trainer.step(n).unwrap();
     }
     let w = net.weight.data().unwrap().to_vec_f32().unwrap();
-    let b = net.bias.as_ref().unwrap().data().unwrap().to_scalar().unwrap();
+    let b = net
+        .bias
+        .as_ref()
+        .unwrap()
+        .data()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
     approx::assert_abs_diff_eq!(w[0], true_w[0], epsilon = 1e-3);
     approx::assert_abs_diff_eq!(w[1], true_w[1], epsilon = 1e-3);
     approx::assert_abs_diff_eq!(b, true_b, epsilon = 1e-3);
@@ -71,9 +85,12 @@ fn sparse_vs_dense(opt: Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32
     for s in 0..steps {
         let idx: Vec<i64> = (0..16).map(|i| ((i * 3 + s) % 10) as i64).collect();
         let idx = Tensor::from_vec_i64(idx, &[16]).unwrap();
-        let target = Tensor::from_vec(rand_vec(16 * dim, -1.0, 1.0, 100 + s as u64), &[16, dim]).unwrap();
+        let target =
+            Tensor::from_vec(rand_vec(16 * dim, -1.0, 1.0, 100 + s as u64), &[16, dim]).unwrap();
         for (emb, tr) in [(&sparse, &mut ts), (&dense, &mut td)] {
-            let loss = autograd::record(|| L2Loss::new().forward(&emb.forward(&idx)?, &target, None)).unwrap();
+            let loss =
+                autograd::record(|| L2Loss::new().forward(&emb.forward(&idx)?, &target, None))
+                    .unwrap();
             loss.backward().unwrap();
             let g = emb.weight.grad().unwrap();
             assert_eq!(matches!(g, Grad::RowSparse(_)), std::ptr::eq(emb, &sparse));
@@ -117,7 +134,9 @@ fn sparse_momentum_state_of_untouched_rows_stays_zero() {
     // Lazy update: after a step on row 0 only, row 1 must not move on a later step that
     // touches row 2 only (its momentum state was never created).
     let emb = Embedding::new(3, 2);
-    emb.weight.set_data(&Tensor::from_vec(vec![1., 1., 1., 1., 1., 1.], &[3, 2]).unwrap()).unwrap();
+    emb.weight
+        .set_data(&Tensor::from_vec(vec![1., 1., 1., 1., 1., 1.], &[3, 2]).unwrap())
+        .unwrap();
     let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1).momentum(0.9));
     for row in [0i64, 2] {
         let idx = Tensor::from_vec_i64(vec![row], &[1]).unwrap();
@@ -138,14 +157,27 @@ fn grad_req_add_accumulates_and_null_freezes() {
     net.initialize(&Initializer::One, Device::Cpu).unwrap();
     net.weight.set_grad_req(boson::autograd::GradReq::Add);
     for _ in 0..2 {
-        autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+        autograd::record(|| net.forward(&x)?.sum_all())
+            .unwrap()
+            .backward()
+            .unwrap();
     }
-    let g = net.weight.grad().unwrap().to_dense().unwrap().to_vec_f32().unwrap();
+    let g = net
+        .weight
+        .grad()
+        .unwrap()
+        .to_dense()
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     assert_eq!(g, vec![2.0, 4.0]);
     net.weight.zero_grad();
     assert!(net.weight.grad().is_none());
     net.weight.set_grad_req(boson::autograd::GradReq::Null);
-    autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+    autograd::record(|| net.forward(&x)?.sum_all())
+        .unwrap()
+        .backward()
+        .unwrap();
     assert!(net.weight.grad().is_none());
     assert!(net.bias.as_ref().unwrap().grad().is_some());
 }
@@ -166,16 +198,39 @@ fn schedulers_follow_gluon_formulas() {
     use boson::optim::*;
     let f = FactorScheduler::new(2, 0.5, 1.0);
     assert_eq!([f.lr(1), f.lr(2), f.lr(3), f.lr(5)], [1.0, 1.0, 0.5, 0.25]);
-    let m = MultiFactorScheduler { steps: vec![2, 4], factor: 0.1, base_lr: 1.0, warmup: Warmup::default() };
+    let m = MultiFactorScheduler {
+        steps: vec![2, 4],
+        factor: 0.1,
+        base_lr: 1.0,
+        warmup: Warmup::default(),
+    };
     approx::assert_abs_diff_eq!(m.lr(3), 0.1, epsilon = 1e-7);
     approx::assert_abs_diff_eq!(m.lr(5), 0.01, epsilon = 1e-7);
-    let c = CosineScheduler { max_update: 10, base_lr: 1.0, final_lr: 0.0, warmup: Warmup { steps: 2, begin_lr: 0.0, linear: true } };
+    let c = CosineScheduler {
+        max_update: 10,
+        base_lr: 1.0,
+        final_lr: 0.0,
+        warmup: Warmup {
+            steps: 2,
+            begin_lr: 0.0,
+            linear: true,
+        },
+    };
     approx::assert_abs_diff_eq!(c.lr(1), 0.5, epsilon = 1e-6);
     approx::assert_abs_diff_eq!(c.lr(6), 0.5, epsilon = 1e-6);
     approx::assert_abs_diff_eq!(c.lr(10), 0.0, epsilon = 1e-6);
-    let p = PolyScheduler { max_update: 10, base_lr: 1.0, pwr: 2.0, final_lr: 0.0, warmup: Warmup::default() };
+    let p = PolyScheduler {
+        max_update: 10,
+        base_lr: 1.0,
+        pwr: 2.0,
+        final_lr: 0.0,
+        warmup: Warmup::default(),
+    };
     approx::assert_abs_diff_eq!(p.lr(5), 0.25, epsilon = 1e-6);
-    let mut t = Trainer::new(Dense::new(1).collect_params(), Optimizer::sgd(0.1).scheduler(f));
+    let mut t = Trainer::new(
+        Dense::new(1).collect_params(),
+        Optimizer::sgd(0.1).scheduler(f),
+    );
     assert!(t.set_learning_rate(0.2).is_err());
 }
 
@@ -184,7 +239,10 @@ fn clip_global_norm_scales_the_step() {
     let net = Dense::new(1).in_units(2).use_bias(false);
     net.initialize(&Initializer::Zero, Device::Cpu).unwrap();
     let x = Tensor::from_vec(vec![3.0, 4.0], &[1, 2]).unwrap();
-    autograd::record(|| net.forward(&x)?.sum_all()).unwrap().backward().unwrap();
+    autograd::record(|| net.forward(&x)?.sum_all())
+        .unwrap()
+        .backward()
+        .unwrap();
     let mut t = Trainer::new(net.collect_params(), Optimizer::sgd(1.0));
     t.set_clip_global_norm(Some(1.0));
     t.step(1).unwrap();

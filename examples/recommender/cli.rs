@@ -103,7 +103,7 @@ pub struct TrainArgs {
     /// Weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub wd: f32,
-    /// Epochs [default: 10 for mfblock, 6 for biased-mf].
+    /// Epochs [default: 20 for mfblock, 4 for biased-mf (it overfits after that)].
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long, default_value_t = 1024)]
@@ -157,8 +157,8 @@ impl TrainArgs {
         });
         TrainConfig {
             epochs: self.epochs.unwrap_or(match self.model {
-                ModelKind::Mfblock => 10,
-                ModelKind::BiasedMf => 6,
+                ModelKind::Mfblock => 20,
+                ModelKind::BiasedMf => 4,
             }),
             batch_size: self.batch_size,
             opt,

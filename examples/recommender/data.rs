@@ -3,8 +3,8 @@
 
 use boson::data::Dataset;
 use boson::ratings::{
-    generate_ratings, read_ratings, Column, DelimitedFormat, IndexMap, LongTailFilter,
-    OnBadLine, Ratings, RatingsDataset, Summary, SyntheticConfig,
+    generate_ratings, read_ratings, Column, DelimitedFormat, IndexMap, LongTailFilter, OnBadLine,
+    Ratings, RatingsDataset, Summary, SyntheticConfig,
 };
 use boson::{Error, Result};
 use serde::Serialize;
@@ -160,7 +160,12 @@ fn first_line(path: &Path) -> Result<String> {
 }
 
 /// Explore → filter → index → split. `min_user`/`min_item` of 0 keep everything.
-pub fn prepare(ratings: &Ratings, source_name: &str, min_user: usize, min_item: usize) -> Result<Prepared> {
+pub fn prepare(
+    ratings: &Ratings,
+    source_name: &str,
+    min_user: usize,
+    min_item: usize,
+) -> Result<Prepared> {
     let explored = ratings.summary();
     let filter = LongTailFilter {
         min_per_user: min_user,

@@ -7,13 +7,21 @@ use boson::{Device, Result, Tensor};
 
 /// Root mean squared error.
 pub fn rmse(pred: &[f32], truth: &[f32]) -> f64 {
-    let se: f64 = pred.iter().zip(truth).map(|(&p, &t)| f64::from(p - t).powi(2)).sum();
+    let se: f64 = pred
+        .iter()
+        .zip(truth)
+        .map(|(&p, &t)| f64::from(p - t).powi(2))
+        .sum();
     (se / truth.len().max(1) as f64).sqrt()
 }
 
 /// Mean absolute error.
 pub fn mae(pred: &[f32], truth: &[f32]) -> f64 {
-    let ae: f64 = pred.iter().zip(truth).map(|(&p, &t)| f64::from(p - t).abs()).sum();
+    let ae: f64 = pred
+        .iter()
+        .zip(truth)
+        .map(|(&p, &t)| f64::from(p - t).abs())
+        .sum();
     ae / truth.len().max(1) as f64
 }
 
@@ -50,7 +58,11 @@ impl BiasBaseline {
             }
             bu = sum.iter().zip(&n).map(|(s, n)| s / (n + LAMBDA)).collect();
         }
-        BiasBaseline { mean, user: bu, item: bi }
+        BiasBaseline {
+            mean,
+            user: bu,
+            item: bi,
+        }
     }
 
     /// Predictions for each row of `data`.
@@ -96,9 +108,15 @@ pub fn score_all_items(
     device: Device,
 ) -> Result<Vec<f32>> {
     let u = Tensor::from_vec_i64(users.to_vec(), &[users.len()])?.to_device(device)?;
-    let scores = model.user_factors(&u)?.matmul(&item_factors.transpose(0, 1)?)?;
+    let scores = model
+        .user_factors(&u)?
+        .matmul(&item_factors.transpose(0, 1)?)?;
     let offset = model.offset();
-    Ok(scores.to_vec_f32()?.into_iter().map(|s| s + offset).collect())
+    Ok(scores
+        .to_vec_f32()?
+        .into_iter()
+        .map(|s| s + offset)
+        .collect())
 }
 
 /// The `[num_items, d]` factor rows of every item.
@@ -132,7 +150,10 @@ pub fn ranking(
             let target_score = s[target as usize];
             let mut rank = 0usize;
             for (i, &si) in s.iter().enumerate() {
-                if si > target_score && i != target as usize && seen.binary_search(&(i as u32)).is_err() {
+                if si > target_score
+                    && i != target as usize
+                    && seen.binary_search(&(i as u32)).is_err()
+                {
                     rank += 1;
                 }
             }

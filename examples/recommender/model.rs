@@ -133,17 +133,28 @@ impl Block for MfBlock {
 
     fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
         let (users, items) = two_inputs("MfBlock", xs)?;
-        let a = self.dense_user.forward(&self.user_embeddings.forward(users)?)?;
-        let b = self.dense_item.forward(&self.item_embeddings.forward(items)?)?;
-        let p = self.dropout_user.forward(&a)?.mul(&self.dropout_item.forward(&b)?)?;
+        let a = self
+            .dense_user
+            .forward(&self.user_embeddings.forward(users)?)?;
+        let b = self
+            .dense_item
+            .forward(&self.item_embeddings.forward(items)?)?;
+        let p = self
+            .dropout_user
+            .forward(&a)?
+            .mul(&self.dropout_item.forward(&b)?)?;
         p.sum_axis(1, false)
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        self.user_embeddings.visit_params(&format!("{prefix}user_embeddings."), f);
-        self.item_embeddings.visit_params(&format!("{prefix}item_embeddings."), f);
-        self.dense_user.visit_params(&format!("{prefix}dense_user."), f);
-        self.dense_item.visit_params(&format!("{prefix}dense_item."), f);
+        self.user_embeddings
+            .visit_params(&format!("{prefix}user_embeddings."), f);
+        self.item_embeddings
+            .visit_params(&format!("{prefix}item_embeddings."), f);
+        self.dense_user
+            .visit_params(&format!("{prefix}dense_user."), f);
+        self.dense_item
+            .visit_params(&format!("{prefix}dense_item."), f);
     }
 
     fn kind(&self) -> &'static str {
@@ -154,10 +165,16 @@ impl Block for MfBlock {
 impl RecModel for MfBlock {
     fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
         // Dropout is the identity outside training, so the factors are the Dense outputs.
-        autograd::predict_mode(|| self.dense_user.forward(&self.user_embeddings.forward(users)?))
+        autograd::predict_mode(|| {
+            self.dense_user
+                .forward(&self.user_embeddings.forward(users)?)
+        })
     }
     fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
-        autograd::predict_mode(|| self.dense_item.forward(&self.item_embeddings.forward(items)?))
+        autograd::predict_mode(|| {
+            self.dense_item
+                .forward(&self.item_embeddings.forward(items)?)
+        })
     }
     fn offset(&self) -> f32 {
         0.0
@@ -204,10 +221,14 @@ impl Block for BiasedMf {
     }
 
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        self.user_embeddings.visit_params(&format!("{prefix}user_embeddings."), f);
-        self.item_embeddings.visit_params(&format!("{prefix}item_embeddings."), f);
-        self.user_bias.visit_params(&format!("{prefix}user_bias."), f);
-        self.item_bias.visit_params(&format!("{prefix}item_bias."), f);
+        self.user_embeddings
+            .visit_params(&format!("{prefix}user_embeddings."), f);
+        self.item_embeddings
+            .visit_params(&format!("{prefix}item_embeddings."), f);
+        self.user_bias
+            .visit_params(&format!("{prefix}user_bias."), f);
+        self.item_bias
+            .visit_params(&format!("{prefix}item_bias."), f);
     }
 
     fn kind(&self) -> &'static str {
@@ -240,7 +261,12 @@ impl RecModel for BiasedMf {
 
 /// Predicts `(users[k], items[k])` for every k, in chunks, in predict mode (no dropout,
 /// nothing recorded).
-pub fn predict(model: &dyn RecModel, users: &[i64], items: &[i64], device: Device) -> Result<Vec<f32>> {
+pub fn predict(
+    model: &dyn RecModel,
+    users: &[i64],
+    items: &[i64],
+    device: Device,
+) -> Result<Vec<f32>> {
     if users.len() != items.len() {
         return Err(Error::InvalidArgument(format!(
             "predict: {} users but {} items",

@@ -48,14 +48,19 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::Format { path: path.to_path_buf(), msg: e.to_string() })?;
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
     boson::io::write_atomic(path, &text)
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read(path).map_err(io(path))?;
-    serde_json::from_slice(&text).map_err(|e| Error::Format { path: path.to_path_buf(), msg: e.to_string() })
+    serde_json::from_slice(&text).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
 }
 
 /// Writes the whole folder (created if needed).
@@ -119,7 +124,12 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
     // from another model kind or size is refused with every mismatch listed.
     let model = build(&spec, 0, device)?;
     model.load_parameters(&dir.join("model.safetensors"), device)?;
-    let index = |ids: Vec<String>| ids.into_iter().enumerate().map(|(i, id)| (id, i as i64)).collect();
+    let index = |ids: Vec<String>| {
+        ids.into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as i64))
+            .collect()
+    };
     Ok(LoadedModel {
         model,
         config,
@@ -153,7 +163,13 @@ pub fn training_curve_svg(history: &History) -> String {
         (lo - pad, hi + pad)
     };
     let n = history.epochs.len();
-    let x = |epoch: usize| left + if n > 1 { pw * epoch as f64 / (n - 1) as f64 } else { pw / 2.0 };
+    let x = |epoch: usize| {
+        left + if n > 1 {
+            pw * epoch as f64 / (n - 1) as f64
+        } else {
+            pw / 2.0
+        }
+    };
     let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo));
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -183,9 +199,15 @@ pub fn training_curve_svg(history: &History) -> String {
             e + 1
         );
     }
-    s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n", left + pw / 2.0, h - 10.0);
-    let series: [(&str, &str, fn(&crate::train::EpochMetrics) -> f64); 2] =
-        [("train", "#1f77b4", |e| e.train_rmse), ("test", "#d62728", |e| e.test_rmse)];
+    s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n",
+        left + pw / 2.0,
+        h - 10.0
+    );
+    let series: [(&str, &str, fn(&crate::train::EpochMetrics) -> f64); 2] = [
+        ("train", "#1f77b4", |e| e.train_rmse),
+        ("test", "#d62728", |e| e.test_rmse),
+    ];
     for (k, (name, color, get)) in series.iter().enumerate() {
         let points: Vec<String> = history
             .epochs

@@ -3,7 +3,7 @@
 
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
-use crate::evaluate::{mae, rated_items, ranking, rmse, top_k, BiasBaseline, Ranking};
+use crate::evaluate::{mae, ranking, rated_items, rmse, top_k, BiasBaseline, Ranking};
 use crate::model::{build, predict, ModelSpec};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::train::{fit, History};
@@ -83,20 +83,27 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
     )
     .map_err(w)?;
     let mut log_err = None;
-    let history = fit(model.as_ref(), &data.train, &data.test, &config, device, |m| {
-        // The future LoggingHandler's line.
-        if let Err(e) = writeln!(
-            out,
-            "epoch {:>2}: train RMSE {:.4}  test RMSE {:.4}  ({:.1} s, {:.0} samples/s)",
-            m.epoch + 1,
-            m.train_rmse,
-            m.test_rmse,
-            m.train_seconds,
-            m.samples as f64 / m.train_seconds.max(1e-9)
-        ) {
-            log_err = Some(e);
-        }
-    })?;
+    let history = fit(
+        model.as_ref(),
+        &data.train,
+        &data.test,
+        &config,
+        device,
+        |m| {
+            // The future LoggingHandler's line.
+            if let Err(e) = writeln!(
+                out,
+                "epoch {:>2}: train RMSE {:.4}  test RMSE {:.4}  ({:.1} s, {:.0} samples/s)",
+                m.epoch + 1,
+                m.train_rmse,
+                m.test_rmse,
+                m.train_seconds,
+                m.samples as f64 / m.train_seconds.max(1e-9)
+            ) {
+                log_err = Some(e);
+            }
+        },
+    )?;
     if let Some(e) = log_err {
         return Err(w(e));
     }
@@ -112,8 +119,16 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
     writeln!(out, "{:<28} {:>8} {:>8}", "", "RMSE", "MAE").map_err(w)?;
     for (name, r, a) in [
         (format!("{} (boson)", spec.kind.name()), test_rmse, test_mae),
-        ("baseline: global mean".to_string(), rmse(&mean_pred, tr), mae(&mean_pred, tr)),
-        ("baseline: user + item bias".to_string(), rmse(&bias_pred, tr), mae(&bias_pred, tr)),
+        (
+            "baseline: global mean".to_string(),
+            rmse(&mean_pred, tr),
+            mae(&mean_pred, tr),
+        ),
+        (
+            "baseline: user + item bias".to_string(),
+            rmse(&bias_pred, tr),
+            mae(&bias_pred, tr),
+        ),
     ] {
         writeln!(out, "{name:<28} {r:>8.4} {a:>8.4}").map_err(w)?;
     }
@@ -121,7 +136,14 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
         None
     } else {
         let t = Instant::now();
-        let r = ranking(model.as_ref(), &data.train, &data.test, s.users, s.items, device)?;
+        let r = ranking(
+            model.as_ref(),
+            &data.train,
+            &data.test,
+            s.users,
+            s.items,
+            device,
+        )?;
         writeln!(
             out,
             "HitRate@10 {:.4}  NDCG@10 {:.4}  (held-out item ranked among all {:.0} unrated items per user on average; {:.1} s)",
@@ -142,9 +164,21 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
         let known: Vec<String> = (0..train_u.len())
             .filter(|&r| train_u[r] == u)
             .take(8)
-            .map(|r| format!("{}:{}", data.items.id_of(train_i[r] as usize).unwrap_or("?"), train_r[r]))
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    data.items.id_of(train_i[r] as usize).unwrap_or("?"),
+                    train_r[r]
+                )
+            })
             .collect();
-        writeln!(out, "customer {uid}: knows {} ratings, e.g. {}", rated[u as usize].len(), known.join(" ")).map_err(w)?;
+        writeln!(
+            out,
+            "customer {uid}: knows {} ratings, e.g. {}",
+            rated[u as usize].len(),
+            known.join(" ")
+        )
+        .map_err(w)?;
         let top = top_k(model.as_ref(), u, &rated[u as usize], s.items, 5, device)?;
         let recs: Vec<String> = top
             .iter()
@@ -164,8 +198,18 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
         test_mae,
         ranking: rank.unwrap_or(Ranking::default()),
     };
-    persist::save(&args.model_dir, model.as_ref(), &model_config, &data.users, &data.items)?;
-    let loaded = persist::load(&args.model_dir, Some((spec.kind, spec.num_embeddings)), device)?;
+    persist::save(
+        &args.model_dir,
+        model.as_ref(),
+        &model_config,
+        &data.users,
+        &data.items,
+    )?;
+    let loaded = persist::load(
+        &args.model_dir,
+        Some((spec.kind, spec.num_embeddings)),
+        device,
+    )?;
     let reloaded = predict(loaded.model.as_ref(), tu, ti, device)?;
     let identical = reloaded == pred;
     writeln!(
@@ -177,7 +221,9 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
     )
     .map_err(w)?;
     if !identical {
-        return Err(Error::Data("the reloaded model predicts differently from the trained one".into()));
+        return Err(Error::Data(
+            "the reloaded model predicts differently from the trained one".into(),
+        ));
     }
 
     let report = Report {

@@ -33,7 +33,10 @@ pub struct Response {
 }
 
 fn error(status: u16, msg: impl Into<String>) -> Response {
-    Response { status, body: json!({ "error": msg.into() }) }
+    Response {
+        status,
+        body: json!({ "error": msg.into() }),
+    }
 }
 
 /// The model behind the endpoint.
@@ -44,30 +47,52 @@ pub struct Service {
 
 impl Service {
     pub fn new(model: LoadedModel) -> Service {
-        Service { model, max_body: DEFAULT_MAX_BODY }
+        Service {
+            model,
+            max_body: DEFAULT_MAX_BODY,
+        }
     }
 
     /// Answers one request. Never panics on any input.
     pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> Response {
         let path = path.split('?').next().unwrap_or("");
         match (method, path) {
-            ("GET", "/ping") => Response { status: 200, body: json!({ "status": "ok" }) },
+            ("GET", "/ping") => Response {
+                status: 200,
+                body: json!({ "status": "ok" }),
+            },
             ("POST", "/invocations") => {
                 if body.len() > self.max_body {
-                    return error(413, format!("body of {} bytes exceeds the limit of {} bytes", body.len(), self.max_body));
+                    return error(
+                        413,
+                        format!(
+                            "body of {} bytes exceeds the limit of {} bytes",
+                            body.len(),
+                            self.max_body
+                        ),
+                    );
                 }
                 match self.invoke(body) {
-                    Ok(v) => Response { status: 200, body: v },
+                    Ok(v) => Response {
+                        status: 200,
+                        body: v,
+                    },
                     Err(r) => r,
                 }
             }
-            (_, "/ping") | (_, "/invocations") => error(405, format!("method {method} not allowed on {path}")),
-            _ => error(404, format!("no route {path}: use GET /ping or POST /invocations")),
+            (_, "/ping") | (_, "/invocations") => {
+                error(405, format!("method {method} not allowed on {path}"))
+            }
+            _ => error(
+                404,
+                format!("no route {path}: use GET /ping or POST /invocations"),
+            ),
         }
     }
 
     fn invoke(&self, body: &[u8]) -> Result<Value, Response> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| error(400, format!("malformed JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| error(400, format!("malformed JSON: {e}")))?;
         let customers = id_list(&v, "customer_id")?;
         let products = id_list(&v, "product_id")?;
         if customers.len() != products.len() {
@@ -114,7 +139,10 @@ fn id_list(v: &Value, key: &str) -> Result<Vec<String>, Response> {
         .map(|x| match x {
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
-            other => Err(error(400, format!("\"{key}\" entries must be strings or integers, got {other}"))),
+            other => Err(error(
+                400,
+                format!("\"{key}\" entries must be strings or integers, got {other}"),
+            )),
         })
         .collect()
 }
@@ -153,7 +181,10 @@ fn handle_connection(stream: TcpStream, service: &Service) -> std::io::Result<()
 }
 
 /// Parses the request line, headers and body; errors become 4xx responses.
-fn read_request(reader: &mut impl BufRead, max_body: usize) -> Result<(String, String, Vec<u8>), Response> {
+fn read_request(
+    reader: &mut impl BufRead,
+    max_body: usize,
+) -> Result<(String, String, Vec<u8>), Response> {
     let mut head = Vec::new();
     let mut content_length: Option<usize> = None;
     let mut first = String::new();
@@ -165,7 +196,10 @@ fn read_request(reader: &mut impl BufRead, max_body: usize) -> Result<(String, S
             .read_until(b'\n', &mut line)
             .map_err(|e| error(400, format!("could not read request: {e}")))?;
         if n == 0 {
-            return Err(error(400, "connection closed before the end of the headers"));
+            return Err(error(
+                400,
+                "connection closed before the end of the headers",
+            ));
         }
         head.extend_from_slice(&line);
         if head.len() > MAX_HEAD {
@@ -188,7 +222,10 @@ fn read_request(reader: &mut impl BufRead, max_body: usize) -> Result<(String, S
                     .map_err(|_| error(400, format!("bad Content-Length {:?}", value.trim())))?;
                 content_length = Some(len);
             } else if name.trim().eq_ignore_ascii_case("transfer-encoding") {
-                return Err(error(411, "chunked bodies are not supported; send Content-Length"));
+                return Err(error(
+                    411,
+                    "chunked bodies are not supported; send Content-Length",
+                ));
             }
         }
     }
@@ -199,7 +236,10 @@ fn read_request(reader: &mut impl BufRead, max_body: usize) -> Result<(String, S
     let len = content_length.unwrap_or(0);
     // Refuse before reading, so a huge body costs nothing.
     if len > max_body {
-        return Err(error(413, format!("body of {len} bytes exceeds the limit of {max_body} bytes")));
+        return Err(error(
+            413,
+            format!("body of {len} bytes exceeds the limit of {max_body} bytes"),
+        ));
     }
     let mut body = vec![0u8; len];
     reader

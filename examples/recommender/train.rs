@@ -106,7 +106,11 @@ pub fn fit(
         for batch in loader.iter() {
             let (users, items, stars) = batch?;
             let n = stars.shape()[0];
-            let (users, items, stars) = (users.to_device(device)?, items.to_device(device)?, stars.to_device(device)?);
+            let (users, items, stars) = (
+                users.to_device(device)?,
+                items.to_device(device)?,
+                stars.to_device(device)?,
+            );
             let loss = autograd::record(|| {
                 let pred = model.forward_many(&[users, items])?;
                 loss_fn.forward(&pred, &stars, None)

@@ -16,8 +16,8 @@
 mod backward;
 mod grad;
 
-pub use grad::{Grad, GradReq, GradSlot, RowSparse};
 pub(crate) use grad::Op;
+pub use grad::{Grad, GradReq, GradSlot, RowSparse};
 
 use std::cell::Cell;
 

@@ -275,7 +275,13 @@ impl CudaStorage {
     }
 
     /// Broadcasting binary primitive over two strided views of one shape.
-    pub fn binary(&self, la: &Layout, rhs: &CudaStorage, lb: &Layout, op: BinaryOp) -> Result<CudaStorage> {
+    pub fn binary(
+        &self,
+        la: &Layout,
+        rhs: &CudaStorage,
+        lb: &Layout,
+        op: BinaryOp,
+    ) -> Result<CudaStorage> {
         self.same_device(rhs, "binary")?;
         let (a, b) = (self.f32("binary")?, rhs.f32("binary")?);
         let (sa, sb) = (strides_i64(&la.strides), strides_i64(&lb.strides));
@@ -292,7 +298,13 @@ impl CudaStorage {
     }
 
     /// Reduction over the middle axis of `(outer, len, inner)`.
-    pub fn reduce(&self, op: ReduceOp, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
+    pub fn reduce(
+        &self,
+        op: ReduceOp,
+        outer: usize,
+        len: usize,
+        inner: usize,
+    ) -> Result<CudaStorage> {
         let x = self.f32("reduce")?;
         let mut y = self.alloc_f32(outer * inner)?;
         let k = match op {
@@ -313,7 +325,14 @@ impl CudaStorage {
     }
 
     /// `batch` products `(m × k)·(k × n)` through cuBLAS.
-    pub fn matmul(&self, rhs: &CudaStorage, batch: usize, m: usize, k: usize, n: usize) -> Result<CudaStorage> {
+    pub fn matmul(
+        &self,
+        rhs: &CudaStorage,
+        batch: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<CudaStorage> {
         self.same_device(rhs, "matmul")?;
         let mut c = self.alloc_f32(batch * m * n)?;
         let sh = ops::MatmulShape {
@@ -324,7 +343,13 @@ impl CudaStorage {
             trans_a: false,
             trans_b: false,
         };
-        ops::matmul(&self.dev, &sh, self.f32("matmul")?, rhs.f32("matmul")?, &mut c)?;
+        ops::matmul(
+            &self.dev,
+            &sh,
+            self.f32("matmul")?,
+            rhs.f32("matmul")?,
+            &mut c,
+        )?;
         Ok(self.wrap_f32(c))
     }
 
@@ -389,7 +414,9 @@ impl CudaStorage {
             CudaData::F32(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
             CudaData::F16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
             CudaData::BF16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
-            CudaData::I64(_) => return Err(dtype_err("take", "f32, f16 or bf16 table", DType::I64)),
+            CudaData::I64(_) => {
+                return Err(dtype_err("take", "f32, f16 or bf16 table", DType::I64))
+            }
         }
         Ok(self.wrap_f32(y))
     }
@@ -402,7 +429,13 @@ impl CudaStorage {
         table_rows: usize,
     ) -> Result<(CudaStorage, CudaStorage)> {
         idx.same_device(rows, "coalesce")?;
-        let rs = ops::coalesce(&idx.dev, idx.i64("coalesce")?, rows.f32("coalesce")?, dim, table_rows)?;
+        let rs = ops::coalesce(
+            &idx.dev,
+            idx.i64("coalesce")?,
+            rows.f32("coalesce")?,
+            dim,
+            table_rows,
+        )?;
         Ok((
             CudaStorage::new(&idx.dev, CudaData::I64(rs.unique)),
             CudaStorage::new(&idx.dev, CudaData::F32(rs.summed)),
@@ -410,7 +443,12 @@ impl CudaStorage {
     }
 
     /// `self[idx[i]] += rows[i]`, skipping negative indices: an SGD step with rate −1.
-    pub fn index_add_rows(&mut self, dim: usize, idx: &CudaStorage, rows: &CudaStorage) -> Result<()> {
+    pub fn index_add_rows(
+        &mut self,
+        dim: usize,
+        idx: &CudaStorage,
+        rows: &CudaStorage,
+    ) -> Result<()> {
         let p = ops::SgdParams {
             lr: -1.0,
             momentum: 0.0,
@@ -420,7 +458,15 @@ impl CudaStorage {
         };
         let dev = self.dev.clone();
         let w = self.f32_mut("index_add")?;
-        ops::sgd_update(&dev, w, dim, rows.f32("index_add")?, Some(idx.i64("index_add")?), None, &p)
+        ops::sgd_update(
+            &dev,
+            w,
+            dim,
+            rows.f32("index_add")?,
+            Some(idx.i64("index_add")?),
+            None,
+            &p,
+        )
     }
 
     /// An inverted-dropout mask identical to the CPU one for the same seed.
@@ -514,7 +560,9 @@ impl CudaStorage {
                 let mut it = st.into_iter();
                 match (it.next(), it.next()) {
                     (Some(m), Some(v)) => ops::adam_update(&dev, wv, dim, g, idx, m, v, &p),
-                    _ => Err(Error::InvalidArgument("Adam needs two state buffers".into())),
+                    _ => Err(Error::InvalidArgument(
+                        "Adam needs two state buffers".into(),
+                    )),
                 }
             }
             Rule::AdaGrad { epsilon } => {
@@ -527,7 +575,9 @@ impl CudaStorage {
                 };
                 match st.into_iter().next() {
                     Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
-                    None => Err(Error::InvalidArgument("AdaGrad needs a state buffer".into())),
+                    None => Err(Error::InvalidArgument(
+                        "AdaGrad needs a state buffer".into(),
+                    )),
                 }
             }
             ref other => Err(Error::Cuda(format!(

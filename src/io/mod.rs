@@ -24,8 +24,16 @@ fn to_st_dtype(d: DType) -> Dtype {
 
 fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
     Ok(match t.dtype() {
-        DType::F32 => t.to_vec_f32()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        DType::I64 => t.to_vec_i64()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        DType::F32 => t
+            .to_vec_f32()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        DType::I64 => t
+            .to_vec_i64()?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
         DType::F16 => t
             .to_vec_f32()?
             .iter()
@@ -41,7 +49,10 @@ fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
@@ -63,10 +74,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Saves named tensors (from any device) and metadata to `path`.
-pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], metadata: Option<Metadata>) -> Result<()> {
+pub fn save_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<Metadata>,
+) -> Result<()> {
     let mut bufs = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        bufs.push((name.clone(), t.dtype(), t.shape().to_vec(), tensor_bytes(t)?));
+        bufs.push((
+            name.clone(),
+            t.dtype(),
+            t.shape().to_vec(),
+            tensor_bytes(t)?,
+        ));
     }
     let mut views = Vec::with_capacity(bufs.len());
     for (name, dtype, shape, bytes) in &bufs {
@@ -102,7 +122,9 @@ pub fn load_tensors(path: &Path) -> Result<(Vec<(String, Tensor)>, Metadata)> {
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort();
     for name in names {
-        let view = st.tensor(&name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        let view = st
+            .tensor(&name)
+            .map_err(|e| bad(format!("tensor {name}: {e}")))?;
         let shape = view.shape().to_vec();
         let data = view.data();
         let t = match view.dtype() {
@@ -130,7 +152,11 @@ pub fn load_tensors(path: &Path) -> Result<(Vec<(String, Tensor)>, Metadata)> {
                     .collect(),
                 &shape,
             )?,
-            other => return Err(bad(format!("tensor {name} has unsupported dtype {other:?}"))),
+            other => {
+                return Err(bad(format!(
+                    "tensor {name} has unsupported dtype {other:?}"
+                )))
+            }
         };
         out.push((name, t));
     }

@@ -31,7 +31,9 @@ impl Loss for SigmoidBinaryCrossEntropyLoss {
             // −(y·log(p+ε) + (1−y)·log(1−p+ε)), ε as Gluon uses.
             let eps = 1e-12;
             let a = y.mul(&pred.add_scalar(eps)?.log()?)?;
-            let b = y.affine(-1.0, 1.0)?.mul(&pred.affine(-1.0, 1.0 + eps)?.log()?)?;
+            let b = y
+                .affine(-1.0, 1.0)?
+                .mul(&pred.affine(-1.0, 1.0 + eps)?.log()?)?;
             a.add(&b)?.neg()
         } else {
             pred.softrelu()?.sub(&pred.mul(&y)?)
@@ -105,10 +107,13 @@ pub(crate) fn class_indices(label: &Tensor) -> Result<Tensor> {
 
 impl Loss for SoftmaxCrossEntropyLoss {
     fn elementwise(&self, pred: &Tensor, label: &Tensor) -> Result<Tensor> {
-        let axis = pred.rank().checked_sub(1).ok_or_else(|| Error::InvalidShape {
-            op: "SoftmaxCrossEntropyLoss",
-            msg: "prediction must be at least 1-D".into(),
-        })?;
+        let axis = pred
+            .rank()
+            .checked_sub(1)
+            .ok_or_else(|| Error::InvalidShape {
+                op: "SoftmaxCrossEntropyLoss",
+                msg: "prediction must be at least 1-D".into(),
+            })?;
         let logp = if self.from_logits {
             pred.clone()
         } else {

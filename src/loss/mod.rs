@@ -41,7 +41,12 @@ pub trait Loss: Send + Sync {
 
     /// Per-sample loss `[batch]`: weighted by `weight` and `sample_weight`, averaged over
     /// every axis but the first.
-    fn forward(&self, pred: &Tensor, label: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        pred: &Tensor,
+        label: &Tensor,
+        sample_weight: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let l = self.elementwise(pred, label)?;
         batch_mean(apply_weighting(l, self.weight(), sample_weight)?)
     }

@@ -86,8 +86,16 @@ impl CosineEmbeddingLoss {
         check_same(a, b, "CosineEmbeddingLoss")?;
         let last = a.rank() - 1;
         let dot = a.mul(b)?.sum_axis(last, false)?;
-        let na = a.square()?.sum_axis(last, false)?.add_scalar(1e-12)?.sqrt()?;
-        let nb = b.square()?.sum_axis(last, false)?.add_scalar(1e-12)?.sqrt()?;
+        let na = a
+            .square()?
+            .sum_axis(last, false)?
+            .add_scalar(1e-12)?
+            .sqrt()?;
+        let nb = b
+            .square()?
+            .sum_axis(last, false)?
+            .add_scalar(1e-12)?
+            .sqrt()?;
         let cos = dot.div(&na.mul(&nb)?)?;
         let y = label_like(&cos, label, "CosineEmbeddingLoss labels")?;
         let pos = y.eq(&Tensor::full(1.0, &[], y.device())?)?;

@@ -17,7 +17,9 @@ impl L2Loss {
     }
     /// With a global weight.
     pub fn with_weight(weight: f32) -> Self {
-        L2Loss { weight: Some(weight) }
+        L2Loss {
+            weight: Some(weight),
+        }
     }
 }
 

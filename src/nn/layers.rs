@@ -174,13 +174,7 @@ impl Embedding {
             GradStype::Default
         };
         Embedding {
-            weight: Parameter::with_options(
-                "weight",
-                &[input_dim, output_dim],
-                None,
-                dtype,
-                stype,
-            ),
+            weight: Parameter::with_options("weight", &[input_dim, output_dim], None, dtype, stype),
             sparse_grad,
         }
     }
@@ -389,7 +383,12 @@ impl Block for BatchNorm {
             });
         }
         let c = x.shape()[1];
-        for p in [&self.gamma, &self.beta, &self.running_mean, &self.running_var] {
+        for p in [
+            &self.gamma,
+            &self.beta,
+            &self.running_mean,
+            &self.running_var,
+        ] {
             p.finish_deferred_init(&[c])?;
         }
         // Statistics are per channel: reduce every axis but 1, keep dims for broadcasting.
@@ -403,8 +402,12 @@ impl Block for BatchNorm {
             let m = self.momentum;
             let rm = self.running_mean.data()?;
             let rv = self.running_var.data()?;
-            let new_m = rm.mul_scalar(m)?.add(&mean.detach().reshape(&[c])?.mul_scalar(1.0 - m)?)?;
-            let new_v = rv.mul_scalar(m)?.add(&var.detach().reshape(&[c])?.mul_scalar(1.0 - m)?)?;
+            let new_m = rm
+                .mul_scalar(m)?
+                .add(&mean.detach().reshape(&[c])?.mul_scalar(1.0 - m)?)?;
+            let new_v = rv
+                .mul_scalar(m)?
+                .add(&var.detach().reshape(&[c])?.mul_scalar(1.0 - m)?)?;
             rm.assign(&new_m)?;
             rv.assign(&new_v)?;
             (mean, var)

@@ -98,7 +98,11 @@ impl Parameter {
 
     /// Whether values exist (initialised or loaded).
     pub fn is_initialized(&self) -> bool {
-        self.0.data.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.0
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The values as a tensor connected to this parameter's gradient.
@@ -178,7 +182,10 @@ impl Parameter {
     /// parameter was uninitialised, otherwise the values are copied to the parameter's device).
     pub fn set_data(&self, values: &Tensor) -> Result<()> {
         let shape = self.shape();
-        let known = shape.iter().zip(values.shape()).all(|(&a, &b)| a == 0 || a == b);
+        let known = shape
+            .iter()
+            .zip(values.shape())
+            .all(|(&a, &b)| a == 0 || a == b);
         if shape.len() != values.rank() || !known {
             return Err(Error::ShapeMismatch {
                 op: "set_data",
@@ -336,7 +343,9 @@ impl ParameterDict {
 
     /// Moves every parameter to `device`.
     pub fn reset_device(&self, device: Device) -> Result<()> {
-        self.items.iter().try_for_each(|(_, p)| p.reset_device(device))
+        self.items
+            .iter()
+            .try_for_each(|(_, p)| p.reset_device(device))
     }
 
     /// Total number of scalar values.

@@ -22,7 +22,11 @@ pub struct Optimizer {
 
 impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Optimizer({:?}, lr={}, wd={})", self.rule, self.lr, self.wd)
+        write!(
+            f,
+            "Optimizer({:?}, lr={}, wd={})",
+            self.rule, self.lr, self.wd
+        )
     }
 }
 

@@ -65,7 +65,8 @@ impl LrScheduler for FactorScheduler {
             return w;
         }
         let decays = n.saturating_sub(1) / self.step;
-        (self.base_lr * self.factor.powi(decays.min(i32::MAX as u64) as i32)).max(self.stop_factor_lr)
+        (self.base_lr * self.factor.powi(decays.min(i32::MAX as u64) as i32))
+            .max(self.stop_factor_lr)
     }
 }
 
@@ -144,6 +145,7 @@ impl LrScheduler for CosineScheduler {
         }
         let span = (self.max_update - self.warmup.steps).max(1) as f32;
         let x = (n - self.warmup.steps) as f32 / span;
-        self.final_lr + (self.base_lr - self.final_lr) * (1.0 + (std::f32::consts::PI * x).cos()) / 2.0
+        self.final_lr
+            + (self.base_lr - self.final_lr) * (1.0 + (std::f32::consts::PI * x).cos()) / 2.0
     }
 }

@@ -91,7 +91,9 @@ impl Trainer {
     /// One optimizer update for a batch of `batch_size` samples.
     pub fn step(&mut self, batch_size: usize) -> Result<()> {
         if batch_size == 0 {
-            return Err(Error::InvalidArgument("step(batch_size) needs batch_size > 0".into()));
+            return Err(Error::InvalidArgument(
+                "step(batch_size) needs batch_size > 0".into(),
+            ));
         }
         let mut rescale = 1.0 / batch_size as f32;
         if let Some(max) = self.clip_global_norm {
@@ -113,7 +115,9 @@ impl Trainer {
             let data = p.data()?;
             if self.states[i].is_none() {
                 let n = self.optimizer.rule.num_states();
-                let s = (0..n).map(|_| data.zeros_like()).collect::<Result<Vec<_>>>()?;
+                let s = (0..n)
+                    .map(|_| data.zeros_like())
+                    .collect::<Result<Vec<_>>>()?;
                 self.states[i] = Some(s);
             }
             let states = self.states[i].as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
@@ -209,7 +213,10 @@ impl Trainer {
                 continue;
             }
             if found.len() != n {
-                return Err(bad(format!("parameter '{name}' has {} of {n} states", found.len())));
+                return Err(bad(format!(
+                    "parameter '{name}' has {} of {n} states",
+                    found.len()
+                )));
             }
             let data = p.data()?;
             let mut s = Vec::with_capacity(n);

@@ -259,11 +259,19 @@ pub(crate) fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: 
     };
     if batch > 1 && m * n * k * batch >= PAR_MIN {
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
-            one(&a[i * m * k..(i + 1) * m * k], &b[i * k * n..(i + 1) * k * n], c)
+            one(
+                &a[i * m * k..(i + 1) * m * k],
+                &b[i * k * n..(i + 1) * k * n],
+                c,
+            )
         });
     } else {
         for (i, c) in out.chunks_mut(m * n.max(1)).enumerate().take(batch) {
-            one(&a[i * m * k..(i + 1) * m * k], &b[i * k * n..(i + 1) * k * n], c);
+            one(
+                &a[i * m * k..(i + 1) * m * k],
+                &b[i * k * n..(i + 1) * k * n],
+                c,
+            );
         }
     }
     out
@@ -314,7 +322,10 @@ pub(crate) fn coalesce_rows(idx: &[i64], rows: &[f32], dim: usize) -> (Vec<i64>,
         let src = &rows[p * dim..(p + 1) * dim];
         if uniq.last() == Some(&idx[p]) {
             let start = summed.len() - dim;
-            summed[start..].iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+            summed[start..]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, &s)| *d += s);
         } else {
             uniq.push(idx[p]);
             summed.extend_from_slice(src);

@@ -21,8 +21,8 @@ pub(crate) mod storage;
 
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use shape::broadcast_shape;
-pub use storage::DType;
 pub(crate) use shape::Layout;
+pub use storage::DType;
 
 use crate::autograd::{GradReq, GradSlot, Op};
 use crate::device::Device;

@@ -467,7 +467,11 @@ impl Tensor {
             return Err(mismatch());
         }
         let storage = self.storage().matmul(&rhs.storage(), batch, m, k, n)?;
-        let shape = if r == 3 { vec![batch, m, n] } else { vec![m, n] };
+        let shape = if r == 3 {
+            vec![batch, m, n]
+        } else {
+            vec![m, n]
+        };
         let rec = record(&[self, rhs], || Op::Matmul(self.clone(), rhs.clone()));
         Ok(Tensor::from_storage(storage, shape, rec))
     }
@@ -522,7 +526,10 @@ impl Tensor {
         if !valid {
             return Err(Error::InvalidShape {
                 op: "permute",
-                msg: format!("{perm:?} is not a permutation of the axes of {:?}", self.shape()),
+                msg: format!(
+                    "{perm:?} is not a permutation of the axes of {:?}",
+                    self.shape()
+                ),
             });
         }
         let layout = Layout::permuted(self.shape(), perm);

@@ -18,8 +18,16 @@ pub fn broadcast_shape(lhs: &[usize], rhs: &[usize]) -> Result<Vec<usize>> {
     let rank = lhs.len().max(rhs.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let l = if i + lhs.len() >= rank { lhs[i + lhs.len() - rank] } else { 1 };
-        let r = if i + rhs.len() >= rank { rhs[i + rhs.len() - rank] } else { 1 };
+        let l = if i + lhs.len() >= rank {
+            lhs[i + lhs.len() - rank]
+        } else {
+            1
+        };
+        let r = if i + rhs.len() >= rank {
+            rhs[i + rhs.len() - rank]
+        } else {
+            1
+        };
         out[i] = match (l, r) {
             (a, b) if a == b => a,
             (1, b) => b,

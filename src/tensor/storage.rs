@@ -118,7 +118,13 @@ impl CpuStorage {
             DType::BF16 => CpuStorage::BF16(as_f32.iter().map(|&x| bf16::from_f32(x)).collect()),
             DType::I64 => match self {
                 CpuStorage::I64(v) => CpuStorage::I64(v.clone()),
-                o => return Err(dtype_err("to_dtype", "i64 source for an i64 cast", o.dtype())),
+                o => {
+                    return Err(dtype_err(
+                        "to_dtype",
+                        "i64 source for an i64 cast",
+                        o.dtype(),
+                    ))
+                }
             },
         })
     }
@@ -187,9 +193,9 @@ impl Storage {
             #[cfg(feature = "cuda")]
             (Storage::Cuda(c), Device::Cpu) => Ok(Storage::Cpu(c.to_cpu()?)),
             #[cfg(feature = "cuda")]
-            (Storage::Cuda(c), Device::Cuda(o)) => {
-                Ok(Storage::Cuda(crate::cuda::CudaStorage::from_cpu(o, &c.to_cpu()?)?))
-            }
+            (Storage::Cuda(c), Device::Cuda(o)) => Ok(Storage::Cuda(
+                crate::cuda::CudaStorage::from_cpu(o, &c.to_cpu()?)?,
+            )),
             #[cfg(not(feature = "cuda"))]
             (Storage::Cpu(_), Device::Cuda(_)) => Err(no_cuda()),
         }
@@ -293,12 +299,12 @@ impl Storage {
     /// Materialises a strided view as a contiguous storage (f32 or i64).
     pub fn strided_copy(&self, layout: &Layout) -> Result<Storage> {
         match self {
-            Storage::Cpu(CpuStorage::F32(v)) => Ok(Storage::Cpu(CpuStorage::F32(
-                cpu::strided_copy(v, layout),
-            ))),
-            Storage::Cpu(CpuStorage::I64(v)) => Ok(Storage::Cpu(CpuStorage::I64(
-                cpu::strided_copy(v, layout),
-            ))),
+            Storage::Cpu(CpuStorage::F32(v)) => {
+                Ok(Storage::Cpu(CpuStorage::F32(cpu::strided_copy(v, layout))))
+            }
+            Storage::Cpu(CpuStorage::I64(v)) => {
+                Ok(Storage::Cpu(CpuStorage::I64(cpu::strided_copy(v, layout))))
+            }
             Storage::Cpu(o) => Err(dtype_err("strided_copy", "f32 or i64", o.dtype())),
             #[cfg(feature = "cuda")]
             Storage::Cuda(c) => Ok(Storage::Cuda(c.strided_copy(layout)?)),
@@ -504,7 +510,9 @@ impl Storage {
                     match &mut **s {
                         Storage::Cpu(c) => sv.push(c.f32_mut("optimizer state")?.as_mut_slice()),
                         #[cfg(feature = "cuda")]
-                        other => return Err(device_err("optimizer state", Device::Cpu, other.device())),
+                        other => {
+                            return Err(device_err("optimizer state", Device::Cpu, other.device()))
+                        }
                     }
                 }
                 let gv = match g {
@@ -516,12 +524,16 @@ impl Storage {
                     None => None,
                     Some(Storage::Cpu(c)) => Some(c.i64("gradient rows")?),
                     #[cfg(feature = "cuda")]
-                    Some(other) => return Err(device_err("gradient rows", Device::Cpu, other.device())),
+                    Some(other) => {
+                        return Err(device_err("gradient rows", Device::Cpu, other.device()))
+                    }
                 };
                 crate::optim::rule::apply(rule, args, wv, &mut sv, gv, rv, dim)
             }
             #[cfg(feature = "cuda")]
-            Storage::Cuda(wc) => crate::cuda::CudaStorage::optimizer_update(rule, args, wc, states, g, rows, dim),
+            Storage::Cuda(wc) => {
+                crate::cuda::CudaStorage::optimizer_update(rule, args, wc, states, g, rows, dim)
+            }
         }
     }
 }

@@ -33,7 +33,12 @@ pub fn gradcheck(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>, eps
     let scalar = autograd::record(|| out.mul(&r)?.sum_all()).unwrap();
     scalar.backward().unwrap();
     for (k, leaf) in leaves.iter().enumerate() {
-        let analytic = leaf.grad().unwrap().expect("gradient").to_vec_f32().unwrap();
+        let analytic = leaf
+            .grad()
+            .unwrap()
+            .expect("gradient")
+            .to_vec_f32()
+            .unwrap();
         let base = inputs[k].to_vec_f32().unwrap();
         for i in 0..base.len() {
             let shifted = |d: f32| {
