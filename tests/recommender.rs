@@ -183,8 +183,7 @@ fn cli_errors_for_missing_file_and_unknown_format() {
         .unwrap()
         .train;
     let err = pipeline::run(&args, &mut std::io::sink())
-        .err()
-        .expect("missing file")
+        .expect_err("missing file")
         .to_string();
     assert!(err.contains("missing.tsv"), "{err}");
     let err = cli::Cli::try_parse_from(["recommender", "--data", "x.tsv", "--format", "parquet"])

@@ -204,7 +204,8 @@ pub fn training_curve_svg(history: &History) -> String {
         left + pw / 2.0,
         h - 10.0
     );
-    let series: [(&str, &str, fn(&crate::train::EpochMetrics) -> f64); 2] = [
+    type Get = fn(&crate::train::EpochMetrics) -> f64;
+    let series: [(&str, &str, Get); 2] = [
         ("train", "#1f77b4", |e| e.train_rmse),
         ("test", "#d62728", |e| e.test_rmse),
     ];
