@@ -1,0 +1,174 @@
+//! The command line (clap derive). `recommender [OPTIONS]` trains; `recommender serve`
+//! answers requests from a saved model folder.
+
+use crate::data::{default_synthetic, FileFormat, Source};
+use crate::model::ModelKind;
+use crate::train::{OptKind, TrainConfig};
+use boson::{Device, Error, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "recommender",
+    about = "The SageMaker + Gluon matrix-factorisation recommender with boson: explore, prepare, train, evaluate, save, load, serve.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a saved model folder over HTTP (SageMaker contract: GET /ping, POST /invocations).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The folder written by a training run.
+    #[arg(long, default_value = "recommender-model")]
+    pub model_dir: PathBuf,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to bind (0.0.0.0 to accept connections from other machines).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    /// CUDA device 0 when present, else the CPU.
+    Auto,
+}
+
+impl DeviceArg {
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Auto => Ok(Device::cuda_if_available(0)),
+            DeviceArg::Cuda if Device::cuda_is_available(0) => Ok(Device::Cuda(0)),
+            DeviceArg::Cuda => Err(Error::InvalidArgument(
+                "--device cuda: no usable CUDA device 0 (driver, NVRTC and a GPU are needed; build with the `cuda` feature)".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct TrainArgs {
+    /// mfblock: the reference network. biased-mf: biases + global mean + dot product.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mfblock)]
+    pub model: ModelKind,
+    /// A rating file (plain or gzip). Without it the built-in synthetic Amazon data is used.
+    #[arg(long, conflicts_with = "anchor_tsv")]
+    pub data: Option<PathBuf>,
+    /// The layout of --data.
+    #[arg(long, value_enum, default_value_t = FileFormat::AmazonTsv, requires = "data")]
+    pub format: FileFormat,
+    /// The anchors' TSV (user_id, item_id, rating; test = each user's last row); no long-tail filter by default.
+    #[arg(long)]
+    pub anchor_tsv: Option<PathBuf>,
+    /// Drop users with fewer ratings [default: 5; 0 with --anchor-tsv].
+    #[arg(long)]
+    pub min_user_ratings: Option<usize>,
+    /// Drop items with fewer ratings [default: 10; 0 with --anchor-tsv].
+    #[arg(long)]
+    pub min_item_ratings: Option<usize>,
+    /// Built-in data size: users, items, ratings.
+    #[arg(long, default_value_t = 20_000)]
+    pub synthetic_users: usize,
+    #[arg(long, default_value_t = 5_000)]
+    pub synthetic_items: usize,
+    #[arg(long, default_value_t = 500_000)]
+    pub synthetic_ratings: usize,
+    #[arg(long, default_value_t = 64)]
+    pub num_embeddings: usize,
+    /// Optimizer [default: sgd for mfblock (the reference), adam for biased-mf].
+    #[arg(long, value_enum)]
+    pub opt: Option<OptKind>,
+    /// Learning rate [default: 0.02 with sgd, 0.005 with adam].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// Weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub wd: f32,
+    /// Epochs [default: 20 for mfblock, 4 for biased-mf (it overfits after that)].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 1024)]
+    pub batch_size: usize,
+    /// Dropout on the user and item vectors (mfblock).
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f32,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Seeds data generation, initialisation, dropout and shuffling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where the trained model folder is written.
+    #[arg(long, default_value = "recommender-model")]
+    pub model_dir: PathBuf,
+    /// Skip HitRate/NDCG (full ranking costs users × items scores).
+    #[arg(long)]
+    pub no_ranking: bool,
+}
+
+impl TrainArgs {
+    /// Where the ratings come from.
+    pub fn source(&self) -> Source {
+        match (&self.data, &self.anchor_tsv) {
+            (Some(path), _) => Source::File(path.clone(), self.format),
+            (None, Some(path)) => Source::AnchorTsv(path.clone()),
+            (None, None) => Source::Synthetic(boson::ratings::SyntheticConfig {
+                n_users: self.synthetic_users,
+                n_items: self.synthetic_items,
+                n_ratings: self.synthetic_ratings,
+                ..default_synthetic(self.seed)
+            }),
+        }
+    }
+
+    /// The long-tail thresholds (the reference's 5 and 10; none for the anchors' file,
+    /// whose harnesses train on every row).
+    pub fn thresholds(&self) -> (usize, usize) {
+        let anchor = self.anchor_tsv.is_some();
+        (
+            self.min_user_ratings.unwrap_or(if anchor { 0 } else { 5 }),
+            self.min_item_ratings.unwrap_or(if anchor { 0 } else { 10 }),
+        )
+    }
+
+    /// Hyperparameters with the per-model defaults filled in.
+    pub fn train_config(&self) -> TrainConfig {
+        let opt = self.opt.unwrap_or(match self.model {
+            ModelKind::Mfblock => OptKind::Sgd,
+            ModelKind::BiasedMf => OptKind::Adam,
+        });
+        TrainConfig {
+            epochs: self.epochs.unwrap_or(match self.model {
+                ModelKind::Mfblock => 20,
+                ModelKind::BiasedMf => 4,
+            }),
+            batch_size: self.batch_size,
+            opt,
+            lr: self.lr.unwrap_or(match opt {
+                OptKind::Sgd => 0.02,
+                OptKind::Adam => 0.005,
+            }),
+            momentum: self.momentum,
+            wd: self.wd,
+            seed: self.seed,
+        }
+    }
+}

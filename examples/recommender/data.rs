@@ -1,0 +1,208 @@
+//! Explore and prepare: read (or generate) ratings, summarise them, drop the long tail,
+//! number users and items, and hold out each user's last rating.
+
+use boson::data::Dataset;
+use boson::ratings::{
+    generate_ratings, read_ratings, Column, DelimitedFormat, IndexMap, LongTailFilter, OnBadLine,
+    Ratings, RatingsDataset, Summary, SyntheticConfig,
+};
+use boson::{Error, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The file layouts `--format` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormat {
+    /// Amazon Customer Reviews TSV (15 columns, header, `review_date` orders ratings).
+    AmazonTsv,
+    /// MovieLens: `u.data` (tab), `ratings.dat` (`::`) or `ratings.csv`, chosen from the
+    /// file's first line.
+    Movielens,
+    /// `user,item,rating[,timestamp]` with a header naming `user`, `item`, `rating`.
+    Csv,
+}
+
+/// Where the ratings come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The built-in generator (Amazon layout, ids as in the real file).
+    Synthetic(SyntheticConfig),
+    /// A rating file in one of the known layouts (gzip detected by its magic bytes).
+    File(PathBuf, FileFormat),
+    /// The anchors' TSV (`user_id\titem_id\trating`, header, dense 0-based ids; test = last
+    /// row of each user), read as is so boson trains on exactly the anchors' split.
+    AnchorTsv(PathBuf),
+}
+
+/// The default built-in data: sized so the default run takes about a minute on two cores.
+pub fn default_synthetic(seed: u64) -> SyntheticConfig {
+    SyntheticConfig {
+        n_users: 20_000,
+        n_items: 5_000,
+        n_ratings: 500_000,
+        seed,
+        ..SyntheticConfig::default()
+    }
+}
+
+/// The data summary saved in the model's config.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct DataSummary {
+    pub source: String,
+    pub ratings_read: usize,
+    pub ratings_kept: usize,
+    pub users: usize,
+    pub items: usize,
+    pub train: usize,
+    pub test: usize,
+    pub min_user_ratings: usize,
+    pub min_item_ratings: usize,
+}
+
+/// Prepared data: the split plus the maps back to the original ids.
+pub struct Prepared {
+    pub users: IndexMap,
+    pub items: IndexMap,
+    pub train: RatingsDataset,
+    pub test: RatingsDataset,
+    /// The summary of the ratings as read, before filtering (the exploration step).
+    pub explored: Summary,
+    pub summary: DataSummary,
+}
+
+impl Prepared {
+    /// The mean train rating (the global-mean baseline and the cold-start answer).
+    pub fn global_mean(&self) -> f32 {
+        let r = &self.train.columns().2;
+        (r.iter().map(|&x| f64::from(x)).sum::<f64>() / r.len().max(1) as f64) as f32
+    }
+}
+
+/// Reads the ratings from `source` (no filtering yet).
+pub fn load(source: &Source) -> Result<Ratings> {
+    match source {
+        Source::Synthetic(config) => generate_ratings(config),
+        Source::File(path, format) => {
+            let format = file_format(path, *format)?;
+            // Real files have the odd bad line; skip them (the report counts them).
+            let (ratings, report) = read_ratings(path, &format, OnBadLine::Skip)?;
+            if report.total_skipped() > 0 {
+                eprintln!(
+                    "note: skipped {} malformed lines of {} in {}",
+                    report.total_skipped(),
+                    report.lines,
+                    path.display()
+                );
+            }
+            Ok(ratings)
+        }
+        Source::AnchorTsv(path) => {
+            let format = DelimitedFormat::new(
+                "\t",
+                true,
+                Column::name("user_id"),
+                Column::name("item_id"),
+                Column::name("rating"),
+            );
+            // The anchors' files are generated, so a bad line means a wrong file: fail.
+            Ok(read_ratings(path, &format, OnBadLine::Fail)?.0)
+        }
+    }
+}
+
+/// The reader layout for `format`; MovieLens is told apart by the file's first line.
+fn file_format(path: &Path, format: FileFormat) -> Result<DelimitedFormat> {
+    Ok(match format {
+        FileFormat::AmazonTsv => DelimitedFormat::amazon_reviews(),
+        FileFormat::Csv => DelimitedFormat::new(
+            ",",
+            true,
+            Column::name("user"),
+            Column::name("item"),
+            Column::name("rating"),
+        ),
+        FileFormat::Movielens => {
+            let first = first_line(path)?;
+            if first.starts_with("userId,") {
+                DelimitedFormat::movielens_csv()
+            } else if first.contains("::") {
+                DelimitedFormat::movielens_1m()
+            } else {
+                DelimitedFormat::movielens_100k()
+            }
+        }
+    })
+}
+
+/// The first line of a plain or gzip file (at most 4 KiB of it).
+fn first_line(path: &Path) -> Result<String> {
+    use std::io::{BufRead, BufReader, Read};
+    let io = |e| Error::io(path, e);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = BufReader::new(file);
+    let gz = reader.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    let mut inner: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        let got = inner.read(&mut buf[n..]).map_err(io)?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    let text = String::from_utf8_lossy(&buf[..n]);
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Explore → filter → index → split. `min_user`/`min_item` of 0 keep everything.
+pub fn prepare(
+    ratings: &Ratings,
+    source_name: &str,
+    min_user: usize,
+    min_item: usize,
+) -> Result<Prepared> {
+    let explored = ratings.summary();
+    let filter = LongTailFilter {
+        min_per_user: min_user,
+        min_per_item: min_item,
+        until_stable: false,
+    };
+    let kept = filter.apply(ratings);
+    if kept.is_empty() {
+        return Err(Error::Data(format!(
+            "no ratings left after dropping users with < {min_user} and items with < {min_item} ratings ({} read)",
+            ratings.len()
+        )));
+    }
+    let indexed = kept.to_indexed();
+    let split = indexed.leave_last_out()?;
+    if split.test.is_empty() {
+        return Err(Error::Data(
+            "no user has two ratings, so there is nothing to hold out for testing".into(),
+        ));
+    }
+    let summary = DataSummary {
+        source: source_name.to_string(),
+        ratings_read: ratings.len(),
+        ratings_kept: kept.len(),
+        users: indexed.users().len(),
+        items: indexed.items().len(),
+        train: split.train.len(),
+        test: split.test.len(),
+        min_user_ratings: min_user,
+        min_item_ratings: min_item,
+    };
+    Ok(Prepared {
+        users: indexed.users().clone(),
+        items: indexed.items().clone(),
+        train: split.train,
+        test: split.test,
+        explored,
+        summary,
+    })
+}

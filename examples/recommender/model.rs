@@ -1,0 +1,286 @@
+//! The two models: `MfBlock` (the SageMaker + Gluon reference network) and `BiasedMf`
+//! (user/item biases + global mean + dot product, the classic stronger baseline).
+//!
+//! Both are `Block`s taking `[users, items]` through `forward_many`. For ranking they also
+//! expose per-user and per-item factor rows whose dot product (plus `offset`) is exactly the
+//! prediction, so scoring every item for a user is one matrix product instead of one
+//! network pass per (user, item) pair.
+
+use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Initializer, Parameter};
+use boson::{autograd, Device, Error, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which network to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// The reference MFBlock: Embedding → Dense(relu) → Dropout on both sides, dot product.
+    Mfblock,
+    /// Biases + global mean + dot product of embeddings.
+    BiasedMf,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mfblock => "mfblock",
+            ModelKind::BiasedMf => "biased-mf",
+        }
+    }
+}
+
+/// Everything needed to rebuild a model's shape (saved in the model folder's config).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    pub num_users: usize,
+    pub num_items: usize,
+    pub num_embeddings: usize,
+    pub dropout: f32,
+    /// The train mean rating: `BiasedMf` adds it; both use it as the cold-start answer.
+    pub global_mean: f32,
+}
+
+/// A rating model: a `Block` over `[users, items]` plus factor rows for ranking.
+pub trait RecModel: Block {
+    /// `[n, d]` rows such that `prediction(u, i) = <user_factors(u), item_factors(i)> + offset`.
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor>;
+    /// See [`RecModel::user_factors`].
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor>;
+    /// The constant added to every prediction.
+    fn offset(&self) -> f32;
+}
+
+/// Builds and initialises the model described by `spec` on `device`. Parameter values
+/// come from boson's global seeded stream (`boson::rng::seed`).
+pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Box<dyn RecModel>> {
+    if spec.num_users == 0 || spec.num_items == 0 || spec.num_embeddings == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "model needs at least one user, item and embedding dimension, got {} users, {} items, {} dims",
+            spec.num_users, spec.num_items, spec.num_embeddings
+        )));
+    }
+    if !(0.0..1.0).contains(&spec.dropout) {
+        return Err(Error::InvalidArgument(format!(
+            "dropout must be in [0, 1), got {}",
+            spec.dropout
+        )));
+    }
+    let model: Box<dyn RecModel> = match spec.kind {
+        ModelKind::Mfblock => {
+            let m = MfBlock::new(spec, seed);
+            // The reference initialises everything with Xavier(magnitude 60); Dense biases
+            // keep their own zero initializer, as in Gluon.
+            m.initialize(&Initializer::xavier(60.0), device)?;
+            Box::new(m)
+        }
+        ModelKind::BiasedMf => {
+            let m = BiasedMf::new(spec);
+            // Small factors so the first predictions are close to the global mean; biases
+            // start at zero.
+            m.initialize(&Initializer::Normal(0.01), device)?;
+            for p in [&m.user_bias.weight, &m.item_bias.weight] {
+                p.set_data(&Tensor::zeros(&p.shape(), device)?)?;
+            }
+            Box::new(m)
+        }
+    };
+    Ok(model)
+}
+
+/// The reference network, parameter names as in the Gluon notebook.
+pub struct MfBlock {
+    user_embeddings: Embedding,
+    item_embeddings: Embedding,
+    dense_user: Dense,
+    dense_item: Dense,
+    dropout_user: Dropout,
+    dropout_item: Dropout,
+}
+
+impl MfBlock {
+    pub fn new(spec: &ModelSpec, seed: u64) -> MfBlock {
+        let k = spec.num_embeddings;
+        MfBlock {
+            user_embeddings: Embedding::new(spec.num_users, k),
+            item_embeddings: Embedding::new(spec.num_items, k),
+            dense_user: Dense::new(k).in_units(k).activation(Activation::Relu),
+            dense_item: Dense::new(k).in_units(k).activation(Activation::Relu),
+            // Two independent mask streams, both derived from the run's seed.
+            dropout_user: Dropout::new(spec.dropout).with_seed(boson::rng::mix_seed(seed, 1)),
+            dropout_item: Dropout::new(spec.dropout).with_seed(boson::rng::mix_seed(seed, 2)),
+        }
+    }
+}
+
+fn two_inputs<'a>(name: &str, xs: &'a [Tensor]) -> Result<(&'a Tensor, &'a Tensor)> {
+    match xs {
+        [u, i] => Ok((u, i)),
+        _ => Err(Error::InvalidArgument(format!(
+            "{name} takes [users, items], got {} inputs",
+            xs.len()
+        ))),
+    }
+}
+
+impl Block for MfBlock {
+    fn forward(&self, _: &Tensor) -> Result<Tensor> {
+        Err(Error::InvalidArgument(
+            "MfBlock takes two inputs: call forward_many(&[users, items])".into(),
+        ))
+    }
+
+    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
+        let (users, items) = two_inputs("MfBlock", xs)?;
+        let a = self
+            .dense_user
+            .forward(&self.user_embeddings.forward(users)?)?;
+        let b = self
+            .dense_item
+            .forward(&self.item_embeddings.forward(items)?)?;
+        let p = self
+            .dropout_user
+            .forward(&a)?
+            .mul(&self.dropout_item.forward(&b)?)?;
+        p.sum_axis(1, false)
+    }
+
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+        self.user_embeddings
+            .visit_params(&format!("{prefix}user_embeddings."), f);
+        self.item_embeddings
+            .visit_params(&format!("{prefix}item_embeddings."), f);
+        self.dense_user
+            .visit_params(&format!("{prefix}dense_user."), f);
+        self.dense_item
+            .visit_params(&format!("{prefix}dense_item."), f);
+    }
+
+    fn kind(&self) -> &'static str {
+        "mfblock"
+    }
+}
+
+impl RecModel for MfBlock {
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
+        // Dropout is the identity outside training, so the factors are the Dense outputs.
+        autograd::predict_mode(|| {
+            self.dense_user
+                .forward(&self.user_embeddings.forward(users)?)
+        })
+    }
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
+        autograd::predict_mode(|| {
+            self.dense_item
+                .forward(&self.item_embeddings.forward(items)?)
+        })
+    }
+    fn offset(&self) -> f32 {
+        0.0
+    }
+}
+
+/// `global_mean + b_u + b_i + <p_u, q_i>`.
+pub struct BiasedMf {
+    user_embeddings: Embedding,
+    item_embeddings: Embedding,
+    user_bias: Embedding,
+    item_bias: Embedding,
+    global_mean: f32,
+}
+
+impl BiasedMf {
+    pub fn new(spec: &ModelSpec) -> BiasedMf {
+        let k = spec.num_embeddings;
+        BiasedMf {
+            user_embeddings: Embedding::new(spec.num_users, k),
+            item_embeddings: Embedding::new(spec.num_items, k),
+            user_bias: Embedding::new(spec.num_users, 1),
+            item_bias: Embedding::new(spec.num_items, 1),
+            global_mean: spec.global_mean,
+        }
+    }
+}
+
+impl Block for BiasedMf {
+    fn forward(&self, _: &Tensor) -> Result<Tensor> {
+        Err(Error::InvalidArgument(
+            "BiasedMf takes two inputs: call forward_many(&[users, items])".into(),
+        ))
+    }
+
+    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
+        let (users, items) = two_inputs("BiasedMf", xs)?;
+        let p = self.user_embeddings.forward(users)?;
+        let q = self.item_embeddings.forward(items)?;
+        let dot = p.mul(&q)?.sum_axis(1, false)?;
+        let bu = self.user_bias.forward(users)?.sum_axis(1, false)?;
+        let bi = self.item_bias.forward(items)?.sum_axis(1, false)?;
+        dot.add(&bu)?.add(&bi)?.add_scalar(self.global_mean)
+    }
+
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+        self.user_embeddings
+            .visit_params(&format!("{prefix}user_embeddings."), f);
+        self.item_embeddings
+            .visit_params(&format!("{prefix}item_embeddings."), f);
+        self.user_bias
+            .visit_params(&format!("{prefix}user_bias."), f);
+        self.item_bias
+            .visit_params(&format!("{prefix}item_bias."), f);
+    }
+
+    fn kind(&self) -> &'static str {
+        "biased-mf"
+    }
+}
+
+impl RecModel for BiasedMf {
+    // [p_u, b_u, 1] · [q_i, 1, b_i] = <p_u, q_i> + b_u + b_i.
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
+        autograd::predict_mode(|| {
+            let p = self.user_embeddings.forward(users)?;
+            let b = self.user_bias.forward(users)?;
+            let one = Tensor::ones(b.shape(), b.device())?;
+            Tensor::concat(&[&p, &b, &one], 1)
+        })
+    }
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
+        autograd::predict_mode(|| {
+            let q = self.item_embeddings.forward(items)?;
+            let b = self.item_bias.forward(items)?;
+            let one = Tensor::ones(b.shape(), b.device())?;
+            Tensor::concat(&[&q, &one, &b], 1)
+        })
+    }
+    fn offset(&self) -> f32 {
+        self.global_mean
+    }
+}
+
+/// Predicts `(users[k], items[k])` for every k, in chunks, in predict mode (no dropout,
+/// nothing recorded).
+pub fn predict(
+    model: &dyn RecModel,
+    users: &[i64],
+    items: &[i64],
+    device: Device,
+) -> Result<Vec<f32>> {
+    if users.len() != items.len() {
+        return Err(Error::InvalidArgument(format!(
+            "predict: {} users but {} items",
+            users.len(),
+            items.len()
+        )));
+    }
+    const CHUNK: usize = 8192;
+    let mut out = Vec::with_capacity(users.len());
+    for (u, i) in users.chunks(CHUNK).zip(items.chunks(CHUNK)) {
+        let u = Tensor::from_vec_i64(u.to_vec(), &[u.len()])?.to_device(device)?;
+        let i = Tensor::from_vec_i64(i.to_vec(), &[i.len()])?.to_device(device)?;
+        let p = autograd::predict_mode(|| model.forward_many(&[u, i]))?;
+        out.extend(p.to_vec_f32()?);
+    }
+    Ok(out)
+}

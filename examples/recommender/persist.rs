@@ -1,0 +1,236 @@
+//! Save and load the model folder:
+//!
+//! ```text
+//! DIR/config.json          model kind and sizes, hyperparameters, data summary, metrics
+//! DIR/model.safetensors    the parameters (Block::save_parameters)
+//! DIR/users.json           user index -> original customer id (a JSON list)
+//! DIR/items.json           item index -> original product id (a JSON list)
+//! DIR/training_curve.svg   train and test RMSE per epoch
+//! ```
+
+use crate::data::DataSummary;
+use crate::evaluate::Ranking;
+use crate::model::{build, ModelKind, ModelSpec, RecModel};
+use crate::train::{History, TrainConfig};
+use boson::ratings::IndexMap;
+use boson::{Device, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Bumped when the folder layout changes, so old folders fail clearly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub format_version: u32,
+    pub model: ModelSpec,
+    pub train: TrainConfig,
+    pub data: DataSummary,
+    pub history: History,
+    pub test_rmse: f64,
+    pub test_mae: f64,
+    pub ranking: Ranking,
+}
+
+/// A loaded model with what is needed to answer requests by original ids.
+pub struct LoadedModel {
+    pub model: Box<dyn RecModel>,
+    pub config: ModelConfig,
+    pub users: HashMap<String, i64>,
+    pub items: HashMap<String, i64>,
+    pub device: Device,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    boson::io::write_atomic(path, &text)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&text).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
+/// Writes the whole folder (created if needed).
+pub fn save(
+    dir: &Path,
+    model: &dyn RecModel,
+    config: &ModelConfig,
+    users: &IndexMap,
+    items: &IndexMap,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    model.save_parameters(&dir.join("model.safetensors"))?;
+    write_json(&dir.join("config.json"), config)?;
+    write_json(&dir.join("users.json"), &users.ids())?;
+    write_json(&dir.join("items.json"), &items.ids())?;
+    let svg = training_curve_svg(&config.history);
+    boson::io::write_atomic(&dir.join("training_curve.svg"), svg.as_bytes())
+}
+
+/// Loads a folder written by [`save`]. With `expect`, the folder must hold that model kind
+/// and embedding size, else a clear error names both.
+pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> Result<LoadedModel> {
+    let config: ModelConfig = read_json(&dir.join("config.json"))?;
+    if config.format_version != FORMAT_VERSION {
+        return Err(Error::Format {
+            path: dir.join("config.json"),
+            msg: format!(
+                "model folder format {} but this program reads format {FORMAT_VERSION}",
+                config.format_version
+            ),
+        });
+    }
+    let spec = config.model;
+    if let Some((kind, k)) = expect {
+        if spec.kind != kind || spec.num_embeddings != k {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds a {} model with {} embeddings, but a {} model with {} embeddings was asked for",
+                dir.display(),
+                spec.kind.name(),
+                spec.num_embeddings,
+                kind.name(),
+                k
+            )));
+        }
+    }
+    let user_ids: Vec<String> = read_json(&dir.join("users.json"))?;
+    let item_ids: Vec<String> = read_json(&dir.join("items.json"))?;
+    if user_ids.len() != spec.num_users || item_ids.len() != spec.num_items {
+        return Err(Error::Format {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "index maps have {} users and {} items, config says {} and {}",
+                user_ids.len(),
+                item_ids.len(),
+                spec.num_users,
+                spec.num_items
+            ),
+        });
+    }
+    // Parameters are built from the config and then loaded strictly, so a parameter file
+    // from another model kind or size is refused with every mismatch listed.
+    let model = build(&spec, 0, device)?;
+    model.load_parameters(&dir.join("model.safetensors"), device)?;
+    let index = |ids: Vec<String>| {
+        ids.into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as i64))
+            .collect()
+    };
+    Ok(LoadedModel {
+        model,
+        config,
+        users: index(user_ids),
+        items: index(item_ids),
+        device,
+    })
+}
+
+/// A small line chart of train and test RMSE per epoch, drawn by hand: two polylines,
+/// axes, ticks and a legend are all this needs, and a plotting crate would add a large
+/// dependency tree to a 2-core build for one picture.
+pub fn training_curve_svg(history: &History) -> String {
+    let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 20.0, 30.0, 50.0);
+    let pw = w - left - right;
+    let ph = h - top - bottom;
+    let values: Vec<f64> = history
+        .epochs
+        .iter()
+        .flat_map(|e| [e.train_rmse, e.test_rmse])
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if values.is_empty() {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-6 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    };
+    let n = history.epochs.len();
+    let x = |epoch: usize| {
+        left + if n > 1 {
+            pw * epoch as f64 / (n - 1) as f64
+        } else {
+            pw / 2.0
+        }
+    };
+    let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo));
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">RMSE per epoch</text>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0,
+        top + ph,
+        top + ph,
+        left + pw,
+        top + ph
+    );
+    for t in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(t) / 4.0;
+        s += &format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.3}</text>\n",
+            left - 6.0,
+            y(v) + 4.0
+        );
+    }
+    for e in 0..n {
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            x(e),
+            top + ph + 16.0,
+            e + 1
+        );
+    }
+    s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n",
+        left + pw / 2.0,
+        h - 10.0
+    );
+    type Get = fn(&crate::train::EpochMetrics) -> f64;
+    let series: [(&str, &str, Get); 2] = [
+        ("train", "#1f77b4", |e| e.train_rmse),
+        ("test", "#d62728", |e| e.test_rmse),
+    ];
+    for (k, (name, color, get)) in series.iter().enumerate() {
+        let points: Vec<String> = history
+            .epochs
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| get(e).is_finite())
+            .map(|(i, e)| format!("{:.1},{:.1}", x(i), y(get(e))))
+            .collect();
+        s += &format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            points.join(" ")
+        );
+        let ly = top + 10.0 + 16.0 * k as f64;
+        s += &format!(
+            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/>\
+             <text x=\"{}\" y=\"{}\">{name} RMSE</text>\n",
+            left + pw - 110.0,
+            left + pw - 90.0,
+            left + pw - 84.0,
+            ly + 4.0
+        );
+    }
+    s += "</svg>\n";
+    s
+}

@@ -1,0 +1,243 @@
+//! The default run, step by step: explore → prepare → train → evaluate → save → reload.
+//! Everything is printed to `out` so tests can run it quietly.
+
+use crate::cli::TrainArgs;
+use crate::data::{load, prepare, Source};
+use crate::evaluate::{mae, ranking, rated_items, rmse, top_k, BiasBaseline, Ranking};
+use crate::model::{build, predict, ModelSpec};
+use crate::persist::{self, ModelConfig, FORMAT_VERSION};
+use crate::train::{fit, History};
+use boson::{Error, Result};
+use std::io::Write;
+use std::time::Instant;
+
+/// The numbers of a run (the final JSON line).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    pub test_rmse: f64,
+    pub test_mae: f64,
+    pub baseline_global_mean_rmse: f64,
+    pub baseline_bias_rmse: f64,
+    pub hit_rate_at_10: Option<f64>,
+    pub ndcg_at_10: Option<f64>,
+    pub train_samples_per_sec: f64,
+    pub epochs: usize,
+    pub model: String,
+    pub device: String,
+    pub reload_identical: bool,
+}
+
+fn w(e: std::io::Error) -> Error {
+    Error::InvalidArgument(format!("could not write output: {e}"))
+}
+
+pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
+    let device = args.device.resolve()?;
+    boson::rng::seed(args.seed);
+    let source = args.source();
+    let source_name = match &source {
+        Source::Synthetic(c) => format!(
+            "built-in synthetic Amazon-layout data ({} users × {} items, {} ratings, seed {})",
+            c.n_users, c.n_items, c.n_ratings, c.seed
+        ),
+        Source::File(p, f) => format!("{} ({f:?})", p.display()),
+        Source::AnchorTsv(p) => format!("{} (anchor TSV)", p.display()),
+    };
+
+    // 1. Explore.
+    let t = Instant::now();
+    let ratings = load(&source)?;
+    writeln!(out, "== explore: {source_name}").map_err(w)?;
+    let (min_user, min_item) = args.thresholds();
+    let data = prepare(&ratings, &source_name, min_user, min_item)?;
+    write!(out, "{}", data.explored).map_err(w)?;
+
+    // 2. Prepare.
+    let s = &data.summary;
+    writeln!(
+        out,
+        "== prepare: kept {} of {} ratings (users with >= {min_user}, items with >= {min_item}); {} users, {} items; \
+         leave-last-out: {} train, {} test ({:.1} s)",
+        s.ratings_kept, s.ratings_read, s.users, s.items, s.train, s.test,
+        t.elapsed().as_secs_f64()
+    )
+    .map_err(w)?;
+
+    // 3. Train.
+    let global_mean = data.global_mean();
+    let spec = ModelSpec {
+        kind: args.model,
+        num_users: s.users,
+        num_items: s.items,
+        num_embeddings: args.num_embeddings,
+        dropout: args.dropout,
+        global_mean,
+    };
+    let config = args.train_config();
+    let model = build(&spec, args.seed, device)?;
+    writeln!(
+        out,
+        "== train: {} ({} embeddings, dropout {}), {:?} lr {} momentum {} wd {}, batch {}, {} epochs, device {device:?}",
+        spec.kind.name(), spec.num_embeddings, spec.dropout, config.opt, config.lr, config.momentum, config.wd,
+        config.batch_size, config.epochs
+    )
+    .map_err(w)?;
+    let mut log_err = None;
+    let history = fit(
+        model.as_ref(),
+        &data.train,
+        &data.test,
+        &config,
+        device,
+        |m| {
+            // The future LoggingHandler's line.
+            if let Err(e) = writeln!(
+                out,
+                "epoch {:>2}: train RMSE {:.4}  test RMSE {:.4}  ({:.1} s, {:.0} samples/s)",
+                m.epoch + 1,
+                m.train_rmse,
+                m.test_rmse,
+                m.train_seconds,
+                m.samples as f64 / m.train_seconds.max(1e-9)
+            ) {
+                log_err = Some(e);
+            }
+        },
+    )?;
+    if let Some(e) = log_err {
+        return Err(w(e));
+    }
+
+    // 4. Evaluate, beside the two baselines on the same split.
+    let (tu, ti, tr) = data.test.columns();
+    let pred = predict(model.as_ref(), tu, ti, device)?;
+    let (test_rmse, test_mae) = (rmse(&pred, tr), mae(&pred, tr));
+    let mean_pred = vec![global_mean; tr.len()];
+    let bias = BiasBaseline::fit(&data.train, s.users, s.items, global_mean);
+    let bias_pred = bias.predict(&data.test);
+    writeln!(out, "== evaluate on {} held-out ratings", tr.len()).map_err(w)?;
+    writeln!(out, "{:<28} {:>8} {:>8}", "", "RMSE", "MAE").map_err(w)?;
+    for (name, r, a) in [
+        (format!("{} (boson)", spec.kind.name()), test_rmse, test_mae),
+        (
+            "baseline: global mean".to_string(),
+            rmse(&mean_pred, tr),
+            mae(&mean_pred, tr),
+        ),
+        (
+            "baseline: user + item bias".to_string(),
+            rmse(&bias_pred, tr),
+            mae(&bias_pred, tr),
+        ),
+    ] {
+        writeln!(out, "{name:<28} {r:>8.4} {a:>8.4}").map_err(w)?;
+    }
+    let rank = if args.no_ranking {
+        None
+    } else {
+        let t = Instant::now();
+        let r = ranking(
+            model.as_ref(),
+            &data.train,
+            &data.test,
+            s.users,
+            s.items,
+            device,
+        )?;
+        writeln!(
+            out,
+            "HitRate@10 {:.4}  NDCG@10 {:.4}  (held-out item ranked among all {:.0} unrated items per user on average; {:.1} s)",
+            r.hit_rate_at_10, r.ndcg_at_10, r.mean_candidates, t.elapsed().as_secs_f64()
+        )
+        .map_err(w)?;
+        Some(r)
+    };
+
+    // Top-5 for three users: the first, middle and last test users.
+    let rated = rated_items(&data.train, s.users);
+    writeln!(out, "== top-5 recommendations").map_err(w)?;
+    let (train_u, train_i, train_r) = data.train.columns();
+    let picks = [0, tu.len() / 2, tu.len() - 1];
+    for &k in &picks {
+        let u = tu[k];
+        let uid = data.users.id_of(u as usize).unwrap_or("?");
+        let known: Vec<String> = (0..train_u.len())
+            .filter(|&r| train_u[r] == u)
+            .take(8)
+            .map(|r| {
+                format!(
+                    "{}:{}",
+                    data.items.id_of(train_i[r] as usize).unwrap_or("?"),
+                    train_r[r]
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "customer {uid}: knows {} ratings, e.g. {}",
+            rated[u as usize].len(),
+            known.join(" ")
+        )
+        .map_err(w)?;
+        let top = top_k(model.as_ref(), u, &rated[u as usize], s.items, 5, device)?;
+        let recs: Vec<String> = top
+            .iter()
+            .map(|(i, score)| format!("{} ({score:.2})", data.items.id_of(*i).unwrap_or("?")))
+            .collect();
+        writeln!(out, "  recommended: {}", recs.join(", ")).map_err(w)?;
+    }
+
+    // 5. Save, reload, compare.
+    let model_config = ModelConfig {
+        format_version: FORMAT_VERSION,
+        model: spec,
+        train: config,
+        data: data.summary.clone(),
+        history: history.clone(),
+        test_rmse,
+        test_mae,
+        ranking: rank.unwrap_or(Ranking::default()),
+    };
+    persist::save(
+        &args.model_dir,
+        model.as_ref(),
+        &model_config,
+        &data.users,
+        &data.items,
+    )?;
+    let loaded = persist::load(
+        &args.model_dir,
+        Some((spec.kind, spec.num_embeddings)),
+        device,
+    )?;
+    let reloaded = predict(loaded.model.as_ref(), tu, ti, device)?;
+    let identical = reloaded == pred;
+    writeln!(
+        out,
+        "== saved {} (model.safetensors, config.json, users.json, items.json, training_curve.svg); \
+         reloaded: predictions on the test set {}",
+        args.model_dir.display(),
+        if identical { "identical" } else { "DIFFER" }
+    )
+    .map_err(w)?;
+    if !identical {
+        return Err(Error::Data(
+            "the reloaded model predicts differently from the trained one".into(),
+        ));
+    }
+
+    let report = Report {
+        test_rmse,
+        test_mae,
+        baseline_global_mean_rmse: rmse(&mean_pred, tr),
+        baseline_bias_rmse: rmse(&bias_pred, tr),
+        hit_rate_at_10: rank.map(|r| r.hit_rate_at_10),
+        ndcg_at_10: rank.map(|r| r.ndcg_at_10),
+        train_samples_per_sec: history.samples_per_sec(),
+        epochs: config.epochs,
+        model: spec.kind.name().to_string(),
+        device: format!("{device:?}").to_lowercase(),
+        reload_identical: identical,
+    };
+    Ok((report, history))
+}

@@ -1,0 +1,270 @@
+//! Deploy: the SageMaker hosting contract over plain HTTP/1.1.
+//!
+//! - `GET /ping` → 200 `{"status":"ok"}` (the server only listens once the model is loaded).
+//! - `POST /invocations` with `{"customer_id": [...], "product_id": [...]}` (ids as strings
+//!   or integers, lists of equal length) → 200
+//!   `{"predictions": [4.1, 3.7, ...], "cold_start": [false, true, ...]}`.
+//!   A pair whose customer or product the model has not seen gets the train global mean
+//!   and `cold_start: true`.
+//! - Malformed JSON, missing fields, mismatched lengths → 400; an oversized body → 413;
+//!   unknown path → 404; wrong method → 405. Every error body is `{"error": "..."}`.
+//!
+//! [`Service::handle`] is the whole logic and needs no network; [`serve`] is a small
+//! std `TcpListener` loop (one thread per connection, read timeouts, size limits) around it.
+
+use crate::model::predict;
+use crate::persist::LoadedModel;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// SageMaker's own limit for a real-time invocation payload.
+pub const DEFAULT_MAX_BODY: usize = 6 * 1024 * 1024;
+/// Request line + headers larger than this are refused.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// An HTTP answer: status and JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn error(status: u16, msg: impl Into<String>) -> Response {
+    Response {
+        status,
+        body: json!({ "error": msg.into() }),
+    }
+}
+
+/// The model behind the endpoint.
+pub struct Service {
+    pub model: LoadedModel,
+    pub max_body: usize,
+}
+
+impl Service {
+    pub fn new(model: LoadedModel) -> Service {
+        Service {
+            model,
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+
+    /// Answers one request. Never panics on any input.
+    pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        let path = path.split('?').next().unwrap_or("");
+        match (method, path) {
+            ("GET", "/ping") => Response {
+                status: 200,
+                body: json!({ "status": "ok" }),
+            },
+            ("POST", "/invocations") => {
+                if body.len() > self.max_body {
+                    return error(
+                        413,
+                        format!(
+                            "body of {} bytes exceeds the limit of {} bytes",
+                            body.len(),
+                            self.max_body
+                        ),
+                    );
+                }
+                match self.invoke(body) {
+                    Ok(v) => Response {
+                        status: 200,
+                        body: v,
+                    },
+                    Err(r) => r,
+                }
+            }
+            (_, "/ping") | (_, "/invocations") => {
+                error(405, format!("method {method} not allowed on {path}"))
+            }
+            _ => error(
+                404,
+                format!("no route {path}: use GET /ping or POST /invocations"),
+            ),
+        }
+    }
+
+    fn invoke(&self, body: &[u8]) -> Result<Value, Response> {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| error(400, format!("malformed JSON: {e}")))?;
+        let customers = id_list(&v, "customer_id")?;
+        let products = id_list(&v, "product_id")?;
+        if customers.len() != products.len() {
+            return Err(error(
+                400,
+                format!(
+                    "customer_id has {} entries but product_id has {}; they must pair up",
+                    customers.len(),
+                    products.len()
+                ),
+            ));
+        }
+        let m = &self.model;
+        let mut known = Vec::new();
+        let (mut us, mut is) = (Vec::new(), Vec::new());
+        for (k, (c, p)) in customers.iter().zip(&products).enumerate() {
+            if let (Some(&u), Some(&i)) = (m.users.get(c), m.items.get(p)) {
+                known.push(k);
+                us.push(u);
+                is.push(i);
+            }
+        }
+        let global_mean = m.config.model.global_mean;
+        let mut predictions = vec![global_mean; customers.len()];
+        let mut cold = vec![true; customers.len()];
+        let scores = predict(m.model.as_ref(), &us, &is, m.device)
+            .map_err(|e| error(500, format!("prediction failed: {e}")))?;
+        for (&k, s) in known.iter().zip(scores) {
+            predictions[k] = s;
+            cold[k] = false;
+        }
+        Ok(json!({ "predictions": predictions, "cold_start": cold }))
+    }
+}
+
+/// The ids under `key`: a list of strings or integers (the notebook sends pandas ints).
+fn id_list(v: &Value, key: &str) -> Result<Vec<String>, Response> {
+    let list = v
+        .get(key)
+        .ok_or_else(|| error(400, format!("missing field \"{key}\" (expected {{\"customer_id\": [...], \"product_id\": [...]}})")))?
+        .as_array()
+        .ok_or_else(|| error(400, format!("\"{key}\" must be a list")))?;
+    list.iter()
+        .map(|x| match x {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
+            other => Err(error(
+                400,
+                format!("\"{key}\" entries must be strings or integers, got {other}"),
+            )),
+        })
+        .collect()
+}
+
+/// Serves forever on `listener`, one thread per connection.
+pub fn serve(listener: TcpListener, service: Arc<Service>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let service = Arc::clone(&service);
+        std::thread::spawn(move || {
+            // A client that vanishes mid-request is its own problem; nothing to report.
+            let _ = handle_connection(stream, &service);
+        });
+    }
+}
+
+/// Reads one request, answers it, closes the connection.
+fn handle_connection(stream: TcpStream, service: &Service) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let response = match read_request(&mut reader, service.max_body) {
+        Ok((method, path, body)) => service.handle(&method, &path, &body),
+        Err(r) => r,
+    };
+    write_response(&stream, &response)?;
+    if response.status != 200 {
+        // The request may not have been read to its end (e.g. an oversized body). Closing
+        // a socket with unread input sends a reset that can destroy the answer in flight,
+        // so signal the end of the answer and drain a bounded amount of input first.
+        stream.shutdown(std::net::Shutdown::Write)?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let _ = std::io::copy(&mut reader.take(64 * 1024 * 1024), &mut std::io::sink());
+    }
+    Ok(())
+}
+
+/// Parses the request line, headers and body; errors become 4xx responses.
+fn read_request(
+    reader: &mut impl BufRead,
+    max_body: usize,
+) -> Result<(String, String, Vec<u8>), Response> {
+    let mut head = Vec::new();
+    let mut content_length: Option<usize> = None;
+    let mut first = String::new();
+    loop {
+        let mut line = Vec::new();
+        let n = reader
+            .by_ref()
+            .take((MAX_HEAD + 1 - head.len().min(MAX_HEAD)) as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| error(400, format!("could not read request: {e}")))?;
+        if n == 0 {
+            return Err(error(
+                400,
+                "connection closed before the end of the headers",
+            ));
+        }
+        head.extend_from_slice(&line);
+        if head.len() > MAX_HEAD {
+            return Err(error(431, "request headers too large"));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if first.is_empty() {
+            first = text.to_string();
+            continue;
+        }
+        if text.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = text.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                let len = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| error(400, format!("bad Content-Length {:?}", value.trim())))?;
+                content_length = Some(len);
+            } else if name.trim().eq_ignore_ascii_case("transfer-encoding") {
+                return Err(error(
+                    411,
+                    "chunked bodies are not supported; send Content-Length",
+                ));
+            }
+        }
+    }
+    let mut parts = first.split_whitespace();
+    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+        return Err(error(400, format!("bad request line {first:?}")));
+    };
+    let len = content_length.unwrap_or(0);
+    // Refuse before reading, so a huge body costs nothing.
+    if len > max_body {
+        return Err(error(
+            413,
+            format!("body of {len} bytes exceeds the limit of {max_body} bytes"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    reader
+        .read_exact(&mut body)
+        .map_err(|e| error(400, format!("body shorter than Content-Length {len}: {e}")))?;
+    Ok((method.to_string(), path.to_string(), body))
+}
+
+fn write_response(mut stream: &TcpStream, r: &Response) -> std::io::Result<()> {
+    let body = r.body.to_string();
+    let reason = match r.status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        r.status,
+        body.len()
+    )?;
+    stream.flush()
+}
