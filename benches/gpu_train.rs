@@ -12,6 +12,9 @@ use boson::optim::{Optimizer, Trainer};
 use boson::{autograd, rng, Device, Result, Tensor};
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<f64> {
     let batch = 1024;
     let net = mf::mf(users, items, 64);
@@ -53,13 +56,18 @@ fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<f64> {
 }
 
 fn main() {
-    let dev = Device::cuda_if_available(0);
-    if dev == Device::Cpu {
+    // `cargo bench --bench gpu_train -- cpu` times the same steps on the CPU.
+    let dev = if std::env::args().any(|a| a == "cpu") {
+        Device::Cpu
+    } else {
+        Device::cuda_if_available(0)
+    };
+    if dev == Device::Cpu && !std::env::args().any(|a| a == "cpu") {
         println!("skipped: no usable CUDA device");
         return;
     }
     for (users, items) in [(20_000, 5_000), (150_000, 38_000)] {
-        match run(dev, users, items, 300) {
+        match run(dev, users, items, if dev == Device::Cpu { 100 } else { 300 }) {
             Ok(sps) => println!(
                 "{{\"harness\":\"boson\",\"device\":\"{dev}\",\"users\":{users},\"items\":{items},\"samples_per_sec\":{sps:.0}}}"
             ),

@@ -114,33 +114,20 @@ pub(crate) fn apply(
     dim: usize,
 ) -> Result<()> {
     let n_rows = w.len() / dim.max(1);
-    let w_len = w.len();
-    let mut one_row = |dst: usize, src: usize| {
-        let lo = dst * dim;
-        let gr = &g[src * dim..(src + 1) * dim];
-        for (j, &gv) in gr.iter().enumerate() {
-            let mut gj = a.rescale * gv;
-            if let Some(c) = a.clip {
-                gj = gj.clamp(-c, c);
-            }
-            let i = lo + j;
-            update_one(rule, a, &mut w[i], states, i, gj);
-        }
-    };
-    match rows {
+    // (destination row in w, source row in g) pairs, checked before anything changes.
+    let pairs: Vec<(usize, usize)> = match rows {
         None => {
-            if g.len() != w_len {
+            if g.len() != w.len() {
                 return Err(Error::ShapeMismatch {
                     op: "optimizer update",
-                    lhs: vec![w_len],
+                    lhs: vec![w.len()],
                     rhs: vec![g.len()],
                 });
             }
-            for r in 0..n_rows {
-                one_row(r, r);
-            }
+            (0..n_rows).map(|r| (r, r)).collect()
         }
         Some(rows) => {
+            let mut pairs = Vec::with_capacity(rows.len());
             for (src, &r) in rows.iter().enumerate() {
                 if r < 0 {
                     continue;
@@ -152,87 +139,123 @@ pub(crate) fn apply(
                         size: n_rows,
                     });
                 }
-                one_row(r as usize, src);
+                pairs.push((r as usize, src));
+            }
+            pairs
+        }
+    };
+    if states.len() < rule.num_states() {
+        return Err(Error::InvalidArgument(format!(
+            "{} needs {} state tensors, got {}",
+            rule.name(),
+            rule.num_states(),
+            states.len()
+        )));
+    }
+    let (lr, wd) = (a.lr, a.wd);
+    // The rescaled, clipped gradient element.
+    let grad = |v: f32| {
+        let v = a.rescale * v;
+        match a.clip {
+            Some(c) => v.clamp(-c, c),
+            None => v,
+        }
+    };
+    // The rule is matched once, outside the loops, so each inner loop is plain arithmetic.
+    for (d, s) in pairs {
+        let (lo, hi) = (d * dim, (d + 1) * dim);
+        let gr = &g[s * dim..(s + 1) * dim];
+        let w = &mut w[lo..hi];
+        match *rule {
+            Rule::Sgd { momentum, .. } if momentum == 0.0 => {
+                for (w, &g) in w.iter_mut().zip(gr) {
+                    *w -= lr * (grad(g) + wd * *w);
+                }
+            }
+            Rule::Sgd { momentum, nesterov } => {
+                let m = &mut states[0][lo..hi];
+                for ((w, m), &g) in w.iter_mut().zip(m).zip(gr) {
+                    let g = grad(g) + wd * *w;
+                    if nesterov {
+                        *m = momentum * *m + g;
+                        *w -= lr * (g + momentum * *m);
+                    } else {
+                        *m = momentum * *m - lr * g;
+                        *w += *m;
+                    }
+                }
+            }
+            Rule::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                decoupled_wd,
+            } => {
+                let t = a.t.max(1) as i32;
+                let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+                let (ms, vs) = states.split_at_mut(1);
+                let (m, v) = (&mut ms[0][lo..hi], &mut vs[0][lo..hi]);
+                for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(gr) {
+                    let g = if decoupled_wd {
+                        grad(g)
+                    } else {
+                        grad(g) + wd * *w
+                    };
+                    *m = beta1 * *m + (1.0 - beta1) * g;
+                    *v = beta2 * *v + (1.0 - beta2) * g * g;
+                    let decay = if decoupled_wd { lr * wd * *w } else { 0.0 };
+                    *w -= lr_t * *m / (v.sqrt() + epsilon) + decay;
+                }
+            }
+            Rule::AdaGrad { epsilon } => {
+                let h = &mut states[0][lo..hi];
+                for ((w, h), &g) in w.iter_mut().zip(h).zip(gr) {
+                    let g = grad(g);
+                    *h += g * g;
+                    *w -= lr * (g / (*h + epsilon).sqrt() + wd * *w);
+                }
+            }
+            Rule::RmsProp {
+                gamma1,
+                gamma2,
+                epsilon,
+                centered,
+            } => {
+                if centered {
+                    let (ns, rest) = states.split_at_mut(1);
+                    let (gas, ds) = rest.split_at_mut(1);
+                    let (n, ga, dl) = (&mut ns[0][lo..hi], &mut gas[0][lo..hi], &mut ds[0][lo..hi]);
+                    for ((((w, n), ga), dl), &g) in w.iter_mut().zip(n).zip(ga).zip(dl).zip(gr) {
+                        let g = grad(g) + wd * *w;
+                        *n = (1.0 - gamma1) * g * g + gamma1 * *n;
+                        *ga = (1.0 - gamma1) * g + gamma1 * *ga;
+                        *dl = gamma2 * *dl - lr * g / (*n - *ga * *ga + epsilon).sqrt();
+                        *w += *dl;
+                    }
+                } else {
+                    let n = &mut states[0][lo..hi];
+                    for ((w, n), &g) in w.iter_mut().zip(n).zip(gr) {
+                        let g = grad(g) + wd * *w;
+                        *n = (1.0 - gamma1) * g * g + gamma1 * *n;
+                        *w -= lr * g / (*n + epsilon).sqrt();
+                    }
+                }
+            }
+            Rule::Ftrl { lamda1, beta } => {
+                let (zs, ns) = states.split_at_mut(1);
+                let (z, n) = (&mut zs[0][lo..hi], &mut ns[0][lo..hi]);
+                for (((w, z), n), &g) in w.iter_mut().zip(z).zip(n).zip(gr) {
+                    let g = grad(g);
+                    *z += g - ((*n + g * g).sqrt() - n.sqrt()) * *w / lr;
+                    *n += g * g;
+                    *w = if z.abs() > lamda1 {
+                        (z.signum() * lamda1 - *z) / ((beta + n.sqrt()) / lr + wd)
+                    } else {
+                        0.0
+                    };
+                }
             }
         }
     }
     Ok(())
-}
-
-#[inline]
-fn update_one(rule: &Rule, a: &StepArgs, w: &mut f32, s: &mut [&mut [f32]], i: usize, g: f32) {
-    let (lr, wd) = (a.lr, a.wd);
-    match *rule {
-        Rule::Sgd { momentum, nesterov } => {
-            let g = g + wd * *w;
-            if momentum == 0.0 {
-                *w -= lr * g;
-            } else if nesterov {
-                let m = &mut s[0][i];
-                *m = momentum * *m + g;
-                *w -= lr * (g + momentum * *m);
-            } else {
-                let m = &mut s[0][i];
-                *m = momentum * *m - lr * g;
-                *w += *m;
-            }
-        }
-        Rule::Adam {
-            beta1,
-            beta2,
-            epsilon,
-            decoupled_wd,
-        } => {
-            let t = a.t.max(1) as i32;
-            let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
-            let g = if decoupled_wd { g } else { g + wd * *w };
-            let (m, rest) = s.split_at_mut(1);
-            let m = &mut m[0][i];
-            let v = &mut rest[0][i];
-            *m = beta1 * *m + (1.0 - beta1) * g;
-            *v = beta2 * *v + (1.0 - beta2) * g * g;
-            let decay = if decoupled_wd { lr * wd * *w } else { 0.0 };
-            *w -= lr_t * *m / (v.sqrt() + epsilon) + decay;
-        }
-        Rule::AdaGrad { epsilon } => {
-            let h = &mut s[0][i];
-            *h += g * g;
-            *w -= lr * (g / (*h + epsilon).sqrt() + wd * *w);
-        }
-        Rule::RmsProp {
-            gamma1,
-            gamma2,
-            epsilon,
-            centered,
-        } => {
-            let g = g + wd * *w;
-            if centered {
-                let (n, rest) = s.split_at_mut(1);
-                let (gavg, delta) = rest.split_at_mut(1);
-                let n = &mut n[0][i];
-                let ga = &mut gavg[0][i];
-                let d = &mut delta[0][i];
-                *n = (1.0 - gamma1) * g * g + gamma1 * *n;
-                *ga = (1.0 - gamma1) * g + gamma1 * *ga;
-                *d = gamma2 * *d - lr * g / (*n - *ga * *ga + epsilon).sqrt();
-                *w += *d;
-            } else {
-                let n = &mut s[0][i];
-                *n = (1.0 - gamma1) * g * g + gamma1 * *n;
-                *w -= lr * g / (*n + epsilon).sqrt();
-            }
-        }
-        Rule::Ftrl { lamda1, beta } => {
-            let (z, rest) = s.split_at_mut(1);
-            let z = &mut z[0][i];
-            let n = &mut rest[0][i];
-            *z += g - ((*n + g * g).sqrt() - n.sqrt()) * *w / lr;
-            *n += g * g;
-            *w = if z.abs() > lamda1 {
-                (z.signum() * lamda1 - *z) / ((beta + n.sqrt()) / lr + wd)
-            } else {
-                0.0
-            };
-        }
-    }
 }

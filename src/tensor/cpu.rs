@@ -66,8 +66,11 @@ pub(crate) fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
     }
 }
 
-pub(crate) fn binary_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
-    fn b(c: bool) -> f32 {
+/// `op` over two strided views with the same (broadcast) shape; the output is contiguous.
+/// Each op gets its own monomorphised loop (an indirect call per element would stop the
+/// compiler from inlining and vectorising the arithmetic).
+pub(crate) fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> Vec<f32> {
+    fn flag(c: bool) -> f32 {
         if c {
             1.0
         } else {
@@ -75,19 +78,19 @@ pub(crate) fn binary_fn(op: BinaryOp) -> fn(f32, f32) -> f32 {
         }
     }
     match op {
-        BinaryOp::Add => |a, b| a + b,
-        BinaryOp::Sub => |a, b| a - b,
-        BinaryOp::Mul => |a, b| a * b,
-        BinaryOp::Div => |a, b| a / b,
-        BinaryOp::Maximum => f32::max,
-        BinaryOp::Minimum => f32::min,
-        BinaryOp::Eq => |x, y| b(x == y),
-        BinaryOp::Ne => |x, y| b(x != y),
-        BinaryOp::Gt => |x, y| b(x > y),
-        BinaryOp::Ge => |x, y| b(x >= y),
-        BinaryOp::Lt => |x, y| b(x < y),
-        BinaryOp::Le => |x, y| b(x <= y),
-        BinaryOp::Pow => f32::powf,
+        BinaryOp::Add => binary_with(|x, y| x + y, a, la, b, lb),
+        BinaryOp::Sub => binary_with(|x, y| x - y, a, la, b, lb),
+        BinaryOp::Mul => binary_with(|x, y| x * y, a, la, b, lb),
+        BinaryOp::Div => binary_with(|x, y| x / y, a, la, b, lb),
+        BinaryOp::Maximum => binary_with(f32::max, a, la, b, lb),
+        BinaryOp::Minimum => binary_with(f32::min, a, la, b, lb),
+        BinaryOp::Eq => binary_with(|x, y| flag(x == y), a, la, b, lb),
+        BinaryOp::Ne => binary_with(|x, y| flag(x != y), a, la, b, lb),
+        BinaryOp::Gt => binary_with(|x, y| flag(x > y), a, la, b, lb),
+        BinaryOp::Ge => binary_with(|x, y| flag(x >= y), a, la, b, lb),
+        BinaryOp::Lt => binary_with(|x, y| flag(x < y), a, la, b, lb),
+        BinaryOp::Le => binary_with(|x, y| flag(x <= y), a, la, b, lb),
+        BinaryOp::Pow => binary_with(f32::powf, a, la, b, lb),
     }
 }
 
@@ -118,9 +121,14 @@ fn for_each_row2(a: &Layout, b: &Layout, mut f: impl FnMut(usize, usize, usize))
     }
 }
 
-/// `op` over two strided views with the same (broadcast) shape; the output is contiguous.
-pub(crate) fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> Vec<f32> {
-    let f = binary_fn(op);
+#[inline(always)]
+fn binary_with<F: Fn(f32, f32) -> f32 + Sync>(
+    f: F,
+    a: &[f32],
+    la: &Layout,
+    b: &[f32],
+    lb: &Layout,
+) -> Vec<f32> {
     let n = la.elem_count();
     if la.is_contiguous() && lb.is_contiguous() && la.offset == 0 && lb.offset == 0 {
         if n >= PAR_MIN {
