@@ -167,7 +167,7 @@ pub(crate) fn apply(
         let gr = &g[s * dim..(s + 1) * dim];
         let w = &mut w[lo..hi];
         match *rule {
-            Rule::Sgd { momentum, .. } if momentum == 0.0 => {
+            Rule::Sgd { momentum: 0.0, .. } => {
                 for (w, &g) in w.iter_mut().zip(gr) {
                     *w -= lr * (grad(g) + wd * *w);
                 }
