@@ -389,3 +389,46 @@ fn recommender_training_epoch_matches_cpu() {
     );
     close(&curves[1], &curves[0], 1e-3, "loss curve");
 }
+
+#[test]
+fn mixing_devices_errors_and_deferred_row_checks_surface() {
+    let Some(dev) = gpu("mixing_devices_errors_and_deferred_row_checks_surface") else {
+        return;
+    };
+    let a = Tensor::ones(&[2], Device::Cpu).unwrap();
+    let b = a.to_device(dev).unwrap();
+    assert!(matches!(
+        a.add(&b),
+        Err(boson::Error::DeviceMismatch { .. })
+    ));
+    assert!(matches!(
+        b.matmul(&a.reshape(&[2, 1]).unwrap()),
+        Err(boson::Error::DeviceMismatch { .. })
+    ));
+    // A hand-made row-sparse gradient with a bad row: the optimizer step queues the
+    // check, and the next read back to the host reports it.
+    let emb = Embedding::new(10, 4);
+    emb.initialize(&Initializer::One, dev).unwrap();
+    let rows = Tensor::from_vec_i64(vec![3, 12], &[2])
+        .unwrap()
+        .to_device(dev)
+        .unwrap();
+    let vals = Tensor::ones(&[2, 4], dev).unwrap();
+    emb.weight
+        .set_grad(Some(Grad::RowSparse(boson::autograd::RowSparse {
+            indices: rows,
+            values: vals,
+            shape: vec![10, 4],
+        })));
+    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1));
+    tr.step(1).unwrap();
+    match emb.weight.data().unwrap().to_vec_f32() {
+        Err(boson::Error::IndexOutOfRange { index, size, .. }) => {
+            assert_eq!((index, size), (12, 10))
+        }
+        other => panic!("expected the deferred row check to fail, got {other:?}"),
+    }
+    // Reported once; later reads work, and row 3 was updated.
+    let w = emb.weight.data().unwrap().to_vec_f32().unwrap();
+    assert_eq!(&w[12..16], &[0.9, 0.9, 0.9, 0.9]);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use crate::error::{Error, Result};
@@ -144,6 +144,9 @@ pub struct CudaDevice {
     blas: Mutex<Option<Arc<CudaBlas>>>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Index-check cells queued by `ops::deferring_index_checks`, read at the next copy
+    /// to the host.
+    deferred_checks: Mutex<Vec<(CudaSlice<i64>, &'static str, usize)>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -211,6 +214,7 @@ impl CudaDevice {
             blas: Mutex::new(None),
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
+            deferred_checks: Mutex::new(Vec::new()),
         });
         map.insert(ordinal, dev.clone());
         Ok(dev)
@@ -234,6 +238,30 @@ impl CudaDevice {
     /// The CUDA context.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
+    }
+
+    /// Queues an index-check cell; returns how many are queued.
+    pub(crate) fn defer_check(
+        &self,
+        cell: CudaSlice<i64>,
+        what: &'static str,
+        size: usize,
+    ) -> usize {
+        let mut q = self
+            .deferred_checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        q.push((cell, what, size));
+        q.len()
+    }
+
+    pub(crate) fn take_deferred_checks(&self) -> Vec<(CudaSlice<i64>, &'static str, usize)> {
+        std::mem::take(
+            &mut *self
+                .deferred_checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// The stream every launcher in [`crate::cuda::ops`] uses. All work is ordered on it.

@@ -84,6 +84,7 @@ pub fn dtoh<T: DeviceRepr>(dev: &CudaDevice, src: &CudaSlice<T>) -> Result<Vec<T
         .clone_dtoh(src)
         .map_err(|e| cuda_err("device-to-host copy", e))?;
     dev.synchronize()?;
+    run_deferred_checks(dev)?;
     Ok(v)
 }
 
@@ -115,21 +116,73 @@ fn error_cell(dev: &CudaDevice) -> Result<CudaSlice<i64>> {
 }
 
 /// Reads the error cell (synchronises) and turns a recorded bad index into an error.
+/// Inside [`deferring_index_checks`] the cell is queued instead and read at the next
+/// device-to-host copy, so a training step pays no extra round trip per launch.
 fn check_error_cell(
     dev: &CudaDevice,
-    cell: &CudaSlice<i64>,
-    what: &str,
+    cell: CudaSlice<i64>,
+    what: &'static str,
     size: usize,
 ) -> Result<()> {
-    let v = dtoh(dev, cell)?;
-    if v[0] != 0 {
+    if DEFER_CHECKS.with(|d| d.get()) {
+        // Bounded: a loop that never reads anything back still gets its errors, and the
+        // queue of cells cannot grow without limit.
+        if dev.defer_check(cell, what, size) >= MAX_DEFERRED_CHECKS {
+            dev.synchronize()?;
+            run_deferred_checks(dev)?;
+        }
+        return Ok(());
+    }
+    let v = dtoh(dev, &cell)?;
+    cell_error(&v, what, size)
+}
+
+fn cell_error(v: &[i64], what: &str, size: usize) -> Result<()> {
+    if v.first().copied().unwrap_or(0) != 0 {
         return Err(Error::IndexOutOfRange {
             what: what.to_string(),
-            index: v[1],
+            index: v.get(1).copied().unwrap_or(-1),
             size,
         });
     }
     Ok(())
+}
+
+const MAX_DEFERRED_CHECKS: usize = 1024;
+
+thread_local! {
+    static DEFER_CHECKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with index checks deferred: launchers that would synchronise to read their
+/// error cell queue it on the device instead, and the next [`dtoh`] (for example reading
+/// a loss value) reports the first bad index. The kernels never touch memory out of
+/// bounds either way; only the moment the error surfaces changes.
+pub fn deferring_index_checks<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DEFER_CHECKS.with(|d| d.set(self.0));
+        }
+    }
+    let _reset = Reset(DEFER_CHECKS.with(|d| d.replace(true)));
+    f()
+}
+
+/// Reads every queued error cell (the stream is already synchronised) and reports the
+/// first bad index.
+fn run_deferred_checks(dev: &CudaDevice) -> Result<()> {
+    let mut first = Ok(());
+    for (cell, what, size) in dev.take_deferred_checks() {
+        let v = dev
+            .stream()
+            .clone_dtoh(&cell)
+            .map_err(|e| cuda_err("reading an index check", e))?;
+        if first.is_ok() {
+            first = cell_error(&v, what, size);
+        }
+    }
+    first
 }
 
 fn func(dev: &CudaDevice, file: &'static str, name: &'static str) -> Result<CudaFunction> {
@@ -649,7 +702,7 @@ pub fn one_hot(
     let mut l = dev.stream().launch_builder(&f);
     l.arg(&n64).arg(&c64).arg(labels).arg(out).arg(&err);
     launch(l, cfg_for((n * classes) as u64), "one_hot_f32")?;
-    check_error_cell(dev, &err, "one_hot label", classes)
+    check_error_cell(dev, err, "one_hot label", classes)
 }
 
 /// Dropout mask: `mask[i] = if uniform_hash(seed, i) >= p { 1/(1-p) } else { 0 }`,
@@ -722,7 +775,7 @@ pub struct IndexCheck {
 impl IndexCheck {
     /// Waits for the kernel and returns `Error::IndexOutOfRange` if it saw a bad index.
     pub fn check(self, dev: &CudaDevice) -> Result<()> {
-        check_error_cell(dev, &self.cell, self.what, self.size)
+        check_error_cell(dev, self.cell, self.what, self.size)
     }
 }
 
@@ -1163,7 +1216,7 @@ pub fn sgd_update(
             .arg(&err);
         launch(l, cfg_for(n as u64), "sgd_update_f32")?;
     }
-    check_error_cell(dev, &err, "sgd row", rows as usize)
+    check_error_cell(dev, err, "sgd row", rows as usize)
 }
 
 /// Adam (MXNet `adam_update`): `g = clip(rescale*g) + wd*w; mean = b1*mean + (1-b1)*g;
@@ -1203,7 +1256,7 @@ pub fn adam_update(
         l.arg(&p.clip_gradient).arg(&err);
         launch(l, cfg_for(n as u64), "adam_update_f32")?;
     }
-    check_error_cell(dev, &err, "adam row", rows as usize)
+    check_error_cell(dev, err, "adam row", rows as usize)
 }
 
 /// AdaGrad (MXNet): `g = clip(rescale*g); history += g^2;
@@ -1239,7 +1292,7 @@ pub fn adagrad_update(
             .arg(&err);
         launch(l, cfg_for(n as u64), "adagrad_update_f32")?;
     }
-    check_error_cell(dev, &err, "adagrad row", rows as usize)
+    check_error_cell(dev, err, "adagrad row", rows as usize)
 }
 
 // ------------------------------------------------------------------ matmul

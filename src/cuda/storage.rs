@@ -456,8 +456,21 @@ impl CudaStorage {
         Ok(self.wrap_f32(y))
     }
 
-    /// Applies an optimizer rule on the device (SGD/momentum, Adam, AdaGrad).
+    /// Applies an optimizer rule on the device (SGD/momentum, Adam, AdaGrad). Row checks
+    /// are deferred to the next read back, so a training step makes no round trip here.
     pub fn optimizer_update(
+        rule: &Rule,
+        a: &StepArgs,
+        w: &mut CudaStorage,
+        states: &mut [&mut Storage],
+        g: &Storage,
+        rows: Option<&Storage>,
+        dim: usize,
+    ) -> Result<()> {
+        ops::deferring_index_checks(|| Self::optimizer_update_now(rule, a, w, states, g, rows, dim))
+    }
+
+    fn optimizer_update_now(
         rule: &Rule,
         a: &StepArgs,
         w: &mut CudaStorage,
