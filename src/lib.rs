@@ -1,4 +1,90 @@
 //! boson: a Gluon-style deep learning library for Rust.
+//!
+//! What MXNet Gluon gave Python users, in Rust: [`data::Dataset`] and
+//! [`data::DataLoader`], autograd-backed [`nn::Block`] layers, [`loss`]es,
+//! [`optim::Optimizer`]s behind an [`optim::Trainer`], [`metric`]s, and the high-level
+//! [`estimator::Estimator::fit`] loop with event handlers. Tensors live on the CPU
+//! (ndarray + rayon) or on an NVIDIA GPU ([`Device::Cuda`], through cudarc with
+//! hand-written kernels); embedding gradients are row-sparse, so a step costs
+//! O(batch × dim) whatever the vocabulary size.
+//!
+//! A custom block is a struct of other blocks; a training step is `record` → `backward`
+//! → `trainer.step`:
+//!
+//! ```
+//! use boson::data::{ArrayDataset, DataLoader};
+//! use boson::loss::{L2Loss, Loss};
+//! use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Initializer, Parameter};
+//! use boson::optim::{Optimizer, Trainer};
+//! use boson::{autograd, Device, Result, Tensor};
+//!
+//! /// Matrix factorisation: user and item embeddings through a dense layer, then a dot product.
+//! struct Mf {
+//!     users: Embedding,
+//!     items: Embedding,
+//!     dense: Dense,
+//!     dropout: Dropout,
+//! }
+//!
+//! impl Block for Mf {
+//!     fn forward(&self, _: &Tensor) -> Result<Tensor> {
+//!         Err(boson::Error::InvalidArgument("Mf takes [users, items]".into()))
+//!     }
+//!     fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
+//!         let u = self.dropout.forward(&self.dense.forward(&self.users.forward(&xs[0])?)?)?;
+//!         let i = self.dropout.forward(&self.dense.forward(&self.items.forward(&xs[1])?)?)?;
+//!         u.mul(&i)?.sum_axis(1, false)
+//!     }
+//!     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
+//!         self.users.visit_params(&format!("{prefix}users."), f);
+//!         self.items.visit_params(&format!("{prefix}items."), f);
+//!         self.dense.visit_params(&format!("{prefix}dense."), f);
+//!     }
+//! }
+//!
+//! boson::rng::seed(42);
+//! let net = Mf {
+//!     users: Embedding::new(100, 8),
+//!     items: Embedding::new(50, 8),
+//!     dense: Dense::new(8).activation(Activation::Relu),
+//!     dropout: Dropout::new(0.1),
+//! };
+//! let device = Device::cuda_if_available(0);
+//! net.initialize(&Initializer::xavier(3.0), device)?;
+//! assert_eq!(net.collect_params().names(), ["users.weight", "items.weight", "dense.weight", "dense.bias"]);
+//!
+//! // 1000 (user, item, rating) triples; rating = 1 + (user + item) % 5.
+//! let users: Vec<i64> = (0..1000).map(|k| k % 100).collect();
+//! let items: Vec<i64> = (0..1000).map(|k| (k * 7) % 50).collect();
+//! let ratings: Vec<f32> = users.iter().zip(&items).map(|(u, i)| 1.0 + ((u + i) % 5) as f32).collect();
+//! let loader = DataLoader::builder(ArrayDataset::new((users, items, ratings))?)
+//!     .batch_size(100)
+//!     .shuffle(true)
+//!     .build()?;
+//!
+//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
+//! let loss_fn = L2Loss::new();
+//! let mut epoch_loss = Vec::new();
+//! for _epoch in 0..5 {
+//!     let mut total = 0.0;
+//!     for batch in loader.iter() {
+//!         let (u, i, r) = batch?;
+//!         let (u, i, r) = (u.to_device(device)?, i.to_device(device)?, r.to_device(device)?);
+//!         let loss = autograd::record(|| loss_fn.forward(&net.forward_many(&[u, i])?, &r, None))?;
+//!         loss.backward()?;
+//!         trainer.step(100)?;
+//!         total += loss.mean_all()?.to_scalar()?;
+//!     }
+//!     epoch_loss.push(total / 10.0);
+//! }
+//! assert!(epoch_loss[4] < epoch_loss[0]);
+//! # Ok::<(), boson::Error>(())
+//! ```
+//!
+//! The same loop with metrics, validation, checkpoints and early stopping is one
+//! [`estimator::Estimator::fit`] call (see the [`estimator`] module), and
+//! `examples/recommender.rs` is the whole worked example: prepare ratings, train,
+//! evaluate, save, load and serve.
 
 pub mod autograd;
 #[cfg(feature = "cuda")]
