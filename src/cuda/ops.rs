@@ -1177,7 +1177,7 @@ fn update_setup(
 
 /// SGD (MXNet semantics) on `w` (`[rows, dim]`): with `mom`,
 /// `mom = momentum*mom - lr*(clip(rescale*g) + wd*w); w += mom`; without,
-/// `w -= lr*(clip(rescale*g) + wd*w)`. Row selection as in [`update_setup`]: `idx`
+/// `w -= lr*(clip(rescale*g) + wd*w)`. Row selection as in `update_setup`: `idx`
 /// lists the rows of a row-sparse gradient (others untouched), `None` means dense.
 /// An id `>= rows` gives `Error::IndexOutOfRange`; synchronises to check.
 pub fn sgd_update(

@@ -118,12 +118,12 @@ macro_rules! ranking_metric {
 
 ranking_metric!(
     /// HitRate@k: the fraction of users whose held-out item ranks in the top `k` of its
-    /// candidates (see the [module docs](self) for the input layout).
+    /// candidates (see the module docs of `boson::metric` for the input layout).
     HitRate, "hit_rate", "HitRate::update", |_| 1.0
 );
 ranking_metric!(
     /// NDCG@k with one relevant item per user: `1 / log2(rank + 2)` when the held-out
     /// item's 0-based rank is below `k`, else 0, averaged over users (see the
-    /// [module docs](self) for the input layout).
+    /// module docs of `boson::metric` for the input layout).
     Ndcg, "ndcg", "Ndcg::update", |rank| 1.0 / ((rank + 2) as f64).log2()
 );
