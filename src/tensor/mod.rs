@@ -21,6 +21,7 @@ pub(crate) mod storage;
 
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use shape::broadcast_shape;
+#[cfg(feature = "cuda")]
 pub(crate) use shape::Layout;
 pub use storage::DType;
 

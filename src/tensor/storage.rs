@@ -150,17 +150,10 @@ impl Storage {
     pub fn full(value: f32, n: usize, device: Device) -> Result<Storage> {
         match device {
             Device::Cpu => Ok(Storage::Cpu(CpuStorage::F32(vec![value; n]))),
-            Device::Cuda(o) => cuda_only(|| {
-                #[cfg(feature = "cuda")]
-                {
-                    Ok(Storage::Cuda(crate::cuda::CudaStorage::full(o, value, n)?))
-                }
-                #[cfg(not(feature = "cuda"))]
-                {
-                    let _ = o;
-                    unreachable!()
-                }
-            }),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(o) => Ok(Storage::Cuda(crate::cuda::CudaStorage::full(o, value, n)?)),
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => Err(no_cuda()),
         }
     }
 
@@ -439,19 +432,12 @@ impl Storage {
                     .collect();
                 Ok(Storage::Cpu(CpuStorage::F32(mask)))
             }
-            Device::Cuda(o) => cuda_only(|| {
-                #[cfg(feature = "cuda")]
-                {
-                    Ok(Storage::Cuda(crate::cuda::CudaStorage::dropout_mask(
-                        o, n, p, seed,
-                    )?))
-                }
-                #[cfg(not(feature = "cuda"))]
-                {
-                    let _ = (o, n, p, seed);
-                    unreachable!()
-                }
-            }),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(o) => Ok(Storage::Cuda(crate::cuda::CudaStorage::dropout_mask(
+                o, n, p, seed,
+            )?)),
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => Err(no_cuda()),
         }
     }
 
@@ -476,19 +462,6 @@ impl Storage {
 #[cfg(not(feature = "cuda"))]
 fn no_cuda() -> Error {
     Error::Cuda("boson was built without the `cuda` feature".to_string())
-}
-
-/// Runs `f` only when the crate has the CUDA backend; otherwise a clear error.
-fn cuda_only(f: impl FnOnce() -> Result<Storage>) -> Result<Storage> {
-    #[cfg(feature = "cuda")]
-    {
-        f()
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        let _ = f;
-        Err(no_cuda())
-    }
 }
 
 impl Storage {
