@@ -18,5 +18,6 @@ for line in sys.stdin:
 }
 pick "test --release --test cuda_ops --test gpu_tensor --test cuda_kernels_compile"
 pick "bench --bench cuda_kernels --bench gpu_train"
+pick "build --release --example recommender"
 strip gpu-bin/* 2>/dev/null || true
 ls -la gpu-bin

@@ -32,6 +32,13 @@ done
 timeout 120 gpu-bin/bench-cuda_kernels >"$out/cuda_kernels.md" 2>&1
 timeout 120 gpu-bin/bench-gpu_train >"$out/gpu_train.jsonl" 2>&1
 timeout 150 "$py" scripts/torch_mf_gpu.py >"$out/torch.jsonl" 2>&1
+# The worked example end to end on the GPU (built-in data), and on the CPU for the same
+# epochs: their test RMSE should agree.
+if [ -x gpu-bin/example-recommender ]; then
+  timeout 150 gpu-bin/example-recommender --device cuda --epochs 5 --model-dir "$out/model-gpu" >"$out/recommender-gpu.log" 2>&1
+  timeout 150 gpu-bin/example-recommender --device cpu --epochs 5 --model-dir "$out/model-cpu" >"$out/recommender-cpu.log" 2>&1
+  rm -rf "$out/model-gpu" "$out/model-cpu"
+fi
 
 echo
 echo "## GPU check on $card, $(date -u +%Y-%m-%d)"
@@ -44,3 +51,7 @@ cat "$out/cuda_kernels.md"
 echo
 echo "Recommender training (MFBlock, batch 1024, SGD momentum), samples/s:"
 cat "$out/gpu_train.jsonl" "$out/torch.jsonl"
+echo
+echo "Recommender example (5 epochs, built-in data), final JSON lines (cuda, then cpu):"
+tail -n 1 "$out/recommender-gpu.log" 2>/dev/null
+tail -n 1 "$out/recommender-cpu.log" 2>/dev/null
