@@ -42,8 +42,7 @@ fn main() -> ExitCode {
 }
 
 fn run_training(args: &cli::TrainArgs) -> boson::Result<()> {
-    let mut stdout = std::io::stdout();
-    let (report, _) = pipeline::run(args, &mut stdout)?;
+    let (report, _) = pipeline::run(args, &mut std::io::stdout(), std::io::stdout())?;
     // A struct, not json!, so the keys keep this order on the line.
     #[derive(serde::Serialize)]
     struct FinalLine<'a> {

@@ -27,7 +27,15 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Runs the pipeline without output. One at a time: boson's global random stream
+/// (initialisation) is process-wide, and tests compare runs for exact equality.
+fn run_quietly(args: &cli::TrainArgs) -> boson::Result<(pipeline::Report, train::History)> {
+    static PIPELINE: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = PIPELINE.lock().unwrap_or_else(|p| p.into_inner());
+    pipeline::run(args, &mut std::io::sink(), std::io::sink())
+}
 
 /// Small built-in data: trains in about a second.
 fn small_args(dir: &Path, ratings: &str, extra: &[&str]) -> cli::TrainArgs {
@@ -60,7 +68,7 @@ fn mfblock_learns_and_reloads_identically() {
         "40000",
         &["--epochs", "6", "--batch-size", "128"],
     );
-    let (report, history) = pipeline::run(&args, &mut std::io::sink()).unwrap();
+    let (report, history) = run_quietly(&args).unwrap();
     assert_eq!(history.epochs.len(), 6);
     let first = history.epochs[0].test_rmse;
     assert!(
@@ -82,11 +90,105 @@ fn mfblock_learns_and_reloads_identically() {
     assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2);
 }
 
+/// The parameters of the model saved in `dir`, by name.
+fn saved_params(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let loaded = persist::load(dir, None, Device::Cpu).unwrap();
+    loaded
+        .model
+        .collect_params()
+        .iter()
+        .map(|(name, p)| (name.to_string(), p.data().unwrap().to_vec_f32().unwrap()))
+        .collect()
+}
+
+// Checkpoints save the parameters, the optimizer state, the position in the shuffled
+// data and both dropout layers' mask counters (MfBlock::visit_dropout), so training 2
+// epochs, stopping, and resuming to 4 ends exactly where 4 uninterrupted epochs do.
+#[test]
+fn interrupted_and_resumed_run_matches_an_uninterrupted_one() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (whole, part, checkpoints) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+    let flags = ["--batch-size", "256", "--no-ranking", "--checkpoint-dir"];
+    let ckpt = checkpoints.to_str().unwrap();
+    let args = |dir, epochs, extra: &[&str]| {
+        let mut v = vec!["--epochs", epochs];
+        v.extend_from_slice(extra);
+        small_args(dir, "8000", &v)
+    };
+
+    let (_, uninterrupted) =
+        run_quietly(&args(whole, "4", &["--batch-size", "256", "--no-ranking"])).unwrap();
+    run_quietly(&args(part, "2", &[&flags[..], &[ckpt]].concat())).unwrap();
+    let (_, resumed) = run_quietly(&args(
+        part,
+        "4",
+        &[&flags[..], &[ckpt, "--resume"]].concat(),
+    ))
+    .unwrap();
+
+    assert_eq!(saved_params(whole), saved_params(part));
+    // The resumed run's history includes the 2 epochs trained before the interruption
+    // (read back from JSON, so equal to the last bits of an f64 only).
+    assert_eq!(resumed.epochs.len(), 4);
+    for (a, b) in resumed.epochs.iter().zip(&uninterrupted.epochs) {
+        assert_eq!((a.epoch, a.samples), (b.epoch, b.samples));
+        assert!(
+            (a.train_rmse - b.train_rmse).abs() < 1e-12,
+            "{a:?} vs {b:?}"
+        );
+        assert!((a.test_rmse - b.test_rmse).abs() < 1e-12, "{a:?} vs {b:?}");
+    }
+    // Rotation keeps 3 checkpoints, plus the best one.
+    let mut names: Vec<String> = std::fs::read_dir(checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".params"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names.contains(&"model-best.params".to_string()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn early_stopping_ends_training_when_validation_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    // Adam with a large rate overfits the tiny data at once: validation RMSE stops
+    // improving after the first epochs.
+    let args = small_args(
+        dir.path(),
+        "8000",
+        &[
+            "--model",
+            "biased-mf",
+            "--lr",
+            "0.05",
+            "--epochs",
+            "30",
+            "--no-ranking",
+            "--early-stopping-patience",
+            "2",
+        ],
+    );
+    let (report, history) = run_quietly(&args).unwrap();
+    assert!(report.epochs < 30, "ran all {} epochs", report.epochs);
+    assert_eq!(report.epochs, history.epochs.len());
+    let best = history
+        .epochs
+        .iter()
+        .map(|e| e.test_rmse)
+        .fold(f64::INFINITY, f64::min);
+    let last_two = &history.epochs[history.epochs.len() - 2..];
+    assert!(last_two.iter().all(|e| e.test_rmse > best), "{history:?}");
+}
+
 #[test]
 fn biased_mf_beats_both_baselines_by_a_clear_margin() {
     let dir = tempfile::tempdir().unwrap();
     let args = small_args(dir.path(), "40000", &["--model", "biased-mf"]);
-    let (report, _) = pipeline::run(&args, &mut std::io::sink()).unwrap();
+    let (report, _) = run_quietly(&args).unwrap();
     assert!(
         report.test_rmse < report.baseline_global_mean_rmse - 0.1,
         "biased-mf {} vs global mean {}",
@@ -134,7 +236,7 @@ fn train_small(dir: &Path, kind: &str) {
         "8000",
         &["--model", kind, "--epochs", "1", "--no-ranking"],
     );
-    pipeline::run(&args, &mut std::io::sink()).unwrap();
+    run_quietly(&args).unwrap();
 }
 
 #[test]
@@ -182,9 +284,7 @@ fn cli_errors_for_missing_file_and_unknown_format() {
     let args = cli::Cli::try_parse_from(["recommender", "--data", missing.to_str().unwrap()])
         .unwrap()
         .train;
-    let err = pipeline::run(&args, &mut std::io::sink())
-        .expect_err("missing file")
-        .to_string();
+    let err = run_quietly(&args).expect_err("missing file").to_string();
     assert!(err.contains("missing.tsv"), "{err}");
     let err = cli::Cli::try_parse_from(["recommender", "--data", "x.tsv", "--format", "parquet"])
         .unwrap_err();

@@ -3,7 +3,7 @@
 
 use crate::data::{default_synthetic, FileFormat, Source};
 use crate::model::ModelKind;
-use crate::train::{OptKind, TrainConfig};
+use crate::train::{FitOptions, OptKind, TrainConfig};
 use boson::{Device, Error, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -122,6 +122,15 @@ pub struct TrainArgs {
     /// Skip HitRate/NDCG (full ranking costs users × items scores).
     #[arg(long)]
     pub no_ranking: bool,
+    /// Checkpoint every epoch into DIR (the newest 3, plus the best by validation RMSE).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the newest checkpoint in --checkpoint-dir (same data and flags).
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume: bool,
+    /// Stop once validation RMSE has not improved for N epochs.
+    #[arg(long, value_name = "N")]
+    pub early_stopping_patience: Option<usize>,
 }
 
 impl TrainArgs {
@@ -147,6 +156,15 @@ impl TrainArgs {
             self.min_user_ratings.unwrap_or(if anchor { 0 } else { 5 }),
             self.min_item_ratings.unwrap_or(if anchor { 0 } else { 10 }),
         )
+    }
+
+    /// The optional training handlers.
+    pub fn fit_options(&self) -> FitOptions {
+        FitOptions {
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            resume: self.resume,
+            early_stopping_patience: self.early_stopping_patience,
+        }
     }
 
     /// Hyperparameters with the per-model defaults filled in.

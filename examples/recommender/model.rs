@@ -9,6 +9,7 @@
 use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Initializer, Parameter};
 use boson::{autograd, Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Which network to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -53,8 +54,9 @@ pub trait RecModel: Block {
 }
 
 /// Builds and initialises the model described by `spec` on `device`. Parameter values
-/// come from boson's global seeded stream (`boson::rng::seed`).
-pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Box<dyn RecModel>> {
+/// come from boson's global seeded stream (`boson::rng::seed`). Shared (`Arc`) because
+/// the `Estimator` trains it as an `Arc<dyn Block>` while the pipeline keeps using it.
+pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecModel>> {
     if spec.num_users == 0 || spec.num_items == 0 || spec.num_embeddings == 0 {
         return Err(Error::InvalidArgument(format!(
             "model needs at least one user, item and embedding dimension, got {} users, {} items, {} dims",
@@ -67,13 +69,13 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Box<dyn RecM
             spec.dropout
         )));
     }
-    let model: Box<dyn RecModel> = match spec.kind {
+    let model: Arc<dyn RecModel> = match spec.kind {
         ModelKind::Mfblock => {
             let m = MfBlock::new(spec, seed);
             // The reference initialises everything with Xavier(magnitude 60); Dense biases
             // keep their own zero initializer, as in Gluon.
             m.initialize(&Initializer::xavier(60.0), device)?;
-            Box::new(m)
+            Arc::new(m)
         }
         ModelKind::BiasedMf => {
             let m = BiasedMf::new(spec);
@@ -83,7 +85,7 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Box<dyn RecM
             for p in [&m.user_bias.weight, &m.item_bias.weight] {
                 p.set_data(&Tensor::zeros(&p.shape(), device)?)?;
             }
-            Box::new(m)
+            Arc::new(m)
         }
     };
     Ok(model)
@@ -155,6 +157,15 @@ impl Block for MfBlock {
             .visit_params(&format!("{prefix}dense_user."), f);
         self.dense_item
             .visit_params(&format!("{prefix}dense_item."), f);
+    }
+
+    // Checkpoints save each layer's mask counter, so a resumed run drops the same
+    // elements as an uninterrupted one.
+    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &Dropout)) {
+        self.dropout_user
+            .visit_dropout(&format!("{prefix}dropout_user."), f);
+        self.dropout_item
+            .visit_dropout(&format!("{prefix}dropout_item."), f);
     }
 
     fn kind(&self) -> &'static str {

@@ -17,6 +17,7 @@ use boson::{Device, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Bumped when the folder layout changes, so old folders fail clearly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -36,7 +37,7 @@ pub struct ModelConfig {
 
 /// A loaded model with what is needed to answer requests by original ids.
 pub struct LoadedModel {
-    pub model: Box<dyn RecModel>,
+    pub model: Arc<dyn RecModel>,
     pub config: ModelConfig,
     pub users: HashMap<String, i64>,
     pub items: HashMap<String, i64>,

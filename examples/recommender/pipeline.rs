@@ -1,5 +1,6 @@
 //! The default run, step by step: explore → prepare → train → evaluate → save → reload.
-//! Everything is printed to `out` so tests can run it quietly.
+//! The steps print to `out` and the Estimator's training log goes to `log` (the example
+//! passes stdout for both; tests pass sinks to run quietly).
 
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
@@ -31,7 +32,11 @@ fn w(e: std::io::Error) -> Error {
     Error::InvalidArgument(format!("could not write output: {e}"))
 }
 
-pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
+pub fn run(
+    args: &TrainArgs,
+    out: &mut dyn Write,
+    log: impl Write + Send + 'static,
+) -> Result<(Report, History)> {
     let device = args.device.resolve()?;
     boson::rng::seed(args.seed);
     let source = args.source();
@@ -82,31 +87,23 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
         config.batch_size, config.epochs
     )
     .map_err(w)?;
-    let mut log_err = None;
+    writeln!(
+        out,
+        "(Estimator::fit: training RMSE is the running value over each epoch's batches with dropout on; \
+         validation RMSE is on the held-out ratings in predict mode)"
+    )
+    .map_err(w)?;
+    out.flush().map_err(w)?;
     let history = fit(
-        model.as_ref(),
+        &model,
         &data.train,
         &data.test,
         &config,
+        &args.fit_options(),
         device,
-        |m| {
-            // The future LoggingHandler's line.
-            if let Err(e) = writeln!(
-                out,
-                "epoch {:>2}: train RMSE {:.4}  test RMSE {:.4}  ({:.1} s, {:.0} samples/s)",
-                m.epoch + 1,
-                m.train_rmse,
-                m.test_rmse,
-                m.train_seconds,
-                m.samples as f64 / m.train_seconds.max(1e-9)
-            ) {
-                log_err = Some(e);
-            }
-        },
+        log,
     )?;
-    if let Some(e) = log_err {
-        return Err(w(e));
-    }
+    let epochs = history.epochs.len();
 
     // 4. Evaluate, beside the two baselines on the same split.
     let (tu, ti, tr) = data.test.columns();
@@ -234,7 +231,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(Report, History)> {
         hit_rate_at_10: rank.map(|r| r.hit_rate_at_10),
         ndcg_at_10: rank.map(|r| r.ndcg_at_10),
         train_samples_per_sec: history.samples_per_sec(),
-        epochs: config.epochs,
+        epochs,
         model: spec.kind.name().to_string(),
         device: format!("{device:?}").to_lowercase(),
         reload_identical: identical,

@@ -1,18 +1,23 @@
-//! Train: the epoch loop with `Trainer` directly (the reference notebook's loop).
-//!
-//! The loop body is what `Estimator::fit` will run once the Estimator lands: `fit` below
-//! becomes `Estimator::new(model, L2Loss, metrics=[RMSE], trainer).fit(train_loader,
-//! val=test, epochs)` with a LoggingHandler printing each epoch, and `on_epoch` becomes
-//! that handler. Until then the loop is written out here.
+//! Train: `Estimator::fit` with the reference's loss, optimizer and metric, validation on
+//! the held-out ratings after every epoch, and a small custom handler (`HistoryHandler`)
+//! that records each epoch's numbers for the training curve and the report.
 
-use crate::evaluate::rmse;
-use crate::model::{predict, RecModel};
+use crate::model::RecModel;
 use boson::data::{DataLoader, LastBatch};
-use boson::loss::{L2Loss, Loss};
+use boson::estimator::{
+    CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil, LoggingHandler,
+    MonitorMode, Signal, StepOutput, ValidationHandler,
+};
+use boson::loss::L2Loss;
+use boson::metric::Rmse;
+use boson::nn::Block;
 use boson::optim::{Optimizer, Trainer};
 use boson::ratings::RatingsDataset;
-use boson::{autograd, Device, Error, Result};
+use boson::{Device, Error, Result};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Which optimizer `--opt` picks.
@@ -44,14 +49,29 @@ impl TrainConfig {
     }
 }
 
+/// The optional handlers chosen on the command line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FitOptions {
+    /// Checkpoint every epoch into this folder (the newest 3 and the best by validation
+    /// RMSE are kept).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the newest checkpoint in `checkpoint_dir`.
+    pub resume: bool,
+    /// Stop when validation RMSE has not improved for this many epochs.
+    pub early_stopping_patience: Option<usize>,
+}
+
 /// One epoch's numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
-    /// RMSE over the whole train set in predict mode (as the reference's `eval_net`).
+    /// The Estimator's running training RMSE: accumulated over the epoch's batches with
+    /// dropout on (Gluon's Estimator way; the reference re-predicts the whole train set).
     pub train_rmse: f64,
+    /// RMSE on the held-out ratings after the epoch (predict mode).
     pub test_rmse: f64,
-    /// Wall seconds of the training pass alone (batches, forward, backward, update).
+    /// Wall seconds of the training pass alone (batches, forward, backward, update), from
+    /// the epoch's start to its last batch: validation is not included.
     pub train_seconds: f64,
     pub samples: usize,
 }
@@ -63,7 +83,7 @@ pub struct History {
 }
 
 impl History {
-    /// Training samples per second over all epochs (evaluation excluded).
+    /// Training samples per second over all epochs (validation excluded).
     pub fn samples_per_sec(&self) -> f64 {
         let s: f64 = self.epochs.iter().map(|e| e.train_seconds).sum();
         let n: usize = self.epochs.iter().map(|e| e.samples).sum();
@@ -75,15 +95,100 @@ impl History {
     }
 }
 
-/// Trains `model` on `train`, evaluating train and test RMSE after every epoch and handing
-/// each epoch's metrics to `on_epoch` (the future LoggingHandler).
+/// A user handler: records each epoch's train and test RMSE and the training pass's
+/// time. It runs at the default priority, after the trainer step, the metric update and
+/// validation, so at `epoch_end` the validation metric already holds this epoch's value.
+///
+/// With a checkpoint folder it also keeps the history there (`history.json`), so a
+/// resumed run's curve and throughput cover the epochs trained before the interruption.
+pub struct HistoryHandler {
+    pub history: History,
+    dir: Option<PathBuf>,
+    epoch_start: Instant,
+    last_batch_end: Instant,
+}
+
+impl HistoryHandler {
+    pub fn new(dir: Option<PathBuf>) -> HistoryHandler {
+        let now = Instant::now();
+        HistoryHandler {
+            history: History::default(),
+            dir,
+            epoch_start: now,
+            last_batch_end: now,
+        }
+    }
+
+    fn file(dir: &Path) -> PathBuf {
+        dir.join("history.json")
+    }
+}
+
+fn metric(est: &Estimator, name: &str) -> Result<f64> {
+    Ok(f64::from(est.monitored_metric(name)?.get().1))
+}
+
+impl EventHandler for HistoryHandler {
+    fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        // A resumed run: pick up the epochs the checkpoint had already trained.
+        let done = est.progress().epochs_done;
+        if let (Some(dir), true) = (&self.dir, self.history.epochs.is_empty() && done > 0) {
+            let path = Self::file(dir);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let mut saved: History = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+                path: path.clone(),
+                msg: e.to_string(),
+            })?;
+            if saved.epochs.len() < done {
+                return Err(Error::Format {
+                    path,
+                    msg: format!(
+                        "holds {} epochs but the checkpoint has trained {done}",
+                        saved.epochs.len()
+                    ),
+                });
+            }
+            saved.epochs.truncate(done);
+            self.history = saved;
+        }
+        self.epoch_start = Instant::now();
+        self.last_batch_end = self.epoch_start;
+        Ok(())
+    }
+
+    fn batch_end(&mut self, _est: &mut Estimator, _out: &StepOutput) -> Result<Signal> {
+        self.last_batch_end = Instant::now();
+        Ok(Signal::Continue)
+    }
+
+    fn epoch_end(&mut self, est: &mut Estimator) -> Result<Signal> {
+        self.history.epochs.push(EpochMetrics {
+            epoch: est.progress().epoch(),
+            train_rmse: metric(est, "training rmse")?,
+            test_rmse: metric(est, "validation rmse")?,
+            train_seconds: (self.last_batch_end - self.epoch_start).as_secs_f64(),
+            samples: est.progress().samples_in_epoch,
+        });
+        if let Some(dir) = &self.dir {
+            let json = serde_json::to_vec(&self.history)
+                .map_err(|e| Error::InvalidArgument(format!("history to JSON: {e}")))?;
+            boson::io::write_atomic(&Self::file(dir), &json)?;
+        }
+        Ok(Signal::Continue)
+    }
+}
+
+/// Trains `model` on `train` with `Estimator::fit`: L2Loss, the configured optimizer,
+/// training RMSE, validation RMSE on `test` after every epoch, the LoggingHandler's
+/// lines to `log`, plus the optional checkpoint / early-stopping handlers.
 pub fn fit(
-    model: &dyn RecModel,
+    model: &Arc<dyn RecModel>,
     train: &RatingsDataset,
     test: &RatingsDataset,
     config: &TrainConfig,
+    options: &FitOptions,
     device: Device,
-    mut on_epoch: impl FnMut(&EpochMetrics),
+    log: impl Write + Send + 'static,
 ) -> Result<History> {
     if config.batch_size == 0 || config.epochs == 0 {
         return Err(Error::InvalidArgument(format!(
@@ -91,57 +196,57 @@ pub fn fit(
             config.epochs, config.batch_size
         )));
     }
-    let loader = DataLoader::builder(train.clone())
+    if options.early_stopping_patience == Some(0) {
+        return Err(Error::InvalidArgument(
+            "--early-stopping-patience must be at least 1".into(),
+        ));
+    }
+    let train_loader = DataLoader::builder(train.clone())
         .batch_size(config.batch_size)
         .shuffle(true)
         .last_batch(LastBatch::Rollover)
         .seed(config.seed)
         .build()?;
-    let mut trainer = Trainer::new(model.collect_params(), config.optimizer());
-    let loss_fn = L2Loss::new();
-    let mut history = History::default();
-    for epoch in 0..config.epochs {
-        let start = Instant::now();
-        let mut samples = 0;
-        for batch in loader.iter() {
-            let (users, items, stars) = batch?;
-            let n = stars.shape()[0];
-            let (users, items, stars) = (
-                users.to_device(device)?,
-                items.to_device(device)?,
-                stars.to_device(device)?,
-            );
-            let loss = autograd::record(|| {
-                let pred = model.forward_many(&[users, items])?;
-                loss_fn.forward(&pred, &stars, None)
-            })?;
-            loss.backward()?;
-            trainer.step(n)?;
-            samples += n;
-        }
-        let train_seconds = start.elapsed().as_secs_f64();
-        let m = EpochMetrics {
-            epoch,
-            train_rmse: dataset_rmse(model, train, device)?,
-            test_rmse: dataset_rmse(model, test, device)?,
-            train_seconds,
-            samples,
-        };
-        if !m.train_rmse.is_finite() {
-            return Err(Error::NonFinite(format!(
-                "train RMSE is {} after epoch {epoch}: lower the learning rate",
-                m.train_rmse
-            )));
-        }
-        on_epoch(&m);
-        history.epochs.push(m);
-    }
-    Ok(history)
-}
+    let test_loader = DataLoader::builder(test.clone()).batch_size(8192).build()?;
+    let net: Arc<dyn Block> = model.clone();
+    let mut est = Estimator::builder(net, L2Loss::new())
+        .trainer(Trainer::new(model.collect_params(), config.optimizer()))
+        .train_metric(Rmse::new())
+        .device(device)
+        .log_writer(log)
+        .build()?;
 
-/// The model's RMSE on every row of `data`.
-pub fn dataset_rmse(model: &dyn RecModel, data: &RatingsDataset, device: Device) -> Result<f64> {
-    let (users, items, ratings) = data.columns();
-    let pred = predict(model, users, items, device)?;
-    Ok(rmse(&pred, ratings))
+    // Validation after every epoch (priority -1000, after the metric update) and one log
+    // line per epoch (last of all). `fit` would add both by default; they are spelled out
+    // here to show the handlers a run uses.
+    let mut validation = ValidationHandler::new(&test_loader).epoch_period(Some(1));
+    let mut logging = LoggingHandler::new();
+    let mut history = HistoryHandler::new(options.checkpoint_dir.clone());
+    let mut checkpoints = options.checkpoint_dir.as_ref().map(|dir| {
+        CheckpointHandler::new(dir)
+            .epoch_period(Some(1))
+            .max_checkpoints(3)
+            .save_best("validation rmse", MonitorMode::Auto)
+            .resume_from_checkpoint(options.resume)
+    });
+    let mut early = options
+        .early_stopping_patience
+        .map(|n| EarlyStoppingHandler::new("validation rmse").patience(n));
+    // The history first: at `epoch_end` it writes history.json before the checkpoint,
+    // so a checkpoint never has fewer recorded epochs than it trained.
+    let mut handlers: Vec<&mut dyn EventHandler> =
+        vec![&mut validation, &mut logging, &mut history];
+    if let Some(h) = checkpoints.as_mut() {
+        handlers.push(h);
+    }
+    if let Some(h) = early.as_mut() {
+        handlers.push(h);
+    }
+    est.fit(
+        &train_loader,
+        Some(&test_loader),
+        FitUntil::Epochs(config.epochs),
+        &mut handlers,
+    )?;
+    Ok(history.history)
 }
