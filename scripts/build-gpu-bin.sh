@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf gpu-bin && mkdir -p gpu-bin
 pick() { # $1: cargo args; copies each built executable as gpu-bin/<kind>-<target name>
-  cargo $1 --no-run --message-format=json 2>/dev/null |
+  cargo $1 --message-format=json 2>/dev/null |
     python3 -c '
 import json, sys, shutil
 for line in sys.stdin:
@@ -16,8 +16,8 @@ for line in sys.stdin:
         shutil.copy(m["executable"], "gpu-bin/%s-%s" % (kind, m["target"]["name"]))
 '
 }
-pick "test --release --test cuda_ops --test gpu_tensor --test cuda_kernels_compile"
-pick "bench --bench cuda_kernels --bench gpu_train"
+pick "test --release --no-run --test cuda_ops --test gpu_tensor --test cuda_kernels_compile"
+pick "bench --no-run --bench cuda_kernels --bench gpu_train"
 pick "build --release --example recommender"
 strip gpu-bin/* 2>/dev/null || true
 ls -la gpu-bin
