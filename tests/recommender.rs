@@ -213,6 +213,7 @@ fn ranking_scores_equal_the_model_predictions() {
         num_embeddings: 4,
         dropout: 0.5,
         global_mean: 3.5,
+        sparse_grad: true,
     };
     for kind in [model::ModelKind::BiasedMf, model::ModelKind::Mfblock] {
         let spec = model::ModelSpec { kind, ..spec };
@@ -414,4 +415,29 @@ fn server_follows_the_sagemaker_contract() {
     assert_eq!(status, 400);
     // Still alive after all of that.
     assert_eq!(http(addr, b"GET /ping HTTP/1.1\r\n\r\n").0, 200);
+}
+
+// `--dense-grads` trains with dense full-table embedding gradients (Gluon's default):
+// the same model on the same data, so it learns too, and the choice is saved and restored.
+#[test]
+fn dense_gradient_mode_trains_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "20000",
+        &[
+            "--epochs",
+            "2",
+            "--batch-size",
+            "256",
+            "--dense-grads",
+            "--no-ranking",
+        ],
+    );
+    let (report, history) = run_quietly(&args).unwrap();
+    assert_eq!(history.epochs.len(), 2);
+    assert!(report.test_rmse.is_finite());
+    assert!(report.reload_identical);
+    let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
+    assert!(!loaded.config.model.sparse_grad);
 }

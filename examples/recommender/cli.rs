@@ -111,6 +111,10 @@ pub struct TrainArgs {
     /// Dropout on the user and item vectors (mfblock).
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f32,
+    /// Dense full-table embedding gradients and updates (Gluon's default
+    /// `sparse_grad=False`) instead of row-sparse ones with lazy updates.
+    #[arg(long)]
+    pub dense_grads: bool,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Seeds data generation, initialisation, dropout and shuffling.

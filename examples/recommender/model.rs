@@ -41,6 +41,19 @@ pub struct ModelSpec {
     pub dropout: f32,
     /// The train mean rating: `BiasedMf` adds it; both use it as the cold-start answer.
     pub global_mean: f32,
+    /// Row-sparse embedding gradients with lazy updates (boson's default), or dense
+    /// full-table ones as Gluon's default `sparse_grad=False` (`--dense-grads`).
+    #[serde(default = "sparse_by_default")]
+    pub sparse_grad: bool,
+}
+
+fn sparse_by_default() -> bool {
+    true
+}
+
+/// An f32 embedding table with the spec's gradient type.
+fn embedding(rows: usize, dim: usize, spec: &ModelSpec) -> Embedding {
+    Embedding::with_options(rows, dim, spec.sparse_grad, boson::tensor::DType::F32)
 }
 
 /// A rating model: a `Block` over `[users, items]` plus factor rows for ranking.
@@ -105,8 +118,8 @@ impl MfBlock {
     pub fn new(spec: &ModelSpec, seed: u64) -> MfBlock {
         let k = spec.num_embeddings;
         MfBlock {
-            user_embeddings: Embedding::new(spec.num_users, k),
-            item_embeddings: Embedding::new(spec.num_items, k),
+            user_embeddings: embedding(spec.num_users, k, spec),
+            item_embeddings: embedding(spec.num_items, k, spec),
             dense_user: Dense::new(k).in_units(k).activation(Activation::Relu),
             dense_item: Dense::new(k).in_units(k).activation(Activation::Relu),
             // Two independent mask streams, both derived from the run's seed.
@@ -205,10 +218,10 @@ impl BiasedMf {
     pub fn new(spec: &ModelSpec) -> BiasedMf {
         let k = spec.num_embeddings;
         BiasedMf {
-            user_embeddings: Embedding::new(spec.num_users, k),
-            item_embeddings: Embedding::new(spec.num_items, k),
-            user_bias: Embedding::new(spec.num_users, 1),
-            item_bias: Embedding::new(spec.num_items, 1),
+            user_embeddings: embedding(spec.num_users, k, spec),
+            item_embeddings: embedding(spec.num_items, k, spec),
+            user_bias: embedding(spec.num_users, 1, spec),
+            item_bias: embedding(spec.num_items, 1, spec),
             global_mean: spec.global_mean,
         }
     }

@@ -77,6 +77,7 @@ pub fn run(
         num_embeddings: args.num_embeddings,
         dropout: args.dropout,
         global_mean,
+        sparse_grad: !args.dense_grads,
     };
     let config = args.train_config();
     let model = build(&spec, args.seed, device)?;

@@ -140,36 +140,57 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             vec![(x.clone(), dense(gx))]
         }
         Op::Binary(a, b, bop) => {
+            // Constants (labels, dropout masks, scalars) need no gradient: skip their side.
+            let (need_a, need_b) = (a.tracks_grad(), b.tracks_grad());
+            let side = |need: bool, f: &dyn Fn() -> Result<Tensor>| -> Result<Option<Tensor>> {
+                if need {
+                    f().map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
             let (ga, gb) = match bop {
-                BinaryOp::Add => (g.clone(), g.clone()),
-                BinaryOp::Sub => (g.clone(), g.neg()?),
-                BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
-                BinaryOp::Div => (g.div(b)?, g.mul(node)?.div(b)?.neg()?),
-                BinaryOp::Maximum => {
-                    let m = a.ge(b)?;
-                    (g.mul(&m)?, g.mul(&m.affine(-1.0, 1.0)?)?)
+                BinaryOp::Add => (
+                    side(need_a, &|| Ok(g.clone()))?,
+                    side(need_b, &|| Ok(g.clone()))?,
+                ),
+                BinaryOp::Sub => (side(need_a, &|| Ok(g.clone()))?, side(need_b, &|| g.neg())?),
+                BinaryOp::Mul => (side(need_a, &|| g.mul(b))?, side(need_b, &|| g.mul(a))?),
+                BinaryOp::Div => (
+                    side(need_a, &|| g.div(b))?,
+                    side(need_b, &|| g.mul(node)?.div(b)?.neg())?,
+                ),
+                BinaryOp::Maximum | BinaryOp::Minimum => {
+                    let m = if *bop == BinaryOp::Maximum {
+                        a.ge(b)?
+                    } else {
+                        a.le(b)?
+                    };
+                    (
+                        side(need_a, &|| g.mul(&m))?,
+                        side(need_b, &|| g.mul(&m.affine(-1.0, 1.0)?))?,
+                    )
                 }
-                BinaryOp::Minimum => {
-                    let m = a.le(b)?;
-                    (g.mul(&m)?, g.mul(&m.affine(-1.0, 1.0)?)?)
-                }
-                BinaryOp::Pow => {
+                BinaryOp::Pow => (
                     // d/da a^b = b·a^(b−1) = b·out/a;  d/db a^b = out·ln a.
-                    let ga = g.mul(&node.mul(b)?.div(a)?)?;
-                    let gb = g.mul(&node.mul(&a.log()?)?)?;
-                    (ga, gb)
-                }
+                    side(need_a, &|| g.mul(&node.mul(b)?.div(a)?))?,
+                    side(need_b, &|| g.mul(&node.mul(&a.log()?)?))?,
+                ),
                 BinaryOp::Eq
                 | BinaryOp::Ne
                 | BinaryOp::Gt
                 | BinaryOp::Ge
                 | BinaryOp::Lt
-                | BinaryOp::Le => (g.zeros_like()?, g.zeros_like()?),
+                | BinaryOp::Le => (None, None),
             };
-            vec![
-                (a.clone(), dense(sum_to(&ga, a.shape())?)),
-                (b.clone(), dense(sum_to(&gb, b.shape())?)),
-            ]
+            let mut out = Vec::with_capacity(2);
+            if let Some(ga) = ga {
+                out.push((a.clone(), dense(sum_to(&ga, a.shape())?)));
+            }
+            if let Some(gb) = gb {
+                out.push((b.clone(), dense(sum_to(&gb, b.shape())?)));
+            }
+            out
         }
         Op::SumAxis(x) => vec![(x.clone(), dense(g.broadcast_to(x.shape())?))],
         Op::MaxAxis(x) => {
@@ -179,9 +200,14 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
         }
         Op::Matmul(a, b) => {
             let r = a.rank();
-            let ga = g.matmul(&b.transpose(r - 2, r - 1)?)?;
-            let gb = a.transpose(r - 2, r - 1)?.matmul(g)?;
-            vec![(a.clone(), dense(ga)), (b.clone(), dense(gb))]
+            let mut out = Vec::with_capacity(2);
+            if a.tracks_grad() {
+                out.push((a.clone(), dense(g.matmul(&b.transpose(r - 2, r - 1)?)?)));
+            }
+            if b.tracks_grad() {
+                out.push((b.clone(), dense(a.transpose(r - 2, r - 1)?.matmul(g)?)));
+            }
+            out
         }
         Op::Reshape(x) => vec![(x.clone(), dense(g.reshape(x.shape())?))],
         Op::Permute(x, perm) => {

@@ -51,18 +51,13 @@ pub(crate) fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
         UnaryOp::Softplus => map(x, softplus),
         UnaryOp::Recip => map(x, |v| 1.0 / v),
         UnaryOp::Sign => map(x, |v| {
-            if v > 0.0 {
-                1.0
-            } else if v < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
+            f32::from(u8::from(v > 0.0)) - f32::from(u8::from(v < 0.0))
         }),
         UnaryOp::Affine(a, b) => map(x, |v| a * v + b),
         UnaryOp::Powf(p) => map(x, |v| v.powf(p)),
         UnaryOp::Clip(lo, hi) => map(x, |v| v.max(lo).min(hi)),
-        UnaryOp::StepPos => map(x, |v| if v > 0.0 { 1.0 } else { 0.0 }),
+        // Branch-free masks: signs of activations are coin flips to a branch predictor.
+        UnaryOp::StepPos => map(x, |v| f32::from(u8::from(v > 0.0))),
     }
 }
 
@@ -71,11 +66,7 @@ pub(crate) fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
 /// compiler from inlining and vectorising the arithmetic).
 pub(crate) fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> Vec<f32> {
     fn flag(c: bool) -> f32 {
-        if c {
-            1.0
-        } else {
-            0.0
-        }
+        f32::from(u8::from(c))
     }
     match op {
         BinaryOp::Add => binary_with(|x, y| x + y, a, la, b, lb),
@@ -353,4 +344,28 @@ pub(crate) fn index_add_rows(dst: &mut [f32], dim: usize, idx: &[i64], rows: &[f
             .zip(&rows[i * dim..(i + 1) * dim])
             .for_each(|(d, &s)| *d += s);
     }
+}
+
+/// An inverted-dropout mask: `1/(1-p)` where `uniform_hash(seed, i) >= p`, else 0.
+/// The hash is the costly part of a dropout layer, so large masks are split over threads
+/// (each element depends only on its index, so the result is the same).
+pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
+    let scale = 1.0 / (1.0 - p);
+    let fill = |start: usize, out: &mut [f32]| {
+        for (k, o) in out.iter_mut().enumerate() {
+            let u = crate::rng::uniform_hash(seed, (start + k) as u64);
+            // Branch-free: a kept/dropped branch is a coin flip the predictor cannot learn.
+            *o = scale * f32::from(u8::from(u >= p));
+        }
+    };
+    let mut out = vec![0.0f32; n];
+    const MASK_CHUNK: usize = 1 << 14;
+    if n >= 2 * MASK_CHUNK {
+        out.par_chunks_mut(MASK_CHUNK)
+            .enumerate()
+            .for_each(|(c, o)| fill(c * MASK_CHUNK, o));
+    } else {
+        fill(0, &mut out);
+    }
+    out
 }

@@ -419,19 +419,7 @@ impl Storage {
     /// An inverted-dropout mask: `1/(1-p)` where `uniform_hash(seed, i) >= p`, else 0.
     pub fn dropout_mask(n: usize, p: f32, seed: u64, device: Device) -> Result<Storage> {
         match device {
-            Device::Cpu => {
-                let scale = 1.0 / (1.0 - p);
-                let mask = (0..n as u64)
-                    .map(|i| {
-                        if crate::rng::uniform_hash(seed, i) >= p {
-                            scale
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                Ok(Storage::Cpu(CpuStorage::F32(mask)))
-            }
+            Device::Cpu => Ok(Storage::Cpu(CpuStorage::F32(cpu::dropout_mask(n, p, seed)))),
             #[cfg(feature = "cuda")]
             Device::Cuda(o) => Ok(Storage::Cuda(crate::cuda::CudaStorage::dropout_mask(
                 o, n, p, seed,
