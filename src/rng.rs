@@ -23,35 +23,36 @@ pub fn mix_seed(seed: u64, counter: u64) -> u64 {
     z ^ (z >> 33)
 }
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
-static GLOBAL_SEED: AtomicU64 = AtomicU64::new(0x5EED_B050_0000_0001);
-static GLOBAL_COUNTER: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // Per thread: tests and programs that train on several threads at once must not
+    // advance each other's stream (that made seeded runs differ from run to run).
+    static STREAM: Cell<(u64, u64)> = const { Cell::new((0x5EED_B050_0000_0001, 0)) };
+}
 
-/// Seeds boson's global random stream (Gluon's `mx.random.seed`): parameter
+/// Seeds this thread's random stream (Gluon's `mx.random.seed`): parameter
 /// initialisation and dropout layers without their own seed draw from it, in call order.
 pub fn seed(seed: u64) {
-    GLOBAL_SEED.store(seed, Ordering::SeqCst);
-    GLOBAL_COUNTER.store(0, Ordering::SeqCst);
+    STREAM.with(|s| s.set((seed, 0)));
 }
 
-/// A fresh seed from the global stream.
+/// A fresh seed from this thread's stream.
 pub fn next_seed() -> u64 {
-    let c = GLOBAL_COUNTER.fetch_add(1, Ordering::SeqCst);
-    mix_seed(GLOBAL_SEED.load(Ordering::SeqCst), c)
+    STREAM.with(|s| {
+        let (seed, counter) = s.get();
+        s.set((seed, counter + 1));
+        mix_seed(seed, counter)
+    })
 }
 
-/// The global stream's position `(seed, counter)`, saved in checkpoints so that a resumed
-/// run draws the same numbers as an uninterrupted one.
+/// This thread's stream position `(seed, counter)`, saved in checkpoints so that a
+/// resumed run draws the same numbers as an uninterrupted one.
 pub fn state() -> (u64, u64) {
-    (
-        GLOBAL_SEED.load(Ordering::SeqCst),
-        GLOBAL_COUNTER.load(Ordering::SeqCst),
-    )
+    STREAM.with(|s| s.get())
 }
 
 /// Restores a position returned by [`state`].
 pub fn set_state(state: (u64, u64)) {
-    GLOBAL_SEED.store(state.0, Ordering::SeqCst);
-    GLOBAL_COUNTER.store(state.1, Ordering::SeqCst);
+    STREAM.with(|s| s.set(state));
 }
