@@ -160,6 +160,16 @@ fn every_op_and_its_gradient_matches_cpu() {
         |v| v[0].matmul(&v[1]),
         "batched matmul",
     );
+    for (ta, tb) in [(false, true), (true, false), (true, true)] {
+        let a = rand_tensor(if ta { &[3, 24, 16] } else { &[3, 16, 24] }, -1.0, 1.0, 15);
+        let b = rand_tensor(if tb { &[3, 8, 24] } else { &[3, 24, 8] }, -1.0, 1.0, 16);
+        same_on_both(
+            dev,
+            &[a, b],
+            move |v| v[0].matmul_t(&v[1], ta, tb),
+            "matmul_t",
+        );
+    }
     let w = rand_tensor(&[24, 5], -1.0, 1.0, 8);
     same_on_both(dev, &[a, w], |v| v[0].matmul(&v[1]), "folded matmul");
     same_on_both(

@@ -115,6 +115,28 @@ fn matmul_2d_batched_and_folded() {
     let b3 = rand_tensor(&[2, 4, 5], -1.0, 1.0, 14);
     gradcheck(&[a3.clone(), b3], |v| v[0].matmul(&v[1]), EPS, TOL);
     gradcheck(&[a3, b], |v| v[0].matmul(&v[1]), EPS, TOL);
+    // Transposed operands (read through strides, never copied), all four combinations.
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let a = rand_tensor(if ta { &[2, 4, 3] } else { &[2, 3, 4] }, -1.0, 1.0, 21);
+        let b = rand_tensor(if tb { &[2, 5, 4] } else { &[2, 4, 5] }, -1.0, 1.0, 22);
+        gradcheck(
+            &[a.clone(), b.clone()],
+            move |v| v[0].matmul_t(&v[1], ta, tb),
+            EPS,
+            TOL,
+        );
+        let a2 = a.reshape(&[2 * a.shape()[1], a.shape()[2]]).unwrap();
+        let shape_b = if tb { [5, 4] } else { [4, 5] };
+        let b2 = rand_tensor(&shape_b, -1.0, 1.0, 23);
+        if !ta {
+            gradcheck(
+                &[a2, b2],
+                move |v| v[0].matmul_t(&v[1], false, tb),
+                EPS,
+                TOL,
+            );
+        }
+    }
 }
 
 #[test]

@@ -198,14 +198,33 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             let mask = x.eq(&node.broadcast_to(x.shape())?)?;
             vec![(x.clone(), dense(g.broadcast_to(x.shape())?.mul(&mask)?))]
         }
-        Op::Matmul(a, b) => {
-            let r = a.rank();
+        Op::Matmul {
+            a,
+            b,
+            trans_a,
+            trans_b,
+        } => {
+            // C = op(A)·op(B), G = dC. Each gradient is one product with transpose flags;
+            // nothing is transposed in memory.
+            let (ga, gb): (&dyn Fn() -> Result<Tensor>, &dyn Fn() -> Result<Tensor>) =
+                match (*trans_a, *trans_b) {
+                    (false, false) => (&|| g.matmul_t(b, false, true), &|| {
+                        a.matmul_t(g, true, false)
+                    }),
+                    (false, true) => (&|| g.matmul_t(b, false, false), &|| {
+                        g.matmul_t(a, true, false)
+                    }),
+                    (true, false) => (&|| b.matmul_t(g, false, true), &|| {
+                        a.matmul_t(g, false, false)
+                    }),
+                    (true, true) => (&|| b.matmul_t(g, true, true), &|| g.matmul_t(a, true, true)),
+                };
             let mut out = Vec::with_capacity(2);
             if a.tracks_grad() {
-                out.push((a.clone(), dense(g.matmul(&b.transpose(r - 2, r - 1)?)?)));
+                out.push((a.clone(), dense(ga()?)));
             }
             if b.tracks_grad() {
-                out.push((b.clone(), dense(a.transpose(r - 2, r - 1)?.matmul(g)?)));
+                out.push((b.clone(), dense(gb()?)));
             }
             out
         }

@@ -173,7 +173,13 @@ pub(crate) enum Op {
     SumAxis(Tensor),
     /// Max over one axis, keeping it with size 1.
     MaxAxis(Tensor),
-    Matmul(Tensor, Tensor),
+    /// `op(a)·op(b)`, `op` transposing the last two axes when its flag is set.
+    Matmul {
+        a: Tensor,
+        b: Tensor,
+        trans_a: bool,
+        trans_b: bool,
+    },
     Reshape(Tensor),
     Permute(Tensor, Vec<usize>),
     Broadcast(Tensor),
@@ -201,7 +207,7 @@ impl Op {
             | Op::Permute(a, _)
             | Op::Broadcast(a)
             | Op::Slice { input: a, .. } => vec![a],
-            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
+            Op::Binary(a, b, _) | Op::Matmul { a, b, .. } => vec![a, b],
             Op::Concat(parts, _) => parts.iter().collect(),
             Op::Take { table, .. } => vec![table],
         }

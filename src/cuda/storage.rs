@@ -295,7 +295,8 @@ impl CudaStorage {
         Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
     }
 
-    /// `batch` products `(m × k)·(k × n)` through cuBLAS.
+    /// `batch` products `op(a)·op(b)` through cuBLAS (transposes are GEMM flags).
+    #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
         rhs: &CudaStorage,
@@ -303,6 +304,8 @@ impl CudaStorage {
         m: usize,
         k: usize,
         n: usize,
+        trans_a: bool,
+        trans_b: bool,
     ) -> Result<CudaStorage> {
         self.same_device(rhs, "matmul")?;
         let mut c = self.alloc_f32(batch * m * n)?;
@@ -311,8 +314,8 @@ impl CudaStorage {
             m,
             n,
             k,
-            trans_a: false,
-            trans_b: false,
+            trans_a,
+            trans_b,
         };
         ops::matmul(
             &self.dev,

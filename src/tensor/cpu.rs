@@ -259,35 +259,48 @@ pub(crate) fn argmax(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<i
     out
 }
 
-/// `batch` row-major products of `(m × k)` and `(k × n)` matrices.
-pub(crate) fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize) -> Vec<f32> {
+/// `batch` row-major products `op(a)·op(b)` of `(m × k)` and `(k × n)` matrices; a
+/// transposed operand is stored `(k × m)` / `(n × k)` and read through strides (the
+/// matrix-multiply kernel packs either layout, so no transposed copy is made).
+pub(crate) fn matmul(
+    a: &[f32],
+    b: &[f32],
+    (batch, m, k, n): (usize, usize, usize, usize),
+    trans_a: bool,
+    trans_b: bool,
+) -> Vec<f32> {
     use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
     let mut out = vec![0.0f32; batch * m * n];
+    fn view(
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+        t: bool,
+    ) -> std::result::Result<ArrayView2<'_, f32>, ndarray::ShapeError> {
+        if t {
+            ArrayView2::from_shape((cols, rows), x).map(|v| v.reversed_axes())
+        } else {
+            ArrayView2::from_shape((rows, cols), x)
+        }
+    }
     let one = |a: &[f32], b: &[f32], c: &mut [f32]| {
         // Shapes were checked by the caller, so these views cannot fail.
         if let (Ok(av), Ok(bv), Ok(mut cv)) = (
-            ArrayView2::from_shape((m, k), a),
-            ArrayView2::from_shape((k, n), b),
+            view(a, m, k, trans_a),
+            view(b, k, n, trans_b),
             ArrayViewMut2::from_shape((m, n), c),
         ) {
             general_mat_mul(1.0, &av, &bv, 0.0, &mut cv);
         }
     };
+    let (sa, sb) = (m * k, k * n);
     if batch > 1 && m * n * k * batch >= PAR_MIN {
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
-            one(
-                &a[i * m * k..(i + 1) * m * k],
-                &b[i * k * n..(i + 1) * k * n],
-                c,
-            )
-        });
+        out.par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(i, c)| one(&a[i * sa..(i + 1) * sa], &b[i * sb..(i + 1) * sb], c));
     } else {
         for (i, c) in out.chunks_mut(m * n.max(1)).enumerate().take(batch) {
-            one(
-                &a[i * m * k..(i + 1) * m * k],
-                &b[i * k * n..(i + 1) * k * n],
-                c,
-            );
+            one(&a[i * sa..(i + 1) * sa], &b[i * sb..(i + 1) * sb], c);
         }
     }
     out

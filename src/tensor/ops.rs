@@ -443,6 +443,13 @@ impl Tensor {
 
     /// Matrix product: `[m,k]·[k,n]`, batched `[b,m,k]·[b,k,n]`, or `[b,m,k]·[k,n]`.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.matmul_t(rhs, false, false)
+    }
+
+    /// Matrix product with either operand transposed in its last two axes, without
+    /// materialising the transpose (Gluon's `dot(a, b, transpose_a, transpose_b)`):
+    /// `op(a)·op(b)` where `op(x)` is `xᵀ` when its flag is set.
+    pub fn matmul_t(&self, rhs: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
         self.same_device(rhs, "matmul")?;
         self.expect_f32("matmul")?;
         rhs.expect_f32("matmul")?;
@@ -454,32 +461,49 @@ impl Tensor {
         };
         match (a.len(), b.len()) {
             (2, 2) | (3, 3) => {}
-            (3, 2) => {
+            (3, 2) if !trans_a => {
                 // Fold the batch into rows: one product, and the gradients follow.
                 let (bs, m, k) = (a[0], a[1], a[2]);
-                if b[0] != k {
-                    return Err(mismatch());
-                }
+                let n = if trans_b { b[0] } else { b[1] };
                 return self
                     .reshape(&[bs * m, k])?
-                    .matmul(rhs)?
-                    .reshape(&[bs, m, b[1]]);
+                    .matmul_t(rhs, false, trans_b)?
+                    .reshape(&[bs, m, n]);
+            }
+            (3, 2) => {
+                return self.transpose(1, 2)?.matmul_t(rhs, false, trans_b);
             }
             _ => return Err(mismatch()),
         }
         let r = a.len();
-        let (m, k, k2, n) = (a[r - 2], a[r - 1], b[r - 2], b[r - 1]);
+        let (m, k) = if trans_a {
+            (a[r - 1], a[r - 2])
+        } else {
+            (a[r - 2], a[r - 1])
+        };
+        let (k2, n) = if trans_b {
+            (b[r - 1], b[r - 2])
+        } else {
+            (b[r - 2], b[r - 1])
+        };
         let batch = if r == 3 { a[0] } else { 1 };
         if k != k2 || (r == 3 && a[0] != b[0]) {
             return Err(mismatch());
         }
-        let storage = self.storage().matmul(&rhs.storage(), batch, m, k, n)?;
+        let storage = self
+            .storage()
+            .matmul(&rhs.storage(), batch, m, k, n, trans_a, trans_b)?;
         let shape = if r == 3 {
             vec![batch, m, n]
         } else {
             vec![m, n]
         };
-        let rec = record(&[self, rhs], || Op::Matmul(self.clone(), rhs.clone()));
+        let rec = record(&[self, rhs], || Op::Matmul {
+            a: self.clone(),
+            b: rhs.clone(),
+            trans_a,
+            trans_b,
+        });
         Ok(Tensor::from_storage(storage, shape, rec))
     }
 

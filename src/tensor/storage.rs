@@ -264,6 +264,8 @@ impl Storage {
         }
     }
 
+    /// `batch` products `op(a)·op(b)` of `(m × k)` and `(k × n)` matrices, where a
+    /// transposed operand is stored `(k × m)` / `(n × k)`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
@@ -272,18 +274,21 @@ impl Storage {
         m: usize,
         k: usize,
         n: usize,
+        trans_a: bool,
+        trans_b: bool,
     ) -> Result<Storage> {
         match (self, rhs) {
             (Storage::Cpu(a), Storage::Cpu(b)) => Ok(Storage::Cpu(CpuStorage::F32(cpu::matmul(
                 a.f32("matmul")?,
                 b.f32("matmul")?,
-                batch,
-                m,
-                k,
-                n,
+                (batch, m, k, n),
+                trans_a,
+                trans_b,
             )))),
             #[cfg(feature = "cuda")]
-            (Storage::Cuda(a), Storage::Cuda(b)) => Ok(Storage::Cuda(a.matmul(b, batch, m, k, n)?)),
+            (Storage::Cuda(a), Storage::Cuda(b)) => Ok(Storage::Cuda(
+                a.matmul(b, batch, m, k, n, trans_a, trans_b)?,
+            )),
             #[cfg(feature = "cuda")]
             (a, b) => Err(device_err("matmul", a.device(), b.device())),
         }
