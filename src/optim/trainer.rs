@@ -77,12 +77,7 @@ impl Trainer {
         let mut sq = 0.0f64;
         for (_, p) in self.params.iter() {
             if let Some(g) = p.grad() {
-                sq += g
-                    .values()
-                    .to_vec_f32()?
-                    .iter()
-                    .map(|&v| (v as f64) * (v as f64))
-                    .sum::<f64>();
+                sq += g.values().squared_norm()?;
             }
         }
         Ok(sq.sqrt() as f32)

@@ -375,6 +375,15 @@ impl Tensor {
         Ok(())
     }
 
+    /// `Σ x²` in f64, read in place on the CPU (no copy) or reduced on the device.
+    pub(crate) fn squared_norm(&self) -> Result<f64> {
+        if let Storage::Cpu(c) = &*self.storage() {
+            let v = c.f32("squared_norm")?;
+            return Ok(v.iter().map(|&x| f64::from(x) * f64::from(x)).sum());
+        }
+        Ok(f64::from(self.square()?.sum_all()?.to_scalar()?))
+    }
+
     /// True when every value is finite (no NaN or ±inf).
     pub fn all_finite(&self) -> Result<bool> {
         Ok(self.to_vec_f32()?.iter().all(|v| v.is_finite()))
