@@ -376,6 +376,8 @@ impl Tensor {
     }
 
     /// `Σ x²` in f64, read in place on the CPU (no copy) or reduced on the device.
+    // Without the `cuda` feature `Storage` has only the CPU variant.
+    #[allow(irrefutable_let_patterns)]
     pub(crate) fn squared_norm(&self) -> Result<f64> {
         if let Storage::Cpu(c) = &*self.storage() {
             let v = c.f32("squared_norm")?;
