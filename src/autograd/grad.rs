@@ -40,6 +40,8 @@ impl RowSparse {
     }
 
     /// Merges two row-sparse gradients of the same table (concatenate, then coalesce).
+    /// Only needed when one table feeds a graph twice; the index lists are joined on the
+    /// host (a round trip on the GPU).
     pub fn add(&self, other: &RowSparse) -> Result<RowSparse> {
         if self.shape != other.shape {
             return Err(Error::ShapeMismatch {
