@@ -19,6 +19,18 @@ fn shape_errors_name_the_shapes() {
         t(&[2, 3]).add(&t(&[4])).unwrap_err(),
         Error::ShapeMismatch { .. }
     ));
+    // Transposed operands: [2,3]ᵀ·[2,4] is fine, [2,3]·[2,4]ᵀ is not.
+    assert_eq!(
+        t(&[2, 3])
+            .matmul_t(&t(&[2, 4]), true, false)
+            .unwrap()
+            .shape(),
+        &[3, 4]
+    );
+    assert!(matches!(
+        t(&[2, 3]).matmul_t(&t(&[2, 4]), false, true).unwrap_err(),
+        Error::ShapeMismatch { .. }
+    ));
     assert!(t(&[2, 3]).reshape(&[4]).is_err());
     assert!(t(&[2, 3]).sum_axis(2, false).is_err());
     assert!(t(&[2, 3]).slice_axis(1, 2, 5).is_err());
