@@ -73,12 +73,27 @@ impl Trainer {
     }
 
     /// The global L2 norm of the current gradients (before rescaling).
+    /// Gradients on the CPU are read in place; gradients on a GPU are reduced there and
+    /// summed into one device scalar, so a step reads back one value, not one per
+    /// parameter (the estimator checks this norm every batch).
     pub fn grad_global_norm(&self) -> Result<f32> {
         let mut sq = 0.0f64;
+        let mut on_device: Option<Tensor> = None;
         for (_, p) in self.params.iter() {
-            if let Some(g) = p.grad() {
-                sq += g.values().squared_norm()?;
+            let Some(g) = p.grad() else { continue };
+            let v = g.values();
+            if v.device() == crate::device::Device::Cpu {
+                sq += v.squared_norm()?;
+            } else {
+                let s = v.square()?.sum_all()?;
+                on_device = Some(match on_device {
+                    Some(acc) => acc.add(&s)?,
+                    None => s,
+                });
             }
+        }
+        if let Some(acc) = on_device {
+            sq += f64::from(acc.to_scalar()?);
         }
         Ok(sq.sqrt() as f32)
     }

@@ -375,15 +375,21 @@ impl Tensor {
         Ok(())
     }
 
-    /// `Σ x²` in f64, read in place on the CPU (no copy) or reduced on the device.
-    // Without the `cuda` feature `Storage` has only the CPU variant.
-    #[allow(irrefutable_let_patterns)]
+    /// `Σ x²` in f64 of a CPU tensor, read in place (no copy). Device tensors are reduced
+    /// on the device by the caller (see `Trainer::grad_global_norm`).
     pub(crate) fn squared_norm(&self) -> Result<f64> {
-        if let Storage::Cpu(c) = &*self.storage() {
-            let v = c.f32("squared_norm")?;
-            return Ok(v.iter().map(|&x| f64::from(x) * f64::from(x)).sum());
+        match &*self.storage() {
+            Storage::Cpu(c) => {
+                let v = c.f32("squared_norm")?;
+                Ok(v.iter().map(|&x| f64::from(x) * f64::from(x)).sum())
+            }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => Err(Error::DeviceMismatch {
+                op: "squared_norm",
+                lhs: "cpu".into(),
+                rhs: self.device().to_string(),
+            }),
         }
-        Ok(f64::from(self.square()?.sum_all()?.to_scalar()?))
     }
 
     /// True when every value is finite (no NaN or ±inf).
