@@ -5,6 +5,7 @@
 //! instead of drawing from a stateful generator.
 
 /// A uniform number in `[0, 1)` for element `i` of a stream named by `seed`.
+#[inline]
 pub fn uniform_hash(seed: u64, i: u64) -> f32 {
     let x = seed.wrapping_add((i.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut z = x;

@@ -4,6 +4,7 @@
 
 use super::ops::{BinaryOp, ReduceOp, UnaryOp};
 use super::shape::Layout;
+use super::simd::vectorized;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -239,6 +240,27 @@ fn lane_sum(row: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// `Σ x²` accumulated in f64, in eight independent lanes so the adds vectorise (one chain
+/// of dependent f64 adds runs about 8× slower; a step's gradient norm reads every
+/// gradient value).
+pub(crate) fn squared_norm(x: &[f32]) -> f64 {
+    vectorized(|| {
+        let mut lanes = [0.0f64; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f64 = chunks
+            .remainder()
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum();
+        for c in chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += f64::from(v) * f64::from(v);
+            }
+        }
+        lanes.iter().sum::<f64>() + tail
+    })
+}
+
 /// Index of the first maximum along the middle axis of `(outer, len, inner)`.
 pub(crate) fn argmax(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<i64> {
     let mut out = vec![0i64; outer * inner];
@@ -382,14 +404,20 @@ pub(crate) fn index_add_rows(dst: &mut [f32], dim: usize, idx: &[i64], rows: &[f
 pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
     let scale = 1.0 / (1.0 - p);
     let fill = |start: usize, out: &mut [f32]| {
-        for (k, o) in out.iter_mut().enumerate() {
-            let u = crate::rng::uniform_hash(seed, (start + k) as u64);
-            // Branch-free: a kept/dropped branch is a coin flip the predictor cannot learn.
-            *o = scale * f32::from(u8::from(u >= p));
-        }
+        // The hash's 64-bit multiplies are scalar on baseline x86-64; AVX-512 does eight
+        // at once (≈ 8× faster here).
+        vectorized(|| {
+            for (k, o) in out.iter_mut().enumerate() {
+                let u = crate::rng::uniform_hash(seed, (start + k) as u64);
+                // Branch-free: a kept/dropped branch is a coin flip the predictor cannot learn.
+                *o = scale * f32::from(u8::from(u >= p));
+            }
+        })
     };
     let mut out = vec![0.0f32; n];
-    const MASK_CHUNK: usize = 1 << 14;
+    // Vectorised, a training batch's mask (≈ 64k values) takes about 10 µs: handing it
+    // to other threads would cost more than that.
+    const MASK_CHUNK: usize = 1 << 18;
     if n >= 2 * MASK_CHUNK {
         out.par_chunks_mut(MASK_CHUNK)
             .enumerate()

@@ -17,6 +17,7 @@
 mod cpu;
 mod ops;
 mod shape;
+mod simd;
 pub(crate) mod storage;
 
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
@@ -379,10 +380,7 @@ impl Tensor {
     /// on the device by the caller (see `Trainer::grad_global_norm`).
     pub(crate) fn squared_norm(&self) -> Result<f64> {
         match &*self.storage() {
-            Storage::Cpu(c) => {
-                let v = c.f32("squared_norm")?;
-                Ok(v.iter().map(|&x| f64::from(x) * f64::from(x)).sum())
-            }
+            Storage::Cpu(c) => Ok(cpu::squared_norm(c.f32("squared_norm")?)),
             #[cfg(feature = "cuda")]
             Storage::Cuda(_) => Err(Error::DeviceMismatch {
                 op: "squared_norm",

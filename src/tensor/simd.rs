@@ -1,0 +1,64 @@
+//! Runtime choice of vector instructions for the CPU kernels' hot loops.
+//!
+//! Release builds target baseline x86-64 (SSE2), where a loop of 64-bit multiplies (the
+//! dropout hash) or of f64 sums (the gradient norm) stays scalar. [`vectorized`] runs a
+//! closure inside a function compiled for AVX-512 or AVX2 when the CPU has them, so the
+//! compiler can vectorise the loop the closure holds. The arithmetic is the same in every
+//! version (no fused multiply-add is introduced where the source has none: Rust never
+//! contracts `a * b + c`), so results are bit-identical on every machine.
+
+/// Runs `f` compiled for the widest vector extension the CPU supports.
+///
+/// `f` should be a plain loop over slices: it is inlined into a function with the target
+/// features enabled, and the compiler vectorises it there.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports every feature `avx512` is compiled with.
+            return unsafe { x86::avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { x86::avx2(f) };
+        }
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2")]
+    pub(super) unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vectorized;
+
+    #[test]
+    fn vectorized_loops_match_the_plain_ones_bit_for_bit() {
+        let x: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37) % 101) as f32 * 0.013 - 0.6)
+            .collect();
+        let plain: Vec<f32> = x.iter().map(|v| v * 1.7 + 0.25).collect();
+        let fast: Vec<f32> = vectorized(|| x.iter().map(|v| v * 1.7 + 0.25).collect());
+        assert_eq!(plain, fast);
+        let hash = |i: u64| crate::rng::uniform_hash(42, i);
+        let plain: Vec<f32> = (0..999).map(hash).collect();
+        let fast: Vec<f32> = vectorized(|| (0..999).map(hash).collect());
+        assert_eq!(plain, fast);
+    }
+}
