@@ -5,7 +5,7 @@ mod common;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
 use boson::nn::{Activation, Block, Dense, Embedding, Initializer, Sequential};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{Optimizer, Rule, Trainer};
 use boson::{rng, Device, Tensor};
 use common::rand_vec;
 
@@ -249,4 +249,186 @@ fn clip_global_norm_scales_the_step() {
     let w = net.weight.data().unwrap().to_vec_f32().unwrap();
     approx::assert_abs_diff_eq!(w[0], -0.6, epsilon = 1e-6);
     approx::assert_abs_diff_eq!(w[1], -0.8, epsilon = 1e-6);
+}
+
+/// The per-element update of each rule, written out from MXNet's operator docs, for the
+/// rule test below (`g` is the raw gradient; `rescale`, `clip` and `wd` as in Gluon).
+#[allow(clippy::too_many_arguments)]
+fn reference_update(
+    rule: &Rule,
+    lr: f32,
+    wd: f32,
+    rescale: f32,
+    clip: Option<f32>,
+    t: i32,
+    w: &mut f32,
+    s: &mut [f32; 3],
+    g: f32,
+) {
+    let mut g = rescale * g;
+    if let Some(c) = clip {
+        g = g.clamp(-c, c);
+    }
+    match *rule {
+        Rule::Sgd { momentum: 0.0, .. } => *w -= lr * (g + wd * *w),
+        Rule::Sgd {
+            momentum,
+            nesterov: false,
+        } => {
+            s[0] = momentum * s[0] - lr * (g + wd * *w);
+            *w += s[0];
+        }
+        Rule::Sgd { momentum, .. } => {
+            let g = g + wd * *w;
+            s[0] = momentum * s[0] + g;
+            *w -= lr * (g + momentum * s[0]);
+        }
+        Rule::Adam {
+            beta1,
+            beta2,
+            epsilon,
+            decoupled_wd,
+        } => {
+            let gw = if decoupled_wd { g } else { g + wd * *w };
+            s[0] = beta1 * s[0] + (1.0 - beta1) * gw;
+            s[1] = beta2 * s[1] + (1.0 - beta2) * gw * gw;
+            let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+            let decay = if decoupled_wd { lr * wd * *w } else { 0.0 };
+            *w -= lr_t * s[0] / (s[1].sqrt() + epsilon) + decay;
+        }
+        Rule::AdaGrad { epsilon } => {
+            s[0] += g * g;
+            *w -= lr * (g / (s[0] + epsilon).sqrt() + wd * *w);
+        }
+        Rule::RmsProp {
+            gamma1,
+            gamma2,
+            epsilon,
+            centered,
+        } => {
+            let g = g + wd * *w;
+            s[0] = (1.0 - gamma1) * g * g + gamma1 * s[0];
+            if centered {
+                s[1] = (1.0 - gamma1) * g + gamma1 * s[1];
+                s[2] = gamma2 * s[2] - lr * g / (s[0] - s[1] * s[1] + epsilon).sqrt();
+                *w += s[2];
+            } else {
+                *w -= lr * g / (s[0] + epsilon).sqrt();
+            }
+        }
+        Rule::Ftrl { lamda1, beta } => {
+            let n_old = s[1];
+            s[1] += g * g;
+            s[0] += g - (s[1].sqrt() - n_old.sqrt()) * *w / lr;
+            *w = if s[0].abs() > lamda1 {
+                (s[0].signum() * lamda1 - s[0]) / ((beta + s[1].sqrt()) / lr + wd)
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+#[test]
+fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
+    let centered = Optimizer {
+        rule: Rule::RmsProp {
+            gamma1: 0.9,
+            gamma2: 0.8,
+            epsilon: 1e-8,
+            centered: true,
+        },
+        ..Optimizer::rmsprop(0.01)
+    };
+    let optimizers = [
+        Optimizer::sgd(0.1).wd(0.05),
+        Optimizer::sgd(0.1)
+            .momentum(0.9)
+            .wd(0.05)
+            .clip_gradient(0.3),
+        Optimizer::nag(0.1, 0.9).wd(0.05),
+        Optimizer::adam(0.05).wd(0.05).clip_gradient(0.4),
+        Optimizer::adamw(0.05),
+        Optimizer::adagrad(0.1).wd(0.05),
+        Optimizer::rmsprop(0.01).wd(0.05),
+        centered,
+        Optimizer::ftrl(0.1).wd(0.05),
+    ];
+    let (rows, dim, batch) = (6, 40, 3);
+    let init = rand_vec(rows * dim, -1.0, 1.0, 11);
+    for opt in optimizers {
+        for sparse in [false, true] {
+            let name = format!("{opt:?} sparse={sparse}");
+            let emb = Embedding::with_options(rows, dim, sparse, boson::tensor::DType::F32);
+            emb.weight
+                .set_data(&Tensor::from_vec(init.clone(), &[rows, dim]).unwrap())
+                .unwrap();
+            let mut trainer = Trainer::new(emb.collect_params(), opt.clone());
+            let (mut w, mut st) = (init.clone(), vec![[0.0f32; 3]; rows * dim]);
+            // Row 1 appears twice (its gradient is the sum), rows 3 and 5 never.
+            let idx = [1i64, 4, 1, 0, 2];
+            for step in 0..3 {
+                let coef = rand_vec(idx.len() * dim, -2.0, 2.0, 50 + step);
+                let loss = autograd::record(|| {
+                    let x = emb.forward(&Tensor::from_vec_i64(idx.to_vec(), &[idx.len()])?)?;
+                    x.mul(&Tensor::from_vec(coef.clone(), &[idx.len(), dim])?)?
+                        .sum_all()
+                })
+                .unwrap();
+                loss.backward().unwrap();
+                trainer.step(batch).unwrap();
+                let mut g = vec![0.0f32; rows * dim];
+                for (k, &r) in idx.iter().enumerate() {
+                    for j in 0..dim {
+                        g[r as usize * dim + j] += coef[k * dim + j];
+                    }
+                }
+                for e in 0..rows * dim {
+                    // Lazy updates leave rows without a gradient (and their state) alone.
+                    let touched = idx.contains(&((e / dim) as i64));
+                    if sparse && !touched {
+                        continue;
+                    }
+                    let (lr, wd, clip) = (opt.lr, opt.wd, opt.clip_gradient);
+                    let t = step as i32 + 1;
+                    reference_update(
+                        &opt.rule,
+                        lr,
+                        wd,
+                        1.0 / batch as f32,
+                        clip,
+                        t,
+                        &mut w[e],
+                        &mut st[e],
+                        g[e],
+                    );
+                }
+                let got = emb.weight.data().unwrap().to_vec_f32().unwrap();
+                for (e, (a, b)) in got.iter().zip(&w).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{name}: step {step} element {e}: {a} vs reference {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_negative_clip_bound_is_an_error_not_a_panic() {
+    let emb = Embedding::new(3, 2);
+    emb.initialize(&Initializer::Normal(0.1), Device::Cpu)
+        .unwrap();
+    let mut tr = Trainer::new(
+        emb.collect_params(),
+        Optimizer::sgd(0.1).clip_gradient(-1.0),
+    );
+    let idx = Tensor::from_vec_i64(vec![0, 2], &[2]).unwrap();
+    let loss = autograd::record(|| emb.forward(&idx)?.sum_all()).unwrap();
+    loss.backward().unwrap();
+    let before = emb.weight.data().unwrap().to_vec_f32().unwrap();
+    let err = tr.step(2).unwrap_err().to_string();
+    assert!(err.contains("-1"), "{err}");
+    assert_eq!(emb.weight.data().unwrap().to_vec_f32().unwrap(), before);
 }

@@ -20,6 +20,8 @@ mod shape;
 mod simd;
 pub(crate) mod storage;
 
+pub(crate) use simd::vectorized;
+
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use shape::broadcast_shape;
 #[cfg(feature = "cuda")]
