@@ -153,15 +153,8 @@ pub(crate) fn apply(
             states.len()
         )));
     }
-    let clip = match a.clip {
-        None => f32::INFINITY,
-        Some(c) if c >= 0.0 => c,
-        Some(c) => {
-            return Err(Error::InvalidArgument(format!(
-                "clip_gradient must be a bound >= 0, got {c}"
-            )))
-        }
-    };
+    // `Trainer::step` has checked that a bound is >= 0.
+    let clip = a.clip.unwrap_or(f32::INFINITY);
     let (lr, wd, rescale) = (a.lr, a.wd, a.rescale);
     // The rescaled, clipped gradient element. Written as two selects (not `clamp`, whose
     // bounds assertion in the loop stops vectorisation); no bound is ±inf; NaN stays NaN.

@@ -105,6 +105,15 @@ impl Trainer {
                 "step(batch_size) needs batch_size > 0".into(),
             ));
         }
+        if let Some(c) = self
+            .optimizer
+            .clip_gradient
+            .filter(|c| c.is_nan() || *c < 0.0)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "clip_gradient must be a bound >= 0, got {c}"
+            )));
+        }
         let mut rescale = 1.0 / batch_size as f32;
         if let Some(max) = self.clip_global_norm {
             let norm = self.grad_global_norm()? * rescale;
