@@ -1,6 +1,7 @@
 //! Recommender (MFBlock) training throughput on the GPU: samples/s over full training
 //! steps (host→device upload of the batch, forward, backward, SGD-momentum step), with
-//! row-sparse embedding gradients. Prints one JSON line per vocabulary size.
+//! row-sparse embedding gradients. Prints one JSON line per vocabulary size; on the CPU
+//! the line also splits a step into forward, backward and optimizer time.
 //! Without a GPU it prints why and exits 0. Run by scripts/gpu-check.sh.
 
 #[path = "../tests/common/mf.rs"]
@@ -15,7 +16,9 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<f64> {
+/// Samples/s, and the mean µs per step of forward (with the batch upload), backward and
+/// the optimizer step (meaningful on the CPU only: GPU launches return before the work).
+fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<(f64, [f64; 3])> {
     let batch = 1024;
     let net = mf::mf(users, items, 64);
     rng::seed(1);
@@ -31,28 +34,37 @@ fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<f64> {
     let r: Vec<f32> = (0..n)
         .map(|k| 1.0 + (rng::uniform_hash(3, k as u64) * 4.0).round())
         .collect();
-    let step = |s: usize, tr: &mut Trainer| -> Result<f32> {
+    let step = |s: usize, tr: &mut Trainer, phases: &mut [f64; 3]| -> Result<()> {
+        let t0 = Instant::now();
         let o = (s % 64) * batch;
         let ub = Tensor::from_vec_i64(u[o..o + batch].to_vec(), &[batch])?.to_device(dev)?;
         let ib = Tensor::from_vec_i64(i[o..o + batch].to_vec(), &[batch])?.to_device(dev)?;
         let rb = Tensor::from_vec(r[o..o + batch].to_vec(), &[batch])?.to_device(dev)?;
         let loss =
             autograd::record(|| L2Loss::new().forward(&net.forward_many(&[ub, ib])?, &rb, None))?;
+        let t1 = Instant::now();
         loss.backward()?;
+        let t2 = Instant::now();
         tr.step(batch)?;
-        Ok(0.0)
+        for (p, d) in phases.iter_mut().zip([t1 - t0, t2 - t1, t2.elapsed()]) {
+            *p += d.as_secs_f64() * 1e6;
+        }
+        Ok(())
     };
+    let mut phases = [0.0; 3];
     for s in 0..20 {
-        step(s, &mut tr)?;
+        step(s, &mut tr, &mut phases)?;
     }
+    phases = [0.0; 3];
     // Reading a value back synchronises the device before the clock starts and stops.
     net.user.weight.data()?.slice_axis(0, 0, 1)?.to_vec_f32()?;
     let t = Instant::now();
     for s in 0..steps {
-        step(s, &mut tr)?;
+        step(s, &mut tr, &mut phases)?;
     }
     net.user.weight.data()?.slice_axis(0, 0, 1)?.to_vec_f32()?;
-    Ok((steps * batch) as f64 / t.elapsed().as_secs_f64())
+    let sps = (steps * batch) as f64 / t.elapsed().as_secs_f64();
+    Ok((sps, phases.map(|p| p / steps as f64)))
 }
 
 fn main() {
@@ -67,10 +79,22 @@ fn main() {
         return;
     }
     for (users, items) in [(20_000, 5_000), (150_000, 38_000)] {
-        match run(dev, users, items, if dev == Device::Cpu { 100 } else { 300 }) {
-            Ok(sps) => println!(
-                "{{\"harness\":\"boson\",\"device\":\"{dev}\",\"users\":{users},\"items\":{items},\"samples_per_sec\":{sps:.0}}}"
-            ),
+        match run(
+            dev,
+            users,
+            items,
+            if dev == Device::Cpu { 100 } else { 300 },
+        ) {
+            Ok((sps, [fwd, bwd, opt])) => {
+                let phases = if dev == Device::Cpu {
+                    format!(",\"step_us\":{{\"forward\":{fwd:.0},\"backward\":{bwd:.0},\"optimizer\":{opt:.0}}}")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{{\"harness\":\"boson\",\"device\":\"{dev}\",\"users\":{users},\"items\":{items},\"samples_per_sec\":{sps:.0}{phases}}}"
+                )
+            }
             Err(e) => println!("{{\"harness\":\"boson\",\"users\":{users},\"error\":\"{e}\"}}"),
         }
     }

@@ -5,7 +5,7 @@ set -u
 D=/work/scratch-anchors/rust-peers/data
 PY=/work/scratch-py/python
 B=/work/main/target/release/examples/recommender
-out=/work/scratch-final/runs.jsonl
+out=${OUT_JSONL:-/work/scratch-final/runs.jsonl}
 : > $out
 run() { # tag data cmd...
   local tag=$1 data=$2; shift 2
