@@ -48,17 +48,33 @@ mod x86 {
 mod tests {
     use super::vectorized;
 
-    #[test]
-    fn vectorized_loops_match_the_plain_ones_bit_for_bit() {
+    fn plain_loops() -> (Vec<f32>, Vec<f32>) {
         let x: Vec<f32> = (0..1003)
             .map(|i| ((i * 37) % 101) as f32 * 0.013 - 0.6)
             .collect();
-        let plain: Vec<f32> = x.iter().map(|v| v * 1.7 + 0.25).collect();
-        let fast: Vec<f32> = vectorized(|| x.iter().map(|v| v * 1.7 + 0.25).collect());
-        assert_eq!(plain, fast);
-        let hash = |i: u64| crate::rng::uniform_hash(42, i);
-        let plain: Vec<f32> = (0..999).map(hash).collect();
-        let fast: Vec<f32> = vectorized(|| (0..999).map(hash).collect());
-        assert_eq!(plain, fast);
+        let affine = x.iter().map(|v| v * 1.7 + 0.25).collect();
+        let hash = (0..999).map(|i| crate::rng::uniform_hash(42, i)).collect();
+        (affine, hash)
+    }
+
+    #[test]
+    fn every_vector_build_matches_the_plain_loop_bit_for_bit() {
+        let expected = plain_loops();
+        assert_eq!(vectorized(plain_loops), expected);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // Each build this CPU can run, not only the one `vectorized` picks.
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2.
+                assert_eq!(unsafe { super::x86::avx2(plain_loops) }, expected);
+            }
+            if std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                // SAFETY: the CPU supports the features `avx512` is compiled with.
+                assert_eq!(unsafe { super::x86::avx512(plain_loops) }, expected);
+            }
+        }
     }
 }
