@@ -128,6 +128,13 @@ pub(crate) fn apply(
             (0..n_rows).map(|r| (r, r)).collect()
         }
         Some(rows) => {
+            if g.len() != rows.len() * dim {
+                return Err(Error::ShapeMismatch {
+                    op: "row-sparse gradient values vs rows",
+                    lhs: vec![g.len()],
+                    rhs: vec![rows.len(), dim],
+                });
+            }
             let mut pairs = Vec::with_capacity(rows.len());
             for (src, &r) in rows.iter().enumerate() {
                 if r < 0 {
@@ -152,6 +159,13 @@ pub(crate) fn apply(
             rule.num_states(),
             states.len()
         )));
+    }
+    if let Some(bad) = states.iter().find(|s| s.len() != w.len()) {
+        return Err(Error::ShapeMismatch {
+            op: "optimizer state vs parameter",
+            lhs: vec![bad.len()],
+            rhs: vec![w.len()],
+        });
     }
     // `Trainer::step` has checked that a bound is >= 0.
     let clip = a.clip.unwrap_or(f32::INFINITY);
@@ -283,7 +297,8 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     /// Calls `f(weight row, [state rows; N], gradient row)` for every pair. The caller has
-    /// checked that `states` holds at least `N` tensors of `w`'s size.
+    /// checked the pairs against `w` and that `states` holds at least `N` tensors of `w`'s
+    /// size.
     #[inline(always)]
     fn each<const N: usize>(
         &self,
