@@ -86,3 +86,68 @@ extern "C" __global__ void adagrad_update_f32(i64 n, i64 dim, i64 rows, const i6
         w[e] = wv - lr * (gv / sqrtf(h + eps) + wd * wv);
     }
 }
+
+// The other rules, one kernel selected by `rule` (uniform across the grid, so no warp
+// diverges). Each line is the CPU's formula in src/optim/rule.rs; h0..h3 are the rule's
+// own hyper-parameters and s0..s2 its state tensors (null where the rule has fewer):
+//   0 NAG:              h0 momentum;                      s0 momentum
+//   1 AdamW:            lr = bias-corrected lr_t, wd = lr*wd (decoupled decay),
+//                       h0 beta1, h1 beta2, h2 eps;       s0 mean, s1 var
+//   2 RMSProp:          h0 gamma1, h2 eps;                s0 n
+//   3 RMSProp centered: h0 gamma1, h1 gamma2, h2 eps;     s0 n, s1 g, s2 delta
+//   4 FTRL:             h0 lamda1, h1 beta;               s0 z, s1 n
+extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, const i64* idx, float* w,
+                                           const float* g, float* s0, float* s1, float* s2, float lr,
+                                           float wd, float rescale, float clip, float h0, float h1,
+                                           float h2, float h3, i64* err) {
+    GRID_LOOP(t, n) {
+        i64 e = target_elem(t, dim, rows, idx, err);
+        if (e < 0) continue;
+        float wv = w[e];
+        float gv = clip_grad(rescale * g[t], clip);
+        switch (rule) {
+        case 0: {
+            float gw = gv + wd * wv;
+            float m = h0 * s0[e] + gw;
+            s0[e] = m;
+            w[e] = wv - lr * (gw + h0 * m);
+            break;
+        }
+        case 1: {
+            float m = h0 * s0[e] + (1.0f - h0) * gv;
+            float v = h1 * s1[e] + (1.0f - h1) * gv * gv;
+            s0[e] = m;
+            s1[e] = v;
+            w[e] = wv - (lr * m / (sqrtf(v) + h2) + wd * wv);
+            break;
+        }
+        case 2: {
+            float gw = gv + wd * wv;
+            float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
+            s0[e] = nv;
+            w[e] = wv - lr * gw / sqrtf(nv + h2);
+            break;
+        }
+        case 3: {
+            float gw = gv + wd * wv;
+            float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
+            float ga = (1.0f - h0) * gw + h0 * s1[e];
+            float d = h1 * s2[e] - lr * gw / sqrtf(nv - ga * ga + h2);
+            s0[e] = nv;
+            s1[e] = ga;
+            s2[e] = d;
+            w[e] = wv + d;
+            break;
+        }
+        case 4: {
+            float nv = s1[e];
+            float z = s0[e] + gv - (sqrtf(nv + gv * gv) - sqrtf(nv)) * wv / lr;
+            nv += gv * gv;
+            s0[e] = z;
+            s1[e] = nv;
+            w[e] = fabsf(z) > h0 ? (copysignf(h0, z) - z) / ((h1 + sqrtf(nv)) / lr + wd) : 0.0f;
+            break;
+        }
+        }
+    }
+}

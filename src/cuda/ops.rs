@@ -1295,6 +1295,106 @@ pub fn adagrad_update(
     check_error_cell(dev, err, "adagrad row", rows as usize)
 }
 
+/// The rules that run through the general `rule_update_f32` kernel (codes as in
+/// `kernels/optim.cu`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleKernel {
+    /// Nesterov momentum (MXNet `nag`); one state (momentum).
+    Nag,
+    /// Adam with decoupled weight decay; two states (mean, var).
+    AdamW,
+    /// RMSProp; one state (n).
+    RmsProp,
+    /// Graves' centered RMSProp (MXNet `rmspropalex`); three states (n, g, delta).
+    RmsPropCentered,
+    /// FTRL-proximal; two states (z, n).
+    Ftrl,
+}
+
+impl RuleKernel {
+    fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// How many state tensors the rule keeps.
+    pub fn num_states(self) -> usize {
+        match self {
+            RuleKernel::Nag | RuleKernel::RmsProp => 1,
+            RuleKernel::AdamW | RuleKernel::Ftrl => 2,
+            RuleKernel::RmsPropCentered => 3,
+        }
+    }
+}
+
+/// Hyper-parameters of a [`RuleKernel`] update. `lr` and `wd` are as the rule uses them
+/// (AdamW: the bias-corrected `lr_t` and the decay coefficient `lr * wd`); `hyper` holds
+/// the rule's own values in the order `kernels/optim.cu` lists. `clip_gradient < 0`: no
+/// clip.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleParams {
+    pub lr: f32,
+    pub wd: f32,
+    pub rescale_grad: f32,
+    pub clip_gradient: f32,
+    pub hyper: [f32; 4],
+}
+
+/// NAG, AdamW, RMSProp (plain or centered) or FTRL on `w` (`[rows, dim]`) with the
+/// rule's `states` (each the weight's shape). Rows as in [`sgd_update`].
+#[allow(clippy::too_many_arguments)]
+pub fn rule_update(
+    dev: &CudaDevice,
+    rule: RuleKernel,
+    w: &mut CudaSlice<f32>,
+    dim: usize,
+    grad: &CudaSlice<f32>,
+    idx: Option<&CudaSlice<i64>>,
+    states: Vec<&mut CudaSlice<f32>>,
+    p: &RuleParams,
+) -> Result<()> {
+    let (n, d, rows) = update_setup(w.len(), dim, grad.len(), idx)?;
+    if states.len() != rule.num_states() {
+        return Err(invalid(format!(
+            "{rule:?} needs {} state buffers, got {}",
+            rule.num_states(),
+            states.len()
+        )));
+    }
+    for s in &states {
+        check_len("optimizer state", s.len(), w.len())?;
+    }
+    let err = error_cell(dev)?;
+    if n > 0 {
+        let null = 0u64; // a null device pointer for absent idx / states
+        let f = func(dev, "optim.cu", "rule_update_f32")?;
+        let mut l = dev.stream().launch_builder(&f);
+        let code = rule.code();
+        l.arg(&code).arg(&n).arg(&d).arg(&rows);
+        match idx {
+            Some(i) => l.arg(i),
+            None => l.arg(&null),
+        };
+        l.arg(&mut *w).arg(grad);
+        let mut states = states.into_iter();
+        for _ in 0..3 {
+            match states.next() {
+                Some(s) => l.arg(s),
+                None => l.arg(&null),
+            };
+        }
+        l.arg(&p.lr)
+            .arg(&p.wd)
+            .arg(&p.rescale_grad)
+            .arg(&p.clip_gradient);
+        for h in &p.hyper {
+            l.arg(h);
+        }
+        l.arg(&err);
+        launch(l, cfg_for(n as u64), "rule_update_f32")?;
+    }
+    check_error_cell(dev, err, "optimizer row", rows as usize)
+}
+
 // ------------------------------------------------------------------ matmul
 
 /// Shape of a (batched) row-major matmul: `C[b] = op(A[b]) · op(B[b])` with `C[b]`

@@ -499,6 +499,13 @@ impl CudaStorage {
             None => None,
         };
         let clip = a.clip.unwrap_or(-1.0);
+        let general = |lr: f32, wd: f32, hyper: [f32; 4]| ops::RuleParams {
+            lr,
+            wd,
+            rescale_grad: a.rescale,
+            clip_gradient: clip,
+            hyper,
+        };
         let dev = w.dev.clone();
         let wv = w.f32_mut("optimizer update")?;
         let mut st: Vec<&mut CudaSlice<f32>> = Vec::with_capacity(states.len());
@@ -515,10 +522,8 @@ impl CudaStorage {
             }
         }
         match *rule {
-            Rule::Sgd {
-                momentum,
-                nesterov: false,
-            } => {
+            // Nesterov with no momentum is plain SGD (as on the CPU).
+            Rule::Sgd { momentum, nesterov } if !nesterov || momentum == 0.0 => {
                 let p = ops::SgdParams {
                     lr: a.lr,
                     momentum,
@@ -567,11 +572,38 @@ impl CudaStorage {
                     )),
                 }
             }
-            ref other => Err(Error::Cuda(format!(
-                "the {} optimizer has no CUDA kernel yet; use sgd (with momentum), adam or \
-                 adagrad on the GPU, or train on the CPU",
-                other.name()
-            ))),
+            Rule::Sgd { momentum, .. } => {
+                let p = general(a.lr, a.wd, [momentum, 0.0, 0.0, 0.0]);
+                ops::rule_update(&dev, ops::RuleKernel::Nag, wv, dim, g, idx, st, &p)
+            }
+            Rule::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                decoupled_wd: true,
+            } => {
+                let lr_t = ops::adam_lr_t(a.lr, beta1, beta2, a.t);
+                let p = general(lr_t, a.lr * a.wd, [beta1, beta2, epsilon, 0.0]);
+                ops::rule_update(&dev, ops::RuleKernel::AdamW, wv, dim, g, idx, st, &p)
+            }
+            Rule::RmsProp {
+                gamma1,
+                gamma2,
+                epsilon,
+                centered,
+            } => {
+                let p = general(a.lr, a.wd, [gamma1, gamma2, epsilon, 0.0]);
+                let kind = if centered {
+                    ops::RuleKernel::RmsPropCentered
+                } else {
+                    ops::RuleKernel::RmsProp
+                };
+                ops::rule_update(&dev, kind, wv, dim, g, idx, st, &p)
+            }
+            Rule::Ftrl { lamda1, beta } => {
+                let p = general(a.lr, a.wd, [lamda1, beta, 0.0, 0.0]);
+                ops::rule_update(&dev, ops::RuleKernel::Ftrl, wv, dim, g, idx, st, &p)
+            }
         }
     }
 }
