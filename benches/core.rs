@@ -1,4 +1,4 @@
-//! Core benchmarks: a 1024×64·64×64 matrix product, and one embedding training step
+//! Core benchmarks: matrix products (1024×64·64×64 and 1024³), and one embedding training step
 //! (forward + backward + SGD-momentum step, batch 1024, dim 64) for tables of 1e4, 1e6
 //! and 1e7 rows. With row-sparse gradients the step must not grow with the table.
 
@@ -11,19 +11,25 @@ use std::hint::black_box;
 use std::time::Duration;
 
 fn matmul(c: &mut Criterion) {
-    let a = Tensor::from_vec(
-        (0..1024 * 64).map(|i| rng::uniform_hash(1, i)).collect(),
-        &[1024, 64],
-    )
-    .unwrap();
-    let b = Tensor::from_vec(
-        (0..64 * 64).map(|i| rng::uniform_hash(2, i)).collect(),
-        &[64, 64],
-    )
-    .unwrap();
-    c.bench_function("matmul 1024x64x64", |bench| {
-        bench.iter(|| black_box(a.matmul(&b).unwrap()))
-    });
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(20);
+    // The recommender's Dense layer (one thread) and a large product (split over rayon).
+    for (m, k, n) in [(1024, 64, 64), (1024, 1024, 1024)] {
+        let a = Tensor::from_vec(
+            (0..m * k).map(|i| rng::uniform_hash(1, i as u64)).collect(),
+            &[m, k],
+        )
+        .unwrap();
+        let b = Tensor::from_vec(
+            (0..k * n).map(|i| rng::uniform_hash(2, i as u64)).collect(),
+            &[k, n],
+        )
+        .unwrap();
+        group.bench_function(format!("{m}x{k}x{n}"), |bench| {
+            bench.iter(|| black_box(a.matmul(&b).unwrap()))
+        });
+    }
+    group.finish();
 }
 
 fn embedding_step(c: &mut Criterion) {

@@ -291,7 +291,7 @@ pub(crate) fn matmul(
     trans_a: bool,
     trans_b: bool,
 ) -> Vec<f32> {
-    use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
+    use ndarray::{ArrayView2, ArrayViewMut2};
     let mut out = vec![0.0f32; batch * m * n];
     fn view(
         x: &[f32],
@@ -307,12 +307,12 @@ pub(crate) fn matmul(
     }
     let one = |a: &[f32], b: &[f32], c: &mut [f32]| {
         // Shapes were checked by the caller, so these views cannot fail.
-        if let (Ok(av), Ok(bv), Ok(mut cv)) = (
+        if let (Ok(av), Ok(bv), Ok(cv)) = (
             view(a, m, k, trans_a),
             view(b, k, n, trans_b),
             ArrayViewMut2::from_shape((m, n), c),
         ) {
-            general_mat_mul(1.0, &av, &bv, 0.0, &mut cv);
+            split_gemm(av, bv, cv);
         }
     };
     let (sa, sb) = (m * k, k * n);
@@ -326,6 +326,56 @@ pub(crate) fn matmul(
         }
     }
     out
+}
+
+/// Multiply-adds from which a product is shared out over rayon (≈ 80 µs of one core):
+/// a hand-off to other threads costs tens of µs on a busy machine, so smaller products,
+/// such as a 1024×64×64 Dense layer, stay on the calling thread.
+const GEMM_PAR_MIN: usize = 1 << 23;
+
+/// `c = a·b`, shared out over rayon when it is large: one block of rows (or columns) of
+/// `c` per thread, which leaves each output element's sum exactly as on one thread. When
+/// the output is too small for that (a weight gradient, `out × batch` times `batch × in`)
+/// the inner dimension is halved instead and the partial products summed; those splits
+/// depend only on the shapes, so results never depend on the number of threads.
+fn split_gemm(
+    a: ndarray::ArrayView2<'_, f32>,
+    b: ndarray::ArrayView2<'_, f32>,
+    mut c: ndarray::ArrayViewMut2<'_, f32>,
+) {
+    use ndarray::{s, Array2, Axis};
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let threads = rayon::current_num_threads();
+    // Blocks of whole 8-row (or 8-column) panels, the kernel's tile height.
+    let block = |len: usize| len.div_ceil(threads).next_multiple_of(8);
+    if m * n * k < GEMM_PAR_MIN {
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    } else if m.max(n) < 64 && k >= 512 {
+        // Decided by the shapes alone: this split changes the rounding.
+        let h = k / 2;
+        let mut rest = Array2::<f32>::zeros((m, n));
+        rayon::join(
+            || split_gemm(a.slice(s![.., ..h]), b.slice(s![..h, ..]), c.view_mut()),
+            || split_gemm(a.slice(s![.., h..]), b.slice(s![h.., ..]), rest.view_mut()),
+        );
+        c += &rest;
+    } else if threads > 1 && m >= n {
+        let rows = block(m);
+        let cs: Vec<_> = c.axis_chunks_iter_mut(Axis(0), rows).collect();
+        let as_: Vec<_> = a.axis_chunks_iter(Axis(0), rows).collect();
+        cs.into_par_iter()
+            .zip(as_)
+            .for_each(|(mut c, a)| ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    } else if threads > 1 {
+        let cols = block(n);
+        let cs: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
+        let bs: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
+        cs.into_par_iter()
+            .zip(bs)
+            .for_each(|(mut c, b)| ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    } else {
+        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    }
 }
 
 /// Checks every index against `size`, naming the first bad one.
@@ -426,4 +476,51 @@ pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
         fill(0, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matmul;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        (0..n)
+            .map(|i| crate::rng::uniform_hash(seed, i as u64) - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn large_products_split_over_threads_are_right_and_thread_count_independent() {
+        // A row split (tall output), a column split (wide), and an inner-dimension split
+        // (small output, long inner dimension); each above the parallel threshold, with
+        // every transpose combination.
+        for (m, k, n) in [(300, 200, 160), (100, 300, 400), (40, 6000, 40)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };
+                let bt = |p: usize, j: usize| if tb { b[j * k + p] } else { b[p * n + j] };
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    pool.install(|| matmul(&a, &b, (1, m, k, n), ta, tb))
+                };
+                let (one, three) = (run(1), run(3));
+                assert_eq!(
+                    one, three,
+                    "{m}x{k}x{n} ta={ta} tb={tb}: thread count changed it"
+                );
+                for (i, j) in [(0, 0), (m - 1, n - 1), (m / 2, n / 3), (7, n - 2)] {
+                    let want: f64 = (0..k)
+                        .map(|p| f64::from(at(i, p)) * f64::from(bt(p, j)))
+                        .sum();
+                    let got = f64::from(one[i * n + j]);
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{m}x{k}x{n} ta={ta} tb={tb} ({i},{j}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
 }
