@@ -9,7 +9,7 @@ mod mf;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
 use boson::nn::{Block, Embedding, Initializer};
-use boson::optim::{Optimizer, Rule, Trainer};
+use boson::optim::{Optimizer, Trainer};
 use boson::tensor::DType;
 use boson::{Device, Result, Tensor};
 use common::{rand_tensor, rand_vec};
@@ -308,15 +308,6 @@ fn optimizer_steps_match_cpu() {
     let Some(dev) = gpu("optimizer_steps_match_cpu") else {
         return;
     };
-    let centered = Optimizer {
-        rule: Rule::RmsProp {
-            gamma1: 0.9,
-            gamma2: 0.8,
-            epsilon: 1e-8,
-            centered: true,
-        },
-        ..Optimizer::rmsprop(0.01)
-    };
     let optimizers = [
         Optimizer::sgd(0.1).momentum(0.9),
         Optimizer::sgd(0.1).wd(0.01).clip_gradient(0.002),
@@ -325,7 +316,7 @@ fn optimizer_steps_match_cpu() {
         Optimizer::adamw(0.01),
         Optimizer::adagrad(0.1),
         Optimizer::rmsprop(0.01).wd(0.01),
-        centered,
+        Optimizer::rmsprop(0.01).centered(true),
         Optimizer::ftrl(0.1),
     ];
     for (opt, sparse) in optimizers

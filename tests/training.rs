@@ -331,15 +331,6 @@ fn reference_update(
 
 #[test]
 fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
-    let centered = Optimizer {
-        rule: Rule::RmsProp {
-            gamma1: 0.9,
-            gamma2: 0.8,
-            epsilon: 1e-8,
-            centered: true,
-        },
-        ..Optimizer::rmsprop(0.01)
-    };
     let optimizers = [
         Optimizer::sgd(0.1).wd(0.05),
         Optimizer::sgd(0.1)
@@ -351,7 +342,7 @@ fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
         Optimizer::adamw(0.05),
         Optimizer::adagrad(0.1).wd(0.05),
         Optimizer::rmsprop(0.01).wd(0.05),
-        centered,
+        Optimizer::rmsprop(0.01).centered(true),
         Optimizer::ftrl(0.1).wd(0.05),
     ];
     let (rows, dim, batch) = (6, 40, 3);

@@ -128,6 +128,15 @@ impl Optimizer {
         self
     }
 
+    /// Makes RMSProp the centered variant (Graves' `rmspropalex`, MXNet's
+    /// `centered=True`; ignored by other rules).
+    pub fn centered(mut self, on: bool) -> Self {
+        if let Rule::RmsProp { centered, .. } = &mut self.rule {
+            *centered = on;
+        }
+        self
+    }
+
     /// Sets weight decay.
     pub fn wd(mut self, wd: f32) -> Self {
         self.wd = wd;
