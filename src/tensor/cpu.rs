@@ -3,6 +3,7 @@
 //! These are the reference implementations every CUDA kernel is tested against.
 
 use super::ops::{BinaryOp, ReduceOp, UnaryOp};
+use super::pool;
 use super::shape::Layout;
 use super::simd::vectorized;
 use crate::error::{Error, Result};
@@ -14,15 +15,15 @@ const PAR_MIN: usize = 1 << 18;
 const CHUNK: usize = 1 << 15;
 
 pub(crate) fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Vec<f32> {
+    let mut out = pool::scratch(x.len());
     if x.len() >= PAR_MIN {
-        let mut out = vec![0.0; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = f(v)));
-        out
     } else {
-        x.iter().map(|&v| f(v)).collect()
+        out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     }
+    out
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -122,20 +123,22 @@ fn binary_with<F: Fn(f32, f32) -> f32 + Sync>(
     lb: &Layout,
 ) -> Vec<f32> {
     let n = la.elem_count();
+    let mut out = pool::scratch(n);
     if la.is_contiguous() && lb.is_contiguous() && la.offset == 0 && lb.offset == 0 {
         if n >= PAR_MIN {
-            let mut out = vec![0.0; n];
             out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
                 let s = c * CHUNK;
                 for (j, o) in o.iter_mut().enumerate() {
                     *o = f(a[s + j], b[s + j]);
                 }
             });
-            return out;
+        } else {
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
+            }
         }
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+        return out;
     }
-    let mut out = vec![0.0; n];
     let last = la.shape.last().copied().unwrap_or(1);
     let (sa, sb) = (
         la.strides.last().copied().unwrap_or(0),
@@ -171,13 +174,14 @@ fn binary_with<F: Fn(f32, f32) -> f32 + Sync>(
     out
 }
 
-/// Materialises a strided view of `src` as a contiguous vector.
-pub(crate) fn strided_copy<T: Copy + Default>(src: &[T], l: &Layout) -> Vec<T> {
+/// Materialises a strided view of `src` into `out` (`l`'s element count long; every
+/// element is written).
+pub(crate) fn strided_copy<T: Copy>(src: &[T], l: &Layout, mut out: Vec<T>) -> Vec<T> {
     let n = l.elem_count();
     if l.is_contiguous() {
-        return src[l.offset..l.offset + n].to_vec();
+        out.copy_from_slice(&src[l.offset..l.offset + n]);
+        return out;
     }
-    let mut out = vec![T::default(); n];
     let last = l.shape.last().copied().unwrap_or(1);
     let s = l.strides.last().copied().unwrap_or(0);
     for_each_row2(l, l, |row, o, _| {
@@ -200,7 +204,7 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], outer: usize, len: usize, inner: u
         // eight independent lanes so the adds vectorise instead of forming one chain.
         return x.chunks_exact(len).map(lane_sum).collect();
     }
-    let mut out = vec![0.0f32; outer * inner];
+    let mut out = pool::filled(outer * inner, 0.0);
     for o in 0..outer {
         let dst = &mut out[o * inner..(o + 1) * inner];
         let base = o * len * inner;
@@ -292,7 +296,8 @@ pub(crate) fn matmul(
     trans_b: bool,
 ) -> Vec<f32> {
     use ndarray::{ArrayView2, ArrayViewMut2};
-    let mut out = vec![0.0f32; batch * m * n];
+    // Every element is written: the products run with beta = 0, which never reads C.
+    let mut out = pool::scratch(batch * m * n);
     fn view(
         x: &[f32],
         rows: usize,
@@ -397,7 +402,7 @@ pub(crate) fn gather_rows<T: Copy + Sync>(
     idx: &[i64],
     widen: impl Fn(T) -> f32 + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; idx.len() * dim];
+    let mut out = pool::scratch(idx.len() * dim);
     let row = |(o, &i): (&mut [f32], &i64)| {
         let src = &table[i as usize * dim..(i as usize + 1) * dim];
         o.iter_mut().zip(src).for_each(|(o, &s)| *o = widen(s));
@@ -417,7 +422,7 @@ pub(crate) fn coalesce_rows(idx: &[i64], rows: &[f32], dim: usize) -> (Vec<i64>,
     // Stable sort: equal indices keep position order, so the sum is deterministic.
     order.sort_by_key(|&p| idx[p as usize]);
     let mut uniq = Vec::with_capacity(idx.len());
-    let mut summed: Vec<f32> = Vec::with_capacity(idx.len() * dim);
+    let mut summed = pool::with_capacity(idx.len() * dim);
     for &p in &order {
         let p = p as usize;
         let src = &rows[p * dim..(p + 1) * dim];
@@ -464,7 +469,7 @@ pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
             }
         })
     };
-    let mut out = vec![0.0f32; n];
+    let mut out = pool::scratch(n);
     // Vectorised, a training batch's mask (≈ 64k values) takes about 10 µs: handing it
     // to other threads would cost more than that.
     const MASK_CHUNK: usize = 1 << 18;

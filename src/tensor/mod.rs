@@ -16,10 +16,12 @@
 
 mod cpu;
 mod ops;
+mod pool;
 mod shape;
 mod simd;
 pub(crate) mod storage;
 
+pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::vectorized;
 
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};

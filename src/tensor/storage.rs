@@ -6,6 +6,7 @@
 
 use super::cpu;
 use super::ops::{BinaryOp, ReduceOp, UnaryOp};
+use super::pool;
 use super::shape::Layout;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -49,6 +50,15 @@ pub(crate) enum CpuStorage {
     I64(Vec<i64>),
     F16(Vec<f16>),
     BF16(Vec<bf16>),
+}
+
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        // The next op output of the same length reuses the memory (see `pool`).
+        if let CpuStorage::F32(v) = self {
+            super::pool::recycle(std::mem::take(v));
+        }
+    }
 }
 
 /// Values on one device.
@@ -105,13 +115,27 @@ impl CpuStorage {
         }
     }
 
-    fn to_dtype(&self, dtype: DType) -> Result<CpuStorage> {
-        let as_f32: Vec<f32> = match self {
+    /// A copy of the values as f32.
+    fn to_f32_vec(&self) -> Vec<f32> {
+        match self {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::I64(v) => v.iter().map(|&x| x as f32).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
-        };
+        }
+    }
+
+    /// The values as f32, moved out when they already are f32.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn into_f32_vec(mut self) -> Vec<f32> {
+        match &mut self {
+            CpuStorage::F32(v) => std::mem::take(v),
+            other => other.to_f32_vec(),
+        }
+    }
+
+    fn to_dtype(&self, dtype: DType) -> Result<CpuStorage> {
+        let as_f32 = self.to_f32_vec();
         Ok(match dtype {
             DType::F32 => CpuStorage::F32(as_f32),
             DType::F16 => CpuStorage::F16(as_f32.iter().map(|&x| f16::from_f32(x)).collect()),
@@ -149,7 +173,7 @@ impl Storage {
 
     pub fn full(value: f32, n: usize, device: Device) -> Result<Storage> {
         match device {
-            Device::Cpu => Ok(Storage::Cpu(CpuStorage::F32(vec![value; n]))),
+            Device::Cpu => Ok(Storage::Cpu(CpuStorage::F32(pool::filled(n, value)))),
             #[cfg(feature = "cuda")]
             Device::Cuda(o) => Ok(Storage::Cuda(crate::cuda::CudaStorage::full(o, value, n)?)),
             #[cfg(not(feature = "cuda"))]
@@ -159,12 +183,9 @@ impl Storage {
 
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         match self {
-            Storage::Cpu(c) => match c.to_dtype(DType::F32)? {
-                CpuStorage::F32(v) => Ok(v),
-                _ => unreachable!("to_dtype(F32) returns F32"),
-            },
+            Storage::Cpu(c) => Ok(c.to_f32_vec()),
             #[cfg(feature = "cuda")]
-            Storage::Cuda(c) => Storage::Cpu(c.to_cpu()?).to_vec_f32(),
+            Storage::Cuda(c) => Ok(c.to_cpu()?.into_f32_vec()),
         }
     }
 
@@ -298,10 +319,16 @@ impl Storage {
     pub fn strided_copy(&self, layout: &Layout) -> Result<Storage> {
         match self {
             Storage::Cpu(CpuStorage::F32(v)) => {
-                Ok(Storage::Cpu(CpuStorage::F32(cpu::strided_copy(v, layout))))
+                let out = pool::scratch(layout.elem_count());
+                Ok(Storage::Cpu(CpuStorage::F32(cpu::strided_copy(
+                    v, layout, out,
+                ))))
             }
             Storage::Cpu(CpuStorage::I64(v)) => {
-                Ok(Storage::Cpu(CpuStorage::I64(cpu::strided_copy(v, layout))))
+                let out = vec![0; layout.elem_count()];
+                Ok(Storage::Cpu(CpuStorage::I64(cpu::strided_copy(
+                    v, layout, out,
+                ))))
             }
             Storage::Cpu(o) => Err(dtype_err("strided_copy", "f32 or i64", o.dtype())),
             #[cfg(feature = "cuda")]
@@ -320,7 +347,8 @@ impl Storage {
         match parts[0] {
             Storage::Cpu(_) => {
                 let total: usize = widths.iter().sum();
-                let mut out = vec![0.0f32; outer * total];
+                // Every column block of every row is copied below.
+                let mut out = pool::scratch(outer * total);
                 let mut col = 0;
                 for (p, &w) in parts.iter().zip(widths) {
                     let src = match p {
@@ -440,7 +468,7 @@ impl Storage {
             Storage::Cpu(c) => {
                 let labels = c.i64("one_hot")?;
                 cpu::check_indices(labels, classes, "class labels")?;
-                let mut out = vec![0.0f32; labels.len() * classes];
+                let mut out = pool::filled(labels.len() * classes, 0.0);
                 for (r, &l) in labels.iter().enumerate() {
                     out[r * classes + l as usize] = 1.0;
                 }
