@@ -24,9 +24,8 @@ mod train;
 
 use clap::Parser;
 
-// Every tensor op allocates its output; glibc's allocator maps and unmaps buffers of this
-// size (256 KB at batch 1024 × 64) from the kernel again and again, which cost about 40% of
-// a CPU training step. mimalloc keeps them.
+// boson reuses op output buffers itself; mimalloc is still ≈ 5% faster than glibc for the
+// rest of a CPU training step's allocations.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
