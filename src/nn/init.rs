@@ -70,12 +70,13 @@ impl Initializer {
     pub fn generate(&self, shape: &[usize], seed: u64) -> Result<Vec<f32>> {
         let n: usize = shape.iter().product();
         let mut rng = StdRng::seed_from_u64(seed);
-        Ok(match *self {
-            Initializer::Zero => vec![0.0; n],
-            Initializer::One => vec![1.0; n],
-            Initializer::Constant(v) => vec![v; n],
-            Initializer::Uniform(s) => (0..n).map(|_| rng.random_range(-s..=s)).collect(),
-            Initializer::Normal(sigma) => (0..n).map(|_| sigma * std_normal(&mut rng)).collect(),
+        let mut out = crate::tensor::pool::for_parameter(n);
+        match *self {
+            Initializer::Zero => out.resize(n, 0.0),
+            Initializer::One => out.resize(n, 1.0),
+            Initializer::Constant(v) => out.resize(n, v),
+            Initializer::Uniform(s) => out.extend((0..n).map(|_| rng.random_range(-s..=s))),
+            Initializer::Normal(sigma) => out.extend((0..n).map(|_| sigma * std_normal(&mut rng))),
             Initializer::Xavier {
                 rnd_type,
                 factor_type,
@@ -95,11 +96,14 @@ impl Initializer {
                 };
                 let scale = (magnitude / factor).sqrt();
                 match rnd_type {
-                    RndType::Uniform => (0..n).map(|_| rng.random_range(-scale..=scale)).collect(),
-                    RndType::Gaussian => (0..n).map(|_| scale * std_normal(&mut rng)).collect(),
+                    RndType::Uniform => {
+                        out.extend((0..n).map(|_| rng.random_range(-scale..=scale)))
+                    }
+                    RndType::Gaussian => out.extend((0..n).map(|_| scale * std_normal(&mut rng))),
                 }
             }
-        })
+        }
+        Ok(out)
     }
 }
 

@@ -16,7 +16,7 @@
 
 mod cpu;
 mod ops;
-mod pool;
+pub(crate) mod pool;
 mod shape;
 mod simd;
 pub(crate) mod storage;
@@ -186,7 +186,7 @@ impl Tensor {
             return Self::zeros(shape, device);
         }
         let n: usize = shape.iter().product();
-        let mut v: Vec<f32> = Vec::with_capacity(n);
+        let mut v = pool::for_parameter(n);
         v.resize(n, 0.0);
         Self::from_vec(v, shape)
     }
