@@ -128,12 +128,14 @@ pub fn load_tensors(path: &Path) -> Result<(Vec<(String, Tensor)>, Metadata)> {
         let shape = view.shape().to_vec();
         let data = view.data();
         let t = match view.dtype() {
-            Dtype::F32 => Tensor::from_vec(
-                data.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                &shape,
-            )?,
+            Dtype::F32 => {
+                let mut v = crate::tensor::pool::for_parameter(data.len() / 4);
+                v.extend(
+                    data.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                Tensor::from_vec(v, &shape)?
+            }
             Dtype::I64 => Tensor::from_vec_i64(
                 data.chunks_exact(8)
                     .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
