@@ -3,7 +3,7 @@
 //! `lazy_update=True`: rows absent from the gradient keep their values and state).
 
 use crate::error::{Error, Result};
-use crate::tensor::vectorized;
+use crate::tensor::{prefetch, vectorized};
 
 /// An optimizer's update rule and its hyperparameters (learning rate and weight decay
 /// live in [`StepArgs`]).
@@ -330,19 +330,3 @@ impl Rows<'_> {
 
 /// How many rows ahead of the update the rows' cache lines are requested.
 const PREFETCH_AHEAD: usize = 8;
-
-/// Asks the CPU to bring `x`'s cache lines closer (a hint: no effect on results).
-#[inline(always)]
-fn prefetch(x: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in x.chunks(16) {
-        // SAFETY: prefetching is a hint and never faults; the pointer is in bounds.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}

@@ -5,7 +5,7 @@
 use super::ops::{BinaryOp, ReduceOp, UnaryOp};
 use super::pool;
 use super::shape::Layout;
-use super::simd::vectorized;
+use super::simd::{prefetch, vectorized};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -410,7 +410,13 @@ pub(crate) fn gather_rows<T: Copy + Sync>(
     if out.len() >= PAR_MIN && dim > 0 {
         out.par_chunks_mut(dim).zip(idx.par_iter()).for_each(row);
     } else if dim > 0 {
-        out.chunks_mut(dim).zip(idx.iter()).for_each(row);
+        for (k, pair) in out.chunks_mut(dim).zip(idx.iter()).enumerate() {
+            // Rows of a large table are scattered: request a few ahead (see the optimizer).
+            if let Some(&ahead) = idx.get(k + 8) {
+                prefetch(&table[ahead as usize * dim..(ahead as usize + 1) * dim]);
+            }
+            row(pair);
+        }
     }
     out
 }
