@@ -616,3 +616,32 @@ fn recommender_batches_and_evaluate() {
     assert_eq!(name, "validation rmse");
     assert!(rmse.is_finite());
 }
+
+#[test]
+fn early_stopping_resumes_with_its_patience_count() {
+    let _g = lock();
+    // lr 0: the metric is the same every epoch, so patience 3 stops at epoch 3.
+    let fit = |until: FitUntil, ck: &mut CheckpointHandler| {
+        let log = LogCapture::new();
+        let mut est = estimator(linear(), 0.0, &log);
+        let train = loader(8, 4, false);
+        let mut es = EarlyStoppingHandler::new("training rmse").patience(3);
+        est.fit(&train, None, until, &mut [&mut es, ck]).unwrap();
+        (es.stopped_epoch(), est.progress().epochs_done)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let full = fit(
+        FitUntil::Epochs(20),
+        &mut CheckpointHandler::new(dir.path()),
+    );
+    assert_eq!(full, (Some(3), 4));
+
+    // Interrupted after two epochs (best seen once, one epoch without improvement), then
+    // resumed: it must stop at the same epoch, not three epochs after the resume.
+    let dir = tempfile::tempdir().unwrap();
+    fit(FitUntil::Epochs(2), &mut CheckpointHandler::new(dir.path()));
+    let json = std::fs::read_to_string(dir.path().join("model-epoch2batch4.json")).unwrap();
+    assert!(json.contains("early stopping on training rmse"), "{json}");
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    assert_eq!(fit(FitUntil::Epochs(20), &mut ck), full);
+}

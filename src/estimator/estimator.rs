@@ -13,6 +13,7 @@ use crate::loss::Loss;
 use crate::metric::{self, Metric};
 use crate::nn::{Block, Initializer};
 use crate::optim::{Optimizer, Trainer};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -84,6 +85,10 @@ pub struct Estimator {
     until: Option<FitUntil>,
     progress: Progress,
     has_validation: bool,
+    /// Each handler's [`EventHandler::state`] after its latest event, by key.
+    handler_states: BTreeMap<String, serde_json::Value>,
+    /// States a resuming checkpoint read, put back once every handler has begun.
+    restored_states: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// Builds an [`Estimator`]; start with [`Estimator::builder`].
@@ -233,6 +238,8 @@ impl EstimatorBuilder {
             until: None,
             progress: Progress::default(),
             has_validation: false,
+            handler_states: BTreeMap::new(),
+            restored_states: None,
         };
         for w in warnings {
             est.log(&format!("warning: {w}"))?;
@@ -369,6 +376,27 @@ impl Estimator {
         self.progress = progress;
     }
 
+    /// The handlers' states (see [`EventHandler::state`]) as of their latest event: what a
+    /// checkpoint stores.
+    pub fn handler_states(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.handler_states
+    }
+
+    /// Hands `fit` the handler states read from a checkpoint: once every handler's
+    /// `train_begin` has run, each handler whose key is present gets
+    /// [`EventHandler::restore_state`]. Used by
+    /// [`CheckpointHandler`](super::CheckpointHandler) when it resumes.
+    pub fn restore_handler_states(&mut self, states: BTreeMap<String, serde_json::Value>) {
+        self.restored_states = Some(states);
+    }
+
+    /// Records `h`'s state after one of its events.
+    fn note_state(&mut self, h: &dyn EventHandler) {
+        if let Some((key, value)) = h.state() {
+            self.handler_states.insert(key, value);
+        }
+    }
+
     /// The budget of the current (or last) `fit`.
     pub fn until(&self) -> Option<FitUntil> {
         self.until
@@ -461,8 +489,20 @@ impl Estimator {
             batches_per_epoch: train.len(),
             ..Progress::default()
         };
+        self.handler_states.clear();
+        self.restored_states = None;
         for h in all.iter_mut() {
             h.train_begin(self)?;
+        }
+        if let Some(states) = self.restored_states.take() {
+            for h in all.iter_mut() {
+                if let Some(v) = h.state().and_then(|(key, _)| states.get(&key)) {
+                    h.restore_state(v)?;
+                }
+            }
+        }
+        for h in all.iter() {
+            self.note_state(&**h);
         }
 
         // A resumed run (a handler restored the progress) continues exactly where the
@@ -516,6 +556,7 @@ impl Estimator {
                 self.progress.samples_in_epoch += size;
                 for h in all.iter_mut() {
                     stop |= h.batch_end(self, &out)? == Signal::Stop;
+                    self.note_state(&**h);
                 }
                 if stop {
                     completed = self.progress.batch_in_epoch >= self.progress.batches_per_epoch;
@@ -529,6 +570,7 @@ impl Estimator {
             }
             for h in all.iter_mut() {
                 stop |= h.epoch_end(self)? == Signal::Stop;
+                self.note_state(&**h);
             }
             if stop {
                 break 'epochs;

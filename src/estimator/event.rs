@@ -27,8 +27,11 @@ pub mod priority {
     /// [`ValidationHandler`](crate::estimator::ValidationHandler): validation runs after
     /// the training metrics are updated.
     pub const VALIDATION: i32 = -1000;
-    /// User handlers, stopping, checkpoints and early stopping.
+    /// User handlers, stopping and early stopping.
     pub const DEFAULT: i32 = 0;
+    /// [`CheckpointHandler`](crate::estimator::CheckpointHandler): after the default
+    /// priority, so a checkpoint holds the other handlers' state after the same event.
+    pub const CHECKPOINT: i32 = 1000;
     /// [`LoggingHandler`](crate::estimator::LoggingHandler): logging sees everything else.
     pub const LOGGING: i32 = i32::MAX;
 }
@@ -74,6 +77,20 @@ pub trait EventHandler {
     /// the estimator's (non-composite) metrics before training starts.
     fn monitored_metrics(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// State that must survive a checkpoint and resume, under a key unique among the
+    /// handlers (early stopping's best value and patience count). The default: none.
+    /// `fit` reads it after each of the handler's events; checkpoints store it.
+    fn state(&self) -> Option<(String, serde_json::Value)> {
+        None
+    }
+
+    /// Puts back what [`state`](Self::state) returned, when `fit` resumes from a
+    /// checkpoint (after every handler's `train_begin`).
+    fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let _ = state;
+        Ok(())
     }
 
     /// Once, before the first epoch.

@@ -2,7 +2,7 @@
 
 use super::{Monitor, MonitorMode};
 use crate::error::{Error, Result};
-use crate::estimator::event::{EventHandler, Signal};
+use crate::estimator::event::{priority, EventHandler, Signal};
 use crate::estimator::processor::StepOutput;
 use crate::estimator::{Estimator, FitUntil, Progress};
 use crate::{io, rng};
@@ -23,15 +23,21 @@ struct CheckpointMeta {
     rng_counter: u64,
     dropout: BTreeMap<String, u64>,
     best: Option<f32>,
+    /// Other handlers' states (early stopping's patience); absent in older checkpoints.
+    #[serde(default)]
+    handlers: BTreeMap<String, serde_json::Value>,
 }
 
 /// Saves checkpoints while training and can resume from the latest one.
 ///
 /// A checkpoint `{prefix}-epoch{E}batch{B}` (E completed epochs, B batches) is three
 /// files: `.params` (the net's parameters), `.states` (the trainer's optimizer state) and
-/// `.json` (counters, the position in the training data, the global random stream and
-/// every dropout layer's mask counter). Each file is written atomically, the `.json`
-/// last, so a checkpoint without its `.json` is never resumed from.
+/// `.json` (counters, the position in the training data, the global random stream,
+/// every dropout layer's mask counter and the other handlers'
+/// [`state`](EventHandler::state), such as early stopping's patience count). Each file is
+/// written atomically, the `.json` last, so a checkpoint without its `.json` is never
+/// resumed from. It runs at [`priority::CHECKPOINT`], after the default-priority
+/// handlers, so a checkpoint sees their state after the same event.
 ///
 /// * every `epoch_period` epochs (default 1) and/or `batch_period` batches;
 /// * only the newest `max_checkpoints` (default 5) are kept; the best one does not count;
@@ -176,6 +182,7 @@ impl CheckpointHandler {
             rng_counter,
             dropout,
             best: self.best,
+            handlers: est.handler_states().clone(),
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Format {
             path: self.path(stem, "json"),
@@ -294,11 +301,16 @@ impl CheckpointHandler {
             batches_per_epoch,
         });
         self.best = meta.best;
+        est.restore_handler_states(meta.handlers);
         Ok(())
     }
 }
 
 impl EventHandler for CheckpointHandler {
+    fn priority(&self) -> i32 {
+        priority::CHECKPOINT
+    }
+
     fn monitored_metrics(&self) -> Vec<String> {
         self.best_monitor.iter().map(|m| m.name.clone()).collect()
     }
