@@ -12,18 +12,69 @@ use std::collections::HashMap;
 
 /// Buffers shorter than this (16 KiB of f32) are not cached.
 const MIN_LEN: usize = 1 << 12;
-/// The most bytes one thread keeps; buffers freed beyond it go back to the allocator.
+/// The most bytes one thread keeps. When a freed buffer does not fit, buffers of the
+/// lengths used longest ago make room (a long-running program whose sizes drift keeps
+/// the sizes it uses now).
 const MAX_BYTES: usize = 256 << 20;
 /// The most buffers of one length kept. Buffers made outside the cache (a user's
 /// `from_vec`, a loader's batches) are recycled but never asked for again: without this
-/// bound they would pile up to `MAX_BYTES` while the allocator faults in fresh memory
-/// for the next ones.
+/// bound they would fill the cache while the allocator faults in fresh memory for the
+/// next ones.
 const MAX_PER_LEN: usize = 64;
 
 #[derive(Default)]
+struct Bucket {
+    bufs: Vec<Vec<f32>>,
+    /// `Cache::clock` when a buffer of this length was last taken or given back.
+    last_used: u64,
+}
+
+#[derive(Default)]
 struct Cache {
-    by_len: HashMap<usize, Vec<Vec<f32>>>,
+    by_len: HashMap<usize, Bucket>,
     bytes: usize,
+    clock: u64,
+}
+
+impl Cache {
+    fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+        self.clock += 1;
+        let b = self.by_len.get_mut(&len)?;
+        b.last_used = self.clock;
+        let v = b.bufs.pop()?;
+        self.bytes -= len * 4;
+        Some(v)
+    }
+
+    fn give(&mut self, v: Vec<f32>) {
+        let len = v.len();
+        self.clock += 1;
+        let clock = self.clock;
+        let b = self.by_len.entry(len).or_default();
+        b.last_used = clock;
+        if b.bufs.len() >= MAX_PER_LEN || len * 4 > MAX_BYTES {
+            return;
+        }
+        while self.bytes + len * 4 > MAX_BYTES {
+            // The least recently used other length gives up a buffer.
+            let oldest = self
+                .by_len
+                .iter()
+                .filter(|(&l, b)| l != len && !b.bufs.is_empty())
+                .min_by_key(|(_, b)| b.last_used)
+                .map(|(&l, _)| l);
+            let Some(l) = oldest else { return };
+            if let Some(b) = self.by_len.get_mut(&l) {
+                b.bufs.pop();
+                self.bytes -= l * 4;
+                if b.bufs.is_empty() {
+                    self.by_len.remove(&l);
+                }
+            }
+        }
+        self.bytes += len * 4;
+        self.by_len.entry(len).or_default().bufs.push(v);
+    }
 }
 
 thread_local! {
@@ -35,15 +86,7 @@ fn reuse(len: usize) -> Option<Vec<f32>> {
     if len < MIN_LEN {
         return None;
     }
-    CACHE
-        .try_with(|c| {
-            let mut c = c.borrow_mut();
-            let v = c.by_len.get_mut(&len)?.pop()?;
-            c.bytes -= len * 4;
-            Some(v)
-        })
-        .ok()
-        .flatten()
+    CACHE.try_with(|c| c.borrow_mut().take(len)).ok().flatten()
 }
 
 /// `len` values whose contents are unspecified (a reused buffer keeps its old values):
@@ -112,17 +155,7 @@ pub(crate) fn recycle(mut v: Vec<f32>) {
     // Every cached buffer is fully initialised, so `scratch` can hand it out as it is.
     v.resize(len, 0.0);
     // During thread teardown the cache may be gone: the buffer is then simply freed.
-    let _ = CACHE.try_with(|c| {
-        let mut c = c.borrow_mut();
-        if c.bytes + len * 4 > MAX_BYTES {
-            return;
-        }
-        let bucket = c.by_len.entry(len).or_default();
-        if bucket.len() < MAX_PER_LEN {
-            bucket.push(v);
-            c.bytes += len * 4;
-        }
-    });
+    let _ = CACHE.try_with(|c| c.borrow_mut().give(v));
 }
 
 /// Frees the CPU tensor buffers the calling thread keeps for reuse (at most 256 MiB per
@@ -168,11 +201,16 @@ mod tests {
         }
         assert_eq!(cached_bytes(), MAX_PER_LEN * MIN_LEN * 4);
         release_cached_buffers();
+        // Over MAX_BYTES, the length used longest ago gives way to the new one.
         let big = MAX_BYTES / 4 / 3;
-        for _ in 0..4 {
+        for _ in 0..3 {
             recycle(vec![0.0; big]);
         }
         assert_eq!(cached_bytes(), 3 * big * 4);
+        recycle(vec![0.0; big - 8]);
+        assert_eq!(cached_bytes(), (2 * big + big - 8) * 4);
+        assert!(reuse(big - 8).is_some());
+        assert!(reuse(big).is_some() && reuse(big).is_some() && reuse(big).is_none());
         release_cached_buffers();
         assert_eq!(cached_bytes(), 0);
     }
