@@ -3,11 +3,11 @@
 //! `lazy_update=True`: rows absent from the gradient keep their values and state).
 
 use crate::error::{Error, Result};
-use crate::tensor::{prefetch, vectorized};
+use crate::tensor::{prefetch, vectorized, Kernel};
 
 /// An optimizer's update rule and its hyperparameters (learning rate and weight decay
 /// live in [`StepArgs`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
     /// SGD; `momentum = 0` is plain SGD. Nesterov follows MXNet's `NAG`.
     Sgd {
@@ -167,163 +167,231 @@ pub(crate) fn apply(
             rhs: vec![w.len()],
         });
     }
-    // `Trainer::step` has checked that a bound is >= 0.
-    let clip = a.clip.unwrap_or(f32::INFINITY);
-    let (lr, wd, rescale) = (a.lr, a.wd, a.rescale);
-    // The rescaled, clipped gradient element. Written as two selects (not `clamp`, whose
-    // bounds assertion in the loop stops vectorisation); no bound is ±inf; NaN stays NaN.
-    let grad = move |v: f32| {
-        let v = rescale * v;
-        if v < -clip {
-            -clip
-        } else if v > clip {
-            clip
-        } else {
-            v
-        }
-    };
-    let rows = Rows {
+    let update = RowUpdate::new(rule, a);
+    vectorized(Sweep {
         pairs: &pairs,
         dim,
+        w,
+        states,
         g,
-    };
-    // The rule is matched once, outside the loops, so each inner loop is plain arithmetic
-    // over one row, which `vectorized` compiles for the CPU's widest vectors.
-    vectorized(|| match *rule {
-        Rule::Sgd { momentum: 0.0, .. } => rows.each(w, states, move |w, [], g| {
-            for (w, &g) in w.iter_mut().zip(g) {
-                *w -= lr * (grad(g) + wd * *w);
+        update,
+    });
+    Ok(())
+}
+
+/// One rule with this step's values, applied a row at a time.
+#[derive(Clone, Copy)]
+struct RowUpdate {
+    rule: Rule,
+    lr: f32,
+    wd: f32,
+    rescale: f32,
+    /// Per-element gradient bound (`Trainer::step` checked it is >= 0); none is ±inf.
+    clip: f32,
+    /// Adam's bias-corrected step size.
+    lr_t: f32,
+}
+
+impl RowUpdate {
+    fn new(rule: &Rule, a: &StepArgs) -> RowUpdate {
+        let lr_t = match *rule {
+            Rule::Adam { beta1, beta2, .. } => {
+                let t = a.t.max(1) as i32;
+                a.lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t))
             }
-        }),
-        Rule::Sgd {
-            momentum,
-            nesterov: false,
-        } => rows.each(w, states, move |w, [m], g| {
-            for ((w, m), &g) in w.iter_mut().zip(m.iter_mut()).zip(g) {
-                *m = momentum * *m - lr * (grad(g) + wd * *w);
-                *w += *m;
-            }
-        }),
-        Rule::Sgd {
-            momentum,
-            nesterov: true,
-        } => rows.each(w, states, move |w, [m], g| {
-            for ((w, m), &g) in w.iter_mut().zip(m.iter_mut()).zip(g) {
-                let g = grad(g) + wd * *w;
-                *m = momentum * *m + g;
-                *w -= lr * (g + momentum * *m);
-            }
-        }),
-        Rule::Adam {
-            beta1,
-            beta2,
-            epsilon,
-            decoupled_wd,
-        } => {
-            let t = a.t.max(1) as i32;
-            let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
-            // AdamW decays the weight directly; Adam adds the decay to the gradient.
-            let (wd_grad, wd_decay) = if decoupled_wd {
-                (0.0, lr * wd)
+            _ => a.lr,
+        };
+        RowUpdate {
+            rule: *rule,
+            lr: a.lr,
+            wd: a.wd,
+            rescale: a.rescale,
+            clip: a.clip.unwrap_or(f32::INFINITY),
+            lr_t,
+        }
+    }
+
+    /// Updates weight row `w` with gradient row `g`; `s0..s2` are the rule's state rows
+    /// (`None` past the rule's count). The rule is matched once per row, so each loop
+    /// below is plain arithmetic over the row.
+    #[inline(always)]
+    fn row(self, w: &mut [f32], [s0, s1, s2]: [Option<&mut [f32]>; 3], g: &[f32]) {
+        let RowUpdate {
+            lr,
+            wd,
+            rescale,
+            clip,
+            lr_t,
+            ..
+        } = self;
+        // The rescaled, clipped gradient element. Written as two selects (not `clamp`,
+        // whose bounds assertion in the loop stops vectorisation); NaN stays NaN.
+        let grad = |v: f32| {
+            let v = rescale * v;
+            if v < -clip {
+                -clip
+            } else if v > clip {
+                clip
             } else {
-                (wd, 0.0)
-            };
-            rows.each(w, states, move |w, [m, v], g| {
-                for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                v
+            }
+        };
+        match (self.rule, s0, s1, s2) {
+            (Rule::Sgd { momentum: 0.0, .. }, ..) => {
+                for (w, &g) in w.iter_mut().zip(g) {
+                    *w -= lr * (grad(g) + wd * *w);
+                }
+            }
+            (
+                Rule::Sgd {
+                    momentum,
+                    nesterov: false,
+                },
+                Some(m),
+                ..,
+            ) => {
+                for ((w, m), &g) in w.iter_mut().zip(m).zip(g) {
+                    *m = momentum * *m - lr * (grad(g) + wd * *w);
+                    *w += *m;
+                }
+            }
+            (
+                Rule::Sgd {
+                    momentum,
+                    nesterov: true,
+                },
+                Some(m),
+                ..,
+            ) => {
+                for ((w, m), &g) in w.iter_mut().zip(m).zip(g) {
+                    let g = grad(g) + wd * *w;
+                    *m = momentum * *m + g;
+                    *w -= lr * (g + momentum * *m);
+                }
+            }
+            (
+                Rule::Adam {
+                    beta1,
+                    beta2,
+                    epsilon,
+                    decoupled_wd,
+                },
+                Some(m),
+                Some(v),
+                _,
+            ) => {
+                // AdamW decays the weight directly; Adam adds the decay to the gradient.
+                let (wd_grad, wd_decay) = if decoupled_wd {
+                    (0.0, lr * wd)
+                } else {
+                    (wd, 0.0)
+                };
+                for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
                     let g = grad(g) + wd_grad * *w;
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
                     *w -= lr_t * *m / (v.sqrt() + epsilon) + wd_decay * *w;
                 }
-            })
+            }
+            (Rule::AdaGrad { epsilon }, Some(h), ..) => {
+                for ((w, h), &g) in w.iter_mut().zip(h).zip(g) {
+                    let g = grad(g);
+                    *h += g * g;
+                    *w -= lr * (g / (*h + epsilon).sqrt() + wd * *w);
+                }
+            }
+            (
+                Rule::RmsProp {
+                    gamma1,
+                    gamma2,
+                    epsilon,
+                    centered: true,
+                },
+                Some(n),
+                Some(ga),
+                Some(dl),
+            ) => {
+                let it = w.iter_mut().zip(n).zip(ga).zip(dl);
+                for ((((w, n), ga), dl), &g) in it.zip(g) {
+                    let g = grad(g) + wd * *w;
+                    *n = (1.0 - gamma1) * g * g + gamma1 * *n;
+                    *ga = (1.0 - gamma1) * g + gamma1 * *ga;
+                    *dl = gamma2 * *dl - lr * g / (*n - *ga * *ga + epsilon).sqrt();
+                    *w += *dl;
+                }
+            }
+            (
+                Rule::RmsProp {
+                    gamma1,
+                    epsilon,
+                    centered: false,
+                    ..
+                },
+                Some(n),
+                ..,
+            ) => {
+                for ((w, n), &g) in w.iter_mut().zip(n).zip(g) {
+                    let g = grad(g) + wd * *w;
+                    *n = (1.0 - gamma1) * g * g + gamma1 * *n;
+                    *w -= lr * g / (*n + epsilon).sqrt();
+                }
+            }
+            (Rule::Ftrl { lamda1, beta }, Some(z), Some(n), _) => {
+                for (((w, z), n), &g) in w.iter_mut().zip(z).zip(n).zip(g) {
+                    let g = grad(g);
+                    *z += g - ((*n + g * g).sqrt() - n.sqrt()) * *w / lr;
+                    *n += g * g;
+                    *w = if z.abs() > lamda1 {
+                        (z.signum() * lamda1 - *z) / ((beta + n.sqrt()) / lr + wd)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            // `apply` checked the state count against the rule, so no rule lacks a row.
+            _ => {}
         }
-        Rule::AdaGrad { epsilon } => rows.each(w, states, move |w, [h], g| {
-            for ((w, h), &g) in w.iter_mut().zip(h.iter_mut()).zip(g) {
-                let g = grad(g);
-                *h += g * g;
-                *w -= lr * (g / (*h + epsilon).sqrt() + wd * *w);
-            }
-        }),
-        Rule::RmsProp {
-            gamma1,
-            gamma2,
-            epsilon,
-            centered: true,
-        } => rows.each(w, states, move |w, [n, ga, dl], g| {
-            let it = w
-                .iter_mut()
-                .zip(n.iter_mut())
-                .zip(ga.iter_mut())
-                .zip(dl.iter_mut());
-            for ((((w, n), ga), dl), &g) in it.zip(g) {
-                let g = grad(g) + wd * *w;
-                *n = (1.0 - gamma1) * g * g + gamma1 * *n;
-                *ga = (1.0 - gamma1) * g + gamma1 * *ga;
-                *dl = gamma2 * *dl - lr * g / (*n - *ga * *ga + epsilon).sqrt();
-                *w += *dl;
-            }
-        }),
-        Rule::RmsProp {
-            gamma1, epsilon, ..
-        } => rows.each(w, states, move |w, [n], g| {
-            for ((w, n), &g) in w.iter_mut().zip(n.iter_mut()).zip(g) {
-                let g = grad(g) + wd * *w;
-                *n = (1.0 - gamma1) * g * g + gamma1 * *n;
-                *w -= lr * g / (*n + epsilon).sqrt();
-            }
-        }),
-        Rule::Ftrl { lamda1, beta } => rows.each(w, states, move |w, [z, n], g| {
-            for (((w, z), n), &g) in w.iter_mut().zip(z.iter_mut()).zip(n.iter_mut()).zip(g) {
-                let g = grad(g);
-                *z += g - ((*n + g * g).sqrt() - n.sqrt()) * *w / lr;
-                *n += g * g;
-                *w = if z.abs() > lamda1 {
-                    (z.signum() * lamda1 - *z) / ((beta + n.sqrt()) / lr + wd)
-                } else {
-                    0.0
-                };
-            }
-        }),
-    });
-    Ok(())
+    }
 }
 
-/// The (destination row, gradient row) pairs of one update.
-struct Rows<'a> {
+/// The lazy (or dense) update of every (destination row, gradient row) pair: the loop
+/// `vectorized` compiles for the CPU's widest vectors.
+struct Sweep<'a, 's> {
     pairs: &'a [(usize, usize)],
     dim: usize,
+    w: &'a mut [f32],
+    states: &'a mut [&'s mut [f32]],
     g: &'a [f32],
+    update: RowUpdate,
 }
 
-impl Rows<'_> {
-    /// Calls `f(weight row, [state rows; N], gradient row)` for every pair. The caller has
-    /// checked the pairs against `w` and that `states` holds at least `N` tensors of `w`'s
-    /// size.
+impl Kernel for Sweep<'_, '_> {
+    type Output = ();
+
     #[inline(always)]
-    fn each<const N: usize>(
-        &self,
-        w: &mut [f32],
-        states: &mut [&mut [f32]],
-        mut f: impl FnMut(&mut [f32], [&mut [f32]; N], &[f32]),
-    ) {
-        let dim = self.dim;
-        for (k, &(d, s)) in self.pairs.iter().enumerate() {
+    fn run(self) {
+        let Sweep {
+            pairs,
+            dim,
+            w,
+            states,
+            g,
+            update,
+        } = self;
+        for (k, &(d, s)) in pairs.iter().enumerate() {
             // Lazy updates touch scattered rows of large tables: fetch a few rows ahead
             // so the loads overlap instead of waiting on each row in turn.
-            if let Some(&(ahead, _)) = self.pairs.get(k + PREFETCH_AHEAD) {
+            if let Some(&(ahead, _)) = pairs.get(k + PREFETCH_AHEAD) {
                 let r = ahead * dim..(ahead + 1) * dim;
                 prefetch(&w[r.clone()]);
-                for st in states.iter().take(N) {
+                for st in states.iter() {
                     prefetch(&st[r.clone()]);
                 }
             }
             let (lo, hi) = (d * dim, (d + 1) * dim);
             let mut st = states.iter_mut();
-            let rows: [&mut [f32]; N] = std::array::from_fn(|_| match st.next() {
-                Some(x) => &mut x[lo..hi],
-                None => unreachable!("states were counted against the rule"),
-            });
-            f(&mut w[lo..hi], rows, &self.g[s * dim..(s + 1) * dim]);
+            let rows = std::array::from_fn(|_| st.next().map(|x| &mut x[lo..hi]));
+            update.row(&mut w[lo..hi], rows, &g[s * dim..(s + 1) * dim]);
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::ops::{BinaryOp, ReduceOp, UnaryOp};
 use super::pool;
 use super::shape::Layout;
-use super::simd::{prefetch, vectorized};
+use super::simd::{prefetch, vectorized, Kernel};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -248,21 +248,27 @@ fn lane_sum(row: &[f32]) -> f32 {
 /// of dependent f64 adds runs about 8× slower; a step's gradient norm reads every
 /// gradient value).
 pub(crate) fn squared_norm(x: &[f32]) -> f64 {
-    vectorized(|| {
-        let mut lanes = [0.0f64; 8];
-        let chunks = x.chunks_exact(8);
-        let tail: f64 = chunks
-            .remainder()
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum();
-        for c in chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += f64::from(v) * f64::from(v);
+    struct SumSquares<'a>(&'a [f32]);
+    impl Kernel for SumSquares<'_> {
+        type Output = f64;
+        #[inline(always)]
+        fn run(self) -> f64 {
+            let mut lanes = [0.0f64; 8];
+            let chunks = self.0.chunks_exact(8);
+            let tail: f64 = chunks
+                .remainder()
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum();
+            for c in chunks {
+                for (l, &v) in lanes.iter_mut().zip(c) {
+                    *l += f64::from(v) * f64::from(v);
+                }
             }
+            lanes.iter().sum::<f64>() + tail
         }
-        lanes.iter().sum::<f64>() + tail
-    })
+    }
+    vectorized(SumSquares(x))
 }
 
 /// Index of the first maximum along the middle axis of `(outer, len, inner)`.
@@ -463,18 +469,27 @@ pub(crate) fn index_add_rows(dst: &mut [f32], dim: usize, idx: &[i64], rows: &[f
 /// The hash is the costly part of a dropout layer, so large masks are split over threads
 /// (each element depends only on its index, so the result is the same).
 pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
-    let scale = 1.0 / (1.0 - p);
-    let fill = |start: usize, out: &mut [f32]| {
+    /// Mask values for elements `start..start + out.len()`.
+    struct Fill<'a> {
+        out: &'a mut [f32],
+        start: usize,
+        seed: u64,
+        p: f32,
+    }
+    impl Kernel for Fill<'_> {
+        type Output = ();
         // The hash's 64-bit multiplies are scalar on baseline x86-64; AVX-512 does eight
         // at once (≈ 8× faster here).
-        vectorized(|| {
-            for (k, o) in out.iter_mut().enumerate() {
-                let u = crate::rng::uniform_hash(seed, (start + k) as u64);
+        #[inline(always)]
+        fn run(self) {
+            let scale = 1.0 / (1.0 - self.p);
+            for (k, o) in self.out.iter_mut().enumerate() {
+                let u = crate::rng::uniform_hash(self.seed, (self.start + k) as u64);
                 // Branch-free: a kept/dropped branch is a coin flip the predictor cannot learn.
-                *o = scale * f32::from(u8::from(u >= p));
+                *o = scale * f32::from(u8::from(u >= self.p));
             }
-        })
-    };
+        }
+    }
     let mut out = pool::scratch(n);
     // Vectorised, a training batch's mask (≈ 64k values) takes about 10 µs: handing it
     // to other threads would cost more than that.
@@ -482,9 +497,22 @@ pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
     if n >= 2 * MASK_CHUNK {
         out.par_chunks_mut(MASK_CHUNK)
             .enumerate()
-            .for_each(|(c, o)| fill(c * MASK_CHUNK, o));
+            .for_each(|(c, out)| {
+                let start = c * MASK_CHUNK;
+                vectorized(Fill {
+                    out,
+                    start,
+                    seed,
+                    p,
+                })
+            });
     } else {
-        fill(0, &mut out);
+        vectorized(Fill {
+            out: &mut out,
+            start: 0,
+            seed,
+            p,
+        });
     }
     out
 }

@@ -22,7 +22,7 @@ mod simd;
 pub(crate) mod storage;
 
 pub use pool::{cached_bytes, release_cached_buffers};
-pub(crate) use simd::{prefetch, vectorized};
+pub(crate) use simd::{prefetch, vectorized, Kernel};
 
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use shape::broadcast_shape;
