@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One alternating round per file: boson (row-sparse), boson --dense-grads, PyTorch index
-# batching, MXNet Gluon loop, burn flex (small only; its large run takes ~190 s).
+# batching, MXNet Gluon loop, burn flex and candle (small only; their large runs take
+# ~190 s and ~290 s).
 set -u
 D=/work/scratch-anchors/rust-peers/data
 PY=/work/scratch-py/python
@@ -22,5 +23,6 @@ for f in small:mf_u20000_i5000_r500000_s42.tsv large:ratings_py_u150000_i38000_r
   run torch-index $tag .venv-torch/bin/python torch_mf.py --data $file --epochs 3 --threads 2 --loader index
   run mxnet $tag .venv-mxnet/bin/python mxnet_mf.py --data $file --epochs 3
   [ $tag = small ] && RAYON_NUM_THREADS=1 run burn-flex $tag /work/scratch-anchors/target/burn/release/burn-mf --data $file --epochs 3 --backend flex
+  [ $tag = small ] && RAYON_NUM_THREADS=1 run candle $tag /work/scratch-anchors/target/candle/release/candle-mf --data $file --epochs 3
   run boson $tag $B --anchor-tsv $file --epochs 3 --model mfblock --no-ranking --device cpu --model-dir /tmp/fb
 done
