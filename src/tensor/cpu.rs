@@ -370,20 +370,23 @@ fn split_gemm(
             || split_gemm(a.slice(s![.., h..]), b.slice(s![h.., ..]), rest.view_mut()),
         );
         c += &rest;
-    } else if threads > 1 && m >= n {
-        let rows = block(m);
-        let cs: Vec<_> = c.axis_chunks_iter_mut(Axis(0), rows).collect();
-        let as_: Vec<_> = a.axis_chunks_iter(Axis(0), rows).collect();
-        cs.into_par_iter()
-            .zip(as_)
-            .for_each(|(mut c, a)| ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
     } else if threads > 1 {
-        let cols = block(n);
-        let cs: Vec<_> = c.axis_chunks_iter_mut(Axis(1), cols).collect();
-        let bs: Vec<_> = b.axis_chunks_iter(Axis(1), cols).collect();
+        // Whole rows of `c` (and of `a`) per thread when `c` is tall, columns (of `b`)
+        // when it is wide.
+        let (axis, size) = if m >= n {
+            (Axis(0), block(m))
+        } else {
+            (Axis(1), block(n))
+        };
+        let operands: Vec<_> = if m >= n {
+            a.axis_chunks_iter(axis, size).map(|a| (a, b)).collect()
+        } else {
+            b.axis_chunks_iter(axis, size).map(|b| (a, b)).collect()
+        };
+        let cs: Vec<_> = c.axis_chunks_iter_mut(axis, size).collect();
         cs.into_par_iter()
-            .zip(bs)
-            .for_each(|(mut c, b)| ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+            .zip(operands)
+            .for_each(|(mut c, (a, b))| ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
     } else {
         ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
     }
