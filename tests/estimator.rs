@@ -645,3 +645,27 @@ fn early_stopping_resumes_with_its_patience_count() {
     let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
     assert_eq!(fit(FitUntil::Epochs(20), &mut ck), full);
 }
+
+#[test]
+fn a_malformed_handler_state_in_a_checkpoint_is_an_error() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let fit = |until: FitUntil, ck: &mut CheckpointHandler| {
+        let log = LogCapture::new();
+        let mut est = estimator(linear(), 0.0, &log);
+        let train = loader(8, 4, false);
+        let mut es = EarlyStoppingHandler::new("training rmse").patience(3);
+        est.fit(&train, None, until, &mut [&mut es, ck])
+    };
+    fit(FitUntil::Epochs(1), &mut CheckpointHandler::new(dir.path())).unwrap();
+    let path = dir.path().join("model-epoch1batch2.json");
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.contains("\"wait\": 0"), "{json}");
+    std::fs::write(&path, json.replace("\"wait\": 0", "\"wait\": \"zero\"")).unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let err = fit(FitUntil::Epochs(3), &mut ck).unwrap_err().to_string();
+    assert!(
+        err.contains("early stopping state") && err.contains("zero"),
+        "{err}"
+    );
+}
