@@ -1,5 +1,6 @@
 //! Where a tensor lives: the CPU or one NVIDIA GPU.
 
+use crate::error::Result;
 use std::fmt;
 
 /// A compute device. Tensors move between devices only through
@@ -27,14 +28,22 @@ impl Device {
 
     /// Whether `Device::Cuda(ordinal)` can be used on this machine.
     pub fn cuda_is_available(ordinal: usize) -> bool {
+        Self::new_cuda(ordinal).is_ok()
+    }
+
+    /// `Device::Cuda(ordinal)` if it can be used here, or an [`Error::Cuda`] saying why
+    /// not: no driver library, no NVRTC, no device with that ordinal, or a build without
+    /// the `cuda` feature. Never panics.
+    pub fn new_cuda(ordinal: usize) -> Result<Device> {
         #[cfg(feature = "cuda")]
         {
-            crate::cuda::CudaDevice::get(ordinal).is_ok()
+            crate::cuda::CudaDevice::get(ordinal).map(|_| Device::Cuda(ordinal))
         }
         #[cfg(not(feature = "cuda"))]
         {
-            let _ = ordinal;
-            false
+            Err(crate::error::Error::Cuda(format!(
+                "device cuda:{ordinal}: boson was built without its `cuda` feature"
+            )))
         }
     }
 

@@ -212,3 +212,19 @@ fn trainer_state_round_trip() {
     let mut wrong = Trainer::new(net.collect_params(), Optimizer::sgd(0.01));
     assert!(wrong.load_states(&p).is_err());
 }
+
+#[test]
+fn an_unusable_cuda_device_is_an_error_with_its_reason() {
+    // No machine has a thousand GPUs: the reason is the missing driver, NVRTC, the
+    // missing feature, or that ordinal.
+    let err = boson::Device::new_cuda(999).unwrap_err().to_string();
+    assert!(err.starts_with("cuda"), "{err}");
+    assert!(
+        ["driver", "NVRTC", "feature", "999"]
+            .iter()
+            .any(|why| err.contains(why)),
+        "{err}"
+    );
+    assert!(!boson::Device::cuda_is_available(999));
+    assert_eq!(boson::Device::cuda_if_available(999), boson::Device::Cpu);
+}

@@ -292,6 +292,17 @@ fn cli_errors_for_missing_file_and_unknown_format() {
     assert!(err.to_string().contains("parquet"), "{err}");
     assert!(cli::Cli::try_parse_from(["recommender", "--model", "transformer"]).is_err());
     assert!(cli::Cli::try_parse_from(["recommender", "--data", "a", "--anchor-tsv", "b"]).is_err());
+    // `--device cuda` without a usable GPU says why (here: no driver, or no device).
+    if let Err(why) = boson::Device::new_cuda(0) {
+        let args = cli::Cli::try_parse_from(["recommender", "--device", "cuda"])
+            .unwrap()
+            .train;
+        let err = run_quietly(&args).expect_err("no GPU").to_string();
+        assert!(
+            err.contains("--device cuda") && err.contains(&why.to_string()),
+            "{err}"
+        );
+    }
     // The anchors' layout: dense ids with a header, test = last row of each user.
     let tsv = dir.path().join("anchor.tsv");
     let mut text = String::from("user_id\titem_id\trating\n");

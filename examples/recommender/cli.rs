@@ -54,10 +54,8 @@ impl DeviceArg {
         match self {
             DeviceArg::Cpu => Ok(Device::Cpu),
             DeviceArg::Auto => Ok(Device::cuda_if_available(0)),
-            DeviceArg::Cuda if Device::cuda_is_available(0) => Ok(Device::Cuda(0)),
-            DeviceArg::Cuda => Err(Error::InvalidArgument(
-                "--device cuda: no usable CUDA device 0 (driver, NVRTC and a GPU are needed; build with the `cuda` feature)".into(),
-            )),
+            DeviceArg::Cuda => Device::new_cuda(0)
+                .map_err(|e| Error::InvalidArgument(format!("--device cuda ({e})"))),
         }
     }
 }
