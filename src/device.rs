@@ -31,9 +31,9 @@ impl Device {
         Self::new_cuda(ordinal).is_ok()
     }
 
-    /// `Device::Cuda(ordinal)` if it can be used here, or an [`Error::Cuda`](crate::Error::Cuda) saying why
-    /// not: no driver library, no NVRTC, no device with that ordinal, or a build without
-    /// the `cuda` feature. Never panics.
+    /// `Device::Cuda(ordinal)` if it can be used here, or an
+    /// [`Error::Cuda`](crate::Error::Cuda) saying why not: no driver library, no NVRTC, no
+    /// device with that ordinal, or a build without the `cuda` feature. Never panics.
     pub fn new_cuda(ordinal: usize) -> Result<Device> {
         #[cfg(feature = "cuda")]
         {
