@@ -204,6 +204,12 @@ impl CudaDevice {
             .compute_capability()
             .map_err(|e| Error::Cuda(format!("compute capability of device {ordinal}: {e:?}")))?;
         let name = ctx.name().unwrap_or_else(|_| "unknown".into());
+        // boson issues all work on one stream per device, so cudarc's cross-stream event
+        // tracking has nothing to order; left on, it creates (and later destroys) two CUDA
+        // events for every allocation, which a training step pays on each op output.
+        // SAFETY: only this device's default stream is ever used by boson; a caller who
+        // adds streams to `context()` orders them against it themselves (documented there).
+        unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         let dev = Arc::new(CudaDevice {
             ordinal,
@@ -235,7 +241,9 @@ impl CudaDevice {
         &self.arch
     }
 
-    /// The CUDA context.
+    /// The CUDA context. boson runs everything on [`CudaDevice::stream`] and turns off
+    /// cudarc's cross-stream event tracking; work put on other streams of this context
+    /// must be ordered against that stream by the caller (events or a synchronize).
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
     }

@@ -98,6 +98,21 @@ pub fn alloc_zeros<T: DeviceRepr + ValidAsZeroBits>(
         .map_err(|e| cuda_err(&format!("allocating {len} elements"), e))
 }
 
+/// A new device buffer of `len` elements whose contents are unspecified (whatever the
+/// stream-ordered memory pool held). For outputs that the next launch on the stream
+/// writes in full: it saves the zeroing pass (a launch, and a write of every byte) that
+/// [`alloc_zeros`] makes. `T` is limited to plain numeric types, for which any bit
+/// pattern is a valid value.
+pub(crate) fn alloc_uninit<T: DeviceRepr + ValidAsZeroBits>(
+    dev: &CudaDevice,
+    len: usize,
+) -> Result<CudaSlice<T>> {
+    // SAFETY: the memory is only reached through kernels and copies on this stream,
+    // never as a Rust reference, and every bit pattern is a valid `T` (numeric types).
+    unsafe { dev.stream().alloc::<T>(len) }
+        .map_err(|e| cuda_err(&format!("allocating {len} elements"), e))
+}
+
 /// Device-to-device copy of a whole buffer (`dst.len() == src.len()`).
 pub fn copy<T: DeviceRepr>(
     dev: &CudaDevice,
@@ -890,26 +905,31 @@ pub fn coalesce_async(
         what: "embedding row",
         size: table_rows,
     };
-    let mut unique = alloc_zeros::<i64>(dev, n)?;
-    let mut summed = alloc_zeros::<f32>(dev, n * dim)?;
-    let mut count = alloc_zeros::<i64>(dev, 1)?;
     if n == 0 {
-        return Ok((
-            RowSparse {
-                unique,
-                summed,
-                count,
-            },
-            check,
-        ));
+        let empty = RowSparse {
+            unique: alloc_zeros::<i64>(dev, 0)?,
+            summed: alloc_zeros::<f32>(dev, 0)?,
+            count: alloc_zeros::<i64>(dev, 1)?,
+        };
+        return Ok((empty, check));
     }
+    // No buffer below is zeroed first (that was 14 memsets, ~17 MB of writes at dim 64):
+    // each is written before it is read. keys: build_keys writes all `padded`; flags,
+    // counts: one thread per slot; scan outputs and block sums: every slot; unique and
+    // count: coalesce_segments (ids below k, -1 from k); seg_start: entries 0..=k, the
+    // only ones read; chunk_seg and partial: the chunks below num_chunks, the only ones
+    // read; summed: chunk_sum writes single-chunk segments, seg_finish the rest and
+    // zeroes rows k..n.
+    let mut unique = alloc_uninit::<i64>(dev, n)?;
+    let mut summed = alloc_uninit::<f32>(dev, n * dim)?;
+    let mut count = alloc_uninit::<i64>(dev, 1)?;
     let s = dev.stream();
     let (n64, d64, tr64) = (n as i64, dim as i64, table_rows as i64);
 
     // 1. keys, padded to a power of two of at least one tile.
     let padded = n.next_power_of_two().max(SORT_TILE);
     let p64 = padded as i64;
-    let mut keys = alloc_zeros::<u64>(dev, padded)?;
+    let mut keys = alloc_uninit::<u64>(dev, padded)?;
     {
         let f = func(dev, "embedding.cu", "coalesce_build_keys")?;
         let mut l = s.launch_builder(&f);
@@ -955,17 +975,17 @@ pub fn coalesce_async(
     }
 
     // 3. segments: head flags -> exclusive scan -> unique ids and segment starts.
-    let mut flags = alloc_zeros::<u32>(dev, n)?;
+    let mut flags = alloc_uninit::<u32>(dev, n)?;
     {
         let f = func(dev, "embedding.cu", "coalesce_head_flags")?;
         let mut l = s.launch_builder(&f);
         l.arg(&n64).arg(&keys).arg(&mut flags);
         launch(l, cfg_for(n as u64), "coalesce_head_flags")?;
     }
-    let mut seg_id = alloc_zeros::<u32>(dev, n)?;
-    let mut num_segments = alloc_zeros::<u32>(dev, 1)?;
+    let mut seg_id = alloc_uninit::<u32>(dev, n)?;
+    let mut num_segments = alloc_uninit::<u32>(dev, 1)?;
     exclusive_scan(dev, &flags, &mut seg_id, &mut num_segments)?;
-    let mut seg_start = alloc_zeros::<u32>(dev, n + 1)?;
+    let mut seg_start = alloc_uninit::<u32>(dev, n + 1)?;
     {
         let f = func(dev, "embedding.cu", "coalesce_segments")?;
         let mut l = s.launch_builder(&f);
@@ -981,7 +1001,7 @@ pub fn coalesce_async(
     }
 
     // 4. chunks of <= 32 rows per segment.
-    let mut counts = alloc_zeros::<u32>(dev, n)?;
+    let mut counts = alloc_uninit::<u32>(dev, n)?;
     {
         let f = func(dev, "embedding.cu", "coalesce_chunk_counts")?;
         let mut l = s.launch_builder(&f);
@@ -991,13 +1011,13 @@ pub fn coalesce_async(
             .arg(&mut counts);
         launch(l, cfg_for(n as u64), "coalesce_chunk_counts")?;
     }
-    let mut chunk_off = alloc_zeros::<u32>(dev, n)?;
-    let mut num_chunks = alloc_zeros::<u32>(dev, 1)?;
+    let mut chunk_off = alloc_uninit::<u32>(dev, n)?;
+    let mut num_chunks = alloc_uninit::<u32>(dev, 1)?;
     exclusive_scan(dev, &counts, &mut chunk_off, &mut num_chunks)?;
     // sum_s ceil(len_s/32) <= k + n/32 <= n + n/32: a bound known without a sync.
     let cap = n + n / 32 + 1;
     let cap64 = cap as i64;
-    let mut chunk_seg = alloc_zeros::<u32>(dev, cap)?;
+    let mut chunk_seg = alloc_uninit::<u32>(dev, cap)?;
     {
         let f = func(dev, "embedding.cu", "coalesce_chunk_map")?;
         let mut l = s.launch_builder(&f);
@@ -1012,7 +1032,7 @@ pub fn coalesce_async(
     // 5. chunk sums; 6. combine multi-chunk segments and zero the tail.
     // Partials are only written for chunks of segments longer than 32 rows; memory
     // for all `cap` chunks is reserved because their number is only known on the device.
-    let mut partial = unsafe_alloc_f32(dev, cap * dim)?;
+    let mut partial = alloc_uninit::<f32>(dev, cap * dim)?;
     {
         let vec4 = dim.is_multiple_of(4);
         let name = if vec4 {
@@ -1058,14 +1078,6 @@ pub fn coalesce_async(
     ))
 }
 
-/// An uninitialised f32 buffer, for scratch space every read of which is preceded by a
-/// write in the same pipeline (the coalesce partials). Avoids a memset of up to n*dim.
-fn unsafe_alloc_f32(dev: &CudaDevice, len: usize) -> Result<CudaSlice<f32>> {
-    // SAFETY: f32 has no invalid bit patterns; coalesce_seg_finish only reads partials
-    // that coalesce_chunk_sum wrote earlier on the same stream.
-    unsafe { dev.stream().alloc::<f32>(len.max(1)) }.map_err(|e| cuda_err("allocating scratch", e))
-}
-
 /// Device-wide exclusive scan of u32 (3 launches: block sums, one-block scan of those,
 /// apply). `total[0]` receives the sum of all elements.
 fn exclusive_scan(
@@ -1078,7 +1090,7 @@ fn exclusive_scan(
     let n = input.len();
     let nb = n.div_ceil(SCAN_BLOCK).max(1);
     let (n64, nb64) = (n as i64, nb as i64);
-    let mut sums = alloc_zeros::<u32>(dev, nb)?;
+    let mut sums = alloc_uninit::<u32>(dev, nb)?;
     let blocks = LaunchConfig {
         grid_dim: (nb as u32, 1, 1),
         block_dim: (SCAN_BLOCK as u32, 1, 1),

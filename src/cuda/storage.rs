@@ -121,8 +121,10 @@ impl CudaStorage {
         }
     }
 
+    /// An output buffer for an op whose kernel writes every element (all callers here);
+    /// not zeroed, which would cost a launch and a pass over the bytes.
     fn alloc_f32(&self, n: usize) -> Result<CudaSlice<f32>> {
-        ops::alloc_zeros::<f32>(&self.dev, n)
+        ops::alloc_uninit::<f32>(&self.dev, n)
     }
 
     fn wrap_f32(&self, s: CudaSlice<f32>) -> CudaStorage {
@@ -192,12 +194,12 @@ impl CudaStorage {
                 CudaData::F32(y)
             }
             (CudaData::F32(s), DType::F16) => {
-                let mut y = ops::alloc_zeros::<f16>(&self.dev, n)?;
+                let mut y = ops::alloc_uninit::<f16>(&self.dev, n)?;
                 ops::f32_to_half(&self.dev, s, &mut y)?;
                 CudaData::F16(y)
             }
             (CudaData::F32(s), DType::BF16) => {
-                let mut y = ops::alloc_zeros::<bf16>(&self.dev, n)?;
+                let mut y = ops::alloc_uninit::<bf16>(&self.dev, n)?;
                 ops::f32_to_half(&self.dev, s, &mut y)?;
                 CudaData::BF16(y)
             }
@@ -218,22 +220,22 @@ impl CudaStorage {
     pub fn deep_clone(&self) -> Result<CudaStorage> {
         let data = match &self.data {
             CudaData::F32(s) => {
-                let mut y = ops::alloc_zeros::<f32>(&self.dev, s.len())?;
+                let mut y = ops::alloc_uninit::<f32>(&self.dev, s.len())?;
                 ops::copy(&self.dev, s, &mut y)?;
                 CudaData::F32(y)
             }
             CudaData::I64(s) => {
-                let mut y = ops::alloc_zeros::<i64>(&self.dev, s.len())?;
+                let mut y = ops::alloc_uninit::<i64>(&self.dev, s.len())?;
                 ops::copy(&self.dev, s, &mut y)?;
                 CudaData::I64(y)
             }
             CudaData::F16(s) => {
-                let mut y = ops::alloc_zeros::<f16>(&self.dev, s.len())?;
+                let mut y = ops::alloc_uninit::<f16>(&self.dev, s.len())?;
                 ops::copy(&self.dev, s, &mut y)?;
                 CudaData::F16(y)
             }
             CudaData::BF16(s) => {
-                let mut y = ops::alloc_zeros::<bf16>(&self.dev, s.len())?;
+                let mut y = ops::alloc_uninit::<bf16>(&self.dev, s.len())?;
                 ops::copy(&self.dev, s, &mut y)?;
                 CudaData::BF16(y)
             }
@@ -290,7 +292,7 @@ impl CudaStorage {
     /// First maximum along the middle axis (i64 output).
     pub fn argmax(&self, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
         let x = self.f32("argmax")?;
-        let mut y = ops::alloc_zeros::<i64>(&self.dev, outer * inner)?;
+        let mut y = ops::alloc_uninit::<i64>(&self.dev, outer * inner)?;
         ops::argmax(&self.dev, x, (outer, len, inner), &mut y)?;
         Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
     }
@@ -346,7 +348,7 @@ impl CudaStorage {
                 CudaData::F32(y)
             }
             CudaData::I64(s) => {
-                let mut y = ops::alloc_zeros::<i64>(&self.dev, n)?;
+                let mut y = ops::alloc_uninit::<i64>(&self.dev, n)?;
                 ops::strided_copy(&self.dev, &plan, s, &mut y)?;
                 CudaData::I64(y)
             }
@@ -446,7 +448,7 @@ impl CudaStorage {
     /// An inverted-dropout mask identical to the CPU one for the same seed.
     pub fn dropout_mask(ordinal: usize, n: usize, p: f32, seed: u64) -> Result<CudaStorage> {
         let dev = CudaDevice::get(ordinal)?;
-        let mut m = ops::alloc_zeros::<f32>(&dev, n)?;
+        let mut m = ops::alloc_uninit::<f32>(&dev, n)?;
         ops::dropout_mask(&dev, seed, p, &mut m)?;
         Ok(CudaStorage::new(&dev, CudaData::F32(m)))
     }
