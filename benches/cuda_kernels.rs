@@ -1,8 +1,16 @@
-//! GPU kernel bandwidth: device-to-device copy (the ceiling), embedding gather and
-//! coalesce (scatter-add), uniform and Zipf(1.05) indices, 1M-row table, 64k indices.
-//! Timed with CUDA events: warm-up, then the median of REPS runs, rotating among
-//! ROTATE input sets so the 50 MB L2 cannot serve repeated inputs.
-//! Bytes counted: copy = read + write; gather/coalesce = indices read + rows read +
+//! GPU kernel bandwidth: device-to-device copy (the ceiling), embedding gather and both
+//! scatter-adds (sorted coalesce, atomic), uniform and Zipf(1.05) indices, 1M-row table,
+//! 64k indices.
+//! Timed with CUDA events, rotating among ROTATE input sets so the 50 MB L2 cannot
+//! serve repeated inputs, two ways after a warm-up:
+//! - *from idle*: the median of REPS calls, each bracketed by its own events with the
+//!   GPU idle before it, so the host's enqueue time (launches, allocations) shows;
+//! - *back to back*: REPS calls enqueued between one pair of events, divided by REPS:
+//!   the host queues the next call while the GPU runs the previous one, as inside a
+//!   training step, so this is the kernel's cost, unless the host cannot enqueue as fast
+//!   as the GPU executes (then it shows the host's cost). Bandwidth is reported from this one.
+//!
+//! Bytes counted: copy = read + write; gather/scatter-add = indices read + rows read +
 //! rows written. Without a GPU: prints "skipped: <reason>" and exits 0.
 //!
 //! Run: cargo bench --bench cuda_kernels
@@ -35,13 +43,19 @@ fn main() {
     }
 }
 
-/// Median milliseconds of `f(rep)` over REPS runs after WARMUP runs, each run bracketed
-/// by its own pair of events.
-fn time_ms(dev: &CudaDevice, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
-    let ev = |what: &str| {
+/// Milliseconds per call of `f(rep)`, from idle and back to back (see the crate docs).
+#[derive(Clone, Copy)]
+struct Timing {
+    idle_ms: f64,
+    b2b_ms: f64,
+}
+
+fn time_ms(dev: &CudaDevice, mut f: impl FnMut(usize) -> Result<()>) -> Result<Timing> {
+    let err = |e: cudarc::driver::DriverError| boson::error::Error::Cuda(format!("{e:?}"));
+    let ev = || {
         dev.context()
             .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(|e| boson::error::Error::Cuda(format!("{what}: {e:?}")))
+            .map_err(err)
     };
     for r in 0..WARMUP {
         f(r)?;
@@ -49,20 +63,24 @@ fn time_ms(dev: &CudaDevice, mut f: impl FnMut(usize) -> Result<()>) -> Result<f
     dev.synchronize()?;
     let mut times = Vec::with_capacity(REPS);
     for r in 0..REPS {
-        let (start, end) = (ev("start event")?, ev("end event")?);
-        start
-            .record(dev.stream())
-            .map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
+        let (start, end) = (ev()?, ev()?);
+        start.record(dev.stream()).map_err(err)?;
         f(WARMUP + r)?;
-        end.record(dev.stream())
-            .map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
-        let ms = start
-            .elapsed_ms(&end)
-            .map_err(|e| boson::error::Error::Cuda(format!("{e:?}")))?;
-        times.push(ms as f64);
+        end.record(dev.stream()).map_err(err)?;
+        times.push(start.elapsed_ms(&end).map_err(err)? as f64);
     }
     times.sort_by(|a, b| a.total_cmp(b));
-    Ok(times[REPS / 2])
+    let (start, end) = (ev()?, ev()?);
+    start.record(dev.stream()).map_err(err)?;
+    for r in 0..REPS {
+        f(WARMUP + REPS + r)?;
+    }
+    end.record(dev.stream()).map_err(err)?;
+    let total = start.elapsed_ms(&end).map_err(err)? as f64;
+    Ok(Timing {
+        idle_ms: times[REPS / 2],
+        b2b_ms: total / REPS as f64,
+    })
 }
 
 /// Cheap non-zero pseudo-random values (a multiplicative hash), so tables of a billion
@@ -112,9 +130,23 @@ fn upload<T: DeviceRepr>(dev: &CudaDevice, sets: &[Vec<T>]) -> Result<Vec<CudaSl
 
 struct Row {
     kernel: String,
-    ms: f64,
-    gbs: f64,
+    t: Timing,
+    /// Bytes the kernel must move (read + written).
+    bytes: usize,
 }
+
+fn gbs(bytes: usize, ms: f64) -> f64 {
+    bytes as f64 / (ms * 1e-3) / 1e9
+}
+
+/// `ops::coalesce_async` and `ops::scatter_add_async` share this signature.
+type ScatterFn = fn(
+    &CudaDevice,
+    &CudaSlice<i64>,
+    &CudaSlice<f32>,
+    usize,
+    usize,
+) -> Result<(ops::RowSparse, ops::IndexCheck)>;
 
 fn run(dev: &Arc<CudaDevice>) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
@@ -126,12 +158,13 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
         ops::alloc_zeros::<f32>(dev, copy_elems)?,
         ops::alloc_zeros::<f32>(dev, copy_elems)?,
     ];
-    let ms = time_ms(dev, |r| ops::copy(dev, &srcs[r % 2], &mut dsts[r % 2]))?;
-    let copy_gbs = 2.0 * (copy_elems * 4) as f64 / (ms * 1e-3) / 1e9;
+    let t = time_ms(dev, |r| ops::copy(dev, &srcs[r % 2], &mut dsts[r % 2]))?;
+    let copy_bytes = 2 * copy_elems * 4;
+    let copy_gbs = gbs(copy_bytes, t.b2b_ms);
     rows.push(Row {
         kernel: "copy d2d 256 MB".into(),
-        ms,
-        gbs: copy_gbs,
+        t,
+        bytes: copy_bytes,
     });
     drop((srcs, dsts));
 
@@ -150,113 +183,106 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
     ];
 
     for dim in [64usize, 256] {
-        // Gather, f32 table.
-        let table = ops::htod(dev, &values(TABLE_ROWS * dim, 3))?;
         let mut outs = (0..ROTATE)
             .map(|_| ops::alloc_zeros::<f32>(dev, N_IDX * dim))
             .collect::<Result<Vec<_>>>()?;
-        for (name, idx) in &idx_sets {
-            let mut checks = Vec::new();
-            let ms = time_ms(dev, |r| {
-                checks.push(ops::gather_async(
-                    dev,
-                    &table,
-                    dim,
-                    &idx[r % ROTATE],
-                    &mut outs[r % ROTATE],
-                )?);
-                Ok(())
-            })?;
-            for c in checks {
-                c.check(dev)?;
-            }
-            let bytes = N_IDX * 8 + 2 * N_IDX * dim * 4;
-            rows.push(Row {
-                kernel: format!("gather f32 D={dim} {name}"),
-                ms,
-                gbs: bytes as f64 / (ms * 1e-3) / 1e9,
-            });
-        }
-        drop(table);
-
-        // Gather, bf16 table (D=64 only).
-        if dim == 64 {
+        // Gather from an f32 table, and (D=64 only) from a bf16 one.
+        let f32_table = ops::htod(dev, &values(TABLE_ROWS * dim, 3))?;
+        let bf16_table = if dim == 64 {
             let host: Vec<half::bf16> = values(TABLE_ROWS * dim, 4)
                 .into_iter()
                 .map(half::bf16::from_f32)
                 .collect();
-            let table = ops::htod(dev, &host)?;
+            Some(ops::htod(dev, &host)?)
+        } else {
+            None
+        };
+        for (name, idx) in &idx_sets {
+            let mut checks = Vec::new();
+            let t = time_ms(dev, |r| {
+                let i = r % ROTATE;
+                checks.push(ops::gather_async(
+                    dev,
+                    &f32_table,
+                    dim,
+                    &idx[i],
+                    &mut outs[i],
+                )?);
+                Ok(())
+            })?;
+            rows.push(Row {
+                kernel: format!("gather f32 D={dim} {name}"),
+                t,
+                bytes: N_IDX * 8 + 2 * N_IDX * dim * 4,
+            });
+            if let Some(table) = &bf16_table {
+                let t = time_ms(dev, |r| {
+                    let i = r % ROTATE;
+                    checks.push(ops::gather_async(dev, table, dim, &idx[i], &mut outs[i])?);
+                    Ok(())
+                })?;
+                rows.push(Row {
+                    kernel: format!("gather bf16 D={dim} {name}"),
+                    t,
+                    bytes: N_IDX * 8 + N_IDX * dim * 2 + N_IDX * dim * 4,
+                });
+            }
+            for c in checks {
+                c.check(dev)?;
+            }
+        }
+        drop((f32_table, bf16_table, outs));
+
+        // Scatter-add into a row-sparse gradient: the deterministic sort-based coalesce
+        // and the atomic one (`set_deterministic(false)`).
+        let grads = (0..ROTATE)
+            .map(|r| ops::htod(dev, &values(N_IDX * dim, 10 + r as u32)))
+            .collect::<Result<Vec<_>>>()?;
+        let scatters: [(&str, ScatterFn); 2] = [
+            ("coalesce", ops::coalesce_async),
+            ("scatter atomic", ops::scatter_add_async),
+        ];
+        for (label, scatter) in scatters {
             for (name, idx) in &idx_sets {
                 let mut checks = Vec::new();
-                let ms = time_ms(dev, |r| {
-                    checks.push(ops::gather_async(
-                        dev,
-                        &table,
-                        dim,
-                        &idx[r % ROTATE],
-                        &mut outs[r % ROTATE],
-                    )?);
+                let mut keep = Vec::new();
+                let t = time_ms(dev, |r| {
+                    let i = r % ROTATE;
+                    let (out, check) = scatter(dev, &idx[i], &grads[i], dim, TABLE_ROWS)?;
+                    checks.push(check);
+                    keep.push(out); // freed after timing, so frees stay out of the measurement
                     Ok(())
                 })?;
                 for c in checks {
                     c.check(dev)?;
                 }
-                let bytes = N_IDX * 8 + N_IDX * dim * 2 + N_IDX * dim * 4;
+                drop(keep);
                 rows.push(Row {
-                    kernel: format!("gather bf16 D={dim} {name}"),
-                    ms,
-                    gbs: bytes as f64 / (ms * 1e-3) / 1e9,
+                    kernel: format!("{label} f32 D={dim} {name}"),
+                    t,
+                    bytes: N_IDX * 8 + 2 * N_IDX * dim * 4,
                 });
             }
-        }
-        drop(outs);
-
-        // Coalesce (scatter-add into a row-sparse gradient).
-        let grads = (0..ROTATE)
-            .map(|r| ops::htod(dev, &values(N_IDX * dim, 10 + r as u32)))
-            .collect::<Result<Vec<_>>>()?;
-        for (name, idx) in &idx_sets {
-            let mut checks = Vec::new();
-            let mut keep = Vec::new();
-            let ms = time_ms(dev, |r| {
-                let (out, check) = ops::coalesce_async(
-                    dev,
-                    &idx[r % ROTATE],
-                    &grads[r % ROTATE],
-                    dim,
-                    TABLE_ROWS,
-                )?;
-                checks.push(check);
-                keep.push(out); // freed after timing, so frees stay out of the measurement
-                Ok(())
-            })?;
-            for c in checks {
-                c.check(dev)?;
-            }
-            drop(keep);
-            let bytes = N_IDX * 8 + 2 * N_IDX * dim * 4;
-            rows.push(Row {
-                kernel: format!("coalesce f32 D={dim} {name}"),
-                ms,
-                gbs: bytes as f64 / (ms * 1e-3) / 1e9,
-            });
         }
     }
 
     println!(
-        "\nCUDA kernels on {} ({}), median of {REPS} after {WARMUP} warm-up runs\n",
+        "\nCUDA kernels on {} ({}): from idle = median of {REPS} single calls; back to back = \
+         {REPS} calls in one stream / {REPS}; GB/s and % of copy from back to back\n",
         dev.name(),
         dev.arch()
     );
-    println!("| kernel | time (us) | GB/s | % of copy |");
-    println!("|---|---:|---:|---:|");
+    println!("| kernel | from idle (us) | back to back (us) | GB/s | % of copy |");
+    println!("|---|---:|---:|---:|---:|");
     for r in &rows {
+        let g = gbs(r.bytes, r.t.b2b_ms);
         println!(
-            "| {} | {:.1} | {:.0} | {:.0}% |",
+            "| {} | {:.1} | {:.1} | {:.0} | {:.0}% |",
             r.kernel,
-            r.ms * 1e3,
-            r.gbs,
-            100.0 * r.gbs / copy_gbs
+            r.t.idle_ms * 1e3,
+            r.t.b2b_ms * 1e3,
+            g,
+            100.0 * g / copy_gbs
         );
     }
     Ok(())

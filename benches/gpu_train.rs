@@ -1,6 +1,7 @@
 //! Recommender (MFBlock) training throughput on the GPU: samples/s over full training
 //! steps (host→device upload of the batch, forward, backward, SGD-momentum step), with
-//! row-sparse embedding gradients. Prints one JSON line per vocabulary size; on the CPU
+//! row-sparse embedding gradients. Prints one JSON line per vocabulary size (on the GPU,
+//! for each scatter-add: deterministic and atomic, `"deterministic"`); on the CPU
 //! the line also splits a step into forward, backward and optimizer time.
 //! Without a GPU it prints why and exits 0. Run by scripts/gpu-check.sh.
 
@@ -78,24 +79,31 @@ fn main() {
         println!("skipped: no usable CUDA device");
         return;
     }
-    for (users, items) in [(20_000, 5_000), (150_000, 38_000)] {
-        match run(
-            dev,
-            users,
-            items,
-            if dev == Device::Cpu { 100 } else { 300 },
-        ) {
-            Ok((sps, [fwd, bwd, opt])) => {
-                let phases = if dev == Device::Cpu {
-                    format!(",\"step_us\":{{\"forward\":{fwd:.0},\"backward\":{bwd:.0},\"optimizer\":{opt:.0}}}")
-                } else {
-                    String::new()
-                };
-                println!(
-                    "{{\"harness\":\"boson\",\"device\":\"{dev}\",\"users\":{users},\"items\":{items},\"samples_per_sec\":{sps:.0}{phases}}}"
-                )
+    // On the GPU both scatter-adds: the deterministic default and the atomic one.
+    let modes: &[bool] = if dev == Device::Cpu {
+        &[true]
+    } else {
+        &[true, false]
+    };
+    for &deterministic in modes {
+        boson::device::set_deterministic(deterministic);
+        for (users, items) in [(20_000, 5_000), (150_000, 38_000)] {
+            let steps = if dev == Device::Cpu { 100 } else { 300 };
+            match run(dev, users, items, steps) {
+                Ok((sps, [fwd, bwd, opt])) => {
+                    let phases = if dev == Device::Cpu {
+                        format!(",\"step_us\":{{\"forward\":{fwd:.0},\"backward\":{bwd:.0},\"optimizer\":{opt:.0}}}")
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "{{\"harness\":\"boson\",\"device\":\"{dev}\",\"deterministic\":{deterministic},\"users\":{users},\"items\":{items},\"samples_per_sec\":{sps:.0}{phases}}}"
+                    )
+                }
+                Err(e) => println!(
+                    "{{\"harness\":\"boson\",\"deterministic\":{deterministic},\"users\":{users},\"error\":\"{e}\"}}"
+                ),
             }
-            Err(e) => println!("{{\"harness\":\"boson\",\"users\":{users},\"error\":\"{e}\"}}"),
         }
     }
 }

@@ -417,3 +417,131 @@ extern "C" __global__ void coalesce_seg_finish(i64 n, i64 dim, const u32* num_se
         }
     }
 }
+
+// ================================================================ scatter-add, atomic
+//
+// The non-deterministic scatter-add (`boson::device::set_deterministic(false)`): the same
+// row-sparse output as coalesce, in three launches instead of ~33, with float atomics
+// instead of a sort. `unique` lists each touched row once in no fixed order (slots are
+// handed out as warps get to them), and float sums depend on the order atomics land.
+//
+// slot_plus1 is a table-sized u32 map owned by the device, all zero between calls:
+// row r -> its output slot + 1 (CLAIMING while a claim is in flight).
+//  1. scatter_claim: one thread per index. Lanes of a warp holding the same row elect
+//     the lowest as leader (__match_any_sync); a leader claims the row with a CAS; the
+//     warp's winners take consecutive slots from one atomicAdd on count, write unique[slot]
+//     and publish slot + 1. summed arrives zeroed (a memset: rows k..n must be 0 anyway).
+//  2. scatter_accumulate: lane l of a warp takes index base + l and walks its row in
+//     VEC-wide steps. Lanes sharing a row are added (in lane order) by their leader
+//     through shared memory, so a hot row costs one atomic per warp per step, not one
+//     per occurrence; everyone else adds directly.
+//  3. scatter_finish: slots below k clear their row's map entry; slots k..n get -1.
+// Grid-stride loops step a whole block at a time so every lane of a warp runs the same
+// iterations (the *_sync intrinsics need all 32 lanes).
+
+#define CLAIMING 0xffffffffu
+#define FULL_WARP 0xffffffffu
+
+extern "C" __global__ void scatter_claim(i64 n, i64 rows, const i64* idx, u32* slot_plus1, i64* count,
+                                         i64* unique, i64* err) {
+    const int lane = threadIdx.x & 31;
+    for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
+        const i64 i = base + threadIdx.x;
+        i64 r = -1;
+        bool valid = false;
+        if (i < n) {
+            r = idx[i];
+            valid = r >= 0 && r < rows;
+            if (!valid) record_bad_index(err, r);
+        }
+        const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
+        const bool leader = valid && __ffs(peers) - 1 == lane;
+        const bool won = leader && atomicCAS(&slot_plus1[r], 0u, CLAIMING) == 0u;
+        const unsigned winners = __ballot_sync(FULL_WARP, won);
+        if (winners == 0u) continue;  // uniform across the warp
+        const int first_lane = __ffs(winners) - 1;
+        unsigned long long first = 0ull;
+        if (lane == first_lane) first = atomicAdd((unsigned long long*)count, (unsigned long long)__popc(winners));
+        first = __shfl_sync(FULL_WARP, first, first_lane);
+        if (won) {
+            const u32 s = (u32)first + (u32)__popc(winners & ((1u << lane) - 1u));
+            unique[s] = r;
+            slot_plus1[r] = s + 1u;
+        }
+    }
+}
+
+__device__ __forceinline__ void add_into(float4& a, const float4& b) {
+    a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
+}
+__device__ __forceinline__ void add_into(float& a, const float& b) { a += b; }
+
+__device__ __forceinline__ void atomic_add_vec(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add_vec(float4* p, float4 v) {
+#if __CUDA_ARCH__ >= 900
+    atomicAdd(p, v);  // one vector atomic (sm_90+, global memory)
+#else
+    atomicAdd(&p->x, v.x); atomicAdd(&p->y, v.y); atomicAdd(&p->z, v.z); atomicAdd(&p->w, v.w);
+#endif
+}
+
+__device__ __forceinline__ float4 zero_of(float4) { return make_float4(0.f, 0.f, 0.f, 0.f); }
+__device__ __forceinline__ float zero_of(float) { return 0.f; }
+
+#define SCATTER_BLOCK 256  // blockDim of scatter_accumulate (the shared staging area)
+
+// T = float4 (dim % 4 == 0) or float; width = dim / (sizeof(T) / 4) steps per row.
+template <typename T>
+__device__ __forceinline__ void scatter_accumulate(i64 n, i64 rows, i64 width, const i64* idx,
+                                                   const u32* slot_plus1, const T* g, T* summed) {
+    __shared__ T stage[SCATTER_BLOCK];
+    const int lane = threadIdx.x & 31;
+    const int warp_base = threadIdx.x & ~31;
+    for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
+        const i64 i = base + threadIdx.x;
+        const i64 r = i < n ? idx[i] : -1;
+        const bool valid = r >= 0 && r < rows;  // bad indices were reported by scatter_claim
+        const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
+        const bool leader = valid && __ffs(peers) - 1 == lane;
+        const bool grouped = valid && __popc(peers) > 1;
+        const bool any_grouped = __any_sync(FULL_WARP, grouped);
+        const T* src = g + i * width;
+        T* dst = summed + (valid ? (i64)(slot_plus1[r] - 1u) * width : 0);
+        for (i64 c = 0; c < width; ++c) {
+            T v = valid ? src[c] : zero_of(T());
+            if (any_grouped) {
+                stage[threadIdx.x] = v;
+                __syncwarp();
+                if (leader && grouped) {
+                    for (unsigned rest = peers & (peers - 1u); rest; rest &= rest - 1u) {
+                        add_into(v, stage[warp_base + __ffs(rest) - 1]);
+                    }
+                }
+                __syncwarp();  // stage is rewritten by the next step
+            }
+            if (leader) atomic_add_vec(dst + c, v);
+        }
+    }
+}
+
+extern "C" __global__ void scatter_accumulate_vec4(i64 n, i64 rows, i64 dim, const i64* idx, const u32* slot_plus1,
+                                                   const float* g, float* summed) {
+    scatter_accumulate<float4>(n, rows, dim / 4, idx, slot_plus1, reinterpret_cast<const float4*>(g),
+                               reinterpret_cast<float4*>(summed));
+}
+
+extern "C" __global__ void scatter_accumulate_scalar(i64 n, i64 rows, i64 dim, const i64* idx,
+                                                     const u32* slot_plus1, const float* g, float* summed) {
+    scatter_accumulate<float>(n, rows, dim, idx, slot_plus1, g, summed);
+}
+
+extern "C" __global__ void scatter_finish(i64 n, const i64* count, i64* unique, u32* slot_plus1) {
+    const i64 k = count[0];
+    GRID_LOOP(s, n) {
+        if (s < k) {
+            slot_plus1[unique[s]] = 0u;
+        } else {
+            unique[s] = -1;
+        }
+    }
+}

@@ -30,7 +30,7 @@ for t in gpu-bin/test-*; do
   grep -E '^test .* (ok|FAILED)$|panicked|skipped' "$out/$name.log" | head -n 40
 done
 timeout 120 gpu-bin/bench-cuda_kernels >"$out/cuda_kernels.md" 2>&1
-timeout 120 gpu-bin/bench-gpu_train >"$out/gpu_train.jsonl" 2>&1
+timeout 180 gpu-bin/bench-gpu_train >"$out/gpu_train.jsonl" 2>&1
 timeout 150 "$py" scripts/torch_mf_gpu.py >"$out/torch.jsonl" 2>&1
 # The worked example end to end on the GPU (built-in data), and on the CPU for the same
 # epochs: their test RMSE should agree.

@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A compute device. Tensors move between devices only through
 /// [`Tensor::to_device`](crate::tensor::Tensor::to_device); an op whose inputs sit on different
@@ -60,4 +61,24 @@ impl fmt::Display for Device {
             Device::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
+}
+
+static DETERMINISTIC: AtomicBool = AtomicBool::new(true);
+
+/// Chooses bitwise-reproducible GPU kernels (`true`, the default) or faster ones whose
+/// float sums depend on the order threads finish (`false`), like PyTorch's
+/// `torch.use_deterministic_algorithms`. Process-wide; takes effect at the next op.
+///
+/// Today it picks the GPU scatter-add behind an embedding's backward pass: a sort that
+/// sums each row's gradients in position order, or float atomics (three launches instead
+/// of about thirty; the touched rows of the row-sparse gradient then come in no fixed
+/// order, and a few bits of each sum can differ between runs). CPU ops are always
+/// deterministic.
+pub fn set_deterministic(on: bool) {
+    DETERMINISTIC.store(on, Ordering::Relaxed);
+}
+
+/// Whether GPU kernels are bitwise reproducible; see [`set_deterministic`].
+pub fn deterministic() -> bool {
+    DETERMINISTIC.load(Ordering::Relaxed)
 }

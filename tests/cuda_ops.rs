@@ -548,11 +548,22 @@ fn gather_f32_f16_bf16_match_cpu() {
     }
 }
 
-// ------------------------------------------------------------------ coalesce
+// ------------------------------------------------------------------ scatter-add (coalesce, atomic)
 
-/// Runs coalesce and checks it against a CPU BTreeMap sum; returns the raw outputs.
-fn coalesce_check(
+/// The two scatter-adds behind an embedding's backward pass.
+#[derive(Clone, Copy, Debug)]
+enum Scatter {
+    /// `ops::coalesce`: sorted unique rows, sums in position order.
+    Sorted,
+    /// `ops::scatter_add`: float atomics, unique rows in no fixed order.
+    Atomic,
+}
+
+/// Runs one scatter-add and checks it against a CPU BTreeMap sum (the atomic one's rows
+/// are matched by id); returns the raw outputs.
+fn scatter_check(
     dev: &CudaDevice,
+    mode: Scatter,
     idx: &[i64],
     rows: &[f32],
     dim: usize,
@@ -560,7 +571,11 @@ fn coalesce_check(
 ) -> (Vec<i64>, Vec<f32>) {
     let n = idx.len();
     let (id, rd) = (ops::htod(dev, idx).unwrap(), ops::htod(dev, rows).unwrap());
-    let out = ops::coalesce(dev, &id, &rd, dim, table_rows).unwrap();
+    let out = match mode {
+        Scatter::Sorted => ops::coalesce(dev, &id, &rd, dim, table_rows),
+        Scatter::Atomic => ops::scatter_add(dev, &id, &rd, dim, table_rows),
+    }
+    .unwrap();
     let unique = ops::dtoh(dev, &out.unique).unwrap();
     let summed = ops::dtoh(dev, &out.summed).unwrap();
     let count = ops::dtoh(dev, &out.count).unwrap();
@@ -576,34 +591,53 @@ fn coalesce_check(
         }
     }
     let k = map.len();
-    assert_eq!(count, vec![k as i64], "count");
+    assert_eq!(count, vec![k as i64], "{mode:?} count");
     assert_eq!(unique.len(), n);
     assert_eq!(summed.len(), n * dim);
+    // Output slot of each row id, checking each id appears once.
+    let mut slot_of = std::collections::BTreeMap::new();
+    for (s, &u) in unique[..k].iter().enumerate() {
+        assert!(
+            slot_of.insert(u, s).is_none(),
+            "{mode:?}: row {u} listed twice"
+        );
+    }
     for (s, (&id, sum)) in map.iter().enumerate() {
-        assert_eq!(unique[s], id, "unique[{s}]");
+        let slot = match mode {
+            Scatter::Sorted => {
+                assert_eq!(unique[s], id, "unique[{s}]");
+                s
+            }
+            Scatter::Atomic => *slot_of
+                .get(&id)
+                .unwrap_or_else(|| panic!("atomic: row {id} missing from unique")),
+        };
         for c in 0..dim {
-            let (g, w) = (summed[s * dim + c], sum[c].0 as f32);
+            let (g, w) = (summed[slot * dim + c], sum[c].0 as f32);
             let tol = 1e-5 + 2e-6 * sum[c].1 as f32;
-            assert!((g - w).abs() <= tol, "row {id} col {c}: got {g}, want {w}");
+            assert!(
+                (g - w).abs() <= tol,
+                "{mode:?} row {id} col {c}: got {g}, want {w}"
+            );
             assert!(
                 (g - w).abs() <= 1e-4 + 1e-5 * w.abs(),
-                "row {id} col {c}: got {g}, want {w}"
+                "{mode:?} row {id} col {c}: got {g}, want {w}"
             );
         }
     }
     assert!(
         unique[k..].iter().all(|&u| u == -1),
-        "unique tail must be -1"
+        "{mode:?}: unique tail must be -1"
     );
     assert!(
         summed[k * dim..].iter().all(|&v| v == 0.0),
-        "summed tail must be 0"
+        "{mode:?}: summed tail must be 0"
     );
     (unique, summed)
 }
 
 #[test]
-fn coalesce_uniform_and_zipf_match_cpu() {
+fn scatter_adds_match_cpu_on_uniform_zipf_and_one_hot_row() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(7);
     let table_rows = 50_000;
@@ -622,7 +656,8 @@ fn coalesce_uniform_and_zipf_match_cpu() {
         let hot = vec![42i64; n]; // one segment of n rows: many chunks
         for idx in [&uniform, &zipf, &hot] {
             let rows = rng.vec(n * dim, -1.0, 1.0);
-            coalesce_check(&dev, idx, &rows, dim, table_rows);
+            scatter_check(&dev, Scatter::Sorted, idx, &rows, dim, table_rows);
+            scatter_check(&dev, Scatter::Atomic, idx, &rows, dim, table_rows);
         }
     }
 }
@@ -634,8 +669,8 @@ fn coalesce_is_bitwise_deterministic() {
     let (n, dim, table_rows) = (30_000, 64, 10_000);
     let idx = zipf_indices(&mut rng, table_rows, n, 1.2);
     let rows = rng.vec(n * dim, -1.0, 1.0);
-    let (u1, s1) = coalesce_check(&dev, &idx, &rows, dim, table_rows);
-    let (u2, s2) = coalesce_check(&dev, &idx, &rows, dim, table_rows);
+    let (u1, s1) = scatter_check(&dev, Scatter::Sorted, &idx, &rows, dim, table_rows);
+    let (u2, s2) = scatter_check(&dev, Scatter::Sorted, &idx, &rows, dim, table_rows);
     assert_eq!(u1, u2);
     let b1: Vec<u32> = s1.iter().map(|v| v.to_bits()).collect();
     let b2: Vec<u32> = s2.iter().map(|v| v.to_bits()).collect();
@@ -643,29 +678,67 @@ fn coalesce_is_bitwise_deterministic() {
 }
 
 #[test]
-fn coalesce_reports_out_of_range_index() {
+fn scatter_adds_report_out_of_range_index() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(9);
     let (n, dim, table_rows) = (1000, 8, 100);
-    for bad in [100i64, -1, 1 << 40] {
-        let mut idx: Vec<i64> = (0..n)
+    for mode in [Scatter::Sorted, Scatter::Atomic] {
+        for bad in [100i64, -1, 1 << 40] {
+            let mut idx: Vec<i64> = (0..n)
+                .map(|_| rng.below(table_rows as u64) as i64)
+                .collect();
+            idx[n / 2] = bad;
+            let rows = rng.vec(n * dim, -1.0, 1.0);
+            let (id, rd) = (
+                ops::htod(&dev, &idx).unwrap(),
+                ops::htod(&dev, &rows).unwrap(),
+            );
+            let got = match mode {
+                Scatter::Sorted => ops::coalesce(&dev, &id, &rd, dim, table_rows),
+                Scatter::Atomic => ops::scatter_add(&dev, &id, &rd, dim, table_rows),
+            };
+            match got {
+                Err(Error::IndexOutOfRange { index, size, .. }) => {
+                    assert_eq!((index, size), (bad, table_rows), "{mode:?}")
+                }
+                other => panic!(
+                    "{mode:?}: expected IndexOutOfRange for {bad}, got ok={}",
+                    other.is_ok()
+                ),
+            }
+        }
+    }
+}
+
+/// The atomic scatter-add keeps a row map on the device between calls: it must come
+/// back clean after every call (including one that reported a bad index) and grow
+/// when a larger table arrives, or later calls would skip rows claimed earlier.
+#[test]
+fn atomic_scatter_add_map_is_clean_between_calls() {
+    let dev = dev_or_skip!();
+    let mut rng = Rng::new(10);
+    let dim = 16;
+    for (table_rows, n) in [
+        (1000usize, 5000usize),
+        (1000, 300),
+        (200_000, 40_000),
+        (50, 4000),
+    ] {
+        let idx: Vec<i64> = (0..n)
             .map(|_| rng.below(table_rows as u64) as i64)
             .collect();
-        idx[n / 2] = bad;
         let rows = rng.vec(n * dim, -1.0, 1.0);
+        scatter_check(&dev, Scatter::Atomic, &idx, &rows, dim, table_rows);
+        // The same rows again: each must be claimed afresh.
+        scatter_check(&dev, Scatter::Atomic, &idx, &rows, dim, table_rows);
+        let mut bad = idx.clone();
+        bad[n / 3] = table_rows as i64;
         let (id, rd) = (
-            ops::htod(&dev, &idx).unwrap(),
+            ops::htod(&dev, &bad).unwrap(),
             ops::htod(&dev, &rows).unwrap(),
         );
-        match ops::coalesce(&dev, &id, &rd, dim, table_rows) {
-            Err(Error::IndexOutOfRange { index, size, .. }) => {
-                assert_eq!((index, size), (bad, table_rows))
-            }
-            other => panic!(
-                "expected IndexOutOfRange for {bad}, got ok={}",
-                other.is_ok()
-            ),
-        }
+        assert!(ops::scatter_add(&dev, &id, &rd, dim, table_rows).is_err());
+        scatter_check(&dev, Scatter::Atomic, &idx, &rows, dim, table_rows);
     }
 }
 

@@ -4,6 +4,8 @@
 
 #[macro_use]
 mod common;
+#[path = "common/gpu.rs"]
+mod gpu_common;
 #[path = "common/mf.rs"]
 mod mf;
 use boson::autograd::{self, Grad};
@@ -13,65 +15,7 @@ use boson::optim::{Optimizer, Trainer};
 use boson::tensor::DType;
 use boson::{Device, Result, Tensor};
 use common::{rand_tensor, rand_vec};
-use mf::mf;
-
-fn gpu(test: &str) -> Option<Device> {
-    match Device::cuda_if_available(0) {
-        Device::Cpu => {
-            #[cfg(feature = "cuda")]
-            let why = boson::cuda::CudaDevice::get(0)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            #[cfg(not(feature = "cuda"))]
-            let why = "built without the cuda feature".to_string();
-            skip_note!("{test}: skipped: no usable CUDA device ({why})");
-            None
-        }
-        d => Some(d),
-    }
-}
-
-fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= tol * (1.0 + y.abs()),
-            "{what}[{i}]: gpu {x} vs cpu {y}"
-        );
-    }
-}
-
-/// Runs `f` on CPU inputs and on their GPU copies; compares outputs and input gradients.
-fn same_on_both(
-    dev: Device,
-    inputs: &[Tensor],
-    f: impl Fn(&[Tensor]) -> Result<Tensor>,
-    what: &str,
-) {
-    let run = |xs: Vec<Tensor>| {
-        let leaves: Vec<Tensor> = xs.iter().map(|t| t.attach_grad()).collect();
-        let y = autograd::record(|| f(&leaves)).unwrap();
-        let r = rand_tensor(y.shape(), 0.5, 1.5, 5)
-            .to_device(y.device())
-            .unwrap();
-        autograd::record(|| y.mul(&r)?.sum_all())
-            .unwrap()
-            .backward()
-            .unwrap();
-        let grads: Vec<Vec<f32>> = leaves
-            .iter()
-            .map(|l| l.grad().unwrap().unwrap().to_vec_f32().unwrap())
-            .collect();
-        (y.to_vec_f32().unwrap(), grads)
-    };
-    let (yc, gc) = run(inputs.to_vec());
-    let (yg, gg) = run(inputs.iter().map(|t| t.to_device(dev).unwrap()).collect());
-    close(&yg, &yc, 1e-4, &format!("{what} forward"));
-    for (k, (a, b)) in gg.iter().zip(&gc).enumerate() {
-        close(a, b, 1e-4, &format!("{what} grad of input {k}"));
-    }
-}
+use gpu_common::{close, gpu, mf_loss_curve, same_on_both, zipf_indices};
 
 #[test]
 fn every_op_and_its_gradient_matches_cpu() {
@@ -235,14 +179,6 @@ fn losses_and_dropout_match_cpu() {
     );
 }
 
-fn zipf_indices(n: usize, rows: usize, seed: u64) -> Vec<i64> {
-    // Heavily skewed: about half of the indices hit the first few rows.
-    rand_vec(n, 0.0, 1.0, seed)
-        .iter()
-        .map(|&u| ((rows as f32).powf(u * u * u) as usize - 1).min(rows - 1) as i64)
-        .collect()
-}
-
 #[test]
 fn embedding_gather_scatter_and_bounds() {
     let Some(dev) = gpu("embedding_gather_scatter_and_bounds") else {
@@ -365,52 +301,10 @@ fn recommender_training_epoch_matches_cpu() {
     let Some(dev) = gpu("recommender_training_epoch_matches_cpu") else {
         return;
     };
-    let (users, items, n, batch) = (2000, 500, 20 * 1024, 1024);
-    let u: Vec<i64> = rand_vec(n, 0.0, users as f32, 40)
-        .iter()
-        .map(|&v| v as i64)
-        .collect();
-    let i: Vec<i64> = zipf_indices(n, items, 41);
-    let r: Vec<f32> = rand_vec(n, 1.0, 5.0, 42)
-        .iter()
-        .map(|v| v.round())
-        .collect();
-    let mut curves = Vec::new();
-    for d in [Device::Cpu, dev] {
-        let net = mf(users, items, 64);
-        boson::rng::seed(3);
-        net.initialize(&Initializer::xavier(60.0), d).unwrap();
-        let mut tr = Trainer::new(net.collect_params(), Optimizer::sgd(0.02).momentum(0.9));
-        let mut curve = Vec::new();
-        for b in 0..n / batch {
-            let s = b * batch..(b + 1) * batch;
-            let ub = Tensor::from_vec_i64(u[s.clone()].to_vec(), &[batch])
-                .unwrap()
-                .to_device(d)
-                .unwrap();
-            let ib = Tensor::from_vec_i64(i[s.clone()].to_vec(), &[batch])
-                .unwrap()
-                .to_device(d)
-                .unwrap();
-            let rb = Tensor::from_vec(r[s].to_vec(), &[batch])
-                .unwrap()
-                .to_device(d)
-                .unwrap();
-            let loss = autograd::record(|| {
-                L2Loss::new().forward(&net.forward_many(&[ub, ib])?, &rb, None)
-            })
-            .unwrap();
-            loss.backward().unwrap();
-            tr.step(batch).unwrap();
-            curve.push(loss.mean_all().unwrap().to_scalar().unwrap());
-        }
-        curves.push(curve);
-    }
-    eprintln!(
-        "cpu loss curve {:?}\ngpu loss curve {:?}",
-        curves[0], curves[1]
-    );
-    close(&curves[1], &curves[0], 1e-3, "loss curve");
+    let cpu = mf_loss_curve(Device::Cpu);
+    let gpu = mf_loss_curve(dev);
+    eprintln!("cpu loss curve {cpu:?}\ngpu loss curve {gpu:?}");
+    close(&gpu, &cpu, 1e-3, "loss curve");
 }
 
 #[test]

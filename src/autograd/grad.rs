@@ -16,8 +16,10 @@ pub enum GradReq {
 }
 
 /// A row-sparse gradient of a `[rows, dim]` table: the rows a batch touched and their
-/// summed gradients. Indices are ascending and unique; a negative index marks an unused
-/// padding row (the CUDA path keeps fixed capacity to avoid a device→host sync).
+/// summed gradients. Indices are unique, and ascending except on the GPU after
+/// [`set_deterministic(false)`](crate::device::set_deterministic) (then in no fixed
+/// order); a negative index marks an unused padding row (the CUDA path keeps fixed
+/// capacity to avoid a device→host sync).
 #[derive(Clone, Debug)]
 pub struct RowSparse {
     /// `i64 [k]` row ids.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
@@ -147,6 +147,9 @@ pub struct CudaDevice {
     /// Index-check cells queued by `ops::deferring_index_checks`, read at the next copy
     /// to the host.
     deferred_checks: Mutex<Vec<(CudaSlice<i64>, &'static str, usize)>>,
+    /// The atomic scatter-add's `row -> slot + 1` map (`ops::scatter_add_async`), sized
+    /// for the largest table seen; all zero between calls.
+    row_slots: Mutex<Option<CudaSlice<u32>>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -221,6 +224,7 @@ impl CudaDevice {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             deferred_checks: Mutex::new(Vec::new()),
+            row_slots: Mutex::new(None),
         });
         map.insert(ordinal, dev.clone());
         Ok(dev)
@@ -283,6 +287,21 @@ impl CudaDevice {
         self.stream
             .synchronize()
             .map_err(|e| Error::Cuda(format!("synchronize on device {}: {e:?}", self.ordinal)))
+    }
+
+    /// The map `ops::scatter_add_async` keeps between calls, at least `rows` long and
+    /// all zero. The lock is held for a whole scatter-add; a call that fails midway
+    /// takes the map out (`Option::take`) so the next one starts from a fresh zeroed one.
+    pub(crate) fn row_slots(&self, rows: usize) -> Result<MutexGuard<'_, Option<CudaSlice<u32>>>> {
+        let mut slot = lock(&self.row_slots);
+        if slot.as_ref().is_none_or(|m| m.len() < rows) {
+            *slot = None; // free the smaller map before allocating the larger one
+            *slot =
+                Some(self.stream.alloc_zeros::<u32>(rows.max(1)).map_err(|e| {
+                    Error::Cuda(format!("allocating the scatter-add row map: {e:?}"))
+                })?);
+        }
+        Ok(slot)
     }
 
     /// The cuBLAS handle bound to [`Self::stream`], created on first use.

@@ -1078,6 +1078,125 @@ pub fn coalesce_async(
     ))
 }
 
+/// Scatter-add of `rows` (`[n, dim]`) by `idx` into a [`RowSparse`] gradient with
+/// float atomics: the non-deterministic mode (`boson::device::set_deterministic(false)`).
+/// Same layout as [`coalesce`] except that `unique[0..k]` comes in no fixed order, and
+/// float sums depend on the order the atomics land, so two runs can differ in the last
+/// bits. Three launches and a memset, against coalesce's ~33 launches; duplicates
+/// within a warp are pre-summed, so a hot row costs one atomic per warp. Keeps a
+/// 4-byte-per-row map of the largest table on the device between calls.
+/// An out-of-range index gives `Error::IndexOutOfRange`; synchronises to check.
+pub fn scatter_add(
+    dev: &CudaDevice,
+    idx: &CudaSlice<i64>,
+    rows: &CudaSlice<f32>,
+    dim: usize,
+    table_rows: usize,
+) -> Result<RowSparse> {
+    let (out, check) = scatter_add_async(dev, idx, rows, dim, table_rows)?;
+    check.check(dev)?;
+    Ok(out)
+}
+
+/// [`scatter_add`] without the final synchronisation: the index check is returned instead.
+pub fn scatter_add_async(
+    dev: &CudaDevice,
+    idx: &CudaSlice<i64>,
+    rows: &CudaSlice<f32>,
+    dim: usize,
+    table_rows: usize,
+) -> Result<(RowSparse, IndexCheck)> {
+    let n = idx.len();
+    if dim == 0 {
+        return Err(invalid("scatter-add with dim 0".into()));
+    }
+    check_len("scatter-add rows", rows.len(), n * dim)?;
+    // Slots are u32 (slot + 1 in the map, u32::MAX while claiming).
+    if n >= u32::MAX as usize - 1 {
+        return Err(invalid(format!(
+            "scatter-add supports fewer than 2^32 - 2 indices (got {n})"
+        )));
+    }
+    let check = IndexCheck {
+        cell: error_cell(dev)?,
+        what: "embedding row",
+        size: table_rows,
+    };
+    // summed is zeroed: the atomics add into it, and rows k..n must read 0.
+    let mut out = RowSparse {
+        unique: alloc_uninit::<i64>(dev, n)?,
+        summed: alloc_zeros::<f32>(dev, n * dim)?,
+        count: alloc_zeros::<i64>(dev, 1)?,
+    };
+    if n == 0 {
+        return Ok((out, check));
+    }
+    let mut map = dev.row_slots(table_rows)?;
+    let result = scatter_add_launches(dev, idx, rows, dim, table_rows, &check, &mut out, &mut map);
+    if result.is_err() {
+        // A launch failed midway: the map may hold entries nobody will clear.
+        *map = None;
+    }
+    result.map(|()| (out, check))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scatter_add_launches(
+    dev: &CudaDevice,
+    idx: &CudaSlice<i64>,
+    rows: &CudaSlice<f32>,
+    dim: usize,
+    table_rows: usize,
+    check: &IndexCheck,
+    out: &mut RowSparse,
+    map: &mut Option<CudaSlice<u32>>,
+) -> Result<()> {
+    let map = map
+        .as_mut()
+        .ok_or_else(|| Error::Cuda("scatter-add row map missing".into()))?;
+    let n = idx.len();
+    let (n64, d64, tr64) = (n as i64, dim as i64, table_rows as i64);
+    let s = dev.stream();
+    let cfg = cfg_for(n as u64);
+    {
+        let f = func(dev, "embedding.cu", "scatter_claim")?;
+        let mut l = s.launch_builder(&f);
+        l.arg(&n64)
+            .arg(&tr64)
+            .arg(idx)
+            .arg(&mut *map)
+            .arg(&mut out.count)
+            .arg(&mut out.unique)
+            .arg(&check.cell);
+        launch(l, cfg, "scatter_claim")?;
+    }
+    {
+        let name = if dim.is_multiple_of(4) {
+            "scatter_accumulate_vec4"
+        } else {
+            "scatter_accumulate_scalar"
+        };
+        let f = func(dev, "embedding.cu", name)?;
+        let mut l = s.launch_builder(&f);
+        l.arg(&n64)
+            .arg(&tr64)
+            .arg(&d64)
+            .arg(idx)
+            .arg(&*map)
+            .arg(rows)
+            .arg(&mut out.summed);
+        // One thread per index (blockDim must be SCATTER_BLOCK = THREADS).
+        launch(l, cfg, name)?;
+    }
+    let f = func(dev, "embedding.cu", "scatter_finish")?;
+    let mut l = s.launch_builder(&f);
+    l.arg(&n64)
+        .arg(&out.count)
+        .arg(&mut out.unique)
+        .arg(&mut *map);
+    launch(l, cfg, "scatter_finish")
+}
+
 /// Device-wide exclusive scan of u32 (3 launches: block sums, one-block scan of those,
 /// apply). `total[0]` receives the sum of all elements.
 fn exclusive_scan(

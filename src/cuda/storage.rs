@@ -397,7 +397,8 @@ impl CudaStorage {
         Ok(self.wrap_f32(y))
     }
 
-    /// Row-sparse scatter-add: unique indices (ascending, `-1` padded to `n`) and summed rows.
+    /// Row-sparse scatter-add: unique indices (`-1` padded to `n`; ascending unless
+    /// [`crate::device::set_deterministic`] chose the atomic kernel) and summed rows.
     pub fn coalesce_rows(
         idx: &CudaStorage,
         rows: &CudaStorage,
@@ -405,7 +406,12 @@ impl CudaStorage {
         table_rows: usize,
     ) -> Result<(CudaStorage, CudaStorage)> {
         idx.same_device(rows, "coalesce")?;
-        let rs = ops::coalesce(
+        let scatter = if crate::device::deterministic() {
+            ops::coalesce
+        } else {
+            ops::scatter_add
+        };
+        let rs = scatter(
             &idx.dev,
             idx.i64("coalesce")?,
             rows.f32("coalesce")?,
