@@ -466,7 +466,7 @@ extern "C" __global__ void scatter_claim(i64 n, i64 rows, const i64* idx, u32* s
         if (won) {
             const u32 s = (u32)first + (u32)__popc(winners & ((1u << lane) - 1u));
             unique[s] = r;
-            slot_plus1[r] = s + 1u;
+            atomicExch(&slot_plus1[r], s + 1u);  // other warps may be CASing this word
         }
     }
 }

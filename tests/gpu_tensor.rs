@@ -349,3 +349,49 @@ fn mixing_devices_errors_and_deferred_row_checks_surface() {
     let w = emb.weight.data().unwrap().to_vec_f32().unwrap();
     assert_eq!(&w[12..16], &[0.9, 0.9, 0.9, 0.9]);
 }
+
+/// Merging row-sparse gradients on the GPU (a table used twice in a graph, and
+/// `GradReq::Add` across backward passes): lookups with duplicates leave -1 padding rows
+/// in the GPU's gradients, which the merge must drop, not report as bad indices.
+#[test]
+fn row_sparse_gradients_merge_on_gpu() {
+    let Some(dev) = gpu("row_sparse_gradients_merge_on_gpu") else {
+        return;
+    };
+    let table = rand_tensor(&[50, 8], -1.0, 1.0, 50);
+    let (a, b) = (vec![3i64, 3, 7, 3], vec![7i64, 9, 9]);
+    let on = |v: &[i64], d: Device| {
+        Tensor::from_vec_i64(v.to_vec(), &[v.len()])
+            .unwrap()
+            .to_device(d)
+            .unwrap()
+    };
+    let twice = |v: &[Tensor]| {
+        let d = v[0].device();
+        Tensor::concat(
+            &[&v[0].take(&on(&a, d), true)?, &v[0].take(&on(&b, d), true)?],
+            0,
+        )
+    };
+    same_on_both(dev, std::slice::from_ref(&table), twice, "table used twice");
+
+    let mut dense = Vec::new();
+    for d in [Device::Cpu, dev] {
+        let emb = Embedding::with_options(50, 8, true, DType::F32);
+        emb.weight.set_data(&table.to_device(d).unwrap()).unwrap();
+        emb.weight.set_grad_req(boson::autograd::GradReq::Add);
+        for (k, idx) in [&a, &b].into_iter().enumerate() {
+            let w = rand_tensor(&[idx.len(), 8], 0.5, 1.5, 60 + k as u64)
+                .to_device(d)
+                .unwrap();
+            autograd::record(|| emb.forward(&on(idx, d))?.mul(&w)?.sum_all())
+                .unwrap()
+                .backward()
+                .unwrap();
+        }
+        let g = emb.weight.grad().expect("accumulated gradient");
+        assert!(matches!(g, Grad::RowSparse(_)), "stays row-sparse on {d}");
+        dense.push(g.to_dense().unwrap().to_vec_f32().unwrap());
+    }
+    close(&dense[1], &dense[0], 1e-5, "GradReq::Add accumulation");
+}

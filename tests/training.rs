@@ -423,3 +423,39 @@ fn a_negative_clip_bound_is_an_error_not_a_panic() {
     assert!(err.contains("-1"), "{err}");
     assert_eq!(emb.weight.data().unwrap().to_vec_f32().unwrap(), before);
 }
+
+/// Row-sparse gradients merge like dense ones: a table looked up twice in one graph,
+/// then accumulated over a second backward pass with `GradReq::Add`.
+#[test]
+fn row_sparse_gradients_merge_like_dense_ones() {
+    let table = common::rand_tensor(&[20, 4], -1.0, 1.0, 70);
+    let lookups = [vec![3i64, 3, 7], vec![7i64, 9, 9, 3]];
+    let mut grads = Vec::new();
+    for sparse in [true, false] {
+        let emb = Embedding::with_options(20, 4, sparse, boson::tensor::DType::F32);
+        emb.weight.set_data(&table).unwrap();
+        emb.weight.set_grad_req(boson::autograd::GradReq::Add);
+        for pass in 0..2u64 {
+            let ys: Vec<Tensor> = lookups
+                .iter()
+                .map(|l| Tensor::from_vec_i64(l.clone(), &[l.len()]).unwrap())
+                .collect();
+            let w = common::rand_tensor(&[7, 4], 0.5, 1.5, 80 + pass);
+            autograd::record(|| {
+                let both = Tensor::concat(&[&emb.forward(&ys[0])?, &emb.forward(&ys[1])?], 0)?;
+                both.mul(&w)?.sum_all()
+            })
+            .unwrap()
+            .backward()
+            .unwrap();
+        }
+        let g = emb.weight.grad().unwrap();
+        assert_eq!(matches!(g, Grad::RowSparse(_)), sparse);
+        grads.push(g.to_dense().unwrap().to_vec_f32().unwrap());
+    }
+    for (s, d) in grads[0].iter().zip(&grads[1]) {
+        approx::assert_abs_diff_eq!(s, d, epsilon = 1e-5);
+    }
+    // Rows never looked up stay zero.
+    assert!(grads[0][..3 * 4].iter().all(|&v| v == 0.0));
+}

@@ -42,8 +42,8 @@ impl RowSparse {
     }
 
     /// Merges two row-sparse gradients of the same table (concatenate, then coalesce).
-    /// Only needed when one table feeds a graph twice; the index lists are joined on the
-    /// host (a round trip on the GPU).
+    /// Only needed when one table feeds a graph twice or gradients accumulate
+    /// (`GradReq::Add`); the index lists are joined on the host (a round trip on the GPU).
     pub fn add(&self, other: &RowSparse) -> Result<RowSparse> {
         if self.shape != other.shape {
             return Err(Error::ShapeMismatch {
@@ -52,8 +52,22 @@ impl RowSparse {
                 rhs: other.shape.clone(),
             });
         }
-        let idx = Tensor::concat_i64(&[&self.indices, &other.indices])?;
-        let vals = Tensor::concat(&[&self.values, &other.values], 0)?;
+        let joined = [self.indices.to_vec_i64()?, other.indices.to_vec_i64()?].concat();
+        let mut vals = Tensor::concat(&[&self.values, &other.values], 0)?;
+        // GPU gradients end in -1 padding rows, which a scatter-add would reject as out
+        // of range: keep only the real rows.
+        let real: Vec<i64> = (0..joined.len() as i64)
+            .filter(|&p| joined[p as usize] >= 0)
+            .collect();
+        let idx: Vec<i64> = if real.len() < joined.len() {
+            let at = Tensor::from_vec_i64(real.clone(), &[real.len()])?.to_device(vals.device())?;
+            vals = vals.take(&at, false)?;
+            real.iter().map(|&p| joined[p as usize]).collect()
+        } else {
+            joined
+        };
+        let n = idx.len();
+        let idx = Tensor::from_vec_i64(idx, &[n])?.to_device(self.indices.device())?;
         Tensor::coalesce_rows(&idx, &vals, self.shape.clone())
     }
 }

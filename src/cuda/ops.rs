@@ -850,9 +850,10 @@ pub fn gather_async<T: GatherElem>(
 
 // ------------------------------------------------------------------ coalesce (scatter-add)
 
-/// A row-sparse gradient as produced by [`coalesce`]. Capacity is `n = idx.len()` so
-/// no host sync is needed to size it: `unique[0..k]` holds the distinct row ids in
-/// ascending order and `unique[k..n] = -1`; `summed` is `[n, dim]` with row `s` the sum
+/// A row-sparse gradient as produced by [`coalesce`] or [`scatter_add`]. Capacity is
+/// `n = idx.len()` so no host sync is needed to size it: `unique[0..k]` holds the
+/// distinct row ids (ascending from `coalesce`, in no fixed order from `scatter_add`)
+/// and `unique[k..n] = -1`; `summed` is `[n, dim]` with row `s` the sum
 /// of all input rows whose index is `unique[s]` (rows `k..n` are 0); `count[0] = k`.
 pub struct RowSparse {
     pub unique: CudaSlice<i64>,
@@ -1082,7 +1083,8 @@ pub fn coalesce_async(
 /// float atomics: the non-deterministic mode (`boson::device::set_deterministic(false)`).
 /// Same layout as [`coalesce`] except that `unique[0..k]` comes in no fixed order, and
 /// float sums depend on the order the atomics land, so two runs can differ in the last
-/// bits. Three launches and a memset, against coalesce's ~33 launches; duplicates
+/// bits. Three launches and three memsets (sums, count, error cell), against
+/// coalesce's ~33 launches; duplicates
 /// within a warp are pre-summed, so a hot row costs one atomic per warp. Keeps a
 /// 4-byte-per-row map of the largest table on the device between calls.
 /// An out-of-range index gives `Error::IndexOutOfRange`; synchronises to check.

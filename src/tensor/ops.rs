@@ -636,17 +636,6 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, shape, rec))
     }
 
-    /// Joins 1-D `i64` tensors (index lists); not differentiable.
-    pub(crate) fn concat_i64(parts: &[&Tensor]) -> Result<Tensor> {
-        let mut all = Vec::new();
-        let device = parts.first().map(|p| p.device()).unwrap_or_default();
-        for p in parts {
-            all.extend(p.to_vec_i64()?);
-        }
-        let n = all.len();
-        Tensor::from_vec_i64(all, &[n])?.to_device(device)
-    }
-
     /// Elements `begin..end` along `axis` (Gluon's `slice_axis`).
     pub fn slice_axis(&self, axis: usize, begin: usize, end: usize) -> Result<Tensor> {
         check_axis(self.shape(), axis, "slice_axis")?;
