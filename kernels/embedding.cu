@@ -431,8 +431,8 @@ extern "C" __global__ void coalesce_seg_finish(i64 n, i64 dim, const u32* num_se
 //     the lowest as leader (__match_any_sync); a leader claims the row with a CAS; the
 //     warp's winners take consecutive slots from one atomicAdd on count, write unique[slot]
 //     and publish slot + 1. summed arrives zeroed (a memset: rows k..n must be 0 anyway).
-//  2. scatter_accumulate: lane l of a warp takes index base + l and walks its row in
-//     VEC-wide steps. Lanes sharing a row are added (in lane order) by their leader
+//  2. scatter_accumulate: lane l of a warp takes index base + l and walks (a part of)
+//     its row in VEC-wide steps. Lanes sharing a row are added (in lane order) by their leader
 //     through shared memory, so a hot row costs one atomic per warp per step, not one
 //     per occurrence; everyone else adds directly.
 //  3. scatter_finish: slots below k clear their row's map entry; slots k..n get -1.
@@ -489,8 +489,11 @@ __device__ __forceinline__ float4 zero_of(float4) { return make_float4(0.f, 0.f,
 __device__ __forceinline__ float zero_of(float) { return 0.f; }
 
 #define SCATTER_BLOCK 256  // blockDim of scatter_accumulate (the shared staging area)
+#define SCATTER_STEPS 4    // VEC-wide steps of a row per thread; blockIdx.y picks which
 
 // T = float4 (dim % 4 == 0) or float; width = dim / (sizeof(T) / 4) steps per row.
+// blockIdx.y splits a row's steps into groups of SCATTER_STEPS, so a small batch still
+// fills the GPU, and each thread issues its group's loads before any atomic.
 template <typename T>
 __device__ __forceinline__ void scatter_accumulate(i64 n, i64 rows, i64 width, const i64* idx,
                                                    const u32* slot_plus1, const T* g, T* summed) {
@@ -507,19 +510,25 @@ __device__ __forceinline__ void scatter_accumulate(i64 n, i64 rows, i64 width, c
         const bool any_grouped = __any_sync(FULL_WARP, grouped);
         const T* src = g + i * width;
         T* dst = summed + (valid ? (i64)(slot_plus1[r] - 1u) * width : 0);
-        for (i64 c = 0; c < width; ++c) {
-            T v = valid ? src[c] : zero_of(T());
-            if (any_grouped) {
-                stage[threadIdx.x] = v;
-                __syncwarp();
-                if (leader && grouped) {
-                    for (unsigned rest = peers & (peers - 1u); rest; rest &= rest - 1u) {
-                        add_into(v, stage[warp_base + __ffs(rest) - 1]);
+        for (i64 c0 = (i64)blockIdx.y * SCATTER_STEPS; c0 < width; c0 += (i64)gridDim.y * SCATTER_STEPS) {
+            T v[SCATTER_STEPS];
+#pragma unroll
+            for (int k = 0; k < SCATTER_STEPS; ++k) v[k] = valid && c0 + k < width ? src[c0 + k] : zero_of(T());
+#pragma unroll
+            for (int k = 0; k < SCATTER_STEPS; ++k) {
+                if (c0 + k >= width) break;  // uniform across the warp
+                if (any_grouped) {
+                    stage[threadIdx.x] = v[k];
+                    __syncwarp();
+                    if (leader && grouped) {
+                        for (unsigned rest = peers & (peers - 1u); rest; rest &= rest - 1u) {
+                            add_into(v[k], stage[warp_base + __ffs(rest) - 1]);
+                        }
                     }
+                    __syncwarp();  // stage is rewritten by the next step
                 }
-                __syncwarp();  // stage is rewritten by the next step
+                if (leader) atomic_add_vec(dst + c0 + k, v[k]);
             }
-            if (leader) atomic_add_vec(dst + c, v);
         }
     }
 }

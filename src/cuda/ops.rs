@@ -1173,10 +1173,10 @@ fn scatter_add_launches(
         launch(l, cfg, "scatter_claim")?;
     }
     {
-        let name = if dim.is_multiple_of(4) {
-            "scatter_accumulate_vec4"
+        let (name, width) = if dim.is_multiple_of(4) {
+            ("scatter_accumulate_vec4", dim / 4)
         } else {
-            "scatter_accumulate_scalar"
+            ("scatter_accumulate_scalar", dim)
         };
         let f = func(dev, "embedding.cu", name)?;
         let mut l = s.launch_builder(&f);
@@ -1187,8 +1187,15 @@ fn scatter_add_launches(
             .arg(&*map)
             .arg(rows)
             .arg(&mut out.summed);
-        // One thread per index (blockDim must be SCATTER_BLOCK = THREADS).
-        launch(l, cfg, name)?;
+        // One thread per index and group of SCATTER_STEPS steps of its row (blockDim
+        // must be SCATTER_BLOCK = THREADS; the kernel loops over groups past 65535).
+        const SCATTER_STEPS: usize = 4; // matches embedding.cu
+        let groups = width.div_ceil(SCATTER_STEPS).clamp(1, 65535) as u32;
+        let grid = LaunchConfig {
+            grid_dim: (cfg.grid_dim.0, groups, 1),
+            ..cfg
+        };
+        launch(l, grid, name)?;
     }
     let f = func(dev, "embedding.cu", "scatter_finish")?;
     let mut l = s.launch_builder(&f);
