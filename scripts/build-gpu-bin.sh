@@ -16,7 +16,7 @@ for line in sys.stdin:
         shutil.copy(m["executable"], "gpu-bin/%s-%s" % (kind, m["target"]["name"]))
 '
 }
-pick "test --release --no-run --test cuda_ops --test gpu_tensor --test gpu_atomic_scatter --test cuda_kernels_compile"
+pick "test --release --no-run --test cuda_ops --test gpu_tensor --test gpu_atomic_scatter --test cuda_kernels_compile --test recommender"
 pick "bench --no-run --bench cuda_kernels --bench gpu_train"
 pick "build --release --example recommender"
 strip gpu-bin/* 2>/dev/null || true

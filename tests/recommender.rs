@@ -4,6 +4,9 @@
 // Not every helper of the example is used by these tests.
 #![allow(dead_code)]
 
+#[path = "common/skip.rs"]
+#[macro_use]
+mod skip;
 #[path = "../examples/recommender/cli.rs"]
 mod cli;
 #[path = "../examples/recommender/data.rs"]
@@ -451,4 +454,38 @@ fn dense_gradient_mode_trains_and_is_recorded() {
     assert!(report.reload_identical);
     let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
     assert!(!loaded.config.model.sparse_grad);
+}
+
+/// `Estimator::fit` on the GPU: the worked example end to end (train, validate, save,
+/// reload) on device 0 against the same run on the CPU; the per-epoch RMSEs agree.
+/// Skips, saying why, without a usable GPU.
+#[test]
+fn the_example_trains_on_the_gpu_as_on_the_cpu() {
+    let extra = ["--epochs", "3", "--batch-size", "128", "--dropout", "0.2"];
+    let (dc, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cpu_args = small_args(dc.path(), "40000", &extra);
+    let mut gpu_args = small_args(dg.path(), "40000", &extra);
+    gpu_args.device = cli::DeviceArg::Cuda;
+    if let Err(e) = Device::new_cuda(0) {
+        skip_note!("the_example_trains_on_the_gpu_as_on_the_cpu: skipped: {e}");
+        return;
+    }
+    let (cpu_report, cpu) = run_quietly(&cpu_args).unwrap();
+    let (gpu_report, gpu) = run_quietly(&gpu_args).unwrap();
+    assert_eq!(gpu_report.device, "cuda:0");
+    assert!(gpu_report.reload_identical, "GPU model reloads identically");
+    assert_eq!(gpu.epochs.len(), cpu.epochs.len());
+    for (g, c) in gpu.epochs.iter().zip(&cpu.epochs) {
+        for (what, a, b) in [
+            ("train RMSE", g.train_rmse, c.train_rmse),
+            ("test RMSE", g.test_rmse, c.test_rmse),
+        ] {
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs(),
+                "epoch {}: {what} on the GPU {a} vs the CPU {b}",
+                c.epoch
+            );
+        }
+    }
+    assert!((gpu_report.test_rmse - cpu_report.test_rmse).abs() <= 1e-3 * cpu_report.test_rmse);
 }

@@ -234,7 +234,7 @@ pub fn run(
         train_samples_per_sec: history.samples_per_sec(),
         epochs,
         model: spec.kind.name().to_string(),
-        device: format!("{device:?}").to_lowercase(),
+        device: device.to_string(),
         reload_identical: identical,
     };
     Ok((report, history))
