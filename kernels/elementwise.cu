@@ -5,7 +5,8 @@
 // GPU machine's header path is not guaranteed. Half types travel as raw 16-bit words and
 // are converted with PTX `cvt` (f16) or integer arithmetic (bf16).
 //
-// Op codes are fixed by the tensor core (src/cuda/ops.rs mirrors them); never renumber.
+// Op codes are fixed by the tensor core (the `code()` of UnaryOp and BinaryOp in
+// src/tensor/ops.rs); never renumber.
 
 typedef long long i64;
 typedef unsigned long long u64;

@@ -94,26 +94,29 @@ fn poisoned(dev: &CudaDevice, n: usize) -> cudarc::driver::CudaSlice<f32> {
 
 // ------------------------------------------------------------------ elementwise
 
-const UNARY: [UnaryOp; 16] = [
-    UnaryOp::Neg,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Abs,
-    UnaryOp::Square,
-    UnaryOp::Relu,
-    UnaryOp::Sigmoid,
-    UnaryOp::Tanh,
-    UnaryOp::Softplus,
-    UnaryOp::Recip,
-    UnaryOp::Sign,
-    UnaryOp::Affine,
-    UnaryOp::Powf,
-    UnaryOp::Clip,
-    UnaryOp::StepPos,
-];
+/// Every unary op in kernel-code order (code i at index i); parameters drawn fresh.
+fn unary_cases(rng: &mut Rng) -> [UnaryOp; 16] {
+    [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Abs,
+        UnaryOp::Square,
+        UnaryOp::Relu,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Softplus,
+        UnaryOp::Recip,
+        UnaryOp::Sign,
+        UnaryOp::Affine(rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0)),
+        UnaryOp::Powf(1.7),
+        UnaryOp::Clip(-2.5, 3.5),
+        UnaryOp::StepPos,
+    ]
+}
 
-fn unary_ref(op: UnaryOp, x: f32, p0: f32, p1: f32) -> f32 {
+fn unary_ref(op: UnaryOp, x: f32) -> f32 {
     let xd = x as f64;
     let v = match op {
         UnaryOp::Neg => -xd,
@@ -136,9 +139,9 @@ fn unary_ref(op: UnaryOp, x: f32, p0: f32, p1: f32) -> f32 {
                 0.0
             }
         }
-        UnaryOp::Affine => p0 as f64 * xd + p1 as f64,
-        UnaryOp::Powf => xd.powf(p0 as f64),
-        UnaryOp::Clip => xd.max(p0 as f64).min(p1 as f64),
+        UnaryOp::Affine(a, b) => a as f64 * xd + b as f64,
+        UnaryOp::Powf(p) => xd.powf(p as f64),
+        UnaryOp::Clip(lo, hi) => xd.max(lo as f64).min(hi as f64),
         UnaryOp::StepPos => {
             if x > 0.0 {
                 1.0
@@ -154,12 +157,12 @@ fn unary_ref(op: UnaryOp, x: f32, p0: f32, p1: f32) -> f32 {
 fn unary_ops_match_cpu() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(1);
-    for (code, &op) in UNARY.iter().enumerate() {
-        assert_eq!(op as i32, code as i32, "op codes are fixed");
+    for (code, op) in unary_cases(&mut rng).into_iter().enumerate() {
+        assert_eq!(op.code().0, code as i32, "op codes are fixed");
         let n = 10_007;
         let positive_only = matches!(
             op,
-            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Powf | UnaryOp::Recip
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Powf(_) | UnaryOp::Recip
         );
         let (lo, hi) = if positive_only {
             (0.05, 6.0)
@@ -167,16 +170,11 @@ fn unary_ops_match_cpu() {
             (-30.0, 30.0)
         };
         let x = rng.vec(n, lo, hi);
-        let (p0, p1) = match op {
-            UnaryOp::Clip => (-2.5, 3.5),
-            UnaryOp::Powf => (1.7, 0.0),
-            _ => (rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0)),
-        };
         let xd = ops::htod(&dev, &x).unwrap();
         let mut y = poisoned(&dev, n);
-        ops::unary(&dev, op, &xd, &mut y, p0, p1).unwrap();
+        ops::unary(&dev, op, &xd, &mut y).unwrap();
         let got = ops::dtoh(&dev, &y).unwrap();
-        let want: Vec<f32> = x.iter().map(|&v| unary_ref(op, v, p0, p1)).collect();
+        let want: Vec<f32> = x.iter().map(|&v| unary_ref(op, v)).collect();
         assert_close(&format!("{op:?}"), &got, &want, 2e-6, 1e-6);
     }
 }

@@ -17,7 +17,7 @@ use cudarc::driver::{
 
 use super::device::CudaDevice;
 use crate::error::{Error, Result};
-pub use crate::tensor::{broadcast_shape, BinaryOp, ReduceOp};
+pub use crate::tensor::{broadcast_shape, BinaryOp, ReduceOp, UnaryOp};
 
 /// Most dimensions a strided copy or a broadcasting binary op handles.
 pub const MAX_DIMS: usize = 6;
@@ -206,45 +206,13 @@ fn func(dev: &CudaDevice, file: &'static str, name: &'static str) -> Result<Cuda
 
 // ------------------------------------------------------------------ unary / binary
 
-/// Elementwise unary ops. The numeric codes are fixed by the tensor core and by
-/// `kernels/elementwise.cu`; never renumber.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum UnaryOp {
-    Neg = 0,
-    Exp = 1,
-    Log = 2,
-    Sqrt = 3,
-    Abs = 4,
-    Square = 5,
-    Relu = 6,
-    /// Stable: never evaluates exp of a large positive number.
-    Sigmoid = 7,
-    Tanh = 8,
-    /// Stable: max(x, 0) + log1p(exp(-|x|)).
-    Softplus = 9,
-    Recip = 10,
-    /// -1, 0 or 1.
-    Sign = 11,
-    /// p0 * x + p1.
-    Affine = 12,
-    /// x ^ p0.
-    Powf = 13,
-    /// min(max(x, p0), p1).
-    Clip = 14,
-    /// x > 0 ? 1 : 0 (the derivative of relu).
-    StepPos = 15,
-}
-
-/// `y[i] = op(x[i])` with parameters `p0`, `p1` (used by Affine, Powf, Clip; ignored
-/// otherwise). `x` and `y` must have the same length.
+/// `y[i] = op(x[i])`; `x` and `y` must have the same length. The kernel's op codes and
+/// parameters come from [`UnaryOp::code`].
 pub fn unary(
     dev: &CudaDevice,
     op: UnaryOp,
     x: &CudaSlice<f32>,
     y: &mut CudaSlice<f32>,
-    p0: f32,
-    p1: f32,
 ) -> Result<()> {
     check_len("unary output", y.len(), x.len())?;
     let n = as_i64(x.len());
@@ -252,7 +220,7 @@ pub fn unary(
         return Ok(());
     }
     let f = func(dev, "elementwise.cu", "unary_f32")?;
-    let code = op as i32;
+    let (code, p0, p1) = op.code();
     let mut a = dev.stream().launch_builder(&f);
     a.arg(&code).arg(&n).arg(x).arg(y).arg(&p0).arg(&p1);
     launch(a, cfg_for(n as u64), "unary_f32")

@@ -44,28 +44,6 @@ fn strides_i64(s: &[usize]) -> Vec<i64> {
     s.iter().map(|&v| v as i64).collect()
 }
 
-fn unary_code(op: UnaryOp) -> (ops::UnaryOp, f32, f32) {
-    use ops::UnaryOp as K;
-    match op {
-        UnaryOp::Neg => (K::Neg, 0.0, 0.0),
-        UnaryOp::Exp => (K::Exp, 0.0, 0.0),
-        UnaryOp::Log => (K::Log, 0.0, 0.0),
-        UnaryOp::Sqrt => (K::Sqrt, 0.0, 0.0),
-        UnaryOp::Abs => (K::Abs, 0.0, 0.0),
-        UnaryOp::Square => (K::Square, 0.0, 0.0),
-        UnaryOp::Relu => (K::Relu, 0.0, 0.0),
-        UnaryOp::Sigmoid => (K::Sigmoid, 0.0, 0.0),
-        UnaryOp::Tanh => (K::Tanh, 0.0, 0.0),
-        UnaryOp::Softplus => (K::Softplus, 0.0, 0.0),
-        UnaryOp::Recip => (K::Recip, 0.0, 0.0),
-        UnaryOp::Sign => (K::Sign, 0.0, 0.0),
-        UnaryOp::Affine(a, b) => (K::Affine, a, b),
-        UnaryOp::Powf(p) => (K::Powf, p, 0.0),
-        UnaryOp::Clip(lo, hi) => (K::Clip, lo, hi),
-        UnaryOp::StepPos => (K::StepPos, 0.0, 0.0),
-    }
-}
-
 impl CudaStorage {
     fn new(dev: &Arc<CudaDevice>, data: CudaData) -> CudaStorage {
         CudaStorage {
@@ -247,8 +225,7 @@ impl CudaStorage {
     pub fn unary(&self, op: UnaryOp) -> Result<CudaStorage> {
         let x = self.f32("unary")?;
         let mut y = self.alloc_f32(x.len())?;
-        let (k, p0, p1) = unary_code(op);
-        ops::unary(&self.dev, k, x, &mut y, p0, p1)?;
+        ops::unary(&self.dev, op, x, &mut y)?;
         Ok(self.wrap_f32(y))
     }
 

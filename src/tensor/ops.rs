@@ -46,7 +46,8 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
-    /// The kernel op code and its two parameters.
+    /// The CUDA kernel's op code (fixed by `kernels/elementwise.cu`: never renumber) and
+    /// its two parameters.
     pub fn code(&self) -> (i32, f32, f32) {
         match *self {
             UnaryOp::Neg => (0, 0.0, 0.0),
