@@ -18,9 +18,13 @@ __device__ __forceinline__ void record_bad_index(i64* err, i64 idx) {
 }
 
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
+#ifdef BOSON_EMU  // the CPU emulator (tests/emu/cuda_emu.h) has no PTX
+    return boson_emu_f16_to_f32(h);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 __device__ __forceinline__ float bf16_to_f32(unsigned short h) {

@@ -1,0 +1,276 @@
+// kernels/embedding.cu under the CPU emulator: the gathers, the sort-based coalesce and
+// the atomic scatter-add, each launched the way src/cuda/ops.rs launches it (grid and
+// block sizes, the order of kernels), on random inputs against a plain CPU loop. Every
+// buffer ops.rs allocates without zeroing is poisoned here first, so a kernel that leaves
+// an element unwritten fails. Run by tests/kernel_emulation.rs; exits 1 on any failure.
+#include "cuda_emu.h"
+#include "../../kernels/embedding.cu"
+
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        ++checks;                                         \
+        if (!(cond)) {                                    \
+            if (++failures <= 20) {                       \
+                std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+                std::fprintf(stderr, __VA_ARGS__);        \
+                std::fprintf(stderr, "\n");               \
+            }                                             \
+        }                                                 \
+    } while (0)
+
+// ops.rs: THREADS = 256, blocks = ceil(n / 256) clamped to [1, 2^20].
+static dim3 blocks_for(long long n) {
+    long long b = std::clamp((n + 255) / 256, 1ll, 1ll << 20);
+    return dim3{(unsigned)b, 1, 1};
+}
+static const dim3 kThreads{256, 1, 1};
+
+static const float kNaN = std::nanf("");
+static const u32 kPoison32 = 0xabababab;
+static const u64 kPoison64 = 0xabababababababab;
+
+struct Rng {
+    std::mt19937_64 g;
+    explicit Rng(u64 seed) : g(seed) {}
+    long long below(long long n) { return (long long)(g() % (u64)n); }
+    float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((g() >> 40) * (1.0 / 16777216.0)); }
+};
+
+// Zipf(s) over [0, rows) by inverse CDF, ranks scattered over the table.
+static std::vector<long long> zipf(Rng& rng, long long rows, long long n, double s) {
+    std::vector<double> cdf(rows);
+    double acc = 0;
+    for (long long r = 0; r < rows; ++r) cdf[r] = acc += 1.0 / std::pow((double)(r + 1), s);
+    std::vector<long long> out(n);
+    for (auto& v : out) {
+        double u = (double)(rng.g() >> 11) / 9007199254740992.0 * acc;
+        long long rank = std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
+        v = (std::min(rank, rows - 1) * 2654435761ll) % rows;
+    }
+    return out;
+}
+
+// Per row id, per column: (sum, sum of |x|) in double.
+using Reference = std::map<long long, std::vector<std::pair<double, double>>>;
+static Reference reference(const std::vector<long long>& idx, const std::vector<float>& g, long long dim) {
+    Reference ref;
+    for (size_t i = 0; i < idx.size(); ++i) {
+        auto& e = ref[idx[i]];
+        if (e.empty()) e.assign(dim, {0.0, 0.0});
+        for (long long c = 0; c < dim; ++c) {
+            double v = g[i * dim + c];
+            e[c].first += v;
+            e[c].second += std::fabs(v);
+        }
+    }
+    return ref;
+}
+
+struct RowSparseOut {
+    std::vector<i64> unique;
+    std::vector<float> summed;
+    i64 count = -7;
+    i64 err[2] = {0, 0};
+};
+
+// Checks the RowSparse layout against the reference; `sorted` for coalesce.
+static void check_row_sparse(const std::string& what, const RowSparseOut& o, const Reference& ref, long long n,
+                             long long dim, bool sorted) {
+    const long long k = (long long)ref.size();
+    CHECK(o.count == k, "%s: count %lld, want %lld", what.c_str(), (long long)o.count, k);
+    if (o.count != k) return;
+    std::map<long long, long long> slot_of;
+    for (long long s = 0; s < k; ++s) {
+        CHECK(slot_of.emplace(o.unique[s], s).second, "%s: row %lld listed twice", what.c_str(), (long long)o.unique[s]);
+    }
+    long long s_sorted = 0;
+    for (const auto& [id, sums] : ref) {
+        auto it = slot_of.find(id);
+        CHECK(it != slot_of.end(), "%s: row %lld missing", what.c_str(), id);
+        if (it == slot_of.end()) continue;
+        if (sorted) CHECK(it->second == s_sorted, "%s: row %lld at slot %lld, want %lld", what.c_str(), id, it->second, s_sorted);
+        ++s_sorted;
+        for (long long c = 0; c < dim; ++c) {
+            float got = o.summed[it->second * dim + c];
+            double want = sums[c].first;
+            double tol = 1e-5 + 2e-6 * sums[c].second;
+            CHECK(std::fabs(got - want) <= tol, "%s: row %lld col %lld: got %g want %g", what.c_str(), id, c, got, want);
+        }
+    }
+    for (long long s = k; s < n; ++s) CHECK(o.unique[s] == -1, "%s: unique[%lld] = %lld, want -1", what.c_str(), s, (long long)o.unique[s]);
+    for (long long t = k * dim; t < n * dim; ++t) CHECK(o.summed[t] == 0.0f, "%s: summed tail [%lld] = %g", what.c_str(), t, o.summed[t]);
+}
+
+// ---------------------------------------------------------------- ops::scatter_add
+
+// ops::scatter_add_async: summed and count zeroed (memsets), unique not; the map persists.
+static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vector<float>& g, long long dim,
+                                   long long rows, std::vector<u32>& map) {
+    const long long n = (long long)idx.size();
+    RowSparseOut o;
+    o.unique.assign(n, (i64)kPoison64);
+    o.summed.assign(n * dim, 0.0f);
+    o.count = 0;
+    if (n == 0) return o;
+    launch(blocks_for(n), kThreads, [&] { scatter_claim(n, rows, idx.data(), map.data(), &o.count, o.unique.data(), o.err); });
+    const bool vec4 = dim % 4 == 0;
+    const long long width = vec4 ? dim / 4 : dim;
+    const unsigned groups = (unsigned)std::clamp((width + 3) / 4, 1ll, 65535ll);
+    dim3 grid = blocks_for(n);
+    grid.y = groups;
+    launch(grid, kThreads, [&] {
+        if (vec4) scatter_accumulate_vec4(n, rows, dim, idx.data(), map.data(), g.data(), o.summed.data());
+        else scatter_accumulate_scalar(n, rows, dim, idx.data(), map.data(), g.data(), o.summed.data());
+    });
+    launch(blocks_for(n), kThreads, [&] { scatter_finish(n, &o.count, o.unique.data(), map.data()); });
+    return o;
+}
+
+// ---------------------------------------------------------------- ops::coalesce
+
+static void exclusive_scan(const std::vector<u32>& in, std::vector<u32>& out, u32* total) {
+    const long long n = (long long)in.size();
+    const long long nb = std::max(1ll, (n + SCAN_BLOCK - 1) / SCAN_BLOCK);
+    std::vector<u32> sums(nb, kPoison32);
+    const dim3 block{SCAN_BLOCK, 1, 1};
+    launch(dim3{(unsigned)nb, 1, 1}, block, [&] { scan_block_sums(in.data(), n, sums.data()); });
+    launch(dim3{1, 1, 1}, block, [&] { scan_block_offsets(sums.data(), nb, total); });
+    launch(dim3{(unsigned)nb, 1, 1}, block, [&] { scan_apply(in.data(), n, sums.data(), out.data()); });
+}
+
+static RowSparseOut coalesce(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim, long long rows) {
+    const long long n = (long long)idx.size();
+    RowSparseOut o;
+    o.unique.assign(n, (i64)kPoison64);
+    o.summed.assign(n * dim, kNaN);
+    o.count = (i64)kPoison64;
+    long long padded = SORT_TILE;
+    while (padded < n) padded *= 2;
+    std::vector<u64> keys(padded, kPoison64);
+    launch(blocks_for(padded), kThreads, [&] { coalesce_build_keys(n, padded, rows, idx.data(), keys.data(), o.err); });
+    const dim3 tiles{(unsigned)(padded / SORT_TILE), 1, 1}, tile_block{SORT_TILE / 2, 1, 1};
+    launch(tiles, tile_block, [&] { bitonic_sort_tile(keys.data()); });
+    for (long long k = 2 * SORT_TILE; k <= padded; k *= 2) {
+        for (long long j = k / 2; j >= SORT_TILE; j /= 2)
+            launch(blocks_for(padded / 2), kThreads, [&] { bitonic_step(keys.data(), padded, k, j); });
+        launch(tiles, tile_block, [&] { bitonic_merge_tile(keys.data(), k); });
+    }
+    std::vector<u32> flags(n, kPoison32), seg_id(n, kPoison32), seg_start(n + 1, kPoison32);
+    u32 num_segments = kPoison32;
+    launch(blocks_for(n), kThreads, [&] { coalesce_head_flags(n, keys.data(), flags.data()); });
+    exclusive_scan(flags, seg_id, &num_segments);
+    launch(blocks_for(n), kThreads, [&] {
+        coalesce_segments(n, keys.data(), flags.data(), seg_id.data(), &num_segments, o.unique.data(), seg_start.data(), &o.count);
+    });
+    std::vector<u32> counts(n, kPoison32), chunk_off(n, kPoison32);
+    u32 num_chunks = kPoison32;
+    launch(blocks_for(n), kThreads, [&] { coalesce_chunk_counts(n, &num_segments, seg_start.data(), counts.data()); });
+    exclusive_scan(counts, chunk_off, &num_chunks);
+    const long long cap = n + n / 32 + 1;
+    std::vector<u32> chunk_seg(cap, kPoison32);
+    launch(blocks_for(cap), kThreads, [&] { coalesce_chunk_map(cap, &num_segments, &num_chunks, chunk_off.data(), chunk_seg.data()); });
+    std::vector<float> partial(cap * dim, kNaN);
+    const bool vec4 = dim % 4 == 0;
+    launch(blocks_for(vec4 ? cap * dim / 4 : cap * dim), kThreads, [&] {
+        if (vec4)
+            coalesce_chunk_sum_vec4(cap, dim, keys.data(), rows_in.data(), seg_start.data(), counts.data(), chunk_off.data(),
+                                    chunk_seg.data(), &num_chunks, o.summed.data(), partial.data());
+        else
+            coalesce_chunk_sum_scalar(cap, dim, keys.data(), rows_in.data(), seg_start.data(), counts.data(), chunk_off.data(),
+                                      chunk_seg.data(), &num_chunks, o.summed.data(), partial.data());
+    });
+    launch(blocks_for(n * dim), kThreads, [&] {
+        coalesce_seg_finish(n, dim, &num_segments, counts.data(), chunk_off.data(), partial.data(), o.summed.data());
+    });
+    return o;
+}
+
+// ---------------------------------------------------------------- gather
+
+static void check_gather(Rng& rng, long long rows, long long dim, long long n) {
+    std::vector<float> table(rows * dim);
+    for (auto& v : table) v = rng.uniform(-1, 1);
+    std::vector<i64> idx(n);
+    for (auto& v : idx) v = rng.below(rows);
+    idx[n / 2] = rows;  // one bad index: reported, its row written as zeros
+    std::vector<float> out(n * dim, kNaN);
+    i64 err[2] = {0, 0};
+    const bool vec4 = dim % 4 == 0;
+    // ops::gather_async: the vectorised kernel takes GATHER_ILP 16-byte pieces per thread.
+    launch(blocks_for(vec4 ? (n * dim / 4 + GATHER_ILP - 1) / GATHER_ILP : n * dim), kThreads, [&] {
+        if (vec4) gather_f32_vec4(n, rows, dim, idx.data(), table.data(), out.data(), err);
+        else gather_f32_scalar(n, rows, dim, idx.data(), table.data(), out.data(), err);
+    });
+    CHECK(err[0] == 1 && err[1] == rows, "gather D=%lld: bad index report (%lld, %lld)", dim, (long long)err[0], (long long)err[1]);
+    for (long long i = 0; i < n; ++i)
+        for (long long c = 0; c < dim; ++c) {
+            float want = i == n / 2 ? 0.0f : table[idx[i] * dim + c];
+            CHECK(out[i * dim + c] == want, "gather D=%lld: out[%lld][%lld] = %g, want %g", dim, i, c, out[i * dim + c], want);
+        }
+}
+
+int main() {
+    Rng rng(2026);
+    for (long long dim : {64ll, 6ll, 4ll, 3ll}) check_gather(rng, 500, dim, 1500);
+
+    const long long rows = 3000;
+    std::vector<u32> map(rows, 0);  // the device's persistent scatter map (all zero between calls)
+    struct Case {
+        long long dim, n;
+    };
+    for (Case cs : {Case{64, 2500}, Case{6, 700}, Case{8, 5000}, Case{3, 1}, Case{4, 2049}}) {
+        std::vector<i64> uniform(cs.n), hot(cs.n, 42);
+        for (auto& v : uniform) v = rng.below(rows);
+        std::vector<i64> skewed = zipf(rng, rows, cs.n, 1.2);
+        for (auto* idx : {&uniform, &skewed, &hot}) {
+            std::vector<float> g(cs.n * cs.dim);
+            for (auto& v : g) v = rng.uniform(-1, 1);
+            Reference ref = reference(*idx, g, cs.dim);
+            std::string what = "D=" + std::to_string(cs.dim) + " n=" + std::to_string(cs.n) +
+                               (idx == &hot ? " one row" : idx == &skewed ? " zipf" : " uniform");
+            RowSparseOut a = scatter_atomic(*idx, g, cs.dim, rows, map);
+            check_row_sparse("atomic " + what, a, ref, cs.n, cs.dim, false);
+            CHECK(a.err[0] == 0, "atomic %s: spurious bad index", what.c_str());
+            CHECK(std::all_of(map.begin(), map.end(), [](u32 v) { return v == 0; }), "atomic %s: map not cleared", what.c_str());
+            RowSparseOut c = coalesce(*idx, g, cs.dim, rows);
+            check_row_sparse("coalesce " + what, c, ref, cs.n, cs.dim, true);
+            CHECK(c.err[0] == 0, "coalesce %s: spurious bad index", what.c_str());
+        }
+    }
+    // Out-of-range indices: reported (first bad value wins the cell), skipped, map clean.
+    for (i64 bad : {rows, (i64)-1, (i64)1 << 40}) {
+        std::vector<i64> idx(600);
+        for (auto& v : idx) v = rng.below(rows);
+        idx[300] = bad;
+        std::vector<float> g(idx.size() * 8);
+        for (auto& v : g) v = rng.uniform(-1, 1);
+        RowSparseOut a = scatter_atomic(idx, g, 8, rows, map);
+        CHECK(a.err[0] == 1 && a.err[1] == bad, "atomic: bad index %lld reported as (%lld, %lld)", (long long)bad,
+              (long long)a.err[0], (long long)a.err[1]);
+        CHECK(std::all_of(map.begin(), map.end(), [](u32 v) { return v == 0; }), "atomic: map not cleared after bad index");
+        RowSparseOut c = coalesce(idx, g, 8, rows);
+        CHECK(c.err[0] == 1 && c.err[1] == bad, "coalesce: bad index %lld reported as (%lld, %lld)", (long long)bad,
+              (long long)c.err[0], (long long)c.err[1]);
+        std::vector<i64> good;
+        std::vector<float> good_g;
+        for (size_t i = 0; i < idx.size(); ++i)
+            if (idx[i] != bad) {
+                good.push_back(idx[i]);
+                good_g.insert(good_g.end(), g.begin() + i * 8, g.begin() + (i + 1) * 8);
+            }
+        // The bad row is skipped: the rest is summed as without it (n keeps the bad slot).
+        Reference ref = reference(good, good_g, 8);
+        check_row_sparse("atomic with a bad index", a, ref, (long long)idx.size(), 8, false);
+        check_row_sparse("coalesce with a bad index", c, ref, (long long)idx.size(), 8, true);
+    }
+    std::printf("embedding.cu under the emulator: %d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
