@@ -9,6 +9,8 @@ pub mod device;
 pub mod ops;
 
 pub use device::{compile_ptx, cuda_available, kernel_sources, CudaDevice};
+#[cfg(test)]
+mod emulator_tests;
 mod storage;
 
 pub(crate) use storage::CudaStorage;

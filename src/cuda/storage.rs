@@ -44,6 +44,94 @@ fn strides_i64(s: &[usize]) -> Vec<i64> {
     s.iter().map(|&v| v as i64).collect()
 }
 
+/// The CUDA kernel that applies one step of an optimizer rule, with its launch parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UpdateKernel {
+    Sgd(ops::SgdParams),
+    Adam(ops::AdamParams),
+    AdaGrad(ops::AdaGradParams),
+    General(ops::RuleKernel, ops::RuleParams),
+}
+
+/// Which kernel runs `rule` for a step with arguments `a`, and with what parameters: the
+/// only place the CPU's [`Rule`] meets the kernels' argument lists.
+pub(crate) fn update_kernel(rule: &Rule, a: &StepArgs) -> UpdateKernel {
+    let clip = a.clip.unwrap_or(-1.0);
+    let general = |lr: f32, wd: f32, hyper: [f32; 4]| ops::RuleParams {
+        lr,
+        wd,
+        rescale_grad: a.rescale,
+        clip_gradient: clip,
+        hyper,
+    };
+    match *rule {
+        // Nesterov with no momentum is plain SGD (as on the CPU).
+        Rule::Sgd { momentum, nesterov } if !nesterov || momentum == 0.0 => {
+            UpdateKernel::Sgd(ops::SgdParams {
+                lr: a.lr,
+                momentum,
+                wd: a.wd,
+                rescale_grad: a.rescale,
+                clip_gradient: clip,
+            })
+        }
+        Rule::Adam {
+            beta1,
+            beta2,
+            epsilon,
+            decoupled_wd: false,
+        } => UpdateKernel::Adam(ops::AdamParams {
+            lr_t: ops::adam_lr_t(a.lr, beta1, beta2, a.t),
+            beta1,
+            beta2,
+            epsilon,
+            wd: a.wd,
+            rescale_grad: a.rescale,
+            clip_gradient: clip,
+        }),
+        Rule::AdaGrad { epsilon } => UpdateKernel::AdaGrad(ops::AdaGradParams {
+            lr: a.lr,
+            epsilon,
+            wd: a.wd,
+            rescale_grad: a.rescale,
+            clip_gradient: clip,
+        }),
+        Rule::Sgd { momentum, .. } => UpdateKernel::General(
+            ops::RuleKernel::Nag,
+            general(a.lr, a.wd, [momentum, 0.0, 0.0, 0.0]),
+        ),
+        Rule::Adam {
+            beta1,
+            beta2,
+            epsilon,
+            decoupled_wd: true,
+        } => {
+            let lr_t = ops::adam_lr_t(a.lr, beta1, beta2, a.t);
+            UpdateKernel::General(
+                ops::RuleKernel::AdamW,
+                general(lr_t, a.lr * a.wd, [beta1, beta2, epsilon, 0.0]),
+            )
+        }
+        Rule::RmsProp {
+            gamma1,
+            gamma2,
+            epsilon,
+            centered,
+        } => {
+            let kind = if centered {
+                ops::RuleKernel::RmsPropCentered
+            } else {
+                ops::RuleKernel::RmsProp
+            };
+            UpdateKernel::General(kind, general(a.lr, a.wd, [gamma1, gamma2, epsilon, 0.0]))
+        }
+        Rule::Ftrl { lamda1, beta } => UpdateKernel::General(
+            ops::RuleKernel::Ftrl,
+            general(a.lr, a.wd, [lamda1, beta, 0.0, 0.0]),
+        ),
+    }
+}
+
 impl CudaStorage {
     fn new(dev: &Arc<CudaDevice>, data: CudaData) -> CudaStorage {
         CudaStorage {
@@ -483,14 +571,6 @@ impl CudaStorage {
             Some(r) => Some(cuda(r, ordinal)?.i64("gradient rows")?),
             None => None,
         };
-        let clip = a.clip.unwrap_or(-1.0);
-        let general = |lr: f32, wd: f32, hyper: [f32; 4]| ops::RuleParams {
-            lr,
-            wd,
-            rescale_grad: a.rescale,
-            clip_gradient: clip,
-            hyper,
-        };
         let dev = w.dev.clone();
         let wv = w.f32_mut("optimizer update")?;
         let mut st: Vec<&mut CudaSlice<f32>> = Vec::with_capacity(states.len());
@@ -506,34 +586,12 @@ impl CudaStorage {
                 }
             }
         }
-        match *rule {
-            // Nesterov with no momentum is plain SGD (as on the CPU).
-            Rule::Sgd { momentum, nesterov } if !nesterov || momentum == 0.0 => {
-                let p = ops::SgdParams {
-                    lr: a.lr,
-                    momentum,
-                    wd: a.wd,
-                    rescale_grad: a.rescale,
-                    clip_gradient: clip,
-                };
+        match update_kernel(rule, a) {
+            UpdateKernel::Sgd(p) => {
                 let mom = st.into_iter().next();
                 ops::sgd_update(&dev, wv, dim, g, idx, mom, &p)
             }
-            Rule::Adam {
-                beta1,
-                beta2,
-                epsilon,
-                decoupled_wd: false,
-            } => {
-                let p = ops::AdamParams {
-                    lr_t: ops::adam_lr_t(a.lr, beta1, beta2, a.t),
-                    beta1,
-                    beta2,
-                    epsilon,
-                    wd: a.wd,
-                    rescale_grad: a.rescale,
-                    clip_gradient: clip,
-                };
+            UpdateKernel::Adam(p) => {
                 let mut it = st.into_iter();
                 match (it.next(), it.next()) {
                     (Some(m), Some(v)) => ops::adam_update(&dev, wv, dim, g, idx, m, v, &p),
@@ -542,53 +600,13 @@ impl CudaStorage {
                     )),
                 }
             }
-            Rule::AdaGrad { epsilon } => {
-                let p = ops::AdaGradParams {
-                    lr: a.lr,
-                    epsilon,
-                    wd: a.wd,
-                    rescale_grad: a.rescale,
-                    clip_gradient: clip,
-                };
-                match st.into_iter().next() {
-                    Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
-                    None => Err(Error::InvalidArgument(
-                        "AdaGrad needs a state buffer".into(),
-                    )),
-                }
-            }
-            Rule::Sgd { momentum, .. } => {
-                let p = general(a.lr, a.wd, [momentum, 0.0, 0.0, 0.0]);
-                ops::rule_update(&dev, ops::RuleKernel::Nag, wv, dim, g, idx, st, &p)
-            }
-            Rule::Adam {
-                beta1,
-                beta2,
-                epsilon,
-                decoupled_wd: true,
-            } => {
-                let lr_t = ops::adam_lr_t(a.lr, beta1, beta2, a.t);
-                let p = general(lr_t, a.lr * a.wd, [beta1, beta2, epsilon, 0.0]);
-                ops::rule_update(&dev, ops::RuleKernel::AdamW, wv, dim, g, idx, st, &p)
-            }
-            Rule::RmsProp {
-                gamma1,
-                gamma2,
-                epsilon,
-                centered,
-            } => {
-                let p = general(a.lr, a.wd, [gamma1, gamma2, epsilon, 0.0]);
-                let kind = if centered {
-                    ops::RuleKernel::RmsPropCentered
-                } else {
-                    ops::RuleKernel::RmsProp
-                };
-                ops::rule_update(&dev, kind, wv, dim, g, idx, st, &p)
-            }
-            Rule::Ftrl { lamda1, beta } => {
-                let p = general(a.lr, a.wd, [lamda1, beta, 0.0, 0.0]);
-                ops::rule_update(&dev, ops::RuleKernel::Ftrl, wv, dim, g, idx, st, &p)
-            }
+            UpdateKernel::AdaGrad(p) => match st.into_iter().next() {
+                Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
+                None => Err(Error::InvalidArgument(
+                    "AdaGrad needs a state buffer".into(),
+                )),
+            },
+            UpdateKernel::General(kind, p) => ops::rule_update(&dev, kind, wv, dim, g, idx, st, &p),
         }
     }
 }

@@ -1,0 +1,303 @@
+//! `kernels/optim.cu` under the CPU emulator (`tests/emu/cuda_emu.h`), against the CPU
+//! optimizer: each rule goes through [`update_kernel`] (the host's choice of kernel and
+//! parameters) and one launch of that kernel, for three steps, and must land where
+//! `optim::rule::apply` does. Here rather than in `tests/` because both sides are
+//! crate-private. Skips, saying why, without a C++20 compiler (`CXX`, else `c++`).
+
+use super::ops::RuleKernel;
+use super::storage::{update_kernel, UpdateKernel};
+use crate::optim::rule::apply;
+use crate::optim::{Rule, StepArgs};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds `tests/emu/optim_emu.cpp` into a fresh temporary folder; `None` (and a note on
+/// stderr) without a compiler.
+fn build_runner() -> Option<(PathBuf, PathBuf)> {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    if Command::new(&cxx).arg("--version").output().is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: no C++ compiler `{cxx}` (set CXX)"
+        );
+        return None;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("boson-emu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("optim_emu");
+    let out = Command::new(&cxx)
+        .args([
+            "-std=c++20",
+            "-O2",
+            "-DBOSON_EMU",
+            "-Wall",
+            "-Wno-unknown-pragmas",
+        ])
+        .arg("-I")
+        .arg(root.join("tests/emu"))
+        .arg(root.join("tests/emu/optim_emu.cpp"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("running the C++ compiler");
+    assert!(
+        out.status.success(),
+        "optim_emu does not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((dir, exe))
+}
+
+/// One launch of `kernel` through the emulator; returns the new weights, states and the
+/// error cell.
+#[allow(clippy::too_many_arguments)]
+fn emulate(
+    (dir, exe): &(PathBuf, PathBuf),
+    kernel: UpdateKernel,
+    w: &[f32],
+    states: &[Vec<f32>],
+    g: &[f32],
+    idx: Option<&[i64]>,
+    dim: usize,
+) -> (Vec<f32>, Vec<Vec<f32>>, [i64; 2]) {
+    let (code, rule, p): (i32, i32, [f32; 8]) = match kernel {
+        UpdateKernel::Sgd(p) => (
+            0,
+            0,
+            [
+                p.lr,
+                p.momentum,
+                p.wd,
+                p.rescale_grad,
+                p.clip_gradient,
+                0.0,
+                0.0,
+                0.0,
+            ],
+        ),
+        UpdateKernel::Adam(p) => (
+            1,
+            0,
+            [
+                p.lr_t,
+                p.beta1,
+                p.beta2,
+                p.epsilon,
+                p.wd,
+                p.rescale_grad,
+                p.clip_gradient,
+                0.0,
+            ],
+        ),
+        UpdateKernel::AdaGrad(p) => (
+            2,
+            0,
+            [
+                p.lr,
+                p.epsilon,
+                p.wd,
+                p.rescale_grad,
+                p.clip_gradient,
+                0.0,
+                0.0,
+                0.0,
+            ],
+        ),
+        UpdateKernel::General(k, p) => {
+            let [h0, h1, h2, h3] = p.hyper;
+            let rule = match k {
+                RuleKernel::Nag => 0,
+                RuleKernel::AdamW => 1,
+                RuleKernel::RmsProp => 2,
+                RuleKernel::RmsPropCentered => 3,
+                RuleKernel::Ftrl => 4,
+            };
+            (
+                3,
+                rule,
+                [p.lr, p.wd, p.rescale_grad, p.clip_gradient, h0, h1, h2, h3],
+            )
+        }
+    };
+    let mut buf = Vec::new();
+    buf.extend(code.to_le_bytes());
+    buf.extend(rule.to_le_bytes());
+    let rows = w.len() / dim;
+    for v in [g.len(), dim, rows, idx.is_some() as usize, states.len()] {
+        buf.extend((v as i64).to_le_bytes());
+    }
+    p.iter().for_each(|v| buf.extend(v.to_le_bytes()));
+    idx.unwrap_or(&[])
+        .iter()
+        .for_each(|v| buf.extend(v.to_le_bytes()));
+    for part in [w, g]
+        .into_iter()
+        .chain(states.iter().map(|s| s.as_slice()))
+    {
+        part.iter().for_each(|v| buf.extend(v.to_le_bytes()));
+    }
+    let (inp, outp) = (dir.join("in.bin"), dir.join("out.bin"));
+    std::fs::write(&inp, buf).unwrap();
+    let run = Command::new(exe).arg(&inp).arg(&outp).output().unwrap();
+    assert!(
+        run.status.success(),
+        "optim_emu failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(&outp).unwrap();
+    let f32s = |at: usize, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| f32::from_le_bytes(bytes[at + 4 * i..at + 4 * i + 4].try_into().unwrap()))
+            .collect()
+    };
+    let new_w = f32s(0, w.len());
+    let new_states = (0..states.len())
+        .map(|k| f32s(4 * w.len() * (k + 1), w.len()))
+        .collect();
+    let at = 4 * w.len() * (states.len() + 1);
+    let i64_at = |o: usize| i64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    (new_w, new_states, [i64_at(at), i64_at(at + 8)])
+}
+
+/// Cheap reproducible values in `[lo, hi)`.
+fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            lo + (hi - lo) * ((x >> 40) as f32 / 16_777_216.0)
+        })
+        .collect()
+}
+
+#[test]
+fn optimizer_kernels_match_the_cpu_rules_under_the_emulator() {
+    let Some(runner) = build_runner() else {
+        return;
+    };
+    let rules = [
+        Rule::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        },
+        Rule::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        Rule::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+        },
+        Rule::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            decoupled_wd: false,
+        },
+        Rule::Adam {
+            beta1: 0.8,
+            beta2: 0.99,
+            epsilon: 1e-6,
+            decoupled_wd: true,
+        },
+        Rule::AdaGrad { epsilon: 1e-7 },
+        Rule::RmsProp {
+            gamma1: 0.9,
+            gamma2: 0.9,
+            epsilon: 1e-8,
+            centered: false,
+        },
+        Rule::RmsProp {
+            gamma1: 0.95,
+            gamma2: 0.9,
+            epsilon: 1e-4,
+            centered: true,
+        },
+        Rule::Ftrl {
+            lamda1: 0.01,
+            beta: 1.0,
+        },
+    ];
+    let (rows, dim) = (40, 6);
+    // Row-sparse steps touch rows 3, 17, 0 and 39 (and one -1 padding row, skipped).
+    let touched = [3i64, 17, -1, 0, 39];
+    for (r, rule) in rules.iter().enumerate() {
+        for sparse in [false, true] {
+            let what = format!("{rule:?} sparse={sparse}");
+            let mut w_cpu = values(rows * dim, 1 + r as u64, -1.0, 1.0);
+            let mut s_cpu = vec![vec![0.0f32; rows * dim]; rule.num_states()];
+            let (mut w_emu, mut s_emu) = (w_cpu.clone(), s_cpu.clone());
+            for t in 1..=3u64 {
+                let a = StepArgs {
+                    lr: 0.1,
+                    wd: 0.01,
+                    rescale: 0.5,
+                    clip: if t == 2 { Some(0.3) } else { None },
+                    t,
+                };
+                let idx = sparse.then_some(&touched[..]);
+                let n = if sparse {
+                    touched.len() * dim
+                } else {
+                    rows * dim
+                };
+                let g = values(n, 100 * t + r as u64, -1.0, 1.0);
+                let mut refs: Vec<&mut [f32]> =
+                    s_cpu.iter_mut().map(|s| s.as_mut_slice()).collect();
+                apply(rule, &a, &mut w_cpu, &mut refs, &g, idx, dim).unwrap();
+                let (w, s, err) = emulate(
+                    &runner,
+                    update_kernel(rule, &a),
+                    &w_emu,
+                    &s_emu,
+                    &g,
+                    idx,
+                    dim,
+                );
+                assert_eq!(err, [0, 0], "{what}: no bad row");
+                (w_emu, s_emu) = (w, s);
+                let all = std::iter::once((&w_emu, &w_cpu)).chain(s_emu.iter().zip(&s_cpu));
+                for (k, (e, c)) in all.enumerate() {
+                    for (i, (x, y)) in e.iter().zip(c.iter()).enumerate() {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                            "{what} step {t} {}[{i}]: kernel {x}, cpu {y}",
+                            if k == 0 {
+                                "w".to_string()
+                            } else {
+                                format!("state{}", k - 1)
+                            }
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // A row past the table is reported in the error cell and skipped; the rest update.
+    let w = values(rows * dim, 7, -1.0, 1.0);
+    let a = StepArgs {
+        lr: 0.1,
+        wd: 0.0,
+        rescale: 1.0,
+        clip: None,
+        t: 1,
+    };
+    let g = values(2 * dim, 8, -1.0, 1.0);
+    let kernel = update_kernel(
+        &Rule::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+        },
+        &a,
+    );
+    let (new_w, _, err) = emulate(&runner, kernel, &w, &[], &g, Some(&[5, rows as i64]), dim);
+    assert_eq!(err, [1, rows as i64]);
+    for c in 0..dim {
+        assert!((new_w[5 * dim + c] - (w[5 * dim + c] - 0.1 * g[c])).abs() < 1e-6);
+    }
+    let _ = std::fs::remove_dir_all(&runner.0);
+}
