@@ -64,3 +64,8 @@ fn compile_and_run(name: &str) {
 fn embedding_kernels_match_cpu_under_the_emulator() {
     compile_and_run("embedding_emu");
 }
+
+#[test]
+fn reduce_kernels_match_cpu_under_the_emulator() {
+    compile_and_run("reduce_emu");
+}
