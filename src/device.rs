@@ -74,9 +74,8 @@ static DETERMINISTIC: AtomicBool = AtomicBool::new(true);
 /// of about thirty; the touched rows of the row-sparse gradient then come in no fixed
 /// order, and a few bits of each sum can differ between runs). CPU ops are always
 /// deterministic. The atomic kernel keeps a map of 4 bytes per row of the largest table
-/// it has seen on the device for the life of the process. It is new and has not run on
-/// a GPU yet (its tests and benchmark are in `scripts/gpu-check.sh`; status in
-/// `kernels/NOTES.md`).
+/// it has seen on the device for the life of the process. It is new: checked against
+/// the CPU under the kernel emulator, not yet run on a GPU (status in `kernels/NOTES.md`).
 pub fn set_deterministic(on: bool) {
     DETERMINISTIC.store(on, Ordering::Relaxed);
 }
