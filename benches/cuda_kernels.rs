@@ -1,5 +1,5 @@
 //! GPU kernel bandwidth: device-to-device copy (the ceiling), embedding gather and both
-//! scatter-adds (sorted coalesce, atomic), uniform and Zipf(1.05) indices, 1M-row table,
+//! scatter-adds (sorted, atomic), uniform and Zipf(1.05) indices, 1M-row table,
 //! 64k indices.
 //! Timed with CUDA events, rotating among ROTATE input sets so the 50 MB L2 cannot
 //! serve repeated inputs, two ways after a warm-up:
@@ -139,15 +139,6 @@ fn gbs(bytes: usize, ms: f64) -> f64 {
     bytes as f64 / (ms * 1e-3) / 1e9
 }
 
-/// `ops::coalesce_async` and `ops::scatter_add_async` share this signature.
-type ScatterFn = fn(
-    &CudaDevice,
-    &CudaSlice<i64>,
-    &CudaSlice<f32>,
-    usize,
-    usize,
-) -> Result<(ops::RowSparse, ops::IndexCheck)>;
-
 fn run(dev: &Arc<CudaDevice>) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
 
@@ -233,22 +224,22 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
         }
         drop((f32_table, bf16_table, outs));
 
-        // Scatter-add into a row-sparse gradient: the deterministic sort-based coalesce
-        // and the atomic one (`set_deterministic(false)`).
+        // Scatter-add into a row-sparse gradient: the deterministic sort-based one and
+        // the atomic one (`set_deterministic(false)`).
         let grads = (0..ROTATE)
             .map(|r| ops::htod(dev, &values(N_IDX * dim, 10 + r as u32)))
             .collect::<Result<Vec<_>>>()?;
-        let scatters: [(&str, ScatterFn); 2] = [
-            ("coalesce", ops::coalesce_async),
-            ("scatter atomic", ops::scatter_add_async),
-        ];
-        for (label, scatter) in scatters {
+        for (label, mode) in [
+            ("scatter sorted", ops::ScatterMode::Sorted),
+            ("scatter atomic", ops::ScatterMode::Atomic),
+        ] {
             for (name, idx) in &idx_sets {
                 let mut checks = Vec::new();
                 let mut keep = Vec::new();
                 let t = time_ms(dev, |r| {
                     let i = r % ROTATE;
-                    let (out, check) = scatter(dev, &idx[i], &grads[i], dim, TABLE_ROWS)?;
+                    let (out, check) =
+                        ops::scatter_add_async(dev, mode, &idx[i], &grads[i], dim, TABLE_ROWS)?;
                     checks.push(check);
                     keep.push(out); // freed after timing, so frees stay out of the measurement
                     Ok(())

@@ -8,7 +8,9 @@
 mod skip;
 use std::sync::Arc;
 
-use boson::cuda::ops::{self, BinaryOp, Broadcast, MatmulShape, ReduceOp, StridedCopy, UnaryOp};
+use boson::cuda::ops::{
+    self, BinaryOp, Broadcast, MatmulShape, ReduceOp, ScatterMode, StridedCopy, UnaryOp,
+};
 use boson::cuda::CudaDevice;
 use boson::error::Error;
 use half::{bf16, f16};
@@ -546,22 +548,13 @@ fn gather_f32_f16_bf16_match_cpu() {
     }
 }
 
-// ------------------------------------------------------------------ scatter-add (coalesce, atomic)
-
-/// The two scatter-adds behind an embedding's backward pass.
-#[derive(Clone, Copy, Debug)]
-enum Scatter {
-    /// `ops::coalesce`: sorted unique rows, sums in position order.
-    Sorted,
-    /// `ops::scatter_add`: float atomics, unique rows in no fixed order.
-    Atomic,
-}
+// ------------------------------------------------------------------ scatter-add (sorted, atomic)
 
 /// Runs one scatter-add and checks it against a CPU BTreeMap sum (the atomic one's rows
 /// are matched by id); returns the raw outputs.
 fn scatter_check(
     dev: &CudaDevice,
-    mode: Scatter,
+    mode: ScatterMode,
     idx: &[i64],
     rows: &[f32],
     dim: usize,
@@ -569,11 +562,7 @@ fn scatter_check(
 ) -> (Vec<i64>, Vec<f32>) {
     let n = idx.len();
     let (id, rd) = (ops::htod(dev, idx).unwrap(), ops::htod(dev, rows).unwrap());
-    let out = match mode {
-        Scatter::Sorted => ops::coalesce(dev, &id, &rd, dim, table_rows),
-        Scatter::Atomic => ops::scatter_add(dev, &id, &rd, dim, table_rows),
-    }
-    .unwrap();
+    let out = ops::scatter_add(dev, mode, &id, &rd, dim, table_rows).unwrap();
     let unique = ops::dtoh(dev, &out.unique).unwrap();
     let summed = ops::dtoh(dev, &out.summed).unwrap();
     let count = ops::dtoh(dev, &out.count).unwrap();
@@ -602,11 +591,11 @@ fn scatter_check(
     }
     for (s, (&id, sum)) in map.iter().enumerate() {
         let slot = match mode {
-            Scatter::Sorted => {
+            ScatterMode::Sorted => {
                 assert_eq!(unique[s], id, "unique[{s}]");
                 s
             }
-            Scatter::Atomic => *slot_of
+            ScatterMode::Atomic => *slot_of
                 .get(&id)
                 .unwrap_or_else(|| panic!("atomic: row {id} missing from unique")),
         };
@@ -654,21 +643,21 @@ fn scatter_adds_match_cpu_on_uniform_zipf_and_one_hot_row() {
         let hot = vec![42i64; n]; // one segment of n rows: many chunks
         for idx in [&uniform, &zipf, &hot] {
             let rows = rng.vec(n * dim, -1.0, 1.0);
-            scatter_check(&dev, Scatter::Sorted, idx, &rows, dim, table_rows);
-            scatter_check(&dev, Scatter::Atomic, idx, &rows, dim, table_rows);
+            scatter_check(&dev, ScatterMode::Sorted, idx, &rows, dim, table_rows);
+            scatter_check(&dev, ScatterMode::Atomic, idx, &rows, dim, table_rows);
         }
     }
 }
 
 #[test]
-fn coalesce_is_bitwise_deterministic() {
+fn sorted_scatter_add_is_bitwise_deterministic() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(8);
     let (n, dim, table_rows) = (30_000, 64, 10_000);
     let idx = zipf_indices(&mut rng, table_rows, n, 1.2);
     let rows = rng.vec(n * dim, -1.0, 1.0);
-    let (u1, s1) = scatter_check(&dev, Scatter::Sorted, &idx, &rows, dim, table_rows);
-    let (u2, s2) = scatter_check(&dev, Scatter::Sorted, &idx, &rows, dim, table_rows);
+    let (u1, s1) = scatter_check(&dev, ScatterMode::Sorted, &idx, &rows, dim, table_rows);
+    let (u2, s2) = scatter_check(&dev, ScatterMode::Sorted, &idx, &rows, dim, table_rows);
     assert_eq!(u1, u2);
     let b1: Vec<u32> = s1.iter().map(|v| v.to_bits()).collect();
     let b2: Vec<u32> = s2.iter().map(|v| v.to_bits()).collect();
@@ -680,7 +669,7 @@ fn scatter_adds_report_out_of_range_index() {
     let dev = dev_or_skip!();
     let mut rng = Rng::new(9);
     let (n, dim, table_rows) = (1000, 8, 100);
-    for mode in [Scatter::Sorted, Scatter::Atomic] {
+    for mode in [ScatterMode::Sorted, ScatterMode::Atomic] {
         for bad in [100i64, -1, 1 << 40] {
             let mut idx: Vec<i64> = (0..n)
                 .map(|_| rng.below(table_rows as u64) as i64)
@@ -691,11 +680,7 @@ fn scatter_adds_report_out_of_range_index() {
                 ops::htod(&dev, &idx).unwrap(),
                 ops::htod(&dev, &rows).unwrap(),
             );
-            let got = match mode {
-                Scatter::Sorted => ops::coalesce(&dev, &id, &rd, dim, table_rows),
-                Scatter::Atomic => ops::scatter_add(&dev, &id, &rd, dim, table_rows),
-            };
-            match got {
+            match ops::scatter_add(&dev, mode, &id, &rd, dim, table_rows) {
                 Err(Error::IndexOutOfRange { index, size, .. }) => {
                     assert_eq!((index, size), (bad, table_rows), "{mode:?}")
                 }
@@ -726,17 +711,17 @@ fn atomic_scatter_add_map_is_clean_between_calls() {
             .map(|_| rng.below(table_rows as u64) as i64)
             .collect();
         let rows = rng.vec(n * dim, -1.0, 1.0);
-        scatter_check(&dev, Scatter::Atomic, &idx, &rows, dim, table_rows);
+        scatter_check(&dev, ScatterMode::Atomic, &idx, &rows, dim, table_rows);
         // The same rows again: each must be claimed afresh.
-        scatter_check(&dev, Scatter::Atomic, &idx, &rows, dim, table_rows);
+        scatter_check(&dev, ScatterMode::Atomic, &idx, &rows, dim, table_rows);
         let mut bad = idx.clone();
         bad[n / 3] = table_rows as i64;
         let (id, rd) = (
             ops::htod(&dev, &bad).unwrap(),
             ops::htod(&dev, &rows).unwrap(),
         );
-        assert!(ops::scatter_add(&dev, &id, &rd, dim, table_rows).is_err());
-        scatter_check(&dev, Scatter::Atomic, &idx, &rows, dim, table_rows);
+        assert!(ops::scatter_add(&dev, ScatterMode::Atomic, &id, &rd, dim, table_rows).is_err());
+        scatter_check(&dev, ScatterMode::Atomic, &idx, &rows, dim, table_rows);
     }
 }
 

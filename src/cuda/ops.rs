@@ -5,7 +5,7 @@
 //!   caller, e.g. with [`alloc_zeros`]), validates every length and shape against what the
 //!   kernel will touch (so a kernel can never read or write out of its buffers), queues
 //!   the kernel on [`CudaDevice::stream`] and returns the launch error, if any.
-//! - Launches are asynchronous. Launchers that read indices (gather, coalesce, one_hot,
+//! - Launches are asynchronous. Launchers that read indices (gather, scatter-add, one_hot,
 //!   the optimizer updates) synchronise once at the end to read the device error cell
 //!   (16 bytes) and return `Error::IndexOutOfRange` naming the first bad index.
 //! - All buffers must belong to `dev` (its stream allocated them).
@@ -816,42 +816,68 @@ pub fn gather_async<T: GatherElem>(
     Ok(check)
 }
 
-// ------------------------------------------------------------------ coalesce (scatter-add)
+// ------------------------------------------------------------------ scatter-add
 
-/// A row-sparse gradient as produced by [`coalesce`] or [`scatter_add`]. Capacity is
-/// `n = idx.len()` so no host sync is needed to size it: `unique[0..k]` holds the
-/// distinct row ids (ascending from `coalesce`, in no fixed order from `scatter_add`)
-/// and `unique[k..n] = -1`; `summed` is `[n, dim]` with row `s` the sum
-/// of all input rows whose index is `unique[s]` (rows `k..n` are 0); `count[0] = k`.
+/// A row-sparse gradient as produced by [`scatter_add`]. Capacity is `n = idx.len()` so
+/// no host sync is needed to size it: `unique[0..k]` holds the distinct row ids
+/// (ascending in [`ScatterMode::Sorted`], in no fixed order in [`ScatterMode::Atomic`])
+/// and `unique[k..n] = -1`; `summed` is `[n, dim]` with row `s` the sum of all input
+/// rows whose index is `unique[s]` (rows `k..n` are 0); `count[0] = k`.
 pub struct RowSparse {
     pub unique: CudaSlice<i64>,
     pub summed: CudaSlice<f32>,
     pub count: CudaSlice<i64>,
 }
 
+/// How [`scatter_add`] sums rows that share an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScatterMode {
+    /// Sort, segment, then sum each row's inputs in position order (no float atomics):
+    /// two runs give bitwise-identical results, unique rows come out ascending, and hot
+    /// (Zipf-skewed) rows are split into 32-row chunks instead of serialising. About 33
+    /// launches.
+    Sorted,
+    /// Float atomics: three launches and three memsets. Unique rows in no fixed order;
+    /// sums depend on the order the atomics land. Duplicates within a warp are
+    /// pre-summed, so a hot row costs one atomic per warp. Keeps a 4-byte-per-row map
+    /// of the largest table on the device between calls.
+    Atomic,
+}
+
+impl ScatterMode {
+    /// The mode [`crate::device::set_deterministic`] asks for.
+    pub fn current() -> ScatterMode {
+        if crate::device::deterministic() {
+            ScatterMode::Sorted
+        } else {
+            ScatterMode::Atomic
+        }
+    }
+}
+
 /// Keys per shared-memory sort tile; must match SORT_TILE in embedding.cu.
 const SORT_TILE: usize = 2048;
 
 /// Scatter-add of `rows` (`[n, dim]`) by `idx` (`[n]`, each in `[0, table_rows)`) into a
-/// [`RowSparse`] gradient. Always deterministic: sort, segment, then sums in a fixed
-/// order (no float atomics), so two runs give bitwise-identical results, and hot
-/// (Zipf-skewed) rows are split into 32-row chunks instead of serialising.
-/// An out-of-range index gives `Error::IndexOutOfRange`; synchronises to check.
-pub fn coalesce(
+/// [`RowSparse`] gradient. An out-of-range index gives `Error::IndexOutOfRange` and its
+/// row is left out; synchronises to check.
+pub fn scatter_add(
     dev: &CudaDevice,
+    mode: ScatterMode,
     idx: &CudaSlice<i64>,
     rows: &CudaSlice<f32>,
     dim: usize,
     table_rows: usize,
 ) -> Result<RowSparse> {
-    let (out, check) = coalesce_async(dev, idx, rows, dim, table_rows)?;
+    let (out, check) = scatter_add_async(dev, mode, idx, rows, dim, table_rows)?;
     check.check(dev)?;
     Ok(out)
 }
 
-/// [`coalesce`] without the final synchronisation: the index check is returned instead.
-pub fn coalesce_async(
+/// [`scatter_add`] without the final synchronisation: the index check is returned instead.
+pub fn scatter_add_async(
     dev: &CudaDevice,
+    mode: ScatterMode,
     idx: &CudaSlice<i64>,
     rows: &CudaSlice<f32>,
     dim: usize,
@@ -859,18 +885,18 @@ pub fn coalesce_async(
 ) -> Result<(RowSparse, IndexCheck)> {
     let n = idx.len();
     if dim == 0 {
-        return Err(invalid("coalesce with dim 0".into()));
+        return Err(invalid("scatter-add with dim 0".into()));
     }
-    check_len("coalesce rows", rows.len(), n * dim)?;
-    // Keys pack (row id << 32 | position) into a u64.
+    check_len("scatter-add rows", rows.len(), n * dim)?;
+    // Sorted: keys pack (row id << 32 | position) into a u64. Atomic: slots are u32
+    // (slot + 1 in the map, u32::MAX while claiming).
     if table_rows > i32::MAX as usize || n > u32::MAX as usize / 2 {
         return Err(invalid(format!(
-            "coalesce supports tables below 2^31 rows and fewer than 2^31 indices (got {table_rows} rows, {n} indices)"
+            "scatter-add supports tables below 2^31 rows and fewer than 2^31 indices (got {table_rows} rows, {n} indices)"
         )));
     }
-    let cell = error_cell(dev)?;
     let check = IndexCheck {
-        cell,
+        cell: error_cell(dev)?,
         what: "embedding row",
         size: table_rows,
     };
@@ -882,6 +908,23 @@ pub fn coalesce_async(
         };
         return Ok((empty, check));
     }
+    let out = match mode {
+        ScatterMode::Sorted => sorted_scatter(dev, idx, rows, dim, table_rows, &check)?,
+        ScatterMode::Atomic => atomic_scatter(dev, idx, rows, dim, table_rows, &check)?,
+    };
+    Ok((out, check))
+}
+
+/// [`ScatterMode::Sorted`] for `n > 0` valid-sized inputs.
+fn sorted_scatter(
+    dev: &CudaDevice,
+    idx: &CudaSlice<i64>,
+    rows: &CudaSlice<f32>,
+    dim: usize,
+    table_rows: usize,
+    check: &IndexCheck,
+) -> Result<RowSparse> {
+    let n = idx.len();
     // No buffer below is zeroed first (that was 14 memsets, ~17 MB of writes at dim 64):
     // each is written before it is read. keys: build_keys writes all `padded`; flags,
     // counts: one thread per slot; scan outputs and block sums: every slot; unique and
@@ -1037,81 +1080,39 @@ pub fn coalesce_async(
             .arg(&mut summed);
         launch(l, cfg_for((n * dim) as u64), "coalesce_seg_finish")?;
     }
-    Ok((
-        RowSparse {
-            unique,
-            summed,
-            count,
-        },
-        check,
-    ))
+    Ok(RowSparse {
+        unique,
+        summed,
+        count,
+    })
 }
 
-/// Scatter-add of `rows` (`[n, dim]`) by `idx` into a [`RowSparse`] gradient with
-/// float atomics: the non-deterministic mode (`boson::device::set_deterministic(false)`).
-/// Same layout as [`coalesce`] except that `unique[0..k]` comes in no fixed order, and
-/// float sums depend on the order the atomics land, so two runs can differ in the last
-/// bits. Three launches and three memsets (sums, count, error cell), against
-/// coalesce's ~33 launches; duplicates
-/// within a warp are pre-summed, so a hot row costs one atomic per warp. Keeps a
-/// 4-byte-per-row map of the largest table on the device between calls.
-/// An out-of-range index gives `Error::IndexOutOfRange`; synchronises to check.
-pub fn scatter_add(
+/// [`ScatterMode::Atomic`] for `n > 0` valid-sized inputs.
+fn atomic_scatter(
     dev: &CudaDevice,
     idx: &CudaSlice<i64>,
     rows: &CudaSlice<f32>,
     dim: usize,
     table_rows: usize,
+    check: &IndexCheck,
 ) -> Result<RowSparse> {
-    let (out, check) = scatter_add_async(dev, idx, rows, dim, table_rows)?;
-    check.check(dev)?;
-    Ok(out)
-}
-
-/// [`scatter_add`] without the final synchronisation: the index check is returned instead.
-pub fn scatter_add_async(
-    dev: &CudaDevice,
-    idx: &CudaSlice<i64>,
-    rows: &CudaSlice<f32>,
-    dim: usize,
-    table_rows: usize,
-) -> Result<(RowSparse, IndexCheck)> {
-    let n = idx.len();
-    if dim == 0 {
-        return Err(invalid("scatter-add with dim 0".into()));
-    }
-    check_len("scatter-add rows", rows.len(), n * dim)?;
-    // Slots are u32 (slot + 1 in the map, u32::MAX while claiming).
-    if n >= u32::MAX as usize - 1 {
-        return Err(invalid(format!(
-            "scatter-add supports fewer than 2^32 - 2 indices (got {n})"
-        )));
-    }
-    let check = IndexCheck {
-        cell: error_cell(dev)?,
-        what: "embedding row",
-        size: table_rows,
-    };
     // summed is zeroed: the atomics add into it, and rows k..n must read 0.
     let mut out = RowSparse {
-        unique: alloc_uninit::<i64>(dev, n)?,
-        summed: alloc_zeros::<f32>(dev, n * dim)?,
+        unique: alloc_uninit::<i64>(dev, idx.len())?,
+        summed: alloc_zeros::<f32>(dev, idx.len() * dim)?,
         count: alloc_zeros::<i64>(dev, 1)?,
     };
-    if n == 0 {
-        return Ok((out, check));
-    }
     let mut map = dev.row_slots(table_rows)?;
-    let result = scatter_add_launches(dev, idx, rows, dim, table_rows, &check, &mut out, &mut map);
+    let result = atomic_launches(dev, idx, rows, dim, table_rows, check, &mut out, &mut map);
     if result.is_err() {
         // A launch failed midway: the map may hold entries nobody will clear.
         *map = None;
     }
-    result.map(|()| (out, check))
+    result.map(|()| out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn scatter_add_launches(
+fn atomic_launches(
     dev: &CudaDevice,
     idx: &CudaSlice<i64>,
     rows: &CudaSlice<f32>,
@@ -1261,7 +1262,7 @@ pub fn adam_lr_t(lr: f32, beta1: f32, beta2: f32, t: u64) -> f32 {
 
 /// Which rows an optimizer update touches.
 /// `idx = Some(ids)`: row-sparse gradient, `grad` is `[ids.len(), dim]` and its row r
-/// updates weight row `ids[r]` (`ids[r] < 0` skipped, e.g. coalesce's -1 padding);
+/// updates weight row `ids[r]` (`ids[r] < 0` skipped, e.g. the scatter-add's -1 padding);
 /// `None`: dense, `grad` has the weight's shape.
 fn update_setup(
     w_len: usize,

@@ -471,13 +471,9 @@ impl CudaStorage {
         table_rows: usize,
     ) -> Result<(CudaStorage, CudaStorage)> {
         idx.same_device(rows, "coalesce")?;
-        let scatter = if crate::device::deterministic() {
-            ops::coalesce
-        } else {
-            ops::scatter_add
-        };
-        let rs = scatter(
+        let rs = ops::scatter_add(
             &idx.dev,
+            ops::ScatterMode::current(),
             idx.i64("coalesce")?,
             rows.f32("coalesce")?,
             dim,

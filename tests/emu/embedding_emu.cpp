@@ -109,7 +109,7 @@ static void check_row_sparse(const std::string& what, const RowSparseOut& o, con
     for (long long t = k * dim; t < n * dim; ++t) CHECK(o.summed[t] == 0.0f, "%s: summed tail [%lld] = %g", what.c_str(), t, o.summed[t]);
 }
 
-// ---------------------------------------------------------------- ops::scatter_add
+// ---------------------------------------------------------------- ops::scatter_add, ScatterMode::Atomic
 
 // ops::scatter_add_async: summed and count zeroed (memsets), unique not; the map persists.
 static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vector<float>& g, long long dim,
@@ -134,7 +134,7 @@ static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vecto
     return o;
 }
 
-// ---------------------------------------------------------------- ops::coalesce
+// ---------------------------------------------------------------- ops::scatter_add, ScatterMode::Sorted ("coalesce")
 
 static void exclusive_scan(const std::vector<u32>& in, std::vector<u32>& out, u32* total) {
     const long long n = (long long)in.size();
