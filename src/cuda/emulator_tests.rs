@@ -8,46 +8,17 @@ use super::ops::RuleKernel;
 use super::storage::{update_kernel, UpdateKernel};
 use crate::optim::rule::apply;
 use crate::optim::{Rule, StepArgs};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-/// Builds `tests/emu/optim_emu.cpp` into a fresh temporary folder; `None` (and a note on
-/// stderr) without a compiler.
+#[path = "../../tests/emu/build.rs"]
+mod build;
+
+/// Builds `tests/emu/optim_emu.cpp` into a fresh temporary folder; `None` without a
+/// C++ compiler (noted on stderr).
 fn build_runner() -> Option<(PathBuf, PathBuf)> {
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    if Command::new(&cxx).arg("--version").output().is_err() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: no C++ compiler `{cxx}` (set CXX)"
-        );
-        return None;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("boson-emu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let exe = dir.join("optim_emu");
-    let out = Command::new(&cxx)
-        .args([
-            "-std=c++20",
-            "-O2",
-            "-DBOSON_EMU",
-            "-Wall",
-            "-Wno-unknown-pragmas",
-        ])
-        .arg("-I")
-        .arg(root.join("tests/emu"))
-        .arg(root.join("tests/emu/optim_emu.cpp"))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("running the C++ compiler");
-    assert!(
-        out.status.success(),
-        "optim_emu does not compile:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((dir, exe))
+    build::build_driver("optim_emu", &dir).map(|exe| (dir, exe))
 }
 
 /// One launch of `kernel` through the emulator; returns the new weights, states and the
