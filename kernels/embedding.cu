@@ -188,15 +188,11 @@ __device__ __forceinline__ void cmp_swap_shared(u64* s, int i, int j, bool ascen
     if ((a > b) == ascending && a != b) { s[i] = b; s[i + j] = a; }
 }
 
-// Fully sorts each tile of 2048 keys, alternating direction by tile (the global bitonic
-// network's first 11 stages).
-extern "C" __global__ void bitonic_sort_tile(u64* keys) {
-    __shared__ u64 s[SORT_TILE];
-    const i64 base = (i64)blockIdx.x * SORT_TILE;
+// Fully sorts the tile of 2048 keys in s that starts at global position base, ascending
+// when base / 2048 is even (the global bitonic network's first 11 stages). Needs all
+// SORT_TILE / 2 threads of the block.
+__device__ __forceinline__ void sort_tile_shared(u64* s, i64 base) {
     const int tid = threadIdx.x;
-    s[tid] = keys[base + tid];
-    s[tid + SORT_TILE / 2] = keys[base + tid + SORT_TILE / 2];
-    __syncthreads();
     for (int k = 2; k <= SORT_TILE; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
             int i = 2 * j * (tid / j) + (tid % j);
@@ -204,6 +200,17 @@ extern "C" __global__ void bitonic_sort_tile(u64* keys) {
             __syncthreads();
         }
     }
+}
+
+// Fully sorts each tile of 2048 keys, alternating direction by tile.
+extern "C" __global__ void bitonic_sort_tile(u64* keys) {
+    __shared__ u64 s[SORT_TILE];
+    const i64 base = (i64)blockIdx.x * SORT_TILE;
+    const int tid = threadIdx.x;
+    s[tid] = keys[base + tid];
+    s[tid + SORT_TILE / 2] = keys[base + tid + SORT_TILE / 2];
+    __syncthreads();
+    sort_tile_shared(s, base);
     keys[base + tid] = s[tid];
     keys[base + tid + SORT_TILE / 2] = s[tid + SORT_TILE / 2];
 }
@@ -420,6 +427,140 @@ extern "C" __global__ void coalesce_seg_finish(i64 n, i64 dim, const u32* num_se
             summed[t] = acc;
         }
     }
+}
+
+// ---------------------------------------------------------------- coalesce in one block
+//
+// The same computation for n <= SORT_TILE indices in one launch of one block of
+// SORT_TILE / 2 threads: a training batch's backward, where the kernels above cost ~13
+// launches. Every step and the order of every addition are theirs, so the results are
+// bitwise the same: keys sorted in shared memory, segments and chunks found with block
+// scans (thread t owns sorted positions and segments 2t and 2t + 1), chunk sums written
+// to summed (one-chunk segments) or partial, then multi-chunk segments summed in chunk
+// order. Writes to partial are read back by other threads of the block after a
+// __syncthreads, which makes them visible.
+
+#define ONE_BLOCK_CHUNKS (SORT_TILE + SORT_TILE / CHUNK_ROWS)  // >= k + n/32 chunks
+
+__device__ __forceinline__ u32 is_head(const u64* keys, int p) {
+    u64 key = keys[p];
+    return key != KEY_PAD && (p == 0 || (keys[p - 1] >> 32) != (key >> 32)) ? 1u : 0u;
+}
+
+__device__ __forceinline__ u32 chunks_of(const u32* seg_start, u32 s) {
+    return (seg_start[s + 1] - seg_start[s] + CHUNK_ROWS - 1) / CHUNK_ROWS;
+}
+
+template <int VEC>
+__device__ __forceinline__ void coalesce_one_block(i64 n, i64 dim, i64 rows, const i64* idx, const float* g,
+                                                   i64* unique, float* summed, i64* count, float* partial,
+                                                   i64* err) {
+    __shared__ u64 keys[SORT_TILE];
+    __shared__ u32 seg_start[SORT_TILE + 1];
+    __shared__ u32 chunk_off[SORT_TILE];
+    __shared__ u32 chunk_seg[ONE_BLOCK_CHUNKS];
+    const int tid = threadIdx.x, threads = SORT_TILE / 2;
+
+    // 1. keys (as coalesce_build_keys), 2. sort (as bitonic_sort_tile on tile 0).
+    for (int i = tid; i < SORT_TILE; i += threads) {
+        u64 key = KEY_PAD;
+        if (i < n) {
+            i64 v = idx[i];
+            if (v < 0 || v >= rows) {
+                record_bad_index(err, v);
+            } else {
+                key = ((u64)v << 32) | (u64)i;
+            }
+        }
+        keys[i] = key;
+    }
+    __syncthreads();
+    sort_tile_shared(keys, 0);
+
+    // 3. segments (as coalesce_head_flags, the scan and coalesce_segments).
+    const int p0 = 2 * tid;
+    const u32 h0 = is_head(keys, p0), h1 = is_head(keys, p0 + 1);
+    u32 k;
+    const u32 first = block_exclusive_scan(h0 + h1, &k);
+    if (h0) {
+        unique[first] = (i64)(keys[p0] >> 32);
+        seg_start[first] = (u32)p0;
+    }
+    if (h1) {
+        unique[first + h0] = (i64)(keys[p0 + 1] >> 32);
+        seg_start[first + h0] = (u32)(p0 + 1);
+    }
+    for (int p = p0; p <= p0 + 1; ++p) {
+        // The last valid key closes the last segment.
+        if (keys[p] != KEY_PAD && (p + 1 == SORT_TILE || keys[p + 1] == KEY_PAD)) seg_start[k] = (u32)(p + 1);
+    }
+    for (i64 i = (i64)k + tid; i < n; i += threads) unique[i] = -1;
+    if (tid == 0) count[0] = (i64)k;
+    __syncthreads();
+
+    // 4. chunks of <= CHUNK_ROWS rows (as coalesce_chunk_counts, the scan, coalesce_chunk_map).
+    const u32 c0 = (u32)p0 < k ? chunks_of(seg_start, p0) : 0u;
+    const u32 c1 = (u32)p0 + 1 < k ? chunks_of(seg_start, p0 + 1) : 0u;
+    u32 nc;
+    const u32 off = block_exclusive_scan(c0 + c1, &nc);
+    if ((u32)p0 < k) {
+        chunk_off[p0] = off;
+        for (u32 j = 0; j < c0; ++j) chunk_seg[off + j] = (u32)p0;
+    }
+    if ((u32)p0 + 1 < k) {
+        chunk_off[p0 + 1] = off + c0;
+        for (u32 j = 0; j < c1; ++j) chunk_seg[off + c0 + j] = (u32)(p0 + 1);
+    }
+    __syncthreads();
+
+    // 5. chunk sums (as chunk_sum<VEC>).
+    const i64 dv = dim / VEC;
+    for (i64 t = tid; t < (i64)nc * dv; t += threads) {
+        i64 c = t / dv, col = t - c * dv;
+        u32 s = chunk_seg[c];
+        i64 start = (i64)seg_start[s] + (i64)CHUNK_ROWS * (c - (i64)chunk_off[s]);
+        i64 end = min(start + CHUNK_ROWS, (i64)seg_start[s + 1]);
+        float* dst = chunks_of(seg_start, s) == 1 ? summed + (i64)s * dim : partial + c * dim;
+        if (VEC == 4) {
+            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (i64 p = start; p < end; ++p) {
+                i64 pos = (i64)(keys[p] & 0xffffffffull);
+                float4 v = reinterpret_cast<const float4*>(g + pos * dim)[col];
+                acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+            }
+            reinterpret_cast<float4*>(dst)[col] = acc;
+        } else {
+            float acc = 0.f;
+            for (i64 p = start; p < end; ++p) acc += g[(i64)(keys[p] & 0xffffffffull) * dim + col];
+            dst[col] = acc;
+        }
+    }
+    __syncthreads();
+
+    // 6. multi-chunk segments and the zero tail (as coalesce_seg_finish).
+    for (i64 t = tid; t < n * dim; t += threads) {
+        i64 s = t / dim, col = t - s * dim;
+        if (s >= (i64)k) {
+            summed[t] = 0.f;
+        } else if (chunks_of(seg_start, (u32)s) > 1) {
+            const float* p = partial + (i64)chunk_off[s] * dim + col;
+            float acc = 0.f;
+            for (u32 j = 0; j < chunks_of(seg_start, (u32)s); ++j) acc += p[(i64)j * dim];
+            summed[t] = acc;
+        }
+    }
+}
+
+// grid 1, blockDim SORT_TILE / 2, n <= SORT_TILE; partial holds (n + n/32 + 1) * dim.
+extern "C" __global__ void coalesce_one_block_vec4(i64 n, i64 dim, i64 rows, const i64* idx, const float* g,
+                                                   i64* unique, float* summed, i64* count, float* partial, i64* err) {
+    coalesce_one_block<4>(n, dim, rows, idx, g, unique, summed, count, partial, err);
+}
+
+extern "C" __global__ void coalesce_one_block_scalar(i64 n, i64 dim, i64 rows, const i64* idx, const float* g,
+                                                     i64* unique, float* summed, i64* count, float* partial,
+                                                     i64* err) {
+    coalesce_one_block<1>(n, dim, rows, idx, g, unique, summed, count, partial, err);
 }
 
 // ================================================================ scatter-add, atomic

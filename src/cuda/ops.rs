@@ -858,6 +858,10 @@ impl ScatterMode {
 /// Keys per shared-memory sort tile; must match SORT_TILE in embedding.cu.
 const SORT_TILE: usize = 2048;
 
+/// The sorted scatter-add of at most SORT_TILE indices runs in one block when the
+/// gradient has at most this many elements (2 MB; 2048 rows of 256).
+const ONE_BLOCK_MAX_ELEMS: usize = 1 << 19;
+
 /// Scatter-add of `rows` (`[n, dim]`) by `idx` (`[n]`, each in `[0, table_rows)`) into a
 /// [`RowSparse`] gradient. An out-of-range index gives `Error::IndexOutOfRange` and its
 /// row is left out; synchronises to check.
@@ -937,6 +941,43 @@ fn sorted_scatter(
     let mut count = alloc_uninit::<i64>(dev, 1)?;
     let s = dev.stream();
     let (n64, d64, tr64) = (n as i64, dim as i64, table_rows as i64);
+    let vec4 = dim.is_multiple_of(4);
+    // sum_s ceil(len_s/32) <= k + n/32 <= n + n/32: a bound known without a sync.
+    let cap = n + n / 32 + 1;
+
+    // A batch's worth of indices: the whole pipeline in one block, one launch (bitwise
+    // the same results). Past ONE_BLOCK_MAX_ELEMS one SM would move too many bytes.
+    if n <= SORT_TILE && n * dim <= ONE_BLOCK_MAX_ELEMS {
+        let mut partial = alloc_uninit::<f32>(dev, cap * dim)?;
+        let name = if vec4 {
+            "coalesce_one_block_vec4"
+        } else {
+            "coalesce_one_block_scalar"
+        };
+        let f = func(dev, "embedding.cu", name)?;
+        let mut l = s.launch_builder(&f);
+        l.arg(&n64)
+            .arg(&d64)
+            .arg(&tr64)
+            .arg(idx)
+            .arg(rows)
+            .arg(&mut unique)
+            .arg(&mut summed)
+            .arg(&mut count)
+            .arg(&mut partial)
+            .arg(&check.cell);
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: ((SORT_TILE / 2) as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        launch(l, one, name)?;
+        return Ok(RowSparse {
+            unique,
+            summed,
+            count,
+        });
+    }
 
     // 1. keys, padded to a power of two of at least one tile.
     let padded = n.next_power_of_two().max(SORT_TILE);
@@ -1026,8 +1067,6 @@ fn sorted_scatter(
     let mut chunk_off = alloc_uninit::<u32>(dev, n)?;
     let mut num_chunks = alloc_uninit::<u32>(dev, 1)?;
     exclusive_scan(dev, &counts, &mut chunk_off, &mut num_chunks)?;
-    // sum_s ceil(len_s/32) <= k + n/32 <= n + n/32: a bound known without a sync.
-    let cap = n + n / 32 + 1;
     let cap64 = cap as i64;
     let mut chunk_seg = alloc_uninit::<u32>(dev, cap)?;
     {
@@ -1046,7 +1085,6 @@ fn sorted_scatter(
     // for all `cap` chunks is reserved because their number is only known on the device.
     let mut partial = alloc_uninit::<f32>(dev, cap * dim)?;
     {
-        let vec4 = dim.is_multiple_of(4);
         let name = if vec4 {
             "coalesce_chunk_sum_vec4"
         } else {

@@ -146,7 +146,9 @@ static void exclusive_scan(const std::vector<u32>& in, std::vector<u32>& out, u3
     launch(dim3{(unsigned)nb, 1, 1}, block, [&] { scan_apply(in.data(), n, sums.data(), out.data()); });
 }
 
-static RowSparseOut coalesce(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim, long long rows) {
+// The multi-kernel pipeline (ops.rs for n > SORT_TILE or large gradients).
+static RowSparseOut coalesce_multi(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim,
+                                   long long rows) {
     const long long n = (long long)idx.size();
     RowSparseOut o;
     o.unique.assign(n, (i64)kPoison64);
@@ -193,6 +195,43 @@ static RowSparseOut coalesce(const std::vector<i64>& idx, const std::vector<floa
     return o;
 }
 
+// The one-block kernel (ops.rs for n <= SORT_TILE and n * dim <= 2^19).
+static RowSparseOut coalesce_one(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim,
+                                 long long rows) {
+    const long long n = (long long)idx.size();
+    RowSparseOut o;
+    o.unique.assign(n, (i64)kPoison64);
+    o.summed.assign(n * dim, kNaN);
+    o.count = (i64)kPoison64;
+    std::vector<float> partial((n + n / 32 + 1) * dim, kNaN);
+    launch(dim3{1, 1, 1}, dim3{SORT_TILE / 2, 1, 1}, [&] {
+        if (dim % 4 == 0)
+            coalesce_one_block_vec4(n, dim, rows, idx.data(), rows_in.data(), o.unique.data(), o.summed.data(), &o.count,
+                                    partial.data(), o.err);
+        else
+            coalesce_one_block_scalar(n, dim, rows, idx.data(), rows_in.data(), o.unique.data(), o.summed.data(), &o.count,
+                                      partial.data(), o.err);
+    });
+    return o;
+}
+
+// What ops::scatter_add(ScatterMode::Sorted) runs for these sizes.
+static RowSparseOut coalesce(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim, long long rows) {
+    const long long n = (long long)idx.size();
+    return n <= SORT_TILE && n * dim <= (1 << 19) ? coalesce_one(idx, rows_in, dim, rows)
+                                                 : coalesce_multi(idx, rows_in, dim, rows);
+}
+
+// The one-block kernel must give the multi-kernel pipeline's results bit for bit.
+static void check_one_block_is_bitwise_multi(const std::string& what, const std::vector<i64>& idx,
+                                             const std::vector<float>& g, long long dim, long long rows) {
+    RowSparseOut a = coalesce_one(idx, g, dim, rows), b = coalesce_multi(idx, g, dim, rows);
+    CHECK(a.count == b.count && a.unique == b.unique, "%s: one-block unique rows differ", what.c_str());
+    CHECK(a.err[0] == b.err[0] && a.err[1] == b.err[1], "%s: one-block error cell differs", what.c_str());
+    CHECK(std::memcmp(a.summed.data(), b.summed.data(), a.summed.size() * sizeof(float)) == 0,
+          "%s: one-block sums differ in some bit", what.c_str());
+}
+
 // ---------------------------------------------------------------- gather
 
 static void check_gather(Rng& rng, long long rows, long long dim, long long n) {
@@ -226,7 +265,8 @@ int main() {
     struct Case {
         long long dim, n;
     };
-    for (Case cs : {Case{64, 2500}, Case{6, 700}, Case{8, 5000}, Case{3, 1}, Case{4, 2049}}) {
+    for (Case cs : {Case{64, 2500}, Case{6, 700}, Case{8, 5000}, Case{3, 1}, Case{4, 2049}, Case{64, 2048},
+                    Case{12, 1024}, Case{5, 33}}) {
         std::vector<i64> uniform(cs.n), hot(cs.n, 42);
         for (auto& v : uniform) v = rng.below(rows);
         std::vector<i64> skewed = zipf(rng, rows, cs.n, 1.2);
@@ -243,6 +283,7 @@ int main() {
             RowSparseOut c = coalesce(*idx, g, cs.dim, rows);
             check_row_sparse("coalesce " + what, c, ref, cs.n, cs.dim, true);
             CHECK(c.err[0] == 0, "coalesce %s: spurious bad index", what.c_str());
+            if (cs.n <= SORT_TILE) check_one_block_is_bitwise_multi(what, *idx, g, cs.dim, rows);
         }
     }
     // Out-of-range indices: reported (first bad value wins the cell), skipped, map clean.
@@ -256,6 +297,7 @@ int main() {
         CHECK(a.err[0] == 1 && a.err[1] == bad, "atomic: bad index %lld reported as (%lld, %lld)", (long long)bad,
               (long long)a.err[0], (long long)a.err[1]);
         CHECK(std::all_of(map.begin(), map.end(), [](u32 v) { return v == 0; }), "atomic: map not cleared after bad index");
+        check_one_block_is_bitwise_multi("a bad index", idx, g, 8, rows);
         RowSparseOut c = coalesce(idx, g, 8, rows);
         CHECK(c.err[0] == 1 && c.err[1] == bad, "coalesce: bad index %lld reported as (%lld, %lld)", (long long)bad,
               (long long)c.err[0], (long long)c.err[1]);
