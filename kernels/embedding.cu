@@ -566,55 +566,34 @@ extern "C" __global__ void coalesce_one_block_scalar(i64 n, i64 dim, i64 rows, c
 // ================================================================ scatter-add, atomic
 //
 // The non-deterministic scatter-add (`boson::device::set_deterministic(false)`): the same
-// row-sparse output as coalesce, in three launches instead of ~33, with float atomics
+// row-sparse output as coalesce in three launches instead of ~33, with float atomics
 // instead of a sort. `unique` lists each touched row once in no fixed order (slots are
 // handed out as warps get to them), and float sums depend on the order atomics land.
 //
-// slot_plus1 is a table-sized u32 map owned by the device, all zero between calls:
-// row r -> its output slot + 1 (CLAIMING while a claim is in flight).
-//  1. scatter_claim: one thread per index. Lanes of a warp holding the same row elect
-//     the lowest as leader (__match_any_sync); a leader claims the row with a CAS; the
-//     warp's winners take consecutive slots from one atomicAdd on count, write unique[slot]
-//     and publish slot + 1. summed arrives zeroed (a memset: rows k..n must be 0 anyway).
-//  2. scatter_accumulate: lane l of a warp takes index base + l and walks (a part of)
-//     its row in VEC-wide steps. Lanes sharing a row are added (in lane order) by their leader
-//     through shared memory, so a hot row costs one atomic per warp per step, not one
-//     per occurrence; everyone else adds directly.
-//  3. scatter_finish: slots below k clear their row's map entry; slots k..n get -1.
+// A warp takes 32 consecutive indices (group id i / 32, lane l -> index base + l). Lanes
+// holding the same row elect the lowest as leader (__match_any_sync) and are pre-summed
+// by it in lane order through shared memory. slot_plus1 is a table-sized u32 map owned by
+// the device, all zero between calls: row r -> its output slot + 1 (CLAIMING while a
+// claim is in flight).
+//  1. scatter_claim_store: leaders CAS-claim their rows; the warp's winners take
+//     consecutive slots from one atomicAdd on count, write unique[slot] and
+//     claimer[slot] = group id, publish slot + 1, and store their group's pre-summed row
+//     with plain stores: the row's first contribution, so nothing needs zeroing first.
+//     With uniform indices almost every row is touched by one group only, and this
+//     kernel alone moves the gradient: one read, one write.
+//  2. scatter_add_losers: groups whose rows another group claimed add their pre-sum with
+//     one float atomic per row per step (a hot row: one per warp, not one per index);
+//     warps with no such group leave at once. blockIdx.y splits rows into groups of
+//     SCATTER_STEPS steps so a small batch still fills the GPU.
+//  3. scatter_finish: slots below k clear their row's map entry; slots k..n get -1 and
+//     zero rows.
 // Grid-stride loops step a whole block at a time so every lane of a warp runs the same
 // iterations (the *_sync intrinsics need all 32 lanes).
 
 #define CLAIMING 0xffffffffu
 #define FULL_WARP 0xffffffffu
-
-extern "C" __global__ void scatter_claim(i64 n, i64 rows, const i64* idx, u32* slot_plus1, i64* count,
-                                         i64* unique, i64* err) {
-    const int lane = threadIdx.x & 31;
-    for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
-        const i64 i = base + threadIdx.x;
-        i64 r = -1;
-        bool valid = false;
-        if (i < n) {
-            r = idx[i];
-            valid = r >= 0 && r < rows;
-            if (!valid) record_bad_index(err, r);
-        }
-        const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
-        const bool leader = valid && __ffs(peers) - 1 == lane;
-        const bool won = leader && atomicCAS(&slot_plus1[r], 0u, CLAIMING) == 0u;
-        const unsigned winners = __ballot_sync(FULL_WARP, won);
-        if (winners == 0u) continue;  // uniform across the warp
-        const int first_lane = __ffs(winners) - 1;
-        unsigned long long first = 0ull;
-        if (lane == first_lane) first = atomicAdd((unsigned long long*)count, (unsigned long long)__popc(winners));
-        first = __shfl_sync(FULL_WARP, first, first_lane);
-        if (won) {
-            const u32 s = (u32)first + (u32)__popc(winners & ((1u << lane) - 1u));
-            unique[s] = r;
-            atomicExch(&slot_plus1[r], s + 1u);  // other warps may be CASing this word
-        }
-    }
-}
+#define SCATTER_BLOCK 256  // blockDim of the scatter kernels (the shared staging area)
+#define SCATTER_STEPS 4    // VEC-wide steps of a row a thread loads before using them
 
 __device__ __forceinline__ void add_into(float4& a, const float4& b) {
     a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
@@ -633,69 +612,149 @@ __device__ __forceinline__ void atomic_add_vec(float4* p, float4 v) {
 __device__ __forceinline__ float4 zero_of(float4) { return make_float4(0.f, 0.f, 0.f, 0.f); }
 __device__ __forceinline__ float zero_of(float) { return 0.f; }
 
-#define SCATTER_BLOCK 256  // blockDim of scatter_accumulate (the shared staging area)
-#define SCATTER_STEPS 4    // VEC-wide steps of a row per thread; blockIdx.y picks which
+// Steps c0 .. c0 + SCATTER_STEPS of this lane's row, pre-summed over its group by the
+// group's leader (the others' v is left as loaded). `take`: this lane's group takes part
+// (others load nothing); `any_grouped`: some taking group in the warp has several lanes.
+template <typename T>
+__device__ __forceinline__ void load_presummed(T (&v)[SCATTER_STEPS], const T* src, i64 c0, i64 width, bool take,
+                                               bool leader_of_group, unsigned peers, bool any_grouped, T* stage) {
+    const int warp_base = threadIdx.x & ~31;
+#pragma unroll
+    for (int k = 0; k < SCATTER_STEPS; ++k) v[k] = take && c0 + k < width ? src[c0 + k] : zero_of(T());
+    if (!any_grouped) return;  // uniform across the warp
+#pragma unroll
+    for (int k = 0; k < SCATTER_STEPS; ++k) {
+        stage[threadIdx.x] = v[k];
+        __syncwarp();
+        if (leader_of_group) {
+            for (unsigned rest = peers & (peers - 1u); rest; rest &= rest - 1u) add_into(v[k], stage[warp_base + __ffs(rest) - 1]);
+        }
+        __syncwarp();  // stage is rewritten for the next step
+    }
+}
 
 // T = float4 (dim % 4 == 0) or float; width = dim / (sizeof(T) / 4) steps per row.
-// blockIdx.y splits a row's steps into groups of SCATTER_STEPS, so a small batch still
-// fills the GPU, and each thread issues its group's loads before any atomic.
 template <typename T>
-__device__ __forceinline__ void scatter_accumulate(i64 n, i64 rows, i64 width, const i64* idx,
-                                                   const u32* slot_plus1, const T* g, T* summed) {
+__device__ __forceinline__ void scatter_claim_store(i64 n, i64 rows, i64 width, const i64* idx, u32* slot_plus1,
+                                                    u32* claimer, i64* count, i64* unique, const T* g, T* summed,
+                                                    i64* err) {
     __shared__ T stage[SCATTER_BLOCK];
     const int lane = threadIdx.x & 31;
-    const int warp_base = threadIdx.x & ~31;
     for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
         const i64 i = base + threadIdx.x;
-        const i64 r = i < n ? idx[i] : -1;
-        const bool valid = r >= 0 && r < rows;  // bad indices were reported by scatter_claim
+        i64 r = -1;
+        bool valid = false;
+        if (i < n) {
+            r = idx[i];
+            valid = r >= 0 && r < rows;
+            if (!valid) record_bad_index(err, r);
+        }
         const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
-        const bool leader = valid && __ffs(peers) - 1 == lane;
-        const bool grouped = valid && __popc(peers) > 1;
-        const bool any_grouped = __any_sync(FULL_WARP, grouped);
+        const int leader_lane = __ffs(peers) - 1;
+        const bool leader = valid && leader_lane == lane;
+        const bool won = leader && atomicCAS(&slot_plus1[r], 0u, CLAIMING) == 0u;
+        const unsigned winners = __ballot_sync(FULL_WARP, won);
+        if (winners == 0u) continue;  // uniform across the warp
+        const int first_lane = __ffs(winners) - 1;
+        unsigned long long first = 0ull;
+        if (lane == first_lane) first = atomicAdd((unsigned long long*)count, (unsigned long long)__popc(winners));
+        first = __shfl_sync(FULL_WARP, first, first_lane);
+        const u32 s = (u32)first + (u32)__popc(winners & ((1u << lane) - 1u));
+        if (won) {
+            unique[s] = r;
+            claimer[s] = (u32)(i >> 5);
+            atomicExch(&slot_plus1[r], s + 1u);  // other warps may be CASing this word
+        }
+        // Every lane learns whether its group won (invalid lanes ask themselves: false).
+        const bool take = valid && (winners >> leader_lane & 1u);
+        const bool any_grouped = __any_sync(FULL_WARP, take && __popc(peers) > 1);
         const T* src = g + i * width;
-        T* dst = summed + (valid ? (i64)(slot_plus1[r] - 1u) * width : 0);
-        for (i64 c0 = (i64)blockIdx.y * SCATTER_STEPS; c0 < width; c0 += (i64)gridDim.y * SCATTER_STEPS) {
+        T* dst = summed + (won ? (i64)s * width : 0);
+        for (i64 c0 = 0; c0 < width; c0 += SCATTER_STEPS) {
             T v[SCATTER_STEPS];
+            load_presummed(v, src, c0, width, take, won, peers, any_grouped, stage);
+            if (won) {
 #pragma unroll
-            for (int k = 0; k < SCATTER_STEPS; ++k) v[k] = valid && c0 + k < width ? src[c0 + k] : zero_of(T());
-#pragma unroll
-            for (int k = 0; k < SCATTER_STEPS; ++k) {
-                if (c0 + k >= width) break;  // uniform across the warp
-                if (any_grouped) {
-                    stage[threadIdx.x] = v[k];
-                    __syncwarp();
-                    if (leader && grouped) {
-                        for (unsigned rest = peers & (peers - 1u); rest; rest &= rest - 1u) {
-                            add_into(v[k], stage[warp_base + __ffs(rest) - 1]);
-                        }
-                    }
-                    __syncwarp();  // stage is rewritten by the next step
-                }
-                if (leader) atomic_add_vec(dst + c0 + k, v[k]);
+                for (int k = 0; k < SCATTER_STEPS; ++k)
+                    if (c0 + k < width) dst[c0 + k] = v[k];
             }
         }
     }
 }
 
-extern "C" __global__ void scatter_accumulate_vec4(i64 n, i64 rows, i64 dim, const i64* idx, const u32* slot_plus1,
-                                                   const float* g, float* summed) {
-    scatter_accumulate<float4>(n, rows, dim / 4, idx, slot_plus1, reinterpret_cast<const float4*>(g),
-                               reinterpret_cast<float4*>(summed));
-}
-
-extern "C" __global__ void scatter_accumulate_scalar(i64 n, i64 rows, i64 dim, const i64* idx,
-                                                     const u32* slot_plus1, const float* g, float* summed) {
-    scatter_accumulate<float>(n, rows, dim, idx, slot_plus1, g, summed);
-}
-
-extern "C" __global__ void scatter_finish(i64 n, const i64* count, i64* unique, u32* slot_plus1) {
-    const i64 k = count[0];
-    GRID_LOOP(s, n) {
-        if (s < k) {
-            slot_plus1[unique[s]] = 0u;
-        } else {
-            unique[s] = -1;
+template <typename T>
+__device__ __forceinline__ void scatter_add_losers(i64 n, i64 rows, i64 width, const i64* idx, const u32* slot_plus1,
+                                                   const u32* claimer, const T* g, T* summed) {
+    __shared__ T stage[SCATTER_BLOCK];
+    const int lane = threadIdx.x & 31;
+    for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
+        const i64 i = base + threadIdx.x;
+        const i64 r = i < n ? idx[i] : -1;
+        const bool valid = r >= 0 && r < rows;  // bad indices were reported by the claim
+        const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
+        const u32 s = valid ? slot_plus1[r] - 1u : 0u;
+        const bool lost = valid && claimer[s] != (u32)(i >> 5);
+        if (!__any_sync(FULL_WARP, lost)) continue;  // uniform across the warp
+        const bool leader = lost && __ffs(peers) - 1 == lane;
+        const bool any_grouped = __any_sync(FULL_WARP, lost && __popc(peers) > 1);
+        const T* src = g + i * width;
+        T* dst = summed + (i64)s * width;
+        for (i64 c0 = (i64)blockIdx.y * SCATTER_STEPS; c0 < width; c0 += (i64)gridDim.y * SCATTER_STEPS) {
+            T v[SCATTER_STEPS];
+            load_presummed(v, src, c0, width, lost, leader, peers, any_grouped, stage);
+            if (leader) {
+#pragma unroll
+                for (int k = 0; k < SCATTER_STEPS; ++k)
+                    if (c0 + k < width) atomic_add_vec(dst + c0 + k, v[k]);
+            }
         }
     }
+}
+
+template <typename T>
+__device__ __forceinline__ void scatter_finish(i64 n, i64 width, const i64* count, i64* unique, u32* slot_plus1,
+                                               T* summed) {
+    const i64 k = count[0];
+    GRID_LOOP(t, n * width) {
+        const i64 s = t / width;
+        if (s >= k) summed[t] = zero_of(T());
+        if (t - s * width == 0) {
+            if (s < k) {
+                slot_plus1[unique[s]] = 0u;
+            } else {
+                unique[s] = -1;
+            }
+        }
+    }
+}
+
+// blockDim SCATTER_BLOCK; one thread per index (claim_store, add_losers: grid.y splits
+// each row into groups of SCATTER_STEPS steps) or per (slot, step) (finish).
+extern "C" __global__ void scatter_claim_store_vec4(i64 n, i64 rows, i64 dim, const i64* idx, u32* slot_plus1,
+                                                    u32* claimer, i64* count, i64* unique, const float* g,
+                                                    float* summed, i64* err) {
+    scatter_claim_store<float4>(n, rows, dim / 4, idx, slot_plus1, claimer, count, unique,
+                                reinterpret_cast<const float4*>(g), reinterpret_cast<float4*>(summed), err);
+}
+extern "C" __global__ void scatter_claim_store_scalar(i64 n, i64 rows, i64 dim, const i64* idx, u32* slot_plus1,
+                                                      u32* claimer, i64* count, i64* unique, const float* g,
+                                                      float* summed, i64* err) {
+    scatter_claim_store<float>(n, rows, dim, idx, slot_plus1, claimer, count, unique, g, summed, err);
+}
+extern "C" __global__ void scatter_add_losers_vec4(i64 n, i64 rows, i64 dim, const i64* idx, const u32* slot_plus1,
+                                                   const u32* claimer, const float* g, float* summed) {
+    scatter_add_losers<float4>(n, rows, dim / 4, idx, slot_plus1, claimer, reinterpret_cast<const float4*>(g),
+                               reinterpret_cast<float4*>(summed));
+}
+extern "C" __global__ void scatter_add_losers_scalar(i64 n, i64 rows, i64 dim, const i64* idx, const u32* slot_plus1,
+                                                     const u32* claimer, const float* g, float* summed) {
+    scatter_add_losers<float>(n, rows, dim, idx, slot_plus1, claimer, g, summed);
+}
+extern "C" __global__ void scatter_finish_vec4(i64 n, i64 dim, const i64* count, i64* unique, u32* slot_plus1,
+                                               float* summed) {
+    scatter_finish<float4>(n, dim / 4, count, unique, slot_plus1, reinterpret_cast<float4*>(summed));
+}
+extern "C" __global__ void scatter_finish_scalar(i64 n, i64 dim, const i64* count, i64* unique, u32* slot_plus1,
+                                                 float* summed) {
+    scatter_finish<float>(n, dim, count, unique, slot_plus1, summed);
 }

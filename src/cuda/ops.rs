@@ -837,10 +837,12 @@ pub enum ScatterMode {
     /// (Zipf-skewed) rows are split into 32-row chunks instead of serialising. About 33
     /// launches.
     Sorted,
-    /// Float atomics: three launches and three memsets. Unique rows in no fixed order;
-    /// sums depend on the order the atomics land. Duplicates within a warp are
-    /// pre-summed, so a hot row costs one atomic per warp. Keeps a 4-byte-per-row map
-    /// of the largest table on the device between calls.
+    /// Float atomics: three launches. The first warp to claim a row stores its share,
+    /// the others add theirs atomically, so with spread-out indices the gradient is
+    /// read once and written once. Unique rows in no fixed order; sums depend on the
+    /// order the atomics land. Duplicates within a warp are pre-summed, so a hot row
+    /// costs one atomic per warp. Keeps a 4-byte-per-row map of the largest table on
+    /// the device between calls.
     Atomic,
 }
 
@@ -1134,14 +1136,30 @@ fn atomic_scatter(
     table_rows: usize,
     check: &IndexCheck,
 ) -> Result<RowSparse> {
-    // summed is zeroed: the atomics add into it, and rows k..n must read 0.
+    // Nothing is zeroed but the slot counter: each claimed row's first contribution is
+    // stored, not added, and scatter_finish writes the rest (see embedding.cu).
+    let n = idx.len();
     let mut out = RowSparse {
-        unique: alloc_uninit::<i64>(dev, idx.len())?,
-        summed: alloc_zeros::<f32>(dev, idx.len() * dim)?,
+        unique: alloc_uninit::<i64>(dev, n)?,
+        summed: alloc_uninit::<f32>(dev, n * dim)?,
         count: alloc_zeros::<i64>(dev, 1)?,
     };
+    let mut claimer = alloc_uninit::<u32>(dev, n)?;
     let mut map = dev.row_slots(table_rows)?;
-    let result = atomic_launches(dev, idx, rows, dim, table_rows, check, &mut out, &mut map);
+    let result = match map.as_mut() {
+        Some(m) => atomic_launches(
+            dev,
+            idx,
+            rows,
+            dim,
+            table_rows,
+            check,
+            &mut out,
+            &mut claimer,
+            m,
+        ),
+        None => Err(Error::Cuda("scatter-add row map missing".into())),
+    };
     if result.is_err() {
         // A launch failed midway: the map may hold entries nobody will clear.
         *map = None;
@@ -1158,59 +1176,77 @@ fn atomic_launches(
     table_rows: usize,
     check: &IndexCheck,
     out: &mut RowSparse,
-    map: &mut Option<CudaSlice<u32>>,
+    claimer: &mut CudaSlice<u32>,
+    map: &mut CudaSlice<u32>,
 ) -> Result<()> {
-    let map = map
-        .as_mut()
-        .ok_or_else(|| Error::Cuda("scatter-add row map missing".into()))?;
+    const SCATTER_STEPS: usize = 4; // matches embedding.cu
     let n = idx.len();
     let (n64, d64, tr64) = (n as i64, dim as i64, table_rows as i64);
     let s = dev.stream();
-    let cfg = cfg_for(n as u64);
+    let (width, [claim, losers, finish]) = if dim.is_multiple_of(4) {
+        (
+            dim / 4,
+            [
+                "scatter_claim_store_vec4",
+                "scatter_add_losers_vec4",
+                "scatter_finish_vec4",
+            ],
+        )
+    } else {
+        (
+            dim,
+            [
+                "scatter_claim_store_scalar",
+                "scatter_add_losers_scalar",
+                "scatter_finish_scalar",
+            ],
+        )
+    };
+    let per_index = cfg_for(n as u64); // blockDim must be SCATTER_BLOCK = THREADS
     {
-        let f = func(dev, "embedding.cu", "scatter_claim")?;
+        let f = func(dev, "embedding.cu", claim)?;
         let mut l = s.launch_builder(&f);
         l.arg(&n64)
             .arg(&tr64)
+            .arg(&d64)
             .arg(idx)
             .arg(&mut *map)
+            .arg(&mut *claimer)
             .arg(&mut out.count)
             .arg(&mut out.unique)
+            .arg(rows)
+            .arg(&mut out.summed)
             .arg(&check.cell);
-        launch(l, cfg, "scatter_claim")?;
+        launch(l, per_index, claim)?;
     }
     {
-        let (name, width) = if dim.is_multiple_of(4) {
-            ("scatter_accumulate_vec4", dim / 4)
-        } else {
-            ("scatter_accumulate_scalar", dim)
+        // blockIdx.y: groups of SCATTER_STEPS steps of each row (the kernel loops past 65535).
+        let groups = width.div_ceil(SCATTER_STEPS).clamp(1, 65535) as u32;
+        let grid = LaunchConfig {
+            grid_dim: (per_index.grid_dim.0, groups, 1),
+            ..per_index
         };
-        let f = func(dev, "embedding.cu", name)?;
+        let f = func(dev, "embedding.cu", losers)?;
         let mut l = s.launch_builder(&f);
         l.arg(&n64)
             .arg(&tr64)
             .arg(&d64)
             .arg(idx)
             .arg(&*map)
+            .arg(&*claimer)
             .arg(rows)
             .arg(&mut out.summed);
-        // One thread per index and group of SCATTER_STEPS steps of its row (blockDim
-        // must be SCATTER_BLOCK = THREADS; the kernel loops over groups past 65535).
-        const SCATTER_STEPS: usize = 4; // matches embedding.cu
-        let groups = width.div_ceil(SCATTER_STEPS).clamp(1, 65535) as u32;
-        let grid = LaunchConfig {
-            grid_dim: (cfg.grid_dim.0, groups, 1),
-            ..cfg
-        };
-        launch(l, grid, name)?;
+        launch(l, grid, losers)?;
     }
-    let f = func(dev, "embedding.cu", "scatter_finish")?;
+    let f = func(dev, "embedding.cu", finish)?;
     let mut l = s.launch_builder(&f);
     l.arg(&n64)
+        .arg(&d64)
         .arg(&out.count)
         .arg(&mut out.unique)
-        .arg(&mut *map);
-    launch(l, cfg, "scatter_finish")
+        .arg(&mut *map)
+        .arg(&mut out.summed);
+    launch(l, cfg_for((n * width) as u64), finish)
 }
 
 /// Device-wide exclusive scan of u32 (3 launches: block sums, one-block scan of those,

@@ -111,26 +111,36 @@ static void check_row_sparse(const std::string& what, const RowSparseOut& o, con
 
 // ---------------------------------------------------------------- ops::scatter_add, ScatterMode::Atomic
 
-// ops::scatter_add_async: summed and count zeroed (memsets), unique not; the map persists.
+// ops::scatter_add_async (Atomic): only count is zeroed; the map persists between calls.
 static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vector<float>& g, long long dim,
                                    long long rows, std::vector<u32>& map) {
     const long long n = (long long)idx.size();
     RowSparseOut o;
     o.unique.assign(n, (i64)kPoison64);
-    o.summed.assign(n * dim, 0.0f);
+    o.summed.assign(n * dim, kNaN);
     o.count = 0;
     if (n == 0) return o;
-    launch(blocks_for(n), kThreads, [&] { scatter_claim(n, rows, idx.data(), map.data(), &o.count, o.unique.data(), o.err); });
+    std::vector<u32> claimer(n, kPoison32);
     const bool vec4 = dim % 4 == 0;
     const long long width = vec4 ? dim / 4 : dim;
-    const unsigned groups = (unsigned)std::clamp((width + 3) / 4, 1ll, 65535ll);
-    dim3 grid = blocks_for(n);
-    grid.y = groups;
-    launch(grid, kThreads, [&] {
-        if (vec4) scatter_accumulate_vec4(n, rows, dim, idx.data(), map.data(), g.data(), o.summed.data());
-        else scatter_accumulate_scalar(n, rows, dim, idx.data(), map.data(), g.data(), o.summed.data());
+    launch(blocks_for(n), kThreads, [&] {
+        if (vec4)
+            scatter_claim_store_vec4(n, rows, dim, idx.data(), map.data(), claimer.data(), &o.count, o.unique.data(), g.data(),
+                                     o.summed.data(), o.err);
+        else
+            scatter_claim_store_scalar(n, rows, dim, idx.data(), map.data(), claimer.data(), &o.count, o.unique.data(),
+                                       g.data(), o.summed.data(), o.err);
     });
-    launch(blocks_for(n), kThreads, [&] { scatter_finish(n, &o.count, o.unique.data(), map.data()); });
+    dim3 grid = blocks_for(n);
+    grid.y = (unsigned)std::clamp((width + 3) / 4, 1ll, 65535ll);
+    launch(grid, kThreads, [&] {
+        if (vec4) scatter_add_losers_vec4(n, rows, dim, idx.data(), map.data(), claimer.data(), g.data(), o.summed.data());
+        else scatter_add_losers_scalar(n, rows, dim, idx.data(), map.data(), claimer.data(), g.data(), o.summed.data());
+    });
+    launch(blocks_for(n * width), kThreads, [&] {
+        if (vec4) scatter_finish_vec4(n, dim, &o.count, o.unique.data(), map.data(), o.summed.data());
+        else scatter_finish_scalar(n, dim, &o.count, o.unique.data(), map.data(), o.summed.data());
+    });
     return o;
 }
 
