@@ -568,37 +568,34 @@ extern "C" __global__ void coalesce_one_block_scalar(i64 n, i64 dim, i64 rows, c
 // The non-deterministic scatter-add (`boson::device::set_deterministic(false)`): the same
 // row-sparse output as coalesce in three launches instead of ~33, with float atomics
 // instead of a sort. `unique` lists each touched row once in no fixed order (slots are
-// handed out as warps get to them), and float sums depend on the order atomics land.
+// handed out as blocks get to them), and float sums depend on the order atomics land.
 //
-// A warp takes 32 consecutive indices (group id i / 32, lane l -> index base + l). Lanes
-// holding the same row elect the lowest as leader (__match_any_sync) and are pre-summed
-// by it in lane order through shared memory. slot_plus1 is a table-sized u32 map owned by
-// the device, all zero between calls: row r -> its output slot + 1 (CLAIMING while a
-// claim is in flight).
-//  1. scatter_claim_store: leaders CAS-claim their rows; the warp's winners take
+// A block takes SCATTER_BLOCK consecutive indices at a time (group id i / SCATTER_BLOCK).
+// Its lanes holding the same row form a group, found through a shared hash table and led
+// by the lowest thread; a group's rows are pre-summed in shared memory first, so a hot
+// row costs one global operation per block, not one per index. slot_plus1 is a
+// table-sized u32 map owned by the device, all zero between calls: row r -> its output
+// slot + 1 (CLAIMING while a claim is in flight).
+//  1. scatter_claim_store: group leaders CAS-claim their rows; each warp's winners take
 //     consecutive slots from one atomicAdd on count, write unique[slot] and
 //     claimer[slot] = group id, publish slot + 1, and store their group's pre-summed row
 //     with plain stores: the row's first contribution, so nothing needs zeroing first.
-//     With uniform indices almost every row is touched by one group only, and this
+//     With spread-out indices almost every row is touched by one block only, and this
 //     kernel alone moves the gradient: one read, one write.
-//  2. scatter_add_losers: groups whose rows another group claimed add their pre-sum with
-//     one float atomic per row per step (a hot row: one per warp, not one per index);
-//     warps with no such group leave at once. blockIdx.y splits rows into groups of
-//     SCATTER_STEPS steps so a small batch still fills the GPU.
+//  2. scatter_add_losers: groups whose row another block claimed add their pre-sum with
+//     one float atomic per row per step; blocks with no such group leave at once.
+//     blockIdx.y splits rows into groups of SCATTER_STEPS steps so a small batch still
+//     fills the GPU.
 //  3. scatter_finish: slots below k clear their row's map entry; slots k..n get -1 and
 //     zero rows.
-// Grid-stride loops step a whole block at a time so every lane of a warp runs the same
-// iterations (the *_sync intrinsics need all 32 lanes).
+// Grid-stride loops step a whole block at a time, so every thread reaches every
+// __syncthreads and warp intrinsic.
 
 #define CLAIMING 0xffffffffu
 #define FULL_WARP 0xffffffffu
-#define SCATTER_BLOCK 256  // blockDim of the scatter kernels (the shared staging area)
+#define SCATTER_BLOCK 256  // blockDim of the scatter kernels
 #define SCATTER_STEPS 4    // VEC-wide steps of a row a thread loads before using them
-
-__device__ __forceinline__ void add_into(float4& a, const float4& b) {
-    a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
-}
-__device__ __forceinline__ void add_into(float& a, const float& b) { a += b; }
+#define GROUP_TABLE 512    // hash slots per block (at most 256 rows: load <= 1/2)
 
 __device__ __forceinline__ void atomic_add_vec(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add_vec(float4* p, float4 v) {
@@ -608,29 +605,76 @@ __device__ __forceinline__ void atomic_add_vec(float4* p, float4 v) {
     atomicAdd(&p->x, v.x); atomicAdd(&p->y, v.y); atomicAdd(&p->z, v.z); atomicAdd(&p->w, v.w);
 #endif
 }
+// Shared memory has no vector atomics.
+__device__ __forceinline__ void shared_add(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void shared_add(float4* p, float4 v) {
+    atomicAdd(&p->x, v.x); atomicAdd(&p->y, v.y); atomicAdd(&p->z, v.z); atomicAdd(&p->w, v.w);
+}
 
 __device__ __forceinline__ float4 zero_of(float4) { return make_float4(0.f, 0.f, 0.f, 0.f); }
 __device__ __forceinline__ float zero_of(float) { return 0.f; }
 
-// Steps c0 .. c0 + SCATTER_STEPS of this lane's row, pre-summed over its group by the
-// group's leader (the others' v is left as loaded). `take`: this lane's group takes part
-// (others load nothing); `any_grouped`: some taking group in the warp has several lanes.
+// The block's lanes grouped by row, and a pre-sum area per group.
 template <typename T>
-__device__ __forceinline__ void load_presummed(T (&v)[SCATTER_STEPS], const T* src, i64 c0, i64 width, bool take,
-                                               bool leader_of_group, unsigned peers, bool any_grouped, T* stage) {
-    const int warp_base = threadIdx.x & ~31;
+struct BlockGroups {
+    u64 key[GROUP_TABLE];  // row + 1; 0 = empty
+    int lead[GROUP_TABLE];
+    int size[GROUP_TABLE];
+    int won[GROUP_TABLE];
+    T acc[GROUP_TABLE][SCATTER_STEPS];  // zero between uses
+};
+
+// This lane's group slot (-1 when !valid). Afterwards lead/size are final for the block.
+template <typename T>
+__device__ __forceinline__ int group_of(BlockGroups<T>& t, bool valid, i64 r) {
+    __syncthreads();  // the previous iteration is done with the table
+    for (int e = threadIdx.x; e < GROUP_TABLE; e += blockDim.x) {
+        t.key[e] = 0ull;
+        t.lead[e] = 0x7fffffff;
+        t.size[e] = 0;
+        t.won[e] = 0;
+        for (int k = 0; k < SCATTER_STEPS; ++k) t.acc[e][k] = zero_of(T());
+    }
+    __syncthreads();
+    int h = -1;
+    if (valid) {
+        const u64 key = (u64)r + 1ull;
+        h = (int)((key * 0x9E3779B97F4A7C15ull) >> 55);  // top 9 bits: [0, 512)
+        for (;;) {
+            const u64 old = atomicCAS(&t.key[h], 0ull, key);
+            if (old == 0ull || old == key) break;
+            h = (h + 1) & (GROUP_TABLE - 1);
+        }
+        atomicMin(&t.lead[h], (int)threadIdx.x);
+        atomicAdd(&t.size[h], 1);
+    }
+    __syncthreads();
+    return h;
+}
+
+// Loads steps c0 .. c0 + SCATTER_STEPS of this lane's row (zeros unless `take`) and, when
+// some taking group of the block has several lanes (`any_grouped`, block-uniform),
+// replaces each such group leader's values by the group's sum.
+template <typename T>
+__device__ __forceinline__ void load_presummed(T (&v)[SCATTER_STEPS], BlockGroups<T>& t, int h, const T* src,
+                                               i64 c0, i64 width, bool take, bool lead, bool any_grouped) {
 #pragma unroll
     for (int k = 0; k < SCATTER_STEPS; ++k) v[k] = take && c0 + k < width ? src[c0 + k] : zero_of(T());
-    if (!any_grouped) return;  // uniform across the warp
+    if (!any_grouped) return;
+    const bool grouped = take && t.size[h] > 1;
+    if (grouped) {
 #pragma unroll
-    for (int k = 0; k < SCATTER_STEPS; ++k) {
-        stage[threadIdx.x] = v[k];
-        __syncwarp();
-        if (leader_of_group) {
-            for (unsigned rest = peers & (peers - 1u); rest; rest &= rest - 1u) add_into(v[k], stage[warp_base + __ffs(rest) - 1]);
-        }
-        __syncwarp();  // stage is rewritten for the next step
+        for (int k = 0; k < SCATTER_STEPS; ++k) shared_add(&t.acc[h][k], v[k]);
     }
+    __syncthreads();
+    if (grouped && lead) {
+#pragma unroll
+        for (int k = 0; k < SCATTER_STEPS; ++k) {
+            v[k] = t.acc[h][k];
+            t.acc[h][k] = zero_of(T());
+        }
+    }
+    __syncthreads();
 }
 
 // T = float4 (dim % 4 == 0) or float; width = dim / (sizeof(T) / 4) steps per row.
@@ -638,7 +682,7 @@ template <typename T>
 __device__ __forceinline__ void scatter_claim_store(i64 n, i64 rows, i64 width, const i64* idx, u32* slot_plus1,
                                                     u32* claimer, i64* count, i64* unique, const T* g, T* summed,
                                                     i64* err) {
-    __shared__ T stage[SCATTER_BLOCK];
+    __shared__ BlockGroups<T> t;
     const int lane = threadIdx.x & 31;
     for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
         const i64 i = base + threadIdx.x;
@@ -649,30 +693,32 @@ __device__ __forceinline__ void scatter_claim_store(i64 n, i64 rows, i64 width, 
             valid = r >= 0 && r < rows;
             if (!valid) record_bad_index(err, r);
         }
-        const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
-        const int leader_lane = __ffs(peers) - 1;
-        const bool leader = valid && leader_lane == lane;
-        const bool won = leader && atomicCAS(&slot_plus1[r], 0u, CLAIMING) == 0u;
+        const int h = group_of(t, valid, r);
+        const bool lead = valid && t.lead[h] == (int)threadIdx.x;
+        const bool won = lead && atomicCAS(&slot_plus1[r], 0u, CLAIMING) == 0u;
         const unsigned winners = __ballot_sync(FULL_WARP, won);
-        if (winners == 0u) continue;  // uniform across the warp
-        const int first_lane = __ffs(winners) - 1;
-        unsigned long long first = 0ull;
-        if (lane == first_lane) first = atomicAdd((unsigned long long*)count, (unsigned long long)__popc(winners));
-        first = __shfl_sync(FULL_WARP, first, first_lane);
-        const u32 s = (u32)first + (u32)__popc(winners & ((1u << lane) - 1u));
-        if (won) {
-            unique[s] = r;
-            claimer[s] = (u32)(i >> 5);
-            atomicExch(&slot_plus1[r], s + 1u);  // other warps may be CASing this word
+        if (winners != 0u) {  // uniform across the warp
+            const int first_lane = __ffs(winners) - 1;
+            unsigned long long first = 0ull;
+            if (lane == first_lane) first = atomicAdd((unsigned long long*)count, (unsigned long long)__popc(winners));
+            first = __shfl_sync(FULL_WARP, first, first_lane);
+            if (won) {
+                const u32 s = (u32)first + (u32)__popc(winners & ((1u << lane) - 1u));
+                unique[s] = r;
+                claimer[s] = (u32)(i / SCATTER_BLOCK);
+                atomicExch(&slot_plus1[r], s + 1u);  // other blocks may be CASing this word
+                t.won[h] = (int)s + 1;
+            }
         }
-        // Every lane learns whether its group won (invalid lanes ask themselves: false).
-        const bool take = valid && (winners >> leader_lane & 1u);
-        const bool any_grouped = __any_sync(FULL_WARP, take && __popc(peers) > 1);
+        __syncthreads();
+        const bool take = valid && t.won[h] != 0;
+        const bool any_grouped = __syncthreads_or(take && t.size[h] > 1);
+        if (!__syncthreads_or(take)) continue;  // uniform across the block
         const T* src = g + i * width;
-        T* dst = summed + (won ? (i64)s * width : 0);
+        T* dst = summed + (won ? (i64)(t.won[h] - 1) * width : 0);
         for (i64 c0 = 0; c0 < width; c0 += SCATTER_STEPS) {
             T v[SCATTER_STEPS];
-            load_presummed(v, src, c0, width, take, won, peers, any_grouped, stage);
+            load_presummed(v, t, h, src, c0, width, take, lead, any_grouped);
             if (won) {
 #pragma unroll
                 for (int k = 0; k < SCATTER_STEPS; ++k)
@@ -685,24 +731,23 @@ __device__ __forceinline__ void scatter_claim_store(i64 n, i64 rows, i64 width, 
 template <typename T>
 __device__ __forceinline__ void scatter_add_losers(i64 n, i64 rows, i64 width, const i64* idx, const u32* slot_plus1,
                                                    const u32* claimer, const T* g, T* summed) {
-    __shared__ T stage[SCATTER_BLOCK];
-    const int lane = threadIdx.x & 31;
+    __shared__ BlockGroups<T> t;
     for (i64 base = (i64)blockIdx.x * blockDim.x; base < n; base += (i64)blockDim.x * gridDim.x) {
         const i64 i = base + threadIdx.x;
         const i64 r = i < n ? idx[i] : -1;
         const bool valid = r >= 0 && r < rows;  // bad indices were reported by the claim
-        const unsigned peers = __match_any_sync(FULL_WARP, valid ? r : -1ll);
         const u32 s = valid ? slot_plus1[r] - 1u : 0u;
-        const bool lost = valid && claimer[s] != (u32)(i >> 5);
-        if (!__any_sync(FULL_WARP, lost)) continue;  // uniform across the warp
-        const bool leader = lost && __ffs(peers) - 1 == lane;
-        const bool any_grouped = __any_sync(FULL_WARP, lost && __popc(peers) > 1);
+        const bool lost = valid && claimer[s] != (u32)(i / SCATTER_BLOCK);
+        if (!__syncthreads_or(lost)) continue;  // uniform across the block
+        const int h = group_of(t, lost, r);
+        const bool lead = lost && t.lead[h] == (int)threadIdx.x;
+        const bool any_grouped = __syncthreads_or(lost && t.size[h] > 1);
         const T* src = g + i * width;
         T* dst = summed + (i64)s * width;
         for (i64 c0 = (i64)blockIdx.y * SCATTER_STEPS; c0 < width; c0 += (i64)gridDim.y * SCATTER_STEPS) {
             T v[SCATTER_STEPS];
-            load_presummed(v, src, c0, width, lost, leader, peers, any_grouped, stage);
-            if (leader) {
+            load_presummed(v, t, h, src, c0, width, lost, lead, any_grouped);
+            if (lead) {
 #pragma unroll
                 for (int k = 0; k < SCATTER_STEPS; ++k)
                     if (c0 + k < width) atomic_add_vec(dst + c0 + k, v[k]);

@@ -837,11 +837,11 @@ pub enum ScatterMode {
     /// (Zipf-skewed) rows are split into 32-row chunks instead of serialising. About 33
     /// launches.
     Sorted,
-    /// Float atomics: three launches. The first warp to claim a row stores its share,
+    /// Float atomics: three launches. The first block to claim a row stores its share,
     /// the others add theirs atomically, so with spread-out indices the gradient is
     /// read once and written once. Unique rows in no fixed order; sums depend on the
-    /// order the atomics land. Duplicates within a warp are pre-summed, so a hot row
-    /// costs one atomic per warp. Keeps a 4-byte-per-row map of the largest table on
+    /// order the atomics land. Duplicates within a block are pre-summed in shared
+    /// memory, so a hot row costs one atomic per block of 256 indices. Keeps a 4-byte-per-row map of the largest table on
     /// the device between calls.
     Atomic,
 }

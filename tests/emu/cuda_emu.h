@@ -76,6 +76,12 @@ template <typename T> inline T atomicCAS(T* p, T expected, T desired) {
     return expected;  // the old value, whether or not the swap happened
 }
 template <typename T> inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+template <typename T> inline T atomicMin(T* p, T v) {
+    T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (v < old && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return old;
+}
 
 // ---------------------------------------------------------------- threads, barriers, warps
 //
@@ -179,6 +185,17 @@ template <typename T, typename F> unsigned lanes_where(T v, F pick) {
 }  // namespace emu
 
 inline void __syncthreads() { emu::arrive_and_wait(*emu::block_bar); }
+// Three barriers: everyone posts, everyone reads, then the flag is cleared for the next call.
+inline int __syncthreads_or(int pred) {
+    static int any = 0;
+    if (pred) any = 1;
+    emu::arrive_and_wait(*emu::block_bar);
+    const int out = any;
+    emu::arrive_and_wait(*emu::block_bar);
+    any = 0;
+    emu::arrive_and_wait(*emu::block_bar);
+    return out;
+}
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::arrive_and_wait(emu::warp->bar); }
 template <typename T> T __shfl_sync(unsigned, T v, int src) { return emu::exchange(v, src & 31); }
 template <typename T> T __shfl_down_sync(unsigned, T v, unsigned d) { return emu::exchange(v, emu::lane + (int)d); }

@@ -112,8 +112,9 @@ static void check_row_sparse(const std::string& what, const RowSparseOut& o, con
 // ---------------------------------------------------------------- ops::scatter_add, ScatterMode::Atomic
 
 // ops::scatter_add_async (Atomic): only count is zeroed; the map persists between calls.
+// `max_blocks` caps the grid below ops.rs's so the kernels' grid-stride loops repeat.
 static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vector<float>& g, long long dim,
-                                   long long rows, std::vector<u32>& map) {
+                                   long long rows, std::vector<u32>& map, unsigned max_blocks = 1u << 20) {
     const long long n = (long long)idx.size();
     RowSparseOut o;
     o.unique.assign(n, (i64)kPoison64);
@@ -123,7 +124,9 @@ static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vecto
     std::vector<u32> claimer(n, kPoison32);
     const bool vec4 = dim % 4 == 0;
     const long long width = vec4 ? dim / 4 : dim;
-    launch(blocks_for(n), kThreads, [&] {
+    dim3 per_index = blocks_for(n);
+    per_index.x = std::min(per_index.x, max_blocks);
+    launch(per_index, kThreads, [&] {
         if (vec4)
             scatter_claim_store_vec4(n, rows, dim, idx.data(), map.data(), claimer.data(), &o.count, o.unique.data(), g.data(),
                                      o.summed.data(), o.err);
@@ -131,13 +134,15 @@ static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vecto
             scatter_claim_store_scalar(n, rows, dim, idx.data(), map.data(), claimer.data(), &o.count, o.unique.data(),
                                        g.data(), o.summed.data(), o.err);
     });
-    dim3 grid = blocks_for(n);
+    dim3 grid = per_index;
     grid.y = (unsigned)std::clamp((width + 3) / 4, 1ll, 65535ll);
     launch(grid, kThreads, [&] {
         if (vec4) scatter_add_losers_vec4(n, rows, dim, idx.data(), map.data(), claimer.data(), g.data(), o.summed.data());
         else scatter_add_losers_scalar(n, rows, dim, idx.data(), map.data(), claimer.data(), g.data(), o.summed.data());
     });
-    launch(blocks_for(n * width), kThreads, [&] {
+    dim3 per_slot = blocks_for(n * width);
+    per_slot.x = std::min(per_slot.x, max_blocks);
+    launch(per_slot, kThreads, [&] {
         if (vec4) scatter_finish_vec4(n, dim, &o.count, o.unique.data(), map.data(), o.summed.data());
         else scatter_finish_scalar(n, dim, &o.count, o.unique.data(), map.data(), o.summed.data());
     });
@@ -288,6 +293,8 @@ int main() {
                                (idx == &hot ? " one row" : idx == &skewed ? " zipf" : " uniform");
             RowSparseOut a = scatter_atomic(*idx, g, cs.dim, rows, map);
             check_row_sparse("atomic " + what, a, ref, cs.n, cs.dim, false);
+            RowSparseOut few = scatter_atomic(*idx, g, cs.dim, rows, map, 3);  // each block loops
+            check_row_sparse("atomic, 3 blocks, " + what, few, ref, cs.n, cs.dim, false);
             CHECK(a.err[0] == 0, "atomic %s: spurious bad index", what.c_str());
             CHECK(std::all_of(map.begin(), map.end(), [](u32 v) { return v == 0; }), "atomic %s: map not cleared", what.c_str());
             RowSparseOut c = coalesce(*idx, g, cs.dim, rows);
