@@ -70,9 +70,10 @@ static DETERMINISTIC: AtomicBool = AtomicBool::new(true);
 /// `torch.use_deterministic_algorithms`. Process-wide; takes effect at the next op.
 ///
 /// Today it picks the GPU scatter-add behind an embedding's backward pass: a sort that
-/// sums each row's gradients in position order, or float atomics (three launches instead
-/// of about thirty; the touched rows of the row-sparse gradient then come in no fixed
-/// order, and a few bits of each sum can differ between runs). CPU ops are always
+/// sums each row's gradients in position order, or float atomics (three launches where
+/// the sort needs about thirty for large batches; the touched rows of the row-sparse
+/// gradient then come in no fixed order, and a few bits of each sum can differ between
+/// runs). CPU ops are always
 /// deterministic. The atomic kernel keeps a map of 4 bytes per row of the largest table
 /// it has seen on the device for the life of the process. It is new: checked against
 /// the CPU under the kernel emulator, not yet run on a GPU (status in `kernels/NOTES.md`).

@@ -834,15 +834,15 @@ pub struct RowSparse {
 pub enum ScatterMode {
     /// Sort, segment, then sum each row's inputs in position order (no float atomics):
     /// two runs give bitwise-identical results, unique rows come out ascending, and hot
-    /// (Zipf-skewed) rows are split into 32-row chunks instead of serialising. About 33
-    /// launches.
+    /// (Zipf-skewed) rows are split into 32-row chunks instead of serialising. One
+    /// launch up to 2048 indices (a training batch), about 33 at 64k.
     Sorted,
     /// Float atomics: three launches. The first block to claim a row stores its share,
     /// the others add theirs atomically, so with spread-out indices the gradient is
     /// read once and written once. Unique rows in no fixed order; sums depend on the
     /// order the atomics land. Duplicates within a block are pre-summed in shared
-    /// memory, so a hot row costs one atomic per block of 256 indices. Keeps a 4-byte-per-row map of the largest table on
-    /// the device between calls.
+    /// memory, so a hot row costs one atomic per block of 256 indices. Keeps a
+    /// 4-byte-per-row map of the largest table on the device between calls.
     Atomic,
 }
 
