@@ -60,9 +60,11 @@ impl RowSparse {
             .filter(|&p| joined[p as usize] >= 0)
             .collect();
         let idx: Vec<i64> = if real.len() < joined.len() {
-            let at = Tensor::from_vec_i64(real.clone(), &[real.len()])?.to_device(vals.device())?;
+            let kept: Vec<i64> = real.iter().map(|&p| joined[p as usize]).collect();
+            let len = real.len();
+            let at = Tensor::from_vec_i64(real, &[len])?.to_device(vals.device())?;
             vals = vals.take(&at, false)?;
-            real.iter().map(|&p| joined[p as usize]).collect()
+            kept
         } else {
             joined
         };

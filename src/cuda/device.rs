@@ -291,7 +291,7 @@ impl CudaDevice {
 
     /// The map `ops::scatter_add_async` keeps between calls, at least `rows` long and
     /// all zero. The lock is held for a whole scatter-add; a call that fails midway
-    /// takes the map out (`Option::take`) so the next one starts from a fresh zeroed one.
+    /// drops the map (sets it to `None`) so the next one starts from a fresh zeroed one.
     pub(crate) fn row_slots(&self, rows: usize) -> Result<MutexGuard<'_, Option<CudaSlice<u32>>>> {
         let mut slot = lock(&self.row_slots);
         if slot.as_ref().is_none_or(|m| m.len() < rows) {

@@ -528,7 +528,7 @@ impl CudaStorage {
         Ok(self.wrap_f32(y))
     }
 
-    /// Applies an optimizer rule on the device (SGD/momentum, Adam, AdaGrad). Row checks
+    /// Applies an optimizer rule on the device (every [`Rule`]; see [`update_kernel`]). Row checks
     /// are deferred to the next read back, so a training step makes no round trip here.
     pub fn optimizer_update(
         rule: &Rule,
