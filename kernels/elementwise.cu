@@ -144,6 +144,10 @@ extern "C" __global__ void cast_i64_f32(i64 n, const i64* x, float* y) {
     GRID_LOOP(i, n) { y[i] = (float)x[i]; }
 }
 
+#ifdef BOSON_EMU  // the CPU emulator (tests/emu/cuda_emu.h) has no PTX
+__device__ __forceinline__ float f16_to_f32(unsigned short h) { return boson_emu_f16_to_f32(h); }
+__device__ __forceinline__ unsigned short f32_to_f16(float f) { return boson_emu_f32_to_f16(f); }
+#else
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
@@ -155,6 +159,7 @@ __device__ __forceinline__ unsigned short f32_to_f16(float f) {
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));  // round to nearest even, like half::f16::from_f32
     return h;
 }
+#endif
 
 __device__ __forceinline__ float bf16_to_f32(unsigned short h) {
     return __uint_as_float(((unsigned int)h) << 16);

@@ -43,3 +43,8 @@ fn embedding_kernels_match_cpu_under_the_emulator() {
 fn reduce_kernels_match_cpu_under_the_emulator() {
     compile_and_run("reduce_emu");
 }
+
+#[test]
+fn elementwise_kernels_match_cpu_under_the_emulator() {
+    compile_and_run("elementwise_emu");
+}

@@ -274,3 +274,11 @@ inline float boson_emu_f16_to_f32(unsigned short h) {
                         : std::ldexp((float)(man | 1024), (int)exp - 25);
     return sign ? -v : v;
 }
+
+// Software f32 -> f16, round to nearest even (GCC's _Float16 conversion).
+inline unsigned short boson_emu_f32_to_f16(float f) {
+    _Float16 h = (_Float16)f;
+    unsigned short bits;
+    std::memcpy(&bits, &h, 2);
+    return bits;
+}
