@@ -154,7 +154,8 @@ extern "C" __global__ void gather_half_scalar(int kind, i64 n, i64 rows, i64 dim
 //
 // Row-sparse scatter-add, deterministic, no atomics on data:
 //  1. keys[i] = idx[i] << 32 | i (bad index or padding: KEY_PAD), padded to P = 2^m >= 2048.
-//  2. bitonic sort of keys (shared-memory tiles of 2048 + global merge steps).
+//  2. sort: tiles of 2048 keys in shared memory (sort_tiles), then log2(P / 2048)
+//     merge passes (merge_runs).
 //  3. head flags (first key of each run of equal idx) -> exclusive scan -> segment ids;
 //     unique[s] = idx, seg_start[s] = first sorted position, seg_start[k] = m (valid keys).
 //  4. each segment is cut into chunks of <= 32 rows (chunk counts -> exclusive scan ->
@@ -188,57 +189,55 @@ __device__ __forceinline__ void cmp_swap_shared(u64* s, int i, int j, bool ascen
     if ((a > b) == ascending && a != b) { s[i] = b; s[i + j] = a; }
 }
 
-// Fully sorts the tile of 2048 keys in s that starts at global position base, ascending
-// when base / 2048 is even (the global bitonic network's first 11 stages). Needs all
+// Sorts the SORT_TILE keys in shared memory s ascending (a bitonic network). Needs all
 // SORT_TILE / 2 threads of the block.
-__device__ __forceinline__ void sort_tile_shared(u64* s, i64 base) {
+__device__ __forceinline__ void sort_tile_shared(u64* s) {
     const int tid = threadIdx.x;
     for (int k = 2; k <= SORT_TILE; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
             int i = 2 * j * (tid / j) + (tid % j);
-            cmp_swap_shared(s, i, j, ((base + i) & k) == 0);
+            cmp_swap_shared(s, i, j, (i & k) == 0);
             __syncthreads();
         }
     }
 }
 
-// Fully sorts each tile of 2048 keys, alternating direction by tile.
-extern "C" __global__ void bitonic_sort_tile(u64* keys) {
+// Sorts each tile of SORT_TILE keys ascending; blockDim SORT_TILE / 2, one block a tile.
+extern "C" __global__ void sort_tiles(u64* keys) {
     __shared__ u64 s[SORT_TILE];
     const i64 base = (i64)blockIdx.x * SORT_TILE;
     const int tid = threadIdx.x;
     s[tid] = keys[base + tid];
     s[tid + SORT_TILE / 2] = keys[base + tid + SORT_TILE / 2];
     __syncthreads();
-    sort_tile_shared(s, base);
+    sort_tile_shared(s);
     keys[base + tid] = s[tid];
     keys[base + tid + SORT_TILE / 2] = s[tid + SORT_TILE / 2];
 }
 
-// Steps j = 1024 .. 1 of stage k (all partners inside one tile).
-extern "C" __global__ void bitonic_merge_tile(u64* keys, i64 k) {
-    __shared__ u64 s[SORT_TILE];
-    const i64 base = (i64)blockIdx.x * SORT_TILE;
-    const int tid = threadIdx.x;
-    s[tid] = keys[base + tid];
-    s[tid + SORT_TILE / 2] = keys[base + tid + SORT_TILE / 2];
-    __syncthreads();
-    for (int j = SORT_TILE / 2; j > 0; j >>= 1) {
-        int i = 2 * j * (tid / j) + (tid % j);
-        cmp_swap_shared(s, i, j, ((base + i) & k) == 0);
-        __syncthreads();
-    }
-    keys[base + tid] = s[tid];
-    keys[base + tid + SORT_TILE / 2] = s[tid + SORT_TILE / 2];
-}
+#define MERGE_ITEMS 8  // keys each thread of merge_runs writes
 
-// One step (k, j) with j >= SORT_TILE: partners in different tiles. One thread per pair.
-extern "C" __global__ void bitonic_step(u64* keys, i64 padded, i64 k, i64 j) {
-    GRID_LOOP(t, padded / 2) {
-        i64 i = 2 * j * (t / j) + (t % j);
-        u64 a = keys[i], b = keys[i + j];
-        bool ascending = (i & k) == 0;
-        if ((a > b) == ascending && a != b) { keys[i] = b; keys[i + j] = a; }
+// Merges each pair of adjacent sorted runs of `run` keys in src into one run of 2 * run
+// in dst (merge path: thread t writes dst[8t, 8t + 8), first finding by binary search how
+// many of its pair's first outputs come from the left run). Keys are distinct (row << 32
+// | position; padding is the largest value), so no ties. padded is a multiple of 2 * run.
+extern "C" __global__ void merge_runs(const u64* src, u64* dst, i64 padded, i64 run) {
+    GRID_LOOP(t, padded / MERGE_ITEMS) {
+        const i64 out = t * MERGE_ITEMS;
+        const i64 pair = out - out % (2 * run);
+        const u64* a = src + pair;
+        const u64* b = a + run;
+        const i64 k = out - pair;  // outputs of this pair before ours
+        i64 lo = max(0ll, k - run), hi = min(k, run);
+        while (lo < hi) {  // smallest i with a[i] > b[k - 1 - i]
+            const i64 mid = (lo + hi) >> 1;
+            if (a[mid] < b[k - 1 - mid]) lo = mid + 1; else hi = mid;
+        }
+        i64 i = lo, j = k - lo;
+        for (int e = 0; e < MERGE_ITEMS; ++e) {
+            const bool from_a = j >= run || (i < run && a[i] < b[j]);
+            dst[out + e] = from_a ? a[i++] : b[j++];
+        }
     }
 }
 
@@ -461,7 +460,7 @@ __device__ __forceinline__ void coalesce_one_block(i64 n, i64 dim, i64 rows, con
     __shared__ u32 chunk_seg[ONE_BLOCK_CHUNKS];
     const int tid = threadIdx.x, threads = SORT_TILE / 2;
 
-    // 1. keys (as coalesce_build_keys), 2. sort (as bitonic_sort_tile on tile 0).
+    // 1. keys (as coalesce_build_keys), 2. sort (as sort_tiles).
     for (int i = tid; i < SORT_TILE; i += threads) {
         u64 key = KEY_PAD;
         if (i < n) {
@@ -475,7 +474,7 @@ __device__ __forceinline__ void coalesce_one_block(i64 n, i64 dim, i64 rows, con
         keys[i] = key;
     }
     __syncthreads();
-    sort_tile_shared(keys, 0);
+    sort_tile_shared(keys);
 
     // 3. segments (as coalesce_head_flags, the scan and coalesce_segments).
     const int p0 = 2 * tid;

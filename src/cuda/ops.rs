@@ -997,36 +997,31 @@ fn sorted_scatter(
         launch(l, cfg_for(padded as u64), "coalesce_build_keys")?;
     }
 
-    // 2. bitonic sort.
-    let tiles = (padded / SORT_TILE) as u32;
+    // 2. sort: tiles in shared memory, then merge passes between two buffers.
     let tile_cfg = LaunchConfig {
-        grid_dim: (tiles, 1, 1),
+        grid_dim: ((padded / SORT_TILE) as u32, 1, 1),
         block_dim: ((SORT_TILE / 2) as u32, 1, 1),
         shared_mem_bytes: 0,
     };
     {
-        let f = func(dev, "embedding.cu", "bitonic_sort_tile")?;
+        let f = func(dev, "embedding.cu", "sort_tiles")?;
         let mut l = s.launch_builder(&f);
         l.arg(&mut keys);
-        launch(l, tile_cfg, "bitonic_sort_tile")?;
+        launch(l, tile_cfg, "sort_tiles")?;
     }
-    let step = func(dev, "embedding.cu", "bitonic_step")?;
-    let merge = func(dev, "embedding.cu", "bitonic_merge_tile")?;
-    let mut k = 2 * SORT_TILE;
-    while k <= padded {
-        let k64 = k as i64;
-        let mut j = k / 2;
-        while j >= SORT_TILE {
-            let j64 = j as i64;
-            let mut l = s.launch_builder(&step);
-            l.arg(&mut keys).arg(&p64).arg(&k64).arg(&j64);
-            launch(l, cfg_for(padded as u64 / 2), "bitonic_step")?;
-            j /= 2;
+    if padded > SORT_TILE {
+        const MERGE_ITEMS: usize = 8; // matches embedding.cu
+        let merge = func(dev, "embedding.cu", "merge_runs")?;
+        let mut other = alloc_uninit::<u64>(dev, padded)?;
+        let mut run = SORT_TILE;
+        while run < padded {
+            let run64 = run as i64;
+            let mut l = s.launch_builder(&merge);
+            l.arg(&keys).arg(&mut other).arg(&p64).arg(&run64);
+            launch(l, cfg_for((padded / MERGE_ITEMS) as u64), "merge_runs")?;
+            std::mem::swap(&mut keys, &mut other);
+            run *= 2;
         }
-        let mut l = s.launch_builder(&merge);
-        l.arg(&mut keys).arg(&k64);
-        launch(l, tile_cfg, "bitonic_merge_tile")?;
-        k *= 2;
     }
 
     // 3. segments: head flags -> exclusive scan -> unique ids and segment starts.

@@ -174,11 +174,16 @@ static RowSparseOut coalesce_multi(const std::vector<i64>& idx, const std::vecto
     std::vector<u64> keys(padded, kPoison64);
     launch(blocks_for(padded), kThreads, [&] { coalesce_build_keys(n, padded, rows, idx.data(), keys.data(), o.err); });
     const dim3 tiles{(unsigned)(padded / SORT_TILE), 1, 1}, tile_block{SORT_TILE / 2, 1, 1};
-    launch(tiles, tile_block, [&] { bitonic_sort_tile(keys.data()); });
-    for (long long k = 2 * SORT_TILE; k <= padded; k *= 2) {
-        for (long long j = k / 2; j >= SORT_TILE; j /= 2)
-            launch(blocks_for(padded / 2), kThreads, [&] { bitonic_step(keys.data(), padded, k, j); });
-        launch(tiles, tile_block, [&] { bitonic_merge_tile(keys.data(), k); });
+    launch(tiles, tile_block, [&] { sort_tiles(keys.data()); });
+    std::vector<u64> other(padded, kPoison64);
+    for (long long run = SORT_TILE; run < padded; run *= 2) {
+        launch(blocks_for(padded / MERGE_ITEMS), kThreads, [&] { merge_runs(keys.data(), other.data(), padded, run); });
+        std::swap(keys, other);
+    }
+    {
+        std::vector<u64> want = keys;
+        std::sort(want.begin(), want.end());
+        CHECK(keys == want, "coalesce n=%lld: keys not sorted after the merge passes", n);
     }
     std::vector<u32> flags(n, kPoison32), seg_id(n, kPoison32), seg_start(n + 1, kPoison32);
     u32 num_segments = kPoison32;
@@ -281,7 +286,7 @@ int main() {
         long long dim, n;
     };
     for (Case cs : {Case{64, 2500}, Case{6, 700}, Case{8, 5000}, Case{3, 1}, Case{4, 2049}, Case{64, 2048},
-                    Case{12, 1024}, Case{5, 33}}) {
+                    Case{12, 1024}, Case{5, 33}, Case{4, 20000}}) {
         std::vector<i64> uniform(cs.n), hot(cs.n, 42);
         for (auto& v : uniform) v = rng.below(rows);
         std::vector<i64> skewed = zipf(rng, rows, cs.n, 1.2);
