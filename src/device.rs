@@ -71,7 +71,7 @@ static DETERMINISTIC: AtomicBool = AtomicBool::new(true);
 ///
 /// Today it picks the GPU scatter-add behind an embedding's backward pass: a sort that
 /// sums each row's gradients in position order, or float atomics (three launches where
-/// the sort needs about thirty for large batches; the touched rows of the row-sparse
+/// the sort needs about eighteen for large batches; the touched rows of the row-sparse
 /// gradient then come in no fixed order, and a few bits of each sum can differ between
 /// runs). CPU ops are always
 /// deterministic. The atomic kernel keeps a map of 4 bytes per row of the largest table

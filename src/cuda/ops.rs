@@ -835,7 +835,7 @@ pub enum ScatterMode {
     /// Sort, segment, then sum each row's inputs in position order (no float atomics):
     /// two runs give bitwise-identical results, unique rows come out ascending, and hot
     /// (Zipf-skewed) rows are split into 32-row chunks instead of serialising. One
-    /// launch up to 2048 indices (a training batch), about 33 at 64k.
+    /// launch up to 2048 indices (a training batch), about 18 at 64k.
     Sorted,
     /// Float atomics: three launches. The first block to claim a row stores its share,
     /// the others add theirs atomically, so with spread-out indices the gradient is
