@@ -3,27 +3,11 @@
 // launched as src/cuda/ops.rs launches them, against plain CPU references. Outputs start
 // poisoned. (f16 conversions use PTX on the device and software here, so they are left to
 // the GPU tests.) Run by tests/kernel_emulation.rs; exits 1 on any failure.
-#include "cuda_emu.h"
+#include "check.h"
 #include "../../kernels/elementwise.cu"
 
 #include <cstdio>
 #include <random>
-
-static int failures = 0, checks = 0;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        ++checks;                                                           \
-        if (!(cond) && ++failures <= 20) {                                  \
-            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-            std::fprintf(stderr, __VA_ARGS__);                              \
-            std::fprintf(stderr, "\n");                                     \
-        }                                                                   \
-    } while (0)
-
-// ops.rs: 256 threads, ceil(n / 256) blocks.
-static dim3 blocks_for(long long n) { return dim3{(unsigned)std::clamp((n + 255) / 256, 1ll, 1ll << 20), 1, 1}; }
-static const dim3 kThreads{256, 1, 1};
 
 static bool close(double got, double want, double rel, double abs_tol) {
     if (std::isnan(want)) return std::isnan(got);
@@ -223,6 +207,5 @@ int main() {
         CHECK(std::fabs((double)kept / n - 0.7) < 0.02, "dropout kept %lld of %lld", kept, n);
     }
 
-    std::printf("elementwise.cu under the emulator: %d checks, %d failed\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return report("elementwise.cu");
 }

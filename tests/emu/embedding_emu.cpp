@@ -3,35 +3,13 @@
 // block sizes, the order of kernels), on random inputs against a plain CPU loop. Every
 // buffer ops.rs allocates without zeroing is poisoned here first, so a kernel that leaves
 // an element unwritten fails. Run by tests/kernel_emulation.rs; exits 1 on any failure.
-#include "cuda_emu.h"
+#include "check.h"
 #include "../../kernels/embedding.cu"
 
 #include <cstdio>
 #include <map>
 #include <random>
 #include <string>
-
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        ++checks;                                         \
-        if (!(cond)) {                                    \
-            if (++failures <= 20) {                       \
-                std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-                std::fprintf(stderr, __VA_ARGS__);        \
-                std::fprintf(stderr, "\n");               \
-            }                                             \
-        }                                                 \
-    } while (0)
-
-// ops.rs: THREADS = 256, blocks = ceil(n / 256) clamped to [1, 2^20].
-static dim3 blocks_for(long long n) {
-    long long b = std::clamp((n + 255) / 256, 1ll, 1ll << 20);
-    return dim3{(unsigned)b, 1, 1};
-}
-static const dim3 kThreads{256, 1, 1};
 
 static const float kNaN = std::nanf("");
 static const u32 kPoison32 = 0xabababab;
@@ -335,6 +313,5 @@ int main() {
         check_row_sparse("atomic with a bad index", a, ref, (long long)idx.size(), 8, false);
         check_row_sparse("coalesce with a bad index", c, ref, (long long)idx.size(), 8, true);
     }
-    std::printf("embedding.cu under the emulator: %d checks, %d failed\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return report("embedding.cu");
 }

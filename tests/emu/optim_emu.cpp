@@ -6,7 +6,7 @@
 //   argument order), [i64 idx[n / dim]], f32 w[rows * dim], f32 g[n],
 //   f32 state[nstates][rows * dim]
 // OUT: f32 w, f32 state[nstates], i64 err[2].
-#include "cuda_emu.h"
+#include "check.h"
 #include "../../kernels/optim.cu"
 
 #include <cstdio>
@@ -49,9 +49,8 @@ int main(int argc, char** argv) {
     float* s[3] = {nullptr, nullptr, nullptr};
     for (i64 k = 0; k < nstates && k < 3; ++k) s[k] = st[k].data();
     i64 err[2] = {0, 0};
-    // ops.rs: one thread per gradient element, 256 per block.
-    const dim3 grid{(unsigned)std::max<i64>(1, (n + 255) / 256), 1, 1}, block{256, 1, 1};
-    launch(grid, block, [&] {
+    // ops.rs: one thread per gradient element.
+    launch(blocks_for(n), kThreads, [&] {
         switch (kernel) {
         case 0: sgd_update_f32(n, dim, rows, ix, w.data(), g.data(), s[0], p[0], p[1], p[2], p[3], p[4], err); break;
         case 1:

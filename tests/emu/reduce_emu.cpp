@@ -2,23 +2,11 @@
 // (warp per row and block per row) and a middle axis, launched with ops.rs's grids, on
 // random inputs with ties, against plain CPU loops. Outputs start poisoned, since ops.rs
 // no longer zeroes them. Run by tests/kernel_emulation.rs; exits 1 on any failure.
-#include "cuda_emu.h"
+#include "check.h"
 #include "../../kernels/reduce.cu"
 
 #include <cstdio>
 #include <random>
-
-static int failures = 0, checks = 0;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        ++checks;                                                           \
-        if (!(cond) && ++failures <= 20) {                                  \
-            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-            std::fprintf(stderr, __VA_ARGS__);                              \
-            std::fprintf(stderr, "\n");                                     \
-        }                                                                   \
-    } while (0)
 
 // ops.rs: THREADS 256, rows longer than LONG_ROW get a block each, else a warp each;
 // the middle-axis kernels take (ceil(inner/32), min(outer, 65535)) blocks of 32 x 32.
@@ -81,6 +69,5 @@ int main() {
     const long long shapes[][3] = {{1, 1, 1},   {37, 5, 1},   {9, 300, 1}, {3, 2500, 1}, {2, 1025, 1},
                                    {4, 7, 3},   {2, 33, 70},  {1, 1024, 64}, {70, 2, 1},  {5, 1, 9}};
     for (auto& s : shapes) check_case(rng, s[0], s[1], s[2]);
-    std::printf("reduce.cu under the emulator: %d checks, %d failed\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return report("reduce.cu");
 }
