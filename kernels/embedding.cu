@@ -167,19 +167,20 @@ extern "C" __global__ void gather_half_scalar(int kind, i64 n, i64 rows, i64 dim
 // The order of every addition is fixed by the data alone, so results are bitwise
 // reproducible, and a hot row is spread over many chunks instead of serialising.
 
-extern "C" __global__ void coalesce_build_keys(i64 n, i64 padded, i64 rows, const i64* idx, u64* keys, i64* err) {
-    GRID_LOOP(i, padded) {
-        u64 key = KEY_PAD;
-        if (i < n) {
-            i64 v = idx[i];
-            if (v < 0 || v >= rows) {
-                record_bad_index(err, v);
-            } else {
-                key = ((u64)v << 32) | (u64)i;
-            }
-        }
-        keys[i] = key;
+// The sort key of position i: (row << 32 | i), or KEY_PAD (sorts last) for padding and
+// for a bad index, which is reported.
+__device__ __forceinline__ u64 sort_key(i64 i, i64 n, i64 rows, const i64* idx, i64* err) {
+    if (i >= n) return KEY_PAD;
+    const i64 v = idx[i];
+    if (v < 0 || v >= rows) {
+        record_bad_index(err, v);
+        return KEY_PAD;
     }
+    return ((u64)v << 32) | (u64)i;
+}
+
+extern "C" __global__ void coalesce_build_keys(i64 n, i64 padded, i64 rows, const i64* idx, u64* keys, i64* err) {
+    GRID_LOOP(i, padded) { keys[i] = sort_key(i, n, rows, idx, err); }
 }
 
 #define SORT_TILE 2048  // keys per shared-memory tile; blockDim is SORT_TILE / 2
@@ -359,8 +360,49 @@ extern "C" __global__ void coalesce_chunk_map(i64 cap, const u32* num_segments, 
     }
 }
 
+// Sums chunk c of segment s (its rows in sorted-position order) for column group col
+// (VEC columns) into summed row s when the segment is one chunk, else into partial row c.
+template <int VEC>
+__device__ __forceinline__ void sum_chunk(i64 c, i64 col, i64 dim, const u64* keys, const float* rows,
+                                          const u32* seg_start, const u32* chunk_off, u32 s, u32 chunks,
+                                          float* summed, float* partial) {
+    const i64 start = (i64)seg_start[s] + (i64)CHUNK_ROWS * (c - (i64)chunk_off[s]);
+    const i64 end = min(start + CHUNK_ROWS, (i64)seg_start[s + 1]);
+    float* dst = chunks == 1 ? summed + (i64)s * dim : partial + c * dim;
+    if (VEC == 4) {
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (i64 p = start; p < end; ++p) {
+            i64 pos = (i64)(keys[p] & 0xffffffffull);
+            float4 v = reinterpret_cast<const float4*>(rows + pos * dim)[col];
+            acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+        }
+        reinterpret_cast<float4*>(dst)[col] = acc;
+    } else {
+        float acc = 0.f;
+#pragma unroll 4
+        for (i64 p = start; p < end; ++p) acc += rows[(i64)(keys[p] & 0xffffffffull) * dim + col];
+        dst[col] = acc;
+    }
+}
+
+// Element t of summed (slot t / dim): zero past the k segments; for a multi-chunk
+// segment, its partials added in chunk order. One-chunk segments were written by sum_chunk.
+__device__ __forceinline__ void finish_element(i64 t, i64 dim, i64 k, const u32* chunk_off, u32 chunks_of_slot,
+                                               const float* partial, float* summed) {
+    const i64 s = t / dim, col = t - s * dim;
+    if (s >= k) {
+        summed[t] = 0.f;
+    } else if (chunks_of_slot > 1) {
+        const float* p = partial + (i64)chunk_off[s] * dim + col;
+        float acc = 0.f;
+        for (u32 j = 0; j < chunks_of_slot; ++j) acc += p[(i64)j * dim];
+        summed[t] = acc;
+    }
+}
+
 // One thread per (chunk, 4-column group) when dim % 4 == 0 (VEC = 4) or per (chunk,
-// column) otherwise (VEC = 1). Rows are added in sorted-position order.
+// column) otherwise (VEC = 1).
 template <int VEC>
 __device__ __forceinline__ void chunk_sum(i64 cap, i64 dim, const u64* keys, const float* rows,
                                           const u32* seg_start, const u32* counts, const u32* chunk_off,
@@ -372,27 +414,7 @@ __device__ __forceinline__ void chunk_sum(i64 cap, i64 dim, const u64* keys, con
         i64 c = t / dv, col = t - c * dv;
         if (c >= nc) continue;
         u32 s = chunk_seg[c];
-        i64 start = (i64)seg_start[s] + (i64)CHUNK_ROWS * (c - (i64)chunk_off[s]);
-        i64 end = min(start + CHUNK_ROWS, (i64)seg_start[s + 1]);
-        float* dst = counts[s] == 1 ? summed + (i64)s * dim : partial + c * dim;
-        if (VEC == 4) {
-            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 4
-            for (i64 p = start; p < end; ++p) {
-                i64 pos = (i64)(keys[p] & 0xffffffffull);
-                float4 v = reinterpret_cast<const float4*>(rows + pos * dim)[col];
-                acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
-            }
-            reinterpret_cast<float4*>(dst)[col] = acc;
-        } else {
-            float acc = 0.f;
-#pragma unroll 4
-            for (i64 p = start; p < end; ++p) {
-                i64 pos = (i64)(keys[p] & 0xffffffffull);
-                acc += rows[pos * dim + col];
-            }
-            dst[col] = acc;
-        }
+        sum_chunk<VEC>(c, col, dim, keys, rows, seg_start, chunk_off, s, counts[s], summed, partial);
     }
 }
 
@@ -410,21 +432,13 @@ extern "C" __global__ void coalesce_chunk_sum_scalar(i64 cap, i64 dim, const u64
     chunk_sum<1>(cap, dim, keys, rows, seg_start, counts, chunk_off, chunk_seg, num_chunks, summed, partial);
 }
 
-// One thread per (segment slot, column): multi-chunk segments add their partials in
-// chunk order; slots k..n are zeroed. Single-chunk segments were written by chunk_sum.
+// One thread per element of summed (see finish_element).
 extern "C" __global__ void coalesce_seg_finish(i64 n, i64 dim, const u32* num_segments, const u32* counts,
                                                const u32* chunk_off, const float* partial, float* summed) {
     const i64 k = (i64)*num_segments;
     GRID_LOOP(t, n * dim) {
-        i64 s = t / dim, col = t - s * dim;
-        if (s >= k) {
-            summed[t] = 0.f;
-        } else if (counts[s] > 1) {
-            const float* p = partial + (i64)chunk_off[s] * dim + col;
-            float acc = 0.f;
-            for (u32 j = 0; j < counts[s]; ++j) acc += p[(i64)j * dim];
-            summed[t] = acc;
-        }
+        const i64 s = t / dim;
+        finish_element(t, dim, k, chunk_off, s < k ? counts[s] : 0u, partial, summed);
     }
 }
 
@@ -432,8 +446,8 @@ extern "C" __global__ void coalesce_seg_finish(i64 n, i64 dim, const u32* num_se
 //
 // The same computation for n <= SORT_TILE indices in one launch of one block of
 // SORT_TILE / 2 threads: a training batch's backward, where the kernels above cost ~13
-// launches. Every step and the order of every addition are theirs, so the results are
-// bitwise the same: keys sorted in shared memory, segments and chunks found with block
+// launches. Every step and the order of every addition are theirs (sort_key, sum_chunk
+// and finish_element are shared), so the results are bitwise the same: keys sorted in shared memory, segments and chunks found with block
 // scans (thread t owns sorted positions and segments 2t and 2t + 1), chunk sums written
 // to summed (one-chunk segments) or partial, then multi-chunk segments summed in chunk
 // order. Writes to partial are read back by other threads of the block after a
@@ -461,18 +475,7 @@ __device__ __forceinline__ void coalesce_one_block(i64 n, i64 dim, i64 rows, con
     const int tid = threadIdx.x, threads = SORT_TILE / 2;
 
     // 1. keys (as coalesce_build_keys), 2. sort (as sort_tiles).
-    for (int i = tid; i < SORT_TILE; i += threads) {
-        u64 key = KEY_PAD;
-        if (i < n) {
-            i64 v = idx[i];
-            if (v < 0 || v >= rows) {
-                record_bad_index(err, v);
-            } else {
-                key = ((u64)v << 32) | (u64)i;
-            }
-        }
-        keys[i] = key;
-    }
+    for (int i = tid; i < SORT_TILE; i += threads) keys[i] = sort_key(i, n, rows, idx, err);
     __syncthreads();
     sort_tile_shared(keys);
 
@@ -512,41 +515,18 @@ __device__ __forceinline__ void coalesce_one_block(i64 n, i64 dim, i64 rows, con
     }
     __syncthreads();
 
-    // 5. chunk sums (as chunk_sum<VEC>).
+    // 5. chunk sums (as chunk_sum<VEC>), 6. multi-chunk segments and the zero tail (as
+    // coalesce_seg_finish).
     const i64 dv = dim / VEC;
     for (i64 t = tid; t < (i64)nc * dv; t += threads) {
-        i64 c = t / dv, col = t - c * dv;
-        u32 s = chunk_seg[c];
-        i64 start = (i64)seg_start[s] + (i64)CHUNK_ROWS * (c - (i64)chunk_off[s]);
-        i64 end = min(start + CHUNK_ROWS, (i64)seg_start[s + 1]);
-        float* dst = chunks_of(seg_start, s) == 1 ? summed + (i64)s * dim : partial + c * dim;
-        if (VEC == 4) {
-            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-            for (i64 p = start; p < end; ++p) {
-                i64 pos = (i64)(keys[p] & 0xffffffffull);
-                float4 v = reinterpret_cast<const float4*>(g + pos * dim)[col];
-                acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
-            }
-            reinterpret_cast<float4*>(dst)[col] = acc;
-        } else {
-            float acc = 0.f;
-            for (i64 p = start; p < end; ++p) acc += g[(i64)(keys[p] & 0xffffffffull) * dim + col];
-            dst[col] = acc;
-        }
+        const i64 c = t / dv;
+        const u32 s = chunk_seg[c];
+        sum_chunk<VEC>(c, t - c * dv, dim, keys, g, seg_start, chunk_off, s, chunks_of(seg_start, s), summed, partial);
     }
     __syncthreads();
-
-    // 6. multi-chunk segments and the zero tail (as coalesce_seg_finish).
     for (i64 t = tid; t < n * dim; t += threads) {
-        i64 s = t / dim, col = t - s * dim;
-        if (s >= (i64)k) {
-            summed[t] = 0.f;
-        } else if (chunks_of(seg_start, (u32)s) > 1) {
-            const float* p = partial + (i64)chunk_off[s] * dim + col;
-            float acc = 0.f;
-            for (u32 j = 0; j < chunks_of(seg_start, (u32)s); ++j) acc += p[(i64)j * dim];
-            summed[t] = acc;
-        }
+        const i64 s = t / dim;
+        finish_element(t, dim, k, chunk_off, s < (i64)k ? chunks_of(seg_start, (u32)s) : 0u, partial, summed);
     }
 }
 
