@@ -3,7 +3,7 @@
 //! and 1e7 rows. With row-sparse gradients the step must not grow with the table.
 
 use boson::loss::{L2Loss, Loss};
-use boson::nn::{Block, Embedding, Initializer};
+use boson::nn::{Block, Embedding, Forward, Initializer};
 use boson::optim::{Optimizer, Trainer};
 use boson::{autograd, rng, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -9,7 +9,7 @@
 mod mf;
 
 use boson::loss::{L2Loss, Loss};
-use boson::nn::{Block, Initializer};
+use boson::nn::{Block, Forward, Initializer};
 use boson::optim::{Optimizer, Trainer};
 use boson::{autograd, rng, Device, Result, Tensor};
 use std::time::Instant;
@@ -41,8 +41,7 @@ fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<(f64, [f
         let ub = Tensor::from_vec_i64(u[o..o + batch].to_vec(), &[batch])?.to_device(dev)?;
         let ib = Tensor::from_vec_i64(i[o..o + batch].to_vec(), &[batch])?.to_device(dev)?;
         let rb = Tensor::from_vec(r[o..o + batch].to_vec(), &[batch])?.to_device(dev)?;
-        let loss =
-            autograd::record(|| L2Loss::new().forward(&net.forward_many(&[ub, ib])?, &rb, None))?;
+        let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&(ub, ib))?, &rb, None))?;
         let t1 = Instant::now();
         loss.backward()?;
         let t2 = Instant::now();

@@ -1,10 +1,10 @@
 //! A two-layer MLP trained with `Trainer` on generated data: y = sin(x₀) + x₁².
 //! Prints its loss falling. Run: `cargo run --release --example quickstart`.
 
-use boson::loss::{L2Loss, Loss};
-use boson::nn::{Activation, Block, Dense, Initializer, Sequential};
-use boson::optim::{Optimizer, Trainer};
-use boson::{autograd, rng, Device, Result, Tensor};
+use boson::loss::L2Loss;
+use boson::nn::{Activation, Dense, Sequential};
+use boson::prelude::*;
+use boson::rng;
 
 fn main() -> Result<()> {
     rng::seed(42);

@@ -8,17 +8,19 @@
 //! hand-written kernels); embedding gradients are row-sparse, so a step costs
 //! O(batch × dim) whatever the vocabulary size.
 //!
-//! A custom block is a struct of other blocks; a training step is `record` → `backward`
-//! → `trainer.step`:
+//! A model is a struct of layers with `#[derive(Block)]` (parameters and state named after
+//! the fields) and a [`nn::Forward`] impl whose input is whatever the model takes; a
+//! training step is `record` → `backward` → `trainer.step`:
 //!
 //! ```
 //! use boson::data::{ArrayDataset, DataLoader};
 //! use boson::loss::{L2Loss, Loss};
-//! use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Initializer, Parameter};
+//! use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Forward, Initializer};
 //! use boson::optim::{Optimizer, Trainer};
 //! use boson::{autograd, Device, Result, Tensor};
 //!
 //! /// Matrix factorisation: user and item embeddings through a dense layer, then a dot product.
+//! #[derive(Block)]
 //! struct Mf {
 //!     users: Embedding,
 //!     items: Embedding,
@@ -26,19 +28,12 @@
 //!     dropout: Dropout,
 //! }
 //!
-//! impl Block for Mf {
-//!     fn forward(&self, _: &Tensor) -> Result<Tensor> {
-//!         Err(boson::Error::InvalidArgument("Mf takes [users, items]".into()))
-//!     }
-//!     fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-//!         let u = self.dropout.forward(&self.dense.forward(&self.users.forward(&xs[0])?)?)?;
-//!         let i = self.dropout.forward(&self.dense.forward(&self.items.forward(&xs[1])?)?)?;
-//!         u.mul(&i)?.sum_axis(1, false)
-//!     }
-//!     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-//!         self.users.visit_params(&format!("{prefix}users."), f);
-//!         self.items.visit_params(&format!("{prefix}items."), f);
-//!         self.dense.visit_params(&format!("{prefix}dense."), f);
+//! impl Forward for Mf {
+//!     type Input = (Tensor, Tensor);
+//!     fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
+//!         let u = self.dropout.forward(&self.dense.forward(&self.users.forward(users)?)?)?;
+//!         let i = self.dropout.forward(&self.dense.forward(&self.items.forward(items)?)?)?;
+//!         (&u * &i)?.sum_axis(1, false)
 //!     }
 //! }
 //!
@@ -70,7 +65,7 @@
 //!     for batch in loader.iter() {
 //!         let (u, i, r) = batch?;
 //!         let (u, i, r) = (u.to_device(device)?, i.to_device(device)?, r.to_device(device)?);
-//!         let loss = autograd::record(|| loss_fn.forward(&net.forward_many(&[u, i])?, &r, None))?;
+//!         let loss = autograd::record(|| loss_fn.forward(&net.forward(&(u, i))?, &r, None))?;
 //!         loss.backward()?;
 //!         trainer.step(100)?;
 //!         total += loss.mean_all()?.to_scalar()?;
@@ -86,6 +81,9 @@
 //! `examples/recommender.rs` is the whole worked example: prepare ratings, train,
 //! evaluate, save, load and serve.
 
+// `#[derive(Block)]` names the crate `::boson`; this makes that path work inside it too.
+extern crate self as boson;
+
 pub mod autograd;
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -98,6 +96,7 @@ pub mod loss;
 pub mod metric;
 pub mod nn;
 pub mod optim;
+pub mod prelude;
 pub mod ratings;
 pub mod rng;
 pub mod tensor;

@@ -1,6 +1,6 @@
 //! Bad inputs return `Error`, never panic.
 
-use boson::nn::{Block, Dense, Embedding, Initializer, LoadOptions};
+use boson::nn::{Block, Dense, Embedding, Forward, Initializer, LoadOptions};
 use boson::{autograd, Device, Error, Tensor};
 
 fn t(shape: &[usize]) -> Tensor {
@@ -187,7 +187,7 @@ fn truncated_and_foreign_files_are_errors() {
         Error::Format { .. }
     ));
     let e = model()
-        .load_parameters(&dir.path().join("absent"), Device::Cpu)
+        .load_parameters(dir.path().join("absent"), Device::Cpu)
         .unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
 }

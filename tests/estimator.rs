@@ -9,7 +9,7 @@ use boson::estimator::{
 };
 use boson::loss::L2Loss;
 use boson::metric::{Mae, Rmse};
-use boson::nn::{Activation, Block, Dense, Dropout, Initializer, Sequential};
+use boson::nn::{Activation, Block, Dense, Dropout, Forward, Initializer, Model, Sequential};
 use boson::optim::{Optimizer, Trainer};
 use boson::{rng, Error, Result};
 use std::cell::RefCell;
@@ -47,12 +47,12 @@ fn loader(n: usize, batch: usize, shuffle: bool) -> Loader {
         .unwrap()
 }
 
-fn linear() -> Arc<dyn Block> {
+fn linear() -> Arc<dyn Model> {
     Arc::new(Dense::new(1).in_units(2))
 }
 
 /// A small net with dropout, built after seeding so two builds are identical.
-fn dropout_net(seed: u64) -> Arc<dyn Block> {
+fn dropout_net(seed: u64) -> Arc<dyn Model> {
     rng::seed(seed);
     Arc::new(
         Sequential::new()
@@ -62,7 +62,7 @@ fn dropout_net(seed: u64) -> Arc<dyn Block> {
     )
 }
 
-fn estimator(net: Arc<dyn Block>, lr: f32, log: &LogCapture) -> Estimator {
+fn estimator(net: Arc<dyn Model>, lr: f32, log: &LogCapture) -> Estimator {
     let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(lr));
     Estimator::builder(net, L2Loss::new())
         .trainer(trainer)
@@ -73,7 +73,7 @@ fn estimator(net: Arc<dyn Block>, lr: f32, log: &LogCapture) -> Estimator {
         .unwrap()
 }
 
-fn params(net: &Arc<dyn Block>) -> Vec<(String, Vec<f32>)> {
+fn params(net: &Arc<dyn Model>) -> Vec<(String, Vec<f32>)> {
     net.collect_params()
         .iter()
         .map(|(n, p)| (n.to_string(), p.data().unwrap().to_vec_f32().unwrap()))
@@ -522,7 +522,7 @@ fn nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint() {
         .unwrap();
     check
         .load_parameters(
-            &dir.path().join("model-epoch0batch2.params"),
+            dir.path().join("model-epoch0batch2.params"),
             boson::Device::Cpu,
         )
         .unwrap();
@@ -570,25 +570,20 @@ fn logging_lines_and_json_file() {
 fn recommender_batches_and_evaluate() {
     let _g = lock();
     use boson::data::ArrayDataset;
-    use boson::nn::{Embedding, Parameter};
+    use boson::nn::Embedding;
     use boson::Tensor;
     /// Dot product of a user and an item embedding.
+    #[derive(Block)]
     struct Mf {
         users: Embedding,
         items: Embedding,
     }
-    impl Block for Mf {
-        fn forward(&self, _: &Tensor) -> Result<Tensor> {
-            Err(Error::InvalidArgument("Mf takes users and items".into()))
-        }
-        fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-            let u = self.users.forward(&xs[0])?;
-            let i = self.items.forward(&xs[1])?;
+    impl Forward for Mf {
+        type Input = (Tensor, Tensor);
+        fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
+            let u = self.users.forward(users)?;
+            let i = self.items.forward(items)?;
             u.mul(&i)?.sum_axes(&[1], false)
-        }
-        fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-            self.users.visit_params(&format!("{prefix}users."), f);
-            self.items.visit_params(&format!("{prefix}items."), f);
         }
     }
     let users: Vec<i64> = (0..40).map(|i| i % 8).collect();
@@ -604,7 +599,7 @@ fn recommender_batches_and_evaluate() {
         .shuffle(true)
         .build()
         .unwrap();
-    let net: Arc<dyn Block> = Arc::new(Mf {
+    let net: Arc<dyn Model> = Arc::new(Mf {
         users: Embedding::new(8, 4),
         items: Embedding::new(10, 4),
     });

@@ -10,7 +10,7 @@ mod gpu_common;
 #[path = "common/mf.rs"]
 mod mf;
 use boson::autograd::{self, Grad};
-use boson::nn::{Block, Embedding};
+use boson::nn::{Embedding, Forward};
 use boson::{Device, Tensor};
 use common::{rand_tensor, rand_vec};
 use gpu_common::{close, gpu, mf_loss_curve, same_on_both, zipf_indices};

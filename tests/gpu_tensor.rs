@@ -10,7 +10,7 @@ mod gpu_common;
 mod mf;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
-use boson::nn::{Block, Embedding, Initializer};
+use boson::nn::{Block, Embedding, Forward, Initializer};
 use boson::optim::{Optimizer, Trainer};
 use boson::tensor::DType;
 use boson::{Device, Result, Tensor};

@@ -2,7 +2,7 @@
 
 mod common;
 use boson::loss::*;
-use boson::nn::{Activation, BatchNorm, Block, Dense, Initializer, LayerNorm};
+use boson::nn::{Activation, BatchNorm, Block, Dense, Forward, Initializer, LayerNorm};
 use boson::{Device, Tensor};
 use common::{gradcheck, rand_tensor};
 

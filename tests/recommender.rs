@@ -105,7 +105,7 @@ fn saved_params(dir: &Path) -> Vec<(String, Vec<f32>)> {
 }
 
 // Checkpoints save the parameters, the optimizer state, the position in the shuffled
-// data and both dropout layers' mask counters (MfBlock::visit_dropout), so training 2
+// data and both dropout layers' mask counters (their `calls` state, found by the derive), so training 2
 // epochs, stopping, and resuming to 4 ends exactly where 4 uninterrupted epochs do.
 #[test]
 fn interrupted_and_resumed_run_matches_an_uninterrupted_one() {
@@ -153,6 +153,89 @@ fn interrupted_and_resumed_run_matches_an_uninterrupted_one() {
         names.contains(&"model-best.params".to_string()),
         "{names:?}"
     );
+}
+
+/// The arguments tests/fixtures/v0 was written with (by the code before `#[derive(Block)]`).
+fn fixture_args(
+    model_dir: &Path,
+    checkpoint_dir: &Path,
+    epochs: &str,
+    resume: bool,
+) -> cli::TrainArgs {
+    let mut argv = vec![
+        "recommender",
+        "--synthetic-users",
+        "120",
+        "--synthetic-items",
+        "60",
+        "--synthetic-ratings",
+        "2000",
+        "--num-embeddings",
+        "4",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "256",
+        "--no-ranking",
+        "--device",
+        "cpu",
+        "--min-user-ratings",
+        "0",
+        "--min-item-ratings",
+        "0",
+        "--model-dir",
+        model_dir.to_str().unwrap(),
+        "--checkpoint-dir",
+        checkpoint_dir.to_str().unwrap(),
+    ];
+    if resume {
+        argv.push("--resume");
+    }
+    cli::Cli::try_parse_from(argv).unwrap().train
+}
+
+fn fixture_dir(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v0")
+        .join(name)
+}
+
+#[test]
+fn a_model_folder_from_before_the_derive_loads_and_predicts_the_same() {
+    let dir = fixture_dir("mfblock-model");
+    let loaded = persist::load(&dir, None, Device::Cpu).unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected_predictions.json")).unwrap())
+            .unwrap();
+    let ids = |k: &str| -> Vec<i64> { serde_json::from_value(expected[k].clone()).unwrap() };
+    let pred = model::predict(
+        loaded.model.as_ref(),
+        &ids("users"),
+        &ids("items"),
+        Device::Cpu,
+    )
+    .unwrap();
+    let want: Vec<f32> = serde_json::from_value(expected["predictions"].clone()).unwrap();
+    assert_eq!(pred, want);
+}
+
+// The fixture's checkpoints store dropout counters under the old `dropout` key; resuming
+// from the newest one must end exactly where an uninterrupted run of today's code does.
+#[test]
+fn checkpoints_from_before_the_derive_resume_exactly() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (whole, resumed, checkpoints) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+    for entry in std::fs::read_dir(fixture_dir("mfblock-checkpoints")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), checkpoints.join(entry.file_name())).unwrap();
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    run_quietly(&fixture_args(whole, scratch.path(), "3", false)).unwrap();
+    run_quietly(&fixture_args(resumed, checkpoints, "3", true)).unwrap();
+    assert_eq!(saved_params(whole), saved_params(resumed));
+    // The last batch rolls over, so the third epoch has 8 batches: 22 masks in all.
+    let meta = std::fs::read_to_string(checkpoints.join("model-epoch3batch22.json")).unwrap();
+    assert!(meta.contains("\"dropout_user.calls\": 22"), "{meta}");
 }
 
 #[test]

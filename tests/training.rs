@@ -4,7 +4,7 @@
 mod common;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
-use boson::nn::{Activation, Block, Dense, Embedding, Initializer, Sequential};
+use boson::nn::{Activation, Block, Dense, Embedding, Forward, Initializer, Sequential};
 use boson::optim::{Optimizer, Rule, Trainer};
 use boson::{rng, Device, Tensor};
 use common::rand_vec;

@@ -1,12 +1,12 @@
 //! The two models: `MfBlock` (the SageMaker + Gluon reference network) and `BiasedMf`
 //! (user/item biases + global mean + dot product, the classic stronger baseline).
 //!
-//! Both are `Block`s taking `[users, items]` through `forward_many`. For ranking they also
+//! Both are `Block`s whose `Forward` input is `(users, items)`. For ranking they also
 //! expose per-user and per-item factor rows whose dot product (plus `offset`) is exactly the
 //! prediction, so scoring every item for a user is one matrix product instead of one
 //! network pass per (user, item) pair.
 
-use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Initializer, Parameter};
+use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Forward, Initializer, Model};
 use boson::{autograd, Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -56,8 +56,8 @@ fn embedding(rows: usize, dim: usize, spec: &ModelSpec) -> Embedding {
     Embedding::with_options(rows, dim, spec.sparse_grad, boson::tensor::DType::F32)
 }
 
-/// A rating model: a `Block` over `[users, items]` plus factor rows for ranking.
-pub trait RecModel: Block {
+/// A rating model: a `Forward` block over `(users, items)` plus factor rows for ranking.
+pub trait RecModel: Model + Forward<Input = (Tensor, Tensor)> {
     /// `[n, d]` rows such that `prediction(u, i) = <user_factors(u), item_factors(i)> + offset`.
     fn user_factors(&self, users: &Tensor) -> Result<Tensor>;
     /// See [`RecModel::user_factors`].
@@ -68,7 +68,7 @@ pub trait RecModel: Block {
 
 /// Builds and initialises the model described by `spec` on `device`. Parameter values
 /// come from boson's global seeded stream (`boson::rng::seed`). Shared (`Arc`) because
-/// the `Estimator` trains it as an `Arc<dyn Block>` while the pipeline keeps using it.
+/// the `Estimator` trains it as an `Arc<dyn Model>` while the pipeline keeps using it.
 pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecModel>> {
     if spec.num_users == 0 || spec.num_items == 0 || spec.num_embeddings == 0 {
         return Err(Error::InvalidArgument(format!(
@@ -105,6 +105,7 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
 }
 
 /// The reference network, parameter names as in the Gluon notebook.
+#[derive(Block)]
 pub struct MfBlock {
     user_embeddings: Embedding,
     item_embeddings: Embedding,
@@ -129,25 +130,10 @@ impl MfBlock {
     }
 }
 
-fn two_inputs<'a>(name: &str, xs: &'a [Tensor]) -> Result<(&'a Tensor, &'a Tensor)> {
-    match xs {
-        [u, i] => Ok((u, i)),
-        _ => Err(Error::InvalidArgument(format!(
-            "{name} takes [users, items], got {} inputs",
-            xs.len()
-        ))),
-    }
-}
+impl Forward for MfBlock {
+    type Input = (Tensor, Tensor);
 
-impl Block for MfBlock {
-    fn forward(&self, _: &Tensor) -> Result<Tensor> {
-        Err(Error::InvalidArgument(
-            "MfBlock takes two inputs: call forward_many(&[users, items])".into(),
-        ))
-    }
-
-    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-        let (users, items) = two_inputs("MfBlock", xs)?;
+    fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
         let a = self
             .dense_user
             .forward(&self.user_embeddings.forward(users)?)?;
@@ -159,30 +145,6 @@ impl Block for MfBlock {
             .forward(&a)?
             .mul(&self.dropout_item.forward(&b)?)?;
         p.sum_axis(1, false)
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        self.user_embeddings
-            .visit_params(&format!("{prefix}user_embeddings."), f);
-        self.item_embeddings
-            .visit_params(&format!("{prefix}item_embeddings."), f);
-        self.dense_user
-            .visit_params(&format!("{prefix}dense_user."), f);
-        self.dense_item
-            .visit_params(&format!("{prefix}dense_item."), f);
-    }
-
-    // Checkpoints save each layer's mask counter, so a resumed run drops the same
-    // elements as an uninterrupted one.
-    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &Dropout)) {
-        self.dropout_user
-            .visit_dropout(&format!("{prefix}dropout_user."), f);
-        self.dropout_item
-            .visit_dropout(&format!("{prefix}dropout_item."), f);
-    }
-
-    fn kind(&self) -> &'static str {
-        "mfblock"
     }
 }
 
@@ -206,11 +168,14 @@ impl RecModel for MfBlock {
 }
 
 /// `global_mean + b_u + b_i + <p_u, q_i>`.
+#[derive(Block)]
+#[block(kind = "biased-mf")]
 pub struct BiasedMf {
     user_embeddings: Embedding,
     item_embeddings: Embedding,
     user_bias: Embedding,
     item_bias: Embedding,
+    #[block(skip)]
     global_mean: f32,
 }
 
@@ -227,36 +192,16 @@ impl BiasedMf {
     }
 }
 
-impl Block for BiasedMf {
-    fn forward(&self, _: &Tensor) -> Result<Tensor> {
-        Err(Error::InvalidArgument(
-            "BiasedMf takes two inputs: call forward_many(&[users, items])".into(),
-        ))
-    }
+impl Forward for BiasedMf {
+    type Input = (Tensor, Tensor);
 
-    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-        let (users, items) = two_inputs("BiasedMf", xs)?;
+    fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
         let p = self.user_embeddings.forward(users)?;
         let q = self.item_embeddings.forward(items)?;
         let dot = p.mul(&q)?.sum_axis(1, false)?;
         let bu = self.user_bias.forward(users)?.sum_axis(1, false)?;
         let bi = self.item_bias.forward(items)?.sum_axis(1, false)?;
         dot.add(&bu)?.add(&bi)?.add_scalar(self.global_mean)
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        self.user_embeddings
-            .visit_params(&format!("{prefix}user_embeddings."), f);
-        self.item_embeddings
-            .visit_params(&format!("{prefix}item_embeddings."), f);
-        self.user_bias
-            .visit_params(&format!("{prefix}user_bias."), f);
-        self.item_bias
-            .visit_params(&format!("{prefix}item_bias."), f);
-    }
-
-    fn kind(&self) -> &'static str {
-        "biased-mf"
     }
 }
 
@@ -303,7 +248,7 @@ pub fn predict(
     for (u, i) in users.chunks(CHUNK).zip(items.chunks(CHUNK)) {
         let u = Tensor::from_vec_i64(u.to_vec(), &[u.len()])?.to_device(device)?;
         let i = Tensor::from_vec_i64(i.to_vec(), &[i.len()])?.to_device(device)?;
-        let p = autograd::predict_mode(|| model.forward_many(&[u, i]))?;
+        let p = autograd::predict_mode(|| model.forward(&(u, i)))?;
         out.extend(p.to_vec_f32()?);
     }
     Ok(out)

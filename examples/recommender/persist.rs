@@ -12,6 +12,7 @@ use crate::data::DataSummary;
 use crate::evaluate::Ranking;
 use crate::model::{build, ModelKind, ModelSpec, RecModel};
 use crate::train::{History, TrainConfig};
+use boson::nn::Block;
 use boson::ratings::IndexMap;
 use boson::{Device, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ pub fn save(
     items: &IndexMap,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    model.save_parameters(&dir.join("model.safetensors"))?;
+    model.collect_params().save(dir.join("model.safetensors"))?;
     write_json(&dir.join("config.json"), config)?;
     write_json(&dir.join("users.json"), &users.ids())?;
     write_json(&dir.join("items.json"), &items.ids())?;
@@ -124,7 +125,7 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
     // Parameters are built from the config and then loaded strictly, so a parameter file
     // from another model kind or size is refused with every mismatch listed.
     let model = build(&spec, 0, device)?;
-    model.load_parameters(&dir.join("model.safetensors"), device)?;
+    model.load_parameters(dir.join("model.safetensors"), device)?;
     let index = |ids: Vec<String>| {
         ids.into_iter()
             .enumerate()

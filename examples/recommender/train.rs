@@ -10,7 +10,7 @@ use boson::estimator::{
 };
 use boson::loss::L2Loss;
 use boson::metric::Rmse;
-use boson::nn::Block;
+use boson::nn::{Block, Model};
 use boson::optim::{Optimizer, Trainer};
 use boson::ratings::RatingsDataset;
 use boson::{Device, Error, Result};
@@ -213,7 +213,7 @@ pub fn fit(
         .num_workers(workers)
         .build()?;
     let test_loader = DataLoader::builder(test.clone()).batch_size(8192).build()?;
-    let net: Arc<dyn Block> = model.clone();
+    let net: Arc<dyn Model> = model.clone();
     let mut est = Estimator::builder(net, L2Loss::new())
         .trainer(Trainer::new(model.collect_params(), config.optimizer()))
         .train_metric(Rmse::new())

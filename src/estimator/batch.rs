@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// One training or validation batch: the model's inputs (passed to
-/// [`Block::forward_many`](crate::nn::Block::forward_many)) and the label the loss
+/// [`Model::forward_tensors`](crate::nn::Model::forward_tensors)) and the label the loss
 /// compares the prediction with.
 #[derive(Clone, Debug)]
 pub struct Batch {

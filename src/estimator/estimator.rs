@@ -11,7 +11,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metric::{self, Metric};
-use crate::nn::{Block, Initializer};
+use crate::nn::{Initializer, Model};
 use crate::optim::{Optimizer, Trainer};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -71,8 +71,8 @@ impl Progress {
 /// Gluon's `Estimator`: trains a net with a loss and a trainer, driven by
 /// [event handlers](super::EventHandler). See the [module docs](super) for an example.
 pub struct Estimator {
-    net: Arc<dyn Block>,
-    val_net: Arc<dyn Block>,
+    net: Arc<dyn Model>,
+    val_net: Arc<dyn Model>,
     loss: Arc<dyn Loss>,
     val_loss: Arc<dyn Loss>,
     trainer: Trainer,
@@ -93,12 +93,12 @@ pub struct Estimator {
 
 /// Builds an [`Estimator`]; start with [`Estimator::builder`].
 pub struct EstimatorBuilder {
-    net: Arc<dyn Block>,
+    net: Arc<dyn Model>,
     loss: Arc<dyn Loss>,
     trainer: Option<Trainer>,
     train_metrics: Vec<Box<dyn Metric>>,
     val_metrics: Vec<Box<dyn Metric>>,
-    val_net: Option<Arc<dyn Block>>,
+    val_net: Option<Arc<dyn Model>>,
     val_loss: Option<Arc<dyn Loss>>,
     device: Device,
     initializer: Option<Initializer>,
@@ -136,7 +136,7 @@ impl EstimatorBuilder {
     }
 
     /// The net used for validation (default: the training net).
-    pub fn val_net(mut self, net: Arc<dyn Block>) -> Self {
+    pub fn val_net(mut self, net: Arc<dyn Model>) -> Self {
         self.val_net = Some(net);
         self
     }
@@ -258,7 +258,7 @@ fn prefixed(prefix: &str, name: &str) -> String {
 
 impl Estimator {
     /// Starts building an estimator for `net` trained with `loss`.
-    pub fn builder(net: Arc<dyn Block>, loss: impl Loss + 'static) -> EstimatorBuilder {
+    pub fn builder(net: Arc<dyn Model>, loss: impl Loss + 'static) -> EstimatorBuilder {
         EstimatorBuilder {
             net,
             loss: Arc::new(loss),
@@ -275,7 +275,7 @@ impl Estimator {
     }
 
     /// The net being trained.
-    pub fn net(&self) -> &Arc<dyn Block> {
+    pub fn net(&self) -> &Arc<dyn Model> {
         &self.net
     }
 

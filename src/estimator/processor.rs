@@ -4,7 +4,7 @@ use super::batch::Batch;
 use crate::autograd;
 use crate::error::Result;
 use crate::loss::Loss;
-use crate::nn::Block;
+use crate::nn::Model;
 use crate::tensor::Tensor;
 
 /// What a processed batch produced; handlers receive it at `batch_end`.
@@ -24,25 +24,25 @@ pub struct StepOutput {
 /// [`GradientUpdateHandler`](super::GradientUpdateHandler) does that.
 pub trait BatchProcessor: Send {
     /// Forward under `autograd::record`, loss, backward.
-    fn fit_batch(&mut self, net: &dyn Block, loss: &dyn Loss, batch: Batch) -> Result<StepOutput>;
+    fn fit_batch(&mut self, net: &dyn Model, loss: &dyn Loss, batch: Batch) -> Result<StepOutput>;
 
     /// Forward and loss in predict mode, nothing recorded.
     fn evaluate_batch(
         &mut self,
-        net: &dyn Block,
+        net: &dyn Model,
         loss: &dyn Loss,
         batch: Batch,
     ) -> Result<StepOutput>;
 }
 
-/// The default step: `pred = net.forward_many(inputs)`, `loss = loss(pred, label)`.
+/// The default step: `pred = net.forward_tensors(inputs)`, `loss = loss(pred, label)`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultBatchProcessor;
 
 impl BatchProcessor for DefaultBatchProcessor {
-    fn fit_batch(&mut self, net: &dyn Block, loss: &dyn Loss, batch: Batch) -> Result<StepOutput> {
+    fn fit_batch(&mut self, net: &dyn Model, loss: &dyn Loss, batch: Batch) -> Result<StepOutput> {
         let (pred, l) = autograd::record(|| -> Result<(Tensor, Tensor)> {
-            let pred = net.forward_many(&batch.inputs)?;
+            let pred = net.forward_tensors(&batch.inputs)?;
             let l = loss.forward(&pred, &batch.label, None)?;
             Ok((pred, l))
         })?;
@@ -56,12 +56,12 @@ impl BatchProcessor for DefaultBatchProcessor {
 
     fn evaluate_batch(
         &mut self,
-        net: &dyn Block,
+        net: &dyn Model,
         loss: &dyn Loss,
         batch: Batch,
     ) -> Result<StepOutput> {
         autograd::pause(|| {
-            let pred = net.forward_many(&batch.inputs)?;
+            let pred = net.forward_tensors(&batch.inputs)?;
             let l = loss.forward(&pred, &batch.label, None)?;
             Ok(StepOutput {
                 batch,

@@ -1,45 +1,112 @@
-//! The `Block` trait and the `Sequential` container.
+//! The `Block` trait (parameters and state, usually derived), the `Forward` trait (the
+//! computation, with a typed input), and the `Sequential` container.
 
 use super::init::Initializer;
 use super::parameter::{Parameter, ParameterDict};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-/// A layer or a model: a forward computation plus the parameters it owns.
+pub use boson_derive::Block;
+
+/// Receives everything a [`Block`] holds, under hierarchical names.
+pub trait Visitor {
+    /// A parameter (trainable or not), e.g. `users.weight`.
+    fn param(&mut self, name: &str, param: &Parameter);
+    /// Non-parameter state a checkpoint must hold, e.g. a dropout layer's mask counter.
+    fn state(&mut self, name: &str, state: &dyn State);
+}
+
+/// State that is not a parameter but that an exact resume needs (a dropout layer's mask
+/// counter). Tensors that are state, such as [`BatchNorm`](super::BatchNorm)'s running
+/// statistics, are non-trainable [`Parameter`]s instead (as in Gluon), so parameter files
+/// hold them too.
+pub trait State: Send + Sync {
+    /// The current value, as JSON.
+    fn save_state(&self) -> serde_json::Value;
+    /// Restores a value written by [`State::save_state`].
+    fn load_state(&self, value: &serde_json::Value) -> Result<()>;
+}
+
+impl State for AtomicU64 {
+    fn save_state(&self) -> serde_json::Value {
+        self.load(Ordering::SeqCst).into()
+    }
+    fn load_state(&self, value: &serde_json::Value) -> Result<()> {
+        let v = value.as_u64().ok_or_else(|| {
+            Error::InvalidArgument(format!("expected a counter (an integer >= 0), got {value}"))
+        })?;
+        self.store(v, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// `path.name`, or `name` at the root: how the derive names a field.
+pub fn join_path(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// A layer or a model: the parameters and state it owns, named by where they sit.
 ///
-/// A block built from other blocks lists its children in [`Block::visit_params`]
-/// with a name prefix each, which gives hierarchical names such as `user_dense.weight`.
-/// Training/predict behaviour (dropout, batch norm) follows
-/// [`autograd::is_training`](crate::autograd::is_training).
+/// Derive it: every field that is a parameter, a block, or an `Option`/`Vec`/`Box`/`Arc`
+/// of them is found and named after the field (`users.weight`, `towers.0.bias`);
+/// configuration fields are marked `#[block(skip)]`, state fields `#[block(state)]`, and
+/// `#[block(rename = "...")]` renames one. A field that is none of these is a compile
+/// error, so nothing can be forgotten. The computation is the [`Forward`] trait.
+///
+/// ```
+/// use boson::nn::{Activation, Block, Dense, Forward, Initializer};
+/// use boson::{Device, Result, Tensor};
+///
+/// #[derive(Block)]
+/// struct TwoLayer {
+///     hidden: Dense,
+///     out: Dense,
+/// }
+///
+/// impl Forward for TwoLayer {
+///     type Input = Tensor;
+///     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+///         self.out.forward(&self.hidden.forward(x)?)
+///     }
+/// }
+///
+/// let net = TwoLayer { hidden: Dense::new(8).activation(Activation::Relu), out: Dense::new(1) };
+/// net.initialize(&Initializer::xavier(3.0), Device::Cpu)?;
+/// assert_eq!(net.forward(&Tensor::ones(&[4, 3], Device::Cpu)?)?.shape(), &[4, 1]);
+/// assert_eq!(net.collect_params().names(), ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
+/// # Ok::<(), boson::Error>(())
+/// ```
+///
+/// A field the derive cannot place does not compile (here `rate`, which needs
+/// `#[block(skip)]`):
+///
+/// ```compile_fail
+/// use boson::nn::{Block, Dense};
+///
+/// #[derive(Block)]
+/// struct Forgot {
+///     dense: Dense,
+///     rate: f32,
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Block, a Parameter or an Option/Vec/Box/Arc of them",
+    label = "not a block",
+    note = "mark configuration fields `#[block(skip)]` and state fields `#[block(state)]`"
+)]
 pub trait Block: Send + Sync {
-    /// The forward pass on one input.
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
-
-    /// The forward pass on several inputs (e.g. users and items). The default accepts
-    /// exactly one input and calls [`Block::forward`].
-    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-        match xs {
-            [x] => self.forward(x),
-            _ => Err(Error::InvalidArgument(format!(
-                "{} takes one input, got {}",
-                self.kind(),
-                xs.len()
-            ))),
-        }
-    }
-
-    /// Calls `f(name, parameter)` for every parameter, names prefixed with `prefix`.
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter));
-
-    /// Calls `f(name, layer)` for every [`Dropout`](super::Dropout) layer, names prefixed
-    /// with `prefix` as in [`Block::visit_params`]. Checkpoints use it to save and restore
-    /// each layer's mask counter, so a resumed run drops the same elements as an
-    /// uninterrupted one. A block with children forwards it to them (the default visits
-    /// nothing).
-    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
-        let _ = (prefix, f);
-    }
+    /// Calls `visitor` for every parameter and state under `path` (`""` at the root).
+    /// Generated by `#[derive(Block)]`.
+    fn visit(&self, path: &str, visitor: &mut dyn Visitor);
 
     /// A short lowercase type name used to name children in a `Sequential` (`dense`).
     fn kind(&self) -> &'static str {
@@ -48,25 +115,119 @@ pub trait Block: Send + Sync {
 
     /// All parameters, in a stable order, under hierarchical names.
     fn collect_params(&self) -> ParameterDict {
-        let mut dict = ParameterDict::new();
-        self.visit_params("", &mut |name, p| dict.insert(name, p.clone()));
-        dict
+        struct Params(ParameterDict);
+        impl Visitor for Params {
+            fn param(&mut self, name: &str, param: &Parameter) {
+                self.0.insert(name.to_string(), param.clone());
+            }
+            fn state(&mut self, _: &str, _: &dyn State) {}
+        }
+        let mut v = Params(ParameterDict::new());
+        self.visit("", &mut v);
+        v.0
+    }
+
+    /// Every [`State`] value by name (what checkpoints save besides the parameters).
+    fn collect_state(&self) -> BTreeMap<String, serde_json::Value> {
+        struct States(BTreeMap<String, serde_json::Value>);
+        impl Visitor for States {
+            fn param(&mut self, _: &str, _: &Parameter) {}
+            fn state(&mut self, name: &str, state: &dyn State) {
+                self.0.insert(name.to_string(), state.save_state());
+            }
+        }
+        let mut v = States(BTreeMap::new());
+        self.visit("", &mut v);
+        v.0
+    }
+
+    /// Restores values from [`Block::collect_state`], strictly: a state of the block that
+    /// `values` lacks, one `values` has that the block lacks, or a bad value is an error
+    /// naming all of them, and nothing is restored.
+    fn restore_state(&self, values: &BTreeMap<String, serde_json::Value>) -> Result<()> {
+        struct Check<'a> {
+            values: &'a BTreeMap<String, serde_json::Value>,
+            seen: Vec<String>,
+            problems: Vec<String>,
+            apply: bool,
+        }
+        impl Visitor for Check<'_> {
+            fn param(&mut self, _: &str, _: &Parameter) {}
+            fn state(&mut self, name: &str, state: &dyn State) {
+                self.seen.push(name.to_string());
+                match self.values.get(name) {
+                    None => self.problems.push(format!("no value for state '{name}'")),
+                    Some(v) if self.apply => {
+                        if let Err(e) = state.load_state(v) {
+                            self.problems.push(format!("state '{name}': {e}"));
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut check = Check {
+            values,
+            seen: Vec::new(),
+            problems: Vec::new(),
+            apply: false,
+        };
+        self.visit("", &mut check);
+        for name in values.keys().filter(|n| !check.seen.contains(n)) {
+            check
+                .problems
+                .push(format!("value for '{name}', which the block does not have"));
+        }
+        if check.problems.is_empty() {
+            check.apply = true;
+            check.seen.clear();
+            self.visit("", &mut check);
+        }
+        match check.problems.is_empty() {
+            true => Ok(()),
+            false => Err(Error::InvalidArgument(format!(
+                "state does not match the block: {}",
+                check.problems.join("; ")
+            ))),
+        }
     }
 
     /// Initialises every parameter that has no values yet (Gluon's `initialize`).
-    /// Parameters with their own initializer (biases: zeros) keep it.
+    /// Parameters with their own initializer (biases: zeros) keep it. Parameters that
+    /// already have values are left as they are, with a warning on stderr naming them,
+    /// as Gluon does; use [`Block::force_reinit`] to draw new values.
     fn initialize(&self, init: &Initializer, device: Device) -> Result<()> {
-        self.collect_params().initialize(init, device)
+        let skipped = self.collect_params().initialize(init, device)?;
+        if !skipped.is_empty() {
+            eprintln!(
+                "warning: {} already initialised, left as is (use force_reinit to re-initialise): {}",
+                skipped.len(),
+                skipped.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Draws new values for every parameter, initialised or not (Gluon's
+    /// `initialize(force_reinit=True)`).
+    fn force_reinit(&self, init: &Initializer, device: Device) -> Result<()> {
+        self.collect_params().force_reinit(init, device)
     }
 
     /// Saves the parameters to a safetensors file (Gluon's `save_parameters`).
-    fn save_parameters(&self, path: &std::path::Path) -> Result<()> {
+    fn save_parameters(&self, path: impl AsRef<Path>) -> Result<()>
+    where
+        Self: Sized,
+    {
         self.collect_params().save(path)
     }
 
     /// Loads parameters saved by [`Block::save_parameters`], strictly: any missing, extra,
     /// misshaped or mistyped parameter is an error listing all of them.
-    fn load_parameters(&self, path: &std::path::Path, device: Device) -> Result<()> {
+    fn load_parameters(&self, path: impl AsRef<Path>, device: Device) -> Result<()>
+    where
+        Self: Sized,
+    {
         let opts = super::LoadOptions {
             device: Some(device),
             ..Default::default()
@@ -75,47 +236,134 @@ pub trait Block: Send + Sync {
     }
 }
 
-impl<B: Block + ?Sized> Block for Box<B> {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        (**self).forward(x)
-    }
-    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
-        (**self).visit_dropout(prefix, f)
-    }
-    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-        (**self).forward_many(xs)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        (**self).visit_params(prefix, f)
-    }
-    fn kind(&self) -> &'static str {
-        (**self).kind()
+/// The computation of a block: `forward(&input)`. `Input` is what the block takes:
+/// [`Tensor`] for a layer, a tuple such as `(Tensor, Tensor)` for a model of users and
+/// items, so a model with two inputs is written with two named arguments and no
+/// run-time check of how many it got.
+pub trait Forward: Block {
+    /// What the block takes: a tensor, or a tuple of tensors ([`Inputs`]).
+    type Input;
+    /// The forward pass. Training/predict behaviour (dropout, batch norm) follows
+    /// [`autograd::is_training`](crate::autograd::is_training).
+    fn forward(&self, input: &Self::Input) -> Result<Tensor>;
+}
+
+/// Model inputs built from a batch's tensors ([`estimator::Batch`](crate::estimator)'s
+/// `inputs`): a tensor or a tuple of up to four.
+pub trait Inputs: Sized {
+    /// How many tensors this input is made of.
+    const COUNT: usize;
+    /// Builds the input from exactly [`Inputs::COUNT`] tensors (cheap handle clones).
+    fn from_tensors(tensors: &[Tensor]) -> Result<Self>;
+}
+
+impl Inputs for Tensor {
+    const COUNT: usize = 1;
+    fn from_tensors(tensors: &[Tensor]) -> Result<Self> {
+        match tensors {
+            [x] => Ok(x.clone()),
+            _ => Err(input_count_error(Self::COUNT, tensors.len())),
+        }
     }
 }
 
-impl<B: Block + ?Sized> Block for std::sync::Arc<B> {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        (**self).forward(x)
-    }
-    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
-        (**self).visit_dropout(prefix, f)
-    }
-    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
-        (**self).forward_many(xs)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        (**self).visit_params(prefix, f)
-    }
-    fn kind(&self) -> &'static str {
-        (**self).kind()
+macro_rules! tuple_inputs {
+    ($count:literal: $($t:ident),+) => {
+        impl Inputs for ($(tuple_inputs!(@tensor $t),)+) {
+            const COUNT: usize = $count;
+            fn from_tensors(tensors: &[Tensor]) -> Result<Self> {
+                match tensors {
+                    [$($t),+] => Ok(($($t.clone(),)+)),
+                    _ => Err(input_count_error(Self::COUNT, tensors.len())),
+                }
+            }
+        }
+    };
+    (@tensor $t:ident) => { Tensor };
+}
+tuple_inputs!(2: a, b);
+tuple_inputs!(3: a, b, c);
+tuple_inputs!(4: a, b, c, d);
+
+fn input_count_error(want: usize, got: usize) -> Error {
+    Error::InvalidArgument(format!(
+        "the model takes {want} input tensor(s) but the batch has {got}: a batch's last \
+         tensor is the label and the others are the inputs (see estimator::IntoBatch)"
+    ))
+}
+
+/// A block the [`Estimator`](crate::estimator::Estimator) can run: its forward on a
+/// batch's input tensors. Every [`Forward`] block whose input is [`Inputs`] is one.
+pub trait Model: Block {
+    /// The forward pass on a batch's inputs, in order.
+    fn forward_tensors(&self, inputs: &[Tensor]) -> Result<Tensor>;
+}
+
+impl<F: Forward + ?Sized> Model for F
+where
+    F::Input: Inputs,
+{
+    fn forward_tensors(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        self.forward(&F::Input::from_tensors(inputs)?)
     }
 }
+
+// Containers: a parameter is a leaf; Option, Vec, Box and Arc visit what they hold.
+
+impl Block for Parameter {
+    fn visit(&self, path: &str, visitor: &mut dyn Visitor) {
+        visitor.param(path, self)
+    }
+    fn kind(&self) -> &'static str {
+        "parameter"
+    }
+}
+
+impl<B: Block> Block for Option<B> {
+    fn visit(&self, path: &str, visitor: &mut dyn Visitor) {
+        if let Some(b) = self {
+            b.visit(path, visitor)
+        }
+    }
+}
+
+impl<B: Block> Block for Vec<B> {
+    fn visit(&self, path: &str, visitor: &mut dyn Visitor) {
+        for (i, b) in self.iter().enumerate() {
+            b.visit(&join_path(path, &i.to_string()), visitor)
+        }
+    }
+}
+
+macro_rules! pointer_blocks {
+    ($($ptr:ident),+) => {$(
+        impl<B: Block + ?Sized> Block for $ptr<B> {
+            fn visit(&self, path: &str, visitor: &mut dyn Visitor) {
+                (**self).visit(path, visitor)
+            }
+            fn kind(&self) -> &'static str {
+                (**self).kind()
+            }
+        }
+
+        impl<F: Forward + ?Sized> Forward for $ptr<F> {
+            type Input = F::Input;
+            fn forward(&self, input: &F::Input) -> Result<Tensor> {
+                (**self).forward(input)
+            }
+        }
+    )+};
+}
+pointer_blocks!(Box, Arc);
+
+/// A block that maps one tensor to one tensor: what a [`Sequential`] holds.
+pub type Layer = dyn Forward<Input = Tensor>;
 
 /// Blocks applied one after another. Children are named `{kind}{n}` per kind, as Gluon
 /// 1.x does: `dense0`, `dense1`, `dropout0`.
 #[derive(Default)]
 pub struct Sequential {
-    children: Vec<Box<dyn Block>>,
+    children: Vec<Box<Layer>>,
 }
 
 impl Sequential {
@@ -126,13 +374,13 @@ impl Sequential {
 
     /// Appends a block (builder style, as Gluon's `net.add(...)`).
     #[allow(clippy::should_implement_trait)]
-    pub fn add(mut self, block: impl Block + 'static) -> Self {
+    pub fn add(mut self, block: impl Forward<Input = Tensor> + 'static) -> Self {
         self.children.push(Box::new(block));
         self
     }
 
     /// Appends a block in place.
-    pub fn push(&mut self, block: impl Block + 'static) {
+    pub fn push(&mut self, block: impl Forward<Input = Tensor> + 'static) {
         self.children.push(Box::new(block));
     }
 
@@ -161,28 +409,26 @@ impl Sequential {
     }
 }
 
+// Hand-written: the children's names come from their kinds, not from fields.
 impl Block for Sequential {
+    fn visit(&self, path: &str, visitor: &mut dyn Visitor) {
+        for (c, name) in self.children.iter().zip(self.child_names()) {
+            c.visit(&join_path(path, &name), visitor);
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "sequential"
+    }
+}
+
+impl Forward for Sequential {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for c in &self.children {
             h = c.forward(&h)?;
         }
         Ok(h)
-    }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        for (c, name) in self.children.iter().zip(self.child_names()) {
-            c.visit_params(&format!("{prefix}{name}."), f);
-        }
-    }
-
-    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &super::Dropout)) {
-        for (c, name) in self.children.iter().zip(self.child_names()) {
-            c.visit_dropout(&format!("{prefix}{name}."), f);
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        "sequential"
     }
 }

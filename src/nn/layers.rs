@@ -1,6 +1,6 @@
 //! Basic layers: Dense, Embedding, Dropout, Activation, Flatten, Lambda, LayerNorm, BatchNorm.
 
-use super::block::Block;
+use super::block::{Block, Forward};
 use super::init::Initializer;
 use super::parameter::{GradStype, Parameter};
 use crate::autograd;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Element-wise activations (Gluon's `Activation` names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Block)]
 pub enum Activation {
     /// `max(x, 0)`
     Relu,
@@ -34,25 +34,26 @@ impl Activation {
     }
 }
 
-impl Block for Activation {
+impl Forward for Activation {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.apply(x)
-    }
-    fn visit_params(&self, _: &str, _: &mut dyn FnMut(String, &Parameter)) {}
-    fn kind(&self) -> &'static str {
-        "activation"
     }
 }
 
 /// A fully connected layer: `y = act(x · Wᵀ + b)` with `W: [units, in_units]` (Gluon's
 /// layout). `in_units = 0` infers the input size at the first forward pass.
+#[derive(Block)]
 pub struct Dense {
     /// `[units, in_units]`
     pub weight: Parameter,
     /// `[units]`, absent when `use_bias` is false.
     pub bias: Option<Parameter>,
+    #[block(skip)]
     activation: Option<Activation>,
+    #[block(skip)]
     flatten: bool,
+    #[block(skip)]
     units: usize,
 }
 
@@ -96,7 +97,8 @@ impl Dense {
     }
 }
 
-impl Block for Dense {
+impl Forward for Dense {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x2 = if self.flatten && x.rank() > 2 {
             x.flatten_from(1)?
@@ -133,25 +135,16 @@ impl Block for Dense {
             None => Ok(y),
         }
     }
-
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        f(format!("{prefix}weight"), &self.weight);
-        if let Some(b) = &self.bias {
-            f(format!("{prefix}bias"), b);
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        "dense"
-    }
 }
 
 /// A lookup table `[input_dim, output_dim]` mapping `i64` indices to rows. Its gradient is
 /// row-sparse by default (`sparse_grad`), so a step costs O(batch × dim) whatever the
 /// vocabulary size.
+#[derive(Block)]
 pub struct Embedding {
     /// `[input_dim, output_dim]`
     pub weight: Parameter,
+    #[block(skip)]
     sparse_grad: bool,
 }
 
@@ -180,23 +173,24 @@ impl Embedding {
     }
 }
 
-impl Block for Embedding {
+impl Forward for Embedding {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.weight.data()?.take(x, self.sparse_grad)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        f(format!("{prefix}weight"), &self.weight);
-    }
-    fn kind(&self) -> &'static str {
-        "embedding"
     }
 }
 
 /// Inverted dropout, active only in training mode. Each call draws a fresh mask from a
-/// counter-based stream, so runs with the same seed drop the same elements.
+/// counter-based stream, so runs with the same seed drop the same elements. The count of
+/// masks drawn is the layer's [`State`](super::State) (`{name}.calls`), so checkpoints
+/// resume with the same masks.
+#[derive(Block)]
 pub struct Dropout {
+    #[block(skip)]
     rate: f32,
+    #[block(skip)]
     seed: u64,
+    #[block(state)]
     calls: AtomicU64,
 }
 
@@ -227,7 +221,8 @@ impl Dropout {
     }
 }
 
-impl Block for Dropout {
+impl Forward for Dropout {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if !autograd::is_training() || self.rate == 0.0 {
             return Ok(x.clone());
@@ -235,40 +230,24 @@ impl Block for Dropout {
         let c = self.calls.fetch_add(1, Ordering::SeqCst);
         x.dropout(self.rate, crate::rng::mix_seed(self.seed, c))
     }
-    fn visit_params(&self, _: &str, _: &mut dyn FnMut(String, &Parameter)) {}
-    fn visit_dropout(&self, prefix: &str, f: &mut dyn FnMut(String, &Dropout)) {
-        let name = prefix.trim_end_matches('.');
-        f(
-            if name.is_empty() {
-                "dropout".into()
-            } else {
-                name.into()
-            },
-            self,
-        )
-    }
-    fn kind(&self) -> &'static str {
-        "dropout"
-    }
 }
 
 /// Flattens `[batch, ...]` to `[batch, Π ...]`.
+#[derive(Block)]
 pub struct Flatten;
 
-impl Block for Flatten {
+impl Forward for Flatten {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.flatten_from(1)
-    }
-    fn visit_params(&self, _: &str, _: &mut dyn FnMut(String, &Parameter)) {}
-    fn kind(&self) -> &'static str {
-        "flatten"
     }
 }
 
 type LambdaFn = dyn Fn(&Tensor) -> Result<Tensor> + Send + Sync;
 
 /// A block from a closure (Gluon's `Lambda`), for glue such as reshapes.
-pub struct Lambda(Box<LambdaFn>);
+#[derive(Block)]
+pub struct Lambda(#[block(skip)] Box<LambdaFn>);
 
 impl Lambda {
     /// Wraps `f`.
@@ -277,22 +256,21 @@ impl Lambda {
     }
 }
 
-impl Block for Lambda {
+impl Forward for Lambda {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         (self.0)(x)
-    }
-    fn visit_params(&self, _: &str, _: &mut dyn FnMut(String, &Parameter)) {}
-    fn kind(&self) -> &'static str {
-        "lambda"
     }
 }
 
 /// Normalises over the last axis, then scales by `gamma` and shifts by `beta`.
+#[derive(Block)]
 pub struct LayerNorm {
     /// `[channels]`, initialised to ones.
     pub gamma: Parameter,
     /// `[channels]`, initialised to zeros.
     pub beta: Parameter,
+    #[block(skip)]
     epsilon: f32,
 }
 
@@ -313,7 +291,8 @@ impl LayerNorm {
     }
 }
 
-impl Block for LayerNorm {
+impl Forward for LayerNorm {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let axis = x.rank().checked_sub(1).ok_or_else(|| Error::InvalidShape {
             op: "LayerNorm",
@@ -328,18 +307,13 @@ impl Block for LayerNorm {
         let xhat = centered.div(&var.add_scalar(self.epsilon)?.sqrt()?)?;
         xhat.mul(&self.gamma.data()?)?.add(&self.beta.data()?)
     }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        f(format!("{prefix}gamma"), &self.gamma);
-        f(format!("{prefix}beta"), &self.beta);
-    }
-    fn kind(&self) -> &'static str {
-        "layernorm"
-    }
 }
 
 /// Batch normalisation over axis 1 (channels). Training mode normalises with the batch's
 /// statistics and updates the running ones (`running = momentum·running + (1−momentum)·batch`);
-/// predict mode uses the running statistics.
+/// predict mode uses the running statistics. The running statistics are non-trainable
+/// parameters (as in Gluon), so parameter files and checkpoints hold them.
+#[derive(Block)]
 pub struct BatchNorm {
     /// `[channels]`, ones.
     pub gamma: Parameter,
@@ -349,8 +323,11 @@ pub struct BatchNorm {
     pub running_mean: Parameter,
     /// `[channels]`, not trained.
     pub running_var: Parameter,
+    #[block(skip)]
     momentum: f32,
+    #[block(skip)]
     epsilon: f32,
+    #[block(skip)]
     lock: Mutex<()>,
 }
 
@@ -385,7 +362,8 @@ impl Parameter {
     }
 }
 
-impl Block for BatchNorm {
+impl Forward for BatchNorm {
+    type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() < 2 {
             return Err(Error::InvalidShape {
@@ -432,14 +410,5 @@ impl Block for BatchNorm {
         let gamma = self.gamma.data()?.reshape(&bshape)?;
         let beta = self.beta.data()?.reshape(&bshape)?;
         xhat.mul(&gamma)?.add(&beta)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        f(format!("{prefix}gamma"), &self.gamma);
-        f(format!("{prefix}beta"), &self.beta);
-        f(format!("{prefix}running_mean"), &self.running_mean);
-        f(format!("{prefix}running_var"), &self.running_var);
-    }
-    fn kind(&self) -> &'static str {
-        "batchnorm"
     }
 }

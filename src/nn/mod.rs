@@ -1,21 +1,19 @@
 //! Neural-network building blocks: `Block`, `Parameter`, initializers and layers.
 //!
-//! A custom block is a struct of other blocks plus a forward method; list the children in
-//! `visit_params` to give their parameters hierarchical names:
+//! A custom block is a struct of other blocks with `#[derive(Block)]`, which names its
+//! parameters after the fields, plus a [`Forward`] impl with the computation:
 //!
 //! ```
-//! use boson::nn::{Activation, Block, Dense, Initializer, Parameter};
-//! use boson::{Device, Tensor, Result};
+//! use boson::nn::{Activation, Block, Dense, Forward, Initializer};
+//! use boson::{Device, Result, Tensor};
 //!
+//! #[derive(Block)]
 //! struct TwoLayer { hidden: Dense, out: Dense }
 //!
-//! impl Block for TwoLayer {
+//! impl Forward for TwoLayer {
+//!     type Input = Tensor;
 //!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
 //!         self.out.forward(&self.hidden.forward(x)?)
-//!     }
-//!     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-//!         self.hidden.visit_params(&format!("{prefix}hidden."), f);
-//!         self.out.visit_params(&format!("{prefix}out."), f);
 //!     }
 //! }
 //!
@@ -33,7 +31,7 @@ mod layers;
 mod parameter;
 mod persist;
 
-pub use block::{Block, Sequential};
+pub use block::{join_path, Block, Forward, Inputs, Layer, Model, Sequential, State, Visitor};
 pub use init::{FactorType, Initializer, RndType};
 pub use layers::{Activation, BatchNorm, Dense, Dropout, Embedding, Flatten, Lambda, LayerNorm};
 pub use parameter::{GradStype, Parameter, ParameterDict};

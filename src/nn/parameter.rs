@@ -173,6 +173,12 @@ impl Parameter {
         }
     }
 
+    /// Forgets the values (and the gradient), so the next `initialize` draws new ones.
+    fn clear_data(&self) {
+        *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.zero_grad();
+    }
+
     fn set_data_tensor(&self, t: Tensor) {
         let leaf = t.detach().with_grad_slot(self.0.slot.clone());
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = Some(leaf);
@@ -322,11 +328,28 @@ impl ParameterDict {
     }
 
     /// Initialises every uninitialised parameter, each from its own seed of the global
-    /// random stream (see [`crate::rng::seed`]).
-    pub fn initialize(&self, init: &Initializer, device: Device) -> Result<()> {
-        for (_, p) in &self.items {
+    /// random stream (see [`crate::rng::seed`]). Returns the names of the parameters that
+    /// already had values and were left as they are.
+    pub fn initialize(&self, init: &Initializer, device: Device) -> Result<Vec<String>> {
+        let mut skipped = Vec::new();
+        for (name, p) in &self.items {
+            // Every parameter draws its seed, so which ones were initialised before does
+            // not shift the others' values.
             let seed = crate::rng::next_seed();
+            if p.is_initialized() {
+                skipped.push(name.clone());
+            }
             p.initialize(init, device, seed)?;
+        }
+        Ok(skipped)
+    }
+
+    /// Draws new values for every parameter, initialised or not (Gluon's
+    /// `force_reinit=True`), on `device`.
+    pub fn force_reinit(&self, init: &Initializer, device: Device) -> Result<()> {
+        for (_, p) in &self.items {
+            p.clear_data();
+            p.initialize(init, device, crate::rng::next_seed())?;
         }
         Ok(())
     }

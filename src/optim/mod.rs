@@ -1,7 +1,7 @@
 //! Optimizers, learning-rate schedules and the `Trainer`.
 //!
 //! ```
-//! use boson::nn::{Block, Dense, Initializer};
+//! use boson::nn::{Block, Dense, Forward, Initializer};
 //! use boson::optim::{Optimizer, Trainer};
 //! use boson::loss::{L2Loss, Loss};
 //! use boson::{autograd, Device, Tensor};

@@ -120,6 +120,72 @@ impl Optimizer {
         )
     }
 
+    /// An optimizer by its Gluon name and `optimizer_params`, as
+    /// `gluon.Trainer(params, "sgd", {"learning_rate": 0.1, "momentum": 0.9})`:
+    /// `Optimizer::create("sgd", &[("learning_rate", 0.1), ("momentum", 0.9)])`.
+    ///
+    /// Names: `sgd`, `nag`, `adam`, `adamw`, `adagrad`, `rmsprop`, `ftrl`. Keys:
+    /// `learning_rate` (default 0.01, MXNet's), `wd`, `clip_gradient`, `momentum` (sgd,
+    /// nag), `beta1`, `beta2`, `epsilon` (adam, adamw), `epsilon`, `gamma1`, `gamma2`,
+    /// `centered` (1 or 0, rmsprop), `epsilon` (adagrad), `lamda1`, `beta` (ftrl). An
+    /// unknown name, or a key the optimizer does not have, is an error listing the valid
+    /// ones.
+    pub fn create(name: &str, params: &[(&str, f32)]) -> crate::Result<Self> {
+        let lr = params
+            .iter()
+            .find(|(k, _)| *k == "learning_rate")
+            .map_or(0.01, |(_, v)| *v);
+        let mut opt = match name.to_ascii_lowercase().as_str() {
+            "sgd" => Self::sgd(lr),
+            "nag" => Self::nag(lr, 0.0),
+            "adam" => Self::adam(lr),
+            "adamw" => Self::adamw(lr),
+            "adagrad" => Self::adagrad(lr),
+            "rmsprop" => Self::rmsprop(lr),
+            "ftrl" => Self::ftrl(lr),
+            _ => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "unknown optimizer '{name}': expected one of sgd, nag, adam, adamw, \
+                     adagrad, rmsprop, ftrl"
+                )))
+            }
+        };
+        for &(key, value) in params {
+            let known = match (key, &mut opt.rule) {
+                ("learning_rate", _) => true,
+                ("wd", _) => {
+                    opt.wd = value;
+                    true
+                }
+                ("clip_gradient", _) => {
+                    opt.clip_gradient = Some(value);
+                    true
+                }
+                ("momentum", Rule::Sgd { momentum, .. }) => set(momentum, value),
+                ("beta1", Rule::Adam { beta1, .. }) => set(beta1, value),
+                ("beta2", Rule::Adam { beta2, .. }) => set(beta2, value),
+                ("epsilon", Rule::Adam { epsilon, .. })
+                | ("epsilon", Rule::AdaGrad { epsilon })
+                | ("epsilon", Rule::RmsProp { epsilon, .. }) => set(epsilon, value),
+                ("gamma1", Rule::RmsProp { gamma1, .. }) => set(gamma1, value),
+                ("gamma2", Rule::RmsProp { gamma2, .. }) => set(gamma2, value),
+                ("centered", Rule::RmsProp { centered, .. }) => {
+                    *centered = value != 0.0;
+                    true
+                }
+                ("lamda1", Rule::Ftrl { lamda1, .. }) => set(lamda1, value),
+                ("beta", Rule::Ftrl { beta, .. }) => set(beta, value),
+                _ => false,
+            };
+            if !known {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "optimizer '{name}' has no parameter '{key}'"
+                )));
+            }
+        }
+        Ok(opt)
+    }
+
     /// Sets SGD momentum (ignored by other rules).
     pub fn momentum(mut self, m: f32) -> Self {
         if let Rule::Sgd { momentum, .. } = &mut self.rule {
@@ -162,4 +228,9 @@ impl Optimizer {
             None => self.lr,
         }
     }
+}
+
+fn set(field: &mut f32, value: f32) -> bool {
+    *field = value;
+    true
 }

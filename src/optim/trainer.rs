@@ -19,6 +19,7 @@ pub struct Trainer {
     states: Vec<Option<Vec<Tensor>>>,
     num_update: u64,
     clip_global_norm: Option<f32>,
+    ignore_stale_grad: bool,
 }
 
 impl Trainer {
@@ -31,6 +32,7 @@ impl Trainer {
             states: vec![None; n],
             num_update: 0,
             clip_global_norm: None,
+            ignore_stale_grad: false,
         }
     }
 
@@ -98,12 +100,43 @@ impl Trainer {
         Ok(sq.sqrt() as f32)
     }
 
-    /// One optimizer update for a batch of `batch_size` samples.
+    /// Whether [`step`](Self::step) skips parameters that backward gave no gradient
+    /// since the last step, instead of failing (Gluon's `ignore_stale_grad`; default
+    /// false). Set it when a step intentionally uses only some of the parameters.
+    pub fn set_ignore_stale_grad(&mut self, ignore: bool) {
+        self.ignore_stale_grad = ignore;
+    }
+
+    /// One optimizer update for a batch of `batch_size` samples. Every trained
+    /// parameter (`grad_req` write) must have a gradient from a `backward` since the last
+    /// step; stale ones are an error naming them, as in Gluon, unless
+    /// [`set_ignore_stale_grad`](Self::set_ignore_stale_grad) says to skip them.
     pub fn step(&mut self, batch_size: usize) -> Result<()> {
         if batch_size == 0 {
             return Err(Error::InvalidArgument(
                 "step(batch_size) needs batch_size > 0".into(),
             ));
+        }
+        let stale: Vec<&str> = self
+            .params
+            .iter()
+            .filter(|(_, p)| p.grad_req() == GradReq::Write && p.grad().is_none())
+            .map(|(name, _)| name)
+            .collect();
+        let trained = self
+            .params
+            .iter()
+            .filter(|(_, p)| p.grad_req() != GradReq::Null)
+            .count();
+        if !stale.is_empty() && (stale.len() == trained || !self.ignore_stale_grad) {
+            return Err(Error::InvalidArgument(format!(
+                "step() with no gradient for {} of {trained} parameter(s) ({}): call \
+                 backward() on a loss computed under autograd::record before each step; \
+                 if a step uses only some parameters on purpose, call \
+                 set_ignore_stale_grad(true)",
+                stale.len(),
+                stale.join(", ")
+            )));
         }
         if let Some(c) = self
             .optimizer

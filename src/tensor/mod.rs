@@ -15,6 +15,8 @@
 //! ```
 
 mod cpu;
+mod display;
+mod operators;
 mod ops;
 pub(crate) mod pool;
 mod shape;
@@ -63,18 +65,6 @@ pub(crate) struct Inner {
 /// An n-dimensional array of `f32` (values) or `i64` (indices), or an `f16`/`bf16` table.
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<Inner>);
-
-impl std::fmt::Debug for Tensor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Tensor(shape={:?}, dtype={:?}, device={})",
-            self.shape(),
-            self.dtype(),
-            self.device()
-        )
-    }
-}
 
 impl Tensor {
     pub(crate) fn from_storage(storage: Storage, shape: Vec<usize>, op: Option<Op>) -> Tensor {

@@ -7,7 +7,7 @@ use super::common::{rand_tensor, rand_vec};
 use super::mf::mf;
 use boson::autograd;
 use boson::loss::{L2Loss, Loss};
-use boson::nn::{Block, Initializer};
+use boson::nn::{Block, Forward, Initializer};
 use boson::optim::{Optimizer, Trainer};
 use boson::{Device, Result, Tensor};
 
@@ -112,9 +112,8 @@ pub fn mf_loss_curve(device: Device) -> Vec<f32> {
             .unwrap()
             .to_device(device)
             .unwrap();
-        let loss =
-            autograd::record(|| L2Loss::new().forward(&net.forward_many(&[ub, ib])?, &rb, None))
-                .unwrap();
+        let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&(ub, ib))?, &rb, None))
+            .unwrap();
         loss.backward().unwrap();
         tr.step(batch).unwrap();
         curve.push(loss.mean_all().unwrap().to_scalar().unwrap());

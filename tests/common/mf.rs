@@ -1,10 +1,11 @@
 //! The recommender's MFBlock, shared by the GPU test and the GPU training benchmark.
 #![allow(dead_code)]
 
-use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Parameter};
+use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Forward};
 use boson::{Result, Tensor};
 
 /// The recommender's MFBlock (user/item Embedding → Dense(relu) → Dropout → dot).
+#[derive(Block)]
 pub struct Mf {
     pub user: Embedding,
     item: Embedding,
@@ -14,26 +15,16 @@ pub struct Mf {
     drop_i: Dropout,
 }
 
-impl Block for Mf {
-    fn forward(&self, _: &Tensor) -> Result<Tensor> {
-        Err(boson::Error::InvalidArgument(
-            "Mf takes (users, items)".into(),
-        ))
-    }
-    fn forward_many(&self, xs: &[Tensor]) -> Result<Tensor> {
+impl Forward for Mf {
+    type Input = (Tensor, Tensor);
+    fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
         let u = self
             .drop_u
-            .forward(&self.ud.forward(&self.user.forward(&xs[0])?)?)?;
+            .forward(&self.ud.forward(&self.user.forward(users)?)?)?;
         let i = self
             .drop_i
-            .forward(&self.id.forward(&self.item.forward(&xs[1])?)?)?;
-        u.mul(&i)?.sum_axis(1, false)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(String, &Parameter)) {
-        self.user.visit_params(&format!("{prefix}user."), f);
-        self.item.visit_params(&format!("{prefix}item."), f);
-        self.ud.visit_params(&format!("{prefix}ud."), f);
-        self.id.visit_params(&format!("{prefix}id."), f);
+            .forward(&self.id.forward(&self.item.forward(items)?)?)?;
+        (&u * &i)?.sum_axis(1, false)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::estimator::event::{priority, EventHandler, Signal};
 use crate::estimator::processor::StepOutput;
 use crate::estimator::{Estimator, FitUntil, Progress};
+use crate::nn::LoadOptions;
 use crate::{io, rng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,6 +22,12 @@ struct CheckpointMeta {
     loader_epoch: u64,
     rng_seed: u64,
     rng_counter: u64,
+    /// The net's [`State`](crate::nn::State) values (dropout mask counters).
+    #[serde(default)]
+    state: BTreeMap<String, serde_json::Value>,
+    /// Dropout counters by layer path, as checkpoints before `state` stored them
+    /// (`dropout_user` is now `dropout_user.calls`); read, never written.
+    #[serde(default, skip_serializing)]
     dropout: BTreeMap<String, u64>,
     best: Option<f32>,
     /// Other handlers' states (early stopping's patience); absent in older checkpoints.
@@ -168,10 +175,6 @@ impl CheckpointHandler {
         est.trainer().save_states(self.path(stem, "states"))?;
         let p = est.progress();
         let (rng_seed, rng_counter) = rng::state();
-        let mut dropout = BTreeMap::new();
-        est.net().visit_dropout("", &mut |name, d| {
-            dropout.insert(name, d.calls());
-        });
         let meta = CheckpointMeta {
             epochs_done: p.epochs_done,
             batches_done: p.batches_done,
@@ -180,7 +183,8 @@ impl CheckpointHandler {
             loader_epoch: p.loader_epoch,
             rng_seed,
             rng_counter,
-            dropout,
+            state: est.net().collect_state(),
+            dropout: BTreeMap::new(),
             best: self.best,
             handlers: est.handler_states().clone(),
         };
@@ -274,21 +278,24 @@ impl CheckpointHandler {
             _ => {}
         }
         let device = est.device();
-        est.net()
-            .load_parameters(&self.path(stem, "params"), device)?;
-        est.trainer_mut().load_states(self.path(stem, "states"))?;
-        let mut missing = Vec::new();
-        est.net()
-            .visit_dropout("", &mut |name, d| match meta.dropout.get(&name) {
-                Some(&calls) => d.set_calls(calls),
-                None => missing.push(name),
-            });
-        if !missing.is_empty() {
-            return Err(Error::Format {
-                path: json_path,
-                msg: format!("no dropout counter for layer(s) {missing:?}"),
-            });
+        let mut state = meta.state;
+        for (layer, calls) in meta.dropout {
+            state.insert(format!("{layer}.calls"), calls.into());
         }
+        // The state goes first: a checkpoint of another model fails before any
+        // parameter changes.
+        let net = est.net().clone();
+        let load_opts = LoadOptions {
+            device: Some(device),
+            ..Default::default()
+        };
+        net.restore_state(&state).map_err(|e| Error::Format {
+            path: json_path.clone(),
+            msg: e.to_string(),
+        })?;
+        net.collect_params()
+            .load(self.path(stem, "params"), load_opts)?;
+        est.trainer_mut().load_states(self.path(stem, "states"))?;
         rng::set_state((meta.rng_seed, meta.rng_counter));
         let batches_per_epoch = est.progress().batches_per_epoch;
         est.set_progress(Progress {
