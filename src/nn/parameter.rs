@@ -265,6 +265,12 @@ impl Parameter {
         *self.0.wd_mult.write().unwrap_or_else(|e| e.into_inner()) = m;
     }
 
+    /// This parameter with `grad_req = null` (never trained).
+    pub fn frozen(self) -> Parameter {
+        self.set_grad_req(GradReq::Null);
+        self
+    }
+
     /// Whether two handles refer to the same parameter.
     pub fn ptr_eq(&self, other: &Parameter) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
