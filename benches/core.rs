@@ -42,7 +42,8 @@ fn embedding_step(c: &mut Criterion) {
         // Constant init: random init of 640M values would dominate the bench's setup.
         emb.initialize(&Initializer::Constant(0.01), Device::Cpu)
             .unwrap();
-        let mut trainer = Trainer::new(emb.collect_params(), Optimizer::sgd(0.02).momentum(0.9));
+        let mut trainer =
+            Trainer::new(emb.collect_params(), Optimizer::sgd(0.02).momentum(0.9)).unwrap();
         let target = Tensor::ones(&[1024, 64], Device::Cpu).unwrap();
         let mut step = 0u64;
         group.bench_function(format!("{rows} rows"), |bench| {

@@ -24,7 +24,7 @@ fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<(f64, [f
     let net = mf::mf(users, items, 64);
     rng::seed(1);
     net.initialize(&Initializer::xavier(60.0), dev)?;
-    let mut tr = Trainer::new(net.collect_params(), Optimizer::sgd(0.02).momentum(0.9));
+    let mut tr = Trainer::new(net.collect_params(), Optimizer::sgd(0.02).momentum(0.9))?;
     let n = batch * 64;
     let u: Vec<i64> = (0..n)
         .map(|k| (rng::uniform_hash(1, k as u64) * users as f32) as i64 % users as i64)

@@ -57,7 +57,7 @@
 //!     .shuffle(true)
 //!     .build()?;
 //!
-//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
+//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01))?;
 //! let loss_fn = L2Loss::new();
 //! let mut epoch_loss = Vec::new();
 //! for _epoch in 0..5 {

@@ -95,7 +95,7 @@ fn rollover_with_shuffle_starts_each_epoch_with_the_previous_leftover() {
 
 #[test]
 fn batch_sampler_len_follows_gluon_per_mode() {
-    for (n, bs) in [(0usize, 3usize), (1, 3), (3, 3), (7, 3), (8, 4), (9, 4)] {
+    for (n, bs) in [(0usize, 3usize), (3, 3), (7, 3), (8, 4), (9, 4)] {
         let keep = BatchSampler::new(SequentialSampler::new(n), bs, LastBatch::Keep).unwrap();
         assert_eq!(keep.len(), n.div_ceil(bs));
         let discard = BatchSampler::new(SequentialSampler::new(n), bs, LastBatch::Discard).unwrap();
@@ -239,14 +239,22 @@ fn empty_dataset_yields_no_batches() {
 fn dataset_smaller_than_one_batch() {
     let keep = loader(3, 4, LastBatch::Keep);
     assert_eq!(epoch(&keep), vec![vec![0, 1, 2]]);
-    let discard = loader(3, 4, LastBatch::Discard);
-    assert!(epoch(&discard).is_empty());
-    // rollover: epoch 0 yields nothing and holds [0 1 2]; epoch 1 = [0 1 2 0] + [1 2] held.
-    let roll = loader(3, 4, LastBatch::Rollover);
-    assert!(epoch(&roll).is_empty());
-    assert_eq!(roll.len(), 1);
-    assert_eq!(epoch(&roll), vec![vec![0, 1, 2, 0]]);
-    assert_eq!(epoch(&roll), vec![vec![1, 2, 0, 1]]);
+    // Discard and rollover would yield epochs without a batch: refused when built.
+    for last in [LastBatch::Discard, LastBatch::Rollover] {
+        let err = DataLoader::builder(indices(3))
+            .batch_size(4)
+            .last_batch(last)
+            .build()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_size 4 is larger than the 3 samples") && err.contains("<= 3"),
+            "{err}"
+        );
+    }
+    let exact = loader(4, 4, LastBatch::Rollover);
+    assert_eq!(epoch(&exact), vec![vec![0, 1, 2, 3]]);
 }
 
 #[test]

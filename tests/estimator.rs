@@ -3,8 +3,8 @@
 
 use boson::data::{ArrayDataset, DataLoader, StackBatchify};
 use boson::estimator::{
-    Batch, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil, LogCapture,
-    LogInterval, LoggingHandler, MonitorMode, Signal, StepOutput, StoppingHandler,
+    Batch, BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
+    LogCapture, LogInterval, LoggingHandler, MonitorMode, Signal, StepOutput, StoppingHandler,
     ValidationHandler,
 };
 use boson::loss::L2Loss;
@@ -63,7 +63,7 @@ fn dropout_net(seed: u64) -> Arc<dyn Model> {
 }
 
 fn estimator(net: Arc<dyn Model>, lr: f32, log: &LogCapture) -> Estimator {
-    let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(lr));
+    let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(lr)).unwrap();
     Estimator::builder(net, L2Loss::new())
         .trainer(trainer)
         .train_metric(Rmse::new())
@@ -404,7 +404,7 @@ fn checkpoint_rotation_keeps_max_checkpoints_and_best() {
 fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Vec<(String, Vec<f32>)>> {
     let net = dropout_net(42);
     let log = LogCapture::new();
-    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
+    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
     let mut est = Estimator::builder(net.clone(), L2Loss::new())
         .trainer(trainer)
         .train_metric(Mae::new())
@@ -663,4 +663,40 @@ fn a_malformed_handler_state_in_a_checkpoint_is_an_error() {
         err.contains("early stopping state") && err.contains("zero"),
         "{err}"
     );
+}
+
+#[test]
+fn training_data_without_a_batch_is_an_error_not_a_nan_metric() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let empty = DataLoader::builder(dataset(0, None))
+        .batch_size(4)
+        .build()
+        .unwrap();
+    let err = est
+        .fit(&empty, None, FitUntil::Epochs(1), &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("yields no batch"), "{err}");
+
+    /// A source that claims a batch but yields none.
+    struct Hollow;
+    impl BatchSource for Hollow {
+        fn batches(&self) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+            Box::new(std::iter::empty())
+        }
+        fn epoch(&self) -> u64 {
+            0
+        }
+        fn len(&self) -> usize {
+            1
+        }
+    }
+    let err = est
+        .fit(&Hollow, None, FitUntil::Epochs(2), &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("epoch 0 trained on no samples"), "{err}");
+    assert!(!log.contents().contains("NaN"), "{}", log.contents());
 }

@@ -265,7 +265,7 @@ fn optimizer_steps_match_cpu() {
         for d in [Device::Cpu, dev] {
             let emb = Embedding::with_options(300, 16, sparse, boson::tensor::DType::F32);
             emb.weight.set_data(&init.to_device(d).unwrap()).unwrap();
-            let mut tr = Trainer::new(emb.collect_params(), opt.clone());
+            let mut tr = Trainer::new(emb.collect_params(), opt.clone()).unwrap();
             for s in 0..4 {
                 let idx = Tensor::from_vec_i64(zipf_indices(256, 200, 20 + s), &[256])
                     .unwrap()
@@ -337,7 +337,7 @@ fn mixing_devices_errors_and_deferred_row_checks_surface() {
             values: vals,
             shape: vec![10, 4],
         })));
-    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1));
+    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1)).unwrap();
     tr.step(1).unwrap();
     match emb.weight.data().unwrap().to_vec_f32() {
         Err(boson::Error::IndexOutOfRange { index, size, .. }) => {

@@ -221,7 +221,7 @@ fn fit(net: Arc<dyn Model>, epochs: usize, ck: Option<&mut CheckpointHandler>) -
         .seed(5)
         .build()
         .unwrap();
-    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
+    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
     let mut est = Estimator::builder(net.clone(), L2Loss::new())
         .trainer(trainer)
         .initializer(Initializer::xavier(3.0))
@@ -423,7 +423,7 @@ fn step_without_backward_is_an_error_unless_stale_gradients_are_ignored() {
         .add(Dense::new(1).in_units(1));
     net.initialize(&Initializer::Normal(0.5), Device::Cpu)
         .unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.1));
+    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.1)).unwrap();
     let err = trainer.step(1).unwrap_err().to_string();
     assert!(
         err.contains("no gradient for 4 of 4") && err.contains("backward()"),
@@ -444,7 +444,7 @@ fn step_without_backward_is_an_error_unless_stale_gradients_are_ignored() {
     for (name, p) in head.collect_params().iter() {
         params.insert(format!("head.{name}"), p.clone());
     }
-    let mut trainer = Trainer::new(params, Optimizer::sgd(0.1));
+    let mut trainer = Trainer::new(params, Optimizer::sgd(0.1)).unwrap();
     let backward = || {
         autograd::record(|| trained.forward(&x)?.sum_all())
             .unwrap()
@@ -551,7 +551,7 @@ fn a_typed_model_trains_in_a_plain_loop() {
     let net = lib_mf();
     net.initialize(&Initializer::xavier(3.0), Device::Cpu)
         .unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01));
+    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
     let loader = DataLoader::builder(ratings())
         .batch_size(100)
         .build()

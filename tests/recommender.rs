@@ -239,6 +239,81 @@ fn checkpoints_from_before_the_derive_resume_exactly() {
 }
 
 #[test]
+fn a_batch_larger_than_the_data_is_an_error_before_training_and_nothing_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "4000",
+        &["--batch-size", "100000000", "--no-ranking"],
+    );
+    let err = run_quietly(&args).unwrap_err().to_string();
+    assert!(
+        err.contains("batch_size 100000000 is larger than the") && err.contains("samples"),
+        "{err}"
+    );
+    assert!(!dir.path().join("config.json").exists());
+}
+
+#[test]
+fn a_learning_rate_of_nan_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    for lr in ["nan", "-0.5", "inf"] {
+        let flag = format!("--lr={lr}");
+        let args = small_args(dir.path(), "4000", &[&flag, "--no-ranking"]);
+        let err = run_quietly(&args).unwrap_err().to_string();
+        assert!(
+            err.contains("learning rate must be finite and >= 0"),
+            "{lr}: {err}"
+        );
+    }
+    let args = small_args(dir.path(), "4000", &["--momentum", "1.5", "--no-ranking"]);
+    let err = run_quietly(&args).unwrap_err().to_string();
+    assert!(err.contains("momentum must be in [0, 1), got 1.5"), "{err}");
+    assert!(!dir.path().join("config.json").exists());
+}
+
+// serde_json writes NaN and infinite metrics as null: the folder must still load.
+#[test]
+fn non_finite_metrics_survive_a_save_and_load() {
+    let a = tempfile::tempdir().unwrap();
+    train_small(a.path(), "biased-mf");
+    let loaded = persist::load(a.path(), None, Device::Cpu).unwrap();
+    let mut config = loaded.config.clone();
+    config.history.epochs[0].train_rmse = f64::NAN;
+    config.history.epochs[0].test_rmse = f64::INFINITY;
+    config.test_rmse = f64::NAN;
+    config.ranking.ndcg_at_10 = f64::NEG_INFINITY;
+    let index = |ids: &std::collections::HashMap<String, i64>| {
+        let mut by_index: Vec<(&i64, &String)> = ids.iter().map(|(k, v)| (v, k)).collect();
+        by_index.sort();
+        let mut map = boson::ratings::IndexMap::new();
+        for (_, id) in by_index {
+            map.insert(id);
+        }
+        map
+    };
+    let b = tempfile::tempdir().unwrap();
+    persist::save(
+        b.path(),
+        loaded.model.as_ref(),
+        &config,
+        &index(&loaded.users),
+        &index(&loaded.items),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(b.path().join("config.json")).unwrap();
+    assert!(text.contains("\"test_rmse\": null"), "{text}");
+    let back = persist::load(b.path(), None, Device::Cpu).unwrap().config;
+    assert!(back.history.epochs[0].train_rmse.is_nan());
+    assert!(back.history.epochs[0].test_rmse.is_nan());
+    assert!(back.test_rmse.is_nan() && back.ranking.ndcg_at_10.is_nan());
+    assert_eq!(
+        back.history.epochs[0].samples,
+        config.history.epochs[0].samples
+    );
+}
+
+#[test]
 fn early_stopping_ends_training_when_validation_stalls() {
     let dir = tempfile::tempdir().unwrap();
     // Adam with a large rate overfits the tiny data at once: validation RMSE stops

@@ -19,7 +19,7 @@ fn mlp_learns_xor() {
         .unwrap();
     let x = Tensor::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2]).unwrap();
     let y = Tensor::from_vec_i64(vec![0, 1, 1, 0], &[4]).unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.05));
+    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.05)).unwrap();
     let loss_fn = SoftmaxCrossEntropyLoss::new();
     for _ in 0..300 {
         let loss = autograd::record(|| loss_fn.forward(&net.forward(&x)?, &y, None)).unwrap();
@@ -48,7 +48,7 @@ fn linear_regression_recovers_weights() {
     let net = Dense::new(1);
     net.initialize(&Initializer::Normal(0.01), Device::Cpu)
         .unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5));
+    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5)).unwrap();
     for _ in 0..200 {
         let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&x)?, &y, None)).unwrap();
         loss.backward().unwrap();
@@ -78,8 +78,8 @@ fn sparse_vs_dense(opt: Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32
     let dense = Embedding::with_options(rows, dim, false, boson::tensor::DType::F32);
     sparse.weight.set_data(&init).unwrap();
     dense.weight.set_data(&init).unwrap();
-    let mut ts = Trainer::new(sparse.collect_params(), opt.clone());
-    let mut td = Trainer::new(dense.collect_params(), opt);
+    let mut ts = Trainer::new(sparse.collect_params(), opt.clone()).unwrap();
+    let mut td = Trainer::new(dense.collect_params(), opt).unwrap();
     // Every batch touches all of rows 0..10 (so lazy and dense momentum agree there),
     // with duplicates, and never rows 10..20.
     for s in 0..steps {
@@ -137,7 +137,7 @@ fn sparse_momentum_state_of_untouched_rows_stays_zero() {
     emb.weight
         .set_data(&Tensor::from_vec(vec![1., 1., 1., 1., 1., 1.], &[3, 2]).unwrap())
         .unwrap();
-    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1).momentum(0.9));
+    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1).momentum(0.9)).unwrap();
     for row in [0i64, 2] {
         let idx = Tensor::from_vec_i64(vec![row], &[1]).unwrap();
         let loss = autograd::record(|| emb.forward(&idx)?.sum_all()).unwrap();
@@ -230,7 +230,8 @@ fn schedulers_follow_gluon_formulas() {
     let mut t = Trainer::new(
         Dense::new(1).collect_params(),
         Optimizer::sgd(0.1).scheduler(f),
-    );
+    )
+    .unwrap();
     assert!(t.set_learning_rate(0.2).is_err());
 }
 
@@ -243,7 +244,7 @@ fn clip_global_norm_scales_the_step() {
         .unwrap()
         .backward()
         .unwrap();
-    let mut t = Trainer::new(net.collect_params(), Optimizer::sgd(1.0));
+    let mut t = Trainer::new(net.collect_params(), Optimizer::sgd(1.0)).unwrap();
     t.set_clip_global_norm(Some(1.0));
     t.step(1).unwrap();
     let w = net.weight.data().unwrap().to_vec_f32().unwrap();
@@ -354,7 +355,7 @@ fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
             emb.weight
                 .set_data(&Tensor::from_vec(init.clone(), &[rows, dim]).unwrap())
                 .unwrap();
-            let mut trainer = Trainer::new(emb.collect_params(), opt.clone());
+            let mut trainer = Trainer::new(emb.collect_params(), opt.clone()).unwrap();
             let (mut w, mut st) = (init.clone(), vec![[0.0f32; 3]; rows * dim]);
             // Row 1 appears twice (its gradient is the sum), rows 3 and 5 never.
             let idx = [1i64, 4, 1, 0, 2];
@@ -411,17 +412,55 @@ fn a_negative_clip_bound_is_an_error_not_a_panic() {
     let emb = Embedding::new(3, 2);
     emb.initialize(&Initializer::Normal(0.1), Device::Cpu)
         .unwrap();
-    let mut tr = Trainer::new(
+    let err = Trainer::new(
         emb.collect_params(),
         Optimizer::sgd(0.1).clip_gradient(-1.0),
-    );
-    let idx = Tensor::from_vec_i64(vec![0, 2], &[2]).unwrap();
-    let loss = autograd::record(|| emb.forward(&idx)?.sum_all()).unwrap();
-    loss.backward().unwrap();
-    let before = emb.weight.data().unwrap().to_vec_f32().unwrap();
-    let err = tr.step(2).unwrap_err().to_string();
-    assert!(err.contains("-1"), "{err}");
-    assert_eq!(emb.weight.data().unwrap().to_vec_f32().unwrap(), before);
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("clip_gradient") && err.contains("-1"), "{err}");
+}
+
+#[test]
+fn invalid_hyperparameters_are_refused_when_the_trainer_is_built() {
+    let emb = Embedding::new(3, 2);
+    let cases = [
+        (
+            Optimizer::sgd(f32::NAN),
+            "learning rate must be finite and >= 0, got NaN",
+        ),
+        (Optimizer::sgd(-0.1), "got -0.1"),
+        (Optimizer::adam(f32::INFINITY), "got inf"),
+        (
+            Optimizer::sgd(0.1).momentum(1.0),
+            "momentum must be in [0, 1), got 1",
+        ),
+        (Optimizer::sgd(0.1).momentum(-0.5), "got -0.5"),
+        (
+            Optimizer::sgd(0.1).wd(-1e-4),
+            "weight decay must be finite and >= 0",
+        ),
+        (
+            Optimizer::create("adam", &[("beta1", 1.5)]).unwrap(),
+            "beta1 must be in [0, 1), got 1.5",
+        ),
+        (
+            Optimizer::create("rmsprop", &[("epsilon", 0.0)]).unwrap(),
+            "epsilon must be finite and > 0, got 0",
+        ),
+    ];
+    for (opt, want) in cases {
+        let err = Trainer::new(emb.collect_params(), opt)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err} (wanted {want})");
+    }
+    let mut ok = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1)).unwrap();
+    let err = ok.set_learning_rate(f32::NAN).unwrap_err().to_string();
+    assert!(err.contains("got NaN"), "{err}");
+    assert_eq!(ok.learning_rate(), 0.1);
 }
 
 /// Row-sparse gradients merge like dense ones: a table looked up twice in one graph,

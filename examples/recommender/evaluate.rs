@@ -79,7 +79,9 @@ impl BiasBaseline {
 /// Ranking quality of the held-out items.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ranking {
+    #[serde(deserialize_with = "crate::persist::nan_if_null")]
     pub hit_rate_at_10: f64,
+    #[serde(deserialize_with = "crate::persist::nan_if_null")]
     pub ndcg_at_10: f64,
     /// Candidates per user on average (every item the user has not rated in train).
     pub mean_candidates: f64,

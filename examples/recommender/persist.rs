@@ -31,7 +31,9 @@ pub struct ModelConfig {
     pub train: TrainConfig,
     pub data: DataSummary,
     pub history: History,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_rmse: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_mae: f64,
     pub ranking: Ranking,
 }
@@ -43,6 +45,13 @@ pub struct LoadedModel {
     pub users: HashMap<String, i64>,
     pub items: HashMap<String, i64>,
     pub device: Device,
+}
+
+/// Reads a metric that may have been written as `null`: serde_json writes NaN and
+/// infinities as `null`, and they read back as NaN (a run whose metric was NaN still
+/// writes a folder that loads).
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -73,6 +82,13 @@ pub fn save(
     users: &IndexMap,
     items: &IndexMap,
 ) -> Result<()> {
+    // Whatever is written must load: checked before anything is written.
+    serde_json::to_value(config)
+        .and_then(serde_json::from_value::<ModelConfig>)
+        .map_err(|e| Error::Format {
+            path: dir.join("config.json"),
+            msg: format!("the model description would not load back, nothing written: {e}"),
+        })?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     model.collect_params().save(dir.join("model.safetensors"))?;
     write_json(&dir.join("config.json"), config)?;

@@ -67,8 +67,10 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// The Estimator's running training RMSE: accumulated over the epoch's batches with
     /// dropout on (Gluon's Estimator way; the reference re-predicts the whole train set).
+    #[serde(deserialize_with = "crate::persist::nan_if_null")]
     pub train_rmse: f64,
     /// RMSE on the held-out ratings after the epoch (predict mode).
+    #[serde(deserialize_with = "crate::persist::nan_if_null")]
     pub test_rmse: f64,
     /// Wall seconds of the training pass alone (batches, forward, backward, update), from
     /// the epoch's start to its last batch: validation is not included.
@@ -215,7 +217,7 @@ pub fn fit(
     let test_loader = DataLoader::builder(test.clone()).batch_size(8192).build()?;
     let net: Arc<dyn Model> = model.clone();
     let mut est = Estimator::builder(net, L2Loss::new())
-        .trainer(Trainer::new(model.collect_params(), config.optimizer()))
+        .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
         .train_metric(Rmse::new())
         .device(device)
         .log_writer(log)

@@ -93,6 +93,14 @@ impl BatchSampler {
         if batch_size == 0 {
             return Err(Error::InvalidArgument("batch_size must be > 0".into()));
         }
+        let len = sampler.len();
+        if len > 0 && batch_size > len && last_batch != LastBatch::Keep {
+            return Err(Error::InvalidArgument(format!(
+                "batch_size {batch_size} is larger than the {len} samples: with last_batch \
+                 {last_batch:?} an epoch yields no batch; use batch_size <= {len}, or \
+                 last_batch Keep for one short batch"
+            )));
+        }
         Ok(BatchSampler {
             sampler: Box::new(sampler),
             batch_size,

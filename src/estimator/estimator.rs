@@ -188,7 +188,7 @@ impl EstimatorBuilder {
                     "no trainer given: using SGD with learning rate 0.001 over the net's parameters"
                         .to_string(),
                 );
-                Trainer::new(params, Optimizer::sgd(0.001))
+                Trainer::new(params, Optimizer::sgd(0.001))?
             }
         };
         let mut train_metrics = self.train_metrics;
@@ -446,6 +446,13 @@ impl Estimator {
                 "fit needs a positive budget, got {until:?}"
             )));
         }
+        if train.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the training data yields no batch per epoch: it is empty, or smaller than \
+                 one batch with last_batch discard or rollover; use a smaller batch size"
+                    .into(),
+            ));
+        }
         let has = |role| handlers.iter().any(|h| h.role() == role);
         let mut defaults: Vec<Box<dyn EventHandler + '_>> = Vec::new();
         if !has(HandlerRole::Stopping) {
@@ -562,6 +569,13 @@ impl Estimator {
                     completed = self.progress.batch_in_epoch >= self.progress.batches_per_epoch;
                     break;
                 }
+            }
+            if completed && self.progress.samples_in_epoch == 0 && self.progress.batch_in_epoch == 0
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "epoch {} trained on no samples: the training data yielded no batch",
+                    self.progress.epochs_done
+                )));
             }
             if completed {
                 self.progress.in_epoch = false;

@@ -46,7 +46,7 @@
 //! let val = DataLoader::builder(ArrayDataset::new((xs, ys))?).batch_size(32).build()?;
 //!
 //! let net = Arc::new(Dense::new(1).in_units(1));
-//! let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5));
+//! let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5))?;
 //! let log = LogCapture::new(); // or leave it out to log to stderr
 //! let mut est = Estimator::builder(net.clone(), L2Loss::new())
 //!     .trainer(trainer)

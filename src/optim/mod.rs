@@ -8,7 +8,7 @@
 //!
 //! let net = Dense::new(1).in_units(2);
 //! net.initialize(&Initializer::Zero, Device::Cpu)?;
-//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.1).momentum(0.9));
+//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.1).momentum(0.9))?;
 //! let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
 //! let y = Tensor::from_vec(vec![1.0, 2.0], &[2])?;
 //! let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&x)?, &y, None))?;

@@ -221,6 +221,64 @@ impl Optimizer {
         self
     }
 
+    /// Checks the hyperparameters: a finite learning rate and weight decay >= 0, a
+    /// clipping bound >= 0, momentum and decay rates in [0, 1), epsilons > 0. The error
+    /// names the value. [`Trainer::new`](super::Trainer::new) calls it.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str, value: f32, want: &str| {
+            Err(crate::Error::InvalidArgument(format!(
+                "optimizer {}: {what} must be {want}, got {value}",
+                self.rule.name()
+            )))
+        };
+        let non_negative = |v: f32| v.is_finite() && v >= 0.0;
+        let rate = |v: f32| (0.0..1.0).contains(&v);
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !non_negative(self.lr) {
+            return bad("learning rate", self.lr, "finite and >= 0");
+        }
+        if !non_negative(self.wd) {
+            return bad("weight decay", self.wd, "finite and >= 0");
+        }
+        if let Some(c) = self.clip_gradient.filter(|c| c.is_nan() || *c < 0.0) {
+            return bad("clip_gradient", c, "a bound >= 0");
+        }
+        let checks: Vec<(&str, f32, bool, &str)> = match self.rule {
+            Rule::Sgd { momentum, .. } => vec![("momentum", momentum, rate(momentum), "in [0, 1)")],
+            Rule::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                ..
+            } => vec![
+                ("beta1", beta1, rate(beta1), "in [0, 1)"),
+                ("beta2", beta2, rate(beta2), "in [0, 1)"),
+                ("epsilon", epsilon, positive(epsilon), "finite and > 0"),
+            ],
+            Rule::AdaGrad { epsilon } => {
+                vec![("epsilon", epsilon, positive(epsilon), "finite and > 0")]
+            }
+            Rule::RmsProp {
+                gamma1,
+                gamma2,
+                epsilon,
+                ..
+            } => vec![
+                ("gamma1", gamma1, rate(gamma1), "in [0, 1)"),
+                ("gamma2", gamma2, rate(gamma2), "in [0, 1)"),
+                ("epsilon", epsilon, positive(epsilon), "finite and > 0"),
+            ],
+            Rule::Ftrl { lamda1, beta } => vec![
+                ("lamda1", lamda1, non_negative(lamda1), "finite and >= 0"),
+                ("beta", beta, non_negative(beta), "finite and >= 0"),
+            ],
+        };
+        match checks.into_iter().find(|(_, _, ok, _)| !ok) {
+            Some((what, value, _, want)) => bad(what, value, want),
+            None => Ok(()),
+        }
+    }
+
     /// The learning rate for update number `t` (1-based).
     pub fn lr_at(&self, t: u64) -> f32 {
         match &self.scheduler {

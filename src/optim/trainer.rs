@@ -23,17 +23,19 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A trainer for `params`.
-    pub fn new(params: ParameterDict, optimizer: Optimizer) -> Trainer {
+    /// A trainer for `params`; an error if the optimizer's hyperparameters are invalid
+    /// ([`Optimizer::validate`]).
+    pub fn new(params: ParameterDict, optimizer: Optimizer) -> Result<Trainer> {
+        optimizer.validate()?;
         let n = params.len();
-        Trainer {
+        Ok(Trainer {
             params,
             optimizer,
             states: vec![None; n],
             num_update: 0,
             clip_global_norm: None,
             ignore_stale_grad: false,
-        }
+        })
     }
 
     /// The parameters being trained.
@@ -63,6 +65,11 @@ impl Trainer {
                 "the optimizer has an LR scheduler; set_learning_rate only works without one"
                     .into(),
             ));
+        }
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "learning rate must be finite and >= 0, got {lr}"
+            )));
         }
         self.optimizer.lr = lr;
         Ok(())
