@@ -228,3 +228,49 @@ fn an_unusable_cuda_device_is_an_error_with_its_reason() {
     assert!(!boson::Device::cuda_is_available(999));
     assert_eq!(boson::Device::cuda_if_available(999), boson::Device::Cpu);
 }
+
+#[test]
+fn sizes_that_overflow_or_exceed_memory_are_errors_not_aborts() {
+    // The product of the dimensions does not fit in usize.
+    let e = Tensor::zeros(&[usize::MAX, 2], Device::Cpu).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("[{}, 2]", usize::MAX)),
+        "{e}"
+    );
+    assert!(
+        Tensor::from_vec(vec![], &[1 << 63, 2, 0]).is_ok(),
+        "an empty shape is fine"
+    );
+    assert!(t(&[4]).reshape(&[1 << 62, 1 << 62]).is_err());
+    // Representable but far beyond this machine's memory: refused before allocating.
+    let e = Tensor::zeros(&[1 << 40], Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1099511627776 elements") && e.contains("limit"),
+        "{e}"
+    );
+    // An embedding table of 2^62 columns (2^63 elements wrapped to 0 before).
+    let emb = Embedding::new(10, 1 << 62);
+    let e = emb
+        .initialize(&Initializer::Normal(0.1), Device::Cpu)
+        .unwrap_err();
+    assert!(e.to_string().contains("4611686018427387904"), "{e}");
+    let emb = Embedding::new(2, 1 << 63);
+    assert!(emb.initialize(&Initializer::Zero, Device::Cpu).is_err());
+}
+
+#[test]
+fn the_allocation_limit_can_be_set() {
+    // 8 GiB: no other test allocates that much, so running beside them is safe.
+    boson::tensor::set_max_tensor_bytes(Some(8 << 30));
+    let e = Tensor::zeros(&[1 << 32], Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    boson::tensor::set_max_tensor_bytes(None);
+    assert!(
+        e.contains("set_max_tensor_bytes") && e.contains("16.0 GiB"),
+        "{e}"
+    );
+    assert_ne!(boson::tensor::max_tensor_bytes(), Some(8 << 30));
+}

@@ -255,6 +255,115 @@ fn a_batch_larger_than_the_data_is_an_error_before_training_and_nothing_is_saved
 }
 
 #[test]
+fn huge_size_arguments_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = u64::MAX.to_string();
+    let big = (1u64 << 62).to_string();
+    for (flag, value, want) in [
+        ("--synthetic-users", max.as_str(), "at most 4294967295"),
+        (
+            "--synthetic-items",
+            "4294967295",
+            "exceed the allocation limit",
+        ),
+        (
+            "--synthetic-ratings",
+            max.as_str(),
+            "exceed the allocation limit",
+        ),
+        ("--num-embeddings", big.as_str(), "4611686018427387904"),
+    ] {
+        let mut argv = vec![
+            "recommender",
+            "--device",
+            "cpu",
+            "--no-ranking",
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+        ];
+        if flag != "--synthetic-ratings" && flag != "--num-embeddings" {
+            argv.extend(["--synthetic-ratings", "2000"]);
+        }
+        if flag == "--num-embeddings" {
+            argv.extend(["--synthetic-users", "300", "--synthetic-items", "100"]);
+            argv.extend(["--synthetic-ratings", "3000"]);
+        }
+        argv.extend([flag, value]);
+        let args = cli::Cli::try_parse_from(argv).unwrap().train;
+        let err = run_quietly(&args).unwrap_err().to_string();
+        assert!(err.contains(want), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
+    let good = tempfile::tempdir().unwrap();
+    train_small(good.path(), "biased-mf");
+    let copy = || {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "model.safetensors",
+            "config.json",
+            "users.json",
+            "items.json",
+        ] {
+            std::fs::copy(good.path().join(f), dir.path().join(f)).unwrap();
+        }
+        dir
+    };
+    // A duplicated id in users.json.
+    let dup = copy();
+    let mut ids: Vec<String> =
+        serde_json::from_slice(&std::fs::read(dup.path().join("users.json")).unwrap()).unwrap();
+    ids[1] = ids[0].clone();
+    std::fs::write(
+        dup.path().join("users.json"),
+        serde_json::to_vec(&ids).unwrap(),
+    )
+    .unwrap();
+    let err = persist::load(dup.path(), None, Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("users.json") && err.contains("appears twice"),
+        "{err}"
+    );
+
+    // NaN weights: refused at load; a model that turns NaN while served answers 500.
+    let loaded = persist::load(good.path(), None, Device::Cpu).unwrap();
+    let (name, p) = {
+        let params = loaded.model.collect_params();
+        let (n, p) = params.iter().next().unwrap();
+        (n.to_string(), p.clone())
+    };
+    let nan = boson::Tensor::full(f32::NAN, &p.shape(), Device::Cpu).unwrap();
+    p.set_data(&nan).unwrap();
+    let bad = copy();
+    loaded
+        .model
+        .collect_params()
+        .save(bad.path().join("model.safetensors"))
+        .unwrap();
+    let err = persist::load(bad.path(), None, Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&name) && err.contains("NaN"), "{err}");
+    let user = loaded.users.keys().next().unwrap().clone();
+    let item = loaded.items.keys().next().unwrap().clone();
+    let service = serve::Service::new(loaded);
+    let body = serde_json::json!({ "customer_id": [user], "product_id": [item] }).to_string();
+    let r = service.handle("POST", "/invocations", body.as_bytes());
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("not finite"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
 fn a_learning_rate_of_nan_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     for lr in ["nan", "-0.5", "inf"] {

@@ -141,18 +141,33 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
     // Parameters are built from the config and then loaded strictly, so a parameter file
     // from another model kind or size is refused with every mismatch listed.
     let model = build(&spec, 0, device)?;
-    model.load_parameters(dir.join("model.safetensors"), device)?;
-    let index = |ids: Vec<String>| {
-        ids.into_iter()
-            .enumerate()
-            .map(|(i, id)| (id, i as i64))
-            .collect()
+    let weights = dir.join("model.safetensors");
+    model.load_parameters(&weights, device)?;
+    for (name, p) in model.collect_params().iter() {
+        if !p.data()?.all_finite()? {
+            return Err(Error::Format {
+                path: weights,
+                msg: format!("parameter {name} holds NaN or infinite values; retrain the model"),
+            });
+        }
+    }
+    let index = |ids: Vec<String>, file: &str| -> Result<HashMap<String, i64>> {
+        let mut map = HashMap::with_capacity(ids.len());
+        for (i, id) in ids.into_iter().enumerate() {
+            if let Some(first) = map.insert(id.clone(), i as i64) {
+                return Err(Error::Format {
+                    path: dir.join(file),
+                    msg: format!("id {id:?} appears twice (entries {first} and {i})"),
+                });
+            }
+        }
+        Ok(map)
     };
     Ok(LoadedModel {
         model,
         config,
-        users: index(user_ids),
-        items: index(item_ids),
+        users: index(user_ids, "users.json")?,
+        items: index(item_ids, "items.json")?,
         device,
     })
 }

@@ -121,6 +121,16 @@ impl Service {
         let scores = predict(m.model.as_ref(), &us, &is, m.device)
             .map_err(|e| error(500, format!("prediction failed: {e}")))?;
         for (&k, s) in known.iter().zip(scores) {
+            if !s.is_finite() {
+                return Err(error(
+                    500,
+                    format!(
+                        "the model predicts {s} for customer {} and product {}: its weights \
+                         are not finite; retrain or reload a good model folder",
+                        customers[k], products[k]
+                    ),
+                ));
+            }
             predictions[k] = s;
             cold[k] = false;
         }
@@ -152,10 +162,14 @@ pub fn serve(listener: TcpListener, service: Arc<Service>) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let service = Arc::clone(&service);
-        std::thread::spawn(move || {
+        let spawned = std::thread::Builder::new().spawn(move || {
             // A client that vanishes mid-request is its own problem; nothing to report.
             let _ = handle_connection(stream, &service);
         });
+        // Out of threads or memory: this connection is dropped, the server goes on.
+        if let Err(e) = spawned {
+            eprintln!("serve: could not start a thread for a connection ({e}); dropped it");
+        }
     }
 }
 

@@ -68,7 +68,8 @@ impl Initializer {
 
     /// `shape`'s initial values, deterministic in `seed`.
     pub fn generate(&self, shape: &[usize], seed: u64) -> Result<Vec<f32>> {
-        let n: usize = shape.iter().product();
+        let n = crate::tensor::checked_elem_count(shape)?;
+        crate::tensor::check_alloc(n, 4, || format!("initial values of shape {shape:?}"))?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut out = crate::tensor::pool::for_parameter(n);
         match *self {

@@ -136,6 +136,23 @@ impl Generator {
                 "synthetic data needs n_users > 0 and n_items > 0".into(),
             ));
         }
+        for (what, n) in [("n_users", config.n_users), ("n_items", config.n_items)] {
+            if u32::try_from(n).is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "synthetic data: {what} must be at most {} (indices are u32), got {n}",
+                    u32::MAX
+                )));
+            }
+            // Per user or item: its factors, bias, popularity and id, about rank + 16 floats.
+            let per = config.rank.saturating_add(16);
+            crate::tensor::check_alloc(n.saturating_mul(per), 4, || {
+                format!("synthetic data for {n} {}", &what[2..])
+            })?;
+        }
+        // Per rating: user and item indices, the value and a timestamp.
+        crate::tensor::check_alloc(config.n_ratings, 20, || {
+            format!("synthetic data of {} ratings", config.n_ratings)
+        })?;
         if !(config.popularity_exponent.is_finite() && config.noise_std.is_finite()) {
             return Err(Error::InvalidArgument(
                 "popularity_exponent and noise_std must be finite".into(),

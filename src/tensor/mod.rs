@@ -16,6 +16,7 @@
 
 mod cpu;
 mod display;
+mod limits;
 mod operators;
 mod ops;
 pub(crate) mod pool;
@@ -26,10 +27,11 @@ pub(crate) mod storage;
 pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
 
+pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
 pub use ops::{BinaryOp, ReduceOp, UnaryOp};
-pub use shape::broadcast_shape;
 #[cfg(feature = "cuda")]
 pub(crate) use shape::Layout;
+pub use shape::{broadcast_shape, checked_elem_count};
 pub use storage::DType;
 
 use crate::autograd::{GradReq, GradSlot, Op};
@@ -95,7 +97,7 @@ impl Tensor {
     }
 
     fn check_len(len: usize, shape: &[usize], op: &'static str) -> Result<()> {
-        let n: usize = shape.iter().product();
+        let n = checked_elem_count(shape)?;
         if n != len {
             return Err(Error::InvalidShape {
                 op,
@@ -152,7 +154,10 @@ impl Tensor {
 
     /// An `f32` tensor filled with `value` on `device`.
     pub fn full(value: f32, shape: &[usize], device: Device) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let n = checked_elem_count(shape)?;
+        if device == Device::Cpu {
+            check_alloc(n, 4, || format!("a tensor of shape {shape:?}"))?;
+        }
         let storage = Storage::full(value, n, device)?;
         Ok(Self::from_storage(storage, shape.to_vec(), None))
     }
@@ -175,7 +180,8 @@ impl Tensor {
         if device != Device::Cpu {
             return Self::zeros(shape, device);
         }
-        let n: usize = shape.iter().product();
+        let n = checked_elem_count(shape)?;
+        check_alloc(n, 4, || format!("a tensor of shape {shape:?}"))?;
         let mut v = pool::for_parameter(n);
         v.resize(n, 0.0);
         Self::from_vec(v, shape)

@@ -510,7 +510,7 @@ impl Tensor {
 
     /// The same values in a new shape with the same element count (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = super::checked_elem_count(shape)?;
         if n != self.elem_count() {
             return Err(Error::ShapeMismatch {
                 op: "reshape",

@@ -102,3 +102,19 @@ impl Layout {
         self.shape.iter().product()
     }
 }
+
+/// The number of elements of `shape`, or an error naming the shape when the product does
+/// not fit in `usize`.
+pub fn checked_elem_count(shape: &[usize]) -> Result<usize> {
+    if shape.contains(&0) {
+        return Ok(0);
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "shape {shape:?} has more elements than this machine can address"
+            ))
+        })
+}
