@@ -274,3 +274,18 @@ fn the_allocation_limit_can_be_set() {
     );
     assert_ne!(boson::tensor::max_tensor_bytes(), Some(8 << 30));
 }
+
+#[test]
+fn a_killed_writes_temporary_file_is_removed_by_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let orphan = dir.path().join(".net.safetensors.tmp-4000000");
+    std::fs::write(&orphan, vec![0u8; 1024]).unwrap();
+    let other = dir.path().join(".other.safetensors.tmp-4000000");
+    std::fs::write(&other, b"not ours").unwrap();
+    let net = Dense::new(1).in_units(1);
+    net.initialize(&Initializer::Zero, Device::Cpu).unwrap();
+    net.save_parameters(dir.path().join("net.safetensors"))
+        .unwrap();
+    assert!(!orphan.exists());
+    assert!(other.exists(), "another file's temporary is left alone");
+}

@@ -73,7 +73,7 @@ fn estimator(net: Arc<dyn Model>, lr: f32, log: &LogCapture) -> Estimator {
         .unwrap()
 }
 
-fn params(net: &Arc<dyn Model>) -> Vec<(String, Vec<f32>)> {
+fn params_of(net: &Arc<dyn Model>) -> Vec<(String, Vec<f32>)> {
     net.collect_params()
         .iter()
         .map(|(n, p)| (n.to_string(), p.data().unwrap().to_vec_f32().unwrap()))
@@ -415,7 +415,7 @@ fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Vec<(Strin
         Some(ck) => est.fit(&train, None, until, &mut [ck])?,
         None => est.fit(&train, None, until, &mut [])?,
     }
-    Ok(params(&net))
+    Ok(params_of(&net))
 }
 
 #[test]
@@ -461,25 +461,119 @@ fn resume_mid_epoch_matches_uninterrupted_run() {
 }
 
 #[test]
-fn resume_with_spent_budget_or_truncated_file_is_an_error() {
+fn resume_of_a_finished_run_trains_nothing_and_a_spent_budget_is_an_error() {
     let _g = lock();
     let dir = tempfile::tempdir().unwrap();
     let mut ck = CheckpointHandler::new(dir.path());
-    run(FitUntil::Epochs(2), Some(&mut ck)).unwrap();
+    let trained = run(FitUntil::Epochs(2), Some(&mut ck)).unwrap();
 
+    // The checkpoint holds all 2 epochs asked for: load it, train nothing more.
     let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
-    let err = run(FitUntil::Epochs(2), Some(&mut ck)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert_eq!(run(FitUntil::Epochs(2), Some(&mut ck)).unwrap(), trained);
+    assert!(ck
+        .resumed_from()
+        .unwrap()
+        .ends_with("model-epoch2batch16.params"));
+    // More than asked for cannot be undone.
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let err = run(FitUntil::Epochs(1), Some(&mut ck))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already trained 2 epochs, more than the 1"),
+        "{err}"
+    );
+}
 
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one() {
+    let _g = lock();
+    let full = run(FitUntil::Epochs(4), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ck = CheckpointHandler::new(dir.path());
+    run(FitUntil::Epochs(2), Some(&mut ck)).unwrap();
     let params = dir.path().join("model-epoch2batch16.params");
     let bytes = std::fs::read(&params).unwrap();
     std::fs::write(&params, &bytes[..bytes.len() / 2]).unwrap();
+
     let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
-    let err = run(FitUntil::Epochs(4), Some(&mut ck)).unwrap_err();
+    let log = LogCapture::new();
+    let net = dropout_net(42);
+    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+    let mut est = Estimator::builder(net.clone(), L2Loss::new())
+        .trainer(trainer)
+        .train_metric(Mae::new())
+        .log_writer(log.clone())
+        .build()
+        .unwrap();
+    est.fit(
+        &loader(30, 4, true),
+        None,
+        FitUntil::Epochs(4),
+        &mut [&mut ck],
+    )
+    .unwrap();
+    assert!(ck
+        .resumed_from()
+        .unwrap()
+        .ends_with("model-epoch1batch8.params"));
     assert!(
-        err.to_string().contains("model-epoch2batch16.params"),
-        "{err}"
+        log.contents()
+            .contains("skipping checkpoint model-epoch2batch16")
+            && log.contents().contains("model-epoch2batch16.params"),
+        "{}",
+        log.contents()
     );
+    assert_eq!(
+        params_of(&net),
+        full,
+        "resumed from epoch 1, then as uninterrupted"
+    );
+
+    // Every checkpoint damaged: the newest one's error.
+    for stem in [
+        "model-epoch1batch8",
+        "model-epoch2batch16",
+        "model-epoch3batch24",
+        "model-epoch4batch32",
+    ] {
+        let json = dir.path().join(format!("{stem}.json"));
+        if json.exists() {
+            std::fs::write(&json, b"{ truncated").unwrap();
+        }
+    }
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let err = run(FitUntil::Epochs(5), Some(&mut ck))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model-epoch4batch32.json"), "{err}");
+}
+
+#[test]
+fn impossible_checkpoint_counters_are_refused_without_spinning() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).max_checkpoints(1);
+    run(FitUntil::Epochs(1), Some(&mut ck)).unwrap();
+    let json = dir.path().join("model-epoch1batch8.json");
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for (key, value) in [
+        ("loader_epoch", serde_json::json!(u64::MAX)),
+        ("batch_in_epoch", serde_json::json!(1000)),
+        ("epochs_done", serde_json::json!(99)),
+    ] {
+        let mut bad = meta.clone();
+        bad[key] = value;
+        std::fs::write(&json, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+        let err = run(FitUntil::Epochs(200), Some(&mut ck))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("inconsistent counters") || err.contains("fresh data loader"),
+            "{key}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -526,7 +620,7 @@ fn nan_loss_stops_with_an_error_and_keeps_the_last_checkpoint() {
             boson::Device::Cpu,
         )
         .unwrap();
-    assert_eq!(params(&check), params(&net));
+    assert_eq!(params_of(&check), params_of(&net));
 }
 
 #[test]

@@ -363,6 +363,171 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
     );
 }
 
+/// A loaded model's id map as the saver takes it, in index order (or reversed).
+fn index_map(
+    ids: &std::collections::HashMap<String, i64>,
+    reversed: bool,
+) -> boson::ratings::IndexMap {
+    let mut by_index: Vec<(&i64, &String)> = ids.iter().map(|(k, v)| (v, k)).collect();
+    by_index.sort();
+    if reversed {
+        by_index.reverse();
+    }
+    let mut map = boson::ratings::IndexMap::new();
+    for (_, id) in by_index {
+        map.insert(id);
+    }
+    map
+}
+
+/// The sum of every weight, and the index of the first user, of a loaded model folder.
+fn fingerprint(loaded: &persist::LoadedModel) -> (f64, i64) {
+    let sum = loaded
+        .model
+        .collect_params()
+        .iter()
+        .flat_map(|(_, p)| p.data().unwrap().to_vec_f32().unwrap())
+        .map(f64::from)
+        .sum();
+    (sum, loaded.users.values().copied().min().unwrap_or(-1))
+}
+
+/// Run by `kill_during_save_leaves_the_old_or_the_new_folder` in a child process: saves
+/// model A and model B (A's weights doubled, ids reversed, test_rmse 2) into
+/// BOSON_SAVE_TARGET, alternately, until killed.
+#[test]
+#[ignore = "a helper run in a child process by kill_during_save_leaves_the_old_or_the_new_folder"]
+fn save_in_a_loop_until_killed() {
+    let Ok(target) = std::env::var("BOSON_SAVE_TARGET") else {
+        return;
+    };
+    let source = std::env::var("BOSON_SAVE_SOURCE").unwrap();
+    let a = persist::load(Path::new(&source), None, Device::Cpu).unwrap();
+    let b = persist::load(Path::new(&source), None, Device::Cpu).unwrap();
+    for (_, p) in b.model.collect_params().iter() {
+        p.set_data(&p.data().unwrap().mul_scalar(2.0).unwrap())
+            .unwrap();
+    }
+    let mut b_config = b.config.clone();
+    b_config.test_rmse = 2.0;
+    let mut a_config = a.config.clone();
+    a_config.test_rmse = 1.0;
+    let sides = [
+        (
+            &a,
+            a_config,
+            index_map(&a.users, false),
+            index_map(&a.items, false),
+        ),
+        (
+            &b,
+            b_config,
+            index_map(&b.users, true),
+            index_map(&b.items, true),
+        ),
+    ];
+    println!("ready");
+    for k in 0.. {
+        let (m, config, users, items) = &sides[k % 2];
+        persist::save(
+            Path::new(&target),
+            m.model.as_ref(),
+            config,
+            users,
+            items,
+            |_| Ok(()),
+        )
+        .unwrap();
+    }
+}
+
+// A child process saves two different models in turn into one folder and is SIGKILLed at
+// many points; after each kill the folder loads, and entirely as one of the two models.
+#[test]
+fn kill_during_save_leaves_the_old_or_the_new_folder() {
+    use std::io::BufRead;
+    let source = tempfile::tempdir().unwrap();
+    train_small(source.path(), "biased-mf");
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("model");
+    // What each model looks like once loaded: (test_rmse marker, weight sum, first user index).
+    let a = persist::load(source.path(), None, Device::Cpu).unwrap();
+    let (a_sum, _) = fingerprint(&a);
+    let first_id = a.users.iter().find(|(_, &i)| i == 0).unwrap().0.clone();
+    let n_users = a.users.len() as i64;
+    let mut seen = [0usize; 2];
+    for round in 0..24u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "save_in_a_loop_until_killed",
+                "--nocapture",
+            ])
+            .env("BOSON_SAVE_TARGET", &target)
+            .env("BOSON_SAVE_SOURCE", source.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if line.contains("ready") {
+                break;
+            }
+        }
+        // Spread the kills over a few save lengths (each save takes a few milliseconds).
+        std::thread::sleep(std::time::Duration::from_micros(
+            500 + (round * 7919) % 20_000,
+        ));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if !target.exists() && !boson::io::existing_folder(&target).exists() {
+            continue; // killed before the first save finished: nothing was there to lose
+        }
+        let loaded = persist::load(&target, None, Device::Cpu)
+            .unwrap_or_else(|e| panic!("round {round}: the folder does not load: {e}"));
+        let (sum, _) = fingerprint(&loaded);
+        let first = loaded.users[&first_id];
+        if loaded.config.test_rmse == 1.0 {
+            assert!(
+                (sum - a_sum).abs() < 1e-6 * a_sum.abs().max(1.0),
+                "round {round}: A's config, other weights"
+            );
+            assert_eq!(first, 0, "round {round}: A's config, B's ids");
+            seen[0] += 1;
+        } else {
+            assert_eq!(loaded.config.test_rmse, 2.0, "round {round}");
+            assert!(
+                (sum - 2.0 * a_sum).abs() < 1e-6 * a_sum.abs().max(1.0),
+                "round {round}: B's config, other weights"
+            );
+            assert_eq!(first, n_users - 1, "round {round}: B's config, A's ids");
+            seen[1] += 1;
+        }
+    }
+    assert!(
+        seen[0] + seen[1] >= 12,
+        "too few rounds reached a save: {seen:?}"
+    );
+    // No temporary folder outlives the next save.
+    let m = persist::load(&target, None, Device::Cpu).unwrap();
+    persist::save(
+        &target,
+        m.model.as_ref(),
+        &m.config,
+        &index_map(&m.users, false),
+        &index_map(&m.items, false),
+        |_| Ok(()),
+    )
+    .unwrap();
+    let left: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["model"], "{left:?}");
+}
+
 #[test]
 fn a_learning_rate_of_nan_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
@@ -392,22 +557,14 @@ fn non_finite_metrics_survive_a_save_and_load() {
     config.history.epochs[0].test_rmse = f64::INFINITY;
     config.test_rmse = f64::NAN;
     config.ranking.ndcg_at_10 = f64::NEG_INFINITY;
-    let index = |ids: &std::collections::HashMap<String, i64>| {
-        let mut by_index: Vec<(&i64, &String)> = ids.iter().map(|(k, v)| (v, k)).collect();
-        by_index.sort();
-        let mut map = boson::ratings::IndexMap::new();
-        for (_, id) in by_index {
-            map.insert(id);
-        }
-        map
-    };
     let b = tempfile::tempdir().unwrap();
     persist::save(
         b.path(),
         loaded.model.as_ref(),
         &config,
-        &index(&loaded.users),
-        &index(&loaded.items),
+        &index_map(&loaded.users, false),
+        &index_map(&loaded.items, false),
+        |_| Ok(()),
     )
     .unwrap();
     let text = std::fs::read_to_string(b.path().join("config.json")).unwrap();
@@ -419,6 +576,37 @@ fn non_finite_metrics_survive_a_save_and_load() {
     assert_eq!(
         back.history.epochs[0].samples,
         config.history.epochs[0].samples
+    );
+}
+
+// Killed after its last checkpoint but before the model folder was written: --resume
+// loads the finished checkpoint, trains nothing, and writes the folder.
+#[test]
+fn resume_after_the_last_epoch_writes_the_model_folder() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (model_dir, checkpoints) = (dirs[0].path(), dirs[1].path());
+    let ckpt = checkpoints.to_str().unwrap();
+    let flags = [
+        "--epochs",
+        "2",
+        "--batch-size",
+        "256",
+        "--no-ranking",
+        "--checkpoint-dir",
+        ckpt,
+    ];
+    let (first, _) = run_quietly(&small_args(model_dir, "8000", &flags)).unwrap();
+    let trained = saved_params(model_dir);
+    std::fs::remove_dir_all(model_dir).unwrap();
+
+    let resume = [&flags[..], &["--resume"]].concat();
+    let (again, history) = run_quietly(&small_args(model_dir, "8000", &resume)).unwrap();
+    assert_eq!(saved_params(model_dir), trained);
+    assert_eq!(again.test_rmse, first.test_rmse);
+    assert_eq!(
+        history.epochs.len(),
+        2,
+        "the history comes from the checkpoints"
     );
 }
 

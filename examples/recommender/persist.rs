@@ -74,13 +74,17 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     })
 }
 
-/// Writes the whole folder (created if needed).
+/// Writes the whole folder as one unit: into a temporary sibling first, where `check`
+/// sees it (the pipeline loads it back and compares predictions), and only then in place
+/// of the previous folder ([`boson::io::write_folder_atomic`]). A failed check or a killed
+/// process leaves the previous folder as it was.
 pub fn save(
     dir: &Path,
     model: &dyn RecModel,
     config: &ModelConfig,
     users: &IndexMap,
     items: &IndexMap,
+    check: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
     // Whatever is written must load: checked before anything is written.
     serde_json::to_value(config)
@@ -89,18 +93,21 @@ pub fn save(
             path: dir.join("config.json"),
             msg: format!("the model description would not load back, nothing written: {e}"),
         })?;
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    model.collect_params().save(dir.join("model.safetensors"))?;
-    write_json(&dir.join("config.json"), config)?;
-    write_json(&dir.join("users.json"), &users.ids())?;
-    write_json(&dir.join("items.json"), &items.ids())?;
-    let svg = training_curve_svg(&config.history);
-    boson::io::write_atomic(&dir.join("training_curve.svg"), svg.as_bytes())
+    boson::io::write_folder_atomic(dir, |tmp| {
+        model.collect_params().save(tmp.join("model.safetensors"))?;
+        write_json(&tmp.join("config.json"), config)?;
+        write_json(&tmp.join("users.json"), &users.ids())?;
+        write_json(&tmp.join("items.json"), &items.ids())?;
+        let svg = training_curve_svg(&config.history);
+        boson::io::write_atomic(&tmp.join("training_curve.svg"), svg.as_bytes())?;
+        check(tmp)
+    })
 }
 
 /// Loads a folder written by [`save`]. With `expect`, the folder must hold that model kind
 /// and embedding size, else a clear error names both.
 pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> Result<LoadedModel> {
+    let dir = &boson::io::existing_folder(dir);
     let config: ModelConfig = read_json(&dir.join("config.json"))?;
     if config.format_version != FORMAT_VERSION {
         return Err(Error::Format {

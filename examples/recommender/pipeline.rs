@@ -196,33 +196,34 @@ pub fn run(
         test_mae,
         ranking: rank.unwrap_or(Ranking::default()),
     };
+    // The folder is checked where it is written, before it replaces the previous one.
+    let mut identical = false;
     persist::save(
         &args.model_dir,
         model.as_ref(),
         &model_config,
         &data.users,
         &data.items,
+        |written| {
+            let loaded = persist::load(written, Some((spec.kind, spec.num_embeddings)), device)?;
+            identical = predict(loaded.model.as_ref(), tu, ti, device)? == pred;
+            match identical {
+                true => Ok(()),
+                false => Err(Error::Data(
+                    "the reloaded model predicts differently from the trained one; the \
+                     previous model folder is kept"
+                        .into(),
+                )),
+            }
+        },
     )?;
-    let loaded = persist::load(
-        &args.model_dir,
-        Some((spec.kind, spec.num_embeddings)),
-        device,
-    )?;
-    let reloaded = predict(loaded.model.as_ref(), tu, ti, device)?;
-    let identical = reloaded == pred;
     writeln!(
         out,
         "== saved {} (model.safetensors, config.json, users.json, items.json, training_curve.svg); \
-         reloaded: predictions on the test set {}",
+         reloaded: predictions on the test set identical",
         args.model_dir.display(),
-        if identical { "identical" } else { "DIFFER" }
     )
     .map_err(w)?;
-    if !identical {
-        return Err(Error::Data(
-            "the reloaded model predicts differently from the trained one".into(),
-        ));
-    }
 
     let report = Report {
         test_rmse,

@@ -130,9 +130,9 @@ fn metric(est: &Estimator, name: &str) -> Result<f64> {
     Ok(f64::from(est.monitored_metric(name)?.get().1))
 }
 
-impl EventHandler for HistoryHandler {
-    fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
-        // A resumed run: pick up the epochs the checkpoint had already trained.
+impl HistoryHandler {
+    /// A resumed run: picks up the epochs the checkpoint had already trained.
+    fn restore(&mut self, est: &Estimator) -> Result<()> {
         let done = est.progress().epochs_done;
         if let (Some(dir), true) = (&self.dir, self.history.epochs.is_empty() && done > 0) {
             let path = Self::file(dir);
@@ -153,6 +153,13 @@ impl EventHandler for HistoryHandler {
             saved.epochs.truncate(done);
             self.history = saved;
         }
+        Ok(())
+    }
+}
+
+impl EventHandler for HistoryHandler {
+    fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        self.restore(est)?;
         self.epoch_start = Instant::now();
         self.last_batch_end = self.epoch_start;
         Ok(())
@@ -177,6 +184,11 @@ impl EventHandler for HistoryHandler {
             boson::io::write_atomic(&Self::file(dir), &json)?;
         }
         Ok(Signal::Continue)
+    }
+
+    // A resumed run that had nothing left to train has no epoch_begin.
+    fn train_end(&mut self, est: &mut Estimator) -> Result<()> {
+        self.restore(est)
     }
 }
 

@@ -515,6 +515,14 @@ impl Estimator {
         // A resumed run (a handler restored the progress) continues exactly where the
         // checkpoint was taken: skip whole epochs of the source, then the batches of the
         // interrupted epoch already trained on.
+        let behind = self.progress.loader_epoch.saturating_sub(train.epoch());
+        if behind > self.progress.epochs_done as u64 + 1 {
+            return Err(Error::InvalidArgument(format!(
+                "the checkpoint's data source was at epoch {} after {} trained epochs; \
+                 resume with a fresh data loader built with the same settings",
+                self.progress.loader_epoch, self.progress.epochs_done
+            )));
+        }
         while train.epoch() < self.progress.loader_epoch {
             drop(train.batches());
         }
@@ -524,7 +532,15 @@ impl Estimator {
             0
         };
 
+        // A resumed run whose checkpoint already finished the budget trains nothing more.
+        let finished = match until {
+            FitUntil::Epochs(n) => self.progress.epochs_done >= n,
+            FitUntil::Batches(n) => self.progress.batches_done >= n,
+        };
         'epochs: loop {
+            if finished {
+                break 'epochs;
+            }
             if !self.progress.in_epoch {
                 self.progress.loader_epoch = train.epoch();
                 self.progress.batch_in_epoch = 0;

@@ -1,7 +1,13 @@
-//! Tensor files in the safetensors format, written atomically.
+//! Tensor files in the safetensors format, written atomically, and folders replaced as a
+//! whole.
 //!
 //! A file is written to a temporary name in the same folder, flushed to disk, then renamed
-//! over the real name, so a crash mid-write never leaves a half file under that name.
+//! over the real name, so a crash mid-write never leaves a half file under that name; a
+//! folder is written beside its old self and swapped in ([`write_folder_atomic`]).
+
+mod folder;
+
+pub use folder::{existing_folder, write_folder_atomic};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
@@ -47,7 +53,8 @@ fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file and a rename. Temporary files that
+/// killed writes of the same `path` left behind are removed first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -56,11 +63,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    // Temporary files of writes that were killed are removed by the next write.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

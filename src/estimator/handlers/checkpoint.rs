@@ -171,6 +171,14 @@ impl CheckpointHandler {
     }
 
     fn write(&self, est: &Estimator, stem: &str) -> Result<()> {
+        // Rewriting a checkpoint (the best one, or a resumed run's) drops its `.json`
+        // first: until the new one is complete the checkpoint is not resumable, never a
+        // mix of old and new files.
+        let json = self.path(stem, "json");
+        match std::fs::remove_file(&json) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&json, e)),
+            _ => {}
+        }
         est.net().collect_params().save(self.path(stem, "params"))?;
         est.trainer().save_states(self.path(stem, "states"))?;
         let p = est.progress();
@@ -255,28 +263,61 @@ impl CheckpointHandler {
         Ok(())
     }
 
-    fn load(&mut self, est: &mut Estimator, stem: &str) -> Result<()> {
+    /// Reads and checks a checkpoint's `.json`.
+    fn read_meta(&self, stem: &str) -> Result<CheckpointMeta> {
         let json_path = self.path(stem, "json");
         let bytes = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, e))?;
         let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
             path: json_path.clone(),
             msg: format!("not a checkpoint description ({e})"),
         })?;
-        match est.until() {
-            Some(FitUntil::Epochs(n)) if meta.epochs_done >= n => {
-                return Err(Error::InvalidArgument(format!(
-                    "checkpoint {stem} has already trained {} of the {n} epochs asked for",
-                    meta.epochs_done
-                )))
-            }
-            Some(FitUntil::Batches(n)) if meta.batches_done >= n => {
-                return Err(Error::InvalidArgument(format!(
-                    "checkpoint {stem} has already trained {} of the {n} batches asked for",
-                    meta.batches_done
-                )))
-            }
-            _ => {}
+        // Counters that cannot come from a real run (a batch is counted in its epoch and
+        // in the total; an epoch has at least one batch).
+        let consistent = meta.batch_in_epoch <= meta.batches_done
+            && meta.epochs_done <= meta.batches_done
+            && (meta.in_epoch || meta.batch_in_epoch == 0);
+        if !consistent {
+            return Err(Error::Format {
+                path: json_path,
+                msg: format!(
+                    "inconsistent counters: {} epochs, {} batches, {} batches into the current epoch",
+                    meta.epochs_done, meta.batches_done, meta.batch_in_epoch
+                ),
+            });
         }
+        Ok(meta)
+    }
+
+    /// A checkpoint past the budget `fit` was given cannot be continued.
+    fn check_budget(est: &Estimator, stem: &str, meta: &CheckpointMeta) -> Result<()> {
+        let (done, asked, what) = match est.until() {
+            Some(FitUntil::Epochs(n)) => (meta.epochs_done, n, "epochs"),
+            Some(FitUntil::Batches(n)) => (meta.batches_done, n, "batches"),
+            None => return Ok(()),
+        };
+        if done > asked {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint {stem} has already trained {done} {what}, more than the {asked} \
+                 asked for"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Resumes from `stem`; the error says whether it is final (a spent budget) or the
+    /// checkpoint is damaged (an older one may do).
+    fn try_resume(
+        &mut self,
+        est: &mut Estimator,
+        stem: &str,
+    ) -> std::result::Result<(), (Error, bool)> {
+        let meta = self.read_meta(stem).map_err(|e| (e, false))?;
+        Self::check_budget(est, stem, &meta).map_err(|e| (e, true))?;
+        self.load(est, stem, meta).map_err(|e| (e, false))
+    }
+
+    fn load(&mut self, est: &mut Estimator, stem: &str, meta: CheckpointMeta) -> Result<()> {
+        let json_path = self.path(stem, "json");
         let device = est.device();
         let mut state = meta.state;
         for (layer, calls) in meta.dropout {
@@ -340,14 +381,32 @@ impl EventHandler for CheckpointHandler {
             return Ok(());
         }
         let found = self.scan()?;
-        let Some((_, _, latest)) = found.last().cloned() else {
+        if found.is_empty() {
             return est.log(&format!(
                 "no checkpoint with prefix '{}' in {}, training from scratch",
                 self.prefix,
                 self.dir.display()
             ));
+        }
+        // The newest checkpoint that loads; a damaged one is skipped, and said so.
+        let mut first_error = None;
+        let mut resumed = None;
+        for (_, _, stem) in found.iter().rev() {
+            match self.try_resume(est, stem) {
+                Ok(()) => {
+                    resumed = Some(stem.clone());
+                    break;
+                }
+                Err((e, true)) => return Err(e),
+                Err((e, false)) => {
+                    est.log(&format!("skipping checkpoint {stem}: {e}"))?;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Some(latest) = resumed else {
+            return Err(first_error.expect("a checkpoint was tried"));
         };
-        self.load(est, &latest)?;
         // Older checkpoints stay under rotation, so resuming does not leak files.
         self.saved = found.into_iter().map(|(_, _, s)| s).collect();
         let path = self.path(&latest, "params");
