@@ -558,3 +558,74 @@ fn generated_ratings_carry_signal_beyond_the_global_mean() {
         .iter()
         .all(|&x| [1.0, 2.0, 3.0, 4.0, 5.0].contains(&x)));
 }
+
+#[test]
+fn csv_fields_are_unquoted_and_ratings_checked_against_the_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "r.csv",
+        b"\"user\",item,rating\n\
+          \"u,1\",i1,4\n\
+          \"say \"\"hi\"\"\",i2,5\n\
+          u3,\"i3\",-3\n\
+          u3,i3,0\n\
+          u3,i3,100\n\
+          u4,i4,2.5\n",
+    );
+    let format = DelimitedFormat::csv("user", "item", "rating");
+    let (r, report) = read_ratings(&path, &format, OnBadLine::Skip).unwrap();
+    assert_eq!(
+        rows(&r),
+        [
+            ("u,1".to_string(), "i1".to_string(), 4.0, None),
+            ("say \"hi\"".to_string(), "i2".to_string(), 5.0, None),
+            ("u4".to_string(), "i4".to_string(), 2.5, None),
+        ]
+    );
+    assert_eq!(report.skipped[&BadLineReason::RatingOutOfRange], 3);
+    // Another scale is a field away.
+    let wide = DelimitedFormat {
+        rating_range: Some((-5.0, 100.0)),
+        ..format.clone()
+    };
+    assert_eq!(
+        read_ratings(&path, &wide, OnBadLine::Skip).unwrap().0.len(),
+        6
+    );
+    // Quoting needs a one-byte delimiter.
+    let bad = DelimitedFormat {
+        delimiter: "::".into(),
+        ..format
+    };
+    let e = read_ratings(&path, &bad, OnBadLine::Skip)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("one-byte delimiter"), "{e}");
+}
+
+#[test]
+fn repeated_pairs_keep_the_latest_rating() {
+    let mut r = Ratings::new(true);
+    r.push("a", "x", 1.0, Some(30)).unwrap();
+    r.push("b", "x", 2.0, Some(10)).unwrap();
+    r.push("a", "x", 3.0, Some(20)).unwrap(); // older: dropped
+    r.push("b", "x", 4.0, Some(10)).unwrap(); // same time, later row: kept
+    let (kept, dropped) = r.dedup_keep_latest();
+    assert_eq!(dropped, 2);
+    assert_eq!(
+        rows(&kept),
+        [
+            ("a".to_string(), "x".to_string(), 1.0, Some(30)),
+            ("b".to_string(), "x".to_string(), 4.0, Some(10)),
+        ]
+    );
+    // Without timestamps the last row wins.
+    let mut r = Ratings::new(false);
+    for (u, v) in [("a", 1.0), ("a", 2.0), ("c", 5.0)] {
+        r.push(u, "y", v, None).unwrap();
+    }
+    let (kept, dropped) = r.dedup_keep_latest();
+    assert_eq!((kept.ratings(), dropped), (&[2.0, 5.0][..], 1));
+    assert_eq!(kept.num_users(), 2);
+}

@@ -529,6 +529,45 @@ fn kill_during_save_leaves_the_old_or_the_new_folder() {
 }
 
 #[test]
+fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    std::fs::write(
+        &path,
+        "user,item,rating\nu1,i1,4\nu1,i2,100\nu1,i1,2\n\"u,2\",i1,-3\nu2,i2,5\n",
+    )
+    .unwrap();
+    let source = data::Source::File(path.clone(), data::FileFormat::Csv, None);
+    let r = data::load(&source).unwrap();
+    // 100 and -3 are off the 1..5 scale; (u1, i1) keeps its later rating.
+    let mut got: Vec<(String, String, f32)> = r
+        .iter()
+        .map(|x| (x.user.to_string(), x.item.to_string(), x.rating))
+        .collect();
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        got,
+        [
+            ("u1".to_string(), "i1".to_string(), 2.0),
+            ("u2".to_string(), "i2".to_string(), 5.0),
+        ]
+    );
+    let wide = data::Source::File(path.clone(), data::FileFormat::Csv, Some((-5.0, 100.0)));
+    assert_eq!(data::load(&wide).unwrap().len(), 4);
+    let err = cli::Cli::try_parse_from([
+        "recommender",
+        "--data",
+        path.to_str().unwrap(),
+        "--rating-scale",
+        "5,1",
+    ])
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("LOW <= HIGH"), "{err}");
+}
+
+#[test]
 fn a_learning_rate_of_nan_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     for lr in ["nan", "-0.5", "inf"] {
@@ -943,4 +982,39 @@ fn the_example_trains_on_the_gpu_as_on_the_cpu() {
         }
     }
     assert!((gpu_report.test_rmse - cpu_report.test_rmse).abs() <= 1e-3 * cpu_report.test_rmse);
+}
+
+// A client that sends a byte every 100 ms never trips a per-read timeout; the overall
+// deadline answers it with 408 while other clients are served.
+#[test]
+fn a_client_trickling_bytes_gets_408_at_the_request_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    train_small(dir.path(), "biased-mf");
+    let mut service = serve::Service::new(persist::load(dir.path(), None, Device::Cpu).unwrap());
+    service.request_deadline = std::time::Duration::from_millis(600);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Arc::new(service);
+    std::thread::spawn(move || serve::serve(listener, service));
+
+    let started = std::time::Instant::now();
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let request = b"POST /invocations HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
+    let mut sent = 0;
+    // At most 1.5 s of trickling (15 bytes), well past the deadline.
+    while sent < request.len().min(15) {
+        if slow.write_all(&request[sent..sent + 1]).is_err() {
+            break; // the server answered and closed its side
+        }
+        sent += 1;
+        assert_eq!(http(addr, b"GET /ping HTTP/1.1\r\n\r\n").0, 200);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut text = String::new();
+    let _ = slow.read_to_string(&mut text);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
+    assert!(text.contains("did not arrive in time"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// The layout of --data.
     #[arg(long, value_enum, default_value_t = FileFormat::AmazonTsv, requires = "data")]
     pub format: FileFormat,
+    /// The valid ratings of --data, LOW,HIGH inclusive [default: the format's: 1,5, or
+    /// 0.5,5 for MovieLens ratings.csv]; others are skipped and counted.
+    #[arg(long, value_name = "LOW,HIGH", value_parser = parse_scale, requires = "data")]
+    pub rating_scale: Option<(f32, f32)>,
     /// The anchors' TSV (user_id, item_id, rating; test = each user's last row); no long-tail filter by default.
     #[arg(long)]
     pub anchor_tsv: Option<PathBuf>,
@@ -139,7 +143,7 @@ impl TrainArgs {
     /// Where the ratings come from.
     pub fn source(&self) -> Source {
         match (&self.data, &self.anchor_tsv) {
-            (Some(path), _) => Source::File(path.clone(), self.format),
+            (Some(path), _) => Source::File(path.clone(), self.format, self.rating_scale),
             (None, Some(path)) => Source::AnchorTsv(path.clone()),
             (None, None) => Source::Synthetic(boson::ratings::SyntheticConfig {
                 n_users: self.synthetic_users,
@@ -190,5 +194,16 @@ impl TrainArgs {
             wd: self.wd,
             seed: self.seed,
         }
+    }
+}
+
+/// `LOW,HIGH` with finite LOW <= HIGH.
+fn parse_scale(text: &str) -> std::result::Result<(f32, f32), String> {
+    let parse = |v: &str| v.trim().parse::<f32>().ok().filter(|x| x.is_finite());
+    match text.split_once(',').map(|(a, b)| (parse(a), parse(b))) {
+        Some((Some(low), Some(high))) if low <= high => Ok((low, high)),
+        _ => Err(format!(
+            "expected LOW,HIGH with finite numbers and LOW <= HIGH (e.g. 1,5), got {text:?}"
+        )),
     }
 }

@@ -27,8 +27,9 @@ pub enum FileFormat {
 pub enum Source {
     /// The built-in generator (Amazon layout, ids as in the real file).
     Synthetic(SyntheticConfig),
-    /// A rating file in one of the known layouts (gzip detected by its magic bytes).
-    File(PathBuf, FileFormat),
+    /// A rating file in one of the known layouts (gzip detected by its magic bytes), with
+    /// the valid rating range if not the layout's own.
+    File(PathBuf, FileFormat, Option<(f32, f32)>),
     /// The anchors' TSV (`user_id\titem_id\trating`, header, dense 0-based ids; test = last
     /// row of each user), read as is so boson trains on exactly the anchors' split.
     AnchorTsv(PathBuf),
@@ -82,8 +83,11 @@ impl Prepared {
 pub fn load(source: &Source) -> Result<Ratings> {
     match source {
         Source::Synthetic(config) => generate_ratings(config),
-        Source::File(path, format) => {
-            let format = file_format(path, *format)?;
+        Source::File(path, format, scale) => {
+            let mut format = file_format(path, *format)?;
+            if scale.is_some() {
+                format.rating_range = *scale;
+            }
             // Real files have the odd bad line; skip them (the report counts them).
             let (ratings, report) = read_ratings(path, &format, OnBadLine::Skip)?;
             if report.total_skipped() > 0 {
@@ -91,6 +95,15 @@ pub fn load(source: &Source) -> Result<Ratings> {
                     "note: skipped {} malformed lines of {} in {}",
                     report.total_skipped(),
                     report.lines,
+                    path.display()
+                );
+            }
+            // A pair rated twice keeps its latest rating, so a held-out rating is never
+            // also in train.
+            let (ratings, dropped) = ratings.dedup_keep_latest();
+            if dropped > 0 {
+                eprintln!(
+                    "note: {dropped} repeated (user, item) pairs in {}: kept the latest rating of each",
                     path.display()
                 );
             }
@@ -114,13 +127,7 @@ pub fn load(source: &Source) -> Result<Ratings> {
 fn file_format(path: &Path, format: FileFormat) -> Result<DelimitedFormat> {
     Ok(match format {
         FileFormat::AmazonTsv => DelimitedFormat::amazon_reviews(),
-        FileFormat::Csv => DelimitedFormat::new(
-            ",",
-            true,
-            Column::name("user"),
-            Column::name("item"),
-            Column::name("rating"),
-        ),
+        FileFormat::Csv => DelimitedFormat::csv("user", "item", "rating"),
         FileFormat::Movielens => {
             let first = first_line(path)?;
             if first.starts_with("userId,") {

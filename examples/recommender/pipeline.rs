@@ -45,7 +45,7 @@ pub fn run(
             "built-in synthetic Amazon-layout data ({} users × {} items, {} ratings, seed {})",
             c.n_users, c.n_items, c.n_ratings, c.seed
         ),
-        Source::File(p, f) => format!("{} ({f:?})", p.display()),
+        Source::File(p, f, _) => format!("{} ({f:?})", p.display()),
         Source::AnchorTsv(p) => format!("{} (anchor TSV)", p.display()),
     };
 

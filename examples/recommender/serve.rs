@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// SageMaker's own limit for a real-time invocation payload.
 pub const DEFAULT_MAX_BODY: usize = 6 * 1024 * 1024;
@@ -43,6 +43,9 @@ fn error(status: u16, msg: impl Into<String>) -> Response {
 pub struct Service {
     pub model: LoadedModel,
     pub max_body: usize,
+    /// How long a client has to send its whole request (headers and body); a slower one
+    /// gets 408, however steadily it trickles bytes.
+    pub request_deadline: Duration,
 }
 
 impl Service {
@@ -50,6 +53,7 @@ impl Service {
         Service {
             model,
             max_body: DEFAULT_MAX_BODY,
+            request_deadline: Duration::from_secs(60),
         }
     }
 
@@ -177,7 +181,11 @@ pub fn serve(listener: TcpListener, service: Arc<Service>) {
 fn handle_connection(stream: TcpStream, service: &Service) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let deadline = Instant::now() + service.request_deadline;
+    let mut reader = BufReader::new(Deadline {
+        stream: stream.try_clone()?,
+        at: deadline,
+    });
     let response = match read_request(&mut reader, service.max_body) {
         Ok((method, path, body)) => service.handle(&method, &path, &body),
         Err(r) => r,
@@ -188,10 +196,41 @@ fn handle_connection(stream: TcpStream, service: &Service) -> std::io::Result<()
         // a socket with unread input sends a reset that can destroy the answer in flight,
         // so signal the end of the answer and drain a bounded amount of input first.
         stream.shutdown(std::net::Shutdown::Write)?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let _ = std::io::copy(&mut reader.take(64 * 1024 * 1024), &mut std::io::sink());
+        let raw = reader.into_inner().stream;
+        raw.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let _ = std::io::copy(&mut raw.take(64 * 1024 * 1024), &mut std::io::sink());
     }
     Ok(())
+}
+
+/// A connection's reading side that fails with `TimedOut` once the request deadline has
+/// passed, so a client trickling a byte at a time cannot hold a thread for longer.
+struct Deadline {
+    stream: TcpStream,
+    at: Instant,
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream
+            .set_read_timeout(Some(left.min(Duration::from_secs(30))))?;
+        self.stream.read(buf)
+    }
+}
+
+/// A read error as a response: 408 when the client was too slow.
+fn read_error(context: &str, e: std::io::Error) -> Response {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => error(
+            408,
+            format!("{context}: the request did not arrive in time"),
+        ),
+        _ => error(400, format!("{context}: {e}")),
+    }
 }
 
 /// Parses the request line, headers and body; errors become 4xx responses.
@@ -208,7 +247,7 @@ fn read_request(
             .by_ref()
             .take((MAX_HEAD + 1 - head.len().min(MAX_HEAD)) as u64)
             .read_until(b'\n', &mut line)
-            .map_err(|e| error(400, format!("could not read request: {e}")))?;
+            .map_err(|e| read_error("could not read request", e))?;
         if n == 0 {
             return Err(error(
                 400,
@@ -258,7 +297,7 @@ fn read_request(
     let mut body = vec![0u8; len];
     reader
         .read_exact(&mut body)
-        .map_err(|e| error(400, format!("body shorter than Content-Length {len}: {e}")))?;
+        .map_err(|e| read_error(&format!("body shorter than Content-Length {len}"), e))?;
     Ok((method.to_string(), path.to_string(), body))
 }
 
@@ -269,6 +308,7 @@ fn write_response(mut stream: &TcpStream, r: &Response) -> std::io::Result<()> {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         411 => "Length Required",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",

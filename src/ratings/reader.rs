@@ -75,6 +75,9 @@ pub struct DelimitedFormat {
     pub fields: Option<usize>,
     /// Inclusive bounds for a valid rating; `None` accepts any finite number.
     pub rating_range: Option<(f32, f32)>,
+    /// Fields may be quoted as in RFC 4180 CSV (`"a,b"`, `""` for a quote), parsed by
+    /// csv-core; needs a one-byte delimiter. A quoted field cannot span lines.
+    pub quoted: bool,
 }
 
 impl DelimitedFormat {
@@ -89,6 +92,23 @@ impl DelimitedFormat {
             timestamp: None,
             fields: None,
             rating_range: None,
+            quoted: false,
+        }
+    }
+
+    /// `user,item,rating` CSV with a header naming the columns, RFC 4180 quoting, ratings
+    /// 1..=5 (set `rating_range` for another scale).
+    pub fn csv(user: &str, item: &str, rating: &str) -> Self {
+        DelimitedFormat {
+            rating_range: Some((1.0, 5.0)),
+            quoted: true,
+            ..Self::new(
+                ",",
+                true,
+                Column::name(user),
+                Column::name(item),
+                Column::name(rating),
+            )
         }
     }
 
@@ -140,6 +160,7 @@ impl DelimitedFormat {
         DelimitedFormat {
             timestamp: Some((Column::name("timestamp"), TimestampKind::UnixSeconds)),
             rating_range: Some((0.5, 5.0)),
+            quoted: true,
             ..Self::new(
                 ",",
                 true,
@@ -320,7 +341,7 @@ pub fn read_ratings_from(
     if format.delimiter.is_empty() {
         return Err(Error::InvalidArgument("empty delimiter".into()));
     }
-    let delimiter = format.delimiter.as_bytes();
+    let mut splitter = Splitter::new(format)?;
     let mut report = ReadReport {
         path: name.to_path_buf(),
         ..ReadReport::default()
@@ -354,11 +375,11 @@ pub fn read_ratings_from(
         if next_line(&mut buf, &mut line_number)?.is_none() {
             return Err(format_error("empty file: expected a header line".into()));
         }
-        split_fields(&buf, delimiter, &mut fields);
+        let bytes = splitter.split(&buf, &mut fields);
         Some(
             fields
                 .iter()
-                .map(|&(s, e)| String::from_utf8_lossy(&buf[s..e]).trim().to_string())
+                .map(|&(s, e)| String::from_utf8_lossy(&bytes[s..e]).trim().to_string())
                 .collect(),
         )
     } else {
@@ -372,8 +393,8 @@ pub fn read_ratings_from(
             continue;
         }
         report.lines += 1;
-        split_fields(&buf, delimiter, &mut fields);
-        match layout.parse(&buf, &fields, format) {
+        let bytes = splitter.split(&buf, &mut fields);
+        match layout.parse(bytes, &fields, format) {
             Ok(row) => {
                 ratings.push(row.user, row.item, row.rating, row.timestamp)?;
                 report.kept += 1;
@@ -403,6 +424,83 @@ pub fn read_ratings_from(
         }
     }
     Ok((ratings, report))
+}
+
+/// How a line becomes fields: split on the delimiter, or parsed as quoted CSV.
+enum Splitter {
+    Plain(Vec<u8>),
+    Quoted {
+        parser: Box<csv_core::Reader>,
+        unescaped: Vec<u8>,
+    },
+}
+
+impl Splitter {
+    fn new(format: &DelimitedFormat) -> Result<Splitter> {
+        let delimiter = format.delimiter.as_bytes();
+        match (format.quoted, delimiter) {
+            (false, _) => Ok(Splitter::Plain(delimiter.to_vec())),
+            (true, &[d]) => Ok(Splitter::Quoted {
+                parser: Box::new(csv_core::ReaderBuilder::new().delimiter(d).build()),
+                unescaped: Vec::new(),
+            }),
+            (true, _) => Err(Error::InvalidArgument(format!(
+                "quoted fields need a one-byte delimiter, got {:?}",
+                format.delimiter
+            ))),
+        }
+    }
+
+    /// Fills `fields` with (start, end) ranges into the returned bytes: the line itself,
+    /// or its unescaped fields.
+    fn split<'a>(&'a mut self, line: &'a [u8], fields: &mut Vec<(usize, usize)>) -> &'a [u8] {
+        match self {
+            Splitter::Plain(delimiter) => {
+                split_fields(line, delimiter, fields);
+                line
+            }
+            Splitter::Quoted { parser, unescaped } => {
+                split_quoted(line, parser, unescaped, fields);
+                unescaped
+            }
+        }
+    }
+}
+
+/// Parses one CSV line with csv-core: unescaped fields go to `out`, their ranges to
+/// `fields`.
+fn split_quoted(
+    line: &[u8],
+    parser: &mut csv_core::Reader,
+    out: &mut Vec<u8>,
+    fields: &mut Vec<(usize, usize)>,
+) {
+    use csv_core::ReadFieldResult;
+    parser.reset();
+    fields.clear();
+    // Unescaping never lengthens a field.
+    out.clear();
+    out.resize(line.len() + 1, 0);
+    let (mut input, mut written, mut start) = (line, 0, 0);
+    loop {
+        let (result, read, wrote) = parser.read_field(input, &mut out[written..]);
+        input = &input[read..];
+        written += wrote;
+        match result {
+            // The line is consumed: the next call, with no input, ends the record.
+            ReadFieldResult::InputEmpty => {}
+            ReadFieldResult::OutputFull => out.resize(out.len() * 2, 0),
+            ReadFieldResult::Field { record_end } => {
+                fields.push((start, written));
+                start = written;
+                if record_end {
+                    break;
+                }
+            }
+            ReadFieldResult::End => break,
+        }
+    }
+    out.truncate(written);
 }
 
 /// Splits `line` on `delimiter` into (start, end) byte ranges.

@@ -218,6 +218,49 @@ impl Ratings {
         &self.item
     }
 
+    /// One rating per (user, item) pair: the latest, by timestamp where the table has
+    /// them (the later row on a tie), else the last in file order. Returns the table
+    /// without the others and how many rows were dropped.
+    ///
+    /// ```
+    /// use boson::ratings::Ratings;
+    ///
+    /// let mut r = Ratings::new(true);
+    /// r.push("u", "i", 2.0, Some(20))?;
+    /// r.push("u", "j", 3.0, Some(5))?;
+    /// r.push("u", "i", 5.0, Some(10))?; // older than the first: dropped
+    /// let (kept, dropped) = r.dedup_keep_latest();
+    /// assert_eq!((kept.len(), dropped), (2, 1));
+    /// assert_eq!(kept.ratings(), [2.0, 3.0]);
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn dedup_keep_latest(&self) -> (Ratings, usize) {
+        let mut latest: std::collections::HashMap<(u32, u32), usize> =
+            std::collections::HashMap::with_capacity(self.len());
+        for row in 0..self.len() {
+            let key = (self.user[row], self.item[row]);
+            let newer = |old: usize| match &self.timestamp {
+                Some(t) => t[row] >= t[old],
+                None => true,
+            };
+            match latest.get(&key) {
+                Some(&old) if !newer(old) => {}
+                _ => {
+                    latest.insert(key, row);
+                }
+            }
+        }
+        let dropped = self.len() - latest.len();
+        if dropped == 0 {
+            return (self.clone(), 0);
+        }
+        let mut keep = vec![false; self.len()];
+        for &row in latest.values() {
+            keep[row] = true;
+        }
+        (self.select(&keep), dropped)
+    }
+
     /// The rows where `keep` is true, in order, with users and items renumbered by first
     /// appearance among the kept rows (ids no kept row uses are gone).
     pub(crate) fn select(&self, keep: &[bool]) -> Ratings {
