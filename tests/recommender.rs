@@ -330,6 +330,47 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
         "{err}"
     );
 
+    // users.json reordered (a swap of two ids): refused by the fingerprint.
+    let swapped = copy();
+    let mut ids: Vec<String> =
+        serde_json::from_slice(&std::fs::read(swapped.path().join("users.json")).unwrap()).unwrap();
+    ids.swap(0, 1);
+    std::fs::write(
+        swapped.path().join("users.json"),
+        serde_json::to_vec(&ids).unwrap(),
+    )
+    .unwrap();
+    let err = persist::load(swapped.path(), None, Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("users.json") && err.contains("reordered"),
+        "{err}"
+    );
+
+    // A save whose check fails leaves the previous folder as it was.
+    let before = std::fs::read(good.path().join("model.safetensors")).unwrap();
+    let loaded = persist::load(good.path(), None, Device::Cpu).unwrap();
+    for (_, p) in loaded.model.collect_params().iter() {
+        p.set_data(&p.data().unwrap().mul_scalar(3.0).unwrap())
+            .unwrap();
+    }
+    let err = persist::save(
+        good.path(),
+        loaded.model.as_ref(),
+        &loaded.config,
+        &index_map(&loaded.users, false),
+        &index_map(&loaded.items, false),
+        |_| Err(boson::Error::Data("reload differs".into())),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("reload differs"));
+    assert_eq!(
+        std::fs::read(good.path().join("model.safetensors")).unwrap(),
+        before
+    );
+
     // NaN weights: refused at load; a model that turns NaN while served answers 500.
     let loaded = persist::load(good.path(), None, Device::Cpu).unwrap();
     let (name, p) = {

@@ -36,6 +36,21 @@ pub struct ModelConfig {
     #[serde(deserialize_with = "nan_if_null")]
     pub test_mae: f64,
     pub ranking: Ranking,
+    /// Fingerprints of users.json and items.json, so a reordered or swapped id file is
+    /// refused (absent in folders from before they were written).
+    #[serde(default)]
+    pub id_fingerprints: Option<(String, String)>,
+}
+
+/// FNV-1a over the ids in order: stable across Rust versions and machines.
+pub fn fingerprint(ids: &[String]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for id in ids {
+        for &b in id.as_bytes().iter().chain(&[0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// A loaded model with what is needed to answer requests by original ids.
@@ -93,6 +108,10 @@ pub fn save(
             path: dir.join("config.json"),
             msg: format!("the model description would not load back, nothing written: {e}"),
         })?;
+    let config = &ModelConfig {
+        id_fingerprints: Some((fingerprint(users.ids()), fingerprint(items.ids()))),
+        ..config.clone()
+    };
     boson::io::write_folder_atomic(dir, |tmp| {
         model.collect_params().save(tmp.join("model.safetensors"))?;
         write_json(&tmp.join("config.json"), config)?;
@@ -133,6 +152,36 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
     }
     let user_ids: Vec<String> = read_json(&dir.join("users.json"))?;
     let item_ids: Vec<String> = read_json(&dir.join("items.json"))?;
+    let index = |ids: &[String], file: &str| -> Result<HashMap<String, i64>> {
+        let mut map = HashMap::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(first) = map.insert(id.clone(), i as i64) {
+                return Err(Error::Format {
+                    path: dir.join(file),
+                    msg: format!("id {id:?} appears twice (entries {first} and {i})"),
+                });
+            }
+        }
+        Ok(map)
+    };
+    // Unique ids first, then the fingerprint (a duplicate is the clearer message).
+    let users = index(&user_ids, "users.json")?;
+    let items = index(&item_ids, "items.json")?;
+    if let Some((user_print, item_print)) = &config.id_fingerprints {
+        for (file, ids, want) in [
+            ("users.json", &user_ids, user_print),
+            ("items.json", &item_ids, item_print),
+        ] {
+            if fingerprint(ids) != *want {
+                return Err(Error::Format {
+                    path: dir.join(file),
+                    msg: "the ids are not the ones the model was trained with (reordered or \
+                          from another folder)"
+                        .into(),
+                });
+            }
+        }
+    }
     if user_ids.len() != spec.num_users || item_ids.len() != spec.num_items {
         return Err(Error::Format {
             path: dir.to_path_buf(),
@@ -158,23 +207,11 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
             });
         }
     }
-    let index = |ids: Vec<String>, file: &str| -> Result<HashMap<String, i64>> {
-        let mut map = HashMap::with_capacity(ids.len());
-        for (i, id) in ids.into_iter().enumerate() {
-            if let Some(first) = map.insert(id.clone(), i as i64) {
-                return Err(Error::Format {
-                    path: dir.join(file),
-                    msg: format!("id {id:?} appears twice (entries {first} and {i})"),
-                });
-            }
-        }
-        Ok(map)
-    };
     Ok(LoadedModel {
         model,
         config,
-        users: index(user_ids, "users.json")?,
-        items: index(item_ids, "items.json")?,
+        users,
+        items,
         device,
     })
 }

@@ -195,6 +195,7 @@ pub fn run(
         test_rmse,
         test_mae,
         ranking: rank.unwrap_or(Ranking::default()),
+        id_fingerprints: None, // filled in by persist::save
     };
     // The folder is checked where it is written, before it replaces the previous one.
     let mut identical = false;
