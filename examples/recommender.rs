@@ -52,8 +52,12 @@ fn run_training(args: &cli::TrainArgs) -> boson::Result<()> {
     #[derive(serde::Serialize)]
     struct FinalLine<'a> {
         test_rmse: f64,
+        validation_rmse: f64,
         baseline_global_mean_rmse: f64,
         baseline_bias_rmse: f64,
+        hit_rate_at_10: Option<f64>,
+        ndcg_at_10: Option<f64>,
+        baseline_itempop_hit_rate_at_10: Option<f64>,
         train_samples_per_sec: f64,
         epochs: usize,
         model: &'a str,
@@ -61,8 +65,12 @@ fn run_training(args: &cli::TrainArgs) -> boson::Result<()> {
     }
     let line = serde_json::to_string(&FinalLine {
         test_rmse: report.test_rmse,
+        validation_rmse: report.validation_rmse,
         baseline_global_mean_rmse: report.baseline_global_mean_rmse,
         baseline_bias_rmse: report.baseline_bias_rmse,
+        hit_rate_at_10: report.hit_rate_at_10,
+        ndcg_at_10: report.ndcg_at_10,
+        baseline_itempop_hit_rate_at_10: report.baseline_itempop_hit_rate_at_10,
         train_samples_per_sec: report.train_samples_per_sec.round(),
         epochs: report.epochs,
         model: &report.model,

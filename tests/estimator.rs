@@ -794,3 +794,40 @@ fn training_data_without_a_batch_is_an_error_not_a_nan_metric() {
     assert!(err.contains("epoch 0 trained on no samples"), "{err}");
     assert!(!log.contents().contains("NaN"), "{}", log.contents());
 }
+
+#[test]
+fn early_stopping_can_end_with_the_best_epochs_parameters() {
+    let _g = lock();
+    // "Best" here is the largest validation RMSE: the first epoch's, so the run must end
+    // with exactly the parameters a one-epoch run ends with.
+    let run_with = |epochs: usize, restore: bool| {
+        let log = LogCapture::new();
+        let net = dropout_net(42);
+        let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+        let mut est = Estimator::builder(net.clone(), L2Loss::new())
+            .trainer(trainer)
+            .train_metric(Rmse::new())
+            .log_writer(log.clone())
+            .build()
+            .unwrap();
+        let mut early = EarlyStoppingHandler::new("validation rmse")
+            .mode(MonitorMode::Max)
+            .patience(100)
+            .restore_best(restore);
+        let val = loader(20, 10, false);
+        est.fit(
+            &loader(30, 4, true),
+            Some(&val),
+            FitUntil::Epochs(epochs),
+            &mut [&mut early],
+        )
+        .unwrap();
+        (params_of(&net), log.contents())
+    };
+    let (one, _) = run_with(1, false);
+    let (last, _) = run_with(4, false);
+    let (restored, log) = run_with(4, true);
+    assert_ne!(last, one);
+    assert_eq!(restored, one);
+    assert!(log.contains("restored the parameters of epoch 0"), "{log}");
+}

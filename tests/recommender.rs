@@ -73,7 +73,7 @@ fn mfblock_learns_and_reloads_identically() {
     );
     let (report, history) = run_quietly(&args).unwrap();
     assert_eq!(history.epochs.len(), 6);
-    let first = history.epochs[0].test_rmse;
+    let first = history.epochs[0].validation_rmse;
     assert!(
         report.test_rmse < first - 0.05,
         "test RMSE {first} -> {}",
@@ -139,7 +139,10 @@ fn interrupted_and_resumed_run_matches_an_uninterrupted_one() {
             (a.train_rmse - b.train_rmse).abs() < 1e-12,
             "{a:?} vs {b:?}"
         );
-        assert!((a.test_rmse - b.test_rmse).abs() < 1e-12, "{a:?} vs {b:?}");
+        assert!(
+            (a.validation_rmse - b.validation_rmse).abs() < 1e-12,
+            "{a:?} vs {b:?}"
+        );
     }
     // Rotation keeps 3 checkpoints, plus the best one.
     let mut names: Vec<String> = std::fs::read_dir(checkpoints)
@@ -183,6 +186,10 @@ fn fixture_args(
         "0",
         "--min-item-ratings",
         "0",
+        // The protocol of the code that wrote the fixture: validated on test, repeated
+        // pairs kept.
+        "--no-validation-split",
+        "--keep-repeated-pairs",
         "--model-dir",
         model_dir.to_str().unwrap(),
         "--checkpoint-dir",
@@ -581,6 +588,8 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
     let source = data::Source::File(path.clone(), data::FileFormat::Csv, None);
     let r = data::load(&source).unwrap();
     // 100 and -3 are off the 1..5 scale; (u1, i1) keeps its later rating.
+    let (r, repeated) = r.dedup_keep_latest();
+    assert_eq!(repeated, 1);
     let mut got: Vec<(String, String, f32)> = r
         .iter()
         .map(|x| (x.user.to_string(), x.item.to_string(), x.rating))
@@ -594,7 +603,7 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
         ]
     );
     let wide = data::Source::File(path.clone(), data::FileFormat::Csv, Some((-5.0, 100.0)));
-    assert_eq!(data::load(&wide).unwrap().len(), 4);
+    assert_eq!(data::load(&wide).unwrap().len(), 5);
     let err = cli::Cli::try_parse_from([
         "recommender",
         "--data",
@@ -613,14 +622,14 @@ fn a_learning_rate_of_nan_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     for lr in ["nan", "-0.5", "inf"] {
         let flag = format!("--lr={lr}");
-        let args = small_args(dir.path(), "4000", &[&flag, "--no-ranking"]);
+        let args = small_args(dir.path(), "12000", &[&flag, "--no-ranking"]);
         let err = run_quietly(&args).unwrap_err().to_string();
         assert!(
             err.contains("learning rate must be finite and >= 0"),
             "{lr}: {err}"
         );
     }
-    let args = small_args(dir.path(), "4000", &["--momentum", "1.5", "--no-ranking"]);
+    let args = small_args(dir.path(), "12000", &["--momentum", "1.5", "--no-ranking"]);
     let err = run_quietly(&args).unwrap_err().to_string();
     assert!(err.contains("momentum must be in [0, 1), got 1.5"), "{err}");
     assert!(!dir.path().join("config.json").exists());
@@ -634,7 +643,7 @@ fn non_finite_metrics_survive_a_save_and_load() {
     let loaded = persist::load(a.path(), None, Device::Cpu).unwrap();
     let mut config = loaded.config.clone();
     config.history.epochs[0].train_rmse = f64::NAN;
-    config.history.epochs[0].test_rmse = f64::INFINITY;
+    config.history.epochs[0].validation_rmse = f64::INFINITY;
     config.test_rmse = f64::NAN;
     config.ranking.ndcg_at_10 = f64::NEG_INFINITY;
     let b = tempfile::tempdir().unwrap();
@@ -651,7 +660,7 @@ fn non_finite_metrics_survive_a_save_and_load() {
     assert!(text.contains("\"test_rmse\": null"), "{text}");
     let back = persist::load(b.path(), None, Device::Cpu).unwrap().config;
     assert!(back.history.epochs[0].train_rmse.is_nan());
-    assert!(back.history.epochs[0].test_rmse.is_nan());
+    assert!(back.history.epochs[0].validation_rmse.is_nan());
     assert!(back.test_rmse.is_nan() && back.ranking.ndcg_at_10.is_nan());
     assert_eq!(
         back.history.epochs[0].samples,
@@ -716,10 +725,13 @@ fn early_stopping_ends_training_when_validation_stalls() {
     let best = history
         .epochs
         .iter()
-        .map(|e| e.test_rmse)
+        .map(|e| e.validation_rmse)
         .fold(f64::INFINITY, f64::min);
     let last_two = &history.epochs[history.epochs.len() - 2..];
-    assert!(last_two.iter().all(|e| e.test_rmse > best), "{history:?}");
+    assert!(
+        last_two.iter().all(|e| e.validation_rmse > best),
+        "{history:?}"
+    );
 }
 
 #[test]
@@ -854,7 +866,12 @@ fn cli_errors_for_missing_file_and_unknown_format() {
         .unwrap()
         .train;
     assert_eq!(args.thresholds(), (0, 0));
-    let prepared = data::prepare(&data::load(&args.source()).unwrap(), "anchor", 0, 0).unwrap();
+    let prepared = data::prepare(
+        &data::load(&args.source()).unwrap(),
+        "anchor",
+        args.prepare_options(),
+    )
+    .unwrap();
     assert_eq!((prepared.summary.train, prepared.summary.test), (250, 50));
 }
 
@@ -1013,7 +1030,7 @@ fn the_example_trains_on_the_gpu_as_on_the_cpu() {
     for (g, c) in gpu.epochs.iter().zip(&cpu.epochs) {
         for (what, a, b) in [
             ("train RMSE", g.train_rmse, c.train_rmse),
-            ("test RMSE", g.test_rmse, c.test_rmse),
+            ("validation RMSE", g.validation_rmse, c.validation_rmse),
         ] {
             assert!(
                 (a - b).abs() <= 1e-3 * b.abs(),
@@ -1058,4 +1075,90 @@ fn a_client_trickling_bytes_gets_408_at_the_request_deadline() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
     assert!(text.contains("did not arrive in time"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+// Each user's latest rating is the test split, the one before it validation; neither is
+// in train, and the epoch is chosen on validation.
+#[test]
+fn validation_is_each_users_second_latest_rating_and_never_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(dir.path(), "6000", &["--epochs", "3", "--no-ranking"]);
+    let prepared = {
+        let ratings = data::load(&args.source()).unwrap();
+        data::prepare(&ratings, "small", args.prepare_options()).unwrap()
+    };
+    let s = &prepared.summary;
+    assert!(s.validation > 0 && s.validation <= s.test, "{s:?}");
+    assert_eq!(s.train + s.validation + s.test, s.ratings_kept);
+    use std::collections::HashSet;
+    let pairs = |d: &boson::ratings::RatingsDataset| -> HashSet<(i64, i64)> {
+        let (u, i, _) = d.columns();
+        u.iter().copied().zip(i.iter().copied()).collect()
+    };
+    let (train, val, test) = (
+        pairs(&prepared.train),
+        pairs(&prepared.validation),
+        pairs(&prepared.test),
+    );
+    assert!(train.is_disjoint(&val) && train.is_disjoint(&test));
+    // One validation and one test rating per user at most.
+    let users = |d: &boson::ratings::RatingsDataset| d.columns().0.len();
+    let distinct =
+        |d: &boson::ratings::RatingsDataset| d.columns().0.iter().collect::<HashSet<_>>().len();
+    assert_eq!(users(&prepared.validation), distinct(&prepared.validation));
+    assert_eq!(users(&prepared.test), distinct(&prepared.test));
+
+    let (report, history) = run_quietly(&args).unwrap();
+    let best = history
+        .epochs
+        .iter()
+        .map(|e| e.validation_rmse)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(report.validation_rmse, best);
+}
+
+/// MovieLens 100K from scripts/fetch-movielens.sh, if it is there.
+fn movielens_100k() -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/ml-100k/ml-100k.inter");
+    path.is_file().then_some(path)
+}
+
+// Real data: MovieLens 100K, leave-latest-out (BENCHMARKS.md has the table).
+#[test]
+fn on_movielens_100k_biased_mf_beats_the_bias_baseline() {
+    let Some(path) = movielens_100k() else {
+        skip_note!(
+            "on_movielens_100k_biased_mf_beats_the_bias_baseline: skipped: no \
+             data/ml-100k/ml-100k.inter (run scripts/fetch-movielens.sh)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let argv = [
+        "recommender",
+        "--data",
+        path.to_str().unwrap(),
+        "--format",
+        "movielens",
+        "--min-user-ratings",
+        "0",
+        "--min-item-ratings",
+        "0",
+        "--model",
+        "biased-mf",
+        "--device",
+        "cpu",
+        "--model-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let args = cli::Cli::try_parse_from(argv).unwrap().train;
+    let (report, _) = run_quietly(&args).unwrap();
+    assert!(
+        report.test_rmse < report.baseline_bias_rmse,
+        "{} vs bias {}",
+        report.test_rmse,
+        report.baseline_bias_rmse
+    );
+    let pop = report.baseline_itempop_hit_rate_at_10.unwrap();
+    assert!((0.07..0.10).contains(&pop), "ItemPop HitRate@10 {pop}");
 }

@@ -1,7 +1,7 @@
 //! The command line (clap derive). `recommender [OPTIONS]` trains; `recommender serve`
 //! answers requests from a saved model folder.
 
-use crate::data::{default_synthetic, FileFormat, Source};
+use crate::data::{default_synthetic, FileFormat, PrepareOptions, Source};
 use crate::model::ModelKind;
 use crate::train::{FitOptions, OptKind, TrainConfig};
 use boson::{Device, Error, Result};
@@ -71,6 +71,14 @@ pub struct TrainArgs {
     /// The layout of --data.
     #[arg(long, value_enum, default_value_t = FileFormat::AmazonTsv, requires = "data")]
     pub format: FileFormat,
+    /// Validate on the test split, as the reference notebook does, instead of holding
+    /// each user's second-latest rating out of train (the numbers are then optimistic).
+    #[arg(long)]
+    pub no_validation_split: bool,
+    /// Keep every rating of a (user, item) pair rated more than once, as the reference
+    /// notebook does (by default only the latest is kept).
+    #[arg(long)]
+    pub keep_repeated_pairs: bool,
     /// The valid ratings of --data, LOW,HIGH inclusive [default: the format's: 1,5, or
     /// 0.5,5 for MovieLens ratings.csv]; others are skipped and counted.
     #[arg(long, value_name = "LOW,HIGH", value_parser = parse_scale, requires = "data")]
@@ -162,6 +170,18 @@ impl TrainArgs {
             self.min_user_ratings.unwrap_or(if anchor { 0 } else { 5 }),
             self.min_item_ratings.unwrap_or(if anchor { 0 } else { 10 }),
         )
+    }
+
+    /// How the ratings become splits.
+    pub fn prepare_options(&self) -> PrepareOptions {
+        let (min_user, min_item) = self.thresholds();
+        PrepareOptions {
+            min_user,
+            min_item,
+            // The anchors' files come with their split, validated on test as they do.
+            validate: !self.no_validation_split && self.anchor_tsv.is_none(),
+            keep_repeated: self.keep_repeated_pairs,
+        }
     }
 
     /// The optional training handlers.

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 pub enum FileFormat {
     /// Amazon Customer Reviews TSV (15 columns, header, `review_date` orders ratings).
     AmazonTsv,
-    /// MovieLens: `u.data` (tab), `ratings.dat` (`::`) or `ratings.csv`, chosen from the
-    /// file's first line.
+    /// MovieLens: `u.data` (tab), `ratings.dat` (`::`), `ratings.csv` or RecBole's
+    /// `ml-100k.inter`, chosen from the file's first line.
     Movielens,
     /// `user,item,rating[,timestamp]` with a header naming `user`, `item`, `rating`.
     Csv,
@@ -51,10 +51,17 @@ pub fn default_synthetic(seed: u64) -> SyntheticConfig {
 pub struct DataSummary {
     pub source: String,
     pub ratings_read: usize,
+    /// Ratings dropped because their (user, item) pair was rated again later.
+    #[serde(default)]
+    pub repeated_pairs: usize,
     pub ratings_kept: usize,
     pub users: usize,
     pub items: usize,
     pub train: usize,
+    /// Held out of train to choose the epoch (each user's second-latest rating); 0 when
+    /// the test split is used for that, as with the anchors' files.
+    #[serde(default)]
+    pub validation: usize,
     pub test: usize,
     pub min_user_ratings: usize,
     pub min_item_ratings: usize,
@@ -65,6 +72,8 @@ pub struct Prepared {
     pub users: IndexMap,
     pub items: IndexMap,
     pub train: RatingsDataset,
+    /// What each epoch is validated on, and the best epoch chosen by.
+    pub validation: RatingsDataset,
     pub test: RatingsDataset,
     /// The summary of the ratings as read, before filtering (the exploration step).
     pub explored: Summary,
@@ -98,15 +107,6 @@ pub fn load(source: &Source) -> Result<Ratings> {
                     path.display()
                 );
             }
-            // A pair rated twice keeps its latest rating, so a held-out rating is never
-            // also in train.
-            let (ratings, dropped) = ratings.dedup_keep_latest();
-            if dropped > 0 {
-                eprintln!(
-                    "note: {dropped} repeated (user, item) pairs in {}: kept the latest rating of each",
-                    path.display()
-                );
-            }
             Ok(ratings)
         }
         Source::AnchorTsv(path) => {
@@ -132,6 +132,8 @@ fn file_format(path: &Path, format: FileFormat) -> Result<DelimitedFormat> {
             let first = first_line(path)?;
             if first.starts_with("userId,") {
                 DelimitedFormat::movielens_csv()
+            } else if first.starts_with("user_id:token") {
+                DelimitedFormat::recbole_inter()
             } else if first.contains("::") {
                 DelimitedFormat::movielens_1m()
             } else {
@@ -166,20 +168,44 @@ fn first_line(path: &Path) -> Result<String> {
     Ok(text.lines().next().unwrap_or("").to_string())
 }
 
-/// Explore → filter → index → split. `min_user`/`min_item` of 0 keep everything.
-pub fn prepare(
-    ratings: &Ratings,
-    source_name: &str,
-    min_user: usize,
-    min_item: usize,
-) -> Result<Prepared> {
+/// How [`prepare`] turns ratings into splits.
+#[derive(Clone, Copy, Debug)]
+pub struct PrepareOptions {
+    /// Drop users with fewer ratings (0 keeps everything).
+    pub min_user: usize,
+    /// Drop items with fewer ratings.
+    pub min_item: usize,
+    /// Hold each user's second-latest rating out of train for validation (choosing the
+    /// epoch); else the test split doubles as validation (the anchors' and the reference
+    /// notebook's protocol).
+    pub validate: bool,
+    /// Keep every rating of a pair rated more than once (as the reference notebook does);
+    /// else only the latest.
+    pub keep_repeated: bool,
+}
+
+/// Explore → deduplicate → filter → index → split.
+pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) -> Result<Prepared> {
+    let PrepareOptions {
+        min_user,
+        min_item,
+        validate,
+        keep_repeated,
+    } = options;
     let explored = ratings.summary();
+    // A pair rated twice keeps its latest rating, so a held-out pair is never also in
+    // train.
+    let (unique, repeated) = if keep_repeated {
+        (ratings.clone(), 0)
+    } else {
+        ratings.dedup_keep_latest()
+    };
     let filter = LongTailFilter {
         min_per_user: min_user,
         min_per_item: min_item,
         until_stable: false,
     };
-    let kept = filter.apply(ratings);
+    let kept = filter.apply(&unique);
     if kept.is_empty() {
         return Err(Error::Data(format!(
             "no ratings left after dropping users with < {min_user} and items with < {min_item} ratings ({} read)",
@@ -187,28 +213,42 @@ pub fn prepare(
         )));
     }
     let indexed = kept.to_indexed();
-    let split = indexed.leave_last_out()?;
-    if split.test.is_empty() {
+    let (train, validation, test) = if validate {
+        let split = indexed.leave_last_two_out()?;
+        (split.train, split.validation, split.test)
+    } else {
+        let split = indexed.leave_last_out()?;
+        (split.train, split.test.clone(), split.test)
+    };
+    if test.is_empty() {
         return Err(Error::Data(
             "no user has two ratings, so there is nothing to hold out for testing".into(),
+        ));
+    }
+    if validation.is_empty() {
+        return Err(Error::Data(
+            "no user has three ratings, so there is nothing to hold out for validation".into(),
         ));
     }
     let summary = DataSummary {
         source: source_name.to_string(),
         ratings_read: ratings.len(),
+        repeated_pairs: repeated,
         ratings_kept: kept.len(),
         users: indexed.users().len(),
         items: indexed.items().len(),
-        train: split.train.len(),
-        test: split.test.len(),
+        train: train.len(),
+        validation: if validate { validation.len() } else { 0 },
+        test: test.len(),
         min_user_ratings: min_user,
         min_item_ratings: min_item,
     };
     Ok(Prepared {
         users: indexed.users().clone(),
         items: indexed.items().clone(),
-        train: split.train,
-        test: split.test,
+        train,
+        validation,
+        test,
         explored,
         summary,
     })

@@ -87,12 +87,15 @@ pub struct Ranking {
     pub mean_candidates: f64,
 }
 
-/// For each train user, the items rated in train, sorted.
-pub fn rated_items(train: &RatingsDataset, num_users: usize) -> Vec<Vec<u32>> {
-    let (users, items, _) = train.columns();
+/// For each user, the items rated in any of `sets` (train, and validation when there is
+/// one), sorted: what a user already knows, never recommended or counted as a candidate.
+pub fn rated_items(sets: &[&RatingsDataset], num_users: usize) -> Vec<Vec<u32>> {
     let mut rated = vec![Vec::new(); num_users];
-    for (&u, &i) in users.iter().zip(items) {
-        rated[u as usize].push(i as u32);
+    for set in sets {
+        let (users, items, _) = set.columns();
+        for (&u, &i) in users.iter().zip(items) {
+            rated[u as usize].push(i as u32);
+        }
     }
     for r in &mut rated {
         r.sort_unstable();
@@ -128,24 +131,21 @@ pub fn all_item_factors(model: &dyn RecModel, num_items: usize, device: Device) 
 }
 
 /// HitRate@10 and NDCG@10: each test user's held-out item is ranked against every item the
-/// user has not rated in train (full ranking, no sampling). Rank = how many candidates
-/// score strictly higher; a hit is rank < 10, its gain 1 / log2(rank + 2).
+/// user has not rated (`rated`: full ranking, no sampling). Rank = how many candidates
+/// score strictly higher; a hit is rank < 10, its gain 1 / log2(rank + 2). `scores`
+/// gives every item's score for a block of users, `[users × num_items]` row-major.
 pub fn ranking(
-    model: &dyn RecModel,
-    train: &RatingsDataset,
+    mut scores: impl FnMut(&[i64]) -> Result<Vec<f32>>,
+    rated: &[Vec<u32>],
     test: &RatingsDataset,
-    num_users: usize,
     num_items: usize,
-    device: Device,
 ) -> Result<Ranking> {
-    let rated = rated_items(train, num_users);
-    let item_factors = all_item_factors(model, num_items, device)?;
     let (users, items, _) = test.columns();
     let (mut hits, mut ndcg, mut candidates) = (0f64, 0f64, 0f64);
     // Users in chunks keep the score matrix small (256 × items floats).
     const CHUNK: usize = 256;
     for (us, is) in users.chunks(CHUNK).zip(items.chunks(CHUNK)) {
-        let scores = score_all_items(model, us, &item_factors, device)?;
+        let scores = scores(us)?;
         for (row, (&u, &target)) in us.iter().zip(is).enumerate() {
             let s = &scores[row * num_items..(row + 1) * num_items];
             let seen = &rated[u as usize];
@@ -172,6 +172,28 @@ pub fn ranking(
         ndcg_at_10: ndcg / n,
         mean_candidates: candidates / n,
     })
+}
+
+/// A model's scores for [`ranking`]: one matrix product per block of users.
+pub fn model_scores<'a>(
+    model: &'a dyn RecModel,
+    num_items: usize,
+    device: Device,
+) -> Result<impl FnMut(&[i64]) -> Result<Vec<f32>> + 'a> {
+    let item_factors = all_item_factors(model, num_items, device)?;
+    Ok(move |users: &[i64]| score_all_items(model, users, &item_factors, device))
+}
+
+/// ItemPop's scores for [`ranking`]: every user gets each item's count of train ratings.
+pub fn popularity_scores(
+    train: &RatingsDataset,
+    num_items: usize,
+) -> impl FnMut(&[i64]) -> Result<Vec<f32>> {
+    let mut counts = vec![0f32; num_items];
+    for &i in &train.columns().1 {
+        counts[i as usize] += 1.0;
+    }
+    move |users: &[i64]| Ok(counts.repeat(users.len()))
 }
 
 /// The `k` best-scoring items that `user` has not rated in train, best first.

@@ -226,7 +226,7 @@ pub fn training_curve_svg(history: &History) -> String {
     let values: Vec<f64> = history
         .epochs
         .iter()
-        .flat_map(|e| [e.train_rmse, e.test_rmse])
+        .flat_map(|e| [e.train_rmse, e.validation_rmse])
         .filter(|v| v.is_finite())
         .collect();
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -284,7 +284,7 @@ pub fn training_curve_svg(history: &History) -> String {
     type Get = fn(&crate::train::EpochMetrics) -> f64;
     let series: [(&str, &str, Get); 2] = [
         ("train", "#1f77b4", |e| e.train_rmse),
-        ("test", "#d62728", |e| e.test_rmse),
+        ("validation", "#d62728", |e| e.validation_rmse),
     ];
     for (k, (name, color, get)) in series.iter().enumerate() {
         let points: Vec<String> = history

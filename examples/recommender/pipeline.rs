@@ -4,7 +4,9 @@
 
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
-use crate::evaluate::{mae, ranking, rated_items, rmse, top_k, BiasBaseline, Ranking};
+use crate::evaluate::{
+    mae, model_scores, popularity_scores, ranking, rated_items, rmse, top_k, BiasBaseline, Ranking,
+};
 use crate::model::{build, predict, ModelSpec};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::train::{fit, History};
@@ -17,10 +19,14 @@ use std::time::Instant;
 pub struct Report {
     pub test_rmse: f64,
     pub test_mae: f64,
+    /// The best epoch's validation RMSE (the epoch whose parameters were kept).
+    pub validation_rmse: f64,
     pub baseline_global_mean_rmse: f64,
     pub baseline_bias_rmse: f64,
     pub hit_rate_at_10: Option<f64>,
     pub ndcg_at_10: Option<f64>,
+    pub baseline_itempop_hit_rate_at_10: Option<f64>,
+    pub baseline_itempop_ndcg_at_10: Option<f64>,
     pub train_samples_per_sec: f64,
     pub epochs: usize,
     pub model: String,
@@ -54,16 +60,17 @@ pub fn run(
     let ratings = load(&source)?;
     writeln!(out, "== explore: {source_name}").map_err(w)?;
     let (min_user, min_item) = args.thresholds();
-    let data = prepare(&ratings, &source_name, min_user, min_item)?;
+    let data = prepare(&ratings, &source_name, args.prepare_options())?;
     write!(out, "{}", data.explored).map_err(w)?;
 
     // 2. Prepare.
     let s = &data.summary;
     writeln!(
         out,
-        "== prepare: kept {} of {} ratings (users with >= {min_user}, items with >= {min_item}); {} users, {} items; \
-         leave-last-out: {} train, {} test ({:.1} s)",
-        s.ratings_kept, s.ratings_read, s.users, s.items, s.train, s.test,
+        "== prepare: kept {} of {} ratings ({} repeated (user, item) pairs: the latest kept; users with >= {min_user}, \
+         items with >= {min_item}); {} users, {} items; leave-last-out: {} train, {} validation (each user's second-latest), \
+         {} test (latest) ({:.1} s)",
+        s.ratings_kept, s.ratings_read, s.repeated_pairs, s.users, s.items, s.train, s.validation, s.test,
         t.elapsed().as_secs_f64()
     )
     .map_err(w)?;
@@ -91,14 +98,14 @@ pub fn run(
     writeln!(
         out,
         "(Estimator::fit: training RMSE is the running value over each epoch's batches with dropout on; \
-         validation RMSE is on the held-out ratings in predict mode)"
+         validation RMSE is on the validation ratings in predict mode; the best epoch's parameters are kept)"
     )
     .map_err(w)?;
     out.flush().map_err(w)?;
     let history = fit(
         &model,
         &data.train,
-        &data.test,
+        &data.validation,
         &config,
         &args.fit_options(),
         device,
@@ -130,29 +137,35 @@ pub fn run(
     ] {
         writeln!(out, "{name:<28} {r:>8.4} {a:>8.4}").map_err(w)?;
     }
-    let rank = if args.no_ranking {
-        None
+    // What each user already rated (train and validation): never a ranking candidate.
+    let rated = rated_items(&[&data.train, &data.validation], s.users);
+    let (rank, itempop) = if args.no_ranking {
+        (None, None)
     } else {
         let t = Instant::now();
         let r = ranking(
-            model.as_ref(),
-            &data.train,
+            model_scores(model.as_ref(), s.items, device)?,
+            &rated,
             &data.test,
-            s.users,
             s.items,
-            device,
+        )?;
+        let pop = ranking(
+            popularity_scores(&data.train, s.items),
+            &rated,
+            &data.test,
+            s.items,
         )?;
         writeln!(
             out,
-            "HitRate@10 {:.4}  NDCG@10 {:.4}  (held-out item ranked among all {:.0} unrated items per user on average; {:.1} s)",
-            r.hit_rate_at_10, r.ndcg_at_10, r.mean_candidates, t.elapsed().as_secs_f64()
+            "HitRate@10 {:.4}  NDCG@10 {:.4}  (baseline ItemPop: {:.4} / {:.4}; held-out item ranked among all {:.0} unrated items per user on average; {:.1} s)",
+            r.hit_rate_at_10, r.ndcg_at_10, pop.hit_rate_at_10, pop.ndcg_at_10, r.mean_candidates,
+            t.elapsed().as_secs_f64()
         )
         .map_err(w)?;
-        Some(r)
+        (Some(r), Some(pop))
     };
 
     // Top-5 for three users: the first, middle and last test users.
-    let rated = rated_items(&data.train, s.users);
     writeln!(out, "== top-5 recommendations").map_err(w)?;
     let (train_u, train_i, train_r) = data.train.columns();
     let picks = [0, tu.len() / 2, tu.len() - 1];
@@ -231,8 +244,15 @@ pub fn run(
         test_mae,
         baseline_global_mean_rmse: rmse(&mean_pred, tr),
         baseline_bias_rmse: rmse(&bias_pred, tr),
+        validation_rmse: history
+            .epochs
+            .iter()
+            .map(|e| e.validation_rmse)
+            .fold(f64::NAN, f64::min),
         hit_rate_at_10: rank.map(|r| r.hit_rate_at_10),
         ndcg_at_10: rank.map(|r| r.ndcg_at_10),
+        baseline_itempop_hit_rate_at_10: itempop.map(|r| r.hit_rate_at_10),
+        baseline_itempop_ndcg_at_10: itempop.map(|r| r.ndcg_at_10),
         train_samples_per_sec: history.samples_per_sec(),
         epochs,
         model: spec.kind.name().to_string(),

@@ -69,9 +69,10 @@ pub struct EpochMetrics {
     /// dropout on (Gluon's Estimator way; the reference re-predicts the whole train set).
     #[serde(deserialize_with = "crate::persist::nan_if_null")]
     pub train_rmse: f64,
-    /// RMSE on the held-out ratings after the epoch (predict mode).
-    #[serde(deserialize_with = "crate::persist::nan_if_null")]
-    pub test_rmse: f64,
+    /// RMSE on the validation ratings after the epoch (predict mode); folders from before
+    /// the validation split called it `test_rmse` (it was the test split then).
+    #[serde(alias = "test_rmse", deserialize_with = "crate::persist::nan_if_null")]
+    pub validation_rmse: f64,
     /// Wall seconds of the training pass alone (batches, forward, backward, update), from
     /// the epoch's start to its last batch: validation is not included.
     pub train_seconds: f64,
@@ -174,7 +175,7 @@ impl EventHandler for HistoryHandler {
         self.history.epochs.push(EpochMetrics {
             epoch: est.progress().epoch(),
             train_rmse: metric(est, "training rmse")?,
-            test_rmse: metric(est, "validation rmse")?,
+            validation_rmse: metric(est, "validation rmse")?,
             train_seconds: (self.last_batch_end - self.epoch_start).as_secs_f64(),
             samples: est.progress().samples_in_epoch,
         });
@@ -193,12 +194,13 @@ impl EventHandler for HistoryHandler {
 }
 
 /// Trains `model` on `train` with `Estimator::fit`: L2Loss, the configured optimizer,
-/// training RMSE, validation RMSE on `test` after every epoch, the LoggingHandler's
-/// lines to `log`, plus the optional checkpoint / early-stopping handlers.
+/// training RMSE, validation RMSE on `validation` after every epoch, the LoggingHandler's
+/// lines to `log`, the optional checkpoints, and early stopping (when a patience is given).
+/// The model ends with the parameters of its best epoch by validation RMSE.
 pub fn fit(
     model: &Arc<dyn RecModel>,
     train: &RatingsDataset,
-    test: &RatingsDataset,
+    validation: &RatingsDataset,
     config: &TrainConfig,
     options: &FitOptions,
     device: Device,
@@ -226,7 +228,9 @@ pub fn fit(
         .seed(config.seed)
         .num_workers(workers)
         .build()?;
-    let test_loader = DataLoader::builder(test.clone()).batch_size(8192).build()?;
+    let val_loader = DataLoader::builder(validation.clone())
+        .batch_size(8192)
+        .build()?;
     let net: Arc<dyn Model> = model.clone();
     let mut est = Estimator::builder(net, L2Loss::new())
         .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
@@ -238,7 +242,7 @@ pub fn fit(
     // Validation after every epoch (priority -1000, after the metric update) and one log
     // line per epoch (last of all). `fit` would add both by default; they are spelled out
     // here to show the handlers a run uses.
-    let mut validation = ValidationHandler::new(&test_loader).epoch_period(Some(1));
+    let mut validation = ValidationHandler::new(&val_loader).epoch_period(Some(1));
     let mut logging = LoggingHandler::new();
     let mut history = HistoryHandler::new(options.checkpoint_dir.clone());
     let mut checkpoints = options.checkpoint_dir.as_ref().map(|dir| {
@@ -248,9 +252,11 @@ pub fn fit(
             .save_best("validation rmse", MonitorMode::Auto)
             .resume_from_checkpoint(options.resume)
     });
-    let mut early = options
-        .early_stopping_patience
-        .map(|n| EarlyStoppingHandler::new("validation rmse").patience(n));
+    // Always on, to end with the best epoch's parameters; it stops early only with a
+    // patience.
+    let mut early = EarlyStoppingHandler::new("validation rmse")
+        .patience(options.early_stopping_patience.unwrap_or(usize::MAX))
+        .restore_best(true);
     // The history first: at `epoch_end` it writes history.json before the checkpoint,
     // so a checkpoint never has fewer recorded epochs than it trained.
     let mut handlers: Vec<&mut dyn EventHandler> =
@@ -258,14 +264,25 @@ pub fn fit(
     if let Some(h) = checkpoints.as_mut() {
         handlers.push(h);
     }
-    if let Some(h) = early.as_mut() {
-        handlers.push(h);
-    }
+    handlers.push(&mut early);
     est.fit(
         &train_loader,
-        Some(&test_loader),
+        Some(&val_loader),
         FitUntil::Epochs(config.epochs),
         &mut handlers,
     )?;
+    // The best checkpoint covers a resumed run, whose best epoch may predate the resume.
+    if let Some(dir) = &options.checkpoint_dir {
+        let best = dir.join("model-best.params");
+        if best.exists() {
+            model.collect_params().load(
+                &best,
+                boson::nn::LoadOptions {
+                    device: Some(device),
+                    ..Default::default()
+                },
+            )?;
+        }
+    }
     Ok(history.history)
 }

@@ -36,7 +36,7 @@ pub use reader::{
     read_ratings, read_ratings_from, BadLine, BadLineReason, Column, DelimitedFormat, OnBadLine,
     ReadReport, TimestampKind, AMAZON_COLUMNS,
 };
-pub use split::Split;
+pub use split::{Split, ValidatedSplit};
 pub use summary::{CountQuantiles, HistogramBin, Summary};
 pub use synthetic::{
     generate_ratings, synthetic_item_id, synthetic_user_id, write_synthetic_amazon_tsv,

@@ -154,6 +154,23 @@ impl DelimitedFormat {
         }
     }
 
+    /// RecBole's atomic `.inter` files (e.g. `ml-100k.inter`, as PyPI's recbole wheel
+    /// ships it): tab-separated, header `user_id:token  item_id:token  rating:float
+    /// timestamp:float`, ratings 1..=5.
+    pub fn recbole_inter() -> Self {
+        DelimitedFormat {
+            timestamp: Some((Column::name("timestamp:float"), TimestampKind::UnixSeconds)),
+            rating_range: Some((1.0, 5.0)),
+            ..Self::new(
+                "\t",
+                true,
+                Column::name("user_id:token"),
+                Column::name("item_id:token"),
+                Column::name("rating:float"),
+            )
+        }
+    }
+
     /// MovieLens `ratings.csv` (20M, 25M, latest): header
     /// `userId,movieId,rating,timestamp`, half-star ratings 0.5..=5.
     pub fn movielens_csv() -> Self {

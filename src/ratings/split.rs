@@ -6,6 +6,18 @@ use crate::data::rng_for;
 use crate::error::{Error, Result};
 use crate::ratings::prepare::{IndexedRatings, RatingsDataset};
 
+/// A train/validation/test split ([`IndexedRatings::leave_last_two_out`]); every side
+/// keeps the file order and shares the index maps.
+#[derive(Clone, Debug)]
+pub struct ValidatedSplit {
+    /// Training triples.
+    pub train: RatingsDataset,
+    /// Each user's second-latest rating, for choosing epochs and settings.
+    pub validation: RatingsDataset,
+    /// Each user's latest rating, for the final numbers only.
+    pub test: RatingsDataset,
+}
+
 /// A train/test split; both sides keep the file order and share the index maps of the
 /// [`IndexedRatings`] they came from, so every test user and item is known.
 #[derive(Clone, Debug)]
@@ -36,32 +48,81 @@ impl IndexedRatings {
     /// # Ok::<(), boson::error::Error>(())
     /// ```
     pub fn leave_last_out(&self) -> Result<Split> {
+        let [latest, _] = self.latest_two()?;
+        Ok(Split {
+            train: self.rows_where(&latest, false)?,
+            test: self.rows_where(&latest, true)?,
+        })
+    }
+
+    /// Holds out each user's latest rating for testing and the one before it for
+    /// validation (choosing epochs and settings without looking at the test split), with
+    /// the order of [`leave_last_out`](Self::leave_last_out). A user keeps at least one
+    /// rating in training: with two ratings only the test one is held out.
+    ///
+    /// ```
+    /// use boson::data::Dataset;
+    /// use boson::ratings::Ratings;
+    ///
+    /// let mut r = Ratings::new(true);
+    /// for (item, day) in [("x", 3), ("y", 1), ("z", 2)] {
+    ///     r.push("a", item, 4.0, Some(day))?;
+    /// }
+    /// let split = r.to_indexed().leave_last_two_out()?;
+    /// assert_eq!(split.test.get(0)?.1, 0); // "x", the latest
+    /// assert_eq!(split.validation.get(0)?.1, 2); // "z", the one before
+    /// assert_eq!(split.train.len(), 1);
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn leave_last_two_out(&self) -> Result<ValidatedSplit> {
+        let [latest, second] = self.latest_two()?;
+        let held = |r: usize| latest[r] || second[r];
+        let kept: Vec<bool> = (0..self.len()).map(held).collect();
+        Ok(ValidatedSplit {
+            train: self.rows_where(&kept, false)?,
+            validation: self.rows_where(&second, true)?,
+            test: self.rows_where(&latest, true)?,
+        })
+    }
+
+    /// Marks each user's latest row (users with 2+ ratings) and the one before it (users
+    /// with 3+): by timestamp where there are timestamps, ties to the later line, else by
+    /// line.
+    fn latest_two(&self) -> Result<[Vec<bool>; 2]> {
         let users = self.users().len();
-        let mut latest: Vec<Option<usize>> = vec![None; users];
+        let mut top: Vec<[Option<usize>; 2]> = vec![[None, None]; users];
         let mut count = vec![0usize; users];
+        let later = |a: usize, b: usize| match self.timestamps() {
+            Some(t) => t[a] >= t[b],
+            None => true,
+        };
         for (row, &u) in self.user_indices().iter().enumerate() {
             let u =
                 usize::try_from(u).map_err(|_| Error::Data(format!("negative user index {u}")))?;
             count[u] += 1;
-            let later = match (latest[u], self.timestamps()) {
-                (None, _) => true,
-                (Some(best), Some(times)) => times[row] >= times[best],
-                (Some(_), None) => true,
-            };
-            if later {
-                latest[u] = Some(row);
+            let [first, second] = &mut top[u];
+            match *first {
+                Some(f) if !later(row, f) => {
+                    if second.is_none_or(|s| later(row, s)) {
+                        *second = Some(row);
+                    }
+                }
+                _ => {
+                    *second = *first;
+                    *first = Some(row);
+                }
             }
         }
-        let mut test = vec![false; self.len()];
-        for (u, best) in latest.iter().enumerate() {
-            if let (Some(row), true) = (best, count[u] >= 2) {
-                test[*row] = true;
+        let mut marks = [vec![false; self.len()], vec![false; self.len()]];
+        for (u, [first, second]) in top.iter().enumerate() {
+            if let (Some(row), true) = (first, count[u] >= 2) {
+                marks[0][*row] = true;
+            }
+            if let (Some(row), true) = (second, count[u] >= 3) {
+                marks[1][*row] = true;
             }
         }
-        Ok(Split {
-            train: self.rows_where(&test, false)?,
-            test: self.rows_where(&test, true)?,
-        })
+        Ok(marks)
     }
 
     /// Puts `round(test_fraction * len)` rows, chosen uniformly from `seed`, in test.

@@ -4,6 +4,7 @@ use super::{Monitor, MonitorMode};
 use crate::error::{Error, Result};
 use crate::estimator::event::{EventHandler, Signal};
 use crate::estimator::Estimator;
+use crate::tensor::Tensor;
 
 /// Stops training once the monitored metric has gone `patience` epochs in a row without
 /// improving by more than `min_delta` (as Gluon, patience 0 behaves as 1).
@@ -18,6 +19,9 @@ pub struct EarlyStoppingHandler {
     best: f32,
     wait: usize,
     stopped_epoch: Option<usize>,
+    restore_best: bool,
+    /// The parameters after the best epoch so far (with `restore_best`), and that epoch.
+    best_params: Option<(usize, Vec<Tensor>)>,
 }
 
 impl EarlyStoppingHandler {
@@ -31,7 +35,18 @@ impl EarlyStoppingHandler {
             best: f32::NAN,
             wait: 0,
             stopped_epoch: None,
+            restore_best: false,
+            best_params: None,
         }
+    }
+
+    /// Whether training ends with the parameters of the best epoch instead of the last
+    /// (Keras' `restore_best_weights`; default false). The best epoch's values are kept in
+    /// memory. A resumed run can only restore an epoch it trained itself: when the best
+    /// epoch came before the interruption, load the checkpoint handler's `save_best` file.
+    pub fn restore_best(mut self, on: bool) -> Self {
+        self.restore_best = on;
+        self
     }
 
     /// The smallest change that counts as an improvement (its sign is ignored).
@@ -98,6 +113,7 @@ impl EventHandler for EarlyStoppingHandler {
         self.best = self.baseline.unwrap_or(self.monitor.worst());
         self.wait = 0;
         self.stopped_epoch = None;
+        self.best_params = None;
         Ok(())
     }
 
@@ -106,6 +122,14 @@ impl EventHandler for EarlyStoppingHandler {
         if self.monitor.improves(value, self.best, self.min_delta) {
             self.best = value;
             self.wait = 0;
+            if self.restore_best {
+                let params = est.net().collect_params();
+                let values = params
+                    .iter()
+                    .map(|(_, p)| p.data()?.copy())
+                    .collect::<Result<Vec<_>>>()?;
+                self.best_params = Some((est.progress().epoch(), values));
+            }
             return Ok(Signal::Continue);
         }
         self.wait += 1;
@@ -121,6 +145,16 @@ impl EventHandler for EarlyStoppingHandler {
             est.log(&format!(
                 "[Epoch {e}] early stopping: {} did not improve on {} for {} epoch(s)",
                 self.monitor.name, self.best, self.wait
+            ))?;
+        }
+        if let Some((epoch, values)) = self.best_params.take() {
+            let params = est.net().collect_params();
+            for ((_, p), v) in params.iter().zip(&values) {
+                p.set_data(v)?;
+            }
+            est.log(&format!(
+                "restored the parameters of epoch {epoch} ({} {})",
+                self.monitor.name, self.best
             ))?;
         }
         Ok(())
