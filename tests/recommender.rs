@@ -765,9 +765,21 @@ fn ranking_scores_equal_the_model_predictions() {
         global_mean: 3.5,
         sparse_grad: true,
     };
-    for kind in [model::ModelKind::BiasedMf, model::ModelKind::Mfblock] {
+    for kind in [
+        model::ModelKind::BiasedMf,
+        model::ModelKind::Mfblock,
+        model::ModelKind::DriftMf,
+    ] {
         let spec = model::ModelSpec { kind, ..spec };
         let m = model::build(&spec, 1, Device::Cpu).unwrap();
+        // Non-zero biases, drift weight and current drift, so every term is checked.
+        for (_, p) in m.collect_params().iter() {
+            let shape = p.shape();
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n).map(|k| 0.1 + 0.05 * (k % 7) as f32).collect();
+            p.set_data(&boson::Tensor::from_vec(values, &shape).unwrap())
+                .unwrap();
+        }
         let items = evaluate::all_item_factors(m.as_ref(), 5, Device::Cpu).unwrap();
         let scores = evaluate::score_all_items(m.as_ref(), &[3], &items, Device::Cpu).unwrap();
         let pred = model::predict(m.as_ref(), &[3; 5], &[0, 1, 2, 3, 4], Device::Cpu).unwrap();
@@ -1125,10 +1137,10 @@ fn movielens_100k() -> Option<std::path::PathBuf> {
 
 // Real data: MovieLens 100K, leave-latest-out (BENCHMARKS.md has the table).
 #[test]
-fn on_movielens_100k_biased_mf_beats_the_bias_baseline() {
+fn on_movielens_100k_biased_mf_beats_the_bias_baseline_and_drift_mf_reaches_0_99() {
     let Some(path) = movielens_100k() else {
         skip_note!(
-            "on_movielens_100k_biased_mf_beats_the_bias_baseline: skipped: no \
+            "on_movielens_100k_...: skipped: no \
              data/ml-100k/ml-100k.inter (run scripts/fetch-movielens.sh)"
         );
         return;
@@ -1161,4 +1173,86 @@ fn on_movielens_100k_biased_mf_beats_the_bias_baseline() {
     );
     let pop = report.baseline_itempop_hit_rate_at_10.unwrap();
     assert!((0.07..0.10).contains(&pop), "ItemPop HitRate@10 {pop}");
+    // The issue's target: at least 3% under the bias baseline and ALS (1.024, 1.016).
+    let drift_args =
+        cli::Cli::try_parse_from(
+            argv.iter()
+                .map(|a| if *a == "biased-mf" { "drift-mf" } else { a }),
+        )
+        .unwrap()
+        .train;
+    let (drift, _) = run_quietly(&drift_args).unwrap();
+    assert!(
+        drift.test_rmse <= 0.99,
+        "drift-mf test RMSE {}",
+        drift.test_rmse
+    );
+}
+
+/// Ratings whose users rate in moods: item quality plus a mood that changes every few
+/// ratings, in time order (one line per rating), as a CSV file.
+fn moody_ratings(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::from("user,item,rating\n");
+    let hash = |a: u64, b: u64| boson::rng::uniform_hash(a, b);
+    for u in 0..300u64 {
+        let mut mood = 0.0;
+        for k in 0..40u64 {
+            if k % 8 == 0 {
+                mood = (hash(u, 1000 + k) * 3.0).floor() - 1.0; // -1, 0 or +1
+            }
+            let item = (hash(u, k) * 100.0) as u64 % 100;
+            let quality = 2.0 + (item % 3) as f32;
+            let stars = (quality + mood).clamp(1.0, 5.0);
+            text += &format!("u{u},i{item},{stars}\n");
+        }
+    }
+    let path = dir.join("moody.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+// DriftMf reads the mood from the user's previous ratings; BiasedMf can only average it.
+#[test]
+fn drift_mf_follows_the_users_recent_mood_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = moody_ratings(dir.path());
+    let run = |model: &str| {
+        let model_dir = dir.path().join(model);
+        let argv = [
+            "recommender",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--min-user-ratings",
+            "0",
+            "--min-item-ratings",
+            "0",
+            "--model",
+            model,
+            "--epochs",
+            "15",
+            "--batch-size",
+            "256",
+            "--device",
+            "cpu",
+            "--model-dir",
+            model_dir.to_str().unwrap(),
+        ];
+        run_quietly(&cli::Cli::try_parse_from(argv).unwrap().train)
+            .unwrap()
+            .0
+    };
+    let drift = run("drift-mf");
+    let biased = run("biased-mf");
+    assert!(drift.reload_identical);
+    assert!(
+        drift.test_rmse < 0.8 * biased.test_rmse,
+        "drift-mf {} vs biased-mf {}",
+        drift.test_rmse,
+        biased.test_rmse
+    );
+    // The saved folder serves the same predictions (the users' current drift included).
+    let loaded = persist::load(&dir.path().join("drift-mf"), None, Device::Cpu).unwrap();
+    assert_eq!(loaded.config.model.kind, model::ModelKind::DriftMf);
 }

@@ -197,12 +197,13 @@ impl TrainArgs {
     pub fn train_config(&self) -> TrainConfig {
         let opt = self.opt.unwrap_or(match self.model {
             ModelKind::Mfblock => OptKind::Sgd,
-            ModelKind::BiasedMf => OptKind::Adam,
+            ModelKind::BiasedMf | ModelKind::DriftMf => OptKind::Adam,
         });
         TrainConfig {
             epochs: self.epochs.unwrap_or(match self.model {
                 ModelKind::Mfblock => 20,
                 ModelKind::BiasedMf => 4,
+                ModelKind::DriftMf => 10,
             }),
             batch_size: self.batch_size,
             opt,

@@ -75,12 +75,37 @@ pub struct Prepared {
     /// What each epoch is validated on, and the best epoch chosen by.
     pub validation: RatingsDataset,
     pub test: RatingsDataset,
+    /// The mean of each rating's user's previous ratings (`DRIFT_WINDOW` of them), row
+    /// by row beside train, validation and test (NaN for a user's first rating).
+    pub recent: [Vec<f32>; 3],
     /// The summary of the ratings as read, before filtering (the exploration step).
     pub explored: Summary,
     pub summary: DataSummary,
 }
 
 impl Prepared {
+    /// `recent − global_mean` for each side (0 where the user had no earlier rating):
+    /// `DriftMf`'s input.
+    pub fn drift_inputs(&self) -> [Vec<f32>; 3] {
+        let mean = self.global_mean();
+        self.recent.clone().map(|side| {
+            side.into_iter()
+                .map(|r| if r.is_nan() { 0.0 } else { r - mean })
+                .collect()
+        })
+    }
+
+    /// Each user's drift input for predictions after the training data: the one of the
+    /// user's test rating (what the user rated just before it), 0 for users without one.
+    pub fn current_drift(&self) -> Vec<f32> {
+        let mut current = vec![0.0; self.summary.users];
+        let inputs = self.drift_inputs();
+        for (&u, &d) in self.test.columns().0.iter().zip(&inputs[2]) {
+            current[u as usize] = d;
+        }
+        current
+    }
+
     /// The mean train rating (the global-mean baseline and the cold-start answer).
     pub fn global_mean(&self) -> f32 {
         let r = &self.train.columns().2;
@@ -220,6 +245,18 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
         let split = indexed.leave_last_out()?;
         (split.train, split.test.clone(), split.test)
     };
+    // The same rows as the datasets above, in the same (file) order.
+    let recent_all = indexed.recent_mean(crate::model::DRIFT_WINDOW);
+    let [mut train_rows, validation_rows, test_rows] = indexed.leave_last_two_out_rows()?;
+    let validation_rows = if validate {
+        validation_rows
+    } else {
+        train_rows.extend(validation_rows);
+        train_rows.sort_unstable();
+        test_rows.clone()
+    };
+    let pick = |rows: &[usize]| rows.iter().map(|&r| recent_all[r]).collect::<Vec<f32>>();
+    let recent = [pick(&train_rows), pick(&validation_rows), pick(&test_rows)];
     if test.is_empty() {
         return Err(Error::Data(
             "no user has two ratings, so there is nothing to hold out for testing".into(),
@@ -249,6 +286,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
         train,
         validation,
         test,
+        recent,
         explored,
         summary,
     })

@@ -6,7 +6,9 @@
 //! prediction, so scoring every item for a user is one matrix product instead of one
 //! network pass per (user, item) pair.
 
-use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Forward, Initializer, Model};
+use boson::nn::{
+    Activation, Block, Dense, Dropout, Embedding, Forward, Initializer, Model, Parameter,
+};
 use boson::{autograd, Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -19,6 +21,9 @@ pub enum ModelKind {
     Mfblock,
     /// Biases + global mean + dot product of embeddings.
     BiasedMf,
+    /// BiasedMf plus the user's drift: a learned weight on how the user rated their last
+    /// few items (real users rate in moods and sessions; the latest rating follows them).
+    DriftMf,
 }
 
 impl ModelKind {
@@ -27,6 +32,7 @@ impl ModelKind {
         match self {
             ModelKind::Mfblock => "mfblock",
             ModelKind::BiasedMf => "biased-mf",
+            ModelKind::DriftMf => "drift-mf",
         }
     }
 }
@@ -56,8 +62,24 @@ fn embedding(rows: usize, dim: usize, spec: &ModelSpec) -> Embedding {
     Embedding::with_options(rows, dim, spec.sparse_grad, boson::tensor::DType::F32)
 }
 
-/// A rating model: a `Forward` block over `(users, items)` plus factor rows for ranking.
-pub trait RecModel: Model + Forward<Input = (Tensor, Tensor)> {
+/// How many of a user's latest ratings `DriftMf` looks at.
+pub const DRIFT_WINDOW: usize = 5;
+
+/// A rating model: a `Model` the Estimator trains, a prediction for (user, item) pairs,
+/// and factor rows for ranking.
+pub trait RecModel: Model {
+    /// Predicted ratings for `(users[k], items[k])` (in the caller's autograd mode).
+    fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor>;
+    /// Whether the model takes each rating's drift input (`DriftMf`), so training batches
+    /// carry it.
+    fn uses_drift(&self) -> bool {
+        false
+    }
+    /// Each user's drift input for predictions after the training data (models that use
+    /// it keep it with their parameters; others ignore it).
+    fn set_current_drift(&self, _drift: &[f32], _device: Device) -> Result<()> {
+        Ok(())
+    }
     /// `[n, d]` rows such that `prediction(u, i) = <user_factors(u), item_factors(i)> + offset`.
     fn user_factors(&self, users: &Tensor) -> Result<Tensor>;
     /// See [`RecModel::user_factors`].
@@ -88,6 +110,21 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
             // The reference initialises everything with Xavier(magnitude 60); Dense biases
             // keep their own zero initializer, as in Gluon.
             m.initialize(&Initializer::xavier(60.0), device)?;
+            Arc::new(m)
+        }
+        ModelKind::DriftMf => {
+            let m = DriftMf::new(spec);
+            m.initialize(&Initializer::Normal(0.01), device)?;
+            for p in [
+                &m.biased.user_bias.weight,
+                &m.biased.item_bias.weight,
+                &m.drift,
+            ] {
+                p.set_data(&Tensor::zeros(&p.shape(), device)?)?;
+            }
+            m.current
+                .weight
+                .set_data(&Tensor::zeros(&[spec.num_users, 1], device)?)?;
             Arc::new(m)
         }
         ModelKind::BiasedMf => {
@@ -149,6 +186,9 @@ impl Forward for MfBlock {
 }
 
 impl RecModel for MfBlock {
+    fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
+        self.forward(&(users.clone(), items.clone()))
+    }
     fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
         // Dropout is the identity outside training, so the factors are the Dense outputs.
         autograd::predict_mode(|| {
@@ -206,6 +246,9 @@ impl Forward for BiasedMf {
 }
 
 impl RecModel for BiasedMf {
+    fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
+        self.forward(&(users.clone(), items.clone()))
+    }
     // [p_u, b_u, 1] · [q_i, 1, b_i] = <p_u, q_i> + b_u + b_i.
     fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
         autograd::predict_mode(|| {
@@ -225,6 +268,77 @@ impl RecModel for BiasedMf {
     }
     fn offset(&self) -> f32 {
         self.global_mean
+    }
+}
+
+/// `BiasedMf + w · (recent_u − global_mean)`, where `recent_u` is the mean of the user's
+/// [`DRIFT_WINDOW`] ratings before the one predicted: a per-rating input in training,
+/// and for new predictions the table `current` (each user's value after the training
+/// data, saved with the model).
+#[derive(Block)]
+#[block(kind = "drift-mf")]
+pub struct DriftMf {
+    biased: BiasedMf,
+    /// The learned weight `w` (one value).
+    drift: Parameter,
+    /// Each user's `recent − global_mean` for predictions after the training data.
+    current: Embedding,
+}
+
+impl DriftMf {
+    pub fn new(spec: &ModelSpec) -> DriftMf {
+        let current = Embedding::with_options(spec.num_users, 1, false, boson::tensor::DType::F32);
+        current.weight.set_grad_req(boson::autograd::GradReq::Null);
+        DriftMf {
+            biased: BiasedMf::new(spec),
+            drift: Parameter::new("drift", &[1], None),
+            current,
+        }
+    }
+}
+
+impl Forward for DriftMf {
+    /// `(users, items, deviations)`: `deviations[k]` is user k's recent mean minus the
+    /// global mean (0 when the user has no earlier rating).
+    type Input = (Tensor, Tensor, Tensor);
+
+    fn forward(&self, (users, items, deviations): &(Tensor, Tensor, Tensor)) -> Result<Tensor> {
+        let base = self.biased.forward(&(users.clone(), items.clone()))?;
+        base + deviations.mul(&self.drift.data()?)?
+    }
+}
+
+impl RecModel for DriftMf {
+    fn uses_drift(&self) -> bool {
+        true
+    }
+    fn set_current_drift(&self, drift: &[f32], device: Device) -> Result<()> {
+        let n = drift.len();
+        let t = Tensor::from_vec(drift.to_vec(), &[n, 1])?.to_device(device)?;
+        self.current.weight.set_data(&t)
+    }
+    fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
+        let deviations = self
+            .current
+            .forward(users)?
+            .reshape(&[users.elem_count()])?;
+        self.forward(&(users.clone(), items.clone(), deviations))
+    }
+    // [p_u, b_u + w·d_u, 1] · [q_i, 1, b_i].
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
+        autograd::predict_mode(|| {
+            let p = self.biased.user_embeddings.forward(users)?;
+            let drift = self.current.forward(users)?.mul(&self.drift.data()?)?;
+            let b = self.biased.user_bias.forward(users)?.add(&drift)?;
+            let one = Tensor::ones(b.shape(), b.device())?;
+            Tensor::concat(&[&p, &b, &one], 1)
+        })
+    }
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
+        self.biased.item_factors(items)
+    }
+    fn offset(&self) -> f32 {
+        self.biased.global_mean
     }
 }
 
@@ -248,7 +362,7 @@ pub fn predict(
     for (u, i) in users.chunks(CHUNK).zip(items.chunks(CHUNK)) {
         let u = Tensor::from_vec_i64(u.to_vec(), &[u.len()])?.to_device(device)?;
         let i = Tensor::from_vec_i64(i.to_vec(), &[i.len()])?.to_device(device)?;
-        let p = autograd::predict_mode(|| model.forward(&(u, i)))?;
+        let p = autograd::predict_mode(|| model.predict_pairs(&u, &i))?;
         out.extend(p.to_vec_f32()?);
     }
     Ok(out)

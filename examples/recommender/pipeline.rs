@@ -88,6 +88,7 @@ pub fn run(
     };
     let config = args.train_config();
     let model = build(&spec, args.seed, device)?;
+    model.set_current_drift(&data.current_drift(), device)?;
     writeln!(
         out,
         "== train: {} ({} embeddings, dropout {}), {:?} lr {} momentum {} wd {}, batch {}, {} epochs, device {device:?}",
@@ -102,15 +103,7 @@ pub fn run(
     )
     .map_err(w)?;
     out.flush().map_err(w)?;
-    let history = fit(
-        &model,
-        &data.train,
-        &data.validation,
-        &config,
-        &args.fit_options(),
-        device,
-        log,
-    )?;
+    let history = fit(&model, &data, &config, &args.fit_options(), device, log)?;
     let epochs = history.epochs.len();
 
     // 4. Evaluate, beside the two baselines on the same split.

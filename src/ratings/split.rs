@@ -85,6 +85,64 @@ impl IndexedRatings {
         })
     }
 
+    /// The row numbers of each side of [`leave_last_two_out`](Self::leave_last_two_out),
+    /// in the same order as its datasets: `[train, validation, test]`. For carrying a
+    /// per-row value (such as [`recent_mean`](Self::recent_mean)) into the splits.
+    pub fn leave_last_two_out_rows(&self) -> Result<[Vec<usize>; 3]> {
+        let [latest, second] = self.latest_two()?;
+        let pick = |f: &dyn Fn(usize) -> bool| (0..self.len()).filter(|&r| f(r)).collect();
+        Ok([
+            pick(&|r| !latest[r] && !second[r]),
+            pick(&|r| second[r]),
+            pick(&|r| latest[r]),
+        ])
+    }
+
+    /// For each row, the mean of the same user's `k` ratings just before it (in time
+    /// where there are timestamps, ties to the earlier line; else in line order): how
+    /// the user has been rating lately, known before the rating itself. NaN for a user's
+    /// first rating.
+    ///
+    /// ```
+    /// use boson::ratings::Ratings;
+    ///
+    /// let mut r = Ratings::new(true);
+    /// for (stars, day) in [(5.0, 3), (1.0, 1), (3.0, 2)] {
+    ///     r.push("a", &format!("i{day}"), stars, Some(day))?;
+    /// }
+    /// let recent = r.to_indexed().recent_mean(2);
+    /// assert!(recent[1].is_nan()); // day 1: nothing before it
+    /// assert_eq!(recent[2], 1.0); // day 2: day 1's rating
+    /// assert_eq!(recent[0], 2.0); // day 3: the mean of days 1 and 2
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn recent_mean(&self, k: usize) -> Vec<f32> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let users = self.user_indices();
+        match self.timestamps() {
+            Some(t) => order.sort_by_key(|&r| (users[r], t[r], r)),
+            None => order.sort_by_key(|&r| (users[r], r)),
+        }
+        let ratings = self.ratings();
+        let mut out = vec![f32::NAN; self.len()];
+        let mut window: std::collections::VecDeque<f32> = std::collections::VecDeque::new();
+        let mut current = None;
+        for &row in &order {
+            if current != Some(users[row]) {
+                current = Some(users[row]);
+                window.clear();
+            }
+            if !window.is_empty() {
+                out[row] = window.iter().sum::<f32>() / window.len() as f32;
+            }
+            window.push_back(ratings[row]);
+            if window.len() > k {
+                window.pop_front();
+            }
+        }
+        out
+    }
+
     /// Marks each user's latest row (users with 2+ ratings) and the one before it (users
     /// with 3+): by timestamp where there are timestamps, ties to the later line, else by
     /// line.
