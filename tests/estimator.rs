@@ -402,20 +402,28 @@ fn checkpoint_rotation_keeps_max_checkpoints_and_best() {
 
 /// Trains the dropout net with Adam on a shuffled loader; returns the final parameters.
 fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Vec<(String, Vec<f32>)>> {
+    Ok(run_logged(until, ck)?.0)
+}
+
+/// [`run`], with the log.
+fn run_logged(
+    until: FitUntil,
+    ck: Option<&mut CheckpointHandler>,
+) -> Result<(Vec<(String, Vec<f32>)>, String)> {
     let net = dropout_net(42);
     let log = LogCapture::new();
     let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
     let mut est = Estimator::builder(net.clone(), L2Loss::new())
         .trainer(trainer)
         .train_metric(Mae::new())
-        .log_writer(log)
+        .log_writer(log.clone())
         .build()?;
     let train = loader(30, 4, true); // 8 batches, the last one short
     match ck {
         Some(ck) => est.fit(&train, None, until, &mut [ck])?,
         None => est.fit(&train, None, until, &mut [])?,
     }
-    Ok(params_of(&net))
+    Ok((params_of(&net), log.contents()))
 }
 
 #[test]
@@ -497,38 +505,17 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one() {
     std::fs::write(&params, &bytes[..bytes.len() / 2]).unwrap();
 
     let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
-    let log = LogCapture::new();
-    let net = dropout_net(42);
-    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
-    let mut est = Estimator::builder(net.clone(), L2Loss::new())
-        .trainer(trainer)
-        .train_metric(Mae::new())
-        .log_writer(log.clone())
-        .build()
-        .unwrap();
-    est.fit(
-        &loader(30, 4, true),
-        None,
-        FitUntil::Epochs(4),
-        &mut [&mut ck],
-    )
-    .unwrap();
+    let (resumed, log) = run_logged(FitUntil::Epochs(4), Some(&mut ck)).unwrap();
     assert!(ck
         .resumed_from()
         .unwrap()
         .ends_with("model-epoch1batch8.params"));
     assert!(
-        log.contents()
-            .contains("skipping checkpoint model-epoch2batch16")
-            && log.contents().contains("model-epoch2batch16.params"),
-        "{}",
-        log.contents()
+        log.contains("skipping checkpoint model-epoch2batch16")
+            && log.contains("model-epoch2batch16.params"),
+        "{log}"
     );
-    assert_eq!(
-        params_of(&net),
-        full,
-        "resumed from epoch 1, then as uninterrupted"
-    );
+    assert_eq!(resumed, full, "resumed from epoch 1, then as uninterrupted");
 
     // Every checkpoint damaged: the newest one's error.
     for stem in [
