@@ -400,16 +400,16 @@ fn checkpoint_rotation_keeps_max_checkpoints_and_best() {
     }
 }
 
+/// Parameter values by name.
+type Params = Vec<(String, Vec<f32>)>;
+
 /// Trains the dropout net with Adam on a shuffled loader; returns the final parameters.
-fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Vec<(String, Vec<f32>)>> {
+fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Params> {
     Ok(run_logged(until, ck)?.0)
 }
 
 /// [`run`], with the log.
-fn run_logged(
-    until: FitUntil,
-    ck: Option<&mut CheckpointHandler>,
-) -> Result<(Vec<(String, Vec<f32>)>, String)> {
+fn run_logged(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<(Params, String)> {
     let net = dropout_net(42);
     let log = LogCapture::new();
     let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
