@@ -818,3 +818,31 @@ fn early_stopping_can_end_with_the_best_epochs_parameters() {
     assert_eq!(restored, one);
     assert!(log.contains("restored the parameters of epoch 0"), "{log}");
 }
+
+// Without a terminal (tests, CI, log files) no bar is drawn, and the log keeps its plain
+// lines: no carriage returns, no escape codes. (`Always` draws on stderr regardless, so it
+// is left out here.)
+#[test]
+fn without_a_terminal_the_progress_bar_leaves_plain_lines() {
+    use boson::estimator::ProgressBarMode;
+    let _g = lock();
+    for mode in [ProgressBarMode::Auto, ProgressBarMode::Never] {
+        let log = LogCapture::new();
+        let mut est = estimator(linear(), 0.1, &log);
+        let mut lh = LoggingHandler::new().progress(mode);
+        est.fit(
+            &loader(16, 4, false),
+            None,
+            FitUntil::Epochs(2),
+            &mut [&mut lh],
+        )
+        .unwrap();
+        let text = log.contents();
+        assert!(
+            !text.contains('\r') && !text.contains('\x1b'),
+            "{mode:?}: {text:?}"
+        );
+        assert_eq!(text.matches("] Finished in").count(), 2, "{mode:?}: {text}");
+        assert_eq!(text.matches("] Begin, current learning rate").count(), 2);
+    }
+}

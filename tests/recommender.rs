@@ -586,7 +586,7 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
     )
     .unwrap();
     let source = data::Source::File(path.clone(), data::FileFormat::Csv, None);
-    let r = data::load(&source).unwrap();
+    let r = data::load(&source, boson::estimator::ProgressBarMode::Never).unwrap();
     // 100 and -3 are off the 1..5 scale; (u1, i1) keeps its later rating.
     let (r, repeated) = r.dedup_keep_latest();
     assert_eq!(repeated, 1);
@@ -603,7 +603,12 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
         ]
     );
     let wide = data::Source::File(path.clone(), data::FileFormat::Csv, Some((-5.0, 100.0)));
-    assert_eq!(data::load(&wide).unwrap().len(), 5);
+    assert_eq!(
+        data::load(&wide, boson::estimator::ProgressBarMode::Never)
+            .unwrap()
+            .len(),
+        5
+    );
     let err = cli::Cli::try_parse_from([
         "recommender",
         "--data",
@@ -879,7 +884,7 @@ fn cli_errors_for_missing_file_and_unknown_format() {
         .train;
     assert_eq!(args.thresholds(), (0, 0));
     let prepared = data::prepare(
-        &data::load(&args.source()).unwrap(),
+        &data::load(&args.source(), boson::estimator::ProgressBarMode::Never).unwrap(),
         "anchor",
         args.prepare_options(),
     )
@@ -1096,7 +1101,7 @@ fn validation_is_each_users_second_latest_rating_and_never_trained_on() {
     let dir = tempfile::tempdir().unwrap();
     let args = small_args(dir.path(), "6000", &["--epochs", "3", "--no-ranking"]);
     let prepared = {
-        let ratings = data::load(&args.source()).unwrap();
+        let ratings = data::load(&args.source(), boson::estimator::ProgressBarMode::Never).unwrap();
         data::prepare(&ratings, "small", args.prepare_options()).unwrap()
     };
     let s = &prepared.summary;

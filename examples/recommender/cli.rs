@@ -79,6 +79,14 @@ pub struct TrainArgs {
     /// notebook does (by default only the latest is kept).
     #[arg(long)]
     pub keep_repeated_pairs: bool,
+    /// A live progress bar on stderr while reading and training: auto (when stderr is a
+    /// terminal), always, never.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// How users and items are numbered: by first appearance, or by activity (most
+    /// ratings first, as the notebook's value_counts() order).
+    #[arg(long, value_enum, default_value_t = IndexOrder::FirstSeen)]
+    pub index_order: IndexOrder,
     /// The valid ratings of --data, LOW,HIGH inclusive [default: the format's: 1,5, or
     /// 0.5,5 for MovieLens ratings.csv]; others are skipped and counted.
     #[arg(long, value_name = "LOW,HIGH", value_parser = parse_scale, requires = "data")]
@@ -181,6 +189,7 @@ impl TrainArgs {
             // The anchors' files come with their split, validated on test as they do.
             validate: !self.no_validation_split && self.anchor_tsv.is_none(),
             keep_repeated: self.keep_repeated_pairs,
+            by_activity: self.index_order == IndexOrder::Activity,
         }
     }
 
@@ -190,6 +199,7 @@ impl TrainArgs {
             checkpoint_dir: self.checkpoint_dir.clone(),
             resume: self.resume,
             early_stopping_patience: self.early_stopping_patience,
+            progress: self.progress.mode(),
         }
     }
 
@@ -226,5 +236,33 @@ fn parse_scale(text: &str) -> std::result::Result<(f32, f32), String> {
         _ => Err(format!(
             "expected LOW,HIGH with finite numbers and LOW <= HIGH (e.g. 1,5), got {text:?}"
         )),
+    }
+}
+
+/// `--index-order`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IndexOrder {
+    /// In the order users and items first appear in the data.
+    FirstSeen,
+    /// Most ratings first (ties by first appearance).
+    Activity,
+}
+
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ProgressArg {
+    pub fn mode(self) -> boson::estimator::ProgressBarMode {
+        use boson::estimator::ProgressBarMode;
+        match self {
+            ProgressArg::Auto => ProgressBarMode::Auto,
+            ProgressArg::Always => ProgressBarMode::Always,
+            ProgressArg::Never => ProgressBarMode::Never,
+        }
     }
 }

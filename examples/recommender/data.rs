@@ -2,9 +2,10 @@
 //! number users and items, and hold out each user's last rating.
 
 use boson::data::Dataset;
+use boson::estimator::ProgressBarMode;
 use boson::ratings::{
-    generate_ratings, read_ratings, Column, DelimitedFormat, IndexMap, LongTailFilter, OnBadLine,
-    Ratings, RatingsDataset, Summary, SyntheticConfig,
+    generate_ratings, read_ratings, read_ratings_stream, Column, DelimitedFormat, IndexMap,
+    LongTailFilter, OnBadLine, Ratings, RatingsDataset, Summary, SyntheticConfig,
 };
 use boson::{Error, Result};
 use serde::Serialize;
@@ -114,7 +115,7 @@ impl Prepared {
 }
 
 /// Reads the ratings from `source` (no filtering yet).
-pub fn load(source: &Source) -> Result<Ratings> {
+pub fn load(source: &Source, progress: ProgressBarMode) -> Result<Ratings> {
     match source {
         Source::Synthetic(config) => generate_ratings(config),
         Source::File(path, format, scale) => {
@@ -122,8 +123,13 @@ pub fn load(source: &Source) -> Result<Ratings> {
             if scale.is_some() {
                 format.rating_range = *scale;
             }
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+            let bar = reading_bar(bytes, progress);
             // Real files have the odd bad line; skip them (the report counts them).
-            let (ratings, report) = read_ratings(path, &format, OnBadLine::Skip)?;
+            let read = read_ratings_stream(bar.wrap_read(file), path, &format, OnBadLine::Skip);
+            bar.finish_and_clear();
+            let (ratings, report) = read?;
             if report.total_skipped() > 0 {
                 eprintln!(
                     "note: skipped {} malformed lines of {} in {}",
@@ -146,6 +152,25 @@ pub fn load(source: &Source) -> Result<Ratings> {
             Ok(read_ratings(path, &format, OnBadLine::Fail)?.0)
         }
     }
+}
+
+/// A bar over the bytes of a file being read (hidden unless `progress` says to draw).
+fn reading_bar(bytes: u64, progress: ProgressBarMode) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let target = match progress {
+        ProgressBarMode::Never => indicatif::ProgressDrawTarget::hidden(),
+        ProgressBarMode::Auto if !std::io::stderr().is_terminal() => {
+            indicatif::ProgressDrawTarget::hidden()
+        }
+        _ => indicatif::ProgressDrawTarget::stderr_with_hz(10),
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(bytes), target);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "reading {wide_bar} {bytes}/{total_bytes}, {bytes_per_sec}, ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// The reader layout for `format`; MovieLens is told apart by the file's first line.
@@ -207,6 +232,9 @@ pub struct PrepareOptions {
     /// Keep every rating of a pair rated more than once (as the reference notebook does);
     /// else only the latest.
     pub keep_repeated: bool,
+    /// Number users and items by how many ratings they have, most first (the notebook's
+    /// order), instead of by first appearance.
+    pub by_activity: bool,
 }
 
 /// Explore → deduplicate → filter → index → split.
@@ -216,6 +244,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
         min_item,
         validate,
         keep_repeated,
+        by_activity,
     } = options;
     let explored = ratings.summary();
     // A pair rated twice keeps its latest rating, so a held-out pair is never also in
@@ -237,7 +266,11 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
             ratings.len()
         )));
     }
-    let indexed = kept.to_indexed();
+    // Numbered by first appearance, or by activity as the notebook's value_counts() does.
+    let indexed = match by_activity {
+        true => kept.to_indexed_by_activity(),
+        false => kept.to_indexed(),
+    };
     let (train, validation, test) = if validate {
         let split = indexed.leave_last_two_out()?;
         (split.train, split.validation, split.test)

@@ -10,6 +10,7 @@ use crate::evaluate::{
 use crate::model::{build, predict, ModelSpec};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::train::{fit, History};
+use boson::ratings::Per;
 use boson::{Error, Result};
 use std::io::Write;
 use std::time::Instant;
@@ -57,11 +58,22 @@ pub fn run(
 
     // 1. Explore.
     let t = Instant::now();
-    let ratings = load(&source)?;
+    let ratings = load(&source, args.progress.mode())?;
     writeln!(out, "== explore: {source_name}").map_err(w)?;
     let (min_user, min_item) = args.thresholds();
     let data = prepare(&ratings, &source_name, args.prepare_options())?;
     write!(out, "{}", data.explored).map_err(w)?;
+    // The reference notebook's `value_counts().quantile([...])`, same interpolation.
+    const NOTEBOOK_QUANTILES: [f64; 17] = [
+        0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99,
+        1.0,
+    ];
+    writeln!(out, "{:<18} ratings per user  ratings per item", "quantile").map_err(w)?;
+    let per_user = data.explored.quantiles(Per::User, &NOTEBOOK_QUANTILES)?;
+    let per_item = data.explored.quantiles(Per::Item, &NOTEBOOK_QUANTILES)?;
+    for ((q, u), i) in NOTEBOOK_QUANTILES.iter().zip(&per_user).zip(&per_item) {
+        writeln!(out, "{q:<18} {u:>16.1}  {i:>16.1}").map_err(w)?;
+    }
 
     // 2. Prepare.
     let s = &data.summary;

@@ -60,6 +60,8 @@ pub struct FitOptions {
     pub resume: bool,
     /// Stop when validation RMSE has not improved for this many epochs.
     pub early_stopping_patience: Option<usize>,
+    /// Whether the LoggingHandler draws a progress bar.
+    pub progress: boson::estimator::ProgressBarMode,
 }
 
 /// One epoch's numbers.
@@ -267,7 +269,7 @@ pub fn fit(
     // line per epoch (last of all). `fit` would add both by default; they are spelled out
     // here to show the handlers a run uses.
     let mut validation = ValidationHandler::new(&*val_loader).epoch_period(Some(1));
-    let mut logging = LoggingHandler::new();
+    let mut logging = LoggingHandler::new().progress(options.progress);
     let mut history = HistoryHandler::new(options.checkpoint_dir.clone());
     let mut checkpoints = options.checkpoint_dir.as_ref().map(|dir| {
         CheckpointHandler::new(dir)

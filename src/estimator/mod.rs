@@ -96,7 +96,7 @@ pub use estimator::{Estimator, EstimatorBuilder, FitUntil, Mode, Progress};
 pub use event::{priority, EventHandler, HandlerRole, Signal};
 pub use handlers::{
     CheckpointHandler, EarlyStoppingHandler, GradientUpdateHandler, LogInterval, LoggingHandler,
-    MetricHandler, MonitorMode, StoppingHandler, ValidationHandler,
+    MetricHandler, MonitorMode, ProgressBarMode, StoppingHandler, ValidationHandler,
 };
 pub use log::LogCapture;
 pub use processor::{BatchProcessor, DefaultBatchProcessor, StepOutput};

@@ -33,11 +33,11 @@ mod table;
 
 pub use prepare::{IndexedRatings, LongTailFilter, RatingsDataset};
 pub use reader::{
-    read_ratings, read_ratings_from, BadLine, BadLineReason, Column, DelimitedFormat, OnBadLine,
-    ReadReport, TimestampKind, AMAZON_COLUMNS,
+    read_ratings, read_ratings_from, read_ratings_stream, BadLine, BadLineReason, Column,
+    DelimitedFormat, OnBadLine, ReadReport, TimestampKind, AMAZON_COLUMNS,
 };
 pub use split::{Split, ValidatedSplit};
-pub use summary::{CountQuantiles, HistogramBin, Summary};
+pub use summary::{CountQuantiles, HistogramBin, Per, Summary};
 pub use synthetic::{
     generate_ratings, synthetic_item_id, synthetic_user_id, write_synthetic_amazon_tsv,
     SyntheticConfig,

@@ -107,6 +107,69 @@ pub struct IndexedRatings {
 }
 
 impl Ratings {
+    /// Dense indices numbered by activity, as pandas' `value_counts()` orders them: the
+    /// user (item) with the most ratings is 0; ties keep the order of first appearance.
+    /// The reference notebook numbers users and items this way.
+    ///
+    /// ```
+    /// use boson::ratings::Ratings;
+    ///
+    /// let mut r = Ratings::new(false);
+    /// for (u, i) in [("rare", "x"), ("busy", "y"), ("busy", "x")] {
+    ///     r.push(u, i, 4.0, None)?;
+    /// }
+    /// let indexed = r.to_indexed_by_activity();
+    /// assert_eq!(indexed.users().ids(), ["busy", "rare"]);
+    /// assert_eq!(indexed.items().ids(), ["x", "y"]);
+    /// assert_eq!(indexed.user_indices(), [1, 0, 0]);
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn to_indexed_by_activity(&self) -> IndexedRatings {
+        // The new index of each old one: old indices by descending count, stable.
+        let renumber = |old: &[u32], n: usize| -> Vec<i64> {
+            let mut count = vec![0usize; n];
+            for &o in old {
+                count[o as usize] += 1;
+            }
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&o| std::cmp::Reverse(count[o]));
+            let mut new = vec![0i64; n];
+            for (rank, &o) in order.iter().enumerate() {
+                new[o] = rank as i64;
+            }
+            new
+        };
+        let reorder = |map: &IndexMap, new: &[i64]| {
+            let mut ids = vec![""; map.len()];
+            for (o, id) in map.ids().iter().enumerate() {
+                ids[new[o] as usize] = id;
+            }
+            let mut out = IndexMap::new();
+            for id in ids {
+                out.insert(id);
+            }
+            out
+        };
+        let new_user = renumber(self.user_indices(), self.num_users());
+        let new_item = renumber(self.item_indices(), self.num_items());
+        IndexedRatings {
+            users: reorder(self.users(), &new_user),
+            items: reorder(self.items(), &new_item),
+            user: self
+                .user_indices()
+                .iter()
+                .map(|&u| new_user[u as usize])
+                .collect(),
+            item: self
+                .item_indices()
+                .iter()
+                .map(|&i| new_item[i as usize])
+                .collect(),
+            rating: self.ratings().to_vec(),
+            timestamp: self.timestamps().map(<[i64]>::to_vec),
+        }
+    }
+
     /// Dense indices for users and items, numbered by first appearance.
     pub fn to_indexed(&self) -> IndexedRatings {
         IndexedRatings {

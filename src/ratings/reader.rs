@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -333,13 +333,26 @@ pub fn read_ratings(
 ) -> Result<(Ratings, ReadReport)> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let magic = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    read_ratings_stream(file, path, format, on_bad_line)
+}
+
+/// [`read_ratings`] from any reader (a file wrapped in a progress bar, a network
+/// stream): plain or gzip, told apart by the magic bytes; `name` is used in errors and
+/// the report.
+pub fn read_ratings_stream(
+    stream: impl Read,
+    name: impl AsRef<Path>,
+    format: &DelimitedFormat,
+    on_bad_line: OnBadLine,
+) -> Result<(Ratings, ReadReport)> {
+    let name = name.as_ref();
+    let mut reader = BufReader::with_capacity(1 << 16, stream);
+    let magic = reader.fill_buf().map_err(|e| Error::io(name, e))?;
     if magic.starts_with(&[0x1f, 0x8b]) {
         let gz = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(reader));
-        read_ratings_from(gz, path, format, on_bad_line)
+        read_ratings_from(gz, name, format, on_bad_line)
     } else {
-        read_ratings_from(reader, path, format, on_bad_line)
+        read_ratings_from(reader, name, format, on_bad_line)
     }
 }
 

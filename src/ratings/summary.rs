@@ -94,6 +94,55 @@ pub struct Summary {
     pub per_user: CountQuantiles,
     /// Ratings per item.
     pub per_item: CountQuantiles,
+    /// Ratings per user and per item, sorted (for [`Summary::quantiles`]).
+    counts: [Vec<usize>; 2],
+}
+
+/// Whose rating counts [`Summary::quantiles`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Per {
+    /// Ratings per user.
+    User,
+    /// Ratings per item.
+    Item,
+}
+
+impl Summary {
+    /// Quantiles of the ratings per user (or per item) at each of `qs` (in [0, 1]),
+    /// interpolated linearly between the sorted counts as pandas'
+    /// `value_counts().quantile(qs)` does, so the notebook's numbers can be reproduced.
+    ///
+    /// ```
+    /// use boson::ratings::{Per, Ratings};
+    ///
+    /// let mut r = Ratings::new(false);
+    /// for (u, i) in [("a", "x"), ("a", "y"), ("a", "z"), ("b", "x")] {
+    ///     r.push(u, i, 4.0, None)?;
+    /// }
+    /// let q = r.summary().quantiles(Per::User, &[0.0, 0.5, 1.0])?;
+    /// assert_eq!(q, [1.0, 2.0, 3.0]);
+    /// assert!(r.summary().quantiles(Per::Item, &[1.5]).is_err());
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn quantiles(&self, per: Per, qs: &[f64]) -> crate::error::Result<Vec<f64>> {
+        let counts = &self.counts[per as usize];
+        qs.iter()
+            .map(|&q| {
+                if !(0.0..=1.0).contains(&q) {
+                    return Err(crate::error::Error::InvalidArgument(format!(
+                        "quantile {q} is not in [0, 1]"
+                    )));
+                }
+                let Some(last) = counts.len().checked_sub(1) else {
+                    return Ok(0.0);
+                };
+                let pos = q * last as f64;
+                let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+                let (a, b) = (counts[lo] as f64, counts[hi] as f64);
+                Ok(a + (b - a) * (pos - lo as f64))
+            })
+            .collect()
+    }
 }
 
 impl Ratings {
@@ -119,8 +168,12 @@ impl Ratings {
             ratings: self.len(),
             mean_rating,
             histogram: histogram(values),
-            per_user: CountQuantiles::from_counts(per_user),
-            per_item: CountQuantiles::from_counts(per_item),
+            per_user: CountQuantiles::from_counts(per_user.clone()),
+            per_item: CountQuantiles::from_counts(per_item.clone()),
+            counts: [per_user, per_item].map(|mut c| {
+                c.sort_unstable();
+                c
+            }),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `LoggingHandler`: progress lines, a live status line on terminals, and an optional
-//! JSON-lines metrics file.
+//! `LoggingHandler`: progress lines, a live progress bar on terminals (indicatif), and an
+//! optional JSON-lines metrics file.
 
 use crate::error::{Error, Result};
 use crate::estimator::event::{priority, EventHandler, HandlerRole, Signal};
@@ -19,13 +19,28 @@ pub enum LogInterval {
     Batches(usize),
 }
 
+/// Whether the [`LoggingHandler`] draws a live progress bar (batches done of the epoch,
+/// samples/s, running metrics, ETA) on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProgressBarMode {
+    /// When stderr is a terminal. If the estimator also logs there, the bar replaces the
+    /// per-batch lines.
+    #[default]
+    Auto,
+    /// Always, even when stderr is not a terminal (a captured session, `script`).
+    Always,
+    /// Never: plain lines only.
+    Never,
+}
+
 /// Logs training to the estimator's log (stderr by default), last of all handlers.
 ///
 /// * train begin: optimizer, learning rate, budget; train end: total time and metrics;
 /// * epoch end: duration, samples/s and every metric;
 /// * with [`LogInterval::Batches`]: a line every n batches with rate and metrics;
-/// * when the log is a terminal: a live status line redrawn in place (at most ten
-///   times a second) instead of per-batch lines;
+/// * a live progress bar on stderr when it is a terminal (see [`ProgressBarMode`];
+///   redrawn at most ten times a second, cleared before each line; instead of per-batch
+///   lines when the log is that terminal), so logs and CI stay plain;
 /// * with [`json_file`](Self::json_file): one JSON object per logged line, e.g.
 ///   `{"event":"epoch_end","epoch":0,"batches":10,"elapsed_s":0.1,"lr":0.1,"metrics":{"training rmse":0.9}}`
 ///   (NaN values are written as `null`).
@@ -37,8 +52,8 @@ pub struct LoggingHandler {
     epoch_start: Instant,
     interval_start: Instant,
     interval_samples: usize,
-    last_draw: Option<Instant>,
-    live_line_open: bool,
+    progress: ProgressBarMode,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl LoggingHandler {
@@ -53,8 +68,29 @@ impl LoggingHandler {
             epoch_start: now,
             interval_start: now,
             interval_samples: 0,
-            last_draw: None,
-            live_line_open: false,
+            progress: ProgressBarMode::Auto,
+            bar: None,
+        }
+    }
+
+    /// Whether to draw a progress bar (default [`ProgressBarMode::Auto`]).
+    pub fn progress(mut self, progress: ProgressBarMode) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Where this run draws the bar, if it does.
+    fn bar_target(&self) -> Option<indicatif::ProgressDrawTarget> {
+        use std::io::IsTerminal;
+        match self.progress {
+            ProgressBarMode::Never => None,
+            ProgressBarMode::Auto => std::io::stderr()
+                .is_terminal()
+                .then(|| indicatif::ProgressDrawTarget::stderr_with_hz(10)),
+            ProgressBarMode::Always => Some(indicatif::ProgressDrawTarget::term_like_with_hz(
+                Box::new(console::Term::stderr()),
+                10,
+            )),
         }
     }
 
@@ -100,13 +136,11 @@ impl LoggingHandler {
         writeln!(file, "{line}").map_err(|e| Error::io(path, e))
     }
 
-    /// Ends a live status line before a normal line is written.
-    fn close_live(&mut self, est: &mut Estimator) -> Result<()> {
-        if self.live_line_open {
-            self.live_line_open = false;
-            est.log_raw("\n")?;
+    /// Clears the progress bar before a normal line is written.
+    fn close_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
-        Ok(())
     }
 }
 
@@ -136,7 +170,7 @@ impl EventHandler for LoggingHandler {
             ));
         }
         self.train_start = Instant::now();
-        self.live_line_open = false;
+        self.close_bar();
         if let Some(path) = &self.json_path {
             self.json = Some(std::fs::File::create(path).map_err(|e| Error::io(path, e))?);
         }
@@ -160,6 +194,19 @@ impl EventHandler for LoggingHandler {
         self.epoch_start = Instant::now();
         self.interval_start = self.epoch_start;
         self.interval_samples = 0;
+        if let Some(target) = self.bar_target() {
+            let style = indicatif::ProgressStyle::with_template(
+                "[Epoch {prefix}] {wide_bar} {pos}/{len} batches, ETA {eta} {msg}",
+            )
+            .map_err(|e| Error::InvalidArgument(format!("progress bar template: {e}")))?;
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(est.progress().batches_per_epoch as u64),
+                target,
+            )
+            .with_style(style)
+            .with_prefix(est.progress().epoch().to_string());
+            self.bar = Some(bar);
+        }
         if self.interval == LogInterval::Epoch && !est.log_is_terminal() {
             let line = format!(
                 "[Epoch {}] Begin, current learning rate: {:.4}",
@@ -177,24 +224,16 @@ impl EventHandler for LoggingHandler {
         }
         self.interval_samples += out.batch.size();
         let p = est.progress().clone();
-        if est.log_is_terminal() {
-            let due = self
-                .last_draw
-                .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-            if due {
-                self.last_draw = Some(Instant::now());
-                let line = format!(
-                    "\r\x1b[2K[Epoch {}] {}/{} batches, {:.1} samples/s, {}",
-                    p.epoch(),
-                    p.batch_in_epoch,
-                    p.batches_per_epoch,
-                    rate(p.samples_in_epoch, self.epoch_start.elapsed()),
-                    Self::metrics_text(est)
-                );
-                est.log_raw(&line)?;
-                self.live_line_open = true;
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.batch_in_epoch as u64);
+            bar.set_message(format!(
+                "{:.0} samples/s, {}",
+                rate(p.samples_in_epoch, self.epoch_start.elapsed()),
+                Self::metrics_text(est)
+            ));
+            if est.log_is_terminal() {
+                return Ok(Signal::Continue);
             }
-            return Ok(Signal::Continue);
         }
         if let LogInterval::Batches(n) = self.interval {
             if p.batch_in_epoch.is_multiple_of(n) {
@@ -221,7 +260,7 @@ impl EventHandler for LoggingHandler {
         if est.mode() != Mode::Train {
             return Ok(Signal::Continue);
         }
-        self.close_live(est)?;
+        self.close_bar();
         let p = est.progress().clone();
         let elapsed = self.epoch_start.elapsed();
         let line = format!(
@@ -237,7 +276,7 @@ impl EventHandler for LoggingHandler {
     }
 
     fn train_end(&mut self, est: &mut Estimator) -> Result<()> {
-        self.close_live(est)?;
+        self.close_bar();
         let p = est.progress().clone();
         let line = format!(
             "Train finished using total {:.3}s with {} epochs and {} batches. {}",

@@ -11,7 +11,7 @@ mod validation;
 pub use checkpoint::CheckpointHandler;
 pub use early_stopping::EarlyStoppingHandler;
 pub use gradient::GradientUpdateHandler;
-pub use logging::{LogInterval, LoggingHandler};
+pub use logging::{LogInterval, LoggingHandler, ProgressBarMode};
 pub use metric::MetricHandler;
 pub use stopping::StoppingHandler;
 pub use validation::ValidationHandler;
