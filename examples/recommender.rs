@@ -5,6 +5,8 @@
 
 // The modules live in examples/recommender/ (one job per file); tests/recommender.rs
 // includes the same files.
+#[path = "recommender/charts.rs"]
+mod charts;
 #[path = "recommender/cli.rs"]
 mod cli;
 #[path = "recommender/data.rs"]

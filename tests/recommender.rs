@@ -7,6 +7,8 @@
 #[path = "common/skip.rs"]
 #[macro_use]
 mod skip;
+#[path = "../examples/recommender/charts.rs"]
+mod charts;
 #[path = "../examples/recommender/cli.rs"]
 mod cli;
 #[path = "../examples/recommender/data.rs"]
@@ -86,11 +88,27 @@ fn mfblock_learns_and_reloads_identically() {
         "users.json",
         "items.json",
         "training_curve.svg",
+        "ratings.svg",
+        "long_tail.svg",
+        "predicted_vs_actual.svg",
     ] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
-    let svg = std::fs::read_to_string(dir.path().join("training_curve.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 2);
+    let svg = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let curve = svg("training_curve.svg");
+    assert!(curve.starts_with("<svg"), "{}", &curve[..100]);
+    for text in [
+        "RMSE per epoch",
+        "validation",
+        "global mean (test)",
+        "user + item bias (test)",
+        "kept epoch",
+    ] {
+        assert!(curve.contains(text), "training_curve.svg lacks {text:?}");
+    }
+    assert!(svg("ratings.svg").contains("Ratings by value"));
+    assert!(svg("long_tail.svg").contains("long tail"));
+    assert!(svg("predicted_vs_actual.svg").contains("<circle"));
 }
 
 /// The parameters of the model saved in `dir`, by name.
@@ -369,6 +387,7 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
         &loaded.config,
         &index_map(&loaded.users, false),
         &index_map(&loaded.items, false),
+        &[],
         |_| Err(boson::Error::Data("reload differs".into())),
     )
     .unwrap_err();
@@ -483,6 +502,7 @@ fn save_in_a_loop_until_killed() {
             config,
             users,
             items,
+            &[],
             |_| Ok(()),
         )
         .unwrap();
@@ -566,6 +586,7 @@ fn kill_during_save_leaves_the_old_or_the_new_folder() {
         &m.config,
         &index_map(&m.users, false),
         &index_map(&m.items, false),
+        &[],
         |_| Ok(()),
     )
     .unwrap();
@@ -658,6 +679,7 @@ fn non_finite_metrics_survive_a_save_and_load() {
         &config,
         &index_map(&loaded.users, false),
         &index_map(&loaded.items, false),
+        &[],
         |_| Ok(()),
     )
     .unwrap();

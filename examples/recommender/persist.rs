@@ -5,7 +5,8 @@
 //! DIR/model.safetensors    the parameters (Block::save_parameters)
 //! DIR/users.json           user index -> original customer id (a JSON list)
 //! DIR/items.json           item index -> original product id (a JSON list)
-//! DIR/training_curve.svg   train and test RMSE per epoch
+//! DIR/*.svg                the run's pictures (charts.rs): training curve, rating
+//!                          histogram, long tail, predicted vs actual
 //! ```
 
 use crate::data::DataSummary;
@@ -99,6 +100,7 @@ pub fn save(
     config: &ModelConfig,
     users: &IndexMap,
     items: &IndexMap,
+    pictures: &[(&str, String)],
     check: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
     // Whatever is written must load: checked before anything is written.
@@ -117,8 +119,9 @@ pub fn save(
         write_json(&tmp.join("config.json"), config)?;
         write_json(&tmp.join("users.json"), &users.ids())?;
         write_json(&tmp.join("items.json"), &items.ids())?;
-        let svg = training_curve_svg(&config.history);
-        boson::io::write_atomic(&tmp.join("training_curve.svg"), svg.as_bytes())?;
+        for (name, svg) in pictures {
+            boson::io::write_atomic(&tmp.join(name), svg.as_bytes())?;
+        }
         check(tmp)
     })
 }
@@ -214,100 +217,4 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
         items,
         device,
     })
-}
-
-/// A small line chart of train and test RMSE per epoch, drawn by hand: two polylines,
-/// axes, ticks and a legend are all this needs, and a plotting crate would add a large
-/// dependency tree to a 2-core build for one picture.
-pub fn training_curve_svg(history: &History) -> String {
-    let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 20.0, 30.0, 50.0);
-    let pw = w - left - right;
-    let ph = h - top - bottom;
-    let values: Vec<f64> = history
-        .epochs
-        .iter()
-        .flat_map(|e| [e.train_rmse, e.validation_rmse])
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if values.is_empty() {
-        (0.0, 1.0)
-    } else if hi - lo < 1e-6 {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        let pad = (hi - lo) * 0.05;
-        (lo - pad, hi + pad)
-    };
-    let n = history.epochs.len();
-    let x = |epoch: usize| {
-        left + if n > 1 {
-            pw * epoch as f64 / (n - 1) as f64
-        } else {
-            pw / 2.0
-        }
-    };
-    let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo));
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">RMSE per epoch</text>\n\
-         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n\
-         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
-        w / 2.0,
-        top + ph,
-        top + ph,
-        left + pw,
-        top + ph
-    );
-    for t in 0..=4 {
-        let v = lo + (hi - lo) * f64::from(t) / 4.0;
-        s += &format!(
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.3}</text>\n",
-            left - 6.0,
-            y(v) + 4.0
-        );
-    }
-    for e in 0..n {
-        s += &format!(
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            x(e),
-            top + ph + 16.0,
-            e + 1
-        );
-    }
-    s += &format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n",
-        left + pw / 2.0,
-        h - 10.0
-    );
-    type Get = fn(&crate::train::EpochMetrics) -> f64;
-    let series: [(&str, &str, Get); 2] = [
-        ("train", "#1f77b4", |e| e.train_rmse),
-        ("validation", "#d62728", |e| e.validation_rmse),
-    ];
-    for (k, (name, color, get)) in series.iter().enumerate() {
-        let points: Vec<String> = history
-            .epochs
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| get(e).is_finite())
-            .map(|(i, e)| format!("{:.1},{:.1}", x(i), y(get(e))))
-            .collect();
-        s += &format!(
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
-            points.join(" ")
-        );
-        let ly = top + 10.0 + 16.0 * k as f64;
-        s += &format!(
-            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/>\
-             <text x=\"{}\" y=\"{}\">{name} RMSE</text>\n",
-            left + pw - 110.0,
-            left + pw - 90.0,
-            left + pw - 84.0,
-            ly + 4.0
-        );
-    }
-    s += "</svg>\n";
-    s
 }

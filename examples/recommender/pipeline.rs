@@ -2,6 +2,7 @@
 //! The steps print to `out` and the Estimator's training log goes to `log` (the example
 //! passes stdout for both; tests pass sinks to run quietly).
 
+use crate::charts;
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
 use crate::evaluate::{
@@ -217,12 +218,38 @@ pub fn run(
     };
     // The folder is checked where it is written, before it replaces the previous one.
     let mut identical = false;
+    let pictures = [
+        (
+            "training_curve.svg",
+            charts::training_curve(
+                &history,
+                &[
+                    ("global mean", rmse(&mean_pred, tr)),
+                    ("user + item bias", rmse(&bias_pred, tr)),
+                ],
+                test_rmse,
+            )?,
+        ),
+        ("ratings.svg", charts::rating_histogram(&data.explored)?),
+        (
+            "long_tail.svg",
+            charts::long_tail(
+                data.explored.counts(Per::User),
+                data.explored.counts(Per::Item),
+            )?,
+        ),
+        (
+            "predicted_vs_actual.svg",
+            charts::predicted_vs_actual(tr, &pred)?,
+        ),
+    ];
     persist::save(
         &args.model_dir,
         model.as_ref(),
         &model_config,
         &data.users,
         &data.items,
+        &pictures,
         |written| {
             let loaded = persist::load(written, Some((spec.kind, spec.num_embeddings)), device)?;
             identical = predict(loaded.model.as_ref(), tu, ti, device)? == pred;
@@ -238,7 +265,8 @@ pub fn run(
     )?;
     writeln!(
         out,
-        "== saved {} (model.safetensors, config.json, users.json, items.json, training_curve.svg); \
+        "== saved {} (model.safetensors, config.json, users.json, items.json, and the pictures \
+         training_curve.svg, ratings.svg, long_tail.svg, predicted_vs_actual.svg); \
          reloaded: predictions on the test set identical",
         args.model_dir.display(),
     )

@@ -108,6 +108,11 @@ pub enum Per {
 }
 
 impl Summary {
+    /// The ratings of every user (or item), ascending.
+    pub fn counts(&self, per: Per) -> &[usize] {
+        &self.counts[per as usize]
+    }
+
     /// Quantiles of the ratings per user (or per item) at each of `qs` (in [0, 1]),
     /// interpolated linearly between the sorted counts as pandas'
     /// `value_counts().quantile(qs)` does, so the notebook's numbers can be reproduced.
