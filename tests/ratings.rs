@@ -629,3 +629,49 @@ fn repeated_pairs_keep_the_latest_rating() {
     assert_eq!((kept.ratings(), dropped), (&[2.0, 5.0][..], 1));
     assert_eq!(kept.num_users(), 2);
 }
+
+#[test]
+fn item_columns_follow_their_items_through_filtering_and_renumbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amazon.tsv");
+    let config = SyntheticConfig {
+        n_users: 300,
+        n_items: 80,
+        n_ratings: 5000,
+        ..Default::default()
+    };
+    write_synthetic_amazon_tsv(&config, &path).unwrap();
+    let format = DelimitedFormat {
+        item_columns: vec![Column::name("product_title")],
+        ..DelimitedFormat::amazon_reviews()
+    };
+    let (ratings, _) = read_ratings(&path, &format, OnBadLine::Fail).unwrap();
+    assert_eq!(ratings.item_info().columns(), ["product_title"]);
+    // The generator titles item n "Synthetic Video n" and gives it the id B…n.
+    let check = |ids: &boson::ratings::IndexMap, info: &boson::ratings::ItemInfo| {
+        assert!(!ids.is_empty());
+        for (i, id) in ids.ids().iter().enumerate() {
+            let n: u64 = id
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap();
+            assert_eq!(
+                info.get("product_title", i),
+                Some(format!("Synthetic Video {n}").as_str()),
+                "item {i} ({id})"
+            );
+        }
+    };
+    check(ratings.items(), ratings.item_info());
+    let kept = LongTailFilter {
+        min_per_user: 5,
+        min_per_item: 60,
+        until_stable: false,
+    }
+    .apply(&ratings);
+    assert!(kept.num_items() < ratings.num_items());
+    check(kept.items(), kept.item_info());
+    let by_activity = kept.to_indexed_by_activity();
+    check(by_activity.items(), by_activity.item_info());
+    assert_eq!(by_activity.item_info().get("nope", 0), None);
+}

@@ -606,7 +606,7 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
         "user,item,rating\nu1,i1,4\nu1,i2,100\nu1,i1,2\n\"u,2\",i1,-3\nu2,i2,5\n",
     )
     .unwrap();
-    let source = data::Source::File(path.clone(), data::FileFormat::Csv, None);
+    let source = data::Source::File(data::FileSource::new(&path, data::FileFormat::Csv));
     let r = data::load(&source, boson::estimator::ProgressBarMode::Never).unwrap();
     // 100 and -3 are off the 1..5 scale; (u1, i1) keeps its later rating.
     let (r, repeated) = r.dedup_keep_latest();
@@ -623,7 +623,10 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
             ("u2".to_string(), "i2".to_string(), 5.0),
         ]
     );
-    let wide = data::Source::File(path.clone(), data::FileFormat::Csv, Some((-5.0, 100.0)));
+    let wide = data::Source::File(data::FileSource {
+        scale: Some((-5.0, 100.0)),
+        ..data::FileSource::new(&path, data::FileFormat::Csv)
+    });
     assert_eq!(
         data::load(&wide, boson::estimator::ProgressBarMode::Never)
             .unwrap()
@@ -1282,4 +1285,69 @@ fn drift_mf_follows_the_users_recent_mood_and_reloads() {
     // The saved folder serves the same predictions (the users' current drift included).
     let loaded = persist::load(&dir.path().join("drift-mf"), None, Device::Cpu).unwrap();
     assert_eq!(loaded.config.model.kind, model::ModelKind::DriftMf);
+}
+
+// An Amazon file's product titles are printed beside the recommended items, and
+// --index-order activity numbers the busiest user 0.
+#[test]
+fn recommendations_show_product_titles_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reviews.tsv");
+    let config = boson::ratings::SyntheticConfig {
+        n_users: 400,
+        n_items: 120,
+        n_ratings: 12000,
+        ..data::default_synthetic(3)
+    };
+    boson::ratings::write_synthetic_amazon_tsv(&config, &path).unwrap();
+    let model_dir = dir.path().join("model");
+    let argv = [
+        "recommender",
+        "--data",
+        path.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--no-ranking",
+        "--index-order",
+        "activity",
+        "--device",
+        "cpu",
+        "--model-dir",
+        model_dir.to_str().unwrap(),
+    ];
+    let args = cli::Cli::try_parse_from(argv).unwrap().train;
+    let mut out = Vec::new();
+    {
+        static PIPELINE: Mutex<()> = Mutex::new(());
+        let _one = PIPELINE.lock().unwrap_or_else(|p| p.into_inner());
+        pipeline::run(&args, &mut out, std::io::sink()).unwrap();
+    }
+    let text = String::from_utf8(out).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("recommended:"))
+        .unwrap();
+    assert!(line.contains("\"Synthetic Video "), "{line}");
+    // The notebook's quantiles are printed too.
+    assert!(
+        text.contains("0.99") && text.contains("ratings per item"),
+        "{text}"
+    );
+    let loaded = persist::load(&model_dir, None, Device::Cpu).unwrap();
+    let prepared = data::prepare(
+        &data::load(&args.source(), boson::estimator::ProgressBarMode::Never).unwrap(),
+        "x",
+        args.prepare_options(),
+    )
+    .unwrap();
+    let (users, _, _) = prepared.train.columns();
+    let mut count = std::collections::HashMap::new();
+    for u in users {
+        *count.entry(*u).or_insert(0usize) += 1;
+    }
+    // By activity: user 0 has at least as many train ratings as any other... up to the
+    // held-out ones (one or two per user).
+    let top = count.values().max().unwrap();
+    assert!(count[&0] + 2 >= *top, "user 0 has {} of {top}", count[&0]);
+    assert_eq!(loaded.users.len(), prepared.summary.users);
 }

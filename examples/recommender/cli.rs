@@ -1,7 +1,7 @@
 //! The command line (clap derive). `recommender [OPTIONS]` trains; `recommender serve`
 //! answers requests from a saved model folder.
 
-use crate::data::{default_synthetic, FileFormat, PrepareOptions, Source};
+use crate::data::{default_synthetic, FileFormat, FileSource, PrepareOptions, Source};
 use crate::model::ModelKind;
 use crate::train::{FitOptions, OptKind, TrainConfig};
 use boson::{Device, Error, Result};
@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// notebook does (by default only the latest is kept).
     #[arg(long)]
     pub keep_repeated_pairs: bool,
+    /// A per-item text column of --data to show beside recommended items [default:
+    /// product_title for amazon-tsv].
+    #[arg(long, value_name = "COLUMN", requires = "data")]
+    pub title_column: Option<String>,
     /// A live progress bar on stderr while reading and training: auto (when stderr is a
     /// terminal), always, never.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
@@ -159,7 +163,15 @@ impl TrainArgs {
     /// Where the ratings come from.
     pub fn source(&self) -> Source {
         match (&self.data, &self.anchor_tsv) {
-            (Some(path), _) => Source::File(path.clone(), self.format, self.rating_scale),
+            (Some(path), _) => Source::File(FileSource {
+                scale: self.rating_scale,
+                // The Amazon file's titles are printed with the recommendations by default.
+                title_column: self.title_column.clone().or(match self.format {
+                    FileFormat::AmazonTsv => Some("product_title".into()),
+                    _ => None,
+                }),
+                ..FileSource::new(path, self.format)
+            }),
             (None, Some(path)) => Source::AnchorTsv(path.clone()),
             (None, None) => Source::Synthetic(boson::ratings::SyntheticConfig {
                 n_users: self.synthetic_users,

@@ -5,7 +5,7 @@ use boson::data::Dataset;
 use boson::estimator::ProgressBarMode;
 use boson::ratings::{
     generate_ratings, read_ratings, read_ratings_stream, Column, DelimitedFormat, IndexMap,
-    LongTailFilter, OnBadLine, Ratings, RatingsDataset, Summary, SyntheticConfig,
+    ItemInfo, LongTailFilter, OnBadLine, Ratings, RatingsDataset, Summary, SyntheticConfig,
 };
 use boson::{Error, Result};
 use serde::Serialize;
@@ -28,12 +28,34 @@ pub enum FileFormat {
 pub enum Source {
     /// The built-in generator (Amazon layout, ids as in the real file).
     Synthetic(SyntheticConfig),
-    /// A rating file in one of the known layouts (gzip detected by its magic bytes), with
-    /// the valid rating range if not the layout's own.
-    File(PathBuf, FileFormat, Option<(f32, f32)>),
+    /// A rating file in one of the known layouts (gzip detected by its magic bytes).
+    File(FileSource),
     /// The anchors' TSV (`user_id\titem_id\trating`, header, dense 0-based ids; test = last
     /// row of each user), read as is so boson trains on exactly the anchors' split.
     AnchorTsv(PathBuf),
+}
+
+/// A rating file and how to read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSource {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    /// The valid rating range, if not the layout's own.
+    pub scale: Option<(f32, f32)>,
+    /// A per-item text column to keep for printing (e.g. `product_title`).
+    pub title_column: Option<String>,
+}
+
+impl FileSource {
+    /// `path` in `format` with the layout's own scale and no title column.
+    pub fn new(path: impl Into<PathBuf>, format: FileFormat) -> FileSource {
+        FileSource {
+            path: path.into(),
+            format,
+            scale: None,
+            title_column: None,
+        }
+    }
 }
 
 /// The default built-in data: sized so the default run takes about a minute on two cores.
@@ -76,6 +98,8 @@ pub struct Prepared {
     /// What each epoch is validated on, and the best epoch chosen by.
     pub validation: RatingsDataset,
     pub test: RatingsDataset,
+    /// Per-item text kept from the file (titles), by item index.
+    pub item_info: ItemInfo,
     /// The mean of each rating's user's previous ratings (`DRIFT_WINDOW` of them), row
     /// by row beside train, validation and test (NaN for a user's first rating).
     pub recent: [Vec<f32>; 3],
@@ -118,11 +142,17 @@ impl Prepared {
 pub fn load(source: &Source, progress: ProgressBarMode) -> Result<Ratings> {
     match source {
         Source::Synthetic(config) => generate_ratings(config),
-        Source::File(path, format, scale) => {
+        Source::File(FileSource {
+            path,
+            format,
+            scale,
+            title_column,
+        }) => {
             let mut format = file_format(path, *format)?;
             if scale.is_some() {
                 format.rating_range = *scale;
             }
+            format.item_columns = title_column.iter().map(|c| Column::name(c)).collect();
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
             let bar = reading_bar(bytes, progress);
@@ -316,6 +346,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
     Ok(Prepared {
         users: indexed.users().clone(),
         items: indexed.items().clone(),
+        item_info: indexed.item_info().clone(),
         train,
         validation,
         test,

@@ -53,7 +53,7 @@ pub fn run(
             "built-in synthetic Amazon-layout data ({} users × {} items, {} ratings, seed {})",
             c.n_users, c.n_items, c.n_ratings, c.seed
         ),
-        Source::File(p, f, _) => format!("{} ({f:?})", p.display()),
+        Source::File(f) => format!("{} ({:?})", f.path.display(), f.format),
         Source::AnchorTsv(p) => format!("{} (anchor TSV)", p.display()),
     };
 
@@ -199,7 +199,19 @@ pub fn run(
         let top = top_k(model.as_ref(), u, &rated[u as usize], s.items, 5, device)?;
         let recs: Vec<String> = top
             .iter()
-            .map(|(i, score)| format!("{} ({score:.2})", data.items.id_of(*i).unwrap_or("?")))
+            .map(|(i, score)| {
+                let id = data.items.id_of(*i).unwrap_or("?");
+                // With a title column (the Amazon file's product_title), the title too.
+                let title = data
+                    .item_info
+                    .columns()
+                    .first()
+                    .and_then(|c| data.item_info.get(c, *i));
+                match title {
+                    Some(t) if !t.is_empty() => format!("{id} \"{t}\" ({score:.2})"),
+                    _ => format!("{id} ({score:.2})"),
+                }
+            })
             .collect();
         writeln!(out, "  recommended: {}", recs.join(", ")).map_err(w)?;
     }

@@ -42,4 +42,4 @@ pub use synthetic::{
     generate_ratings, synthetic_item_id, synthetic_user_id, write_synthetic_amazon_tsv,
     SyntheticConfig,
 };
-pub use table::{IndexMap, RatingRecord, Ratings};
+pub use table::{IndexMap, ItemInfo, RatingRecord, Ratings};

@@ -2,7 +2,7 @@
 
 use crate::data::ArrayDataset;
 use crate::error::Result;
-use crate::ratings::table::{IndexMap, Ratings};
+use crate::ratings::table::{IndexMap, ItemInfo, Ratings};
 
 /// Drops rare users and items, as the SageMaker reference notebook does before
 /// training (users with fewer than 5 ratings, items with fewer than 10).
@@ -104,6 +104,7 @@ pub struct IndexedRatings {
     item: Vec<i64>,
     rating: Vec<f32>,
     timestamp: Option<Vec<i64>>,
+    item_info: ItemInfo,
 }
 
 impl Ratings {
@@ -152,7 +153,12 @@ impl Ratings {
         };
         let new_user = renumber(self.user_indices(), self.num_users());
         let new_item = renumber(self.item_indices(), self.num_items());
+        let mut old_of_new = vec![0usize; new_item.len()];
+        for (old, &new) in new_item.iter().enumerate() {
+            old_of_new[new as usize] = old;
+        }
         IndexedRatings {
+            item_info: self.item_info().reordered(old_of_new.into_iter()),
             users: reorder(self.users(), &new_user),
             items: reorder(self.items(), &new_item),
             user: self
@@ -179,11 +185,17 @@ impl Ratings {
             item: self.item_indices().iter().map(|&i| i64::from(i)).collect(),
             rating: self.ratings().to_vec(),
             timestamp: self.timestamps().map(<[i64]>::to_vec),
+            item_info: self.item_info().clone(),
         }
     }
 }
 
 impl IndexedRatings {
+    /// The per-item text columns kept from the file, by item index.
+    pub fn item_info(&self) -> &ItemInfo {
+        &self.item_info
+    }
+
     /// original user id <-> user index.
     pub fn users(&self) -> &IndexMap {
         &self.users

@@ -78,6 +78,9 @@ pub struct DelimitedFormat {
     /// Fields may be quoted as in RFC 4180 CSV (`"a,b"`, `""` for a quote), parsed by
     /// csv-core; needs a one-byte delimiter. A quoted field cannot span lines.
     pub quoted: bool,
+    /// Text columns to keep per item (e.g. `product_title`), the first value seen for
+    /// each item: [`Ratings::item_info`].
+    pub item_columns: Vec<Column>,
 }
 
 impl DelimitedFormat {
@@ -93,6 +96,7 @@ impl DelimitedFormat {
             fields: None,
             rating_range: None,
             quoted: false,
+            item_columns: Vec::new(),
         }
     }
 
@@ -416,7 +420,15 @@ pub fn read_ratings_from(
         None
     };
     let layout = Layout::resolve(format, header_fields.as_deref()).map_err(format_error)?;
-    let mut ratings = Ratings::new(format.timestamp.is_some());
+    let item_columns: Vec<String> = format
+        .item_columns
+        .iter()
+        .map(|c| match c {
+            Column::Name(name) => name.clone(),
+            Column::Index(i) => format!("column {i}"),
+        })
+        .collect();
+    let mut ratings = Ratings::with_item_columns(format.timestamp.is_some(), &item_columns);
 
     while let Some(complete) = next_line(&mut buf, &mut line_number)? {
         if buf.iter().all(u8::is_ascii_whitespace) {
@@ -427,6 +439,14 @@ pub fn read_ratings_from(
         match layout.parse(bytes, &fields, format) {
             Ok(row) => {
                 ratings.push(row.user, row.item, row.rating, row.timestamp)?;
+                if !layout.extras.is_empty() {
+                    let text = |&column: &usize| {
+                        let (s, e) = fields[column];
+                        std::str::from_utf8(&bytes[s..e]).unwrap_or("").trim()
+                    };
+                    let extras: Vec<&str> = layout.extras.iter().map(text).collect();
+                    ratings.push_item_info(&extras)?;
+                }
                 report.kept += 1;
             }
             Err((reason, detail)) => {
@@ -565,6 +585,8 @@ struct Layout {
     item: usize,
     rating: usize,
     timestamp: Option<(usize, TimestampKind)>,
+    /// The kept item columns' positions.
+    extras: Vec<usize>,
     /// Exact field count, or the minimum when `exact` is false.
     fields: usize,
     exact: bool,
@@ -603,8 +625,14 @@ impl Layout {
             Some((column, kind)) => Some((position(column)?, *kind)),
             None => None,
         };
+        let extras = format
+            .item_columns
+            .iter()
+            .map(position)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let needed = 1 + [user, item, rating, timestamp.map_or(0, |t| t.0)]
             .into_iter()
+            .chain(extras.iter().copied())
             .max()
             .unwrap_or(0);
         let (fields, exact) = match (format.fields, header) {
@@ -627,6 +655,7 @@ impl Layout {
             item,
             rating,
             timestamp,
+            extras,
             fields,
             exact,
         })

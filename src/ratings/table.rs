@@ -106,6 +106,41 @@ pub struct Ratings {
     item: Vec<u32>,
     rating: Vec<f32>,
     timestamp: Option<Vec<i64>>,
+    item_info: ItemInfo,
+}
+
+/// Text columns kept per item from a rating file (such as the Amazon file's
+/// `product_title`): for each item, the value on its first line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ItemInfo {
+    columns: Vec<String>,
+    /// `values[item][column]`.
+    values: Vec<Vec<String>>,
+}
+
+impl ItemInfo {
+    /// The kept columns' names.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Item `item`'s value in `column`, if the column was kept.
+    pub fn get(&self, column: &str, item: usize) -> Option<&str> {
+        let c = self.columns.iter().position(|n| n == column)?;
+        Some(self.values.get(item)?.get(c)?.as_str())
+    }
+
+    /// The same columns for `items`, in that order (`items[k]` is the old index of new
+    /// item k).
+    pub(crate) fn reordered(&self, items: impl Iterator<Item = usize>) -> ItemInfo {
+        ItemInfo {
+            columns: self.columns.clone(),
+            values: match self.columns.is_empty() {
+                true => Vec::new(),
+                false => items.map(|i| self.values[i].clone()).collect(),
+            },
+        }
+    }
 }
 
 impl Ratings {
@@ -115,6 +150,43 @@ impl Ratings {
             timestamp: with_timestamps.then(Vec::new),
             ..Self::default()
         }
+    }
+
+    /// An empty table that also keeps per-item text `columns` ([`Ratings::push_item_info`]).
+    pub fn with_item_columns(with_timestamps: bool, columns: &[String]) -> Self {
+        Ratings {
+            item_info: ItemInfo {
+                columns: columns.to_vec(),
+                values: Vec::new(),
+            },
+            ..Self::new(with_timestamps)
+        }
+    }
+
+    /// The per-item text columns.
+    pub fn item_info(&self) -> &ItemInfo {
+        &self.item_info
+    }
+
+    /// Records the item columns' `values` for the item of the last pushed rating, if that
+    /// rating introduced the item (the first value seen is kept).
+    pub fn push_item_info(&mut self, values: &[&str]) -> Result<()> {
+        if self.item_info.columns.is_empty() {
+            return Ok(());
+        }
+        if values.len() != self.item_info.columns.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} item column values for the columns {:?}",
+                values.len(),
+                self.item_info.columns
+            )));
+        }
+        if self.item_info.values.len() < self.items.len() {
+            self.item_info
+                .values
+                .push(values.iter().map(|v| v.to_string()).collect());
+        }
+        Ok(())
     }
 
     /// Appends a rating. A timestamp must be given exactly when the table has them.
@@ -267,12 +339,15 @@ impl Ratings {
         let mut out = Ratings::new(self.timestamp.is_some());
         let mut user_map: Vec<Option<u32>> = vec![None; self.users.len()];
         let mut item_map: Vec<Option<u32>> = vec![None; self.items.len()];
+        let mut kept_items = Vec::new();
         for row in (0..self.len()).filter(|&r| keep.get(r).copied().unwrap_or(false)) {
             let (u, i) = (self.user[row] as usize, self.item[row] as usize);
             let new_u =
                 *user_map[u].get_or_insert_with(|| out.users.insert(&self.users.ids()[u]) as u32);
-            let new_i =
-                *item_map[i].get_or_insert_with(|| out.items.insert(&self.items.ids()[i]) as u32);
+            let new_i = *item_map[i].get_or_insert_with(|| {
+                kept_items.push(i);
+                out.items.insert(&self.items.ids()[i]) as u32
+            });
             out.user.push(new_u);
             out.item.push(new_i);
             out.rating.push(self.rating[row]);
@@ -280,6 +355,7 @@ impl Ratings {
                 dst.push(src[row]);
             }
         }
+        out.item_info = self.item_info.reordered(kept_items.into_iter());
         out
     }
 }
