@@ -383,11 +383,14 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
     }
     let err = persist::save(
         good.path(),
-        loaded.model.as_ref(),
-        &loaded.config,
-        &index_map(&loaded.users, false),
-        &index_map(&loaded.items, false),
-        &[],
+        &persist::Contents {
+            model: loaded.model.as_ref(),
+            config: &loaded.config,
+            users: &index_map(&loaded.users, false),
+            items: &index_map(&loaded.items, false),
+            interactions: None,
+            pictures: &[],
+        },
         |_| Err(boson::Error::Data("reload differs".into())),
     )
     .unwrap_err();
@@ -498,11 +501,14 @@ fn save_in_a_loop_until_killed() {
         let (m, config, users, items) = &sides[k % 2];
         persist::save(
             Path::new(&target),
-            m.model.as_ref(),
-            config,
-            users,
-            items,
-            &[],
+            &persist::Contents {
+                model: m.model.as_ref(),
+                config,
+                users,
+                items,
+                interactions: None,
+                pictures: &[],
+            },
             |_| Ok(()),
         )
         .unwrap();
@@ -582,11 +588,14 @@ fn kill_during_save_leaves_the_old_or_the_new_folder() {
     let m = persist::load(&target, None, Device::Cpu).unwrap();
     persist::save(
         &target,
-        m.model.as_ref(),
-        &m.config,
-        &index_map(&m.users, false),
-        &index_map(&m.items, false),
-        &[],
+        &persist::Contents {
+            model: m.model.as_ref(),
+            config: &m.config,
+            users: &index_map(&m.users, false),
+            items: &index_map(&m.items, false),
+            interactions: None,
+            pictures: &[],
+        },
         |_| Ok(()),
     )
     .unwrap();
@@ -678,11 +687,14 @@ fn non_finite_metrics_survive_a_save_and_load() {
     let b = tempfile::tempdir().unwrap();
     persist::save(
         b.path(),
-        loaded.model.as_ref(),
-        &config,
-        &index_map(&loaded.users, false),
-        &index_map(&loaded.items, false),
-        &[],
+        &persist::Contents {
+            model: loaded.model.as_ref(),
+            config: &config,
+            users: &index_map(&loaded.users, false),
+            items: &index_map(&loaded.items, false),
+            interactions: None,
+            pictures: &[],
+        },
         |_| Ok(()),
     )
     .unwrap();
@@ -1350,4 +1362,135 @@ fn recommendations_show_product_titles_from_the_file() {
     let top = count.values().max().unwrap();
     assert!(count[&0] + 2 >= *top, "user 0 has {} of {top}", count[&0]);
     assert_eq!(loaded.users.len(), prepared.summary.users);
+}
+
+// Top-k requests: each known customer's best unrated items equal a brute-force ranking of
+// every item by the model's own predictions; an unknown customer gets the most rated
+// items, flagged; bad k, bad flags and a folder without interactions are 400s.
+#[test]
+fn top_k_recommendations_match_a_brute_force_ranking() {
+    let dir = tempfile::tempdir().unwrap();
+    train_small(dir.path(), "biased-mf");
+    let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
+    let interactions = loaded.interactions.clone().unwrap();
+    let num_items = loaded.config.model.num_items;
+    let id_of_user = |u: i64| {
+        loaded
+            .users
+            .iter()
+            .find(|(_, &i)| i == u)
+            .unwrap()
+            .0
+            .clone()
+    };
+    let id_of_item = |i: usize| {
+        loaded
+            .items
+            .iter()
+            .find(|(_, &x)| x as usize == i)
+            .unwrap()
+            .0
+            .clone()
+    };
+    let brute = |u: i64, exclude: bool| -> Vec<(String, f32)> {
+        let items: Vec<i64> = (0..num_items as i64).collect();
+        let pred = model::predict(
+            loaded.model.as_ref(),
+            &vec![u; num_items],
+            &items,
+            Device::Cpu,
+        )
+        .unwrap();
+        let mut ranked: Vec<(usize, f32)> = pred
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !exclude || !interactions.rated[u as usize].contains(&(*i as u32)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(7);
+        ranked
+            .into_iter()
+            .map(|(i, s)| (id_of_item(i), s))
+            .collect()
+    };
+    let (a, b) = (id_of_user(0), id_of_user(5));
+    let service = serve::Service::new(persist::load(dir.path(), None, Device::Cpu).unwrap());
+    let ask = |body: Value| service.handle("POST", "/invocations", body.to_string().as_bytes());
+    for exclude in [true, false] {
+        let r = ask(serde_json::json!({
+            "customer_id": [a, "nobody", b], "k": 7, "exclude_rated": exclude
+        }));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let recs = r.body["recommendations"].as_array().unwrap();
+        for (rec, u) in [(&recs[0], 0), (&recs[2], 5)] {
+            assert_eq!(rec["cold_start"], false);
+            let got: Vec<(String, f32)> = rec["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    (
+                        x["product_id"].as_str().unwrap().to_string(),
+                        x["score"].as_f64().unwrap() as f32,
+                    )
+                })
+                .collect();
+            let want = brute(u, exclude);
+            assert_eq!(got.len(), 7);
+            for ((gi, gs), (wi, ws)) in got.iter().zip(&want) {
+                assert!((gs - ws).abs() < 1e-4, "{got:?} vs {want:?}");
+                // Equal scores may order differently; the scores must agree.
+                if (gs - ws).abs() < 1e-7 {
+                    assert_eq!(gi, wi, "{got:?} vs {want:?}");
+                }
+            }
+        }
+        // The unknown customer: the most rated items, flagged.
+        assert_eq!(recs[1]["cold_start"], true);
+        let top_count = *interactions.item_counts.iter().max().unwrap() as f64;
+        assert_eq!(recs[1]["items"][0]["score"].as_f64().unwrap(), top_count);
+    }
+    for (body, want) in [
+        (
+            serde_json::json!({"customer_id": [a], "k": 0}),
+            "\"k\" must be an integer >= 1",
+        ),
+        (
+            serde_json::json!({"customer_id": [a], "k": "ten"}),
+            "\"k\" must be",
+        ),
+        (
+            serde_json::json!({"customer_id": [a], "k": 3, "exclude_rated": "yes"}),
+            "\"exclude_rated\" must be true or false",
+        ),
+        (serde_json::json!({"k": 3}), "missing field \"customer_id\""),
+    ] {
+        let r = ask(body.clone());
+        assert_eq!(r.status, 400, "{body}");
+        assert!(
+            r.body["error"].as_str().unwrap().contains(want),
+            "{}",
+            r.body
+        );
+    }
+    // k beyond the catalogue is the whole catalogue.
+    let r = ask(serde_json::json!({"customer_id": [a], "k": 100000, "exclude_rated": false}));
+    assert_eq!(
+        r.body["recommendations"][0]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        num_items
+    );
+    // A folder from before interactions were saved cannot serve top-k, and says why.
+    let old = serve::Service::new(
+        persist::load(&fixture_dir("mfblock-model"), None, Device::Cpu).unwrap(),
+    );
+    let r = old.handle("POST", "/invocations", br#"{"customer_id": ["x"], "k": 3}"#);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("retrain"),
+        "{}",
+        r.body
+    );
 }

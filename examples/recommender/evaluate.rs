@@ -189,30 +189,57 @@ pub fn popularity_scores(
     train: &RatingsDataset,
     num_items: usize,
 ) -> impl FnMut(&[i64]) -> Result<Vec<f32>> {
-    let mut counts = vec![0f32; num_items];
-    for &i in &train.columns().1 {
-        counts[i as usize] += 1.0;
-    }
+    let counts: Vec<f32> = item_counts(train, num_items)
+        .into_iter()
+        .map(|c| c as f32)
+        .collect();
     move |users: &[i64]| Ok(counts.repeat(users.len()))
 }
 
-/// The `k` best-scoring items that `user` has not rated in train, best first.
+/// How many ratings each item has in `train`.
+pub fn item_counts(train: &RatingsDataset, num_items: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; num_items];
+    for &i in &train.columns().1 {
+        counts[i as usize] += 1;
+    }
+    counts
+}
+
+/// The `k` best-scoring items for each of `users`, best first (ties by item index),
+/// leaving out each user's `exclude[k]` (sorted): one matrix product per block of 256
+/// users over the whole catalogue.
 pub fn top_k(
     model: &dyn RecModel,
-    user: i64,
-    rated: &[u32],
+    users: &[i64],
+    exclude: &[&[u32]],
     num_items: usize,
     k: usize,
     device: Device,
-) -> Result<Vec<(usize, f32)>> {
-    let item_factors = all_item_factors(model, num_items, device)?;
-    let scores = score_all_items(model, &[user], &item_factors, device)?;
+) -> Result<Vec<Vec<(usize, f32)>>> {
+    let mut scores = model_scores(model, num_items, device)?;
+    let mut out = Vec::with_capacity(users.len());
+    for (block, excluded) in users.chunks(256).zip(exclude.chunks(256)) {
+        let s = scores(block)?;
+        for (row, seen) in s.chunks(num_items).zip(excluded) {
+            out.push(best_k(row, seen, k));
+        }
+    }
+    Ok(out)
+}
+
+/// The `k` largest of `scores` outside `exclude` (sorted), best first, ties by index.
+pub fn best_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<(usize, f32)> {
     let mut ranked: Vec<(usize, f32)> = scores
-        .into_iter()
+        .iter()
+        .copied()
         .enumerate()
-        .filter(|(i, _)| rated.binary_search(&(*i as u32)).is_err())
+        .filter(|(i, _)| exclude.binary_search(&(*i as u32)).is_err())
         .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > k && k > 0 {
+        ranked.select_nth_unstable_by(k - 1, order);
+    }
     ranked.truncate(k);
-    Ok(ranked)
+    ranked.sort_by(order);
+    ranked
 }

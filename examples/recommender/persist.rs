@@ -15,7 +15,7 @@ use crate::model::{build, ModelKind, ModelSpec, RecModel};
 use crate::train::{History, TrainConfig};
 use boson::nn::Block;
 use boson::ratings::IndexMap;
-use boson::{Device, Error, Result};
+use boson::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,6 +60,8 @@ pub struct LoadedModel {
     pub config: ModelConfig,
     pub users: HashMap<String, i64>,
     pub items: HashMap<String, i64>,
+    /// Absent in folders from before recommendations were served.
+    pub interactions: Option<Interactions>,
     pub device: Device,
 }
 
@@ -96,13 +98,17 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 /// process leaves the previous folder as it was.
 pub fn save(
     dir: &Path,
-    model: &dyn RecModel,
-    config: &ModelConfig,
-    users: &IndexMap,
-    items: &IndexMap,
-    pictures: &[(&str, String)],
+    contents: &Contents,
     check: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    let Contents {
+        model,
+        config,
+        users,
+        items,
+        interactions,
+        pictures,
+    } = contents;
     // Whatever is written must load: checked before anything is written.
     serde_json::to_value(config)
         .and_then(serde_json::from_value::<ModelConfig>)
@@ -112,18 +118,122 @@ pub fn save(
         })?;
     let config = &ModelConfig {
         id_fingerprints: Some((fingerprint(users.ids()), fingerprint(items.ids()))),
-        ..config.clone()
+        ..(*config).clone()
     };
     boson::io::write_folder_atomic(dir, |tmp| {
         model.collect_params().save(tmp.join("model.safetensors"))?;
         write_json(&tmp.join("config.json"), config)?;
         write_json(&tmp.join("users.json"), &users.ids())?;
         write_json(&tmp.join("items.json"), &items.ids())?;
-        for (name, svg) in pictures {
+        if let Some(interactions) = interactions {
+            interactions.save(&tmp.join(INTERACTIONS))?;
+        }
+        for (name, svg) in pictures.iter() {
             boson::io::write_atomic(&tmp.join(name), svg.as_bytes())?;
         }
         check(tmp)
     })
+}
+
+/// Everything a model folder holds; [`save`] writes it.
+pub struct Contents<'a> {
+    pub model: &'a dyn RecModel,
+    pub config: &'a ModelConfig,
+    pub users: &'a IndexMap,
+    pub items: &'a IndexMap,
+    /// What each user rated and how often each item was rated, for recommendations.
+    pub interactions: Option<&'a Interactions>,
+    /// `(file name, SVG)` pictures.
+    pub pictures: &'a [(&'a str, String)],
+}
+
+/// The file of [`Interactions`] in a model folder.
+pub const INTERACTIONS: &str = "interactions.safetensors";
+
+/// What serving recommendations needs besides the model: each user's rated items (left
+/// out of their recommendations) and each item's count of ratings (the cold-start
+/// answer is the most rated).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interactions {
+    /// `rated[user]`: item indices, sorted.
+    pub rated: Vec<Vec<u32>>,
+    /// Ratings per item in train.
+    pub item_counts: Vec<u32>,
+}
+
+impl Interactions {
+    fn save(&self, path: &Path) -> Result<()> {
+        let mut offsets = vec![0i64];
+        for r in &self.rated {
+            offsets.push(offsets.last().copied().unwrap_or(0) + r.len() as i64);
+        }
+        let items: Vec<i64> = self.rated.iter().flatten().map(|&i| i64::from(i)).collect();
+        let counts: Vec<i64> = self.item_counts.iter().map(|&c| i64::from(c)).collect();
+        let tensor = |v: Vec<i64>| {
+            let n = v.len();
+            Tensor::from_vec_i64(v, &[n])
+        };
+        boson::io::save_tensors(
+            path,
+            &[
+                ("rated_offsets".to_string(), tensor(offsets)?),
+                ("rated_items".to_string(), tensor(items)?),
+                ("item_counts".to_string(), tensor(counts)?),
+            ],
+            None,
+        )
+    }
+
+    /// Reads the file, checked against the folder's sizes.
+    fn load(path: &Path, users: usize, items: usize) -> Result<Interactions> {
+        let (tensors, _) = boson::io::load_tensors(path)?;
+        let bad = |msg: String| Error::Format {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let get = |name: &str| -> Result<Vec<i64>> {
+            tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| bad(format!("no tensor {name:?}")))?
+                .1
+                .to_vec_i64()
+        };
+        let (offsets, flat, counts) = (
+            get("rated_offsets")?,
+            get("rated_items")?,
+            get("item_counts")?,
+        );
+        let monotone = offsets.windows(2).all(|w| w[0] <= w[1]);
+        if offsets.len() != users + 1
+            || offsets.first() != Some(&0)
+            || offsets.last() != Some(&(flat.len() as i64))
+            || !monotone
+            || counts.len() != items
+        {
+            return Err(bad(format!(
+                "sizes do not match the model's {users} users and {items} items"
+            )));
+        }
+        let item = |i: i64| u32::try_from(i).ok().filter(|&i| (i as usize) < items);
+        let mut rated = Vec::with_capacity(users);
+        for w in offsets.windows(2) {
+            let list: Option<Vec<u32>> = flat[w[0] as usize..w[1] as usize]
+                .iter()
+                .map(|&i| item(i))
+                .collect();
+            let list = list.ok_or_else(|| bad("an item index out of range".into()))?;
+            if !list.windows(2).all(|p| p[0] < p[1]) {
+                return Err(bad("a user's items are not sorted and unique".into()));
+            }
+            rated.push(list);
+        }
+        let item_counts = counts
+            .iter()
+            .map(|&c| u32::try_from(c).map_err(|_| bad(format!("item count {c}"))))
+            .collect::<Result<_>>()?;
+        Ok(Interactions { rated, item_counts })
+    }
 }
 
 /// Loads a folder written by [`save`]. With `expect`, the folder must hold that model kind
@@ -210,11 +320,17 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
             });
         }
     }
+    let path = dir.join(INTERACTIONS);
+    let interactions = match path.exists() {
+        true => Some(Interactions::load(&path, spec.num_users, spec.num_items)?),
+        false => None,
+    };
     Ok(LoadedModel {
         model,
         config,
         users,
         items,
+        interactions,
         device,
     })
 }

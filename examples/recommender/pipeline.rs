@@ -6,7 +6,8 @@ use crate::charts;
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
 use crate::evaluate::{
-    mae, model_scores, popularity_scores, ranking, rated_items, rmse, top_k, BiasBaseline, Ranking,
+    item_counts, mae, model_scores, popularity_scores, ranking, rated_items, rmse, top_k,
+    BiasBaseline, Ranking,
 };
 use crate::model::{build, predict, ModelSpec};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
@@ -196,8 +197,15 @@ pub fn run(
             known.join(" ")
         )
         .map_err(w)?;
-        let top = top_k(model.as_ref(), u, &rated[u as usize], s.items, 5, device)?;
-        let recs: Vec<String> = top
+        let top = top_k(
+            model.as_ref(),
+            &[u],
+            &[&rated[u as usize]],
+            s.items,
+            5,
+            device,
+        )?;
+        let recs: Vec<String> = top[0]
             .iter()
             .map(|(i, score)| {
                 let id = data.items.id_of(*i).unwrap_or("?");
@@ -255,26 +263,30 @@ pub fn run(
             charts::predicted_vs_actual(tr, &pred)?,
         ),
     ];
-    persist::save(
-        &args.model_dir,
-        model.as_ref(),
-        &model_config,
-        &data.users,
-        &data.items,
-        &pictures,
-        |written| {
-            let loaded = persist::load(written, Some((spec.kind, spec.num_embeddings)), device)?;
-            identical = predict(loaded.model.as_ref(), tu, ti, device)? == pred;
-            match identical {
-                true => Ok(()),
-                false => Err(Error::Data(
-                    "the reloaded model predicts differently from the trained one; the \
+    let interactions = persist::Interactions {
+        rated: rated.clone(),
+        item_counts: item_counts(&data.train, s.items),
+    };
+    let contents = persist::Contents {
+        model: model.as_ref(),
+        config: &model_config,
+        users: &data.users,
+        items: &data.items,
+        interactions: Some(&interactions),
+        pictures: &pictures,
+    };
+    persist::save(&args.model_dir, &contents, |written| {
+        let loaded = persist::load(written, Some((spec.kind, spec.num_embeddings)), device)?;
+        identical = predict(loaded.model.as_ref(), tu, ti, device)? == pred;
+        match identical {
+            true => Ok(()),
+            false => Err(Error::Data(
+                "the reloaded model predicts differently from the trained one; the \
                      previous model folder is kept"
-                        .into(),
-                )),
-            }
-        },
-    )?;
+                    .into(),
+            )),
+        }
+    })?;
     writeln!(
         out,
         "== saved {} (model.safetensors, config.json, users.json, items.json, and the pictures \

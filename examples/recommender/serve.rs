@@ -12,6 +12,7 @@
 //! [`Service::handle`] is the whole logic and needs no network; [`serve`] is a small
 //! std `TcpListener` loop (one thread per connection, read timeouts, size limits) around it.
 
+use crate::evaluate::{best_k, top_k};
 use crate::model::predict;
 use crate::persist::LoadedModel;
 use serde_json::{json, Value};
@@ -97,6 +98,9 @@ impl Service {
     fn invoke(&self, body: &[u8]) -> Result<Value, Response> {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| error(400, format!("malformed JSON: {e}")))?;
+        if v.get("k").is_some() {
+            return self.recommend(&v);
+        }
         let customers = id_list(&v, "customer_id")?;
         let products = id_list(&v, "product_id")?;
         if customers.len() != products.len() {
@@ -139,6 +143,94 @@ impl Service {
             cold[k] = false;
         }
         Ok(json!({ "predictions": predictions, "cold_start": cold }))
+    }
+}
+
+impl Service {
+    /// `{"customer_id": [...], "k": 10, "exclude_rated": true}`: each customer's top k
+    /// items with scores, from one scoring pass over the catalogue per block of
+    /// customers; a customer the model has not seen gets the most rated items, flagged
+    /// `cold_start`.
+    fn recommend(&self, v: &Value) -> Result<Value, Response> {
+        let m = &self.model;
+        let customers = id_list(v, "customer_id")?;
+        let num_items = m.config.model.num_items;
+        let k = v["k"]
+            .as_u64()
+            .filter(|&k| k >= 1)
+            .ok_or_else(|| {
+                error(
+                    400,
+                    format!("\"k\" must be an integer >= 1, got {}", v["k"]),
+                )
+            })?
+            .min(num_items as u64) as usize;
+        let exclude_rated = match v.get("exclude_rated") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(error(
+                    400,
+                    format!("\"exclude_rated\" must be true or false, got {other}"),
+                ))
+            }
+        };
+        let Some(interactions) = &m.interactions else {
+            return Err(error(
+                400,
+                "this model folder has no interactions.safetensors (written before \
+                 recommendations were served): retrain it to serve top-k requests",
+            ));
+        };
+        let known: Vec<(usize, i64)> = customers
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| m.users.get(c).map(|&u| (k, u)))
+            .collect();
+        let users: Vec<i64> = known.iter().map(|&(_, u)| u).collect();
+        let none: &[u32] = &[];
+        let exclude: Vec<&[u32]> = users
+            .iter()
+            .map(|&u| match exclude_rated {
+                true => interactions.rated[u as usize].as_slice(),
+                false => none,
+            })
+            .collect();
+        let tops = top_k(m.model.as_ref(), &users, &exclude, num_items, k, m.device)
+            .map_err(|e| error(500, format!("scoring failed: {e}")))?;
+        let counts: Vec<f32> = interactions.item_counts.iter().map(|&c| c as f32).collect();
+        let popular = best_k(&counts, &[], k);
+        let ids: Vec<&str> = {
+            let mut ids = vec![""; num_items];
+            for (id, &i) in &m.items {
+                ids[i as usize] = id;
+            }
+            ids
+        };
+        let mut by_customer: Vec<Option<&Vec<(usize, f32)>>> = vec![None; customers.len()];
+        for ((k, _), top) in known.iter().zip(&tops) {
+            by_customer[*k] = Some(top);
+        }
+        let mut out = Vec::with_capacity(customers.len());
+        for (c, top) in customers.iter().zip(by_customer) {
+            let (items, cold) = match top {
+                Some(top) => (top.as_slice(), false),
+                None => (popular.as_slice(), true),
+            };
+            let mut list = Vec::with_capacity(items.len());
+            for &(i, score) in items {
+                if !score.is_finite() {
+                    return Err(error(
+                        500,
+                        format!("the model scores item {} as {score} for {c}: its weights are not finite", ids[i]),
+                    ));
+                }
+                // Cold-start items are scored by their count of ratings.
+                list.push(json!({ "product_id": ids[i], "score": score }));
+            }
+            out.push(json!({ "customer_id": c, "cold_start": cold, "items": list }));
+        }
+        Ok(json!({ "recommendations": out }))
     }
 }
 
