@@ -19,6 +19,8 @@ mod model;
 mod persist;
 #[path = "recommender/pipeline.rs"]
 mod pipeline;
+#[path = "recommender/sagemaker.rs"]
+mod sagemaker;
 #[path = "recommender/serve.rs"]
 mod serve;
 #[path = "recommender/train.rs"]
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => run_server(&args),
+        Some(cli::Command::Train(args)) => sagemaker::run(&args, run_training),
         None => run_training(&cli.train),
     };
     match result {

@@ -21,6 +21,8 @@ mod model;
 mod persist;
 #[path = "../examples/recommender/pipeline.rs"]
 mod pipeline;
+#[path = "../examples/recommender/sagemaker.rs"]
+mod sagemaker;
 #[path = "../examples/recommender/serve.rs"]
 mod serve;
 #[path = "../examples/recommender/train.rs"]
@@ -1493,4 +1495,76 @@ fn top_k_recommendations_match_a_brute_force_ranking() {
         "{}",
         r.body
     );
+}
+
+/// A SageMaker-style /opt/ml tree in a temporary folder.
+fn sagemaker_tree(root: &Path, hyperparameters: &str) -> sagemaker::ContainerArgs {
+    let args = sagemaker::ContainerArgs {
+        config_dir: root.join("input/config"),
+        train_channel: root.join("input/data/train"),
+        model_dir: root.join("model"),
+        output_dir: root.join("output"),
+    };
+    std::fs::create_dir_all(&args.config_dir).unwrap();
+    std::fs::create_dir_all(&args.train_channel).unwrap();
+    std::fs::write(
+        args.config_dir.join("hyperparameters.json"),
+        hyperparameters,
+    )
+    .unwrap();
+    let config = boson::ratings::SyntheticConfig {
+        n_users: 400,
+        n_items: 120,
+        n_ratings: 12000,
+        ..data::default_synthetic(5)
+    };
+    boson::ratings::write_synthetic_amazon_tsv(&config, args.train_channel.join("reviews.tsv.gz"))
+        .unwrap();
+    args
+}
+
+#[test]
+fn the_sagemaker_train_contract_reads_string_hyperparameters_and_writes_the_model() {
+    let root = tempfile::tempdir().unwrap();
+    // SageMaker writes every value as a string.
+    let args = sagemaker_tree(
+        root.path(),
+        r#"{"model": "biased-mf", "epochs": "2", "lr": "0.01", "no_ranking": "true", "device": "cpu", "dense_grads": "false"}"#,
+    );
+    let train = sagemaker::train_args(&args).unwrap();
+    assert_eq!(train.model, model::ModelKind::BiasedMf);
+    assert_eq!((train.epochs, train.lr), (Some(2), Some(0.01)));
+    assert!(train.no_ranking && !train.dense_grads);
+    sagemaker::run(&args, |a| run_quietly(a).map(drop)).unwrap();
+    let loaded = persist::load(&args.model_dir, None, Device::Cpu).unwrap();
+    assert_eq!(loaded.config.model.kind, model::ModelKind::BiasedMf);
+    assert!(!args.output_dir.join("failure").exists());
+}
+
+#[test]
+fn a_failed_sagemaker_training_writes_the_reason_to_the_failure_file() {
+    for (hyperparameters, want) in [
+        (r#"{"epochs": "zero", "device": "cpu"}"#, "zero"),
+        (
+            r#"{"lr": "nan", "device": "cpu", "no_ranking": "true"}"#,
+            "learning rate",
+        ),
+        (r#"{"data": "/elsewhere"}"#, "set by the container"),
+        ("not json", "not a JSON object"),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let args = sagemaker_tree(root.path(), hyperparameters);
+        let err = sagemaker::run(&args, |a| run_quietly(a).map(drop))
+            .unwrap_err()
+            .to_string();
+        let failure = std::fs::read_to_string(args.output_dir.join("failure")).unwrap();
+        assert_eq!(failure, err);
+        assert!(failure.contains(want), "{hyperparameters}: {failure}");
+    }
+    // An empty channel.
+    let root = tempfile::tempdir().unwrap();
+    let args = sagemaker_tree(root.path(), "{}");
+    std::fs::remove_file(args.train_channel.join("reviews.tsv.gz")).unwrap();
+    let err = sagemaker::run(&args, |_| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("exactly one rating file"), "{err}");
 }

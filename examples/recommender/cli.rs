@@ -25,17 +25,20 @@ pub struct Cli {
 pub enum Command {
     /// Serve a saved model folder over HTTP (SageMaker contract: GET /ping, POST /invocations).
     Serve(ServeArgs),
+    /// Train as a SageMaker container: hyperparameters.json, the train channel, /opt/ml/model.
+    Train(crate::sagemaker::ContainerArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The folder written by a training run.
-    #[arg(long, default_value = "recommender-model")]
+    /// The folder written by a training run (SageMaker's container sets /opt/ml/model).
+    #[arg(long, env = "SM_MODEL_DIR", default_value = "recommender-model")]
     pub model_dir: PathBuf,
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to bind (0.0.0.0 to accept connections from other machines).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to bind (0.0.0.0 to accept connections from other machines, as the
+    /// container does).
+    #[arg(long, env = "BOSON_SERVE_HOST", default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,

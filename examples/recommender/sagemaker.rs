@@ -1,0 +1,106 @@
+//! The SageMaker bring-your-own-container training contract: `recommender train` reads
+//! `/opt/ml/input/config/hyperparameters.json` (every value a string, as SageMaker writes
+//! them) and the `train` channel folder, writes the model folder to `/opt/ml/model`, and
+//! on failure writes the reason to `/opt/ml/output/failure` and exits non-zero. Every
+//! path can be moved by a flag or SageMaker's environment variables, so tests run it in
+//! a temporary folder.
+
+use crate::cli::{Cli, TrainArgs};
+use boson::{Error, Result};
+use clap::{Args, Parser};
+use std::path::{Path, PathBuf};
+
+/// `recommender train`: where SageMaker puts things.
+#[derive(Clone, Debug, Args)]
+pub struct ContainerArgs {
+    /// The folder holding hyperparameters.json.
+    #[arg(
+        long,
+        env = "SM_INPUT_CONFIG_DIR",
+        default_value = "/opt/ml/input/config"
+    )]
+    pub config_dir: PathBuf,
+    /// The train channel: the rating file (plain or gzip) is the one file in it.
+    #[arg(
+        long,
+        env = "SM_CHANNEL_TRAIN",
+        default_value = "/opt/ml/input/data/train"
+    )]
+    pub train_channel: PathBuf,
+    /// Where the model folder goes (SageMaker uploads it as model.tar.gz).
+    #[arg(long, env = "SM_MODEL_DIR", default_value = "/opt/ml/model")]
+    pub model_dir: PathBuf,
+    /// Where the failure reason goes (`failure`).
+    #[arg(long, env = "SM_OUTPUT_DIR", default_value = "/opt/ml/output")]
+    pub output_dir: PathBuf,
+}
+
+/// The training run's arguments: each hyperparameter `name: "value"` becomes
+/// `--name value` (`"true"` a bare flag, `"false"` nothing), then the data and model
+/// paths. Validation is the command line's own.
+pub fn train_args(args: &ContainerArgs) -> Result<TrainArgs> {
+    let path = args.config_dir.join("hyperparameters.json");
+    let hyperparameters: serde_json::Map<String, serde_json::Value> = match path.exists() {
+        false => serde_json::Map::new(),
+        true => {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+                path: path.clone(),
+                msg: format!("not a JSON object of hyperparameters: {e}"),
+            })?
+        }
+    };
+    let mut argv = vec!["recommender".to_string()];
+    for (name, value) in &hyperparameters {
+        let name = name.replace('_', "-");
+        if name == "data" || name == "model-dir" {
+            return Err(Error::InvalidArgument(format!(
+                "hyperparameter {name:?} is set by the container (the train channel and \
+                 SM_MODEL_DIR), not in hyperparameters.json"
+            )));
+        }
+        let value = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match value.as_str() {
+            "true" => argv.push(format!("--{name}")),
+            "false" => {}
+            _ => argv.extend([format!("--{name}"), value]),
+        }
+    }
+    argv.extend(["--data".into(), channel_file(&args.train_channel)?]);
+    argv.extend(["--model-dir".into(), args.model_dir.display().to_string()]);
+    argv.extend(["--progress".into(), "never".into()]);
+    let cli = Cli::try_parse_from(&argv).map_err(|e| {
+        Error::InvalidArgument(format!("hyperparameters.json: {}", e.to_string().trim()))
+    })?;
+    Ok(cli.train)
+}
+
+/// The one rating file in the channel folder.
+fn channel_file(dir: &Path) -> Result<String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    match files.as_slice() {
+        [file] => Ok(file.display().to_string()),
+        _ => Err(Error::Data(format!(
+            "the train channel {} must hold exactly one rating file, it holds {}",
+            dir.display(),
+            files.len()
+        ))),
+    }
+}
+
+/// Runs `train`, writing the reason to `output_dir/failure` when it fails.
+pub fn run(args: &ContainerArgs, train: impl FnOnce(&TrainArgs) -> Result<()>) -> Result<()> {
+    let result = train_args(args).and_then(|a| train(&a));
+    if let Err(e) = &result {
+        std::fs::create_dir_all(&args.output_dir).map_err(|io| Error::io(&args.output_dir, io))?;
+        boson::io::write_atomic(&args.output_dir.join("failure"), e.to_string().as_bytes())?;
+    }
+    result
+}
