@@ -1,17 +1,38 @@
-//! Counter-based random numbers shared by the CPU and CUDA paths.
+//! Every random number of the crate comes from here: the per-thread seed stream,
+//! counter-based hashes shared by the CPU and CUDA paths, and seeded generators.
 //!
 //! Dropout masks must be identical on both devices for the same seed, so both compute
 //! `uniform_hash(seed, i)` for element `i` (a splitmix64 finaliser over a Weyl sequence)
 //! instead of drawing from a stateful generator.
 
+use rand::rngs::{StdRng, Xoshiro256PlusPlus};
+use rand::SeedableRng;
+
+/// SplitMix64: spreads nearby inputs (seed 1 vs 2, epoch 3 vs 4) far apart.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The generator for one (seed, stream) pair, e.g. (loader seed, epoch): shuffling,
+/// splits, synthetic data.
+pub(crate) fn generator(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(splitmix64(seed ^ splitmix64(stream)))
+}
+
+/// The generator of one parameter's initial values.
+pub(crate) fn init_generator(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
 /// A uniform number in `[0, 1)` for element `i` of a stream named by `seed`.
 #[inline]
 pub fn uniform_hash(seed: u64, i: u64) -> f32 {
-    let x = seed.wrapping_add((i.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    // The Weyl sequence seed + (i + 1)·γ through the finaliser: splitmix64 adds the
+    // last γ itself.
+    let z = splitmix64(seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     // `z >> 40` < 2^24 fits an i32: converting through u32 is one instruction, while a u64
     // to f32 conversion is a branchy sequence on baseline x86-64 (same value either way).
     ((z >> 40) as u32) as f32 * (1.0 / 16_777_216.0)

@@ -20,6 +20,7 @@ mod array;
 mod batch_sampler;
 mod batchify;
 mod dataset;
+mod filter_sampler;
 mod loader;
 mod sampler;
 
@@ -27,7 +28,6 @@ pub use array::{ArrayDataset, Columns, SimpleDataset};
 pub use batch_sampler::{BatchSampler, LastBatch};
 pub use batchify::{Batchify, Stack, StackBatchify};
 pub use dataset::{Dataset, MapFirst, Slice, Subset, Transform, TransformFirst};
+pub use filter_sampler::FilterSampler;
 pub use loader::{DataLoader, DataLoaderBuilder, Epoch, DEFAULT_SEED};
-pub use sampler::{FilterSampler, RandomSampler, Sampler, SequentialSampler};
-
-pub(crate) use sampler::rng_for;
+pub use sampler::{RandomSampler, Sampler, SequentialSampler};

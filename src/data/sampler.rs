@@ -1,11 +1,6 @@
 //! Samplers: which dataset indices an epoch visits, and in what order.
 
-use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-
-use crate::data::dataset::Dataset;
-use crate::error::Result;
 
 /// The indices one epoch visits, as Gluon's `Sampler` (`__iter__` + `__len__`).
 ///
@@ -97,68 +92,13 @@ impl RandomSampler {
     }
 }
 
-/// SplitMix64's finaliser: spreads nearby inputs (seed 1 vs 2, epoch 3 vs 4) far apart.
-pub(crate) fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The generator for one (seed, stream) pair, e.g. (loader seed, epoch).
-pub(crate) fn rng_for(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(splitmix64(seed ^ splitmix64(stream)))
-}
-
 impl Sampler for RandomSampler {
     fn len(&self) -> usize {
         self.length
     }
     fn indices(&self, epoch: u64) -> Vec<usize> {
         let mut indices: Vec<usize> = (0..self.length).collect();
-        indices.shuffle(&mut rng_for(self.seed, epoch));
+        indices.shuffle(&mut crate::rng::generator(self.seed, epoch));
         indices
-    }
-}
-
-/// The indices of the samples for which a predicate holds, as Gluon's `FilterSampler`.
-/// The predicate runs over the whole dataset once, in `new`.
-///
-/// ```
-/// use boson::data::{FilterSampler, Sampler, SimpleDataset};
-///
-/// let ds = SimpleDataset::new(vec![5i64, 1, 7, 2]);
-/// let big = FilterSampler::new(&ds, |x| *x > 3)?;
-/// assert_eq!(big.indices(0), vec![0, 2]);
-/// # Ok::<(), boson::error::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct FilterSampler {
-    indices: Vec<usize>,
-}
-
-impl FilterSampler {
-    /// Evaluates `predicate` on every sample of `dataset`; a failing `get` is returned.
-    pub fn new<D, P>(dataset: &D, predicate: P) -> Result<Self>
-    where
-        D: Dataset + ?Sized,
-        P: Fn(&D::Item) -> bool,
-    {
-        let mut indices = Vec::new();
-        for i in 0..dataset.len() {
-            if predicate(&dataset.get(i)?) {
-                indices.push(i);
-            }
-        }
-        Ok(FilterSampler { indices })
-    }
-}
-
-impl Sampler for FilterSampler {
-    fn len(&self) -> usize {
-        self.indices.len()
-    }
-    fn indices(&self, _epoch: u64) -> Vec<usize> {
-        self.indices.clone()
     }
 }

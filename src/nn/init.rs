@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 
 /// Xavier's random distribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl Initializer {
     pub fn generate(&self, shape: &[usize], seed: u64) -> Result<Vec<f32>> {
         let n = crate::tensor::checked_elem_count(shape)?;
         crate::tensor::check_alloc(n, 4, || format!("initial values of shape {shape:?}"))?;
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = crate::rng::init_generator(seed);
         let mut out = crate::tensor::pool::for_parameter(n);
         match *self {
             Initializer::Zero => out.resize(n, 0.0),

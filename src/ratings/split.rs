@@ -2,9 +2,9 @@
 
 use rand::seq::index::sample;
 
-use crate::data::rng_for;
 use crate::error::{Error, Result};
 use crate::ratings::prepare::{IndexedRatings, RatingsDataset};
+use crate::rng::generator;
 
 /// A train/validation/test split ([`IndexedRatings::leave_last_two_out`]); every side
 /// keeps the file order and shares the index maps.
@@ -207,7 +207,7 @@ impl IndexedRatings {
         let n = self.len();
         let test_rows = ((test_fraction * n as f64).round() as usize).min(n);
         let mut test = vec![false; n];
-        for row in sample(&mut rng_for(seed, 0), n, test_rows) {
+        for row in sample(&mut generator(seed, 0), n, test_rows) {
             test[row] = true;
         }
         Ok(Split {

@@ -11,11 +11,11 @@ use flate2::Compression;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::RngExt;
 
-use crate::data::rng_for;
 use crate::error::{Error, Result};
 use crate::ratings::dates::{civil_from_days, days_from_civil, SECONDS_PER_DAY};
 use crate::ratings::reader::AMAZON_COLUMNS;
 use crate::ratings::table::Ratings;
+use crate::rng::generator;
 
 /// Parameters of the synthetic data.
 ///
@@ -158,7 +158,7 @@ impl Generator {
                 "popularity_exponent and noise_std must be finite".into(),
             ));
         }
-        let mut rng = rng_for(config.seed, 1);
+        let mut rng = generator(config.seed, 1);
         // Each factor ~ N(0, s) gives a dot product of variance rank * s^4.
         let factor_std = if config.rank == 0 {
             0.0
@@ -179,7 +179,7 @@ impl Generator {
             item_bias,
             user_factors,
             item_factors,
-            rng: rng_for(config.seed, 2),
+            rng: generator(config.seed, 2),
             first_day: days_from_civil(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2),
             next: 0,
         })
