@@ -326,7 +326,7 @@ fn read_error(context: &str, e: std::io::Error) -> Response {
 }
 
 /// Parses the request line, headers and body; errors become 4xx responses.
-fn read_request(
+pub fn read_request(
     reader: &mut impl BufRead,
     max_body: usize,
 ) -> Result<(String, String, Vec<u8>), Response> {
