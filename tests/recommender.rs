@@ -7,26 +7,7 @@
 #[path = "common/skip.rs"]
 #[macro_use]
 mod skip;
-#[path = "../examples/recommender/charts.rs"]
-mod charts;
-#[path = "../examples/recommender/cli.rs"]
-mod cli;
-#[path = "../examples/recommender/data.rs"]
-mod data;
-#[path = "../examples/recommender/evaluate.rs"]
-mod evaluate;
-#[path = "../examples/recommender/model.rs"]
-mod model;
-#[path = "../examples/recommender/persist.rs"]
-mod persist;
-#[path = "../examples/recommender/pipeline.rs"]
-mod pipeline;
-#[path = "../examples/recommender/sagemaker.rs"]
-mod sagemaker;
-#[path = "../examples/recommender/serve.rs"]
-mod serve;
-#[path = "../examples/recommender/train.rs"]
-mod train;
+include!("common/example_modules.rs");
 
 use boson::Device;
 use clap::Parser;

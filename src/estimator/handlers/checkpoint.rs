@@ -405,7 +405,9 @@ impl EventHandler for CheckpointHandler {
             }
         }
         let Some(latest) = resumed else {
-            return Err(first_error.expect("a checkpoint was tried"));
+            return Err(first_error.unwrap_or_else(|| {
+                Error::InvalidArgument(format!("no checkpoint in {} loaded", self.dir.display()))
+            }));
         };
         // Older checkpoints stay under rotation, so resuming does not leak files.
         self.saved = found.into_iter().map(|(_, _, s)| s).collect();
