@@ -60,6 +60,8 @@ pub struct LoadedModel {
     pub config: ModelConfig,
     pub users: HashMap<String, i64>,
     pub items: HashMap<String, i64>,
+    /// Item index -> original id (items.json).
+    pub item_ids: Vec<String>,
     /// Absent in folders from before recommendations were served.
     pub interactions: Option<Interactions>,
     pub device: Device,
@@ -330,6 +332,7 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
         config,
         users,
         items,
+        item_ids,
         interactions,
         device,
     })

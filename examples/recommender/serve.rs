@@ -47,14 +47,24 @@ pub struct Service {
     /// How long a client has to send its whole request (headers and body); a slower one
     /// gets 408, however steadily it trickles bytes.
     pub request_deadline: Duration,
+    /// Every item by its count of ratings, most first: the cold-start recommendations.
+    by_popularity: Vec<(usize, f32)>,
 }
 
 impl Service {
     pub fn new(model: LoadedModel) -> Service {
+        let by_popularity = match &model.interactions {
+            Some(i) => {
+                let counts: Vec<f32> = i.item_counts.iter().map(|&c| c as f32).collect();
+                best_k(&counts, &[], counts.len())
+            }
+            None => Vec::new(),
+        };
         Service {
             model,
             max_body: DEFAULT_MAX_BODY,
             request_deadline: Duration::from_secs(60),
+            by_popularity,
         }
     }
 
@@ -198,15 +208,8 @@ impl Service {
             .collect();
         let tops = top_k(m.model.as_ref(), &users, &exclude, num_items, k, m.device)
             .map_err(|e| error(500, format!("scoring failed: {e}")))?;
-        let counts: Vec<f32> = interactions.item_counts.iter().map(|&c| c as f32).collect();
-        let popular = best_k(&counts, &[], k);
-        let ids: Vec<&str> = {
-            let mut ids = vec![""; num_items];
-            for (id, &i) in &m.items {
-                ids[i as usize] = id;
-            }
-            ids
-        };
+        let popular = &self.by_popularity[..k.min(self.by_popularity.len())];
+        let ids = &m.item_ids;
         let mut by_customer: Vec<Option<&Vec<(usize, f32)>>> = vec![None; customers.len()];
         for ((k, _), top) in known.iter().zip(&tops) {
             by_customer[*k] = Some(top);
@@ -215,7 +218,7 @@ impl Service {
         for (c, top) in customers.iter().zip(by_customer) {
             let (items, cold) = match top {
                 Some(top) => (top.as_slice(), false),
-                None => (popular.as_slice(), true),
+                None => (popular, true),
             };
             let mut list = Vec::with_capacity(items.len());
             for &(i, score) in items {
