@@ -230,6 +230,13 @@ fn losses() {
         EPS,
         TOL,
     );
+    let positives = Tensor::from_vec_i64(vec![0, 2, 1, 0], &[4]).unwrap();
+    gradcheck(
+        std::slice::from_ref(&pred),
+        move |v| BprLoss::new().forward(&v[0], &positives, None),
+        EPS,
+        TOL,
+    );
     let s2 = signed.clone();
     gradcheck(
         std::slice::from_ref(&pred),

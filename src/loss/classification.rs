@@ -134,7 +134,12 @@ impl Loss for SoftmaxCrossEntropyLoss {
         } else {
             label_like(pred, label, "SoftmaxCrossEntropyLoss")?
         };
-        logp.mul(&target)?.sum_axis(axis, true)?.neg()
+        // A masked class (logit −inf, e.g. an item a user has seen) has log-probability
+        // −inf and target 0; clamped to the lowest finite value it adds 0, not NaN.
+        logp.clip(f32::MIN, f32::MAX)?
+            .mul(&target)?
+            .sum_axis(axis, true)?
+            .neg()
     }
     fn weight(&self) -> Option<f32> {
         self.weight

@@ -14,12 +14,14 @@
 
 mod classification;
 mod pairwise;
+mod ranking;
 mod regression;
 
 pub use classification::{
     KLDivLoss, LabelFormat, LogisticLoss, SigmoidBinaryCrossEntropyLoss, SoftmaxCrossEntropyLoss,
 };
 pub use pairwise::{CosineEmbeddingLoss, HingeLoss, TripletLoss};
+pub use ranking::BprLoss;
 pub use regression::{HuberLoss, L1Loss, L2Loss};
 
 use crate::error::{Error, Result};

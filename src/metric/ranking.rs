@@ -8,6 +8,10 @@
 //!   (the usual layout puts it in column 0 followed by sampled negatives, so labels are
 //!   all zeros).
 //!
+//! A candidate scored `-inf` is not a candidate: that is how
+//! [`FullRanking`](crate::ratings::FullRanking) masks the items a user has already seen,
+//! so `preds` can be a full-catalogue score matrix and `labels` the held-out item indices.
+//!
 //! The held-out item's rank is the number of other candidates scoring **at least** as
 //! high as it: ties count against the model, so a model that scores everything equally
 //! ranks last rather than first.

@@ -24,6 +24,8 @@
 //! ```
 
 mod dates;
+mod full_ranking;
+mod negatives;
 mod prepare;
 mod reader;
 mod split;
@@ -31,6 +33,8 @@ mod summary;
 mod synthetic;
 mod table;
 
+pub use full_ranking::{best_k, FactorScorer, FullRanking};
+pub use negatives::{NegativeSampler, SeenItems};
 pub use prepare::{IndexedRatings, LongTailFilter, RatingsDataset};
 pub use reader::{
     read_ratings, read_ratings_from, read_ratings_stream, BadLine, BadLineReason, Column,

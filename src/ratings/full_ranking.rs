@@ -1,0 +1,143 @@
+//! Full-catalogue scoring: every item for a block of users with one matrix product, the
+//! users' seen items masked out. It is how ranking models are evaluated (HitRate@k and
+//! NDCG@k over every unseen item, no sampled candidates) and how top-k lists are made.
+
+use crate::autograd;
+use crate::error::{Error, Result};
+use crate::nn::{Block, Forward};
+use crate::ratings::negatives::SeenItems;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+/// A model whose score for (user, item) is a dot product of factor rows plus a constant
+/// (matrix factorisation, two-tower models): `score(u, i) = <user_factors(u),
+/// item_factors(i)> + offset`.
+pub trait FactorScorer: Block {
+    /// `[n, d]` factor rows of `users` (i64 `[n]`).
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor>;
+    /// `[n, d]` factor rows of `items` (i64 `[n]`).
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor>;
+    /// The constant added to every score.
+    fn offset(&self) -> f32 {
+        0.0
+    }
+}
+
+/// Scores every item of the catalogue for each user of a batch, `[users, num_items]`,
+/// with `-inf` for the items `seen` lists (never recommended, not candidates): one GEMM
+/// per batch. As a [`Model`](crate::nn::Model) taking the users, it is the validation
+/// network of a ranking run: with the held-out item index as label, the library's
+/// [`HitRate`](crate::metric::HitRate) and [`Ndcg`](crate::metric::Ndcg) then rank each
+/// held-out item against every unseen item.
+///
+/// ```
+/// use boson::ratings::{FactorScorer, FullRanking, SeenItems};
+/// use boson::nn::{Block, Forward};
+/// use boson::{Result, Tensor};
+/// use std::sync::Arc;
+///
+/// // Item i scores i for every user.
+/// #[derive(Block)]
+/// struct ByIndex;
+/// impl FactorScorer for ByIndex {
+///     fn user_factors(&self, u: &Tensor) -> Result<Tensor> { Tensor::ones(&[u.elem_count(), 1], u.device()) }
+///     fn item_factors(&self, i: &Tensor) -> Result<Tensor> { i.to_dtype(boson::tensor::DType::F32)?.reshape(&[i.elem_count(), 1]) }
+/// }
+/// let seen = Arc::new(SeenItems::new(3, vec![vec![2]])?);
+/// let ranking = FullRanking::new(Arc::new(ByIndex), seen);
+/// let scores = ranking.forward(&Tensor::from_vec_i64(vec![0], &[1])?)?;
+/// assert_eq!(scores.to_vec_f32()?, vec![0.0, 1.0, f32::NEG_INFINITY]);
+/// # Ok::<(), boson::Error>(())
+/// ```
+#[derive(Block)]
+pub struct FullRanking<S: ?Sized + FactorScorer> {
+    scorer: Arc<S>,
+    #[block(skip)]
+    seen: Arc<SeenItems>,
+}
+
+impl<S: ?Sized + FactorScorer> FullRanking<S> {
+    /// Ranks with `scorer` over `seen.num_items()` items, masking `seen`.
+    pub fn new(scorer: Arc<S>, seen: Arc<SeenItems>) -> FullRanking<S> {
+        FullRanking { scorer, seen }
+    }
+
+    /// The masked items.
+    pub fn seen(&self) -> &SeenItems {
+        &self.seen
+    }
+
+    /// `[users, num_items]` scores with `item_factors` precomputed (see
+    /// [`FullRanking::all_item_factors`]), so several blocks of users share them.
+    pub fn scores_with(&self, users: &Tensor, item_factors: &Tensor) -> Result<Tensor> {
+        let n = self.seen.num_items();
+        let ids = users.to_vec_i64()?;
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&u| u < 0 || u as usize >= self.seen.num_users())
+        {
+            return Err(Error::IndexOutOfRange {
+                what: "FullRanking: user (number of users in SeenItems)".into(),
+                index: bad,
+                size: self.seen.num_users(),
+            });
+        }
+        let scores = autograd::pause(|| {
+            self.scorer
+                .user_factors(users)?
+                .matmul_t(item_factors, false, true)?
+                .add_scalar(self.scorer.offset())
+        })?;
+        let mut values = scores.to_vec_f32()?;
+        for (row, &u) in values.chunks_mut(n.max(1)).zip(&ids) {
+            for &i in self.seen.of(u as usize) {
+                row[i as usize] = f32::NEG_INFINITY;
+            }
+        }
+        Tensor::from_vec(values, &[ids.len(), n])?.to_device(users.device())
+    }
+
+    /// For each of `users`, the `k` best unseen items with their scores, best first
+    /// (ties by item index).
+    pub fn top_k(&self, users: &Tensor, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+        let item_factors = self.all_item_factors(users.device())?;
+        let scores = self.scores_with(users, &item_factors)?.to_vec_f32()?;
+        let n = self.seen.num_items().max(1);
+        Ok(scores.chunks(n).map(|row| best_k(row, k)).collect())
+    }
+
+    /// The `[num_items, d]` factor rows of the whole catalogue, on `device`.
+    pub fn all_item_factors(&self, device: crate::device::Device) -> Result<Tensor> {
+        let n = self.seen.num_items();
+        let items = Tensor::from_vec_i64((0..n as i64).collect(), &[n])?.to_device(device)?;
+        autograd::pause(|| self.scorer.item_factors(&items))
+    }
+}
+
+impl<S: ?Sized + FactorScorer> Forward for FullRanking<S> {
+    /// The users, i64 `[B]`.
+    type Input = Tensor;
+
+    fn forward(&self, users: &Tensor) -> Result<Tensor> {
+        let item_factors = self.all_item_factors(users.device())?;
+        self.scores_with(users, &item_factors)
+    }
+}
+
+/// The `k` largest finite scores of `row`, best first, ties by index (`-inf`, a seen
+/// item, is never among them).
+pub fn best_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut ranked: Vec<(usize, f32)> = row
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, s)| *s > f32::NEG_INFINITY)
+        .collect();
+    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > k && k > 0 {
+        ranked.select_nth_unstable_by(k - 1, order);
+    }
+    ranked.truncate(k);
+    ranked.sort_by(order);
+    ranked
+}

@@ -1,0 +1,287 @@
+//! The library's pieces for ranking recommenders: seen items, the negative sampler,
+//! the ranking losses, full-catalogue scoring and the ranking metrics over it.
+
+use boson::data::{ArrayDataset, Batchify, DataLoader};
+use boson::loss::{BprLoss, Loss, SoftmaxCrossEntropyLoss};
+use boson::metric::{HitRate, Metric, Ndcg};
+use boson::nn::{Block, Embedding, Forward, Initializer};
+use boson::ratings::{best_k, FactorScorer, FullRanking, NegativeSampler, SeenItems};
+use boson::{Error, Result, Tensor};
+use std::sync::Arc;
+
+#[test]
+fn seen_items_sort_dedup_and_reject_items_outside_the_catalogue() {
+    let seen = SeenItems::new(5, vec![vec![4, 1, 4], vec![], vec![0]]).unwrap();
+    assert_eq!(seen.of(0), &[1, 4]);
+    assert_eq!(seen.of(1), &[] as &[u32]);
+    assert_eq!(seen.of(9), &[] as &[u32]);
+    assert!(seen.contains(2, 0) && !seen.contains(2, 1));
+    let err = SeenItems::new(5, vec![vec![5]]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IndexOutOfRange {
+                index: 5,
+                size: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let train = ArrayDataset::new((vec![0i64, 1], vec![3i64, 2], vec![4.0f32, 1.0])).unwrap();
+    let val = ArrayDataset::new((vec![0i64], vec![1i64], vec![2.0f32])).unwrap();
+    let both = SeenItems::from_datasets(&[&train, &val], 2, 4).unwrap();
+    assert_eq!(both.lists(), &[vec![1, 3], vec![2]]);
+    let err = SeenItems::from_datasets(&[&train], 1, 4).unwrap_err();
+    assert!(err.to_string().contains("user"), "{err}");
+}
+
+fn sampler(num_items: usize, per_user: Vec<Vec<u32>>, n: usize) -> NegativeSampler {
+    NegativeSampler::new(
+        Arc::new(SeenItems::new(num_items, per_user).unwrap()),
+        n,
+        11,
+    )
+    .unwrap()
+}
+
+#[test]
+fn negatives_are_unseen_uniform_and_reproducible() {
+    // User 0 has seen few items (rejection path), user 1 most of them (list path).
+    let s = sampler(50, vec![vec![0, 1, 2], (0..45).collect()], 2000);
+    let draws = s.sample(&[0, 1], &[1, 3]).unwrap();
+    assert_eq!(draws.len(), 4000);
+    let (a, b) = draws.split_at(2000);
+    assert!(a.iter().all(|&i| (3..50).contains(&i)));
+    assert!(b.iter().all(|&i| (45..50).contains(&i)));
+    // Uniform: each of user 1's 5 unseen items about 400 times of 2000.
+    for item in 45..50 {
+        let c = b.iter().filter(|&&i| i == item).count();
+        assert!((300..500).contains(&c), "item {item} drawn {c} times");
+    }
+    // The same batch draws the same; another batch (the next epoch's order) draws anew.
+    assert_eq!(s.sample(&[0, 1], &[1, 3]).unwrap(), draws);
+    assert_ne!(s.sample(&[1, 0], &[3, 1]).unwrap(), draws);
+}
+
+#[test]
+fn negative_sampler_errors_name_the_bad_value() {
+    let s = sampler(3, vec![vec![0, 1, 2], vec![0]], 1);
+    let err = s.sample(&[0], &[1]).unwrap_err();
+    assert!(
+        err.to_string().contains("user 0 has seen all 3 items"),
+        "{err}"
+    );
+    let err = s.sample(&[7], &[1]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IndexOutOfRange {
+                index: 7,
+                size: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = s.sample(&[1, 1], &[1]).unwrap_err();
+    assert!(err.to_string().contains("2 users but 1 positive"), "{err}");
+    let seen = Arc::new(SeenItems::new(3, vec![]).unwrap());
+    assert!(NegativeSampler::new(seen, 0, 1).is_err());
+}
+
+#[test]
+fn negative_sampler_batches_put_the_positive_first_whatever_the_workers() {
+    let n_users = 40;
+    let per_user: Vec<Vec<u32>> = (0..n_users)
+        .map(|u| vec![u as u32, (u + 1) as u32])
+        .collect();
+    let users: Vec<i64> = (0..n_users as i64).collect();
+    let items: Vec<i64> = users.clone();
+    let rows = ArrayDataset::new((users, items, vec![1.0f32; n_users])).unwrap();
+    let batches = |workers: usize| -> Vec<Vec<i64>> {
+        let loader = DataLoader::builder(rows.clone())
+            .batch_size(8)
+            .shuffle(true)
+            .seed(3)
+            .num_workers(workers)
+            .batchify(sampler(100, per_user.clone(), 4))
+            .build()
+            .unwrap();
+        (0..2)
+            .flat_map(|_| loader.iter().collect::<Vec<_>>())
+            .map(|b| {
+                let (u, c, label) = b.unwrap();
+                assert_eq!(c.shape(), &[8, 5]);
+                assert_eq!(label.to_vec_f32().unwrap(), vec![0.0; 8]);
+                let (u, c) = (u.to_vec_i64().unwrap(), c.to_vec_i64().unwrap());
+                for (row, &user) in c.chunks(5).zip(&u) {
+                    assert_eq!(row[0], user, "the positive is column 0");
+                    assert!(row[1..].iter().all(|&i| i != user && i != user + 1));
+                }
+                c
+            })
+            .collect()
+    };
+    let one = batches(0);
+    assert_eq!(one, batches(2));
+    // Epoch 2 draws other negatives than epoch 1.
+    assert_ne!(one[..5], one[5..]);
+    let empty: Vec<(i64, i64, f32)> = vec![(0, 0, 1.0)];
+    assert!(sampler(1, vec![vec![0]], 1).batchify(empty).is_err());
+}
+
+#[test]
+fn bpr_loss_matches_its_formula_and_checks_its_inputs() {
+    let pred = Tensor::from_vec(vec![1.0, 3.0, 0.0, 2.0, 0.5, -1.0], &[2, 3]).unwrap();
+    let label = Tensor::from_vec(vec![0.0, 2.0], &[2]).unwrap();
+    let l = BprLoss::new()
+        .forward(&pred, &label, None)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let sp = |x: f32| (1.0 + x.exp()).ln();
+    let want = [
+        (sp(3.0 - 1.0) + sp(0.0 - 1.0)) / 2.0,
+        (sp(2.0 + 1.0) + sp(0.5 + 1.0)) / 2.0,
+    ];
+    for (g, w) in l.iter().zip(want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
+    let weighted = BprLoss::with_weight(2.0)
+        .forward(&pred, &label, None)
+        .unwrap();
+    assert!((weighted.to_vec_f32().unwrap()[0] - 2.0 * want[0]).abs() < 1e-5);
+    let err = BprLoss::new()
+        .forward(
+            &pred,
+            &Tensor::from_vec(vec![0.0, 3.0], &[2]).unwrap(),
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IndexOutOfRange {
+                index: 3,
+                size: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let one_column = Tensor::from_vec(vec![1.0, 2.0], &[2, 1]).unwrap();
+    assert!(BprLoss::new().forward(&one_column, &label, None).is_err());
+    assert!(BprLoss::new()
+        .forward(&pred, &Tensor::from_vec(vec![0.0], &[1]).unwrap(), None)
+        .is_err());
+}
+
+#[test]
+fn softmax_cross_entropy_ignores_masked_classes() {
+    let inf = f32::NEG_INFINITY;
+    let pred = Tensor::from_vec(vec![1.0, inf, 2.0, inf], &[1, 4]).unwrap();
+    let label = Tensor::from_vec(vec![2.0], &[1]).unwrap();
+    let l = SoftmaxCrossEntropyLoss::new()
+        .forward(&pred, &label, None)
+        .unwrap();
+    let want = -(2f32.exp() / (1f32.exp() + 2f32.exp())).ln();
+    assert!((l.to_vec_f32().unwrap()[0] - want).abs() < 1e-6);
+}
+
+/// `score(u, i) = <p_u, q_i> + 0.5`.
+#[derive(Block)]
+struct Mf {
+    users: Embedding,
+    items: Embedding,
+}
+
+impl FactorScorer for Mf {
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
+        self.users.forward(users)
+    }
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
+        self.items.forward(items)
+    }
+    fn offset(&self) -> f32 {
+        0.5
+    }
+}
+
+#[test]
+fn full_ranking_scores_every_unseen_item_as_the_pairwise_dot_product() {
+    let (nu, ni, d) = (7, 30, 4);
+    let mf = Mf {
+        users: Embedding::new(nu, d),
+        items: Embedding::new(ni, d),
+    };
+    mf.initialize(&Initializer::Normal(1.0), boson::Device::Cpu)
+        .unwrap();
+    let p = mf.users.weight.data().unwrap().to_vec_f32().unwrap();
+    let q = mf.items.weight.data().unwrap().to_vec_f32().unwrap();
+    let seen: Vec<Vec<u32>> = (0..nu as u32).map(|u| vec![u, u + 10]).collect();
+    let ranking = FullRanking::new(Arc::new(mf), Arc::new(SeenItems::new(ni, seen).unwrap()));
+    let users = Tensor::from_vec_i64((0..nu as i64).collect(), &[nu]).unwrap();
+    let scores = ranking.forward(&users).unwrap();
+    assert_eq!(scores.shape(), &[nu, ni]);
+    let s = scores.to_vec_f32().unwrap();
+    let brute = |u: usize, i: usize| -> f32 {
+        (0..d).map(|k| p[u * d + k] * q[i * d + k]).sum::<f32>() + 0.5
+    };
+    for u in 0..nu {
+        for i in 0..ni {
+            let got = s[u * ni + i];
+            if i == u || i == u + 10 {
+                assert_eq!(got, f32::NEG_INFINITY);
+            } else {
+                assert!((got - brute(u, i)).abs() < 1e-5);
+            }
+        }
+        // top-k against a brute-force sort of the unseen items.
+        let mut want: Vec<(usize, f32)> = (0..ni)
+            .filter(|&i| i != u && i != u + 10)
+            .map(|i| (i, brute(u, i)))
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top = ranking
+            .top_k(&Tensor::from_vec_i64(vec![u as i64], &[1]).unwrap(), 5)
+            .unwrap();
+        let got: Vec<usize> = top[0].iter().map(|x| x.0).collect();
+        let want: Vec<usize> = want[..5].iter().map(|x| x.0).collect();
+        assert_eq!(got, want);
+    }
+    // The held-out item's rank over every unseen item: item 20 for each user.
+    let mut hit = HitRate::new(10).unwrap();
+    let mut ndcg = Ndcg::new(10).unwrap();
+    let label = Tensor::from_vec(vec![20.0; nu], &[nu]).unwrap();
+    hit.update(&label, &scores).unwrap();
+    ndcg.update(&label, &scores).unwrap();
+    let (mut hits, mut gain) = (0.0, 0.0);
+    for u in 0..nu {
+        let target = brute(u, 20);
+        let rank = (0..ni)
+            .filter(|&i| i != 20 && i != u && i != u + 10 && brute(u, i) >= target)
+            .count();
+        if rank < 10 {
+            hits += 1.0;
+            gain += 1.0 / ((rank + 2) as f64).log2();
+        }
+    }
+    assert!((f64::from(hit.get().1) - hits / nu as f64).abs() < 1e-6);
+    assert!((f64::from(ndcg.get().1) - gain / nu as f64).abs() < 1e-6);
+    let err = ranking
+        .forward(&Tensor::from_vec_i64(vec![nu as i64], &[1]).unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::IndexOutOfRange { .. }), "{err}");
+}
+
+#[test]
+fn best_k_skips_masked_items_and_breaks_ties_by_index() {
+    let inf = f32::NEG_INFINITY;
+    assert_eq!(
+        best_k(&[1.0, inf, 3.0, 1.0, inf], 3),
+        vec![(2, 3.0), (0, 1.0), (3, 1.0)]
+    );
+    assert_eq!(best_k(&[inf, 2.0], 5), vec![(1, 2.0)]);
+}
