@@ -19,6 +19,8 @@ mod model;
 mod persist;
 #[path = "recommender/pipeline.rs"]
 mod pipeline;
+#[path = "recommender/rank_models.rs"]
+mod rank_models;
 #[path = "recommender/sagemaker.rs"]
 mod sagemaker;
 #[path = "recommender/serve.rs"]

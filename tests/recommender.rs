@@ -794,10 +794,13 @@ fn ranking_scores_equal_the_model_predictions() {
         model::ModelKind::BiasedMf,
         model::ModelKind::Mfblock,
         model::ModelKind::DriftMf,
+        model::ModelKind::BprMf,
+        model::ModelKind::SeqMf,
     ] {
         let spec = model::ModelSpec { kind, ..spec };
         let m = model::build(&spec, 1, Device::Cpu).unwrap();
-        // Non-zero biases, drift weight and current drift, so every term is checked.
+        // Non-zero biases, drift weight, current drift and histories (the f32 item
+        // indices of SeqMf's `recent` truncate to item 0), so every term is checked.
         for (_, p) in m.collect_params().iter() {
             let shape = p.shape();
             let n: usize = shape.iter().product();
@@ -805,8 +808,14 @@ fn ranking_scores_equal_the_model_predictions() {
             p.set_data(&boson::Tensor::from_vec(values, &shape).unwrap())
                 .unwrap();
         }
-        let items = evaluate::all_item_factors(m.as_ref(), 5, Device::Cpu).unwrap();
-        let scores = evaluate::score_all_items(m.as_ref(), &[3], &items, Device::Cpu).unwrap();
+        let nothing =
+            std::sync::Arc::new(boson::ratings::SeenItems::new(5, vec![vec![]; 7]).unwrap());
+        let full = boson::ratings::FullRanking::new(m.clone(), nothing);
+        let users = boson::Tensor::from_vec_i64(vec![3], &[1]).unwrap();
+        let scores = boson::nn::Forward::forward(&full, &users)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let pred = model::predict(m.as_ref(), &[3; 5], &[0, 1, 2, 3, 4], Device::Cpu).unwrap();
         for (s, p) in scores.iter().zip(&pred) {
             assert!(
@@ -1513,7 +1522,7 @@ fn the_sagemaker_train_contract_reads_string_hyperparameters_and_writes_the_mode
         r#"{"model": "biased-mf", "epochs": "2", "lr": "0.01", "no_ranking": "true", "device": "cpu", "dense_grads": "false"}"#,
     );
     let train = sagemaker::train_args(&args).unwrap();
-    assert_eq!(train.model, model::ModelKind::BiasedMf);
+    assert_eq!(train.model, Some(model::ModelKind::BiasedMf));
     assert_eq!((train.epochs, train.lr), (Some(2), Some(0.01)));
     assert!(train.no_ranking && !train.dense_grads);
     sagemaker::run(&args, |a| run_quietly(a).map(drop)).unwrap();

@@ -3,6 +3,7 @@
 //! the baselines, the star histogram, the long tail of ratings per user and item, and
 //! predicted against actual ratings on the test split.
 
+use crate::model::Task;
 use crate::train::History;
 use boson::ratings::Summary;
 use boson::{Error, Result};
@@ -59,25 +60,58 @@ fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-/// Training and validation RMSE per epoch, with the baselines' test RMSE as horizontal
-/// lines and the kept epoch's test RMSE as a point.
-pub fn training_curve(history: &History, baselines: &[(&str, f64)], test: f64) -> Result<String> {
+/// The training curve: per epoch, training and validation RMSE (rating task) or
+/// validation NDCG@10 and HitRate@10 (ranking task), with the baselines' test values as
+/// horizontal lines and the kept epoch's test value as a point.
+pub fn training_curve(
+    history: &History,
+    task: Task,
+    baselines: &[(&str, f64)],
+    test: f64,
+) -> Result<String> {
+    type Get = fn(&crate::train::EpochMetrics) -> f64;
+    let (caption, y_desc, series, best_by): (&str, &str, [(&str, RGBColor, Get); 2], Get) =
+        match task {
+            Task::Rating => (
+                "RMSE per epoch",
+                "RMSE",
+                [
+                    ("training (running, dropout on)", TRAIN, |e| e.train_rmse),
+                    ("validation", VALIDATION, |e| e.validation_rmse),
+                ],
+                |e| e.validation_rmse,
+            ),
+            Task::Ranking => (
+                "Validation ranking per epoch",
+                "NDCG@10 / HitRate@10",
+                [
+                    ("validation HitRate@10", TRAIN, |e| {
+                        e.validation_hit_rate_at_10
+                    }),
+                    ("validation NDCG@10", VALIDATION, |e| {
+                        e.validation_ndcg_at_10
+                    }),
+                ],
+                // Larger is better: choose by the negated value.
+                |e| -e.validation_ndcg_at_10,
+            ),
+        };
     let epochs = &history.epochs;
     let y = padded_range(
         epochs
             .iter()
-            .flat_map(|e| [e.train_rmse, e.validation_rmse])
+            .flat_map(|e| series.map(|s| s.2(e)))
             .chain(baselines.iter().map(|b| b.1))
             .chain([test]),
     );
     let n = epochs.len().max(1) as f64;
     let best = epochs
         .iter()
-        .min_by(|a, b| a.validation_rmse.total_cmp(&b.validation_rmse))
+        .min_by(|a, b| best_by(a).total_cmp(&best_by(b)))
         .map_or(0, |e| e.epoch);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("RMSE per epoch", ("sans-serif", 20))
+            .caption(caption, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
@@ -86,15 +120,10 @@ pub fn training_curve(history: &History, baselines: &[(&str, f64)], test: f64) -
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("RMSE")
+            .y_desc(y_desc)
             .x_label_formatter(&whole)
             .draw()
             .map_err(plot_error)?;
-        type Get = fn(&crate::train::EpochMetrics) -> f64;
-        let series: [(&str, RGBColor, Get); 2] = [
-            ("training (running, dropout on)", TRAIN, |e| e.train_rmse),
-            ("validation", VALIDATION, |e| e.validation_rmse),
-        ];
         for (name, color, get) in series {
             let points = epochs
                 .iter()

@@ -2,8 +2,8 @@
 //! answers requests from a saved model folder.
 
 use crate::data::{default_synthetic, FileFormat, FileSource, PrepareOptions, Source};
-use crate::model::ModelKind;
-use crate::train::{FitOptions, OptKind, TrainConfig};
+use crate::model::{ModelKind, Task};
+use crate::train::{FitOptions, OptKind, RankingLoss, TrainConfig};
 use boson::{Device, Error, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -65,9 +65,20 @@ impl DeviceArg {
 
 #[derive(Clone, Debug, Args)]
 pub struct TrainArgs {
-    /// mfblock: the reference network. biased-mf: biases + global mean + dot product.
-    #[arg(long, value_enum, default_value_t = ModelKind::Mfblock)]
-    pub model: ModelKind,
+    /// rating: predict star ratings (the notebook's task). ranking: rank the items a user
+    /// will rate next, trained on implicit feedback with sampled negatives.
+    #[arg(long, value_enum, default_value_t = Task::Rating)]
+    pub task: Task,
+    /// rating task: mfblock (the reference network, default), biased-mf, drift-mf.
+    /// ranking task: seq-mf (default), bpr-mf.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Sampled negatives per positive (ranking task).
+    #[arg(long, default_value_t = 100)]
+    pub negatives: usize,
+    /// The ranking task's loss: softmax (sampled softmax) or bpr.
+    #[arg(long, value_enum, default_value_t = RankingLoss::Softmax)]
+    pub ranking_loss: RankingLoss,
     /// A rating file (plain or gzip). Without it the built-in synthetic Amazon data is used.
     #[arg(long, conflicts_with = "anchor_tsv")]
     pub data: Option<PathBuf>,
@@ -163,6 +174,33 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The model: `--model`, or the task's default; an error for a model of the other
+    /// task.
+    pub fn model_kind(&self) -> Result<ModelKind> {
+        let kind = self.model.unwrap_or(match self.task {
+            Task::Rating => ModelKind::Mfblock,
+            Task::Ranking => ModelKind::SeqMf,
+        });
+        if kind.task() != self.task {
+            let hint = match self.task {
+                Task::Rating => "mfblock, biased-mf or drift-mf",
+                Task::Ranking => "seq-mf or bpr-mf",
+            };
+            return Err(Error::InvalidArgument(format!(
+                "--model {} is a {:?} model, but the task is {:?}: use {hint}, or --task {}",
+                kind.name(),
+                kind.task(),
+                self.task,
+                if self.task == Task::Rating {
+                    "ranking"
+                } else {
+                    "rating"
+                }
+            )));
+        }
+        Ok(kind)
+    }
+
     /// Where the ratings come from.
     pub fn source(&self) -> Source {
         match (&self.data, &self.anchor_tsv) {
@@ -219,16 +257,22 @@ impl TrainArgs {
     }
 
     /// Hyperparameters with the per-model defaults filled in.
-    pub fn train_config(&self) -> TrainConfig {
-        let opt = self.opt.unwrap_or(match self.model {
+    pub fn train_config(&self) -> Result<TrainConfig> {
+        let model = self.model_kind()?;
+        let opt = self.opt.unwrap_or(match model {
             ModelKind::Mfblock => OptKind::Sgd,
-            ModelKind::BiasedMf | ModelKind::DriftMf => OptKind::Adam,
+            _ => OptKind::Adam,
         });
-        TrainConfig {
-            epochs: self.epochs.unwrap_or(match self.model {
+        Ok(TrainConfig {
+            task: self.task,
+            negatives: self.negatives,
+            ranking_loss: self.ranking_loss,
+            epochs: self.epochs.unwrap_or(match model {
                 ModelKind::Mfblock => 20,
                 ModelKind::BiasedMf => 4,
                 ModelKind::DriftMf => 10,
+                // On MovieLens 100K the best validation NDCG comes at epoch 4-5.
+                ModelKind::BprMf | ModelKind::SeqMf => 10,
             }),
             batch_size: self.batch_size,
             opt,
@@ -239,7 +283,7 @@ impl TrainArgs {
             momentum: self.momentum,
             wd: self.wd,
             seed: self.seed,
-        }
+        })
     }
 }
 

@@ -103,6 +103,9 @@ pub struct Prepared {
     /// The mean of each rating's user's previous ratings (`DRIFT_WINDOW` of them), row
     /// by row beside train, validation and test (NaN for a user's first rating).
     pub recent: [Vec<f32>; 3],
+    /// The items of each rating's user's previous ratings (up to `HISTORY_WINDOW`,
+    /// oldest first), row by row beside train, validation and test: `SeqMf`'s input.
+    pub history: [Vec<Vec<i64>>; 3],
     /// The summary of the ratings as read, before filtering (the exploration step).
     pub explored: Summary,
     pub summary: DataSummary,
@@ -120,15 +123,24 @@ impl Prepared {
         })
     }
 
-    /// Each user's drift input for predictions after the training data: the one of the
-    /// user's test rating (what the user rated just before it), 0 for users without one.
-    pub fn current_drift(&self) -> Vec<f32> {
-        let mut current = vec![0.0; self.summary.users];
+    /// Each user's state just before their held-out `side` (1: validation, 2: test)
+    /// rating, for the models that predict from it: the drift input and the latest items
+    /// (0 and none for users without such a rating). Models validate with side 1, and
+    /// are tested and saved with side 2.
+    pub fn context(&self, side: usize) -> crate::model::UserContext {
+        let rows = if side == 1 {
+            &self.validation
+        } else {
+            &self.test
+        };
+        let mut drift = vec![0.0; self.summary.users];
+        let mut history = vec![Vec::new(); self.summary.users];
         let inputs = self.drift_inputs();
-        for (&u, &d) in self.test.columns().0.iter().zip(&inputs[2]) {
-            current[u as usize] = d;
+        for (k, &u) in rows.columns().0.iter().enumerate() {
+            drift[u as usize] = inputs[side][k];
+            history[u as usize] = self.history[side][k].clone();
         }
-        current
+        crate::model::UserContext { drift, history }
     }
 
     /// The mean train rating (the global-mean baseline and the cold-start answer).
@@ -320,6 +332,9 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
     };
     let pick = |rows: &[usize]| rows.iter().map(|&r| recent_all[r]).collect::<Vec<f32>>();
     let recent = [pick(&train_rows), pick(&validation_rows), pick(&test_rows)];
+    let history_all = indexed.recent_items(crate::rank_models::HISTORY_WINDOW);
+    let pick = |rows: &[usize]| rows.iter().map(|&r| history_all[r].clone()).collect();
+    let history = [pick(&train_rows), pick(&validation_rows), pick(&test_rows)];
     if test.is_empty() {
         return Err(Error::Data(
             "no user has two ratings, so there is nothing to hold out for testing".into(),
@@ -351,6 +366,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
         validation,
         test,
         recent,
+        history,
         explored,
         summary,
     })

@@ -2,8 +2,10 @@
 //! recommendations.
 
 use crate::model::RecModel;
-use boson::ratings::RatingsDataset;
+use boson::metric::{HitRate, Metric, Ndcg};
+use boson::ratings::{FactorScorer, FullRanking, RatingsDataset, SeenItems};
 use boson::{Device, Result, Tensor};
+use std::sync::Arc;
 
 /// Root mean squared error.
 pub fn rmse(pred: &[f32], truth: &[f32]) -> f64 {
@@ -87,113 +89,79 @@ pub struct Ranking {
     pub mean_candidates: f64,
 }
 
-/// For each user, the items rated in any of `sets` (train, and validation when there is
-/// one), sorted: what a user already knows, never recommended or counted as a candidate.
-pub fn rated_items(sets: &[&RatingsDataset], num_users: usize) -> Vec<Vec<u32>> {
-    let mut rated = vec![Vec::new(); num_users];
-    for set in sets {
-        let (users, items, _) = set.columns();
-        for (&u, &i) in users.iter().zip(items) {
-            rated[u as usize].push(i as u32);
-        }
-    }
-    for r in &mut rated {
-        r.sort_unstable();
-        r.dedup();
-    }
-    rated
-}
-
-/// Scores of every item for each of `users`, `[users.len() × num_items]` row-major: the
-/// factor rows' matrix product, which equals the model's prediction.
-pub fn score_all_items(
-    model: &dyn RecModel,
-    users: &[i64],
-    item_factors: &Tensor,
-    device: Device,
-) -> Result<Vec<f32>> {
-    let u = Tensor::from_vec_i64(users.to_vec(), &[users.len()])?.to_device(device)?;
-    let scores = model
-        .user_factors(&u)?
-        .matmul(&item_factors.transpose(0, 1)?)?;
-    let offset = model.offset();
-    Ok(scores
-        .to_vec_f32()?
-        .into_iter()
-        .map(|s| s + offset)
-        .collect())
-}
-
-/// The `[num_items, d]` factor rows of every item.
-pub fn all_item_factors(model: &dyn RecModel, num_items: usize, device: Device) -> Result<Tensor> {
-    let items: Vec<i64> = (0..num_items as i64).collect();
-    model.item_factors(&Tensor::from_vec_i64(items, &[num_items])?.to_device(device)?)
-}
-
-/// HitRate@10 and NDCG@10: each test user's held-out item is ranked against every item the
-/// user has not rated (`rated`: full ranking, no sampling). Rank = how many candidates
-/// score strictly higher; a hit is rank < 10, its gain 1 / log2(rank + 2). `scores`
-/// gives every item's score for a block of users, `[users × num_items]` row-major.
-pub fn ranking(
-    mut scores: impl FnMut(&[i64]) -> Result<Vec<f32>>,
-    rated: &[Vec<u32>],
-    test: &RatingsDataset,
+/// Each user's items in `sets`, as the library's `SeenItems` (masked in full ranking).
+pub fn seen_items(
+    sets: &[&RatingsDataset],
+    num_users: usize,
     num_items: usize,
+) -> Result<Arc<SeenItems>> {
+    Ok(Arc::new(SeenItems::from_datasets(
+        sets, num_users, num_items,
+    )?))
+}
+
+/// HitRate@10 and NDCG@10 with the library's metrics: each test user's held-out item
+/// ranked against every item the user has not seen (`FullRanking`: full ranking, no
+/// sampling; ties count against the model), one matrix product per block of users.
+pub fn ranking<S: ?Sized + FactorScorer>(
+    scorer: Arc<S>,
+    seen: &Arc<SeenItems>,
+    test: &RatingsDataset,
+    device: Device,
 ) -> Result<Ranking> {
+    let full = FullRanking::new(scorer, seen.clone());
+    let item_factors = full.all_item_factors(device)?;
     let (users, items, _) = test.columns();
-    let (mut hits, mut ndcg, mut candidates) = (0f64, 0f64, 0f64);
-    // Users in chunks keep the score matrix small (256 × items floats).
-    const CHUNK: usize = 256;
-    for (us, is) in users.chunks(CHUNK).zip(items.chunks(CHUNK)) {
-        let scores = scores(us)?;
-        for (row, (&u, &target)) in us.iter().zip(is).enumerate() {
-            let s = &scores[row * num_items..(row + 1) * num_items];
-            let seen = &rated[u as usize];
-            let target_score = s[target as usize];
-            let mut rank = 0usize;
-            for (i, &si) in s.iter().enumerate() {
-                if si > target_score
-                    && i != target as usize
-                    && seen.binary_search(&(i as u32)).is_err()
-                {
-                    rank += 1;
-                }
-            }
-            candidates += (num_items - seen.len()) as f64;
-            if rank < 10 {
-                hits += 1.0;
-                ndcg += 1.0 / ((rank + 2) as f64).log2();
-            }
-        }
+    let mut hits = HitRate::new(10)?;
+    let mut ndcg = Ndcg::new(10)?;
+    // Users in blocks keep the score matrix small (256 × items floats).
+    const BLOCK: usize = 256;
+    for (us, is) in users.chunks(BLOCK).zip(items.chunks(BLOCK)) {
+        let u = Tensor::from_vec_i64(us.to_vec(), &[us.len()])?.to_device(device)?;
+        let scores = full.scores_with(&u, &item_factors)?;
+        let held_out = Tensor::from_vec(is.iter().map(|&i| i as f32).collect(), &[is.len()])?;
+        hits.update(&held_out, &scores)?;
+        ndcg.update(&held_out, &scores)?;
     }
-    let n = users.len().max(1) as f64;
+    let candidates: usize = users
+        .iter()
+        .map(|&u| seen.num_items() - seen.of(u as usize).len())
+        .sum();
     Ok(Ranking {
-        hit_rate_at_10: hits / n,
-        ndcg_at_10: ndcg / n,
-        mean_candidates: candidates / n,
+        hit_rate_at_10: f64::from(hits.get().1),
+        ndcg_at_10: f64::from(ndcg.get().1),
+        mean_candidates: candidates as f64 / users.len().max(1) as f64,
     })
 }
 
-/// A model's scores for [`ranking`]: one matrix product per block of users.
-pub fn model_scores<'a>(
-    model: &'a dyn RecModel,
-    num_items: usize,
-    device: Device,
-) -> Result<impl FnMut(&[i64]) -> Result<Vec<f32>> + 'a> {
-    let item_factors = all_item_factors(model, num_items, device)?;
-    Ok(move |users: &[i64]| score_all_items(model, users, &item_factors, device))
+/// ItemPop as a `FactorScorer`: every user scores each item by its count of train
+/// ratings.
+#[derive(boson::nn::Block)]
+pub struct Popularity {
+    #[block(skip)]
+    counts: Tensor,
 }
 
-/// ItemPop's scores for [`ranking`]: every user gets each item's count of train ratings.
-pub fn popularity_scores(
-    train: &RatingsDataset,
-    num_items: usize,
-) -> impl FnMut(&[i64]) -> Result<Vec<f32>> {
-    let counts: Vec<f32> = item_counts(train, num_items)
-        .into_iter()
-        .map(|c| c as f32)
-        .collect();
-    move |users: &[i64]| Ok(counts.repeat(users.len()))
+impl Popularity {
+    pub fn new(train: &RatingsDataset, num_items: usize) -> Result<Popularity> {
+        let counts = item_counts(train, num_items)
+            .iter()
+            .map(|&c| c as f32)
+            .collect();
+        Ok(Popularity {
+            counts: Tensor::from_vec(counts, &[num_items, 1])?,
+        })
+    }
+}
+
+impl FactorScorer for Popularity {
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
+        Tensor::ones(&[users.elem_count(), 1], users.device())
+    }
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
+        let table = self.counts.to_device(items.device())?;
+        table.take(items, false)
+    }
 }
 
 /// How many ratings each item has in `train`.
@@ -206,40 +174,20 @@ pub fn item_counts(train: &RatingsDataset, num_items: usize) -> Vec<u32> {
 }
 
 /// The `k` best-scoring items for each of `users`, best first (ties by item index),
-/// leaving out each user's `exclude[k]` (sorted): one matrix product per block of 256
-/// users over the whole catalogue.
+/// leaving out what `exclude` lists: one matrix product per block of 256 users over the
+/// whole catalogue.
 pub fn top_k(
-    model: &dyn RecModel,
+    model: &Arc<dyn RecModel>,
     users: &[i64],
-    exclude: &[&[u32]],
-    num_items: usize,
+    exclude: &Arc<SeenItems>,
     k: usize,
     device: Device,
 ) -> Result<Vec<Vec<(usize, f32)>>> {
-    let mut scores = model_scores(model, num_items, device)?;
+    let full = FullRanking::new(model.clone(), exclude.clone());
     let mut out = Vec::with_capacity(users.len());
-    for (block, excluded) in users.chunks(256).zip(exclude.chunks(256)) {
-        let s = scores(block)?;
-        for (row, seen) in s.chunks(num_items).zip(excluded) {
-            out.push(best_k(row, seen, k));
-        }
+    for block in users.chunks(256) {
+        let u = Tensor::from_vec_i64(block.to_vec(), &[block.len()])?.to_device(device)?;
+        out.extend(full.top_k(&u, k)?);
     }
     Ok(out)
-}
-
-/// The `k` largest of `scores` outside `exclude` (sorted), best first, ties by index.
-pub fn best_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<(usize, f32)> {
-    let mut ranked: Vec<(usize, f32)> = scores
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(i, _)| exclude.binary_search(&(*i as u32)).is_err())
-        .collect();
-    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if ranked.len() > k && k > 0 {
-        ranked.select_nth_unstable_by(k - 1, order);
-    }
-    ranked.truncate(k);
-    ranked.sort_by(order);
-    ranked
 }

@@ -1,14 +1,15 @@
-//! The two models: `MfBlock` (the SageMaker + Gluon reference network) and `BiasedMf`
-//! (user/item biases + global mean + dot product, the classic stronger baseline).
+//! The rating models: `MfBlock` (the SageMaker + Gluon reference network), `BiasedMf`
+//! (user/item biases + global mean + dot product, the classic stronger baseline) and
+//! `DriftMf`; the ranking models are in `rank_models.rs`.
 //!
-//! Both are `Block`s whose `Forward` input is `(users, items)`. For ranking they also
-//! expose per-user and per-item factor rows whose dot product (plus `offset`) is exactly the
-//! prediction, so scoring every item for a user is one matrix product instead of one
-//! network pass per (user, item) pair.
+//! Every model is a `Block` and a `FactorScorer`: per-user and per-item factor rows whose
+//! dot product (plus `offset`) is exactly the prediction, so scoring every item for a
+//! user is one matrix product instead of one network pass per (user, item) pair.
 
 use boson::nn::{
     Activation, Block, Dense, Dropout, Embedding, Forward, Initializer, Model, Parameter,
 };
+use boson::ratings::FactorScorer;
 use boson::{autograd, Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -24,6 +25,21 @@ pub enum ModelKind {
     /// BiasedMf plus the user's drift: a learned weight on how the user rated their last
     /// few items (real users rate in moods and sessions; the latest rating follows them).
     DriftMf,
+    /// Ranking: matrix factorisation with an item bias (BPR-MF).
+    BprMf,
+    /// Ranking: BprMf whose user vector adds the mean of the user's latest items'
+    /// context vectors (the best ranking model, and the ranking task's default).
+    SeqMf,
+}
+
+/// What a run trains for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Predict star ratings (the notebook's task): L2 loss, RMSE.
+    Rating,
+    /// Rank items a user will interact with: sampled negatives, NDCG@10.
+    Ranking,
 }
 
 impl ModelKind {
@@ -33,6 +49,16 @@ impl ModelKind {
             ModelKind::Mfblock => "mfblock",
             ModelKind::BiasedMf => "biased-mf",
             ModelKind::DriftMf => "drift-mf",
+            ModelKind::BprMf => "bpr-mf",
+            ModelKind::SeqMf => "seq-mf",
+        }
+    }
+
+    /// The task the model is built for.
+    pub fn task(self) -> Task {
+        match self {
+            ModelKind::Mfblock | ModelKind::BiasedMf | ModelKind::DriftMf => Task::Rating,
+            ModelKind::BprMf | ModelKind::SeqMf => Task::Ranking,
         }
     }
 }
@@ -58,34 +84,41 @@ fn sparse_by_default() -> bool {
 }
 
 /// An f32 embedding table with the spec's gradient type.
-fn embedding(rows: usize, dim: usize, spec: &ModelSpec) -> Embedding {
+pub(crate) fn embedding(rows: usize, dim: usize, spec: &ModelSpec) -> Embedding {
     Embedding::with_options(rows, dim, spec.sparse_grad, boson::tensor::DType::F32)
 }
 
 /// How many of a user's latest ratings `DriftMf` looks at.
 pub const DRIFT_WINDOW: usize = 5;
 
-/// A rating model: a `Model` the Estimator trains, a prediction for (user, item) pairs,
-/// and factor rows for ranking.
-pub trait RecModel: Model {
-    /// Predicted ratings for `(users[k], items[k])` (in the caller's autograd mode).
+/// What each user's latest data was, for the models whose predictions depend on it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserContext {
+    /// `recent − global_mean` per user (`DriftMf`).
+    pub drift: Vec<f32>,
+    /// The latest items per user, oldest first (`SeqMf`).
+    pub history: Vec<Vec<i64>>,
+}
+
+/// A recommender model: a `Model` the Estimator trains, a prediction for (user, item)
+/// pairs (a rating, or a ranking score), and factor rows for ranking the catalogue.
+pub trait RecModel: Model + FactorScorer {
+    /// Predictions for `(users[k], items[k])` (in the caller's autograd mode).
     fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor>;
     /// Whether the model takes each rating's drift input (`DriftMf`), so training batches
     /// carry it.
     fn uses_drift(&self) -> bool {
         false
     }
-    /// Each user's drift input for predictions after the training data (models that use
-    /// it keep it with their parameters; others ignore it).
-    fn set_current_drift(&self, _drift: &[f32], _device: Device) -> Result<()> {
+    /// Whether the model takes each interaction's history (`SeqMf`).
+    fn uses_history(&self) -> bool {
+        false
+    }
+    /// Each user's state for predictions after the data it describes (models that use it
+    /// keep it with their parameters; others ignore it).
+    fn set_context(&self, _context: &UserContext, _device: Device) -> Result<()> {
         Ok(())
     }
-    /// `[n, d]` rows such that `prediction(u, i) = <user_factors(u), item_factors(i)> + offset`.
-    fn user_factors(&self, users: &Tensor) -> Result<Tensor>;
-    /// See [`RecModel::user_factors`].
-    fn item_factors(&self, items: &Tensor) -> Result<Tensor>;
-    /// The constant added to every prediction.
-    fn offset(&self) -> f32;
 }
 
 /// Builds and initialises the model described by `spec` on `device`. Parameter values
@@ -125,6 +158,25 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
             m.current
                 .weight
                 .set_data(&Tensor::zeros(&[spec.num_users, 1], device)?)?;
+            Arc::new(m)
+        }
+        ModelKind::BprMf => {
+            let m = crate::rank_models::BprMf::new(spec);
+            m.initialize(&Initializer::Normal(0.1), device)?;
+            m.item_bias
+                .weight
+                .set_data(&Tensor::zeros(&[spec.num_items, 1], device)?)?;
+            Arc::new(m)
+        }
+        ModelKind::SeqMf => {
+            let m = crate::rank_models::SeqMf::new(spec);
+            m.initialize(&Initializer::Normal(0.1), device)?;
+            // No history yet: every user's latest items are the padding row.
+            let empty = UserContext {
+                drift: Vec::new(),
+                history: vec![Vec::new(); spec.num_users],
+            };
+            m.set_context(&empty, device)?;
             Arc::new(m)
         }
         ModelKind::BiasedMf => {
@@ -189,6 +241,9 @@ impl RecModel for MfBlock {
     fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
         self.forward(&(users.clone(), items.clone()))
     }
+}
+
+impl FactorScorer for MfBlock {
     fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
         // Dropout is the identity outside training, so the factors are the Dense outputs.
         autograd::predict_mode(|| {
@@ -201,9 +256,6 @@ impl RecModel for MfBlock {
             self.dense_item
                 .forward(&self.item_embeddings.forward(items)?)
         })
-    }
-    fn offset(&self) -> f32 {
-        0.0
     }
 }
 
@@ -249,6 +301,9 @@ impl RecModel for BiasedMf {
     fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
         self.forward(&(users.clone(), items.clone()))
     }
+}
+
+impl FactorScorer for BiasedMf {
     // [p_u, b_u, 1] · [q_i, 1, b_i] = <p_u, q_i> + b_u + b_i.
     fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
         autograd::predict_mode(|| {
@@ -312,9 +367,9 @@ impl RecModel for DriftMf {
     fn uses_drift(&self) -> bool {
         true
     }
-    fn set_current_drift(&self, drift: &[f32], device: Device) -> Result<()> {
-        let n = drift.len();
-        let t = Tensor::from_vec(drift.to_vec(), &[n, 1])?.to_device(device)?;
+    fn set_context(&self, context: &UserContext, device: Device) -> Result<()> {
+        let n = context.drift.len();
+        let t = Tensor::from_vec(context.drift.clone(), &[n, 1])?.to_device(device)?;
         self.current.weight.set_data(&t)
     }
     fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
@@ -324,6 +379,9 @@ impl RecModel for DriftMf {
             .reshape(&[users.elem_count()])?;
         self.forward(&(users.clone(), items.clone(), deviations))
     }
+}
+
+impl FactorScorer for DriftMf {
     // [p_u, b_u + w·d_u, 1] · [q_i, 1, b_i].
     fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
         autograd::predict_mode(|| {

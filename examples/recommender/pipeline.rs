@@ -6,15 +6,15 @@ use crate::charts;
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
 use crate::evaluate::{
-    item_counts, mae, model_scores, popularity_scores, ranking, rated_items, rmse, top_k,
-    BiasBaseline, Ranking,
+    item_counts, mae, ranking, rmse, seen_items, top_k, BiasBaseline, Popularity, Ranking,
 };
-use crate::model::{build, predict, ModelSpec};
+use crate::model::{build, predict, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::train::{fit, History};
 use boson::ratings::Per;
 use boson::{Error, Result};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The numbers of a run (the final JSON line).
@@ -92,7 +92,7 @@ pub fn run(
     // 3. Train.
     let global_mean = data.global_mean();
     let spec = ModelSpec {
-        kind: args.model,
+        kind: args.model_kind()?,
         num_users: s.users,
         num_items: s.items,
         num_embeddings: args.num_embeddings,
@@ -100,37 +100,61 @@ pub fn run(
         global_mean,
         sparse_grad: !args.dense_grads,
     };
-    let config = args.train_config();
+    let config = args.train_config()?;
     let model = build(&spec, args.seed, device)?;
-    model.set_current_drift(&data.current_drift(), device)?;
+    // Validated with each user's state before the validation rating, tested with the
+    // state before the test rating.
+    model.set_context(&data.context(1), device)?;
+    let task = match config.task {
+        Task::Rating => String::new(),
+        Task::Ranking => format!(
+            "ranking with {} sampled negatives per positive ({:?} loss), ",
+            config.negatives, config.ranking_loss
+        ),
+    };
     writeln!(
         out,
-        "== train: {} ({} embeddings, dropout {}), {:?} lr {} momentum {} wd {}, batch {}, {} epochs, device {device:?}",
+        "== train: {} ({} embeddings, dropout {}), {task}{:?} lr {} momentum {} wd {}, batch {}, {} epochs, device {device:?}",
         spec.kind.name(), spec.num_embeddings, spec.dropout, config.opt, config.lr, config.momentum, config.wd,
         config.batch_size, config.epochs
     )
     .map_err(w)?;
+    let explain = match config.task {
+        Task::Rating => {
+            "training RMSE is the running value over each epoch's batches with dropout on; \
+             validation RMSE is on the validation ratings in predict mode"
+        }
+        Task::Ranking => {
+            "training loss is the running value over each epoch's batches; validation ranks \
+             each user's validation item against every item they have not rated in train"
+        }
+    };
     writeln!(
         out,
-        "(Estimator::fit: training RMSE is the running value over each epoch's batches with dropout on; \
-         validation RMSE is on the validation ratings in predict mode; the best epoch's parameters are kept)"
+        "(Estimator::fit: {explain}; the best epoch's parameters are kept)"
     )
     .map_err(w)?;
     out.flush().map_err(w)?;
     let history = fit(&model, &data, &config, &args.fit_options(), device, log)?;
+    model.set_context(&data.context(2), device)?;
     let epochs = history.epochs.len();
 
     // 4. Evaluate, beside the two baselines on the same split.
     let (tu, ti, tr) = data.test.columns();
     let pred = predict(model.as_ref(), tu, ti, device)?;
-    let (test_rmse, test_mae) = (rmse(&pred, tr), mae(&pred, tr));
+    // A ranking model's scores are not ratings: it has no RMSE.
+    let (test_rmse, test_mae) = match config.task {
+        Task::Rating => (rmse(&pred, tr), mae(&pred, tr)),
+        Task::Ranking => (f64::NAN, f64::NAN),
+    };
     let mean_pred = vec![global_mean; tr.len()];
     let bias = BiasBaseline::fit(&data.train, s.users, s.items, global_mean);
     let bias_pred = bias.predict(&data.test);
     writeln!(out, "== evaluate on {} held-out ratings", tr.len()).map_err(w)?;
     writeln!(out, "{:<28} {:>8} {:>8}", "", "RMSE", "MAE").map_err(w)?;
-    for (name, r, a) in [
-        (format!("{} (boson)", spec.kind.name()), test_rmse, test_mae),
+    let boson_row = (format!("{} (boson)", spec.kind.name()), test_rmse, test_mae);
+    let rows = [
+        boson_row,
         (
             "baseline: global mean".to_string(),
             rmse(&mean_pred, tr),
@@ -141,27 +165,21 @@ pub fn run(
             rmse(&bias_pred, tr),
             mae(&bias_pred, tr),
         ),
-    ] {
+    ];
+    let skip = usize::from(config.task == Task::Ranking);
+    for (name, r, a) in rows.into_iter().skip(skip) {
         writeln!(out, "{name:<28} {r:>8.4} {a:>8.4}").map_err(w)?;
     }
     // What each user already rated (train and validation): never a ranking candidate.
-    let rated = rated_items(&[&data.train, &data.validation], s.users);
+    let seen = seen_items(&[&data.train, &data.validation], s.users, s.items)?;
+    let rated = seen.lists().to_vec();
     let (rank, itempop) = if args.no_ranking {
         (None, None)
     } else {
         let t = Instant::now();
-        let r = ranking(
-            model_scores(model.as_ref(), s.items, device)?,
-            &rated,
-            &data.test,
-            s.items,
-        )?;
-        let pop = ranking(
-            popularity_scores(&data.train, s.items),
-            &rated,
-            &data.test,
-            s.items,
-        )?;
+        let r = ranking(model.clone(), &seen, &data.test, device)?;
+        let popularity = Arc::new(Popularity::new(&data.train, s.items)?);
+        let pop = ranking(popularity, &seen, &data.test, device)?;
         writeln!(
             out,
             "HitRate@10 {:.4}  NDCG@10 {:.4}  (baseline ItemPop: {:.4} / {:.4}; held-out item ranked among all {:.0} unrated items per user on average; {:.1} s)",
@@ -197,14 +215,7 @@ pub fn run(
             known.join(" ")
         )
         .map_err(w)?;
-        let top = top_k(
-            model.as_ref(),
-            &[u],
-            &[&rated[u as usize]],
-            s.items,
-            5,
-            device,
-        )?;
+        let top = top_k(&model, &[u], &seen, 5, device)?;
         let recs: Vec<String> = top[0]
             .iter()
             .map(|(i, score)| {
@@ -238,18 +249,28 @@ pub fn run(
     };
     // The folder is checked where it is written, before it replaces the previous one.
     let mut identical = false;
-    let pictures = [
-        (
-            "training_curve.svg",
-            charts::training_curve(
-                &history,
-                &[
-                    ("global mean", rmse(&mean_pred, tr)),
-                    ("user + item bias", rmse(&bias_pred, tr)),
-                ],
-                test_rmse,
-            )?,
-        ),
+    let curve = match config.task {
+        Task::Rating => charts::training_curve(
+            &history,
+            Task::Rating,
+            &[
+                ("global mean", rmse(&mean_pred, tr)),
+                ("user + item bias", rmse(&bias_pred, tr)),
+            ],
+            test_rmse,
+        )?,
+        Task::Ranking => charts::training_curve(
+            &history,
+            Task::Ranking,
+            &[(
+                "ItemPop NDCG@10",
+                itempop.map_or(f64::NAN, |r| r.ndcg_at_10),
+            )],
+            rank.map_or(f64::NAN, |r| r.ndcg_at_10),
+        )?,
+    };
+    let mut pictures = vec![
+        ("training_curve.svg", curve),
         ("ratings.svg", charts::rating_histogram(&data.explored)?),
         (
             "long_tail.svg",
@@ -258,11 +279,14 @@ pub fn run(
                 data.explored.counts(Per::Item),
             )?,
         ),
-        (
+    ];
+    // A ranking model's scores are not ratings to plot against the true ones.
+    if config.task == Task::Rating {
+        pictures.push((
             "predicted_vs_actual.svg",
             charts::predicted_vs_actual(tr, &pred)?,
-        ),
-    ];
+        ));
+    }
     let interactions = persist::Interactions {
         rated: rated.clone(),
         item_counts: item_counts(&data.train, s.items),
@@ -287,12 +311,13 @@ pub fn run(
             )),
         }
     })?;
+    let names: Vec<&str> = pictures.iter().map(|p| p.0).collect();
     writeln!(
         out,
         "== saved {} (model.safetensors, config.json, users.json, items.json, and the pictures \
-         training_curve.svg, ratings.svg, long_tail.svg, predicted_vs_actual.svg); \
-         reloaded: predictions on the test set identical",
+         {}); reloaded: predictions on the test set identical",
         args.model_dir.display(),
+        names.join(", "),
     )
     .map_err(w)?;
 

@@ -12,9 +12,10 @@
 //! [`Service::handle`] is the whole logic and needs no network; [`serve`] is a small
 //! std `TcpListener` loop (one thread per connection, read timeouts, size limits) around it.
 
-use crate::evaluate::{best_k, top_k};
+use crate::evaluate::top_k;
 use crate::model::predict;
 use crate::persist::LoadedModel;
+use boson::ratings::{best_k, SeenItems};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -49,6 +50,9 @@ pub struct Service {
     pub request_deadline: Duration,
     /// Every item by its count of ratings, most first: the cold-start recommendations.
     by_popularity: Vec<(usize, f32)>,
+    /// Each user's rated items (excluded from recommendations by default), and no items
+    /// (for `"exclude_rated": false`); `None` without interactions.safetensors.
+    exclusions: Option<[Arc<SeenItems>; 2]>,
 }
 
 impl Service {
@@ -56,11 +60,19 @@ impl Service {
         let by_popularity = match &model.interactions {
             Some(i) => {
                 let counts: Vec<f32> = i.item_counts.iter().map(|&c| c as f32).collect();
-                best_k(&counts, &[], counts.len())
+                best_k(&counts, counts.len())
             }
             None => Vec::new(),
         };
+        // The loader checked every rated item against the catalogue, so these succeed.
+        let n = model.config.model.num_items;
+        let exclusions = model.interactions.as_ref().and_then(|i| {
+            let rated = SeenItems::new(n, i.rated.clone()).ok()?;
+            let nothing = SeenItems::new(n, vec![Vec::new(); i.rated.len()]).ok()?;
+            Some([Arc::new(rated), Arc::new(nothing)])
+        });
         Service {
+            exclusions,
             model,
             max_body: DEFAULT_MAX_BODY,
             request_deadline: Duration::from_secs(60),
@@ -185,7 +197,7 @@ impl Service {
                 ))
             }
         };
-        let Some(interactions) = &m.interactions else {
+        let Some([rated, nothing]) = &self.exclusions else {
             return Err(error(
                 400,
                 "this model folder has no interactions.safetensors (written before \
@@ -198,15 +210,8 @@ impl Service {
             .filter_map(|(k, c)| m.users.get(c).map(|&u| (k, u)))
             .collect();
         let users: Vec<i64> = known.iter().map(|&(_, u)| u).collect();
-        let none: &[u32] = &[];
-        let exclude: Vec<&[u32]> = users
-            .iter()
-            .map(|&u| match exclude_rated {
-                true => interactions.rated[u as usize].as_slice(),
-                false => none,
-            })
-            .collect();
-        let tops = top_k(m.model.as_ref(), &users, &exclude, num_items, k, m.device)
+        let exclude = if exclude_rated { rated } else { nothing };
+        let tops = top_k(&m.model, &users, exclude, k, m.device)
             .map_err(|e| error(500, format!("scoring failed: {e}")))?;
         let popular = &self.by_popularity[..k.min(self.by_popularity.len())];
         let ids = &m.item_ids;

@@ -3,18 +3,18 @@
 //! that records each epoch's numbers for the training curve and the report.
 
 use crate::data::Prepared;
-use crate::model::RecModel;
+use crate::model::{RecModel, Task};
 use boson::data::{ArrayDataset, DataLoader, DataLoaderBuilder, LastBatch};
 use boson::estimator::{
     BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
     LoggingHandler, MonitorMode, Signal, StepOutput, ValidationHandler,
 };
-use boson::loss::L2Loss;
-use boson::metric::Rmse;
+use boson::loss::{BprLoss, L2Loss, SoftmaxCrossEntropyLoss};
+use boson::metric::{HitRate, Ndcg, Rmse};
 use boson::nn::{Block, Model};
 use boson::optim::{Optimizer, Trainer};
-use boson::ratings::RatingsDataset;
-use boson::{Device, Error, Result};
+use boson::ratings::{FullRanking, NegativeSampler, RatingsDataset, SeenItems};
+use boson::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,9 +29,27 @@ pub enum OptKind {
     Adam,
 }
 
+/// The ranking task's loss over a positive and its sampled negatives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RankingLoss {
+    /// Softmax cross-entropy over [positive, negatives] (sampled softmax).
+    Softmax,
+    /// Bayesian personalised ranking: −log σ(s_pos − s_neg), averaged over negatives.
+    Bpr,
+}
+
 /// The training hyperparameters (saved in the model's config).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Folders from before the ranking task are rating runs.
+    #[serde(default = "rating_task")]
+    pub task: Task,
+    /// Sampled negatives per positive (ranking).
+    #[serde(default)]
+    pub negatives: usize,
+    #[serde(default = "softmax_loss")]
+    pub ranking_loss: RankingLoss,
     pub epochs: usize,
     pub batch_size: usize,
     pub opt: OptKind,
@@ -41,7 +59,23 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+fn rating_task() -> Task {
+    Task::Rating
+}
+
+fn softmax_loss() -> RankingLoss {
+    RankingLoss::Softmax
+}
+
 impl TrainConfig {
+    /// The metric the best epoch is chosen by.
+    pub fn monitor(&self) -> &'static str {
+        match self.task {
+            Task::Rating => "validation rmse",
+            Task::Ranking => "validation ndcg@10",
+        }
+    }
+
     fn optimizer(&self) -> Optimizer {
         match self.opt {
             OptKind::Sgd => Optimizer::sgd(self.lr).momentum(self.momentum).wd(self.wd),
@@ -70,16 +104,29 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// The Estimator's running training RMSE: accumulated over the epoch's batches with
     /// dropout on (Gluon's Estimator way; the reference re-predicts the whole train set).
+    /// NaN for the ranking task.
     #[serde(deserialize_with = "crate::persist::nan_if_null")]
     pub train_rmse: f64,
     /// RMSE on the validation ratings after the epoch (predict mode); folders from before
     /// the validation split called it `test_rmse` (it was the test split then).
     #[serde(alias = "test_rmse", deserialize_with = "crate::persist::nan_if_null")]
     pub validation_rmse: f64,
+    /// The running training loss (ranking task; NaN for rating).
+    #[serde(default = "nan", deserialize_with = "crate::persist::nan_if_null")]
+    pub train_loss: f64,
+    /// HitRate@10 and NDCG@10 of the validation items by full ranking (ranking task).
+    #[serde(default = "nan", deserialize_with = "crate::persist::nan_if_null")]
+    pub validation_hit_rate_at_10: f64,
+    #[serde(default = "nan", deserialize_with = "crate::persist::nan_if_null")]
+    pub validation_ndcg_at_10: f64,
     /// Wall seconds of the training pass alone (batches, forward, backward, update), from
     /// the epoch's start to its last batch: validation is not included.
     pub train_seconds: f64,
     pub samples: usize,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// The whole run.
@@ -109,16 +156,18 @@ impl History {
 /// resumed run's curve and throughput cover the epochs trained before the interruption.
 pub struct HistoryHandler {
     pub history: History,
+    task: Task,
     dir: Option<PathBuf>,
     epoch_start: Instant,
     last_batch_end: Instant,
 }
 
 impl HistoryHandler {
-    pub fn new(dir: Option<PathBuf>) -> HistoryHandler {
+    pub fn new(dir: Option<PathBuf>, task: Task) -> HistoryHandler {
         let now = Instant::now();
         HistoryHandler {
             history: History::default(),
+            task,
             dir,
             epoch_start: now,
             last_batch_end: now,
@@ -175,10 +224,17 @@ impl EventHandler for HistoryHandler {
     }
 
     fn epoch_end(&mut self, est: &mut Estimator) -> Result<Signal> {
+        let value = |name: &str, task: Task| match task == self.task {
+            true => metric(est, name),
+            false => Ok(f64::NAN),
+        };
         self.history.epochs.push(EpochMetrics {
             epoch: est.progress().epoch(),
-            train_rmse: metric(est, "training rmse")?,
-            validation_rmse: metric(est, "validation rmse")?,
+            train_rmse: value("training rmse", Task::Rating)?,
+            validation_rmse: value("validation rmse", Task::Rating)?,
+            train_loss: value("training loss", Task::Ranking)?,
+            validation_hit_rate_at_10: value("validation hit_rate@10", Task::Ranking)?,
+            validation_ndcg_at_10: value("validation ndcg@10", Task::Ranking)?,
             train_seconds: (self.last_batch_end - self.epoch_start).as_secs_f64(),
             samples: est.progress().samples_in_epoch,
         });
@@ -194,6 +250,118 @@ impl EventHandler for HistoryHandler {
     fn train_end(&mut self, est: &mut Estimator) -> Result<()> {
         self.restore(est)
     }
+}
+
+/// Shuffled and rolled over for training, in order for validation.
+fn settings<D, F>(
+    b: DataLoaderBuilder<D, F>,
+    training: bool,
+    c: &TrainConfig,
+    workers: usize,
+) -> DataLoaderBuilder<D, F> {
+    let b = b.seed(c.seed);
+    match training {
+        true => b
+            .batch_size(c.batch_size)
+            .shuffle(true)
+            .last_batch(LastBatch::Rollover)
+            .num_workers(workers),
+        false => b.batch_size(8192),
+    }
+}
+
+type Setup = (
+    Box<dyn BatchSource>,
+    Box<dyn BatchSource>,
+    boson::estimator::EstimatorBuilder,
+);
+
+/// The rating task: batches (users, items, ratings), or (users, items, drift, ratings)
+/// for a model that takes each rating's drift input; L2 loss; RMSE.
+fn rating_setup(
+    model: &Arc<dyn RecModel>,
+    data: &Prepared,
+    config: &TrainConfig,
+    workers: usize,
+) -> Result<Setup> {
+    let loader =
+        |data: &RatingsDataset, drift: &[f32], training: bool| -> Result<Box<dyn BatchSource>> {
+            Ok(if model.uses_drift() {
+                let (u, i, r) = data.columns();
+                let columns = (u.clone(), i.clone(), drift.to_vec(), r.clone());
+                let b = DataLoader::builder(ArrayDataset::new(columns)?);
+                Box::new(settings(b, training, config, workers).build()?)
+            } else {
+                let b = DataLoader::builder(data.clone());
+                Box::new(settings(b, training, config, workers).build()?)
+            })
+        };
+    let drift = data.drift_inputs();
+    let train_loader = loader(&data.train, &drift[0], true)?;
+    let val_loader = loader(&data.validation, &drift[1], false)?;
+    let net: Arc<dyn Model> = model.clone();
+    let est = Estimator::builder(net, L2Loss::new())
+        .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
+        .train_metric(Rmse::new());
+    Ok((train_loader, val_loader, est))
+}
+
+/// The ranking task: each train rating is a positive, with `config.negatives` items the
+/// user has not rated drawn beside it (fresh each epoch); batches (users, candidates,
+/// label), or (users, histories, candidates, label) for a model that takes each
+/// interaction's history. Validation ranks each user's validation item against every item
+/// the user has not rated in train (`FullRanking`), and the epoch is chosen by NDCG@10.
+fn ranking_setup(
+    model: &Arc<dyn RecModel>,
+    data: &Prepared,
+    config: &TrainConfig,
+    workers: usize,
+) -> Result<Setup> {
+    let s = &data.summary;
+    let seen = Arc::new(SeenItems::from_datasets(&[&data.train], s.users, s.items)?);
+    let sampler = NegativeSampler::new(seen.clone(), config.negatives, config.seed)?;
+    let train_loader: Box<dyn BatchSource> = if model.uses_history() {
+        let (u, i, _) = data.train.columns();
+        let history = data.history[0]
+            .iter()
+            .map(|h| crate::rank_models::SeqMf::padded(h, s.items))
+            .collect::<Vec<_>>();
+        let rows = ArrayDataset::new((u.clone(), history, i.clone()))?;
+        let batchify = move |rows: Vec<(i64, Vec<i64>, i64)>| {
+            let b = rows.len();
+            let users: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let positives: Vec<i64> = rows.iter().map(|r| r.2).collect();
+            let history: Vec<i64> = rows.iter().flat_map(|r| r.1.clone()).collect();
+            let window = history.len() / b.max(1);
+            Ok((
+                Tensor::from_vec_i64(users.clone(), &[b])?,
+                Tensor::from_vec_i64(history, &[b, window])?,
+                sampler.candidates(&users, &positives)?,
+                Tensor::zeros(&[b], Device::Cpu)?,
+            ))
+        };
+        let b = DataLoader::builder(rows).batchify(batchify);
+        Box::new(settings(b, true, config, workers).build()?)
+    } else {
+        let b = DataLoader::builder(data.train.clone()).batchify(sampler);
+        Box::new(settings(b, true, config, workers).build()?)
+    };
+    let (vu, vi, _) = data.validation.columns();
+    let held_out: Vec<f32> = vi.iter().map(|&i| i as f32).collect();
+    let b = DataLoader::builder(ArrayDataset::new((vu.clone(), held_out))?);
+    let val_loader: Box<dyn BatchSource> = Box::new(settings(b, false, config, workers).build()?);
+    let net: Arc<dyn Model> = model.clone();
+    let est = match config.ranking_loss {
+        RankingLoss::Softmax => Estimator::builder(net, SoftmaxCrossEntropyLoss::new()),
+        RankingLoss::Bpr => Estimator::builder(net, BprLoss::new()),
+    }
+    .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
+    .train_metric(boson::metric::Loss::new("loss"))
+    .val_net(Arc::new(FullRanking::new(model.clone(), seen)))
+    .val_loss(SoftmaxCrossEntropyLoss::new())
+    .val_metric(HitRate::new(10)?)
+    .val_metric(Ndcg::new(10)?);
+    Ok((train_loader, val_loader, est))
 }
 
 /// Trains `model` on `data.train` with `Estimator::fit`: L2Loss, the configured optimizer,
@@ -223,64 +391,28 @@ pub fn fit(
     // the next batches meanwhile (+7-9% samples/s on 2 cores). Batches and their order do
     // not depend on the worker count.
     let workers = usize::from(std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
-    // Shuffled and rolled over for training, in order for validation.
-    fn settings<D>(
-        b: DataLoaderBuilder<D>,
-        training: bool,
-        c: &TrainConfig,
-        workers: usize,
-    ) -> DataLoaderBuilder<D> {
-        let b = b.seed(c.seed);
-        match training {
-            true => b
-                .batch_size(c.batch_size)
-                .shuffle(true)
-                .last_batch(LastBatch::Rollover)
-                .num_workers(workers),
-            false => b.batch_size(8192),
-        }
-    }
-    // Batches are (users, items, ratings), or (users, items, drift, ratings) for a model
-    // that takes each rating's drift input.
-    let loader =
-        |data: &RatingsDataset, drift: &[f32], training: bool| -> Result<Box<dyn BatchSource>> {
-            Ok(if model.uses_drift() {
-                let (u, i, r) = data.columns();
-                let columns = (u.clone(), i.clone(), drift.to_vec(), r.clone());
-                let b = DataLoader::builder(ArrayDataset::new(columns)?);
-                Box::new(settings(b, training, config, workers).build()?)
-            } else {
-                let b = DataLoader::builder(data.clone());
-                Box::new(settings(b, training, config, workers).build()?)
-            })
-        };
-    let drift = data.drift_inputs();
-    let train_loader = loader(&data.train, &drift[0], true)?;
-    let val_loader = loader(&data.validation, &drift[1], false)?;
-    let net: Arc<dyn Model> = model.clone();
-    let mut est = Estimator::builder(net, L2Loss::new())
-        .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
-        .train_metric(Rmse::new())
-        .device(device)
-        .log_writer(log)
-        .build()?;
+    let (train_loader, val_loader, est) = match config.task {
+        Task::Rating => rating_setup(model, data, config, workers)?,
+        Task::Ranking => ranking_setup(model, data, config, workers)?,
+    };
+    let mut est = est.device(device).log_writer(log).build()?;
 
     // Validation after every epoch (priority -1000, after the metric update) and one log
     // line per epoch (last of all). `fit` would add both by default; they are spelled out
     // here to show the handlers a run uses.
     let mut validation = ValidationHandler::new(&*val_loader).epoch_period(Some(1));
     let mut logging = LoggingHandler::new().progress(options.progress);
-    let mut history = HistoryHandler::new(options.checkpoint_dir.clone());
+    let mut history = HistoryHandler::new(options.checkpoint_dir.clone(), config.task);
     let mut checkpoints = options.checkpoint_dir.as_ref().map(|dir| {
         CheckpointHandler::new(dir)
             .epoch_period(Some(1))
             .max_checkpoints(3)
-            .save_best("validation rmse", MonitorMode::Auto)
+            .save_best(config.monitor(), MonitorMode::Auto)
             .resume_from_checkpoint(options.resume)
     });
     // Always on, to end with the best epoch's parameters; it stops early only with a
     // patience.
-    let mut early = EarlyStoppingHandler::new("validation rmse")
+    let mut early = EarlyStoppingHandler::new(config.monitor())
         .patience(options.early_stopping_patience.unwrap_or(usize::MAX))
         .restore_best(true);
     // The history first: at `epoch_end` it writes history.json before the checkpoint,

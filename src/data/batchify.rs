@@ -7,7 +7,8 @@ use crate::tensor::Tensor;
 /// Sample types the default batchify knows how to stack into tensors.
 ///
 /// * `f32` → f32 tensor `[B]`; `i64` → i64 tensor `[B]`;
-/// * `Vec<f32>` of length `d` → f32 tensor `[B, d]` (different lengths are an error);
+/// * `Vec<f32>` (`Vec<i64>`) of length `d` → f32 (i64) tensor `[B, d]` (different
+///   lengths are an error);
 /// * tuples of 2 to 4 of those → the tuple of the stacked fields.
 ///
 /// ```
@@ -46,19 +47,33 @@ impl Stack for i64 {
 impl Stack for Vec<f32> {
     type Batch = Tensor;
     fn stack(items: Vec<Vec<f32>>) -> Result<Tensor> {
-        let width = items.first().map_or(0, Vec::len);
-        let mut flat = Vec::with_capacity(items.len() * width);
-        for (i, item) in items.iter().enumerate() {
-            if item.len() != width {
-                return Err(Error::Data(format!(
-                    "batchify: ragged batch, sample 0 has {width} values but sample {i} has {}",
-                    item.len()
-                )));
-            }
-            flat.extend_from_slice(item);
-        }
-        Tensor::from_vec(flat, &[items.len(), width])
+        let (flat, shape) = flatten_rows(&items)?;
+        Tensor::from_vec(flat, &shape)
     }
+}
+
+impl Stack for Vec<i64> {
+    type Batch = Tensor;
+    fn stack(items: Vec<Vec<i64>>) -> Result<Tensor> {
+        let (flat, shape) = flatten_rows(&items)?;
+        Tensor::from_vec_i64(flat, &shape)
+    }
+}
+
+/// Equal-length rows as one row-major buffer and its `[rows, width]` shape.
+fn flatten_rows<T: Copy>(items: &[Vec<T>]) -> Result<(Vec<T>, [usize; 2])> {
+    let width = items.first().map_or(0, Vec::len);
+    let mut flat = Vec::with_capacity(items.len() * width);
+    for (i, item) in items.iter().enumerate() {
+        if item.len() != width {
+            return Err(Error::Data(format!(
+                "batchify: ragged batch, sample 0 has {width} values but sample {i} has {}",
+                item.len()
+            )));
+        }
+        flat.extend_from_slice(item);
+    }
+    Ok((flat, [items.len(), width]))
 }
 
 impl<A: Stack, B: Stack> Stack for (A, B) {

@@ -124,14 +124,14 @@ impl<S: ?Sized + FactorScorer> Forward for FullRanking<S> {
     }
 }
 
-/// The `k` largest finite scores of `row`, best first, ties by index (`-inf`, a seen
-/// item, is never among them).
+/// The `k` largest scores of `row`, best first, ties by index; `-inf` (a seen item) is
+/// never among them, and NaN (a broken model) ranks first, so a caller sees it.
 pub fn best_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut ranked: Vec<(usize, f32)> = row
         .iter()
         .copied()
         .enumerate()
-        .filter(|(_, s)| *s > f32::NEG_INFINITY)
+        .filter(|(_, s)| *s != f32::NEG_INFINITY)
         .collect();
     let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if ranked.len() > k && k > 0 {

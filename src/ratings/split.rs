@@ -117,25 +117,58 @@ impl IndexedRatings {
     /// # Ok::<(), boson::error::Error>(())
     /// ```
     pub fn recent_mean(&self, k: usize) -> Vec<f32> {
+        let ratings = self.ratings();
+        self.before_each_row(k, |r| ratings[r])
+            .into_iter()
+            .map(|w| match w.is_empty() {
+                true => f32::NAN,
+                false => w.iter().sum::<f32>() / w.len() as f32,
+            })
+            .collect()
+    }
+
+    /// For every row, the items of the same user's up to `k` previous ratings, oldest
+    /// first (same order as [`IndexedRatings::recent_mean`]): a sequential recommender's
+    /// history input.
+    ///
+    /// ```
+    /// use boson::ratings::Ratings;
+    ///
+    /// let mut r = Ratings::new(true);
+    /// for day in [3, 1, 2] {
+    ///     r.push("a", &format!("i{day}"), 4.0, Some(day))?;
+    /// }
+    /// let indexed = r.to_indexed(); // items numbered by first appearance: i3 0, i1 1, i2 2
+    /// let history = indexed.recent_items(2);
+    /// assert_eq!(history[1], Vec::<i64>::new()); // day 1
+    /// assert_eq!(history[0], vec![1, 2]); // day 3: days 1 and 2
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn recent_items(&self, k: usize) -> Vec<Vec<i64>> {
+        let items = self.item_indices();
+        self.before_each_row(k, |r| items[r])
+    }
+
+    /// `value(r)` of the up to `k` rows of the same user just before each row, in time
+    /// order (by timestamp where there are timestamps, ties to the earlier line, else by
+    /// line), oldest first.
+    fn before_each_row<T: Copy>(&self, k: usize, value: impl Fn(usize) -> T) -> Vec<Vec<T>> {
         let mut order: Vec<usize> = (0..self.len()).collect();
         let users = self.user_indices();
         match self.timestamps() {
             Some(t) => order.sort_by_key(|&r| (users[r], t[r], r)),
             None => order.sort_by_key(|&r| (users[r], r)),
         }
-        let ratings = self.ratings();
-        let mut out = vec![f32::NAN; self.len()];
-        let mut window: std::collections::VecDeque<f32> = std::collections::VecDeque::new();
+        let mut out = vec![Vec::new(); self.len()];
+        let mut window: std::collections::VecDeque<T> = std::collections::VecDeque::new();
         let mut current = None;
         for &row in &order {
             if current != Some(users[row]) {
                 current = Some(users[row]);
                 window.clear();
             }
-            if !window.is_empty() {
-                out[row] = window.iter().sum::<f32>() / window.len() as f32;
-            }
-            window.push_back(ratings[row]);
+            out[row] = window.iter().copied().collect();
+            window.push_back(value(row));
             if window.len() > k {
                 window.pop_front();
             }

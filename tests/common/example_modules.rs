@@ -14,6 +14,8 @@ mod model;
 mod persist;
 #[path = "../../examples/recommender/pipeline.rs"]
 mod pipeline;
+#[path = "../../examples/recommender/rank_models.rs"]
+mod rank_models;
 #[path = "../../examples/recommender/sagemaker.rs"]
 mod sagemaker;
 #[path = "../../examples/recommender/serve.rs"]
