@@ -187,8 +187,10 @@ fn fixture_args(
         "0",
         "--min-item-ratings",
         "0",
-        // The protocol of the code that wrote the fixture: validated on test, repeated
-        // pairs kept.
+        // The data and protocol of the code that wrote the fixture: items chosen
+        // regardless of taste, validated on test, repeated pairs kept.
+        "--synthetic-taste-choice",
+        "0",
         "--no-validation-split",
         "--keep-repeated-pairs",
         "--model-dir",
@@ -759,10 +761,17 @@ fn early_stopping_ends_training_when_validation_stalls() {
     );
 }
 
+// On ratings of a planted low-rank model, with items chosen regardless of taste, the
+// factors carry signal the biases cannot. (When taste also picks the items, as in the
+// default data and in real data, what is left for the factors is small: BENCHMARKS.md.)
 #[test]
 fn biased_mf_beats_both_baselines_by_a_clear_margin() {
     let dir = tempfile::tempdir().unwrap();
-    let args = small_args(dir.path(), "40000", &["--model", "biased-mf"]);
+    let args = small_args(
+        dir.path(),
+        "40000",
+        &["--model", "biased-mf", "--synthetic-taste-choice", "0"],
+    );
     let (report, _) = run_quietly(&args).unwrap();
     assert!(
         report.test_rmse < report.baseline_global_mean_rmse - 0.1,
@@ -828,10 +837,22 @@ fn ranking_scores_equal_the_model_predictions() {
 
 /// Trains a tiny model of `kind` into `dir`.
 fn train_small(dir: &Path, kind: &str) {
+    let task = match kind {
+        "seq-mf" | "bpr-mf" => "ranking",
+        _ => "rating",
+    };
     let args = small_args(
         dir,
         "8000",
-        &["--model", kind, "--epochs", "1", "--no-ranking"],
+        &[
+            "--model",
+            kind,
+            "--task",
+            task,
+            "--epochs",
+            "1",
+            "--no-ranking",
+        ],
     );
     run_quietly(&args).unwrap();
 }
@@ -1128,7 +1149,11 @@ fn a_client_trickling_bytes_gets_408_at_the_request_deadline() {
 #[test]
 fn validation_is_each_users_second_latest_rating_and_never_trained_on() {
     let dir = tempfile::tempdir().unwrap();
-    let args = small_args(dir.path(), "6000", &["--epochs", "3", "--no-ranking"]);
+    let args = small_args(
+        dir.path(),
+        "8000",
+        &["--epochs", "3", "--no-ranking", "--batch-size", "512"],
+    );
     let prepared = {
         let ratings = data::load(&args.source(), boson::estimator::ProgressBarMode::Never).unwrap();
         data::prepare(&ratings, "small", args.prepare_options()).unwrap()
@@ -1361,9 +1386,16 @@ fn recommendations_show_product_titles_from_the_file() {
 // items, flagged; bad k, bad flags and a folder without interactions are 400s.
 #[test]
 fn top_k_recommendations_match_a_brute_force_ranking() {
-    let dir = tempfile::tempdir().unwrap();
-    train_small(dir.path(), "biased-mf");
-    let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
+    // A rating and a ranking model (whose user factors come from its saved histories).
+    for kind in ["seq-mf", "biased-mf"] {
+        let dir = tempfile::tempdir().unwrap();
+        top_k_matches_brute_force(dir.path(), kind);
+    }
+}
+
+fn top_k_matches_brute_force(dir: &Path, kind: &str) {
+    train_small(dir, kind);
+    let loaded = persist::load(dir, None, Device::Cpu).unwrap();
     let interactions = loaded.interactions.clone().unwrap();
     let num_items = loaded.config.model.num_items;
     let id_of_user = |u: i64| {
@@ -1406,7 +1438,7 @@ fn top_k_recommendations_match_a_brute_force_ranking() {
             .collect()
     };
     let (a, b) = (id_of_user(0), id_of_user(5));
-    let service = serve::Service::new(persist::load(dir.path(), None, Device::Cpu).unwrap());
+    let service = serve::Service::new(persist::load(dir, None, Device::Cpu).unwrap());
     let ask = |body: Value| service.handle("POST", "/invocations", body.to_string().as_bytes());
     for exclude in [true, false] {
         let r = ask(serde_json::json!({
@@ -1557,4 +1589,142 @@ fn a_failed_sagemaker_training_writes_the_reason_to_the_failure_file() {
     std::fs::remove_file(args.train_channel.join("reviews.tsv.gz")).unwrap();
     let err = sagemaker::run(&args, |_| Ok(())).unwrap_err().to_string();
     assert!(err.contains("exactly one rating file"), "{err}");
+}
+
+#[test]
+fn on_movielens_100k_the_ranking_models_beat_itempop_and_seq_mf_reaches_the_targets() {
+    let Some(path) = movielens_100k() else {
+        skip_note!(
+            "on_movielens_100k_the_ranking_models_...: skipped: no \
+             data/ml-100k/ml-100k.inter (run scripts/fetch-movielens.sh)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |model: &str| {
+        let argv = [
+            "recommender",
+            "--data",
+            path.to_str().unwrap(),
+            "--format",
+            "movielens",
+            "--min-user-ratings",
+            "0",
+            "--min-item-ratings",
+            "0",
+            "--task",
+            "ranking",
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+        ];
+        run_quietly(&cli::Cli::try_parse_from(argv).unwrap().train)
+            .unwrap()
+            .0
+    };
+    let seq = run("seq-mf");
+    let (hr, ndcg) = (seq.hit_rate_at_10.unwrap(), seq.ndcg_at_10.unwrap());
+    // The issue's targets: at least EASE^R's 0.145 / 0.074.
+    assert!(hr >= 0.15 && ndcg >= 0.075, "seq-mf {hr} / {ndcg}");
+    let pop = seq.baseline_itempop_hit_rate_at_10.unwrap();
+    let bpr = run("bpr-mf");
+    assert!(
+        bpr.hit_rate_at_10.unwrap() > pop,
+        "bpr-mf {:?} vs ItemPop {pop}",
+        bpr.hit_rate_at_10
+    );
+}
+
+/// A ranking run on the built-in data (taste picks the items), small enough for seconds.
+fn ranking_args(dir: &Path, model: &str, extra: &[&str]) -> cli::TrainArgs {
+    let mut v = vec!["--task", "ranking", "--model", model, "--negatives", "20"];
+    v.extend_from_slice(extra);
+    small_args(dir, "40000", &v)
+}
+
+#[test]
+fn ranking_models_beat_popularity_on_the_built_in_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seq, history) = run_quietly(&ranking_args(dir.path(), "seq-mf", &[])).unwrap();
+    let pop = seq.baseline_itempop_hit_rate_at_10.unwrap();
+    let (hr, ndcg) = (seq.hit_rate_at_10.unwrap(), seq.ndcg_at_10.unwrap());
+    assert!(hr > 1.2 * pop, "seq-mf HitRate@10 {hr} vs ItemPop {pop}");
+    assert!(ndcg > seq.baseline_itempop_ndcg_at_10.unwrap(), "{seq:?}");
+    // No ratings are predicted, and the kept epoch is the best by validation NDCG@10.
+    assert!(seq.test_rmse.is_nan());
+    let best = history
+        .epochs
+        .iter()
+        .map(|e| e.validation_ndcg_at_10)
+        .fold(f64::NAN, f64::max);
+    assert_eq!(seq.validation_ndcg_at_10, best);
+    assert!(history.epochs.iter().all(|e| e.train_rmse.is_nan()));
+    assert!(seq.reload_identical);
+
+    let (bpr, _) = run_quietly(&ranking_args(
+        dir.path(),
+        "bpr-mf",
+        &["--ranking-loss", "bpr"],
+    ))
+    .unwrap();
+    let bpr_hr = bpr.hit_rate_at_10.unwrap();
+    assert!(bpr_hr > pop, "bpr-mf HitRate@10 {bpr_hr} vs ItemPop {pop}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["task"], "ranking");
+    assert_eq!(config["train"]["ranking_loss"], "bpr");
+    assert_eq!(config["model"]["kind"], "bpr-mf");
+}
+
+#[test]
+fn an_interrupted_ranking_run_resumes_to_the_same_parameters() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (whole, part, checkpoints) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+    let ckpt = checkpoints.to_str().unwrap();
+    let args = |dir, epochs, extra: &[&str]| {
+        let mut v = vec![
+            "--epochs",
+            epochs,
+            "--no-ranking",
+            "--early-stopping-patience",
+            "9",
+        ];
+        v.extend_from_slice(extra);
+        ranking_args(dir, "seq-mf", &v)
+    };
+    run_quietly(&args(whole, "4", &[])).unwrap();
+    run_quietly(&args(part, "2", &["--checkpoint-dir", ckpt])).unwrap();
+    run_quietly(&args(part, "4", &["--checkpoint-dir", ckpt, "--resume"])).unwrap();
+    // Negatives are drawn from the batch's pairs and the seed, so the resumed epochs
+    // see the same negatives as the uninterrupted run's.
+    assert_eq!(saved_params(whole), saved_params(part));
+}
+
+#[test]
+fn a_model_of_the_other_task_or_no_negatives_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "2000",
+        &["--task", "ranking", "--model", "biased-mf"],
+    );
+    let err = run_quietly(&args).unwrap_err().to_string();
+    assert!(
+        err.contains("--model biased-mf is a Rating model") && err.contains("seq-mf or bpr-mf"),
+        "{err}"
+    );
+    let args = small_args(dir.path(), "2000", &["--model", "seq-mf"]);
+    let err = run_quietly(&args).unwrap_err().to_string();
+    assert!(err.contains("--task ranking"), "{err}");
+    let args = small_args(
+        dir.path(),
+        "2000",
+        &["--task", "ranking", "--negatives", "0"],
+    );
+    let err = run_quietly(&args).unwrap_err().to_string();
+    assert!(err.contains("at least 1 negative"), "{err}");
+    assert!(!dir.path().join("config.json").exists());
 }

@@ -22,8 +22,11 @@ use std::time::Instant;
 pub struct Report {
     pub test_rmse: f64,
     pub test_mae: f64,
-    /// The best epoch's validation RMSE (the epoch whose parameters were kept).
+    /// The best epoch's validation RMSE (the epoch whose parameters were kept; rating
+    /// task).
     pub validation_rmse: f64,
+    /// The best epoch's validation NDCG@10 (ranking task).
+    pub validation_ndcg_at_10: f64,
     pub baseline_global_mean_rmse: f64,
     pub baseline_bias_rmse: f64,
     pub hit_rate_at_10: Option<f64>,
@@ -331,6 +334,11 @@ pub fn run(
             .iter()
             .map(|e| e.validation_rmse)
             .fold(f64::NAN, f64::min),
+        validation_ndcg_at_10: history
+            .epochs
+            .iter()
+            .map(|e| e.validation_ndcg_at_10)
+            .fold(f64::NAN, f64::max),
         hit_rate_at_10: rank.map(|r| r.hit_rate_at_10),
         ndcg_at_10: rank.map(|r| r.ndcg_at_10),
         baseline_itempop_hit_rate_at_10: itempop.map(|r| r.hit_rate_at_10),

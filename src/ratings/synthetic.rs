@@ -20,8 +20,12 @@ use crate::rng::generator;
 /// Parameters of the synthetic data.
 ///
 /// Users and items are drawn with Zipf-like popularity (weight of the k-th most popular
-/// is `1 / (k + 1)^popularity_exponent`); a rating is
-/// `global_mean + user_bias + item_bias + <user_factors, item_factors> + noise`, rounded
+/// is `1 / (k + 1)^popularity_exponent`), and a user keeps a drawn item with a
+/// probability that grows with how well it fits the user's taste (`taste_choice`: people
+/// rate what they chose to watch or buy, so which items a user rates says something about
+/// them, as in real data); a rating is
+/// `global_mean + user_bias + item_bias + <user_factors, item_factors> − shift + noise`
+/// (`shift` takes off the mean affinity that choosing by taste adds), rounded
 /// and clamped to 1..=5. The user and item effects explain most of the variance, so a
 /// matrix-factorisation model clearly beats predicting the global mean.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,10 +44,15 @@ pub struct SyntheticConfig {
     pub popularity_exponent: f64,
     /// Standard deviation of the rating noise (before rounding).
     pub noise_std: f32,
+    /// How strongly taste steers which items a user rates: the chance that a rating of
+    /// user `u` is of item `i` is proportional to the item's popularity times
+    /// `exp(taste_choice · <p_u, q_i> / 0.8)` (0.8 is the spread of the dot product). 0
+    /// makes the choice independent of taste.
+    pub taste_choice: f32,
 }
 
 impl Default for SyntheticConfig {
-    /// 5 000 users, 2 000 items, 200 000 ratings, rank 8, seed 42.
+    /// 5 000 users, 2 000 items, 200 000 ratings, rank 8, seed 42, taste choice 2.
     fn default() -> Self {
         SyntheticConfig {
             n_users: 5_000,
@@ -53,6 +62,7 @@ impl Default for SyntheticConfig {
             seed: 42,
             popularity_exponent: 0.8,
             noise_std: 0.4,
+            taste_choice: 2.0,
         }
     }
 }
@@ -102,6 +112,8 @@ struct Generator {
     user_factors: Vec<f32>,
     item_factors: Vec<f32>,
     rng: Xoshiro256PlusPlus,
+    /// Per user, the largest `taste_choice / 0.8 · <p_u, q_i>` (computed on first use).
+    best_fit: Vec<Option<f32>>,
     first_day: i64,
     next: usize,
 }
@@ -153,10 +165,14 @@ impl Generator {
         crate::tensor::check_alloc(config.n_ratings, 20, || {
             format!("synthetic data of {} ratings", config.n_ratings)
         })?;
-        if !(config.popularity_exponent.is_finite() && config.noise_std.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "popularity_exponent and noise_std must be finite".into(),
-            ));
+        if !(config.popularity_exponent.is_finite()
+            && config.noise_std.is_finite()
+            && config.taste_choice.is_finite())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "popularity_exponent, noise_std and taste_choice must be finite, got {}, {} and {}",
+                config.popularity_exponent, config.noise_std, config.taste_choice
+            )));
         }
         let mut rng = generator(config.seed, 1);
         // Each factor ~ N(0, s) gives a dot product of variance rank * s^4.
@@ -180,6 +196,7 @@ impl Generator {
             user_factors,
             item_factors,
             rng: generator(config.seed, 2),
+            best_fit: vec![None; config.n_users],
             first_day: days_from_civil(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2),
             next: 0,
         })
@@ -197,12 +214,44 @@ impl Iterator for Generator {
         self.next += 1;
         let rank = self.config.rank;
         let user = draw(&self.user_cdf, &mut self.rng);
-        let item = draw(&self.item_cdf, &mut self.rng);
         let p = &self.user_factors[user * rank..(user + 1) * rank];
-        let q = &self.item_factors[item * rank..(item + 1) * rank];
-        let dot: f32 = p.iter().zip(q).map(|(a, b)| a * b).sum();
+        let fit = |item: usize| -> f32 {
+            let q = &self.item_factors[item * rank..(item + 1) * rank];
+            p.iter().zip(q).map(|(a, b)| a * b).sum()
+        };
+        // Popularity proposes, taste accepts with exp(strength · (dot − best)), where
+        // `best` is the user's largest strength · dot over the catalogue (so every chance
+        // is at most 1, and the accepted items follow popularity × exp(strength · dot)).
+        let strength = self.config.taste_choice / INTERACTION_STD;
+        let (item, dot) = if strength == 0.0 {
+            let item = draw(&self.item_cdf, &mut self.rng);
+            (item, fit(item))
+        } else {
+            let best = match self.best_fit[user] {
+                Some(b) => b,
+                None => {
+                    let b = (0..self.config.n_items)
+                        .map(|i| strength * fit(i))
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    self.best_fit[user] = Some(b);
+                    b
+                }
+            };
+            loop {
+                let item = draw(&self.item_cdf, &mut self.rng);
+                let dot = fit(item);
+                if self.rng.random::<f32>() < (strength * dot - best).exp() {
+                    break (item, dot);
+                }
+            }
+        };
         let noise = self.config.noise_std * normal(&mut self.rng);
-        let value = GLOBAL_MEAN + self.user_bias[user] + self.item_bias[item] + dot + noise;
+        // Choosing by taste shifts the chosen items' mean affinity up by about
+        // taste_choice standard deviations (an exponential tilt of a normal shifts its
+        // mean, not its spread); taking the shift off keeps ratings centred on the global
+        // mean instead of piling up at 5 stars.
+        let shift = self.config.taste_choice * INTERACTION_STD;
+        let value = GLOBAL_MEAN + self.user_bias[user] + self.item_bias[item] + dot - shift + noise;
         let stars = value.round().clamp(1.0, 5.0) as u8;
         // Dates never decrease down the file, so "latest" by date matches file order.
         let day = self.first_day + (k as i64 * SPAN_DAYS) / self.config.n_ratings as i64;
