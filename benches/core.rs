@@ -4,7 +4,7 @@
 
 use boson::loss::{L2Loss, Loss};
 use boson::nn::{Block, Embedding, Forward, Initializer};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{Sgd, Trainer};
 use boson::{autograd, rng, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -42,8 +42,7 @@ fn embedding_step(c: &mut Criterion) {
         // Constant init: random init of 640M values would dominate the bench's setup.
         emb.initialize(&Initializer::Constant(0.01), Device::Cpu)
             .unwrap();
-        let mut trainer =
-            Trainer::new(emb.collect_params(), Optimizer::sgd(0.02).momentum(0.9)).unwrap();
+        let mut trainer = Trainer::new(emb.collect_params(), Sgd::new(0.02).momentum(0.9)).unwrap();
         let target = Tensor::ones(&[1024, 64], Device::Cpu).unwrap();
         let mut step = 0u64;
         group.bench_function(format!("{rows} rows"), |bench| {

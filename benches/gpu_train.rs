@@ -10,7 +10,7 @@ mod mf;
 
 use boson::loss::{L2Loss, Loss};
 use boson::nn::{Block, Forward, Initializer};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{Sgd, Trainer};
 use boson::{autograd, rng, Device, Result, Tensor};
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<(f64, [f
     let net = mf::mf(users, items, 64);
     rng::seed(1);
     net.initialize(&Initializer::xavier(60.0), dev)?;
-    let mut tr = Trainer::new(net.collect_params(), Optimizer::sgd(0.02).momentum(0.9))?;
+    let mut tr = Trainer::new(net.collect_params(), Sgd::new(0.02).momentum(0.9))?;
     let n = batch * 64;
     let u: Vec<i64> = (0..n)
         .map(|k| (rng::uniform_hash(1, k as u64) * users as f32) as i64 % users as i64)

@@ -23,7 +23,7 @@ fn main() -> Result<()> {
         .add(Dense::new(32).activation(Activation::Tanh))
         .add(Dense::new(1));
     net.initialize(&Initializer::xavier(3.0), Device::Cpu)?;
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01))?;
+    let mut trainer = Trainer::new(net.collect_params(), Adam::new(0.01))?;
     let loss_fn = L2Loss::new();
     for epoch in 0..200 {
         let loss = autograd::record(|| loss_fn.forward(&net.forward(&x)?, &y, None))?;

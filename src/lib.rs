@@ -16,7 +16,7 @@
 //! use boson::data::{ArrayDataset, DataLoader};
 //! use boson::loss::{L2Loss, Loss};
 //! use boson::nn::{Activation, Block, Dense, Dropout, Embedding, Forward, Initializer};
-//! use boson::optim::{Optimizer, Trainer};
+//! use boson::optim::{self, AdaGrad, Adam, Ftrl, Optimizer, RmsProp, Sgd, Trainer};
 //! use boson::{autograd, Device, Result, Tensor};
 //!
 //! /// Matrix factorisation: user and item embeddings through a dense layer, then a dot product.
@@ -57,7 +57,7 @@
 //!     .shuffle(true)
 //!     .build()?;
 //!
-//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01))?;
+//! let mut trainer = Trainer::new(net.collect_params(), Adam::new(0.01))?;
 //! let loss_fn = L2Loss::new();
 //! let mut epoch_loss = Vec::new();
 //! for _epoch in 0..5 {

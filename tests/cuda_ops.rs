@@ -819,7 +819,7 @@ fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
 
             // Adam.
             let p = ops::AdamParams {
-                lr_t: ops::adam_lr_t(0.01, 0.9, 0.999, 3),
+                lr_t: boson::optim::adam_lr_t(0.01, 0.9, 0.999, 3),
                 beta1: 0.9,
                 beta2: 0.999,
                 epsilon: 1e-8,

@@ -194,11 +194,11 @@ fn truncated_and_foreign_files_are_errors() {
 
 #[test]
 fn trainer_state_round_trip() {
-    use boson::optim::{Optimizer, Trainer};
+    use boson::optim::{Adam, Sgd, Trainer};
     let dir = tempfile::tempdir().unwrap();
     let net = model();
     let x = t(&[1, 3]);
-    let mut tr = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+    let mut tr = Trainer::new(net.collect_params(), Adam::new(0.01)).unwrap();
     autograd::record(|| net.forward(&x)?.sum_all())
         .unwrap()
         .backward()
@@ -206,10 +206,10 @@ fn trainer_state_round_trip() {
     tr.step(1).unwrap();
     let p = dir.path().join("trainer.states");
     tr.save_states(&p).unwrap();
-    let mut tr2 = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+    let mut tr2 = Trainer::new(net.collect_params(), Adam::new(0.01)).unwrap();
     tr2.load_states(&p).unwrap();
     assert_eq!(tr2.num_update(), 1);
-    let mut wrong = Trainer::new(net.collect_params(), Optimizer::sgd(0.01)).unwrap();
+    let mut wrong = Trainer::new(net.collect_params(), Sgd::new(0.01)).unwrap();
     assert!(wrong.load_states(&p).is_err());
 }
 

@@ -10,7 +10,7 @@ use boson::estimator::{
 use boson::loss::L2Loss;
 use boson::metric::{Mae, Rmse};
 use boson::nn::{Activation, Block, Dense, Dropout, Forward, Initializer, Model, Sequential};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{Adam, Sgd, Trainer};
 use boson::{rng, Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -63,7 +63,7 @@ fn dropout_net(seed: u64) -> Arc<dyn Model> {
 }
 
 fn estimator(net: Arc<dyn Model>, lr: f32, log: &LogCapture) -> Estimator {
-    let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(lr)).unwrap();
+    let trainer = Trainer::new(net.collect_params(), Sgd::new(lr)).unwrap();
     Estimator::builder(net, L2Loss::new())
         .trainer(trainer)
         .train_metric(Rmse::new())
@@ -412,7 +412,7 @@ fn run(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<Params> {
 fn run_logged(until: FitUntil, ck: Option<&mut CheckpointHandler>) -> Result<(Params, String)> {
     let net = dropout_net(42);
     let log = LogCapture::new();
-    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+    let trainer = Trainer::new(net.collect_params(), Adam::new(0.01)).unwrap();
     let mut est = Estimator::builder(net.clone(), L2Loss::new())
         .trainer(trainer)
         .train_metric(Mae::new())
@@ -790,7 +790,7 @@ fn early_stopping_can_end_with_the_best_epochs_parameters() {
     let run_with = |epochs: usize, restore: bool| {
         let log = LogCapture::new();
         let net = dropout_net(42);
-        let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+        let trainer = Trainer::new(net.collect_params(), Adam::new(0.01)).unwrap();
         let mut est = Estimator::builder(net.clone(), L2Loss::new())
             .trainer(trainer)
             .train_metric(Rmse::new())

@@ -11,7 +11,7 @@ mod mf;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
 use boson::nn::{Block, Embedding, Forward, Initializer};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{AdaGrad, Adam, Ftrl, Optimizer, RmsProp, Sgd, Trainer};
 use boson::tensor::DType;
 use boson::{Device, Result, Tensor};
 use common::{rand_tensor, rand_vec};
@@ -244,28 +244,26 @@ fn optimizer_steps_match_cpu() {
     let Some(dev) = gpu("optimizer_steps_match_cpu") else {
         return;
     };
-    let optimizers = [
-        Optimizer::sgd(0.1).momentum(0.9),
-        Optimizer::sgd(0.1).wd(0.01).clip_gradient(0.002),
-        Optimizer::nag(0.1, 0.9).wd(0.01),
-        Optimizer::adam(0.01),
-        Optimizer::adamw(0.01),
-        Optimizer::adagrad(0.1),
-        Optimizer::rmsprop(0.01).wd(0.01),
-        Optimizer::rmsprop(0.01).centered(true),
-        Optimizer::ftrl(0.1),
+    let optimizers: [fn() -> Box<dyn Optimizer>; 9] = [
+        || Box::new(Sgd::new(0.1).momentum(0.9)),
+        || Box::new(Sgd::new(0.1).wd(0.01).clip_gradient(0.002)),
+        || Box::new(Sgd::nag(0.1, 0.9).wd(0.01)),
+        || Box::new(Adam::new(0.01)),
+        || Box::new(Adam::adamw(0.01)),
+        || Box::new(AdaGrad::new(0.1)),
+        || Box::new(RmsProp::new(0.01).wd(0.01)),
+        || Box::new(RmsProp::new(0.01).centered(true)),
+        || Box::new(Ftrl::new(0.1)),
     ];
-    for (opt, sparse) in optimizers
-        .iter()
-        .flat_map(|o| [(o.clone(), true), (o.clone(), false)])
-    {
+    for (make, sparse) in optimizers.iter().flat_map(|&m| [(m, true), (m, false)]) {
+        let opt = make();
         let name = format!("{opt:?} sparse={sparse}");
         let init = rand_tensor(&[300, 16], -1.0, 1.0, 14);
         let mut finals = Vec::new();
         for d in [Device::Cpu, dev] {
             let emb = Embedding::with_options(300, 16, sparse, boson::tensor::DType::F32);
             emb.weight.set_data(&init.to_device(d).unwrap()).unwrap();
-            let mut tr = Trainer::new(emb.collect_params(), opt.clone()).unwrap();
+            let mut tr = Trainer::new(emb.collect_params(), make()).unwrap();
             for s in 0..4 {
                 let idx = Tensor::from_vec_i64(zipf_indices(256, 200, 20 + s), &[256])
                     .unwrap()
@@ -337,7 +335,7 @@ fn mixing_devices_errors_and_deferred_row_checks_surface() {
             values: vals,
             shape: vec![10, 4],
         })));
-    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1)).unwrap();
+    let mut tr = Trainer::new(emb.collect_params(), Sgd::new(0.1)).unwrap();
     tr.step(1).unwrap();
     match emb.weight.data().unwrap().to_vec_f32() {
         Err(boson::Error::IndexOutOfRange { index, size, .. }) => {

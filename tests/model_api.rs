@@ -10,7 +10,7 @@ use boson::nn::{
     Activation, BatchNorm, Block, Dense, Dropout, Embedding, Forward, Initializer, LayerNorm,
     Model, Sequential,
 };
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{self, Adam, Optimizer, Sgd, Trainer};
 use boson::{autograd, rng, Device, Error, Result, Tensor};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -221,7 +221,7 @@ fn fit(net: Arc<dyn Model>, epochs: usize, ck: Option<&mut CheckpointHandler>) -
         .seed(5)
         .build()
         .unwrap();
-    let trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+    let trainer = Trainer::new(net.collect_params(), Adam::new(0.01)).unwrap();
     let mut est = Estimator::builder(net.clone(), L2Loss::new())
         .trainer(trainer)
         .initializer(Initializer::xavier(3.0))
@@ -423,7 +423,7 @@ fn step_without_backward_is_an_error_unless_stale_gradients_are_ignored() {
         .add(Dense::new(1).in_units(1));
     net.initialize(&Initializer::Normal(0.5), Device::Cpu)
         .unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.1)).unwrap();
+    let mut trainer = Trainer::new(net.collect_params(), Sgd::new(0.1)).unwrap();
     let err = trainer.step(1).unwrap_err().to_string();
     assert!(
         err.contains("no gradient for 4 of 4") && err.contains("backward()"),
@@ -444,7 +444,7 @@ fn step_without_backward_is_an_error_unless_stale_gradients_are_ignored() {
     for (name, p) in head.collect_params().iter() {
         params.insert(format!("head.{name}"), p.clone());
     }
-    let mut trainer = Trainer::new(params, Optimizer::sgd(0.1)).unwrap();
+    let mut trainer = Trainer::new(params, Sgd::new(0.1)).unwrap();
     let backward = || {
         autograd::record(|| trained.forward(&x)?.sum_all())
             .unwrap()
@@ -519,25 +519,26 @@ fn arithmetic_operators_match_the_methods_and_report_shape_errors() {
 
 #[test]
 fn optimizers_are_created_by_their_gluon_names() {
-    let opt = Optimizer::create(
+    let opt = optim::create(
         "sgd",
         &[("learning_rate", 0.1), ("momentum", 0.9), ("wd", 1e-4)],
     )
     .unwrap();
-    assert_eq!((opt.lr, opt.wd), (0.1, 1e-4));
+    assert_eq!((opt.hyper().lr, opt.hyper().wd), (0.1, 1e-4));
     assert_eq!(
-        format!("{:?}", opt.rule),
-        format!("{:?}", Optimizer::sgd(0.1).momentum(0.9).rule)
+        format!("{opt:?}"),
+        format!("{:?}", Sgd::new(0.1).momentum(0.9).wd(1e-4))
     );
-    let adam = Optimizer::create("Adam", &[("beta2", 0.99)]).unwrap();
-    assert_eq!(adam.lr, 0.01, "MXNet's default learning rate");
-    assert!(format!("{:?}", adam.rule).contains("beta2: 0.99"));
-    let err = Optimizer::create("lamb", &[]).unwrap_err().to_string();
+    let adam = optim::create("Adam", &[("beta2", 0.99)]).unwrap();
+    assert_eq!(adam.name(), "adam");
+    assert_eq!(adam.hyper().lr, 0.01, "MXNet's default learning rate");
+    assert!(format!("{adam:?}").contains("beta2: 0.99"), "{adam:?}");
+    let err = optim::create("lamb", &[]).unwrap_err().to_string();
     assert!(
         err.contains("unknown optimizer 'lamb'") && err.contains("adagrad"),
         "{err}"
     );
-    let err = Optimizer::create("adam", &[("momentum", 0.9)])
+    let err = optim::create("adam", &[("momentum", 0.9)])
         .unwrap_err()
         .to_string();
     assert!(err.contains("'adam' has no parameter 'momentum'"), "{err}");
@@ -551,7 +552,7 @@ fn a_typed_model_trains_in_a_plain_loop() {
     let net = lib_mf();
     net.initialize(&Initializer::xavier(3.0), Device::Cpu)
         .unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.01)).unwrap();
+    let mut trainer = Trainer::new(net.collect_params(), Adam::new(0.01)).unwrap();
     let loader = DataLoader::builder(ratings())
         .batch_size(100)
         .build()

@@ -5,7 +5,7 @@ mod common;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
 use boson::nn::{Activation, Block, Dense, Embedding, Forward, Initializer, Sequential};
-use boson::optim::{Optimizer, Rule, Trainer};
+use boson::optim::{self, AdaGrad, Adam, Ftrl, Optimizer, RmsProp, Sgd, Trainer};
 use boson::{rng, Device, Tensor};
 use common::rand_vec;
 
@@ -19,7 +19,7 @@ fn mlp_learns_xor() {
         .unwrap();
     let x = Tensor::from_vec(vec![0., 0., 0., 1., 1., 0., 1., 1.], &[4, 2]).unwrap();
     let y = Tensor::from_vec_i64(vec![0, 1, 1, 0], &[4]).unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::adam(0.05)).unwrap();
+    let mut trainer = Trainer::new(net.collect_params(), Adam::new(0.05)).unwrap();
     let loss_fn = SoftmaxCrossEntropyLoss::new();
     for _ in 0..300 {
         let loss = autograd::record(|| loss_fn.forward(&net.forward(&x)?, &y, None)).unwrap();
@@ -48,7 +48,7 @@ fn linear_regression_recovers_weights() {
     let net = Dense::new(1);
     net.initialize(&Initializer::Normal(0.01), Device::Cpu)
         .unwrap();
-    let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5)).unwrap();
+    let mut trainer = Trainer::new(net.collect_params(), Sgd::new(0.5)).unwrap();
     for _ in 0..200 {
         let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&x)?, &y, None)).unwrap();
         loss.backward().unwrap();
@@ -70,7 +70,7 @@ fn linear_regression_recovers_weights() {
 
 /// Trains two identical embedding tables, one with sparse and one with dense gradients,
 /// and returns their values after `steps` updates of the same batches.
-fn sparse_vs_dense(opt: Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn sparse_vs_dense(make: MakeOptimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let rows = 20;
     let dim = 4;
     let init = Tensor::from_vec(rand_vec(rows * dim, -1.0, 1.0, 5), &[rows, dim]).unwrap();
@@ -78,8 +78,8 @@ fn sparse_vs_dense(opt: Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32
     let dense = Embedding::with_options(rows, dim, false, boson::tensor::DType::F32);
     sparse.weight.set_data(&init).unwrap();
     dense.weight.set_data(&init).unwrap();
-    let mut ts = Trainer::new(sparse.collect_params(), opt.clone()).unwrap();
-    let mut td = Trainer::new(dense.collect_params(), opt).unwrap();
+    let mut ts = Trainer::new(sparse.collect_params(), make()).unwrap();
+    let mut td = Trainer::new(dense.collect_params(), make()).unwrap();
     // Every batch touches all of rows 0..10 (so lazy and dense momentum agree there),
     // with duplicates, and never rows 10..20.
     for s in 0..steps {
@@ -106,14 +106,15 @@ fn sparse_vs_dense(opt: Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32
 
 #[test]
 fn sparse_updates_match_dense_on_touched_rows_and_leave_others() {
-    for opt in [
-        Optimizer::sgd(0.1),
-        Optimizer::sgd(0.1).momentum(0.9),
-        Optimizer::adam(0.05),
-        Optimizer::adagrad(0.1),
-    ] {
-        let name = format!("{opt:?}");
-        let (init, s, d) = sparse_vs_dense(opt, 5);
+    let makers: [MakeOptimizer; 4] = [
+        || Box::new(Sgd::new(0.1)),
+        || Box::new(Sgd::new(0.1).momentum(0.9)),
+        || Box::new(Adam::new(0.05)),
+        || Box::new(AdaGrad::new(0.1)),
+    ];
+    for make in makers {
+        let name = make().name();
+        let (init, s, d) = sparse_vs_dense(make, 5);
         let dim = 4;
         for r in 0..20 {
             let row = |v: &[f32]| v[r * dim..(r + 1) * dim].to_vec();
@@ -137,7 +138,7 @@ fn sparse_momentum_state_of_untouched_rows_stays_zero() {
     emb.weight
         .set_data(&Tensor::from_vec(vec![1., 1., 1., 1., 1., 1.], &[3, 2]).unwrap())
         .unwrap();
-    let mut tr = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1).momentum(0.9)).unwrap();
+    let mut tr = Trainer::new(emb.collect_params(), Sgd::new(0.1).momentum(0.9)).unwrap();
     for row in [0i64, 2] {
         let idx = Tensor::from_vec_i64(vec![row], &[1]).unwrap();
         let loss = autograd::record(|| emb.forward(&idx)?.sum_all()).unwrap();
@@ -227,11 +228,7 @@ fn schedulers_follow_gluon_formulas() {
         warmup: Warmup::default(),
     };
     approx::assert_abs_diff_eq!(p.lr(5), 0.25, epsilon = 1e-6);
-    let mut t = Trainer::new(
-        Dense::new(1).collect_params(),
-        Optimizer::sgd(0.1).scheduler(f),
-    )
-    .unwrap();
+    let mut t = Trainer::new(Dense::new(1).collect_params(), Sgd::new(0.1).scheduler(f)).unwrap();
     assert!(t.set_learning_rate(0.2).is_err());
 }
 
@@ -244,12 +241,43 @@ fn clip_global_norm_scales_the_step() {
         .unwrap()
         .backward()
         .unwrap();
-    let mut t = Trainer::new(net.collect_params(), Optimizer::sgd(1.0)).unwrap();
+    let mut t = Trainer::new(net.collect_params(), Sgd::new(1.0)).unwrap();
     t.set_clip_global_norm(Some(1.0));
     t.step(1).unwrap();
     let w = net.weight.data().unwrap().to_vec_f32().unwrap();
     approx::assert_abs_diff_eq!(w[0], -0.6, epsilon = 1e-6);
     approx::assert_abs_diff_eq!(w[1], -0.8, epsilon = 1e-6);
+}
+
+/// Builds a fresh optimizer (a trainer owns its optimizer).
+type MakeOptimizer = fn() -> Box<dyn Optimizer>;
+
+/// The built-in optimizers' rules, for the reference below.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Sgd {
+        momentum: f32,
+        nesterov: bool,
+    },
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+        decoupled_wd: bool,
+    },
+    AdaGrad {
+        epsilon: f32,
+    },
+    RmsProp {
+        gamma1: f32,
+        gamma2: f32,
+        epsilon: f32,
+        centered: bool,
+    },
+    Ftrl {
+        lamda1: f32,
+        beta: f32,
+    },
 }
 
 /// The per-element update of each rule, written out from MXNet's operator docs, for the
@@ -294,6 +322,7 @@ fn reference_update(
             s[0] = beta1 * s[0] + (1.0 - beta1) * gw;
             s[1] = beta2 * s[1] + (1.0 - beta2) * gw * gw;
             let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+            let lr_t: f32 = lr_t;
             let decay = if decoupled_wd { lr * wd * *w } else { 0.0 };
             *w -= lr_t * s[0] / (s[1].sqrt() + epsilon) + decay;
         }
@@ -332,30 +361,53 @@ fn reference_update(
 
 #[test]
 fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
-    let optimizers = [
-        Optimizer::sgd(0.1).wd(0.05),
-        Optimizer::sgd(0.1)
-            .momentum(0.9)
-            .wd(0.05)
-            .clip_gradient(0.3),
-        Optimizer::nag(0.1, 0.9).wd(0.05),
-        Optimizer::adam(0.05).wd(0.05).clip_gradient(0.4),
-        Optimizer::adamw(0.05),
-        Optimizer::adagrad(0.1).wd(0.05),
-        Optimizer::rmsprop(0.01).wd(0.05),
-        Optimizer::rmsprop(0.01).centered(true),
-        Optimizer::ftrl(0.1).wd(0.05),
+    let sgd = |momentum, nesterov| Rule::Sgd { momentum, nesterov };
+    let adam = |decoupled_wd| Rule::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        decoupled_wd,
+    };
+    let rms = |centered| Rule::RmsProp {
+        gamma1: 0.9,
+        gamma2: 0.9,
+        epsilon: 1e-8,
+        centered,
+    };
+    let optimizers: [(Rule, MakeOptimizer); 9] = [
+        (sgd(0.0, false), || Box::new(Sgd::new(0.1).wd(0.05))),
+        (sgd(0.9, false), || {
+            Box::new(Sgd::new(0.1).momentum(0.9).wd(0.05).clip_gradient(0.3))
+        }),
+        (sgd(0.9, true), || Box::new(Sgd::nag(0.1, 0.9).wd(0.05))),
+        (adam(false), || {
+            Box::new(Adam::new(0.05).wd(0.05).clip_gradient(0.4))
+        }),
+        (adam(true), || Box::new(Adam::adamw(0.05))),
+        (Rule::AdaGrad { epsilon: 1e-7 }, || {
+            Box::new(AdaGrad::new(0.1).wd(0.05))
+        }),
+        (rms(false), || Box::new(RmsProp::new(0.01).wd(0.05))),
+        (rms(true), || Box::new(RmsProp::new(0.01).centered(true))),
+        (
+            Rule::Ftrl {
+                lamda1: 0.01,
+                beta: 1.0,
+            },
+            || Box::new(Ftrl::new(0.1).wd(0.05)),
+        ),
     ];
     let (rows, dim, batch) = (6, 40, 3);
     let init = rand_vec(rows * dim, -1.0, 1.0, 11);
-    for opt in optimizers {
+    for (rule, make) in optimizers {
+        let opt = make();
         for sparse in [false, true] {
-            let name = format!("{opt:?} sparse={sparse}");
+            let name = format!("{} {rule:?} sparse={sparse}", opt.name());
             let emb = Embedding::with_options(rows, dim, sparse, boson::tensor::DType::F32);
             emb.weight
                 .set_data(&Tensor::from_vec(init.clone(), &[rows, dim]).unwrap())
                 .unwrap();
-            let mut trainer = Trainer::new(emb.collect_params(), opt.clone()).unwrap();
+            let mut trainer = Trainer::new(emb.collect_params(), make()).unwrap();
             let (mut w, mut st) = (init.clone(), vec![[0.0f32; 3]; rows * dim]);
             // Row 1 appears twice (its gradient is the sum), rows 3 and 5 never.
             let idx = [1i64, 4, 1, 0, 2];
@@ -381,10 +433,11 @@ fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
                     if sparse && !touched {
                         continue;
                     }
-                    let (lr, wd, clip) = (opt.lr, opt.wd, opt.clip_gradient);
+                    let h = opt.hyper();
+                    let (lr, wd, clip) = (h.lr, h.wd, h.clip_gradient);
                     let t = step as i32 + 1;
                     reference_update(
-                        &opt.rule,
+                        &rule,
                         lr,
                         wd,
                         1.0 / batch as f32,
@@ -412,41 +465,38 @@ fn a_negative_clip_bound_is_an_error_not_a_panic() {
     let emb = Embedding::new(3, 2);
     emb.initialize(&Initializer::Normal(0.1), Device::Cpu)
         .unwrap();
-    let err = Trainer::new(
-        emb.collect_params(),
-        Optimizer::sgd(0.1).clip_gradient(-1.0),
-    )
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    let err = Trainer::new(emb.collect_params(), Sgd::new(0.1).clip_gradient(-1.0))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("clip_gradient") && err.contains("-1"), "{err}");
 }
 
 #[test]
 fn invalid_hyperparameters_are_refused_when_the_trainer_is_built() {
     let emb = Embedding::new(3, 2);
-    let cases = [
+    let cases: Vec<(Box<dyn Optimizer>, &str)> = vec![
         (
-            Optimizer::sgd(f32::NAN),
+            Box::new(Sgd::new(f32::NAN)),
             "learning rate must be finite and >= 0, got NaN",
         ),
-        (Optimizer::sgd(-0.1), "got -0.1"),
-        (Optimizer::adam(f32::INFINITY), "got inf"),
+        (Box::new(Sgd::new(-0.1)), "got -0.1"),
+        (Box::new(Adam::new(f32::INFINITY)), "got inf"),
         (
-            Optimizer::sgd(0.1).momentum(1.0),
+            Box::new(Sgd::new(0.1).momentum(1.0)),
             "momentum must be in [0, 1), got 1",
         ),
-        (Optimizer::sgd(0.1).momentum(-0.5), "got -0.5"),
+        (Box::new(Sgd::new(0.1).momentum(-0.5)), "got -0.5"),
         (
-            Optimizer::sgd(0.1).wd(-1e-4),
+            Box::new(Sgd::new(0.1).wd(-1e-4)),
             "weight decay must be finite and >= 0",
         ),
         (
-            Optimizer::create("adam", &[("beta1", 1.5)]).unwrap(),
+            optim::create("adam", &[("beta1", 1.5)]).unwrap(),
             "beta1 must be in [0, 1), got 1.5",
         ),
         (
-            Optimizer::create("rmsprop", &[("epsilon", 0.0)]).unwrap(),
+            optim::create("rmsprop", &[("epsilon", 0.0)]).unwrap(),
             "epsilon must be finite and > 0, got 0",
         ),
     ];
@@ -457,7 +507,7 @@ fn invalid_hyperparameters_are_refused_when_the_trainer_is_built() {
             .to_string();
         assert!(err.contains(want), "{err} (wanted {want})");
     }
-    let mut ok = Trainer::new(emb.collect_params(), Optimizer::sgd(0.1)).unwrap();
+    let mut ok = Trainer::new(emb.collect_params(), Sgd::new(0.1)).unwrap();
     let err = ok.set_learning_rate(f32::NAN).unwrap_err().to_string();
     assert!(err.contains("got NaN"), "{err}");
     assert_eq!(ok.learning_rate(), 0.1);

@@ -12,7 +12,7 @@ use boson::estimator::{
 use boson::loss::{BprLoss, L2Loss, SoftmaxCrossEntropyLoss};
 use boson::metric::{HitRate, Ndcg, Rmse};
 use boson::nn::{Block, Model};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{Adam, Optimizer, Sgd, Trainer};
 use boson::ratings::{FullRanking, NegativeSampler, RatingsDataset, SeenItems};
 use boson::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -76,10 +76,10 @@ impl TrainConfig {
         }
     }
 
-    fn optimizer(&self) -> Optimizer {
+    fn optimizer(&self) -> Box<dyn Optimizer> {
         match self.opt {
-            OptKind::Sgd => Optimizer::sgd(self.lr).momentum(self.momentum).wd(self.wd),
-            OptKind::Adam => Optimizer::adam(self.lr).wd(self.wd),
+            OptKind::Sgd => Box::new(Sgd::new(self.lr).momentum(self.momentum).wd(self.wd)),
+            OptKind::Adam => Box::new(Adam::new(self.lr).wd(self.wd)),
         }
     }
 }

@@ -1,13 +1,12 @@
 //! `kernels/optim.cu` under the CPU emulator (`tests/emu/cuda_emu.h`), against the CPU
-//! optimizer: each rule goes through [`update_kernel`] (the host's choice of kernel and
-//! parameters) and one launch of that kernel, for three steps, and must land where
-//! `optim::rule::apply` does. Here rather than in `tests/` because both sides are
-//! crate-private. Skips, saying why, without a C++20 compiler (`CXX`, else `c++`).
+//! optimizer: each built-in optimizer's CUDA kernel choice (`BuiltIn::device_kernel`) runs
+//! one launch per step, for three steps, and must land where the optimizer's CPU step
+//! does. Here rather than in `tests/` because the kernel choice is crate-private. Skips,
+//! saying why, without a C++20 compiler (`CXX`, else `c++`).
 
-use super::ops::RuleKernel;
-use super::storage::{update_kernel, UpdateKernel};
-use crate::optim::rule::apply;
-use crate::optim::{Rule, StepArgs};
+use crate::optim::{AdaGrad, Adam, BuiltIn, Ftrl, RmsProp, Sgd, StepArgs};
+use crate::tensor::row_update::DeviceKernel;
+use crate::tensor::Tensor;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -26,7 +25,7 @@ fn build_runner() -> Option<(PathBuf, PathBuf)> {
 #[allow(clippy::too_many_arguments)]
 fn emulate(
     (dir, exe): &(PathBuf, PathBuf),
-    kernel: UpdateKernel,
+    kernel: DeviceKernel,
     w: &[f32],
     states: &[Vec<f32>],
     g: &[f32],
@@ -34,63 +33,37 @@ fn emulate(
     dim: usize,
 ) -> (Vec<f32>, Vec<Vec<f32>>, [i64; 2]) {
     let (code, rule, p): (i32, i32, [f32; 8]) = match kernel {
-        UpdateKernel::Sgd(p) => (
-            0,
-            0,
-            [
-                p.lr,
-                p.momentum,
-                p.wd,
-                p.rescale_grad,
-                p.clip_gradient,
-                0.0,
-                0.0,
-                0.0,
-            ],
-        ),
-        UpdateKernel::Adam(p) => (
-            1,
-            0,
-            [
-                p.lr_t,
-                p.beta1,
-                p.beta2,
-                p.epsilon,
-                p.wd,
-                p.rescale_grad,
-                p.clip_gradient,
-                0.0,
-            ],
-        ),
-        UpdateKernel::AdaGrad(p) => (
-            2,
-            0,
-            [
-                p.lr,
-                p.epsilon,
-                p.wd,
-                p.rescale_grad,
-                p.clip_gradient,
-                0.0,
-                0.0,
-                0.0,
-            ],
-        ),
-        UpdateKernel::General(k, p) => {
-            let [h0, h1, h2, h3] = p.hyper;
-            let rule = match k {
-                RuleKernel::Nag => 0,
-                RuleKernel::AdamW => 1,
-                RuleKernel::RmsProp => 2,
-                RuleKernel::RmsPropCentered => 3,
-                RuleKernel::Ftrl => 4,
-            };
-            (
-                3,
-                rule,
-                [p.lr, p.wd, p.rescale_grad, p.clip_gradient, h0, h1, h2, h3],
-            )
-        }
+        DeviceKernel::Sgd {
+            lr,
+            momentum,
+            wd,
+            rescale,
+            clip,
+        } => (0, 0, [lr, momentum, wd, rescale, clip, 0.0, 0.0, 0.0]),
+        DeviceKernel::Adam {
+            lr_t,
+            beta1,
+            beta2,
+            epsilon,
+            wd,
+            rescale,
+            clip,
+        } => (1, 0, [lr_t, beta1, beta2, epsilon, wd, rescale, clip, 0.0]),
+        DeviceKernel::AdaGrad {
+            lr,
+            epsilon,
+            wd,
+            rescale,
+            clip,
+        } => (2, 0, [lr, epsilon, wd, rescale, clip, 0.0, 0.0, 0.0]),
+        DeviceKernel::General {
+            rule,
+            lr,
+            wd,
+            rescale,
+            clip,
+            hyper: [h0, h1, h2, h3],
+        } => (3, rule.code(), [lr, wd, rescale, clip, h0, h1, h2, h3]),
     };
     let mut buf = Vec::new();
     buf.extend(code.to_le_bytes());
@@ -150,58 +123,30 @@ fn optimizer_kernels_match_the_cpu_rules_under_the_emulator() {
     let Some(runner) = build_runner() else {
         return;
     };
-    let rules = [
-        Rule::Sgd {
-            momentum: 0.0,
-            nesterov: false,
-        },
-        Rule::Sgd {
-            momentum: 0.9,
-            nesterov: false,
-        },
-        Rule::Sgd {
-            momentum: 0.9,
-            nesterov: true,
-        },
-        Rule::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-            decoupled_wd: false,
-        },
-        Rule::Adam {
-            beta1: 0.8,
-            beta2: 0.99,
-            epsilon: 1e-6,
-            decoupled_wd: true,
-        },
-        Rule::AdaGrad { epsilon: 1e-7 },
-        Rule::RmsProp {
-            gamma1: 0.9,
-            gamma2: 0.9,
-            epsilon: 1e-8,
-            centered: false,
-        },
-        Rule::RmsProp {
-            gamma1: 0.95,
-            gamma2: 0.9,
-            epsilon: 1e-4,
-            centered: true,
-        },
-        Rule::Ftrl {
-            lamda1: 0.01,
-            beta: 1.0,
-        },
+    let optimizers: Vec<Box<dyn BuiltIn>> = vec![
+        Box::new(Sgd::new(0.1)),
+        Box::new(Sgd::new(0.1).momentum(0.9)),
+        Box::new(Sgd::nag(0.1, 0.9)),
+        Box::new(Adam::new(0.1)),
+        Box::new(Adam::adamw(0.1).betas(0.8, 0.99).epsilon(1e-6)),
+        Box::new(AdaGrad::new(0.1)),
+        Box::new(RmsProp::new(0.1)),
+        Box::new(RmsProp::new(0.1).gammas(0.95, 0.9).centered(true)),
+        Box::new(Ftrl::new(0.1)),
     ];
     let (rows, dim) = (40, 6);
     // Row-sparse steps touch rows 3, 17, 0 and 39 (and one -1 padding row, skipped).
     let touched = [3i64, 17, -1, 0, 39];
-    for (r, rule) in rules.iter().enumerate() {
+    for (r, opt) in optimizers.iter().enumerate() {
         for sparse in [false, true] {
-            let what = format!("{rule:?} sparse={sparse}");
-            let mut w_cpu = values(rows * dim, 1 + r as u64, -1.0, 1.0);
-            let mut s_cpu = vec![vec![0.0f32; rows * dim]; rule.num_states()];
-            let (mut w_emu, mut s_emu) = (w_cpu.clone(), s_cpu.clone());
+            let what = format!("{} #{r} sparse={sparse}", opt.name());
+            let w_cpu = Tensor::from_vec(values(rows * dim, 1 + r as u64, -1.0, 1.0), &[rows, dim])
+                .unwrap();
+            let s_cpu: Vec<Tensor> = (0..opt.num_states())
+                .map(|_| Tensor::zeros(&[rows, dim], crate::Device::Cpu).unwrap())
+                .collect();
+            let mut w_emu = w_cpu.to_vec_f32().unwrap();
+            let mut s_emu = vec![vec![0.0f32; rows * dim]; opt.num_states()];
             for t in 1..=3u64 {
                 let a = StepArgs {
                     lr: 0.1,
@@ -211,27 +156,24 @@ fn optimizer_kernels_match_the_cpu_rules_under_the_emulator() {
                     t,
                 };
                 let idx = sparse.then_some(&touched[..]);
-                let n = if sparse {
-                    touched.len() * dim
+                let n_rows = if sparse { touched.len() } else { rows };
+                let g = values(n_rows * dim, 100 * t + r as u64, -1.0, 1.0);
+                let g_t = Tensor::from_vec(g.clone(), &[n_rows, dim]).unwrap();
+                if sparse {
+                    let rows_t = Tensor::from_vec_i64(touched.to_vec(), &[touched.len()]).unwrap();
+                    opt.step_rows(&w_cpu, &rows_t, &g_t, &s_cpu, &a).unwrap();
                 } else {
-                    rows * dim
-                };
-                let g = values(n, 100 * t + r as u64, -1.0, 1.0);
-                let mut refs: Vec<&mut [f32]> =
-                    s_cpu.iter_mut().map(|s| s.as_mut_slice()).collect();
-                apply(rule, &a, &mut w_cpu, &mut refs, &g, idx, dim).unwrap();
-                let (w, s, err) = emulate(
-                    &runner,
-                    update_kernel(rule, &a),
-                    &w_emu,
-                    &s_emu,
-                    &g,
-                    idx,
-                    dim,
-                );
+                    opt.step(&w_cpu, &g_t, &s_cpu, &a).unwrap();
+                }
+                let (w, s, err) =
+                    emulate(&runner, opt.device_kernel(&a), &w_emu, &s_emu, &g, idx, dim);
                 assert_eq!(err, [0, 0], "{what}: no bad row");
                 (w_emu, s_emu) = (w, s);
-                let all = std::iter::once((&w_emu, &w_cpu)).chain(s_emu.iter().zip(&s_cpu));
+                let cpu: Vec<Vec<f32>> = std::iter::once(&w_cpu)
+                    .chain(&s_cpu)
+                    .map(|t| t.to_vec_f32().unwrap())
+                    .collect();
+                let all = std::iter::once(&w_emu).chain(&s_emu).zip(&cpu);
                 for (k, (e, c)) in all.enumerate() {
                     for (i, (x, y)) in e.iter().zip(c.iter()).enumerate() {
                         assert!(
@@ -258,13 +200,7 @@ fn optimizer_kernels_match_the_cpu_rules_under_the_emulator() {
         t: 1,
     };
     let g = values(2 * dim, 8, -1.0, 1.0);
-    let kernel = update_kernel(
-        &Rule::Sgd {
-            momentum: 0.0,
-            nesterov: false,
-        },
-        &a,
-    );
+    let kernel = Sgd::new(0.1).device_kernel(&a);
     let (new_w, _, err) = emulate(&runner, kernel, &w, &[], &g, Some(&[5, rows as i64]), dim);
     assert_eq!(err, [1, rows as i64]);
     for c in 0..dim {

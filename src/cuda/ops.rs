@@ -1298,7 +1298,8 @@ pub struct SgdParams {
     pub clip_gradient: f32,
 }
 
-/// MXNet `adam_update` hyper-parameters; `lr_t` already bias-corrected (see [`adam_lr_t`]).
+/// MXNet `adam_update` hyper-parameters; `lr_t` already bias-corrected (see
+/// `boson::optim::adam_lr_t`).
 #[derive(Clone, Copy, Debug)]
 pub struct AdamParams {
     pub lr_t: f32,
@@ -1318,15 +1319,6 @@ pub struct AdaGradParams {
     pub wd: f32,
     pub rescale_grad: f32,
     pub clip_gradient: f32,
-}
-
-/// Adam's bias-corrected step size at step `t` (1-based), as MXNet's Python optimizer
-/// computes it: `lr * sqrt(1 - beta2^t) / (1 - beta1^t)`.
-pub fn adam_lr_t(lr: f32, beta1: f32, beta2: f32, t: u64) -> f32 {
-    let t = t as f64;
-    let c1 = 1.0 - (beta1 as f64).powf(t);
-    let c2 = 1.0 - (beta2 as f64).powf(t);
-    (lr as f64 * c2.sqrt() / c1) as f32
 }
 
 /// Which rows an optimizer update touches.
@@ -1473,36 +1465,8 @@ pub fn adagrad_update(
     check_error_cell(dev, err, "adagrad row", rows as usize)
 }
 
-/// The rules that run through the general `rule_update_f32` kernel (codes as in
-/// `kernels/optim.cu`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleKernel {
-    /// Nesterov momentum (MXNet `nag`); one state (momentum).
-    Nag,
-    /// Adam with decoupled weight decay; two states (mean, var).
-    AdamW,
-    /// RMSProp; one state (n).
-    RmsProp,
-    /// Graves' centered RMSProp (MXNet `rmspropalex`); three states (n, g, delta).
-    RmsPropCentered,
-    /// FTRL-proximal; two states (z, n).
-    Ftrl,
-}
-
-impl RuleKernel {
-    fn code(self) -> i32 {
-        self as i32
-    }
-
-    /// How many state tensors the rule keeps.
-    pub fn num_states(self) -> usize {
-        match self {
-            RuleKernel::Nag | RuleKernel::RmsProp => 1,
-            RuleKernel::AdamW | RuleKernel::Ftrl => 2,
-            RuleKernel::RmsPropCentered => 3,
-        }
-    }
-}
+/// The rules of the general `rule_update_f32` kernel (codes as in `kernels/optim.cu`).
+pub use crate::tensor::row_update::GeneralRule as RuleKernel;
 
 /// Hyper-parameters of a [`RuleKernel`] update. `lr` and `wd` are as the rule uses them
 /// (AdamW: the bias-corrected `lr_t` and the decay coefficient `lr * wd`); `hyper` holds

@@ -7,7 +7,7 @@
 use super::device::CudaDevice;
 use super::ops;
 use crate::error::{Error, Result};
-use crate::optim::{Rule, StepArgs};
+use crate::tensor::row_update::DeviceKernel;
 use crate::tensor::storage::{CpuStorage, DType, Storage};
 use crate::tensor::{BinaryOp, Layout, ReduceOp, UnaryOp};
 use cudarc::driver::CudaSlice;
@@ -42,94 +42,6 @@ fn dtype_err(op: &'static str, expected: &str, got: DType) -> Error {
 
 fn strides_i64(s: &[usize]) -> Vec<i64> {
     s.iter().map(|&v| v as i64).collect()
-}
-
-/// The CUDA kernel that applies one step of an optimizer rule, with its launch parameters.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum UpdateKernel {
-    Sgd(ops::SgdParams),
-    Adam(ops::AdamParams),
-    AdaGrad(ops::AdaGradParams),
-    General(ops::RuleKernel, ops::RuleParams),
-}
-
-/// Which kernel runs `rule` for a step with arguments `a`, and with what parameters: the
-/// only place the CPU's [`Rule`] meets the kernels' argument lists.
-pub(crate) fn update_kernel(rule: &Rule, a: &StepArgs) -> UpdateKernel {
-    let clip = a.clip.unwrap_or(-1.0);
-    let general = |lr: f32, wd: f32, hyper: [f32; 4]| ops::RuleParams {
-        lr,
-        wd,
-        rescale_grad: a.rescale,
-        clip_gradient: clip,
-        hyper,
-    };
-    match *rule {
-        // Nesterov with no momentum is plain SGD (as on the CPU).
-        Rule::Sgd { momentum, nesterov } if !nesterov || momentum == 0.0 => {
-            UpdateKernel::Sgd(ops::SgdParams {
-                lr: a.lr,
-                momentum,
-                wd: a.wd,
-                rescale_grad: a.rescale,
-                clip_gradient: clip,
-            })
-        }
-        Rule::Adam {
-            beta1,
-            beta2,
-            epsilon,
-            decoupled_wd: false,
-        } => UpdateKernel::Adam(ops::AdamParams {
-            lr_t: ops::adam_lr_t(a.lr, beta1, beta2, a.t),
-            beta1,
-            beta2,
-            epsilon,
-            wd: a.wd,
-            rescale_grad: a.rescale,
-            clip_gradient: clip,
-        }),
-        Rule::AdaGrad { epsilon } => UpdateKernel::AdaGrad(ops::AdaGradParams {
-            lr: a.lr,
-            epsilon,
-            wd: a.wd,
-            rescale_grad: a.rescale,
-            clip_gradient: clip,
-        }),
-        Rule::Sgd { momentum, .. } => UpdateKernel::General(
-            ops::RuleKernel::Nag,
-            general(a.lr, a.wd, [momentum, 0.0, 0.0, 0.0]),
-        ),
-        Rule::Adam {
-            beta1,
-            beta2,
-            epsilon,
-            decoupled_wd: true,
-        } => {
-            let lr_t = ops::adam_lr_t(a.lr, beta1, beta2, a.t);
-            UpdateKernel::General(
-                ops::RuleKernel::AdamW,
-                general(lr_t, a.lr * a.wd, [beta1, beta2, epsilon, 0.0]),
-            )
-        }
-        Rule::RmsProp {
-            gamma1,
-            gamma2,
-            epsilon,
-            centered,
-        } => {
-            let kind = if centered {
-                ops::RuleKernel::RmsPropCentered
-            } else {
-                ops::RuleKernel::RmsProp
-            };
-            UpdateKernel::General(kind, general(a.lr, a.wd, [gamma1, gamma2, epsilon, 0.0]))
-        }
-        Rule::Ftrl { lamda1, beta } => UpdateKernel::General(
-            ops::RuleKernel::Ftrl,
-            general(a.lr, a.wd, [lamda1, beta, 0.0, 0.0]),
-        ),
-    }
 }
 
 impl CudaStorage {
@@ -528,23 +440,23 @@ impl CudaStorage {
         Ok(self.wrap_f32(y))
     }
 
-    /// Applies an optimizer rule on the device (every [`Rule`]; see [`update_kernel`]). Row checks
+    /// Runs the fused update `kernel` on `w` (see [`Tensor::update_rows`]). Row checks
     /// are deferred to the next read back, so a training step makes no round trip here.
-    pub fn optimizer_update(
-        rule: &Rule,
-        a: &StepArgs,
+    ///
+    /// [`Tensor::update_rows`]: crate::tensor::Tensor::update_rows
+    pub fn update_rows(
+        kernel: &DeviceKernel,
         w: &mut CudaStorage,
         states: &mut [&mut Storage],
         g: &Storage,
         rows: Option<&Storage>,
         dim: usize,
     ) -> Result<()> {
-        ops::deferring_index_checks(|| Self::optimizer_update_now(rule, a, w, states, g, rows, dim))
+        ops::deferring_index_checks(|| Self::update_rows_now(kernel, w, states, g, rows, dim))
     }
 
-    fn optimizer_update_now(
-        rule: &Rule,
-        a: &StepArgs,
+    fn update_rows_now(
+        kernel: &DeviceKernel,
         w: &mut CudaStorage,
         states: &mut [&mut Storage],
         g: &Storage,
@@ -582,12 +494,42 @@ impl CudaStorage {
                 }
             }
         }
-        match update_kernel(rule, a) {
-            UpdateKernel::Sgd(p) => {
+        match *kernel {
+            DeviceKernel::Sgd {
+                lr,
+                momentum,
+                wd,
+                rescale,
+                clip,
+            } => {
+                let p = ops::SgdParams {
+                    lr,
+                    momentum,
+                    wd,
+                    rescale_grad: rescale,
+                    clip_gradient: clip,
+                };
                 let mom = st.into_iter().next();
                 ops::sgd_update(&dev, wv, dim, g, idx, mom, &p)
             }
-            UpdateKernel::Adam(p) => {
+            DeviceKernel::Adam {
+                lr_t,
+                beta1,
+                beta2,
+                epsilon,
+                wd,
+                rescale,
+                clip,
+            } => {
+                let p = ops::AdamParams {
+                    lr_t,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    wd,
+                    rescale_grad: rescale,
+                    clip_gradient: clip,
+                };
                 let mut it = st.into_iter();
                 match (it.next(), it.next()) {
                     (Some(m), Some(v)) => ops::adam_update(&dev, wv, dim, g, idx, m, v, &p),
@@ -596,13 +538,44 @@ impl CudaStorage {
                     )),
                 }
             }
-            UpdateKernel::AdaGrad(p) => match st.into_iter().next() {
-                Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
-                None => Err(Error::InvalidArgument(
-                    "AdaGrad needs a state buffer".into(),
-                )),
-            },
-            UpdateKernel::General(kind, p) => ops::rule_update(&dev, kind, wv, dim, g, idx, st, &p),
+            DeviceKernel::AdaGrad {
+                lr,
+                epsilon,
+                wd,
+                rescale,
+                clip,
+            } => {
+                let p = ops::AdaGradParams {
+                    lr,
+                    epsilon,
+                    wd,
+                    rescale_grad: rescale,
+                    clip_gradient: clip,
+                };
+                match st.into_iter().next() {
+                    Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
+                    None => Err(Error::InvalidArgument(
+                        "AdaGrad needs a state buffer".into(),
+                    )),
+                }
+            }
+            DeviceKernel::General {
+                rule,
+                lr,
+                wd,
+                rescale,
+                clip,
+                hyper,
+            } => {
+                let p = ops::RuleParams {
+                    lr,
+                    wd,
+                    rescale_grad: rescale,
+                    clip_gradient: clip,
+                    hyper,
+                };
+                ops::rule_update(&dev, rule, wv, dim, g, idx, st, &p)
+            }
         }
     }
 }

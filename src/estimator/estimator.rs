@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::loss::Loss;
 use crate::metric::{self, Metric};
 use crate::nn::{Initializer, Model};
-use crate::optim::{Optimizer, Trainer};
+use crate::optim::{Sgd, Trainer};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -188,7 +188,7 @@ impl EstimatorBuilder {
                     "no trainer given: using SGD with learning rate 0.001 over the net's parameters"
                         .to_string(),
                 );
-                Trainer::new(params, Optimizer::sgd(0.001))?
+                Trainer::new(params, Sgd::new(0.001))?
             }
         };
         let mut train_metrics = self.train_metrics;

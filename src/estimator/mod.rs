@@ -18,7 +18,7 @@
 //! use boson::loss::L2Loss;
 //! use boson::metric::Rmse;
 //! use boson::nn::{Block, Dense, Initializer};
-//! use boson::optim::{Optimizer, Trainer};
+//! use boson::optim::{self, AdaGrad, Adam, Ftrl, Optimizer, RmsProp, Sgd, Trainer};
 //! use std::sync::Arc;
 //!
 //! /// Halves the learning rate after every epoch and remembers the training RMSE.
@@ -46,7 +46,7 @@
 //! let val = DataLoader::builder(ArrayDataset::new((xs, ys))?).batch_size(32).build()?;
 //!
 //! let net = Arc::new(Dense::new(1).in_units(1));
-//! let trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.5))?;
+//! let trainer = Trainer::new(net.collect_params(), Sgd::new(0.5))?;
 //! let log = LogCapture::new(); // or leave it out to log to stderr
 //! let mut est = Estimator::builder(net.clone(), L2Loss::new())
 //!     .trainer(trainer)

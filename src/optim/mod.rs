@@ -1,14 +1,18 @@
 //! Optimizers, learning-rate schedules and the `Trainer`.
 //!
+//! [`Optimizer`] is a trait: the built-ins ([`Sgd`] with momentum or Nesterov, [`Adam`] and
+//! AdamW, [`AdaGrad`], [`RmsProp`], [`Ftrl`]) each live in a file of their own, and a user
+//! type implementing it trains the same way.
+//!
 //! ```
 //! use boson::nn::{Block, Dense, Forward, Initializer};
-//! use boson::optim::{Optimizer, Trainer};
+//! use boson::optim::{Optimizer, Sgd, Trainer};
 //! use boson::loss::{L2Loss, Loss};
 //! use boson::{autograd, Device, Tensor};
 //!
 //! let net = Dense::new(1).in_units(2);
 //! net.initialize(&Initializer::Zero, Device::Cpu)?;
-//! let mut trainer = Trainer::new(net.collect_params(), Optimizer::sgd(0.1).momentum(0.9))?;
+//! let mut trainer = Trainer::new(net.collect_params(), Sgd::new(0.1).momentum(0.9).wd(1e-4))?;
 //! let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
 //! let y = Tensor::from_vec(vec![1.0, 2.0], &[2])?;
 //! let loss = autograd::record(|| L2Loss::new().forward(&net.forward(&x)?, &y, None))?;
@@ -17,14 +21,24 @@
 //! # Ok::<(), boson::Error>(())
 //! ```
 
+mod adagrad;
+mod adam;
+mod ftrl;
 mod optimizer;
-pub(crate) mod rule;
+mod rmsprop;
 mod scheduler;
+mod sgd;
 mod trainer;
 
-pub use optimizer::Optimizer;
-pub use rule::{Rule, StepArgs};
+pub use adagrad::AdaGrad;
+pub use adam::{adam_lr_t, Adam};
+pub use ftrl::Ftrl;
+#[cfg(all(test, feature = "cuda"))]
+pub(crate) use optimizer::BuiltIn;
+pub use optimizer::{bad, check_all, create, Hyper, Optimizer, StepArgs};
+pub use rmsprop::RmsProp;
 pub use scheduler::{
     CosineScheduler, FactorScheduler, LrScheduler, MultiFactorScheduler, PolyScheduler, Warmup,
 };
+pub use sgd::Sgd;
 pub use trainer::Trainer;

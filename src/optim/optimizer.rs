@@ -1,15 +1,58 @@
-//! `Optimizer`: an update rule plus learning rate, weight decay, clipping and schedule.
+//! The `Optimizer` trait: what a parameter update is, and the settings every optimizer
+//! shares (learning rate and its schedule, weight decay, gradient clipping).
 
-use super::rule::Rule;
 use super::scheduler::LrScheduler;
+use crate::autograd::RowSparse;
+use crate::error::{Error, Result};
+use crate::tensor::row_update::DeviceKernel;
+use crate::tensor::Tensor;
 use std::sync::Arc;
 
-/// An optimizer configuration, built like Gluon's `optimizer_params`:
-/// `Optimizer::sgd(0.02).momentum(0.9).wd(1e-4)`.
+/// Per-step values shared by every parameter, computed by the [`Trainer`](super::Trainer).
+#[derive(Clone, Copy, Debug)]
+pub struct StepArgs {
+    /// learning rate (after the scheduler and the parameter's `lr_mult`)
+    pub lr: f32,
+    /// weight decay (after `wd_mult`)
+    pub wd: f32,
+    /// gradient scale, `1 / batch_size` (times any global-norm clipping factor)
+    pub rescale: f32,
+    /// per-element gradient clipping bound, if any
+    pub clip: Option<f32>,
+    /// 1-based update count (Adam's bias correction)
+    pub t: u64,
+}
+
+impl StepArgs {
+    /// The gradient as an update uses it: rescaled, then clipped to `[-clip, clip]`
+    /// (written as two selects, not `clamp`, so that row loops vectorise; NaN stays NaN).
+    #[inline(always)]
+    pub fn scaled_grad(rescale: f32, clip: f32, v: f32) -> f32 {
+        let v = rescale * v;
+        if v < -clip {
+            -clip
+        } else if v > clip {
+            clip
+        } else {
+            v
+        }
+    }
+
+    /// The clipping bound for [`StepArgs::scaled_grad`] (infinite when there is none).
+    pub fn clip_bound(&self) -> f32 {
+        self.clip.unwrap_or(f32::INFINITY)
+    }
+
+    /// The clipping bound as the CUDA kernels take it (negative: none).
+    pub fn device_clip(&self) -> f32 {
+        self.clip.unwrap_or(-1.0)
+    }
+}
+
+/// The settings every optimizer has (Gluon's `Optimizer` base: `learning_rate`, `wd`,
+/// `clip_gradient`, `lr_scheduler`).
 #[derive(Clone)]
-pub struct Optimizer {
-    /// The update rule.
-    pub rule: Rule,
+pub struct Hyper {
     /// Base learning rate.
     pub lr: f32,
     /// Weight decay (L2, or decoupled for AdamW).
@@ -20,262 +63,27 @@ pub struct Optimizer {
     pub scheduler: Option<Arc<dyn LrScheduler>>,
 }
 
-impl std::fmt::Debug for Optimizer {
+impl std::fmt::Debug for Hyper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Optimizer({:?}, lr={}, wd={})",
-            self.rule, self.lr, self.wd
+            "lr={}, wd={}, clip_gradient={:?}, scheduler={}",
+            self.lr,
+            self.wd,
+            self.clip_gradient,
+            self.scheduler.is_some()
         )
     }
 }
 
-impl Optimizer {
-    fn with_rule(rule: Rule, lr: f32) -> Self {
-        Optimizer {
-            rule,
+impl Hyper {
+    /// Learning rate `lr`, no decay, clipping or schedule.
+    pub fn new(lr: f32) -> Hyper {
+        Hyper {
             lr,
             wd: 0.0,
             clip_gradient: None,
             scheduler: None,
-        }
-    }
-
-    /// Plain SGD (add `.momentum(m)` for momentum).
-    pub fn sgd(lr: f32) -> Self {
-        Self::with_rule(
-            Rule::Sgd {
-                momentum: 0.0,
-                nesterov: false,
-            },
-            lr,
-        )
-    }
-
-    /// Nesterov accelerated SGD (MXNet's `nag`) with momentum `m`.
-    pub fn nag(lr: f32, momentum: f32) -> Self {
-        Self::with_rule(
-            Rule::Sgd {
-                momentum,
-                nesterov: true,
-            },
-            lr,
-        )
-    }
-
-    /// Adam with Gluon's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8).
-    pub fn adam(lr: f32) -> Self {
-        Self::with_rule(
-            Rule::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                epsilon: 1e-8,
-                decoupled_wd: false,
-            },
-            lr,
-        )
-    }
-
-    /// AdamW: Adam with decoupled weight decay (default wd 0.01).
-    pub fn adamw(lr: f32) -> Self {
-        let mut o = Self::with_rule(
-            Rule::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                epsilon: 1e-8,
-                decoupled_wd: true,
-            },
-            lr,
-        );
-        o.wd = 0.01;
-        o
-    }
-
-    /// AdaGrad (ε 1e-7, Gluon's default).
-    pub fn adagrad(lr: f32) -> Self {
-        Self::with_rule(Rule::AdaGrad { epsilon: 1e-7 }, lr)
-    }
-
-    /// RMSProp (γ₁ 0.9, ε 1e-8, not centered).
-    pub fn rmsprop(lr: f32) -> Self {
-        Self::with_rule(
-            Rule::RmsProp {
-                gamma1: 0.9,
-                gamma2: 0.9,
-                epsilon: 1e-8,
-                centered: false,
-            },
-            lr,
-        )
-    }
-
-    /// FTRL-proximal (λ₁ 0.01, β 1).
-    pub fn ftrl(lr: f32) -> Self {
-        Self::with_rule(
-            Rule::Ftrl {
-                lamda1: 0.01,
-                beta: 1.0,
-            },
-            lr,
-        )
-    }
-
-    /// An optimizer by its Gluon name and `optimizer_params`, as
-    /// `gluon.Trainer(params, "sgd", {"learning_rate": 0.1, "momentum": 0.9})`:
-    /// `Optimizer::create("sgd", &[("learning_rate", 0.1), ("momentum", 0.9)])`.
-    ///
-    /// Names: `sgd`, `nag`, `adam`, `adamw`, `adagrad`, `rmsprop`, `ftrl`. Keys:
-    /// `learning_rate` (default 0.01, MXNet's), `wd`, `clip_gradient`, `momentum` (sgd,
-    /// nag), `beta1`, `beta2`, `epsilon` (adam, adamw), `epsilon`, `gamma1`, `gamma2`,
-    /// `centered` (1 or 0, rmsprop), `epsilon` (adagrad), `lamda1`, `beta` (ftrl). An
-    /// unknown name, or a key the optimizer does not have, is an error listing the valid
-    /// ones.
-    pub fn create(name: &str, params: &[(&str, f32)]) -> crate::Result<Self> {
-        let lr = params
-            .iter()
-            .find(|(k, _)| *k == "learning_rate")
-            .map_or(0.01, |(_, v)| *v);
-        let mut opt = match name.to_ascii_lowercase().as_str() {
-            "sgd" => Self::sgd(lr),
-            "nag" => Self::nag(lr, 0.0),
-            "adam" => Self::adam(lr),
-            "adamw" => Self::adamw(lr),
-            "adagrad" => Self::adagrad(lr),
-            "rmsprop" => Self::rmsprop(lr),
-            "ftrl" => Self::ftrl(lr),
-            _ => {
-                return Err(crate::Error::InvalidArgument(format!(
-                    "unknown optimizer '{name}': expected one of sgd, nag, adam, adamw, \
-                     adagrad, rmsprop, ftrl"
-                )))
-            }
-        };
-        for &(key, value) in params {
-            let known = match (key, &mut opt.rule) {
-                ("learning_rate", _) => true,
-                ("wd", _) => {
-                    opt.wd = value;
-                    true
-                }
-                ("clip_gradient", _) => {
-                    opt.clip_gradient = Some(value);
-                    true
-                }
-                ("momentum", Rule::Sgd { momentum, .. }) => set(momentum, value),
-                ("beta1", Rule::Adam { beta1, .. }) => set(beta1, value),
-                ("beta2", Rule::Adam { beta2, .. }) => set(beta2, value),
-                ("epsilon", Rule::Adam { epsilon, .. })
-                | ("epsilon", Rule::AdaGrad { epsilon })
-                | ("epsilon", Rule::RmsProp { epsilon, .. }) => set(epsilon, value),
-                ("gamma1", Rule::RmsProp { gamma1, .. }) => set(gamma1, value),
-                ("gamma2", Rule::RmsProp { gamma2, .. }) => set(gamma2, value),
-                ("centered", Rule::RmsProp { centered, .. }) => {
-                    *centered = value != 0.0;
-                    true
-                }
-                ("lamda1", Rule::Ftrl { lamda1, .. }) => set(lamda1, value),
-                ("beta", Rule::Ftrl { beta, .. }) => set(beta, value),
-                _ => false,
-            };
-            if !known {
-                return Err(crate::Error::InvalidArgument(format!(
-                    "optimizer '{name}' has no parameter '{key}'"
-                )));
-            }
-        }
-        Ok(opt)
-    }
-
-    /// Sets SGD momentum (ignored by other rules).
-    pub fn momentum(mut self, m: f32) -> Self {
-        if let Rule::Sgd { momentum, .. } = &mut self.rule {
-            *momentum = m;
-        }
-        self
-    }
-
-    /// Makes RMSProp the centered variant (Graves' `rmspropalex`, MXNet's
-    /// `centered=True`; ignored by other rules).
-    pub fn centered(mut self, on: bool) -> Self {
-        if let Rule::RmsProp { centered, .. } = &mut self.rule {
-            *centered = on;
-        }
-        self
-    }
-
-    /// Sets weight decay.
-    pub fn wd(mut self, wd: f32) -> Self {
-        self.wd = wd;
-        self
-    }
-
-    /// Clips each gradient element to `[-c, c]` after rescaling.
-    pub fn clip_gradient(mut self, c: f32) -> Self {
-        self.clip_gradient = Some(c);
-        self
-    }
-
-    /// Uses a learning-rate schedule.
-    pub fn scheduler(mut self, s: impl LrScheduler + 'static) -> Self {
-        self.scheduler = Some(Arc::new(s));
-        self
-    }
-
-    /// Checks the hyperparameters: a finite learning rate and weight decay >= 0, a
-    /// clipping bound >= 0, momentum and decay rates in [0, 1), epsilons > 0. The error
-    /// names the value. [`Trainer::new`](super::Trainer::new) calls it.
-    pub fn validate(&self) -> crate::Result<()> {
-        let bad = |what: &str, value: f32, want: &str| {
-            Err(crate::Error::InvalidArgument(format!(
-                "optimizer {}: {what} must be {want}, got {value}",
-                self.rule.name()
-            )))
-        };
-        let non_negative = |v: f32| v.is_finite() && v >= 0.0;
-        let rate = |v: f32| (0.0..1.0).contains(&v);
-        let positive = |v: f32| v.is_finite() && v > 0.0;
-        if !non_negative(self.lr) {
-            return bad("learning rate", self.lr, "finite and >= 0");
-        }
-        if !non_negative(self.wd) {
-            return bad("weight decay", self.wd, "finite and >= 0");
-        }
-        if let Some(c) = self.clip_gradient.filter(|c| c.is_nan() || *c < 0.0) {
-            return bad("clip_gradient", c, "a bound >= 0");
-        }
-        let checks: Vec<(&str, f32, bool, &str)> = match self.rule {
-            Rule::Sgd { momentum, .. } => vec![("momentum", momentum, rate(momentum), "in [0, 1)")],
-            Rule::Adam {
-                beta1,
-                beta2,
-                epsilon,
-                ..
-            } => vec![
-                ("beta1", beta1, rate(beta1), "in [0, 1)"),
-                ("beta2", beta2, rate(beta2), "in [0, 1)"),
-                ("epsilon", epsilon, positive(epsilon), "finite and > 0"),
-            ],
-            Rule::AdaGrad { epsilon } => {
-                vec![("epsilon", epsilon, positive(epsilon), "finite and > 0")]
-            }
-            Rule::RmsProp {
-                gamma1,
-                gamma2,
-                epsilon,
-                ..
-            } => vec![
-                ("gamma1", gamma1, rate(gamma1), "in [0, 1)"),
-                ("gamma2", gamma2, rate(gamma2), "in [0, 1)"),
-                ("epsilon", epsilon, positive(epsilon), "finite and > 0"),
-            ],
-            Rule::Ftrl { lamda1, beta } => vec![
-                ("lamda1", lamda1, non_negative(lamda1), "finite and >= 0"),
-                ("beta", beta, non_negative(beta), "finite and >= 0"),
-            ],
-        };
-        match checks.into_iter().find(|(_, _, ok, _)| !ok) {
-            Some((what, value, _, want)) => bad(what, value, want),
-            None => Ok(()),
         }
     }
 
@@ -286,9 +94,252 @@ impl Optimizer {
             None => self.lr,
         }
     }
+
+    /// A finite learning rate and weight decay >= 0, a clipping bound >= 0; the error
+    /// names the optimizer and the value.
+    pub fn validate(&self, optimizer: &str) -> Result<()> {
+        let non_negative = |v: f32| v.is_finite() && v >= 0.0;
+        if !non_negative(self.lr) {
+            return Err(bad(optimizer, "learning rate", self.lr, "finite and >= 0"));
+        }
+        if !non_negative(self.wd) {
+            return Err(bad(optimizer, "weight decay", self.wd, "finite and >= 0"));
+        }
+        if let Some(c) = self.clip_gradient.filter(|c| c.is_nan() || *c < 0.0) {
+            return Err(bad(optimizer, "clip_gradient", c, "a bound >= 0"));
+        }
+        Ok(())
+    }
 }
 
-fn set(field: &mut f32, value: f32) -> bool {
-    *field = value;
-    true
+/// The error for a hyperparameter out of range: `optimizer adam: beta1 must be in
+/// [0, 1), got 1.5`.
+pub fn bad(optimizer: &str, what: &str, value: f32, want: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "optimizer {optimizer}: {what} must be {want}, got {value}"
+    ))
+}
+
+/// Checks `(name, value, ok, requirement)` triples, erroring on the first that fails.
+pub fn check_all(optimizer: &str, checks: &[(&str, f32, bool, &str)]) -> Result<()> {
+    match checks.iter().find(|(_, _, ok, _)| !ok) {
+        Some((what, value, _, want)) => Err(bad(optimizer, what, *value, want)),
+        None => Ok(()),
+    }
+}
+
+/// An optimizer (Gluon's `Optimizer`, candle's `Optimizer`): how one parameter changes
+/// given its gradient. Implement it for your own type and pass it to
+/// [`Trainer::new`](super::Trainer::new); the built-ins ([`Sgd`](super::Sgd),
+/// [`Adam`](super::Adam), [`AdaGrad`](super::AdaGrad), [`RmsProp`](super::RmsProp),
+/// [`Ftrl`](super::Ftrl)) are implementations like any other.
+///
+/// A new optimizer needs a name, its shared settings ([`Hyper`]), how many state tensors
+/// it keeps per parameter (each the parameter's shape, zero at the start), and a dense
+/// step, which can be written with tensor ops and then runs on every device. A row-sparse
+/// gradient (an `Embedding` with `sparse_grad`) goes to [`Optimizer::step_rows`], which
+/// by default densifies it; override it for a lazy update of the touched rows only, e.g.
+/// with [`Tensor::update_rows`] (a vectorised CPU row loop, plus an optional fused CUDA
+/// kernel), as the built-ins do.
+///
+/// ```
+/// use boson::optim::{Hyper, Optimizer, StepArgs};
+/// use boson::{Result, Tensor};
+///
+/// /// Sign SGD: every weight moves by `lr` against the sign of its gradient.
+/// #[derive(Debug)]
+/// struct SignSgd(Hyper);
+///
+/// impl Optimizer for SignSgd {
+///     fn name(&self) -> &'static str { "signsgd" }
+///     fn hyper(&self) -> &Hyper { &self.0 }
+///     fn hyper_mut(&mut self) -> &mut Hyper { &mut self.0 }
+///     fn step(&self, w: &Tensor, g: &Tensor, _states: &[Tensor], a: &StepArgs) -> Result<()> {
+///         w.assign(&w.sub(&g.sign()?.mul_scalar(a.lr)?)?)
+///     }
+/// }
+///
+/// let w = Tensor::from_vec(vec![1.0, 1.0], &[2])?;
+/// let g = Tensor::from_vec(vec![0.5, -3.0], &[2])?;
+/// let args = StepArgs { lr: 0.25, wd: 0.0, rescale: 1.0, clip: None, t: 1 };
+/// SignSgd(Hyper::new(0.25)).step(&w, &g, &[], &args)?;
+/// assert_eq!(w.to_vec_f32()?, vec![0.75, 1.25]);
+/// # Ok::<(), boson::Error>(())
+/// ```
+pub trait Optimizer: Send + Sync + std::fmt::Debug {
+    /// The name (Gluon's spelling: `sgd`, `adam`, ...); checkpoints of the trainer's
+    /// state record it.
+    fn name(&self) -> &'static str;
+
+    /// The shared settings.
+    fn hyper(&self) -> &Hyper;
+
+    /// The shared settings, to change.
+    fn hyper_mut(&mut self) -> &mut Hyper;
+
+    /// How many state tensors the optimizer keeps per parameter.
+    fn num_states(&self) -> usize {
+        0
+    }
+
+    /// Checks the hyperparameters; the error names the bad value.
+    /// [`Trainer::new`](super::Trainer::new) calls it.
+    fn validate(&self) -> Result<()> {
+        self.hyper().validate(self.name())
+    }
+
+    /// Updates `weight` and its `states` in place from a dense `grad` (the weight's shape;
+    /// a sum over the batch: scale it by `args.rescale`).
+    fn step(
+        &self,
+        weight: &Tensor,
+        grad: &Tensor,
+        states: &[Tensor],
+        args: &StepArgs,
+    ) -> Result<()>;
+
+    /// Updates from a row-sparse gradient: `grad` holds one row per entry of `rows` (i64,
+    /// negative entries are padding). By default the gradient is densified and passed to
+    /// [`Optimizer::step`], so every row is updated (MXNet's `lazy_update=False`).
+    fn step_rows(
+        &self,
+        weight: &Tensor,
+        rows: &Tensor,
+        grad: &Tensor,
+        states: &[Tensor],
+        args: &StepArgs,
+    ) -> Result<()> {
+        let sparse = RowSparse {
+            indices: rows.clone(),
+            values: grad.clone(),
+            shape: weight.shape().to_vec(),
+        };
+        self.step(weight, &sparse.to_dense()?, states, args)
+    }
+
+    /// Sets the weight decay.
+    fn wd(mut self, wd: f32) -> Self
+    where
+        Self: Sized,
+    {
+        self.hyper_mut().wd = wd;
+        self
+    }
+
+    /// Clips each gradient element to `[-c, c]` after rescaling.
+    fn clip_gradient(mut self, c: f32) -> Self
+    where
+        Self: Sized,
+    {
+        self.hyper_mut().clip_gradient = Some(c);
+        self
+    }
+
+    /// Uses a learning-rate schedule.
+    fn scheduler(mut self, s: impl LrScheduler + 'static) -> Self
+    where
+        Self: Sized,
+    {
+        self.hyper_mut().scheduler = Some(Arc::new(s));
+        self
+    }
+
+    /// The learning rate for update number `t` (1-based).
+    fn lr_at(&self, t: u64) -> f32 {
+        self.hyper().lr_at(t)
+    }
+}
+
+impl Optimizer for Box<dyn Optimizer> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn hyper(&self) -> &Hyper {
+        (**self).hyper()
+    }
+    fn hyper_mut(&mut self) -> &mut Hyper {
+        (**self).hyper_mut()
+    }
+    fn num_states(&self) -> usize {
+        (**self).num_states()
+    }
+    fn validate(&self) -> Result<()> {
+        (**self).validate()
+    }
+    fn step(&self, w: &Tensor, g: &Tensor, states: &[Tensor], args: &StepArgs) -> Result<()> {
+        (**self).step(w, g, states, args)
+    }
+    fn step_rows(
+        &self,
+        w: &Tensor,
+        rows: &Tensor,
+        g: &Tensor,
+        states: &[Tensor],
+        args: &StepArgs,
+    ) -> Result<()> {
+        (**self).step_rows(w, rows, g, states, args)
+    }
+}
+
+/// An optimizer by its Gluon name and `optimizer_params`, as
+/// `gluon.Trainer(params, "sgd", {"learning_rate": 0.1, "momentum": 0.9})`:
+/// `optim::create("sgd", &[("learning_rate", 0.1), ("momentum", 0.9)])`.
+///
+/// Names: `sgd`, `nag`, `adam`, `adamw`, `adagrad`, `rmsprop`, `ftrl`. Keys:
+/// `learning_rate` (default 0.01, MXNet's), `wd`, `clip_gradient`, and each optimizer's
+/// own (see its `set`). An unknown name, or a key the optimizer does not have, is an
+/// error naming it.
+pub fn create(name: &str, params: &[(&str, f32)]) -> Result<Box<dyn Optimizer>> {
+    use super::{AdaGrad, Adam, Ftrl, RmsProp, Sgd};
+    let lr = params
+        .iter()
+        .find(|(k, _)| *k == "learning_rate")
+        .map_or(0.01, |(_, v)| *v);
+    let mut opt: Box<dyn BuiltIn> = match name.to_ascii_lowercase().as_str() {
+        "sgd" => Box::new(Sgd::new(lr)),
+        "nag" => Box::new(Sgd::nag(lr, 0.0)),
+        "adam" => Box::new(Adam::new(lr)),
+        "adamw" => Box::new(Adam::adamw(lr)),
+        "adagrad" => Box::new(AdaGrad::new(lr)),
+        "rmsprop" => Box::new(RmsProp::new(lr)),
+        "ftrl" => Box::new(Ftrl::new(lr)),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown optimizer '{name}': expected one of sgd, nag, adam, adamw, \
+                 adagrad, rmsprop, ftrl"
+            )))
+        }
+    };
+    for &(key, value) in params {
+        let known = match key {
+            "learning_rate" => true,
+            "wd" => {
+                opt.hyper_mut().wd = value;
+                true
+            }
+            "clip_gradient" => {
+                opt.hyper_mut().clip_gradient = Some(value);
+                true
+            }
+            _ => opt.set(key, value),
+        };
+        if !known {
+            return Err(Error::InvalidArgument(format!(
+                "optimizer '{name}' has no parameter '{key}'"
+            )));
+        }
+    }
+    Ok(opt.into_optimizer())
+}
+
+/// A built-in optimizer: its own hyperparameters can be set by name (for [`create`]),
+/// and it runs as one of the fused CUDA kernels.
+pub(crate) trait BuiltIn: Optimizer {
+    /// Sets `key` to `value`; false when the optimizer has no such parameter.
+    fn set(&mut self, key: &str, value: f32) -> bool;
+    /// The optimizer as a trait object.
+    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer>;
+    /// The CUDA kernel of a step with `args`.
+    #[allow(dead_code)] // read by the kernel emulator's test
+    fn device_kernel(&self, args: &StepArgs) -> DeviceKernel;
 }

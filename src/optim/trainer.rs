@@ -1,12 +1,10 @@
 //! `Trainer`: applies an optimizer to a set of parameters (Gluon's `gluon.Trainer`).
 
-use super::optimizer::Optimizer;
-use super::rule::StepArgs;
+use super::optimizer::{Optimizer, StepArgs};
 use crate::autograd::{Grad, GradReq};
 use crate::error::{Error, Result};
 use crate::io;
 use crate::nn::ParameterDict;
-use crate::tensor::storage::Storage;
 use crate::tensor::Tensor;
 use std::path::Path;
 
@@ -15,7 +13,7 @@ use std::path::Path;
 /// and applies the optimizer; row-sparse gradients update only their rows.
 pub struct Trainer {
     params: ParameterDict,
-    optimizer: Optimizer,
+    optimizer: Box<dyn Optimizer>,
     states: Vec<Option<Vec<Tensor>>>,
     num_update: u64,
     clip_global_norm: Option<f32>,
@@ -25,8 +23,9 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer for `params`; an error if the optimizer's hyperparameters are invalid
     /// ([`Optimizer::validate`]).
-    pub fn new(params: ParameterDict, optimizer: Optimizer) -> Result<Trainer> {
+    pub fn new(params: ParameterDict, optimizer: impl Optimizer + 'static) -> Result<Trainer> {
         optimizer.validate()?;
+        let optimizer: Box<dyn Optimizer> = Box::new(optimizer);
         let n = params.len();
         Ok(Trainer {
             params,
@@ -43,9 +42,9 @@ impl Trainer {
         &self.params
     }
 
-    /// The optimizer configuration.
-    pub fn optimizer(&self) -> &Optimizer {
-        &self.optimizer
+    /// The optimizer.
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        &*self.optimizer
     }
 
     /// How many updates have been applied.
@@ -60,7 +59,7 @@ impl Trainer {
 
     /// Sets the learning rate; an error when a scheduler controls it (as Gluon).
     pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
-        if self.optimizer.scheduler.is_some() {
+        if self.optimizer.hyper().scheduler.is_some() {
             return Err(Error::InvalidArgument(
                 "the optimizer has an LR scheduler; set_learning_rate only works without one"
                     .into(),
@@ -71,7 +70,7 @@ impl Trainer {
                 "learning rate must be finite and >= 0, got {lr}"
             )));
         }
-        self.optimizer.lr = lr;
+        self.optimizer.hyper_mut().lr = lr;
         Ok(())
     }
 
@@ -147,6 +146,7 @@ impl Trainer {
         }
         if let Some(c) = self
             .optimizer
+            .hyper()
             .clip_gradient
             .filter(|c| c.is_nan() || *c < 0.0)
         {
@@ -173,7 +173,7 @@ impl Trainer {
             let Some(grad) = p.grad() else { continue };
             let data = p.data()?;
             if self.states[i].is_none() {
-                let n = self.optimizer.rule.num_states();
+                let n = self.optimizer.num_states();
                 let s = (0..n)
                     .map(|_| Tensor::zeros_prefaulted(data.shape(), data.device()))
                     .collect::<Result<Vec<_>>>()?;
@@ -182,38 +182,16 @@ impl Trainer {
             let states = self.states[i].as_deref().unwrap_or(&[]);
             let args = StepArgs {
                 lr: lr * p.lr_mult(),
-                wd: self.optimizer.wd * p.wd_mult(),
+                wd: self.optimizer.hyper().wd * p.wd_mult(),
                 rescale,
-                clip: self.optimizer.clip_gradient,
+                clip: self.optimizer.hyper().clip_gradient,
                 t: self.num_update,
             };
-            let mut guards: Vec<_> = states.iter().map(|s| s.storage_mut()).collect();
-            let mut refs: Vec<&mut Storage> = guards.iter_mut().map(|g| &mut **g).collect();
-            let mut w = data.storage_mut();
             match &grad {
-                Grad::Dense(g) => {
-                    let n = data.elem_count();
-                    Storage::optimizer_update(
-                        &self.optimizer.rule,
-                        &args,
-                        &mut w,
-                        &mut refs,
-                        &g.storage(),
-                        None,
-                        n,
-                    )?;
-                }
+                Grad::Dense(g) => self.optimizer.step(&data, g, states, &args)?,
                 Grad::RowSparse(rs) => {
-                    let dim = data.shape().get(1).copied().unwrap_or(1);
-                    Storage::optimizer_update(
-                        &self.optimizer.rule,
-                        &args,
-                        &mut w,
-                        &mut refs,
-                        &rs.values.storage(),
-                        Some(&rs.indices.storage()),
-                        dim,
-                    )?;
+                    self.optimizer
+                        .step_rows(&data, &rs.indices, &rs.values, states, &args)?
                 }
             }
             // A written gradient is consumed by the step; accumulated ones stay until
@@ -235,8 +213,8 @@ impl Trainer {
         }
         let mut meta = io::Metadata::new();
         meta.insert("num_update".into(), self.num_update.to_string());
-        meta.insert("rule".into(), self.optimizer.rule.name().into());
-        meta.insert("lr".into(), self.optimizer.lr.to_string());
+        meta.insert("rule".into(), self.optimizer.name().into());
+        meta.insert("lr".into(), self.optimizer.hyper().lr.to_string());
         io::save_tensors(path.as_ref(), &tensors, Some(meta))
     }
 
@@ -249,17 +227,17 @@ impl Trainer {
             msg,
         };
         let rule = meta.get("rule").cloned().unwrap_or_default();
-        if rule != self.optimizer.rule.name() {
+        if rule != self.optimizer.name() {
             return Err(bad(format!(
                 "trainer state is for optimizer '{rule}', this trainer uses '{}'",
-                self.optimizer.rule.name()
+                self.optimizer.name()
             )));
         }
         let num_update: u64 = meta
             .get("num_update")
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("missing num_update in trainer state".into()))?;
-        let n = self.optimizer.rule.num_states();
+        let n = self.optimizer.num_states();
         let mut states = vec![None; self.params.len()];
         for (i, (name, p)) in self.params.iter().enumerate() {
             let found: Vec<&Tensor> = (0..n)

@@ -20,6 +20,7 @@ mod limits;
 mod operators;
 mod ops;
 pub(crate) mod pool;
+pub mod row_update;
 mod shape;
 mod simd;
 pub(crate) mod storage;

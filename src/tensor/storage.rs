@@ -486,48 +486,31 @@ fn no_cuda() -> Error {
 }
 
 impl Storage {
-    /// Applies an optimizer rule in place to `w` and its `states` (all on one device).
-    pub fn optimizer_update(
-        rule: &crate::optim::Rule,
-        args: &crate::optim::StepArgs,
-        w: &mut Storage,
-        states: &mut [&mut Storage],
-        g: &Storage,
-        rows: Option<&Storage>,
-        dim: usize,
-    ) -> Result<()> {
-        match w {
-            Storage::Cpu(wc) => {
-                let wv = wc.f32_mut("optimizer update")?;
-                let mut sv: Vec<&mut [f32]> = Vec::with_capacity(states.len());
-                for s in states.iter_mut() {
-                    match &mut **s {
-                        Storage::Cpu(c) => sv.push(c.f32_mut("optimizer state")?.as_mut_slice()),
-                        #[cfg(feature = "cuda")]
-                        other => {
-                            return Err(device_err("optimizer state", Device::Cpu, other.device()))
-                        }
-                    }
-                }
-                let gv = match g {
-                    Storage::Cpu(c) => c.f32("gradient")?,
-                    #[cfg(feature = "cuda")]
-                    other => return Err(device_err("gradient", Device::Cpu, other.device())),
-                };
-                let rv = match rows {
-                    None => None,
-                    Some(Storage::Cpu(c)) => Some(c.i64("gradient rows")?),
-                    #[cfg(feature = "cuda")]
-                    Some(other) => {
-                        return Err(device_err("gradient rows", Device::Cpu, other.device()))
-                    }
-                };
-                crate::optim::rule::apply(rule, args, wv, &mut sv, gv, rv, dim)
-            }
+    /// The f32 values of CPU storage, to change; an error naming `op` on another device
+    /// or dtype.
+    pub(crate) fn cpu_f32_mut(&mut self, op: &'static str) -> Result<&mut [f32]> {
+        match self {
+            Storage::Cpu(c) => Ok(c.f32_mut(op)?.as_mut_slice()),
             #[cfg(feature = "cuda")]
-            Storage::Cuda(wc) => {
-                crate::cuda::CudaStorage::optimizer_update(rule, args, wc, states, g, rows, dim)
-            }
+            other => Err(device_err(op, Device::Cpu, other.device())),
+        }
+    }
+
+    /// The f32 values of CPU storage.
+    pub(crate) fn cpu_f32(&self, op: &'static str) -> Result<&[f32]> {
+        match self {
+            Storage::Cpu(c) => c.f32(op),
+            #[cfg(feature = "cuda")]
+            other => Err(device_err(op, Device::Cpu, other.device())),
+        }
+    }
+
+    /// The i64 values of CPU storage.
+    pub(crate) fn cpu_i64(&self, op: &'static str) -> Result<&[i64]> {
+        match self {
+            Storage::Cpu(c) => c.i64(op),
+            #[cfg(feature = "cuda")]
+            other => Err(device_err(op, Device::Cpu, other.device())),
         }
     }
 }

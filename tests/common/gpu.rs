@@ -8,7 +8,7 @@ use super::mf::mf;
 use boson::autograd;
 use boson::loss::{L2Loss, Loss};
 use boson::nn::{Block, Forward, Initializer};
-use boson::optim::{Optimizer, Trainer};
+use boson::optim::{Sgd, Trainer};
 use boson::{Device, Result, Tensor};
 
 /// Device 0, or `None` after printing why `test` skips.
@@ -96,7 +96,7 @@ pub fn mf_loss_curve(device: Device) -> Vec<f32> {
     let net = mf(users, items, 64);
     boson::rng::seed(3);
     net.initialize(&Initializer::xavier(60.0), device).unwrap();
-    let mut tr = Trainer::new(net.collect_params(), Optimizer::sgd(0.02).momentum(0.9)).unwrap();
+    let mut tr = Trainer::new(net.collect_params(), Sgd::new(0.02).momentum(0.9)).unwrap();
     let mut curve = Vec::new();
     for b in 0..n / batch {
         let s = b * batch..(b + 1) * batch;

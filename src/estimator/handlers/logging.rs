@@ -181,7 +181,7 @@ impl EventHandler for LoggingHandler {
         };
         let line = format!(
             "Training begin: using optimizer {} with current learning rate {:.4}\nTrain for {budget}",
-            est.trainer().optimizer().rule.name(),
+            est.trainer().optimizer().name(),
             est.trainer().learning_rate()
         );
         est.log(&line)
