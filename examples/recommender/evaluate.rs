@@ -174,8 +174,8 @@ pub fn item_counts(train: &RatingsDataset, num_items: usize) -> Vec<u32> {
 }
 
 /// The `k` best-scoring items for each of `users`, best first (ties by item index),
-/// leaving out what `exclude` lists: one matrix product per block of 256 users over the
-/// whole catalogue.
+/// leaving out what `exclude` lists (`FullRanking::top_k`: one matrix product per block
+/// of 256 users over the whole catalogue).
 pub fn top_k(
     model: &Arc<dyn RecModel>,
     users: &[i64],
@@ -183,11 +183,6 @@ pub fn top_k(
     k: usize,
     device: Device,
 ) -> Result<Vec<Vec<(usize, f32)>>> {
-    let full = FullRanking::new(model.clone(), exclude.clone());
-    let mut out = Vec::with_capacity(users.len());
-    for block in users.chunks(256) {
-        let u = Tensor::from_vec_i64(block.to_vec(), &[block.len()])?.to_device(device)?;
-        out.extend(full.top_k(&u, k)?);
-    }
-    Ok(out)
+    let u = Tensor::from_vec_i64(users.to_vec(), &[users.len()])?.to_device(device)?;
+    FullRanking::new(model.clone(), exclude.clone()).top_k(&u, k)
 }

@@ -1,9 +1,8 @@
 //! AdaGrad (MXNet's definition).
 
-use super::optimizer::{check_all, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, RowKernel};
-use crate::tensor::Tensor;
 
 /// AdaGrad: `h += g²`, `w -= lr · (g / √(h + ε) + wd · w)`.
 #[derive(Clone, Debug)]
@@ -67,21 +66,7 @@ impl Optimizer for AdaGrad {
             &[("epsilon", e, e.is_finite() && e > 0.0, "finite and > 0")],
         )
     }
-    fn step(&self, w: &Tensor, g: &Tensor, states: &[Tensor], a: &StepArgs) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, None, row, Some(&device))
-    }
-    fn step_rows(
-        &self,
-        w: &Tensor,
-        rows: &Tensor,
-        g: &Tensor,
-        states: &[Tensor],
-        a: &StepArgs,
-    ) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, Some(rows), row, Some(&device))
-    }
+    fused_steps!();
 }
 
 impl BuiltIn for AdaGrad {
@@ -91,9 +76,6 @@ impl BuiltIn for AdaGrad {
             _ => return false,
         }
         true
-    }
-    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer> {
-        self
     }
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1

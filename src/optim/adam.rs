@@ -1,10 +1,9 @@
 //! Adam (MXNet's `adam_update`: L2 weight decay added to the gradient) and AdamW
 //! (decoupled weight decay).
 
-use super::optimizer::{check_all, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
-use crate::tensor::Tensor;
 
 /// Adam's bias-corrected step size at step `t` (1-based), as MXNet's Python optimizer
 /// computes it: `lr · sqrt(1 − β₂^t) / (1 − β₁^t)`, in f64, for the CPU and the CUDA
@@ -131,21 +130,7 @@ impl Optimizer for Adam {
             ],
         )
     }
-    fn step(&self, w: &Tensor, g: &Tensor, states: &[Tensor], a: &StepArgs) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, None, row, Some(&device))
-    }
-    fn step_rows(
-        &self,
-        w: &Tensor,
-        rows: &Tensor,
-        g: &Tensor,
-        states: &[Tensor],
-        a: &StepArgs,
-    ) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, Some(rows), row, Some(&device))
-    }
+    fused_steps!();
 }
 
 impl BuiltIn for Adam {
@@ -157,9 +142,6 @@ impl BuiltIn for Adam {
             _ => return false,
         }
         true
-    }
-    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer> {
-        self
     }
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1

@@ -1,9 +1,8 @@
 //! FTRL-proximal (MXNet's `ftrl_update`).
 
-use super::optimizer::{check_all, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
-use crate::tensor::Tensor;
 
 /// FTRL-proximal: `z += g − (√(n + g²) − √n) · w / lr`, `n += g²`,
 /// `w = (sign(z) · λ₁ − z) / ((β + √n) / lr + wd)` where `|z| > λ₁`, else 0.
@@ -77,21 +76,7 @@ impl Optimizer for Ftrl {
             ],
         )
     }
-    fn step(&self, w: &Tensor, g: &Tensor, states: &[Tensor], a: &StepArgs) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, None, row, Some(&device))
-    }
-    fn step_rows(
-        &self,
-        w: &Tensor,
-        rows: &Tensor,
-        g: &Tensor,
-        states: &[Tensor],
-        a: &StepArgs,
-    ) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, Some(rows), row, Some(&device))
-    }
+    fused_steps!();
 }
 
 impl BuiltIn for Ftrl {
@@ -102,9 +87,6 @@ impl BuiltIn for Ftrl {
             _ => return false,
         }
         true
-    }
-    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer> {
-        self
     }
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1

@@ -329,16 +329,44 @@ pub fn create(name: &str, params: &[(&str, f32)]) -> Result<Box<dyn Optimizer>> 
             )));
         }
     }
-    Ok(opt.into_optimizer())
+    Ok(opt)
 }
+
+/// The `step` and `step_rows` of a built-in optimizer: its `kernels(args)` (the CPU row
+/// kernel and the CUDA kernel of one step) run through `Tensor::update_rows`, over every
+/// row or over the gradient's rows.
+macro_rules! fused_steps {
+    () => {
+        fn step(
+            &self,
+            w: &crate::tensor::Tensor,
+            g: &crate::tensor::Tensor,
+            states: &[crate::tensor::Tensor],
+            a: &StepArgs,
+        ) -> Result<()> {
+            let (row, device) = self.kernels(a);
+            w.update_rows(states, g, None, row, Some(&device))
+        }
+        fn step_rows(
+            &self,
+            w: &crate::tensor::Tensor,
+            rows: &crate::tensor::Tensor,
+            g: &crate::tensor::Tensor,
+            states: &[crate::tensor::Tensor],
+            a: &StepArgs,
+        ) -> Result<()> {
+            let (row, device) = self.kernels(a);
+            w.update_rows(states, g, Some(rows), row, Some(&device))
+        }
+    };
+}
+pub(crate) use fused_steps;
 
 /// A built-in optimizer: its own hyperparameters can be set by name (for [`create`]),
 /// and it runs as one of the fused CUDA kernels.
 pub(crate) trait BuiltIn: Optimizer {
     /// Sets `key` to `value`; false when the optimizer has no such parameter.
     fn set(&mut self, key: &str, value: f32) -> bool;
-    /// The optimizer as a trait object.
-    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer>;
     /// The CUDA kernel of a step with `args`.
     #[allow(dead_code)] // read by the kernel emulator's test
     fn device_kernel(&self, args: &StepArgs) -> DeviceKernel;

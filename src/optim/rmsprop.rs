@@ -1,9 +1,8 @@
 //! RMSProp, plain or Graves' centered variant (MXNet's `rmspropalex`).
 
-use super::optimizer::{check_all, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
-use crate::tensor::Tensor;
 
 /// RMSProp: `n = (1 − γ₁)g² + γ₁n`, `w -= lr · g / √(n + ε)`; centered: also
 /// `ḡ = (1 − γ₁)g + γ₁ḡ`, `δ = γ₂δ − lr · g / √(n − ḡ² + ε)`, `w += δ` (`g` including
@@ -99,21 +98,7 @@ impl Optimizer for RmsProp {
             ],
         )
     }
-    fn step(&self, w: &Tensor, g: &Tensor, states: &[Tensor], a: &StepArgs) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, None, row, Some(&device))
-    }
-    fn step_rows(
-        &self,
-        w: &Tensor,
-        rows: &Tensor,
-        g: &Tensor,
-        states: &[Tensor],
-        a: &StepArgs,
-    ) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, Some(rows), row, Some(&device))
-    }
+    fused_steps!();
 }
 
 impl BuiltIn for RmsProp {
@@ -126,9 +111,6 @@ impl BuiltIn for RmsProp {
             _ => return false,
         }
         true
-    }
-    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer> {
-        self
     }
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1

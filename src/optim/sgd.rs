@@ -1,9 +1,8 @@
 //! SGD, with momentum (MXNet's `sgd_mom_update`) or Nesterov momentum (MXNet's `nag`).
 
-use super::optimizer::{check_all, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
-use crate::tensor::Tensor;
 
 /// SGD: `w -= lr · (g + wd · w)`; with momentum `m = momentum · m − lr · (g + wd · w)`,
 /// `w += m`; Nesterov (`nag`): `m = momentum · m + g'`, `w -= lr · (g' + momentum · m)`
@@ -95,21 +94,7 @@ impl Optimizer for Sgd {
             &[("momentum", m, (0.0..1.0).contains(&m), "in [0, 1)")],
         )
     }
-    fn step(&self, w: &Tensor, g: &Tensor, states: &[Tensor], a: &StepArgs) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, None, row, Some(&device))
-    }
-    fn step_rows(
-        &self,
-        w: &Tensor,
-        rows: &Tensor,
-        g: &Tensor,
-        states: &[Tensor],
-        a: &StepArgs,
-    ) -> Result<()> {
-        let (row, device) = self.kernels(a);
-        w.update_rows(states, g, Some(rows), row, Some(&device))
-    }
+    fused_steps!();
 }
 
 impl BuiltIn for Sgd {
@@ -119,9 +104,6 @@ impl BuiltIn for Sgd {
             _ => return false,
         }
         true
-    }
-    fn into_optimizer(self: Box<Self>) -> Box<dyn Optimizer> {
-        self
     }
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1

@@ -98,12 +98,20 @@ impl<S: ?Sized + FactorScorer> FullRanking<S> {
     }
 
     /// For each of `users`, the `k` best unseen items with their scores, best first
-    /// (ties by item index).
+    /// (ties by item index): the catalogue's factor rows once, then one GEMM per block of
+    /// 256 users (so the score matrix stays small).
     pub fn top_k(&self, users: &Tensor, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
-        let item_factors = self.all_item_factors(users.device())?;
-        let scores = self.scores_with(users, &item_factors)?.to_vec_f32()?;
+        let device = users.device();
+        let item_factors = self.all_item_factors(device)?;
         let n = self.seen.num_items().max(1);
-        Ok(scores.chunks(n).map(|row| best_k(row, k)).collect())
+        let ids = users.to_vec_i64()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for block in ids.chunks(256) {
+            let u = Tensor::from_vec_i64(block.to_vec(), &[block.len()])?.to_device(device)?;
+            let scores = self.scores_with(&u, &item_factors)?.to_vec_f32()?;
+            out.extend(scores.chunks(n).map(|row| best_k(row, k)));
+        }
+        Ok(out)
     }
 
     /// The `[num_items, d]` factor rows of the whole catalogue, on `device`.
