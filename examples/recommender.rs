@@ -25,6 +25,8 @@ mod rank_models;
 mod sagemaker;
 #[path = "recommender/serve.rs"]
 mod serve;
+#[path = "recommender/server.rs"]
+mod server;
 #[path = "recommender/train.rs"]
 mod train;
 
@@ -99,6 +101,9 @@ fn run_server(args: &cli::ServeArgs) -> boson::Result<()> {
         loaded.config.model.num_users,
         loaded.config.model.num_items
     );
-    serve::serve(listener, Arc::new(serve::Service::new(loaded)));
+    let mut service = serve::Service::new(loaded);
+    service.limits.max_in_flight = args.max_in_flight as usize;
+    server::serve(listener, Arc::new(service)).map_err(|e| boson::Error::io(&addr, e))?;
+    println!("serve: shut down");
     Ok(())
 }

@@ -198,11 +198,11 @@ fn fuzz_model_folders() {
         std::fs::write(dir.path().join(files[target]), input).unwrap();
         if let Ok(loaded) = persist::load(dir.path(), None, Device::Cpu) {
             let service = serve::Service::new(loaded);
-            let _ = service.handle(
+            let _ = service.handle(&serve::Request::new(
                 "POST",
                 "/invocations",
                 br#"{"customer_id": ["10000000"], "product_id": ["B000000001"]}"#,
-            );
+            ));
         }
     });
     assert_eq!(crashes, 0);
@@ -255,27 +255,60 @@ fn fuzz_checkpoints() {
     assert_eq!(crashes, 0);
 }
 
+// Bytes on the wire through the real server (hyper, the endpoint, the model) over an
+// in-memory connection; a panic in the connection's task, or no answer, is a crash.
 #[test]
 #[ignore = "a fuzz target: scripts/fuzz.sh"]
 fn fuzz_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0/mfblock-model");
-    let service = serve::Service::new(persist::load(&dir, None, Device::Cpu).unwrap());
+    let mut service = serve::Service::new(persist::load(&dir, None, Device::Cpu).unwrap());
+    service.limits.max_body = 1 << 20;
+    let endpoint = server::Endpoint::new(std::sync::Arc::new(service));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let seeds: Vec<Vec<u8>> = [
-        &b"POST /invocations HTTP/1.1\r\nContent-Length: 60\r\n\r\n{\"customer_id\": [\"10000000\"], \"product_id\": [\"B000000001\"]}"[..],
+        &b"POST /invocations HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{\"customer_id\": [\"10000000\"], \"product_id\": [\"B000000001\"]}"[..],
         b"POST /invocations HTTP/1.1\r\nContent-Length: 34\r\n\r\n{\"customer_id\": [\"10000000\"], \"k\": 3}",
-        b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nAccept: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n10000000,\r\nb\r\nB000000001\n\r\n0\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\nPOST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 39\r\n\r\ncustomer_id,product_id\n\"1,0\",B000000001",
     ]
     .iter()
     .map(|s| s.to_vec())
     .collect();
     let (_, crashes) = fuzz("requests", &seeds, |input| {
-        let mut reader = std::io::BufReader::new(input);
-        if let Ok((method, path, body)) = serve::read_request(&mut reader, 1 << 20) {
-            let _ = service.handle(&method, &path, &body);
-        }
-        // The body alone, as the handler sees it.
+        runtime.block_on(async {
+            let (client, io) = tokio::io::duplex(1 << 16);
+            let conn = tokio::spawn(server::connection(&endpoint, io));
+            let (mut read, mut write) = tokio::io::split(client);
+            let send = async {
+                let _ = write.write_all(input).await;
+                let _ = write.shutdown().await;
+            };
+            let mut answer = Vec::new();
+            let receive = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                read.read_to_end(&mut answer),
+            );
+            let (_, received) = tokio::join!(send, receive);
+            assert!(received.is_ok(), "no answer within 10 s");
+            if let Err(e) = conn.await {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        });
+        // The server answers a panicking handler with 500; call it directly to see one.
         if let Some(i) = input.windows(4).position(|w| w == b"\r\n\r\n") {
-            let _ = service.handle("POST", "/invocations", &input[i + 4..]);
+            for content_type in [None, Some("text/csv")] {
+                let _ = endpoint.service.handle(&serve::Request {
+                    content_type,
+                    accept: Some("text/csv"),
+                    ..serve::Request::new("POST", "/invocations", &input[i + 4..])
+                });
+            }
         }
     });
     assert_eq!(crashes, 0);

@@ -12,10 +12,8 @@ include!("common/example_modules.rs");
 use boson::Device;
 use clap::Parser;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// Runs the pipeline without output. One at a time: boson's global random stream
 /// (initialisation) is process-wide, and tests compare runs for exact equality.
@@ -409,7 +407,11 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
     let item = loaded.items.keys().next().unwrap().clone();
     let service = serve::Service::new(loaded);
     let body = serde_json::json!({ "customer_id": [user], "product_id": [item] }).to_string();
-    let r = service.handle("POST", "/invocations", body.as_bytes());
+    let r = service.handle(&serve::Request::new(
+        "POST",
+        "/invocations",
+        body.as_bytes(),
+    ));
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(
         r.body["error"].as_str().unwrap().contains("not finite"),
@@ -942,114 +944,6 @@ fn cli_errors_for_missing_file_and_unknown_format() {
     assert_eq!((prepared.summary.train, prepared.summary.test), (250, 50));
 }
 
-/// One HTTP exchange over a raw socket: returns (status, JSON body).
-fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(request).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap();
-    (status, serde_json::from_str(body).unwrap())
-}
-
-fn post(addr: std::net::SocketAddr, body: &str) -> (u16, Value) {
-    let req = format!("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    http(addr, req.as_bytes())
-}
-
-#[test]
-fn server_follows_the_sagemaker_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    train_small(dir.path(), "biased-mf");
-    let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
-    let mean = loaded.config.model.global_mean;
-    let (user, item) = (
-        loaded
-            .users
-            .iter()
-            .min_by_key(|(_, &i)| i)
-            .unwrap()
-            .0
-            .clone(),
-        loaded
-            .items
-            .iter()
-            .min_by_key(|(_, &i)| i)
-            .unwrap()
-            .0
-            .clone(),
-    );
-    let expected = model::predict(loaded.model.as_ref(), &[0], &[0], Device::Cpu).unwrap()[0];
-    let mut service = serve::Service::new(loaded);
-    service.max_body = 4096;
-    // The logic without the network.
-    assert_eq!(service.handle("GET", "/ping", b"").status, 200);
-    assert_eq!(service.handle("GET", "/nope", b"").status, 404);
-    assert_eq!(service.handle("GET", "/invocations", b"").status, 405);
-
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = Arc::new(service);
-    std::thread::spawn(move || serve::serve(listener, service));
-
-    let (status, body) = http(addr, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
-
-    // A known pair (ids as strings), an unseen customer, and an integer id.
-    let req = format!(
-        r#"{{"customer_id": ["{user}", "nobody", {user}], "product_id": ["{item}", "{item}", "{item}"]}}"#
-    );
-    let (status, body) = post(addr, &req);
-    assert_eq!(status, 200, "{body}");
-    let p: Vec<f64> = body["predictions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let cold: Vec<bool> = body["cold_start"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_bool().unwrap())
-        .collect();
-    assert!((p[0] - f64::from(expected)).abs() < 1e-5);
-    assert_eq!(p[0], p[2]);
-    assert!((p[1] - f64::from(mean)).abs() < 1e-6);
-    assert_eq!(cold, [false, true, false]);
-
-    for bad in [
-        "{not json",
-        r#"{"customer_id": ["a"], "product_id": ["b", "c"]}"#,
-        r#"{"customer_id": ["a"]}"#,
-        r#"{"customer_id": [1.5], "product_id": ["b"]}"#,
-        r#"[1, 2]"#,
-    ] {
-        let (status, body) = post(addr, bad);
-        assert_eq!(status, 400, "{bad}: {body}");
-        assert!(body["error"].is_string());
-    }
-    let (status, body) = post(
-        addr,
-        &format!(
-            r#"{{"customer_id": ["{}"], "product_id": ["x"]}}"#,
-            "9".repeat(5000)
-        ),
-    );
-    assert_eq!(status, 413, "{body}");
-    // A lying Content-Length beyond the limit is refused before any body is read.
-    let (status, _) = http(
-        addr,
-        b"POST /invocations HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n{}",
-    );
-    assert_eq!(status, 413);
-    let (status, _) = http(addr, b"GARBAGE\r\n\r\n");
-    assert_eq!(status, 400);
-    // Still alive after all of that.
-    assert_eq!(http(addr, b"GET /ping HTTP/1.1\r\n\r\n").0, 200);
-}
-
 // `--dense-grads` trains with dense full-table embedding gradients (Gluon's default):
 // the same model on the same data, so it learns too, and the choice is saved and restored.
 #[test]
@@ -1107,41 +1001,6 @@ fn the_example_trains_on_the_gpu_as_on_the_cpu() {
         }
     }
     assert!((gpu_report.test_rmse - cpu_report.test_rmse).abs() <= 1e-3 * cpu_report.test_rmse);
-}
-
-// A client that sends a byte every 100 ms never trips a per-read timeout; the overall
-// deadline answers it with 408 while other clients are served.
-#[test]
-fn a_client_trickling_bytes_gets_408_at_the_request_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    train_small(dir.path(), "biased-mf");
-    let mut service = serve::Service::new(persist::load(dir.path(), None, Device::Cpu).unwrap());
-    service.request_deadline = std::time::Duration::from_millis(600);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = Arc::new(service);
-    std::thread::spawn(move || serve::serve(listener, service));
-
-    let started = std::time::Instant::now();
-    let mut slow = TcpStream::connect(addr).unwrap();
-    slow.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    let request = b"POST /invocations HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
-    let mut sent = 0;
-    // At most 1.5 s of trickling (15 bytes), well past the deadline.
-    while sent < request.len().min(15) {
-        if slow.write_all(&request[sent..sent + 1]).is_err() {
-            break; // the server answered and closed its side
-        }
-        sent += 1;
-        assert_eq!(http(addr, b"GET /ping HTTP/1.1\r\n\r\n").0, 200);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let mut text = String::new();
-    let _ = slow.read_to_string(&mut text);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
-    assert!(text.contains("did not arrive in time"), "{text}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 // Each user's latest rating is the test split, the one before it validation; neither is
@@ -1439,7 +1298,13 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
     };
     let (a, b) = (id_of_user(0), id_of_user(5));
     let service = serve::Service::new(persist::load(dir, None, Device::Cpu).unwrap());
-    let ask = |body: Value| service.handle("POST", "/invocations", body.to_string().as_bytes());
+    let ask = |body: Value| {
+        service.handle(&serve::Request::new(
+            "POST",
+            "/invocations",
+            body.to_string().as_bytes(),
+        ))
+    };
     for exclude in [true, false] {
         let r = ask(serde_json::json!({
             "customer_id": [a, "nobody", b], "k": 7, "exclude_rated": exclude
@@ -1474,6 +1339,21 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
         let top_count = *interactions.item_counts.iter().max().unwrap() as f64;
         assert_eq!(recs[1]["items"][0]["score"].as_f64().unwrap(), top_count);
     }
+    // The same answers as CSV lines: customer_id,product_id,score,cold_start.
+    let body = serde_json::json!({"customer_id": [a, "nobody"], "k": 2}).to_string();
+    let r = service.handle(&serve::Request {
+        accept: Some("text/csv"),
+        ..serve::Request::new("POST", "/invocations", body.as_bytes())
+    });
+    let csv = String::from_utf8(r.to_bytes()).unwrap();
+    let lines: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[0][0], a);
+    assert_eq!(lines[0][1], brute(0, true)[0].0);
+    assert_eq!(
+        (lines[1][3], lines[2][0], lines[2][3]),
+        ("false", "nobody", "true")
+    );
     for (body, want) in [
         (
             serde_json::json!({"customer_id": [a], "k": 0}),
@@ -1510,7 +1390,11 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
     let old = serve::Service::new(
         persist::load(&fixture_dir("mfblock-model"), None, Device::Cpu).unwrap(),
     );
-    let r = old.handle("POST", "/invocations", br#"{"customer_id": ["x"], "k": 3}"#);
+    let r = old.handle(&serve::Request::new(
+        "POST",
+        "/invocations",
+        br#"{"customer_id": ["x"], "k": 3}"#,
+    ));
     assert_eq!(r.status, 400);
     assert!(
         r.body["error"].as_str().unwrap().contains("retrain"),

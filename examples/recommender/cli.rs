@@ -42,6 +42,9 @@ pub struct ServeArgs {
     pub host: String,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
+    /// Requests read or scored at once; one more is answered 503 at once.
+    #[arg(long, env = "BOSON_MAX_IN_FLIGHT", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,53 +1,144 @@
-//! Deploy: the SageMaker hosting contract over plain HTTP/1.1.
+//! Deploy: what the SageMaker hosting contract answers, without the network.
 //!
 //! - `GET /ping` → 200 `{"status":"ok"}` (the server only listens once the model is loaded).
 //! - `POST /invocations` with `{"customer_id": [...], "product_id": [...]}` (ids as strings
-//!   or integers, lists of equal length) → 200
-//!   `{"predictions": [4.1, 3.7, ...], "cold_start": [false, true, ...]}`.
+//!   or integers, lists of equal length), or `text/csv` lines `customer_id,product_id` →
+//!   200 `{"predictions": [4.1, 3.7, ...], "cold_start": [false, true, ...]}`.
 //!   A pair whose customer or product the model has not seen gets the train global mean
 //!   and `cold_start: true`.
-//! - Malformed JSON, missing fields, mismatched lengths → 400; an oversized body → 413;
-//!   unknown path → 404; wrong method → 405. Every error body is `{"error": "..."}`.
+//! - `POST /invocations` with `{"customer_id": [...], "k": 10}` → each customer's top 10
+//!   items, scored in one pass over the catalogue; an unseen customer gets the most
+//!   rated items, flagged `cold_start`.
+//! - `Accept: text/csv` answers in CSV without a header: `prediction,cold_start` per pair,
+//!   `customer_id,product_id,score,cold_start` per recommended item;
+//!   `application/json` (the default) in JSON; anything else → 406.
+//! - Malformed JSON or CSV, missing fields, mismatched lengths → 400; an oversized body →
+//!   413; a `Content-Type` other than JSON or CSV → 415; unknown path → 404; wrong method
+//!   → 405. Every error body is `{"error": "..."}`, whatever the `Accept`.
 //!
-//! [`Service::handle`] is the whole logic and needs no network; [`serve`] is a small
-//! std `TcpListener` loop (one thread per connection, read timeouts, size limits) around it.
+//! [`Service::handle`] is the whole logic; `server.rs` carries it over HTTP/1.1.
 
 use crate::evaluate::top_k;
 use crate::model::predict;
 use crate::persist::LoadedModel;
 use boson::ratings::{best_k, SeenItems};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// SageMaker's own limit for a real-time invocation payload.
 pub const DEFAULT_MAX_BODY: usize = 6 * 1024 * 1024;
-/// Request line + headers larger than this are refused.
-const MAX_HEAD: usize = 16 * 1024;
 
-/// An HTTP answer: status and JSON body.
+/// What the transport may accept from clients.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The largest request body, in bytes; a larger one gets 413.
+    pub max_body: usize,
+    /// How long a client has for a request's line and headers, and how long an idle
+    /// keep-alive connection stays open; a slower client's connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body, however steadily it trickles
+    /// bytes; a slower one gets 408.
+    pub body_timeout: Duration,
+    /// Requests being read or scored at once; one more gets 503 at once.
+    pub max_in_flight: usize,
+    /// After SIGTERM, how long in-flight requests have to finish before the server exits.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: DEFAULT_MAX_BODY,
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            max_in_flight: 128,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One request as the logic sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The `Content-Type` header; none reads the body as JSON.
+    pub content_type: Option<&'a str>,
+    /// The `Accept` header; none answers JSON.
+    pub accept: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A request with a JSON body (or none) and no `Accept`.
+    pub fn new(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
+        Request {
+            method,
+            path,
+            content_type: None,
+            accept: None,
+            body,
+        }
+    }
+}
+
+/// The two media types the endpoint reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv",
+        }
+    }
+}
+
+/// An HTTP answer: status, JSON body, and the format it is written in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
     pub status: u16,
     pub body: Value,
+    /// [`Format::Csv`] only for a successful answer to a client that asked for CSV.
+    pub format: Format,
 }
 
-fn error(status: u16, msg: impl Into<String>) -> Response {
+impl Response {
+    fn ok(body: Value, format: Format) -> Response {
+        Response {
+            status: 200,
+            body,
+            format,
+        }
+    }
+
+    /// The body as bytes in its format.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self.format {
+            Format::Json => self.body.to_string().into_bytes(),
+            Format::Csv => to_csv(&self.body).into_bytes(),
+        }
+    }
+}
+
+/// An error answer, always JSON.
+pub fn error(status: u16, msg: impl Into<String>) -> Response {
     Response {
         status,
         body: json!({ "error": msg.into() }),
+        format: Format::Json,
     }
 }
 
 /// The model behind the endpoint.
 pub struct Service {
     pub model: LoadedModel,
-    pub max_body: usize,
-    /// How long a client has to send its whole request (headers and body); a slower one
-    /// gets 408, however steadily it trickles bytes.
-    pub request_deadline: Duration,
+    pub limits: Limits,
     /// Every item by its count of ratings, most first: the cold-start recommendations.
     by_popularity: Vec<(usize, f32)>,
     /// Each user's rated items (excluded from recommendations by default), and no items
@@ -74,41 +165,49 @@ impl Service {
         Service {
             exclusions,
             model,
-            max_body: DEFAULT_MAX_BODY,
-            request_deadline: Duration::from_secs(60),
+            limits: Limits::default(),
             by_popularity,
         }
     }
 
     /// Answers one request. Never panics on any input.
-    pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> Response {
-        let path = path.split('?').next().unwrap_or("");
-        match (method, path) {
-            ("GET", "/ping") => Response {
-                status: 200,
-                body: json!({ "status": "ok" }),
-            },
+    pub fn handle(&self, req: &Request) -> Response {
+        let path = req.path.split('?').next().unwrap_or("");
+        match (req.method, path) {
+            ("GET", "/ping") => Response::ok(json!({ "status": "ok" }), Format::Json),
             ("POST", "/invocations") => {
-                if body.len() > self.max_body {
+                let body = req.body;
+                if body.len() > self.limits.max_body {
                     return error(
                         413,
                         format!(
                             "body of {} bytes exceeds the limit of {} bytes",
                             body.len(),
-                            self.max_body
+                            self.limits.max_body
                         ),
                     );
                 }
-                match self.invoke(body) {
-                    Ok(v) => Response {
-                        status: 200,
-                        body: v,
-                    },
+                let answer_in = match req.accept.map(accepted).unwrap_or(Ok(Format::Json)) {
+                    Ok(f) => f,
+                    Err(r) => return r,
+                };
+                let answer = match req
+                    .content_type
+                    .map(content_format)
+                    .unwrap_or(Ok(Format::Json))
+                {
+                    Ok(Format::Json) => self.invoke(body),
+                    Ok(Format::Csv) => csv_pairs(body)
+                        .and_then(|(customers, products)| self.pairs(&customers, &products)),
+                    Err(r) => Err(r),
+                };
+                match answer {
+                    Ok(v) => Response::ok(v, answer_in),
                     Err(r) => r,
                 }
             }
             (_, "/ping") | (_, "/invocations") => {
-                error(405, format!("method {method} not allowed on {path}"))
+                error(405, format!("method {} not allowed on {path}", req.method))
             }
             _ => error(
                 404,
@@ -125,6 +224,11 @@ impl Service {
         }
         let customers = id_list(&v, "customer_id")?;
         let products = id_list(&v, "product_id")?;
+        self.pairs(&customers, &products)
+    }
+
+    /// Each (customer, product) pair's predicted score.
+    fn pairs(&self, customers: &[String], products: &[String]) -> Result<Value, Response> {
         if customers.len() != products.len() {
             return Err(error(
                 400,
@@ -138,7 +242,7 @@ impl Service {
         let m = &self.model;
         let mut known = Vec::new();
         let (mut us, mut is) = (Vec::new(), Vec::new());
-        for (k, (c, p)) in customers.iter().zip(&products).enumerate() {
+        for (k, (c, p)) in customers.iter().zip(products).enumerate() {
             if let (Some(&u), Some(&i)) = (m.users.get(c), m.items.get(p)) {
                 known.push(k);
                 us.push(u);
@@ -261,164 +365,146 @@ fn id_list(v: &Value, key: &str) -> Result<Vec<String>, Response> {
         .collect()
 }
 
-/// Serves forever on `listener`, one thread per connection.
-pub fn serve(listener: TcpListener, service: Arc<Service>) {
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let service = Arc::clone(&service);
-        let spawned = std::thread::Builder::new().spawn(move || {
-            // A client that vanishes mid-request is its own problem; nothing to report.
-            let _ = handle_connection(stream, &service);
-        });
-        // Out of threads or memory: this connection is dropped, the server goes on.
-        if let Err(e) = spawned {
-            eprintln!("serve: could not start a thread for a connection ({e}); dropped it");
+/// The answer's format for an `Accept` header: the acceptable range of highest quality.
+fn accepted(accept: &str) -> Result<Format, Response> {
+    if accept.trim().is_empty() {
+        return Ok(Format::Json);
+    }
+    let mut best: Option<(f32, Format)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+        let format = match media.as_str() {
+            "application/json" | "application/*" | "*/*" => Format::Json,
+            "text/csv" | "text/*" => Format::Csv,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, format));
         }
     }
+    best.map(|(_, f)| f).ok_or_else(|| {
+        error(
+            406,
+            format!("cannot answer in {accept:?}: send Accept: application/json or text/csv"),
+        )
+    })
 }
 
-/// Reads one request, answers it, closes the connection.
-fn handle_connection(stream: TcpStream, service: &Service) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let deadline = Instant::now() + service.request_deadline;
-    let mut reader = BufReader::new(Deadline {
-        stream: stream.try_clone()?,
-        at: deadline,
-    });
-    let response = match read_request(&mut reader, service.max_body) {
-        Ok((method, path, body)) => service.handle(&method, &path, &body),
-        Err(r) => r,
-    };
-    write_response(&stream, &response)?;
-    if response.status != 200 {
-        // The request may not have been read to its end (e.g. an oversized body). Closing
-        // a socket with unread input sends a reset that can destroy the answer in flight,
-        // so signal the end of the answer and drain a bounded amount of input first.
-        stream.shutdown(std::net::Shutdown::Write)?;
-        let raw = reader.into_inner().stream;
-        raw.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let _ = std::io::copy(&mut raw.take(64 * 1024 * 1024), &mut std::io::sink());
-    }
-    Ok(())
-}
-
-/// A connection's reading side that fails with `TimedOut` once the request deadline has
-/// passed, so a client trickling a byte at a time cannot hold a thread for longer.
-struct Deadline {
-    stream: TcpStream,
-    at: Instant,
-}
-
-impl Read for Deadline {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.at.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        self.stream
-            .set_read_timeout(Some(left.min(Duration::from_secs(30))))?;
-        self.stream.read(buf)
+/// The body's format for a `Content-Type` header (parameters such as `charset` ignored).
+fn content_format(content_type: &str) -> Result<Format, Response> {
+    let media = content_type.split(';').next().unwrap_or("");
+    match media.trim().to_ascii_lowercase().as_str() {
+        "application/json" => Ok(Format::Json),
+        "text/csv" => Ok(Format::Csv),
+        _ => Err(error(
+            415,
+            format!("unsupported Content-Type {content_type:?}: send application/json or text/csv"),
+        )),
     }
 }
 
-/// A read error as a response: 408 when the client was too slow.
-fn read_error(context: &str, e: std::io::Error) -> Response {
-    match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => error(
-            408,
-            format!("{context}: the request did not arrive in time"),
-        ),
-        _ => error(400, format!("{context}: {e}")),
-    }
-}
-
-/// Parses the request line, headers and body; errors become 4xx responses.
-pub fn read_request(
-    reader: &mut impl BufRead,
-    max_body: usize,
-) -> Result<(String, String, Vec<u8>), Response> {
-    let mut head = Vec::new();
-    let mut content_length: Option<usize> = None;
-    let mut first = String::new();
+/// `customer_id,product_id` records, one per line (RFC 4180 quoting; an optional header
+/// line of those two names first; empty lines skipped).
+fn csv_pairs(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
+    use csv_core::ReadRecordResult;
+    let mut reader = csv_core::Reader::new();
+    let (mut customers, mut products) = (Vec::new(), Vec::new());
+    let (mut out, mut ends) = (vec![0u8; 256], [0usize; 2]);
+    let (mut out_len, mut ends_len) = (0, 0);
+    let mut input = body;
+    let (mut record, mut line) = (0usize, 1);
     loop {
-        let mut line = Vec::new();
-        let n = reader
-            .by_ref()
-            .take((MAX_HEAD + 1 - head.len().min(MAX_HEAD)) as u64)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| read_error("could not read request", e))?;
-        if n == 0 {
-            return Err(error(
-                400,
-                "connection closed before the end of the headers",
-            ));
+        if out_len == 0 && ends_len == 0 {
+            line = reader.line();
         }
-        head.extend_from_slice(&line);
-        if head.len() > MAX_HEAD {
-            return Err(error(431, "request headers too large"));
+        let (result, read, wrote, ended) =
+            reader.read_record(input, &mut out[out_len..], &mut ends[ends_len..]);
+        input = &input[read..];
+        out_len += wrote;
+        ends_len += ended;
+        match result {
+            ReadRecordResult::InputEmpty => {}
+            ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+            ReadRecordResult::OutputEndsFull => return Err(csv_error(line, "more than 2 fields")),
+            ReadRecordResult::Record => {
+                if ends_len == 1 && ends[0] == 0 {
+                    // An empty line.
+                    (out_len, ends_len) = (0, 0);
+                    continue;
+                }
+                record += 1;
+                if ends_len != 2 {
+                    return Err(csv_error(line, "1 field"));
+                }
+                let field = |a: usize, b: usize| {
+                    std::str::from_utf8(&out[a..b])
+                        .map(|f| f.trim().to_string())
+                        .map_err(|_| error(400, format!("CSV line {line}: not UTF-8")))
+                };
+                let (c, p) = (field(0, ends[0])?, field(ends[0], ends[1])?);
+                let header = record == 1
+                    && c.eq_ignore_ascii_case("customer_id")
+                    && p.eq_ignore_ascii_case("product_id");
+                if !header {
+                    customers.push(c);
+                    products.push(p);
+                }
+                (out_len, ends_len) = (0, 0);
+            }
+            ReadRecordResult::End => return Ok((customers, products)),
         }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\r', '\n']);
-        if first.is_empty() {
-            first = text.to_string();
-            continue;
+    }
+}
+
+fn csv_error(line: u64, got: &str) -> Response {
+    error(
+        400,
+        format!("CSV line {line}: expected 2 fields, customer_id,product_id; got {got}"),
+    )
+}
+
+/// An answer's body as CSV lines without a header: `prediction,cold_start` per pair, or
+/// `customer_id,product_id,score,cold_start` per recommended item.
+fn to_csv(body: &Value) -> String {
+    let mut out = String::new();
+    let text = |v: &Value| match v {
+        Value::String(s) => csv_field(s),
+        other => other.to_string(),
+    };
+    if let (Some(p), Some(c)) = (
+        body["predictions"].as_array(),
+        body["cold_start"].as_array(),
+    ) {
+        for (p, c) in p.iter().zip(c) {
+            out.push_str(&format!("{p},{c}\n"));
         }
-        if text.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = text.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                let len = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| error(400, format!("bad Content-Length {:?}", value.trim())))?;
-                content_length = Some(len);
-            } else if name.trim().eq_ignore_ascii_case("transfer-encoding") {
-                return Err(error(
-                    411,
-                    "chunked bodies are not supported; send Content-Length",
+    } else if let Some(recs) = body["recommendations"].as_array() {
+        for rec in recs {
+            for item in rec["items"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "{},{},{},{}\n",
+                    text(&rec["customer_id"]),
+                    text(&item["product_id"]),
+                    item["score"],
+                    rec["cold_start"]
                 ));
             }
         }
+    } else {
+        out = body.to_string();
     }
-    let mut parts = first.split_whitespace();
-    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        return Err(error(400, format!("bad request line {first:?}")));
-    };
-    let len = content_length.unwrap_or(0);
-    // Refuse before reading, so a huge body costs nothing.
-    if len > max_body {
-        return Err(error(
-            413,
-            format!("body of {len} bytes exceeds the limit of {max_body} bytes"),
-        ));
-    }
-    let mut body = vec![0u8; len];
-    reader
-        .read_exact(&mut body)
-        .map_err(|e| read_error(&format!("body shorter than Content-Length {len}"), e))?;
-    Ok((method.to_string(), path.to_string(), body))
+    out
 }
 
-fn write_response(mut stream: &TcpStream, r: &Response) -> std::io::Result<()> {
-    let body = r.body.to_string();
-    let reason = match r.status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        _ => "Internal Server Error",
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        r.status,
-        body.len()
-    )?;
-    stream.flush()
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }

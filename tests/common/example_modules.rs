@@ -20,5 +20,7 @@ mod rank_models;
 mod sagemaker;
 #[path = "../../examples/recommender/serve.rs"]
 mod serve;
+#[path = "../../examples/recommender/server.rs"]
+mod server;
 #[path = "../../examples/recommender/train.rs"]
 mod train;

@@ -1,0 +1,294 @@
+//! The endpoint over HTTP/1.1: hyper on a tokio runtime around [`Service::handle`].
+//!
+//! - Keep-alive and pipelined requests on one connection, chunked request bodies.
+//! - Slow clients: a request's line and headers must arrive within
+//!   [`Limits::header_timeout`] (which also closes idle keep-alive connections), its body
+//!   within [`Limits::body_timeout`] (408); a waiting connection costs a small task, not a
+//!   thread.
+//! - At most [`Limits::max_in_flight`] requests read or scored at once; one more gets 503
+//!   (`GET /ping` always answers).
+//! - Bodies beyond [`Limits::max_body`] get 413, refused by their `Content-Length` before
+//!   anything is read.
+//! - SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish (up to
+//!   [`Limits::shutdown_grace`]), then return.
+//!
+//! Requests hyper cannot parse as HTTP get hyper's own 400 or 431 with an empty body;
+//! every request that is HTTP gets a JSON error body.
+
+use crate::serve::{error, Request, Response, Service};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
+
+/// Serves `listener` until SIGTERM or Ctrl-C, then drains in-flight requests.
+pub fn serve(listener: std::net::TcpListener, service: Arc<Service>) -> std::io::Result<()> {
+    serve_until(listener, service, terminated())
+}
+
+/// Serves `listener` until `shutdown` completes, then drains in-flight requests.
+pub fn serve_until(
+    listener: std::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(accept_loop(listener, service, shutdown))
+}
+
+/// Resolves on SIGTERM (what SageMaker and `docker stop` send) or Ctrl-C.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            eprintln!("serve: cannot watch for SIGTERM ({e}); Ctrl-C still stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let endpoint = Endpoint::new(service);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = graceful.watch(connection(&endpoint, stream));
+                    // A client that vanishes mid-request is its own problem.
+                    tokio::spawn(async move { let _ = conn.await; });
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: existing connections go on; retry soon.
+                    eprintln!("serve: accept failed ({e})");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let grace = endpoint.service.limits.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("serve: requests still in flight after {grace:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+/// One client connection, served by hyper's HTTP/1.1 state machine.
+pub fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    endpoint: &Endpoint,
+    io: I,
+) -> hyper::server::conn::http1::Connection<TokioIo<Lingering<I>>, Endpoint> {
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(endpoint.service.limits.header_timeout)
+        // A request line and headers beyond 16 KiB get 431.
+        .max_header_size(16 * 1024)
+        // Not `pipeline_flush`: with it hyper 1.12 never sends its own 400 and 431 answers.
+        .serve_connection(TokioIo::new(Lingering::new(io)), endpoint.clone())
+}
+
+/// The hyper service: one request → one response; cloned per connection.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub service: Arc<Service>,
+    pub permits: Arc<Semaphore>,
+}
+
+impl Endpoint {
+    /// An endpoint for `service` with its own in-flight bound.
+    pub fn new(service: Arc<Service>) -> Endpoint {
+        Endpoint {
+            permits: Arc::new(Semaphore::new(service.limits.max_in_flight)),
+            service,
+        }
+    }
+}
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Endpoint {
+    type Response = HttpResponse;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send>>;
+
+    fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+        let endpoint = self.clone();
+        Box::pin(async move { Ok(to_http(&endpoint.answer(req).await)) })
+    }
+}
+
+impl Endpoint {
+    async fn answer(&self, req: hyper::Request<Incoming>) -> Response {
+        // Health checks are never refused: a busy server is not a broken one.
+        let health_check = req.uri().path() == "/ping";
+        let permit = Arc::clone(&self.permits).try_acquire_owned();
+        if permit.is_err() && !health_check {
+            return error(
+                503,
+                format!(
+                    "the server is answering {} requests already, its limit; retry shortly",
+                    self.service.limits.max_in_flight
+                ),
+            );
+        }
+        let limits = &self.service.limits;
+        let (parts, body) = req.into_parts();
+        // Refuse by Content-Length before reading, so a huge body costs nothing.
+        if body.size_hint().lower() > limits.max_body as u64 {
+            return error(
+                413,
+                format!(
+                    "body of {} bytes exceeds the limit of {} bytes",
+                    body.size_hint().lower(),
+                    limits.max_body
+                ),
+            );
+        }
+        let body = match tokio::time::timeout(
+            limits.body_timeout,
+            Limited::new(body, limits.max_body).collect(),
+        )
+        .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return error(
+                    413,
+                    format!("body exceeds the limit of {} bytes", limits.max_body),
+                )
+            }
+            Ok(Err(e)) => return error(400, format!("could not read the body: {e}")),
+            Err(_) => {
+                return error(
+                    408,
+                    format!(
+                        "the request body did not arrive in time ({:?})",
+                        limits.body_timeout
+                    ),
+                )
+            }
+        };
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .map(|v: &HeaderValue| v.to_str().unwrap_or("(not ASCII)").to_string())
+        };
+        let (content_type, accept) = (header(CONTENT_TYPE), header(ACCEPT));
+        let (method, path) = (parts.method.to_string(), parts.uri.path().to_string());
+        let service = Arc::clone(&self.service);
+        // Scoring is CPU work: off the runtime's threads, so other connections go on.
+        tokio::task::spawn_blocking(move || {
+            service.handle(&Request {
+                content_type: content_type.as_deref(),
+                accept: accept.as_deref(),
+                ..Request::new(&method, &path, &body)
+            })
+        })
+        .await
+        .unwrap_or_else(|e| error(500, format!("the request failed: {e}")))
+    }
+}
+
+fn to_http(r: &Response) -> HttpResponse {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(r.to_bytes())));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(r.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(r.format.mime()));
+    response
+}
+
+/// A connection that, when hyper closes it, first reads and discards what the client is
+/// still sending (at most 2 s, 64 MiB): closing a socket with unread input sends a reset
+/// that can destroy the answer in flight, e.g. a 413 to a client still sending its body.
+pub struct Lingering<I> {
+    io: I,
+    linger: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
+}
+
+impl<I> Lingering<I> {
+    fn new(io: I) -> Lingering<I> {
+        Lingering { io, linger: None }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Lingering<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.linger.is_none() {
+            // Send our FIN: the client reads the whole answer, then its end of input.
+            std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            this.linger = Some((
+                Box::pin(tokio::time::sleep(Duration::from_secs(2))),
+                64 << 20,
+            ));
+        }
+        let (timer, budget) = this.linger.as_mut().expect("set above");
+        let mut scratch = [0u8; 8192];
+        loop {
+            if timer.as_mut().poll(cx).is_ready() || *budget == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => *budget = budget.saturating_sub(buf.filled().len() as u64),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
