@@ -18,12 +18,12 @@
 //!
 //! [`Service::handle`] is the whole logic; `server.rs` carries it over HTTP/1.1.
 
-use crate::evaluate::top_k;
 use crate::model::predict;
 use crate::persist::LoadedModel;
-use boson::ratings::{best_k, SeenItems};
+use boson::ratings::{best_k, FullRanking, SeenItems};
+use boson::Tensor;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// SageMaker's own limit for a real-time invocation payload.
@@ -144,6 +144,9 @@ pub struct Service {
     /// Each user's rated items (excluded from recommendations by default), and no items
     /// (for `"exclude_rated": false`); `None` without interactions.safetensors.
     exclusions: Option<[Arc<SeenItems>; 2]>,
+    /// The catalogue's factor rows, computed by the first top-k request: the model does
+    /// not change while served.
+    catalogue: OnceLock<Tensor>,
 }
 
 impl Service {
@@ -167,6 +170,7 @@ impl Service {
             model,
             limits: Limits::default(),
             by_popularity,
+            catalogue: OnceLock::new(),
         }
     }
 
@@ -315,7 +319,14 @@ impl Service {
             .collect();
         let users: Vec<i64> = known.iter().map(|&(_, u)| u).collect();
         let exclude = if exclude_rated { rated } else { nothing };
-        let tops = top_k(&m.model, &users, exclude, k, m.device)
+        let ranking = FullRanking::new(m.model.clone(), exclude.clone());
+        let tops = self
+            .catalogue(&ranking)
+            .and_then(|factors| {
+                let n = users.len();
+                let u = Tensor::from_vec_i64(users, &[n])?.to_device(m.device)?;
+                ranking.top_k_with(&u, factors, k)
+            })
             .map_err(|e| error(500, format!("scoring failed: {e}")))?;
         let popular = &self.by_popularity[..k.min(self.by_popularity.len())];
         let ids = &m.item_ids;
@@ -343,6 +354,20 @@ impl Service {
             out.push(json!({ "customer_id": c, "cold_start": cold, "items": list }));
         }
         Ok(json!({ "recommendations": out }))
+    }
+}
+
+impl Service {
+    fn catalogue<S: ?Sized + boson::ratings::FactorScorer>(
+        &self,
+        ranking: &FullRanking<S>,
+    ) -> boson::Result<&Tensor> {
+        if let Some(factors) = self.catalogue.get() {
+            return Ok(factors);
+        }
+        // Two first requests at once both compute it; one result is kept.
+        let factors = ranking.all_item_factors(self.model.device)?;
+        Ok(self.catalogue.get_or_init(|| factors))
     }
 }
 

@@ -101,14 +101,25 @@ impl<S: ?Sized + FactorScorer> FullRanking<S> {
     /// (ties by item index): the catalogue's factor rows once, then one GEMM per block of
     /// 256 users (so the score matrix stays small).
     pub fn top_k(&self, users: &Tensor, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+        self.top_k_with(users, &self.all_item_factors(users.device())?, k)
+    }
+
+    /// [`FullRanking::top_k`] with the catalogue's factor rows given
+    /// ([`FullRanking::all_item_factors`]), for a caller that ranks many times with an
+    /// unchanging model, such as a server.
+    pub fn top_k_with(
+        &self,
+        users: &Tensor,
+        item_factors: &Tensor,
+        k: usize,
+    ) -> Result<Vec<Vec<(usize, f32)>>> {
         let device = users.device();
-        let item_factors = self.all_item_factors(device)?;
         let n = self.seen.num_items().max(1);
         let ids = users.to_vec_i64()?;
         let mut out = Vec::with_capacity(ids.len());
         for block in ids.chunks(256) {
             let u = Tensor::from_vec_i64(block.to_vec(), &[block.len()])?.to_device(device)?;
-            let scores = self.scores_with(&u, &item_factors)?.to_vec_f32()?;
+            let scores = self.scores_with(&u, item_factors)?.to_vec_f32()?;
             out.extend(scores.chunks(n).map(|row| best_k(row, k)));
         }
         Ok(out)
