@@ -89,6 +89,7 @@ pub mod autograd;
 pub mod cuda;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod estimator;
 pub mod io;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each top-level module's layer; a module may use layers <= its own.
-const LAYERS: [(&str, u8); 21] = [
+const LAYERS: [(&str, u8); 22] = [
     ("error", 0),
     // The crate root re-exports these.
     ("Error", 0),
@@ -22,6 +22,8 @@ const LAYERS: [(&str, u8); 21] = [
     ("cuda", 1),
     ("io", 2),
     ("data", 2),
+    // Collectives over tensors and gradients; the trainer uses them.
+    ("distributed", 2),
     ("nn", 3),
     ("loss", 3),
     ("metric", 3),

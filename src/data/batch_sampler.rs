@@ -69,6 +69,9 @@ pub struct BatchSampler {
     last_batch: LastBatch,
     epoch: u64,
     leftover: Vec<usize>,
+    /// (number of shards, this shard): each batch is this shard's part of a batch of
+    /// `batch_size × shards` (data-parallel training, one shard per rank).
+    shard: (usize, usize),
 }
 
 impl fmt::Debug for BatchSampler {
@@ -79,6 +82,7 @@ impl fmt::Debug for BatchSampler {
             .field("last_batch", &self.last_batch)
             .field("epoch", &self.epoch)
             .field("leftover", &self.leftover.len())
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -107,7 +111,55 @@ impl BatchSampler {
             last_batch,
             epoch: 0,
             leftover: Vec::new(),
+            shard: (1, 0),
         })
+    }
+
+    /// This sampler as shard `index` of `num_shards` (one per rank of a data-parallel
+    /// run): the batches are drawn as batches of `batch_size × num_shards`, the same on
+    /// every shard given the same seed, and shard `index` gets its contiguous part of
+    /// each. So N shards of batch B see exactly the batches one process with batch N·B
+    /// sees. An error for `index >= num_shards`, or when some shard's part of the last
+    /// batch (last_batch Keep) would be empty.
+    ///
+    /// ```
+    /// use boson::data::{BatchSampler, LastBatch, SequentialSampler};
+    ///
+    /// let shard = |i| BatchSampler::new(SequentialSampler::new(8), 2, LastBatch::Keep)?.shard(2, i);
+    /// assert_eq!(shard(0)?.next_epoch(), vec![vec![0, 1], vec![4, 5]]);
+    /// assert_eq!(shard(1)?.next_epoch(), vec![vec![2, 3], vec![6, 7]]);
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn shard(mut self, num_shards: usize, index: usize) -> Result<Self> {
+        if num_shards == 0 || index >= num_shards {
+            return Err(Error::InvalidArgument(format!(
+                "shard {index} of {num_shards}: the index must be below the number of \
+                 shards (rank < world size)"
+            )));
+        }
+        let global = self.batch_size * num_shards;
+        let n = self.sampler.len();
+        let last = n % global;
+        if self.last_batch == LastBatch::Keep && last > 0 && last < num_shards {
+            return Err(Error::InvalidArgument(format!(
+                "the last batch of {last} samples cannot be split over {num_shards} \
+                 shards; use last_batch Discard or Rollover"
+            )));
+        }
+        if n > 0 && global > n && self.last_batch != LastBatch::Keep {
+            return Err(Error::InvalidArgument(format!(
+                "batch_size {} × {num_shards} shards is larger than the {n} samples: with \
+                 last_batch {:?} an epoch yields no batch",
+                self.batch_size, self.last_batch
+            )));
+        }
+        self.shard = (num_shards, index);
+        Ok(self)
+    }
+
+    /// (number of shards, this shard's index); (1, 0) unless [`shard`](Self::shard)ed.
+    pub fn shard_of(&self) -> (usize, usize) {
+        self.shard
     }
 
     /// The batch size.
@@ -129,11 +181,17 @@ impl BatchSampler {
     /// `ceil(n / bs)`, discard `floor(n / bs)`, rollover `floor((leftover + n) / bs)`.
     pub fn len(&self) -> usize {
         let n = self.sampler.len();
+        let bs = self.global_batch_size();
         match self.last_batch {
-            LastBatch::Keep => n.div_ceil(self.batch_size),
-            LastBatch::Discard => n / self.batch_size,
-            LastBatch::Rollover => (self.leftover.len() + n) / self.batch_size,
+            LastBatch::Keep => n.div_ceil(bs),
+            LastBatch::Discard => n / bs,
+            LastBatch::Rollover => (self.leftover.len() + n) / bs,
         }
+    }
+
+    /// The batch size over all shards.
+    fn global_batch_size(&self) -> usize {
+        self.batch_size * self.shard.0
     }
 
     /// True when the next epoch yields no batch.
@@ -149,13 +207,9 @@ impl BatchSampler {
         pending.reserve(indices.len());
         pending.extend(indices);
 
-        let mut batches: Vec<Vec<usize>> = pending
-            .chunks(self.batch_size)
-            .map(|chunk| chunk.to_vec())
-            .collect();
-        let short_last = batches
-            .last()
-            .is_some_and(|last| last.len() < self.batch_size);
+        let bs = self.global_batch_size();
+        let mut batches: Vec<Vec<usize>> = pending.chunks(bs).map(|chunk| chunk.to_vec()).collect();
+        let short_last = batches.last().is_some_and(|last| last.len() < bs);
         if short_last {
             match self.last_batch {
                 LastBatch::Keep => {}
@@ -165,6 +219,14 @@ impl BatchSampler {
                 LastBatch::Rollover => {
                     self.leftover = batches.pop().unwrap_or_default();
                 }
+            }
+        }
+        let (shards, index) = self.shard;
+        if shards > 1 {
+            // Shard i of a batch of L: [i·L/N, (i+1)·L/N), B each for a full batch.
+            for batch in &mut batches {
+                let l = batch.len();
+                *batch = batch[index * l / shards..(index + 1) * l / shards].to_vec();
             }
         }
         batches

@@ -30,6 +30,7 @@ pub struct DataLoaderBuilder<D, F = StackBatchify> {
     num_workers: usize,
     prefetch: Option<usize>,
     seed: u64,
+    shard: Option<(usize, usize)>,
 }
 
 /// The seed a shuffling loader uses when none is given: shuffles are reproducible by
@@ -37,6 +38,15 @@ pub struct DataLoaderBuilder<D, F = StackBatchify> {
 pub const DEFAULT_SEED: u64 = 0;
 
 impl<D, F> DataLoaderBuilder<D, F> {
+    /// Shard `index` of `num_shards` (a data-parallel rank and the world size): each
+    /// batch of `batch_size` is this shard's part of a batch of `batch_size ×
+    /// num_shards`, drawn alike on every shard ([`BatchSampler::shard`]). Give every
+    /// shard the same seed.
+    pub fn shard(mut self, num_shards: usize, index: usize) -> Self {
+        self.shard = Some((num_shards, index));
+        self
+    }
+
     /// Samples per batch (required unless a batch sampler is given).
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = Some(batch_size);
@@ -101,6 +111,7 @@ impl<D, F> DataLoaderBuilder<D, F> {
             num_workers: self.num_workers,
             prefetch: self.prefetch,
             seed: self.seed,
+            shard: self.shard,
         }
     }
 }
@@ -146,6 +157,10 @@ where
                 };
                 BatchSampler::new(sampler, batch_size, self.last_batch.unwrap_or_default())?
             }
+        };
+        let batch_sampler = match self.shard {
+            Some((n, i)) => batch_sampler.shard(n, i)?,
+            None => batch_sampler,
         };
         let prefetch = self.prefetch.unwrap_or(2 * self.num_workers);
         Ok(DataLoader {
@@ -208,6 +223,7 @@ impl<D: Dataset + 'static> DataLoader<D, StackBatchify> {
             num_workers: 0,
             prefetch: None,
             seed: DEFAULT_SEED,
+            shard: None,
         }
     }
 }

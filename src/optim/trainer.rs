@@ -1,12 +1,18 @@
 //! `Trainer`: applies an optimizer to a set of parameters (Gluon's `gluon.Trainer`).
 
 use super::optimizer::{Optimizer, StepArgs};
-use crate::autograd::{Grad, GradReq};
+use crate::autograd::{Grad, GradReq, RowSparse};
+use crate::distributed::{all_gather_rows, all_reduce_dense, Communicator, Traffic};
 use crate::error::{Error, Result};
 use crate::io;
-use crate::nn::ParameterDict;
+use crate::nn::{GradStype, ParameterDict};
 use crate::tensor::Tensor;
 use std::path::Path;
+use std::sync::Arc;
+
+/// Dense gradients are summed over ranks in all-reduces of at most this many values
+/// (16 MiB of f32), as PyTorch DDP's 25 MB buckets.
+const BUCKET_VALUES: usize = 1 << 22;
 
 /// Updates parameters from their gradients. `step(batch_size)` rescales gradients by
 /// `1/batch_size` (gradients are sums over the batch, as Gluon's losses are per sample)
@@ -18,6 +24,9 @@ pub struct Trainer {
     num_update: u64,
     clip_global_norm: Option<f32>,
     ignore_stale_grad: bool,
+    /// Data parallel: gradients are summed over these ranks before each update.
+    comm: Option<Arc<dyn Communicator>>,
+    traffic: Traffic,
 }
 
 impl Trainer {
@@ -34,6 +43,8 @@ impl Trainer {
             num_update: 0,
             clip_global_norm: None,
             ignore_stale_grad: false,
+            comm: None,
+            traffic: Traffic::default(),
         })
     }
 
@@ -113,11 +124,117 @@ impl Trainer {
         self.ignore_stale_grad = ignore;
     }
 
+    /// Trains data parallel over `comm`'s ranks (Horovod's `DistributedOptimizer` and
+    /// `broadcast_parameters` in one): rank 0's parameter values are copied to every rank
+    /// now, and each [`step`](Self::step) sums the gradients and batch sizes of all ranks
+    /// first, so every rank applies the same update. Call it on every rank, with the
+    /// same parameters, after they are initialised.
+    pub fn set_communicator(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        for (name, p) in self.params.iter() {
+            let data = p.data().map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "set_communicator: parameter {name} has no value ({e}); initialise the \
+                     model before setting the communicator"
+                ))
+            })?;
+            let mut values = data.to_vec_f32()?;
+            comm.broadcast(&mut values, 0)?;
+            if comm.rank() == 0 {
+                self.traffic.bytes += 4 * values.len() as u64;
+                self.traffic.densified_bytes += 4 * values.len() as u64;
+            }
+            p.set_data(&Tensor::from_vec(values, data.shape())?.to_device(data.device())?)?;
+        }
+        self.comm = Some(comm);
+        Ok(())
+    }
+
+    /// What this rank has sent to the others (zero without a communicator).
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// Sums the gradients over the ranks in place; returns the global batch size. A
+    /// parameter with a gradient on some rank but not this one contributes zeros here; a
+    /// parameter with none anywhere stays without one (stale, as in one process).
+    fn reduce_gradients(&mut self, comm: &dyn Communicator, batch_size: usize) -> Result<usize> {
+        let trained: Vec<_> = self
+            .params
+            .iter()
+            .filter(|(_, p)| p.grad_req() != GradReq::Null)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let mut flags: Vec<i64> = vec![batch_size as i64];
+        flags.extend(trained.iter().map(|p| i64::from(p.grad().is_some())));
+        let all = comm.all_gather_i64(&flags)?;
+        if let Some((r, f)) = all.iter().enumerate().find(|(_, f)| f.len() != flags.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "rank {r} trains {} parameters, rank {} trains {}: every rank must build the \
+                 same model",
+                f.len() - 1,
+                comm.rank(),
+                flags.len() - 1
+            )));
+        }
+        let global_batch: i64 = all.iter().map(|f| f[0]).sum();
+        let mut dense = Vec::new();
+        for (k, p) in trained.iter().enumerate() {
+            if !all.iter().any(|f| f[k + 1] == 1) {
+                continue;
+            }
+            let data = p.data()?;
+            let row_sparse = p.grad_stype() == GradStype::RowSparse;
+            let grad = p.grad();
+            if row_sparse {
+                let local = match grad {
+                    Some(Grad::RowSparse(rs)) => rs,
+                    Some(Grad::Dense(_)) => {
+                        return Err(Error::InvalidArgument(format!(
+                            "parameter {} has a row-sparse gradient type but a dense \
+                             gradient",
+                            p.name()
+                        )))
+                    }
+                    None => RowSparse {
+                        indices: Tensor::from_vec_i64(Vec::new(), &[0])?
+                            .to_device(data.device())?,
+                        values: Tensor::zeros(
+                            &[0, data.shape().get(1).copied().unwrap_or(1)],
+                            data.device(),
+                        )?,
+                        shape: data.shape().to_vec(),
+                    },
+                };
+                let summed = all_gather_rows(comm, &local, &mut self.traffic)?;
+                p.set_grad(Some(Grad::RowSparse(summed)));
+            } else {
+                let local = match grad {
+                    Some(g) => g.to_dense()?,
+                    None => Tensor::zeros(data.shape(), data.device())?,
+                };
+                dense.push((p, local));
+            }
+        }
+        let tensors: Vec<Tensor> = dense.iter().map(|(_, t)| t.clone()).collect();
+        let summed = all_reduce_dense(comm, &tensors, BUCKET_VALUES, &mut self.traffic)?;
+        for ((p, _), g) in dense.iter().zip(summed) {
+            p.set_grad(Some(Grad::Dense(g)));
+        }
+        Ok(global_batch as usize)
+    }
+
     /// One optimizer update for a batch of `batch_size` samples. Every trained
     /// parameter (`grad_req` write) must have a gradient from a `backward` since the last
     /// step; stale ones are an error naming them, as in Gluon, unless
     /// [`set_ignore_stale_grad`](Self::set_ignore_stale_grad) says to skip them.
+    ///
+    /// With a communicator, `batch_size` is this rank's, and the gradients and batch
+    /// sizes of all ranks are summed first ([`set_communicator`](Self::set_communicator)).
     pub fn step(&mut self, batch_size: usize) -> Result<()> {
+        let batch_size = match self.comm.clone() {
+            Some(comm) => self.reduce_gradients(&*comm, batch_size)?,
+            None => batch_size,
+        };
         if batch_size == 0 {
             return Err(Error::InvalidArgument(
                 "step(batch_size) needs batch_size > 0".into(),

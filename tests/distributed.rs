@@ -1,0 +1,246 @@
+//! Data-parallel training with in-process ranks (`LocalGroup`): the collectives, errors
+//! instead of hangs when a rank stops, and N ranks of batch B training to the same
+//! parameters as one process of batch N·B, for dense and row-sparse gradients. The same
+//! checks over MPI, one process per rank, are tests/mpi.rs (`mpirun -np 2`).
+
+use boson::data::{ArrayDataset, DataLoader, LastBatch};
+use boson::distributed::{Communicator, LocalGroup, Traffic};
+use boson::loss::{L2Loss, Loss};
+use boson::nn::{Activation, Block, Dense, Embedding, Forward, Initializer};
+use boson::optim::{Adam, Optimizer, Sgd, Trainer};
+use boson::tensor::DType;
+use boson::{autograd, Device, Result, Tensor};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Block)]
+struct Net {
+    users: Embedding,
+    items: Embedding,
+    dense: Dense,
+}
+
+impl Forward for Net {
+    type Input = (Tensor, Tensor);
+    fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
+        let u = self.dense.forward(&self.users.forward(users)?)?;
+        let i = self.dense.forward(&self.items.forward(items)?)?;
+        (&u * &i)?.sum_axis(1, false)
+    }
+}
+
+/// Every parameter's name and values.
+type Params = Vec<(String, Vec<f32>)>;
+
+/// Trains 3 epochs of `batch` per rank (shuffled, seeded) and returns every parameter.
+/// `init_seed` differs per rank: the communicator must make them start alike.
+fn train(
+    comm: Option<Arc<dyn Communicator>>,
+    init_seed: u64,
+    batch: usize,
+    sparse: bool,
+    optimizer: impl Optimizer + 'static,
+) -> Result<(Params, Traffic)> {
+    boson::rng::seed(init_seed);
+    let net = Net {
+        users: Embedding::with_options(200, 8, sparse, DType::F32),
+        items: Embedding::with_options(300, 8, sparse, DType::F32),
+        dense: Dense::new(8).in_units(8).activation(Activation::Relu),
+    };
+    net.initialize(&Initializer::xavier(2.0), Device::Cpu)?;
+    let users: Vec<i64> = (0..960).map(|k| (k * 13) % 200).collect();
+    let items: Vec<i64> = (0..960).map(|k| (k * 7 + k / 5) % 300).collect();
+    let ratings: Vec<f32> = users
+        .iter()
+        .zip(&items)
+        .map(|(u, i)| 1.0 + ((u + 2 * i) % 5) as f32)
+        .collect();
+    let mut loader = DataLoader::builder(ArrayDataset::new((users, items, ratings))?)
+        .batch_size(batch)
+        .shuffle(true)
+        .seed(7)
+        .last_batch(LastBatch::Keep);
+    if let Some(c) = &comm {
+        loader = loader.shard(c.size(), c.rank());
+    }
+    let loader = loader.build()?;
+    let mut trainer = Trainer::new(net.collect_params(), optimizer)?;
+    if let Some(c) = comm {
+        trainer.set_communicator(c)?;
+    }
+    let loss_fn = L2Loss::new();
+    for _ in 0..3 {
+        for b in loader.iter() {
+            let (u, i, r) = b?;
+            let n = u.shape()[0];
+            let loss = autograd::record(|| loss_fn.forward(&net.forward(&(u, i))?, &r, None))?;
+            loss.backward()?;
+            trainer.step(n)?;
+        }
+    }
+    let params = net
+        .collect_params()
+        .iter()
+        .map(|(name, p)| Ok((name.to_string(), p.data()?.to_vec_f32()?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((params, trainer.traffic()))
+}
+
+/// Runs `train` on `ranks` threads; every rank's parameters and traffic.
+fn train_ranks(
+    ranks: usize,
+    batch: usize,
+    sparse: bool,
+    optimizer: impl Optimizer + Clone + 'static,
+) -> Vec<(Params, Traffic)> {
+    let handles: Vec<_> = LocalGroup::new(ranks)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let opt = optimizer.clone();
+            std::thread::spawn(move || {
+                let seed = 100 + c.rank() as u64;
+                train(Some(Arc::new(c)), seed, batch, sparse, opt).unwrap()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn assert_close(a: &Params, b: &Params, what: &str) {
+    for ((name, x), (_, y)) in a.iter().zip(b) {
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs() / (1.0 + q.abs()))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{what}: {name} differs by {worst}");
+    }
+}
+
+fn single(batch: usize, sparse: bool, optimizer: impl Optimizer + 'static) -> Params {
+    train(None, 100, batch, sparse, optimizer).unwrap().0
+}
+
+#[test]
+fn two_ranks_train_as_one_process_with_the_global_batch() {
+    for sparse in [false, true] {
+        let one = single(64, sparse, Adam::new(0.01));
+        let two = train_ranks(2, 32, sparse, Adam::new(0.01));
+        let what = if sparse { "row-sparse" } else { "dense" };
+        assert_close(&two[0].0, &one, what);
+        // Every rank holds the same parameters, bit for bit: same sums, same updates.
+        assert_eq!(two[0].0, two[1].0, "{what}: the ranks differ");
+        // It trained at all: the result is not the starting point.
+        let start = single(64, sparse, Sgd::new(0.0));
+        assert!(one.iter().zip(&start).any(|(a, b)| a.1 != b.1));
+    }
+    // Three ranks, momentum SGD, and a short last batch: 960 % 90 = 60 samples, 20 each.
+    let one = single(90, true, Sgd::new(0.05).momentum(0.9));
+    let three = train_ranks(3, 30, true, Sgd::new(0.05).momentum(0.9));
+    assert_close(&three[2].0, &one, "three ranks");
+}
+
+#[test]
+fn row_sparse_gradients_travel_sparse() {
+    let two = train_ranks(2, 32, true, Sgd::new(0.05));
+    let dense = train_ranks(2, 32, false, Sgd::new(0.05));
+    let (sparse_traffic, dense_traffic) = (two[0].1, dense[0].1);
+    // Densified, the embedding tables would cost what the dense run sent.
+    assert_eq!(sparse_traffic.densified_bytes, dense_traffic.bytes);
+    assert!(
+        sparse_traffic.bytes * 3 < dense_traffic.bytes,
+        "{sparse_traffic:?} vs {dense_traffic:?}"
+    );
+}
+
+#[test]
+fn collectives_sum_gather_and_broadcast() {
+    let handles: Vec<_> = LocalGroup::new(3)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let r = c.rank();
+                let mut v = vec![r as f32; 2];
+                c.all_reduce_sum(&mut v).unwrap();
+                let g = c.all_gather_i64(&vec![r as i64; r]).unwrap();
+                let mut b = vec![r as f32 * 10.0; 2];
+                c.broadcast(&mut b, 2).unwrap();
+                let e = c
+                    .all_reduce_sum(&mut vec![0.0; r + 1])
+                    .unwrap_err()
+                    .to_string();
+                (v, g, b, e)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (v, g, b, e) = h.join().unwrap();
+        assert_eq!(v, [3.0, 3.0]);
+        assert_eq!(g, vec![vec![], vec![1], vec![2, 2]]);
+        assert_eq!(b, [20.0, 20.0]);
+        assert!(e.contains("same length"), "{e}");
+    }
+    assert!(LocalGroup::new(0).is_err());
+}
+
+// A rank that stops (an error, a panic) makes the others' collectives fail naming it,
+// instead of waiting forever.
+#[test]
+fn a_rank_that_stops_fails_the_others_instead_of_hanging() {
+    let mut ranks = LocalGroup::new(2).unwrap();
+    let quitter = ranks.pop().unwrap();
+    let mut waiter = ranks.pop().unwrap();
+    waiter.set_timeout(Duration::from_secs(30));
+    let started = std::time::Instant::now();
+    let t = std::thread::spawn(move || {
+        let mut v = vec![1.0; 4];
+        waiter.all_reduce_sum(&mut v).unwrap_err().to_string()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let panicked = std::thread::spawn(move || {
+        let _held = quitter;
+        panic!("rank 1 fails");
+    })
+    .join();
+    assert!(panicked.is_err());
+    let e = t.join().unwrap();
+    assert!(e.contains("rank 1 stopped"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A rank that never comes: the timeout.
+    let mut ranks = LocalGroup::new(2).unwrap();
+    ranks[0].set_timeout(Duration::from_millis(200));
+    let e = ranks[0].all_reduce_sum(&mut [1.0]).unwrap_err().to_string();
+    assert!(e.contains("waited"), "{e}");
+}
+
+#[test]
+fn sharding_errors_name_the_numbers() {
+    let ds = || ArrayDataset::new(vec![0.0f32; 10]).unwrap();
+    fn err<D: boson::data::Dataset + 'static>(b: boson::data::DataLoaderBuilder<D>) -> String
+    where
+        boson::data::StackBatchify: boson::data::Batchify<D::Item>,
+    {
+        b.build().err().unwrap().to_string()
+    }
+    // 10 % (4 × 2) = 2 samples left: one each, fine; 10 % (3 × 3) = 1 over 3 shards: not.
+    assert!(DataLoader::builder(ds())
+        .batch_size(4)
+        .shard(2, 1)
+        .build()
+        .is_ok());
+    let e = err(DataLoader::builder(ds()).batch_size(3).shard(3, 0));
+    assert!(
+        e.contains("last batch of 1") && e.contains("3 shards"),
+        "{e}"
+    );
+    let e = err(DataLoader::builder(ds()).batch_size(2).shard(2, 2));
+    assert!(e.contains("shard 2 of 2"), "{e}");
+    let e = err(DataLoader::builder(ds())
+        .batch_size(6)
+        .last_batch(LastBatch::Discard)
+        .shard(2, 0));
+    assert!(e.contains("6 × 2"), "{e}");
+}
