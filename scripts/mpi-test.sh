@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The 2-rank MPI tests (tests/mpi.rs) under mpirun, with a timeout: the data-parallel
+# checks must pass on both ranks, and a rank that fails must end the whole job with an
+# error naming it, never a hang. Needs Open MPI (apt: libopenmpi-dev openmpi-bin
+# libclang-dev; .ci/run installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exe=$(cargo test --features mpi --test mpi --no-run --message-format=json -q |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "mpi":
+        print(m["executable"])')
+run() { timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$exe"; }
+run
+echo "mpi-test: a failing rank must end the job:"
+set +e
+out=$(BOSON_MPI_FAIL_RANK=1 run 2>&1)
+rc=$?
+set -e
+echo "$out" | grep -E "rank 1|exit" | head -5
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "rank 1: failing on purpose" <<<"$out"; then
+  echo "mpi-test: FAILED: rc $rc (0: the failure went unnoticed; 124: a hang)" >&2
+  exit 1
+fi
+echo "mpi-test: ok (the job ended with rc $rc, naming rank 1)"
