@@ -160,3 +160,83 @@ fn sharding_errors_name_the_numbers() {
         .shard(2, 0));
     assert!(e.contains("6 × 2"), "{e}");
 }
+
+/// The traffic of one step on tables the size of the 150k-user × 38k-item file (64
+/// dimensions, 1,024 ratings per rank, 2 ranks), sparse against densified, and the wall
+/// clock of 1 process of batch 2,048 beside 2 ranks of 1,024: figures for BENCHMARKS.md,
+/// not a timed test (`cargo test --release --test distributed -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement for BENCHMARKS.md"]
+fn traffic_and_time_on_large_tables() {
+    use boson::autograd;
+    use boson::loss::{L2Loss, Loss};
+    use boson::nn::{Block, Embedding, Forward, Initializer};
+    use boson::optim::Trainer;
+    use boson::{Device, Tensor};
+    let (users, items, dim, batch, steps) = (150_000usize, 38_000usize, 64, 1024usize, 20);
+    let run = move |comm: Option<Arc<dyn Communicator>>, b: usize| {
+        boson::rng::seed(1);
+        let (u_table, i_table) = (Embedding::new(users, dim), Embedding::new(items, dim));
+        u_table
+            .initialize(&Initializer::Normal(0.1), Device::Cpu)
+            .unwrap();
+        i_table
+            .initialize(&Initializer::Normal(0.1), Device::Cpu)
+            .unwrap();
+        let mut params = u_table.collect_params();
+        for (n, p) in i_table.collect_params().iter() {
+            params.insert(format!("item.{n}"), p.clone());
+        }
+        let mut trainer = Trainer::new(params, Sgd::new(0.01)).unwrap();
+        let rank = comm.as_ref().map_or(0, |c| c.rank());
+        if let Some(c) = comm {
+            trainer.set_communicator(c).unwrap();
+        }
+        let start_traffic = trainer.traffic();
+        let started = std::time::Instant::now();
+        for step in 0..steps {
+            // Ids spread like ratings: a popular head and a long tail.
+            let id = |k: usize, n: usize| {
+                let x = boson::rng::mix_seed((step * 7919 + rank * 104_729 + k) as u64, 3);
+                ((x % n as u64) * (x % 97) / 97) as i64
+            };
+            let u: Vec<i64> = (0..b).map(|k| id(k, users)).collect();
+            let i: Vec<i64> = (0..b).map(|k| id(k + 1_000_000, items)).collect();
+            let (u, i) = (
+                Tensor::from_vec_i64(u, &[b]).unwrap(),
+                Tensor::from_vec_i64(i, &[b]).unwrap(),
+            );
+            let target = Tensor::full(3.5, &[b], Device::Cpu).unwrap();
+            let loss = autograd::record(|| {
+                let p = (&u_table.forward(&u)? * &i_table.forward(&i)?)?.sum_axis(1, false)?;
+                L2Loss::new().forward(&p, &target, None)
+            })
+            .unwrap();
+            loss.backward().unwrap();
+            trainer.step(b).unwrap();
+        }
+        let t = trainer.traffic();
+        let per_step = |x: u64, y: u64| (x - y) / steps as u64;
+        (
+            started.elapsed().as_secs_f64() / steps as f64,
+            per_step(t.bytes, start_traffic.bytes),
+            per_step(t.densified_bytes, start_traffic.densified_bytes),
+        )
+    };
+    let (alone, _, _) = run(None, 2 * batch);
+    let handles: Vec<_> = LocalGroup::new(2)
+        .unwrap()
+        .into_iter()
+        .map(|c| std::thread::spawn(move || run(Some(Arc::new(c)), batch)))
+        .collect();
+    let ranks: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    println!("1 process, batch {}: {:.2} ms/step", 2 * batch, alone * 1e3);
+    for (r, (t, bytes, densified)) in ranks.iter().enumerate() {
+        println!(
+            "rank {r} of 2, batch {batch}: {:.2} ms/step, sent {bytes} bytes/step sparse, \
+             {densified} densified ({:.0}×)",
+            t * 1e3,
+            *densified as f64 / *bytes as f64
+        );
+    }
+}
