@@ -9,7 +9,7 @@
 //! one process of batch N·B (to float rounding).
 //!
 //! Transports: [`LocalGroup`] (ranks as threads of one process, for tests and for trying
-//! it out) and, with the `mpi` feature, [`Mpi`] over the system's MPI library (Open MPI;
+//! it out) and, with the `mpi` feature, `Mpi` over the system's MPI library (Open MPI;
 //! `mpirun -np N`).
 //!
 //! ```
