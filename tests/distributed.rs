@@ -240,3 +240,119 @@ fn traffic_and_time_on_large_tables() {
         );
     }
 }
+
+/// `Estimator::fit` with 2 epochs of an MLP on y = 2·x0 − x1 + 0.5, validating, with
+/// checkpoints; `comm` makes it one rank of a data-parallel run. Returns the parameters,
+/// each epoch's training and validation RMSE (as the handlers saw them), the log, and
+/// the checkpoint files written.
+fn fit(
+    comm: Option<Arc<dyn Communicator>>,
+    batch: usize,
+) -> (Params, Vec<(f32, f32)>, String, usize) {
+    use boson::estimator::{
+        CheckpointHandler, Estimator, EventHandler, FitUntil, LogCapture, Signal,
+    };
+    use boson::loss::L2Loss;
+    use boson::metric::Rmse;
+    use boson::nn::{Activation, Block, Dense, Initializer, Model, Sequential};
+    use boson::optim::Trainer;
+
+    /// Each epoch's metrics, as every handler sees them at epoch end.
+    struct Seen(Vec<(f32, f32)>);
+    impl EventHandler for Seen {
+        fn epoch_end(&mut self, est: &mut Estimator) -> boson::Result<Signal> {
+            let get = |n: &str| est.find_metric(n).unwrap().get().1;
+            self.0.push((get("training rmse"), get("validation rmse")));
+            Ok(Signal::Continue)
+        }
+    }
+    let rank = comm.as_ref().map_or(0, |c| c.rank());
+    boson::rng::seed(5 + rank as u64);
+    let net: Arc<dyn Model> = Arc::new(
+        Sequential::new()
+            .add(Dense::new(8).in_units(2).activation(Activation::Relu))
+            .add(Dense::new(1).in_units(8)),
+    );
+    net.initialize(&Initializer::xavier(3.0), boson::Device::Cpu)
+        .unwrap();
+    let data = |n: usize| {
+        let xs: Vec<Vec<f32>> = (0..n)
+            .map(|i| vec![(i % 7) as f32 / 7.0, (i % 5) as f32 / 5.0])
+            .collect();
+        let ys: Vec<f32> = xs.iter().map(|x| 2.0 * x[0] - x[1] + 0.5).collect();
+        ArrayDataset::new((xs, ys)).unwrap()
+    };
+    let loader = |n: usize, shuffle: bool| {
+        let b = DataLoader::builder(data(n))
+            .batch_size(batch)
+            .shuffle(shuffle)
+            .seed(3);
+        match &comm {
+            Some(c) => b.shard(c.size(), c.rank()),
+            None => b,
+        }
+        .build()
+        .unwrap()
+    };
+    let (train, val) = (loader(200, true), loader(60, false));
+    let mut trainer = Trainer::new(net.collect_params(), Sgd::new(0.1)).unwrap();
+    if let Some(c) = comm {
+        trainer.set_communicator(c).unwrap();
+    }
+    let log = LogCapture::new();
+    let mut est = Estimator::builder(net.clone(), L2Loss::new())
+        .trainer(trainer)
+        .train_metric(Rmse::new())
+        .log_writer(log.clone())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ck = CheckpointHandler::new(dir.path());
+    let mut seen = Seen(Vec::new());
+    est.fit(
+        &train,
+        Some(&val),
+        FitUntil::Epochs(2),
+        &mut [&mut ck, &mut seen],
+    )
+    .unwrap();
+    let params = net
+        .collect_params()
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.data().unwrap().to_vec_f32().unwrap()))
+        .collect();
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    (params, seen.0, log.contents(), files)
+}
+
+// The Estimator on top of a data-parallel trainer: the same parameters and the same
+// epoch metrics (summed over the ranks) as one process of the global batch; only rank 0
+// logs and writes checkpoints.
+#[test]
+fn the_estimator_trains_data_parallel_as_one_process() {
+    let (one, one_metrics, one_log, one_files) = fit(None, 20);
+    let handles: Vec<_> = LocalGroup::new(2)
+        .unwrap()
+        .into_iter()
+        .map(|c| std::thread::spawn(move || fit(Some(Arc::new(c)), 10)))
+        .collect();
+    let ranks: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (params, metrics, _, _) in &ranks {
+        assert_close(params, &one, "estimator");
+        for ((t, v), (t1, v1)) in metrics.iter().zip(&one_metrics) {
+            assert!(
+                (t - t1).abs() < 1e-4 && (v - v1).abs() < 1e-4,
+                "{metrics:?} vs {one_metrics:?}"
+            );
+        }
+    }
+    assert!(one_log.contains("training rmse"), "{one_log}");
+    assert!(ranks[0].2.contains("training rmse"));
+    assert_eq!(ranks[1].2, "", "rank 1 logs nothing");
+    assert!(one_files > 0);
+    assert_eq!(
+        (ranks[0].3, ranks[1].3),
+        (one_files, 0),
+        "only rank 0 writes checkpoints"
+    );
+}

@@ -128,3 +128,60 @@ fn clone_empty_keeps_name_and_forgets_values() {
     assert_eq!(c.name(), "training rmse");
     assert!(c.get().1.is_nan());
 }
+
+// Data-parallel ranks add up their metrics' running sums: two halves' sums, added and
+// set, give the value of the whole.
+#[test]
+fn running_sums_of_two_halves_add_up_to_the_whole() {
+    let labels = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
+    let preds = [0.9, 0.2, 0.4, 0.7, 0.6, 0.8];
+    let metrics: Vec<Box<dyn Fn() -> Box<dyn Metric>>> = vec![
+        Box::new(|| Box::new(Mse::new())),
+        Box::new(|| Box::new(Rmse::new())),
+        Box::new(|| Box::new(Mae::new())),
+        Box::new(|| Box::new(PearsonCorrelation::new())),
+        Box::new(|| Box::new(F1::new())),
+        Box::new(|| Box::new(Loss::new("loss"))),
+    ];
+    for make in &metrics {
+        let (mut whole, mut a, mut b) = (make(), make(), make());
+        whole.update(&t(&labels, &[6]), &t(&preds, &[6])).unwrap();
+        a.update(&t(&labels[..2], &[2]), &t(&preds[..2], &[2]))
+            .unwrap();
+        b.update(&t(&labels[2..], &[4]), &t(&preds[2..], &[4]))
+            .unwrap();
+        let (sa, sb) = (a.sums().unwrap(), b.sums().unwrap());
+        let summed: Vec<f64> = sa.iter().zip(&sb).map(|(x, y)| x + y).collect();
+        a.set_sums(&summed).unwrap();
+        close(a.get().1, whole.get().1);
+        let e = a.set_sums(&summed[1..]).unwrap_err().to_string();
+        assert!(e.contains(whole.name()), "{e}");
+    }
+    // A composite lays out its members' sums one after the other.
+    let comp = || CompositeMetric::new().with(Mse::new()).with(Mae::new());
+    let (mut whole, mut a, mut b) = (comp(), comp(), comp());
+    whole.update(&t(&labels, &[6]), &t(&preds, &[6])).unwrap();
+    a.update(&t(&labels[..3], &[3]), &t(&preds[..3], &[3]))
+        .unwrap();
+    b.update(&t(&labels[3..], &[3]), &t(&preds[3..], &[3]))
+        .unwrap();
+    let summed: Vec<f64> = a
+        .sums()
+        .unwrap()
+        .iter()
+        .zip(b.sums().unwrap())
+        .map(|(x, y)| x + y)
+        .collect();
+    assert_eq!(summed.len(), 4);
+    a.set_sums(&summed).unwrap();
+    for ((_, x), (_, y)) in a.get_all().iter().zip(whole.get_all()) {
+        close(*x, y);
+    }
+    assert!(a.set_sums(&summed[..3]).is_err());
+    let mut acc = Accuracy::new();
+    acc.update(&t(&[1.0], &[1]), &t(&[0.1, 0.9], &[1, 2]))
+        .unwrap();
+    let s = acc.sums().unwrap();
+    acc.set_sums(&[s[0], s[1] + 1.0]).unwrap();
+    close(acc.get().1, 0.5);
+}

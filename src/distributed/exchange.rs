@@ -17,6 +17,32 @@ pub struct Traffic {
     pub densified_bytes: u64,
 }
 
+/// `values` summed element-wise over the ranks, in f64 (metric sums and counts, exact
+/// where f32 would round): each rank's bits gathered, added in rank order.
+pub fn all_reduce_sum_f64(comm: &dyn Communicator, values: &mut [f64]) -> Result<()> {
+    let bits: Vec<i64> = values.iter().map(|v| v.to_bits() as i64).collect();
+    let all = comm.all_gather_i64(&bits)?;
+    if let Some((r, v)) = all
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.len() != values.len())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "all_reduce_sum_f64: rank {r} passed {} values, rank {} passed {}",
+            v.len(),
+            comm.rank(),
+            values.len()
+        )));
+    }
+    values.fill(0.0);
+    for v in &all {
+        for (acc, &b) in values.iter_mut().zip(v) {
+            *acc += f64::from_bits(b as u64);
+        }
+    }
+    Ok(())
+}
+
 /// `tensors` summed over the ranks (same shapes and devices), fused into buckets of at
 /// most `bucket_values` f32 values per all-reduce (a larger tensor goes alone).
 pub fn all_reduce_dense(

@@ -38,5 +38,5 @@ mod mpi;
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
 pub use communicator::Communicator;
-pub use exchange::{all_gather_rows, all_reduce_dense, Traffic};
+pub use exchange::{all_gather_rows, all_reduce_dense, all_reduce_sum_f64, Traffic};
 pub use local::{LocalCommunicator, LocalGroup};

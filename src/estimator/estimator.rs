@@ -412,19 +412,63 @@ impl Estimator {
         self.has_validation
     }
 
-    /// Writes one line to the estimator's log.
+    /// Writes one line to the estimator's log (rank 0's only, when data parallel).
     pub fn log(&mut self, line: &str) -> Result<()> {
+        if self.rank() != 0 {
+            return Ok(());
+        }
         self.log.write(&format!("{line}\n"))
     }
 
     /// Writes `text` to the log without adding a newline (live progress lines).
     pub fn log_raw(&mut self, text: &str) -> Result<()> {
+        if self.rank() != 0 {
+            return Ok(());
+        }
         self.log.write(text)
     }
 
     /// True when the log is stderr and stderr is a terminal (live progress is shown).
     pub fn log_is_terminal(&self) -> bool {
-        self.log.is_terminal()
+        self.rank() == 0 && self.log.is_terminal()
+    }
+
+    /// This process's rank when the trainer is data parallel
+    /// ([`Trainer::set_communicator`]), else 0. Only rank 0 logs and writes checkpoints.
+    pub fn rank(&self) -> usize {
+        self.trainer.communicator().map_or(0, |c| c.rank())
+    }
+
+    /// With a data-parallel trainer, adds up the training (or validation) metrics'
+    /// running sums over the ranks, so every rank's handlers see the metrics of the
+    /// whole epoch.
+    fn reduce_metrics(&mut self, validation: bool) -> Result<()> {
+        let Some(comm) = self.trainer.communicator().cloned() else {
+            return Ok(());
+        };
+        let metrics = if validation {
+            &mut self.val_metrics
+        } else {
+            &mut self.train_metrics
+        };
+        let mut sums = Vec::new();
+        for m in metrics.iter() {
+            sums.extend(m.sums().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "metric {} cannot be summed over data-parallel ranks: implement \
+                     Metric::sums and set_sums",
+                    m.name()
+                ))
+            })?);
+        }
+        crate::distributed::all_reduce_sum_f64(&*comm, &mut sums)?;
+        let mut at = 0;
+        for m in metrics.iter_mut() {
+            let n = m.sums().map_or(0, |s| s.len());
+            m.set_sums(&sums[at..at + n])?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// Trains on `train` (validating on `val` if given) for `until`, running `handlers`
@@ -593,6 +637,7 @@ impl Estimator {
                     self.progress.epochs_done
                 )));
             }
+            self.reduce_metrics(false)?;
             if completed {
                 self.progress.in_epoch = false;
                 self.progress.epochs_done += 1;
@@ -663,6 +708,7 @@ impl Estimator {
                 break;
             }
         }
+        self.reduce_metrics(true)?;
         for h in all.iter_mut() {
             h.epoch_end(self)?;
         }

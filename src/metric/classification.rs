@@ -1,6 +1,6 @@
 //! Classification metrics: accuracy, top-k accuracy and binary F1.
 
-use super::{ratio, Metric};
+use super::{ratio, take_sums, Metric};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -100,6 +100,12 @@ impl Metric for Accuracy {
             ..Self::new()
         })
     }
+    fn sums(&self) -> Option<Vec<f64>> {
+        Some(vec![self.correct, self.total])
+    }
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        take_sums(&self.name, &mut [&mut self.correct, &mut self.total], sums)
+    }
 }
 
 /// Fraction of samples whose label is among the `k` highest-scoring classes of
@@ -170,6 +176,12 @@ impl Metric for TopKAccuracy {
         let mut m = self.clone();
         m.reset();
         Box::new(m)
+    }
+    fn sums(&self) -> Option<Vec<f64>> {
+        Some(vec![self.correct, self.total])
+    }
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        take_sums(&self.name, &mut [&mut self.correct, &mut self.total], sums)
     }
 }
 
@@ -267,5 +279,13 @@ impl Metric for F1 {
             name: self.name.clone(),
             ..Self::new()
         })
+    }
+    fn sums(&self) -> Option<Vec<f64>> {
+        Some(vec![self.tp, self.fp, self.fn_, self.total])
+    }
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        let s = self;
+        let fields = &mut [&mut s.tp, &mut s.fp, &mut s.fn_, &mut s.total];
+        take_sums(&s.name, fields, sums)
     }
 }

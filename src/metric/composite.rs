@@ -1,7 +1,7 @@
 //! `CompositeMetric`: several metrics updated together.
 
 use super::Metric;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Several metrics fed the same labels and predictions (Gluon's `CompositeEvalMetric`).
@@ -101,6 +101,36 @@ impl Metric for CompositeMetric {
             name: self.name.clone(),
             metrics: self.metrics.iter().map(|m| m.clone_empty()).collect(),
         })
+    }
+    fn sums(&self) -> Option<Vec<f64>> {
+        let mut all = Vec::new();
+        for m in &self.metrics {
+            all.extend(m.sums()?);
+        }
+        Some(all)
+    }
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        let mut at = 0;
+        for m in &mut self.metrics {
+            let n = m.sums().map_or(0, |s| s.len());
+            let part = sums.get(at..at + n).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "composite metric {}: {} sums given, fewer than its members keep",
+                    self.name,
+                    sums.len()
+                ))
+            })?;
+            m.set_sums(part)?;
+            at += n;
+        }
+        if at != sums.len() {
+            return Err(Error::InvalidArgument(format!(
+                "composite metric {}: {} sums given, its members keep {at}",
+                self.name,
+                sums.len()
+            )));
+        }
+        Ok(())
     }
     fn is_composite(&self) -> bool {
         true

@@ -1,6 +1,6 @@
 //! The `Loss` metric: the running mean of loss values.
 
-use super::{ratio, Metric};
+use super::{ratio, take_sums, Metric};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -59,5 +59,11 @@ impl Metric for Loss {
     }
     fn wants_loss(&self) -> bool {
         true
+    }
+    fn sums(&self) -> Option<Vec<f64>> {
+        Some(vec![self.sum, self.count])
+    }
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        take_sums(&self.name, &mut [&mut self.sum, &mut self.count], sums)
     }
 }

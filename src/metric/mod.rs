@@ -76,6 +76,39 @@ pub trait Metric: Send {
     fn is_composite(&self) -> bool {
         false
     }
+
+    /// The running sums behind [`get`](Metric::get) (e.g. `[Σ error², count]`), so that
+    /// data-parallel ranks can add theirs up ([`set_sums`](Metric::set_sums)). `None` for
+    /// a metric that cannot be combined so (a user's metric that does not say).
+    fn sums(&self) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// Replaces the running sums with `sums`, laid out as [`sums`](Metric::sums) returns
+    /// them; an error for another length.
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        Err(Error::InvalidArgument(format!(
+            "metric {} cannot take summed values ({} given): implement Metric::sums and \
+             set_sums to use it with data-parallel training",
+            self.name(),
+            sums.len()
+        )))
+    }
+}
+
+/// Copies `sums` into `fields`, or an error naming the metric when the lengths differ.
+pub(crate) fn take_sums(name: &str, fields: &mut [&mut f64], sums: &[f64]) -> Result<()> {
+    if sums.len() != fields.len() {
+        return Err(Error::InvalidArgument(format!(
+            "metric {name}: {} sums given, it keeps {}",
+            sums.len(),
+            fields.len()
+        )));
+    }
+    for (f, &s) in fields.iter_mut().zip(sums) {
+        **f = s;
+    }
+    Ok(())
 }
 
 /// `labels` and `preds` as two f32 vectors of the same length (any shapes with equal

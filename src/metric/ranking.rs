@@ -16,7 +16,7 @@
 //! high as it: ties count against the model, so a model that scores everything equally
 //! ranks last rather than first.
 
-use super::{ratio, Metric};
+use super::{ratio, take_sums, Metric};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -115,6 +115,12 @@ macro_rules! ranking_metric {
                 let mut m = self.clone();
                 m.reset();
                 Box::new(m)
+            }
+            fn sums(&self) -> Option<Vec<f64>> {
+                Some(vec![self.sum, self.users])
+            }
+            fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+                take_sums(&self.name, &mut [&mut self.sum, &mut self.users], sums)
             }
         }
     };

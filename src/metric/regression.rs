@@ -1,6 +1,6 @@
 //! Regression metrics: MSE, RMSE, MAE and Pearson correlation.
 
-use super::{paired_values, ratio, Metric};
+use super::{paired_values, ratio, take_sums, Metric};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -74,6 +74,12 @@ macro_rules! error_metric {
             }
             fn clone_empty(&self) -> Box<dyn Metric> {
                 Box::new($ty { name: self.name.clone(), acc: ErrorSum::default() })
+            }
+            fn sums(&self) -> Option<Vec<f64>> {
+                Some(vec![self.acc.sum, self.acc.count])
+            }
+            fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+                take_sums(&self.name, &mut [&mut self.acc.sum, &mut self.acc.count], sums)
             }
         }
     };
@@ -175,5 +181,15 @@ impl Metric for PearsonCorrelation {
             name: self.name.clone(),
             ..Self::new()
         })
+    }
+    fn sums(&self) -> Option<Vec<f64>> {
+        Some(vec![self.n, self.sx, self.sy, self.sxx, self.syy, self.sxy])
+    }
+    fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        let s = self;
+        let fields = &mut [
+            &mut s.n, &mut s.sx, &mut s.sy, &mut s.sxx, &mut s.syy, &mut s.sxy,
+        ];
+        take_sums(&s.name, fields, sums)
     }
 }

@@ -149,6 +149,11 @@ impl Trainer {
         Ok(())
     }
 
+    /// The communicator of a data-parallel trainer.
+    pub fn communicator(&self) -> Option<&Arc<dyn Communicator>> {
+        self.comm.as_ref()
+    }
+
     /// What this rank has sent to the others (zero without a communicator).
     pub fn traffic(&self) -> Traffic {
         self.traffic

@@ -171,6 +171,10 @@ impl CheckpointHandler {
     }
 
     fn write(&self, est: &Estimator, stem: &str) -> Result<()> {
+        // Data parallel: every rank holds the same state; rank 0 writes it.
+        if est.rank() != 0 {
+            return Ok(());
+        }
         // Rewriting a checkpoint (the best one, or a resumed run's) drops its `.json`
         // first: until the new one is complete the checkpoint is not resumable, never a
         // mix of old and new files.
@@ -203,7 +207,10 @@ impl CheckpointHandler {
         io::write_atomic(&self.path(stem, "json"), &json)
     }
 
-    fn remove(&self, stem: &str) -> Result<()> {
+    fn remove(&self, est: &Estimator, stem: &str) -> Result<()> {
+        if est.rank() != 0 {
+            return Ok(());
+        }
         // The .json goes first: without it the rest is no longer a resumable checkpoint.
         for ext in ["json", "params", "states"] {
             let path = self.path(stem, ext);
@@ -258,7 +265,7 @@ impl CheckpointHandler {
         self.saved.push(stem);
         while self.saved.len() > self.max_checkpoints {
             let old = self.saved.remove(0);
-            self.remove(&old)?;
+            self.remove(est, &old)?;
         }
         Ok(())
     }
