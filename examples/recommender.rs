@@ -56,7 +56,45 @@ fn main() -> ExitCode {
 }
 
 fn run_training(args: &cli::TrainArgs) -> boson::Result<()> {
+    if args.distributed {
+        return run_distributed(args);
+    }
     let (report, _) = pipeline::run(args, &mut std::io::stdout(), std::io::stdout())?;
+    print_final_line(&report)
+}
+
+/// `--distributed`: this process is one rank of `mpirun -np N`; rank 0 prints and saves.
+/// An error on any rank ends every rank (MPI_Abort), so none waits for it.
+#[cfg(feature = "mpi")]
+fn run_distributed(args: &cli::TrainArgs) -> boson::Result<()> {
+    use boson::distributed::{Communicator, Mpi};
+    let mpi = Arc::new(Mpi::init()?);
+    let ranks = train::Ranks(mpi.clone());
+    let result = match mpi.rank() {
+        0 => pipeline::run_on(args, Some(ranks), &mut std::io::stdout(), std::io::stdout()),
+        _ => pipeline::run_on(args, Some(ranks), &mut std::io::sink(), std::io::sink()),
+    };
+    match result {
+        Ok((report, _)) if mpi.rank() == 0 => print_final_line(&report),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("error on rank {} of {}: {e}", mpi.rank(), mpi.size());
+            mpi.abort(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_distributed(_args: &cli::TrainArgs) -> boson::Result<()> {
+    Err(boson::Error::InvalidArgument(
+        "--distributed needs a build with MPI: cargo build --release --example recommender \
+         --features mpi, then mpirun -np N target/release/examples/recommender --distributed"
+            .into(),
+    ))
+}
+
+/// The run's one JSON line for scripts.
+fn print_final_line(report: &pipeline::Report) -> boson::Result<()> {
     // A struct, not json!, so the keys keep this order on the line.
     #[derive(serde::Serialize)]
     struct FinalLine<'a> {

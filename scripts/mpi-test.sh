@@ -24,3 +24,20 @@ if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "rank 1: failing on purpose
   exit 1
 fi
 echo "mpi-test: ok (the job ended with rc $rc, naming rank 1)"
+
+# The recommender: 2 ranks of batch 32 against one process of batch 64 (no dropout: its
+# masks differ per sample position), on small built-in data.
+cargo build --features mpi --example recommender -q
+bin=target/debug/examples/recommender
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+args="--synthetic-users 1500 --synthetic-items 600 --synthetic-ratings 20000 --epochs 3 --dropout 0 --no-ranking --progress never"
+one=$(timeout 300 "$bin" $args --batch-size 64 --model-dir "$work/one" | tail -1)
+two=$(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$bin" $args --batch-size 32 --distributed --model-dir "$work/two" | tail -1)
+python3 - "$one" "$two" <<'PY'
+import json, sys
+one, two = (json.loads(a)["test_rmse"] for a in sys.argv[1:3])
+print(f"mpi-test: recommender test RMSE, 1 process of batch 64: {one:.8f}; 2 ranks of 32: {two:.8f}")
+if abs(one - two) > 1e-5 * one:
+    sys.exit("mpi-test: FAILED: the 2-rank run differs")
+PY

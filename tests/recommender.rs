@@ -13,7 +13,7 @@ use boson::Device;
 use clap::Parser;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Runs the pipeline without output. One at a time: boson's global random stream
 /// (initialisation) is process-wide, and tests compare runs for exact equality.
@@ -1611,4 +1611,57 @@ fn a_model_of_the_other_task_or_no_negatives_is_an_error() {
     let err = run_quietly(&args).unwrap_err().to_string();
     assert!(err.contains("at least 1 negative"), "{err}");
     assert!(!dir.path().join("config.json").exists());
+}
+
+// `--distributed` in-process: two ranks (threads over a LocalGroup) of batch 32 give the
+// one-process run of batch 64 to float rounding (no dropout: masks differ per sample
+// position); only rank 0 writes the model folder. scripts/mpi-test.sh runs the same
+// over MPI with the binary.
+#[test]
+fn the_example_trains_data_parallel_as_one_process() {
+    use boson::distributed::LocalGroup;
+    let extra = |batch: &'static str| {
+        [
+            "--epochs",
+            "2",
+            "--dropout",
+            "0",
+            "--no-ranking",
+            "--batch-size",
+            batch,
+        ]
+    };
+    let one_dir = tempfile::tempdir().unwrap();
+    let (one, _) = run_quietly(&small_args(one_dir.path(), "20000", &extra("64"))).unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let handles: Vec<_> = LocalGroup::new(2)
+        .unwrap()
+        .into_iter()
+        .zip(&dirs)
+        .map(|(c, dir)| {
+            let args = small_args(dir.path(), "20000", &extra("32"));
+            std::thread::spawn(move || {
+                let ranks = train::Ranks(Arc::new(c));
+                pipeline::run_on(&args, Some(ranks), &mut std::io::sink(), std::io::sink())
+                    .unwrap()
+                    .0
+            })
+        })
+        .collect();
+    let reports: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for r in &reports {
+        assert!(
+            (r.test_rmse - one.test_rmse).abs() < 1e-5 * one.test_rmse,
+            "{} vs {}",
+            r.test_rmse,
+            one.test_rmse
+        );
+        assert!((r.validation_rmse - one.validation_rmse).abs() < 1e-5);
+    }
+    assert!(reports[0].reload_identical, "rank 0 saved and reloaded");
+    assert!(persist::load(dirs[0].path(), None, Device::Cpu).is_ok());
+    assert!(
+        !dirs[1].path().join("config.json").exists(),
+        "rank 1 wrote nothing"
+    );
 }

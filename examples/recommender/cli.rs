@@ -169,6 +169,11 @@ pub struct TrainArgs {
     /// Skip HitRate/NDCG (full ranking costs users × items scores).
     #[arg(long)]
     pub no_ranking: bool,
+    /// Train data parallel over MPI: start with `mpirun -np N`; each rank trains on its
+    /// shard of every batch (--batch-size is per rank), rank 0 prints and saves. Needs a
+    /// build with `--features mpi`.
+    #[arg(long)]
+    pub distributed: bool,
     /// Checkpoint every epoch into DIR (the newest 3, plus the best by validation RMSE).
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -270,6 +275,7 @@ impl TrainArgs {
                 Ok(_) => Some(3),
             }),
             progress: self.progress.mode(),
+            ranks: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::evaluate::{
 };
 use crate::model::{build, predict, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
-use crate::train::{fit, History};
+use crate::train::{fit, FitOptions, History, Ranks};
 use boson::ratings::Per;
 use boson::{Error, Result};
 use std::io::Write;
@@ -49,6 +49,18 @@ pub fn run(
     out: &mut dyn Write,
     log: impl Write + Send + 'static,
 ) -> Result<(Report, History)> {
+    run_on(args, None, out, log)
+}
+
+/// [`run`] as one rank of a data-parallel run (`--distributed`) when `ranks` is given:
+/// every rank loads, prepares and trains on its shard; only rank 0 saves the model folder.
+pub fn run_on(
+    args: &TrainArgs,
+    ranks: Option<Ranks>,
+    out: &mut dyn Write,
+    log: impl Write + Send + 'static,
+) -> Result<(Report, History)> {
+    let primary = ranks.as_ref().is_none_or(|r| r.0.rank() == 0);
     let device = args.device.resolve()?;
     boson::rng::seed(args.seed);
     let source = args.source();
@@ -138,7 +150,11 @@ pub fn run(
     )
     .map_err(w)?;
     out.flush().map_err(w)?;
-    let history = fit(&model, &data, &config, &args.fit_options(), device, log)?;
+    let options = FitOptions {
+        ranks,
+        ..args.fit_options()
+    };
+    let history = fit(&model, &data, &config, &options, device, log)?;
     model.set_context(&data.context(2), device)?;
     let epochs = history.epochs.len();
 
@@ -302,29 +318,7 @@ pub fn run(
         interactions: Some(&interactions),
         pictures: &pictures,
     };
-    persist::save(&args.model_dir, &contents, |written| {
-        let loaded = persist::load(written, Some((spec.kind, spec.num_embeddings)), device)?;
-        identical = predict(loaded.model.as_ref(), tu, ti, device)? == pred;
-        match identical {
-            true => Ok(()),
-            false => Err(Error::Data(
-                "the reloaded model predicts differently from the trained one; the \
-                     previous model folder is kept"
-                    .into(),
-            )),
-        }
-    })?;
-    let names: Vec<&str> = pictures.iter().map(|p| p.0).collect();
-    writeln!(
-        out,
-        "== saved {} (model.safetensors, config.json, users.json, items.json, and the pictures \
-         {}); reloaded: predictions on the test set identical",
-        args.model_dir.display(),
-        names.join(", "),
-    )
-    .map_err(w)?;
-
-    let report = Report {
+    let report = |reload_identical: bool| Report {
         test_rmse,
         test_mae,
         baseline_global_mean_rmse: rmse(&mean_pred, tr),
@@ -347,7 +341,33 @@ pub fn run(
         epochs,
         model: spec.kind.name().to_string(),
         device: device.to_string(),
-        reload_identical: identical,
+        reload_identical,
     };
-    Ok((report, history))
+    if !primary {
+        // The other ranks hold the same model; rank 0 writes it.
+        return Ok((report(identical), history));
+    }
+    persist::save(&args.model_dir, &contents, |written| {
+        let loaded = persist::load(written, Some((spec.kind, spec.num_embeddings)), device)?;
+        identical = predict(loaded.model.as_ref(), tu, ti, device)? == pred;
+        match identical {
+            true => Ok(()),
+            false => Err(Error::Data(
+                "the reloaded model predicts differently from the trained one; the \
+                     previous model folder is kept"
+                    .into(),
+            )),
+        }
+    })?;
+    let names: Vec<&str> = pictures.iter().map(|p| p.0).collect();
+    writeln!(
+        out,
+        "== saved {} (model.safetensors, config.json, users.json, items.json, and the pictures \
+         {}); reloaded: predictions on the test set identical",
+        args.model_dir.display(),
+        names.join(", "),
+    )
+    .map_err(w)?;
+
+    Ok((report(identical), history))
 }

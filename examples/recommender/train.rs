@@ -5,6 +5,7 @@
 use crate::data::Prepared;
 use crate::model::{RecModel, Task};
 use boson::data::{ArrayDataset, DataLoader, DataLoaderBuilder, LastBatch};
+use boson::distributed::Communicator;
 use boson::estimator::{
     BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
     LoggingHandler, MonitorMode, Signal, StepOutput, ValidationHandler,
@@ -96,6 +97,24 @@ pub struct FitOptions {
     pub early_stopping_patience: Option<usize>,
     /// Whether the LoggingHandler draws a progress bar.
     pub progress: boson::estimator::ProgressBarMode,
+    /// The ranks of a data-parallel run (`--distributed`).
+    pub ranks: Option<Ranks>,
+}
+
+/// This process's handle on the ranks of a data-parallel run.
+#[derive(Clone)]
+pub struct Ranks(pub Arc<dyn Communicator>);
+
+impl std::fmt::Debug for Ranks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rank {} of {}", self.0.rank(), self.0.size())
+    }
+}
+
+impl PartialEq for Ranks {
+    fn eq(&self, other: &Ranks) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// One epoch's numbers.
@@ -238,7 +257,8 @@ impl EventHandler for HistoryHandler {
             train_seconds: (self.last_batch_end - self.epoch_start).as_secs_f64(),
             samples: est.progress().samples_in_epoch,
         });
-        if let Some(dir) = &self.dir {
+        // Data parallel: rank 0 writes, as it writes the checkpoints.
+        if let Some(dir) = self.dir.as_ref().filter(|_| est.rank() == 0) {
             let json = serde_json::to_vec(&self.history)
                 .map_err(|e| Error::InvalidArgument(format!("history to JSON: {e}")))?;
             boson::io::write_atomic(&Self::file(dir), &json)?;
@@ -258,8 +278,14 @@ fn settings<D, F>(
     training: bool,
     c: &TrainConfig,
     workers: usize,
+    ranks: Option<&Ranks>,
 ) -> DataLoaderBuilder<D, F> {
     let b = b.seed(c.seed);
+    // Data parallel: this rank's shard of every batch, training and validation alike.
+    let b = match ranks {
+        Some(r) => b.shard(r.0.size(), r.0.rank()),
+        None => b,
+    };
     match training {
         true => b
             .batch_size(c.batch_size)
@@ -283,6 +309,7 @@ fn rating_setup(
     data: &Prepared,
     config: &TrainConfig,
     workers: usize,
+    ranks: Option<&Ranks>,
 ) -> Result<Setup> {
     let loader =
         |data: &RatingsDataset, drift: &[f32], training: bool| -> Result<Box<dyn BatchSource>> {
@@ -290,10 +317,10 @@ fn rating_setup(
                 let (u, i, r) = data.columns();
                 let columns = (u.clone(), i.clone(), drift.to_vec(), r.clone());
                 let b = DataLoader::builder(ArrayDataset::new(columns)?);
-                Box::new(settings(b, training, config, workers).build()?)
+                Box::new(settings(b, training, config, workers, ranks).build()?)
             } else {
                 let b = DataLoader::builder(data.clone());
-                Box::new(settings(b, training, config, workers).build()?)
+                Box::new(settings(b, training, config, workers, ranks).build()?)
             })
         };
     let drift = data.drift_inputs();
@@ -316,6 +343,7 @@ fn ranking_setup(
     data: &Prepared,
     config: &TrainConfig,
     workers: usize,
+    ranks: Option<&Ranks>,
 ) -> Result<Setup> {
     let s = &data.summary;
     let seen = Arc::new(SeenItems::from_datasets(&[&data.train], s.users, s.items)?);
@@ -341,15 +369,16 @@ fn ranking_setup(
             ))
         };
         let b = DataLoader::builder(rows).batchify(batchify);
-        Box::new(settings(b, true, config, workers).build()?)
+        Box::new(settings(b, true, config, workers, ranks).build()?)
     } else {
         let b = DataLoader::builder(data.train.clone()).batchify(sampler);
-        Box::new(settings(b, true, config, workers).build()?)
+        Box::new(settings(b, true, config, workers, ranks).build()?)
     };
     let (vu, vi, _) = data.validation.columns();
     let held_out: Vec<f32> = vi.iter().map(|&i| i as f32).collect();
     let b = DataLoader::builder(ArrayDataset::new((vu.clone(), held_out))?);
-    let val_loader: Box<dyn BatchSource> = Box::new(settings(b, false, config, workers).build()?);
+    let val_loader: Box<dyn BatchSource> =
+        Box::new(settings(b, false, config, workers, ranks).build()?);
     let net: Arc<dyn Model> = model.clone();
     let est = match config.ranking_loss {
         RankingLoss::Softmax => Estimator::builder(net, SoftmaxCrossEntropyLoss::new()),
@@ -392,10 +421,13 @@ pub fn fit(
     // not depend on the worker count.
     let workers = usize::from(std::thread::available_parallelism().is_ok_and(|n| n.get() > 1));
     let (train_loader, val_loader, est) = match config.task {
-        Task::Rating => rating_setup(model, data, config, workers)?,
-        Task::Ranking => ranking_setup(model, data, config, workers)?,
+        Task::Rating => rating_setup(model, data, config, workers, options.ranks.as_ref())?,
+        Task::Ranking => ranking_setup(model, data, config, workers, options.ranks.as_ref())?,
     };
     let mut est = est.device(device).log_writer(log).build()?;
+    if let Some(r) = &options.ranks {
+        est.trainer_mut().set_communicator(r.0.clone())?;
+    }
 
     // Validation after every epoch (priority -1000, after the metric update) and one log
     // line per epoch (last of all). `fit` would add both by default; they are spelled out
