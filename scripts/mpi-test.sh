@@ -3,9 +3,11 @@
 # checks must pass on both ranks, and a rank that fails must end the whole job with an
 # error naming it, never a hang. Needs Open MPI (apt: libopenmpi-dev openmpi-bin
 # libclang-dev; .ci/run installs them).
+# BOSON_MPI_FEATURES=nccl also runs the checks over NCCL (on a machine with a GPU per rank).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exe=$(cargo test --features mpi --test mpi --no-run --message-format=json -q |
+features=${BOSON_MPI_FEATURES:-mpi}
+exe=$(cargo test --features "$features" --test mpi --no-run --message-format=json -q |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)

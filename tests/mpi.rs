@@ -31,6 +31,37 @@ fn main() {
             std::process::exit(3);
         }
     }
+    let mut transports: Vec<(&str, Arc<dyn Communicator>)> = vec![("MPI", mpi.clone())];
+    #[cfg(feature = "nccl")]
+    match nccl(&mpi) {
+        Ok(n) => transports.push(("NCCL", n)),
+        Err(why) if rank == 0 => println!("tests/mpi.rs: NCCL checks skipped: {why}"),
+        Err(_) => {}
+    }
+    for (transport, comm) in transports {
+        checks(&mpi, transport, comm);
+    }
+}
+
+/// NCCL on GPU `rank` when every rank has its GPU; else why not (the same on every
+/// rank, decided together, so no rank waits in NCCL's init for one that cannot come).
+#[cfg(feature = "nccl")]
+fn nccl(mpi: &Arc<Mpi>) -> Result<Arc<dyn Communicator>, String> {
+    let mine = boson::Device::new_cuda(mpi.rank()).map(|_| ());
+    let all = mpi.all_gather_i64(&[i64::from(mine.is_ok())]).unwrap();
+    if let Some(r) = all.iter().position(|v| v[0] == 0) {
+        return Err(match mine {
+            Err(e) if r == mpi.rank() => format!("rank {r} has no GPU {r}: {e}"),
+            _ => format!("rank {r} has no GPU {r}"),
+        });
+    }
+    boson::distributed::Nccl::init(mpi.clone(), mpi.rank())
+        .map(|n| Arc::new(n) as Arc<dyn Communicator>)
+        .map_err(|e| e.to_string())
+}
+
+fn checks(mpi: &Arc<Mpi>, transport: &str, comm: Arc<dyn Communicator>) {
+    let (rank, size) = (mpi.rank(), mpi.size());
     let checks: [(&str, bool, usize); 3] = [
         ("dense gradients, Adam", false, 0),
         ("row-sparse gradients, Adam", true, 0),
@@ -38,7 +69,7 @@ fn main() {
     ];
     for (name, sparse, opt) in checks {
         let global = 64;
-        let comm: Arc<dyn Communicator> = mpi.clone();
+        let comm = comm.clone();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let (alone, together) = if opt == 0 {
                 (
@@ -71,12 +102,12 @@ fn main() {
         }));
         match result {
             Ok(traffic) => println!(
-                "rank {rank}/{size}: {name}: same parameters as one process of batch {global}; \
-                 sent {} bytes ({} densified)",
+                "rank {rank}/{size} over {transport}: {name}: same parameters as one process \
+                 of batch {global}; sent {} bytes ({} densified)",
                 traffic.bytes, traffic.densified_bytes
             ),
             Err(_) => {
-                eprintln!("rank {rank}: {name}: FAILED");
+                eprintln!("rank {rank} over {transport}: {name}: FAILED");
                 mpi.abort(1);
             }
         }

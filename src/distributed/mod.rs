@@ -10,7 +10,7 @@
 //!
 //! Transports: [`LocalGroup`] (ranks as threads of one process, for tests and for trying
 //! it out) and, with the `mpi` feature, `Mpi` over the system's MPI library (Open MPI;
-//! `mpirun -np N`).
+//! `mpirun -np N`), and with `nccl`, `Nccl`: the sums on the GPUs, one process per GPU.
 //!
 //! ```
 //! use boson::distributed::{Communicator, LocalGroup};
@@ -34,9 +34,13 @@ mod exchange;
 mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
+#[cfg(feature = "nccl")]
+pub use self::nccl::Nccl;
 pub use communicator::Communicator;
 pub use exchange::{all_gather_rows, all_reduce_dense, all_reduce_sum_f64, Traffic};
 pub use local::{LocalCommunicator, LocalGroup};
