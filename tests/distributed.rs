@@ -356,3 +356,22 @@ fn the_estimator_trains_data_parallel_as_one_process() {
         "only rank 0 writes checkpoints"
     );
 }
+
+// Model parallel: user and item tables split over 2 ranks (`ShardedEmbedding`), each rank
+// training on its shard of every batch, end with the parameters of one process holding
+// the whole tables; each rank holds half of each table (and its Adam state).
+#[test]
+fn sharded_tables_train_as_whole_tables_in_one_process() {
+    let whole = data_parallel::train_tables(None);
+    let handles: Vec<_> = LocalGroup::new(2)
+        .unwrap()
+        .into_iter()
+        .map(|c| std::thread::spawn(move || data_parallel::train_tables(Some(Arc::new(c)))))
+        .collect();
+    let ranks: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for r in &ranks {
+        assert_eq!(r.held, [100, 150], "half of each table");
+    }
+    assert_eq!(whole.held, [200, 300]);
+    data_parallel::assert_tables_close(&ranks, &whole);
+}

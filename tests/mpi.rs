@@ -2,7 +2,8 @@
 //! `mpirun -np 2 <this test binary>` (scripts/mpi-test.sh does). Each rank trains its
 //! shard with the real MPI transport and checks that its parameters equal those of one
 //! process trained alone on the global batch, for dense and row-sparse gradients, and
-//! that every rank holds the same values. A check that fails ends the whole job with a
+//! that every rank holds the same values; and that sharded tables (`ShardedEmbedding`)
+//! train as one process's whole tables. A check that fails ends the whole job with a
 //! non-zero exit (MPI_Abort), so no rank waits forever.
 //!
 //! BOSON_MPI_FAIL_RANK=r makes rank r exit with an error before its first collective:
@@ -31,6 +32,7 @@ fn main() {
             std::process::exit(3);
         }
     }
+    #[cfg_attr(not(feature = "nccl"), allow(unused_mut))]
     let mut transports: Vec<(&str, Arc<dyn Communicator>)> = vec![("MPI", mpi.clone())];
     #[cfg(feature = "nccl")]
     match nccl(&mpi) {
@@ -110,6 +112,39 @@ fn checks(mpi: &Arc<Mpi>, transport: &str, comm: Arc<dyn Communicator>) {
                 eprintln!("rank {rank} over {transport}: {name}: FAILED");
                 mpi.abort(1);
             }
+        }
+    }
+    // Sharded tables: this rank's rows equal those rows of one process's whole tables.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let whole = data_parallel::train_tables(None);
+        let mine = data_parallel::train_tables(Some(comm.clone()));
+        let part = data_parallel::Tables {
+            users: whole
+                .users
+                .iter()
+                .filter(|(g, _)| g % size == rank)
+                .cloned()
+                .collect(),
+            items: whole
+                .items
+                .iter()
+                .filter(|(g, _)| g % size == rank)
+                .cloned()
+                .collect(),
+            held: whole.held,
+        };
+        assert_eq!(mine.held, [part.users.len(), part.items.len()]);
+        data_parallel::assert_tables_close(std::slice::from_ref(&mine), &part);
+        mine.held
+    }));
+    match result {
+        Ok(held) => println!(
+            "rank {rank}/{size} over {transport}: sharded tables: its rows as one process's \
+             whole tables; holds {held:?} of [200, 300] rows"
+        ),
+        Err(_) => {
+            eprintln!("rank {rank} over {transport}: sharded tables: FAILED");
+            mpi.abort(1);
         }
     }
 }

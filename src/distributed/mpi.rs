@@ -3,7 +3,7 @@
 
 use super::Communicator;
 use crate::error::{Error, Result};
-use mpi::datatype::PartitionMut;
+use mpi::datatype::{Partition, PartitionMut};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 use mpi::Count;
@@ -91,6 +91,53 @@ impl Mpi {
     }
 }
 
+impl Mpi {
+    /// MPI_Alltoallv: `send[r]` to rank r, only what is addressed travels.
+    fn exchange<T: mpi::datatype::Equivalence + Default + Clone>(
+        &self,
+        send: &[Vec<T>],
+    ) -> Result<Vec<Vec<T>>> {
+        if send.len() != self.size {
+            return Err(Error::InvalidArgument(format!(
+                "all_to_all: {} messages for a world of {} ranks; give one per rank",
+                send.len(),
+                self.size
+            )));
+        }
+        let world = self.world();
+        let send_counts = send
+            .iter()
+            .map(|v| count(v.len()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut recv_counts: Vec<Count> = vec![0; self.size];
+        world.all_to_all_into(&send_counts[..], &mut recv_counts[..]);
+        let displs = |counts: &[Count]| -> Vec<Count> {
+            counts
+                .iter()
+                .scan(0, |at, &c| {
+                    let d = *at;
+                    *at += c;
+                    Some(d)
+                })
+                .collect()
+        };
+        let (send_displs, recv_displs) = (displs(&send_counts), displs(&recv_counts));
+        let flat: Vec<T> = send.concat();
+        let total: usize = recv_counts.iter().map(|&c| c as usize).sum();
+        let mut all = vec![T::default(); total];
+        {
+            let out = Partition::new(&flat[..], &send_counts[..], &send_displs[..]);
+            let mut into = PartitionMut::new(&mut all[..], &recv_counts[..], &recv_displs[..]);
+            world.all_to_all_varcount_into(&out, &mut into);
+        }
+        Ok(recv_counts
+            .iter()
+            .zip(&recv_displs)
+            .map(|(&c, &d)| all[d as usize..(d + c) as usize].to_vec())
+            .collect())
+    }
+}
+
 fn count(n: usize) -> Result<Count> {
     Count::try_from(n).map_err(|_| {
         Error::InvalidArgument(format!(
@@ -123,6 +170,14 @@ impl Communicator for Mpi {
 
     fn all_gather_i64(&self, values: &[i64]) -> Result<Vec<Vec<i64>>> {
         self.gather(values)
+    }
+
+    fn all_to_all_i64(&self, send: &[Vec<i64>]) -> Result<Vec<Vec<i64>>> {
+        self.exchange(send)
+    }
+
+    fn all_to_all_f32(&self, send: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        self.exchange(send)
     }
 
     fn broadcast(&self, values: &mut [f32], root: usize) -> Result<()> {

@@ -1,6 +1,6 @@
 //! [`Communicator`] with NCCL doing the sums on the GPUs, one process per GPU, started by
-//! `mpirun` (MPI hands out the NCCL id and carries the variable-length gathers, which
-//! NCCL has no call for). The CUDA host code cannot run on the machines this was written
+//! `mpirun` (MPI hands out the NCCL id and carries the variable-length gathers and
+//! all-to-alls, which NCCL has no single call for). The CUDA host code cannot run on the machines this was written
 //! on: it is compiled and linted, and tests/mpi.rs exercises it on 2 or more GPUs.
 
 use super::{Communicator, Mpi};
@@ -93,6 +93,14 @@ impl Communicator for Nccl {
 
     fn all_gather_i64(&self, values: &[i64]) -> Result<Vec<Vec<i64>>> {
         self.mpi.all_gather_i64(values)
+    }
+
+    fn all_to_all_i64(&self, send: &[Vec<i64>]) -> Result<Vec<Vec<i64>>> {
+        self.mpi.all_to_all_i64(send)
+    }
+
+    fn all_to_all_f32(&self, send: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        self.mpi.all_to_all_f32(send)
     }
 
     fn broadcast(&self, values: &mut [f32], root: usize) -> Result<()> {

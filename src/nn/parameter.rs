@@ -28,7 +28,13 @@ struct Inner {
     grad_stype: GradStype,
     lr_mult: RwLock<f32>,
     wd_mult: RwLock<f32>,
+    /// For a parameter split over data-parallel ranks: what completes its gradient
+    /// before an update (its rows' gradients come from other ranks).
+    sharded: RwLock<Option<Settle>>,
 }
+
+/// Completes a sharded parameter's gradient (see [`Parameter::set_sharded`]).
+pub type Settle = Arc<dyn Fn(&Parameter) -> Result<()> + Send + Sync>;
 
 /// A trainable tensor. Clones share the same values and gradient.
 ///
@@ -73,6 +79,7 @@ impl Parameter {
             grad_stype,
             lr_mult: RwLock::new(1.0),
             wd_mult: RwLock::new(1.0),
+            sharded: RwLock::new(None),
         }))
     }
 
@@ -218,6 +225,32 @@ impl Parameter {
             }
         }
         Ok(())
+    }
+
+    /// Marks this parameter as this rank's part of a table split over data-parallel
+    /// ranks ([`ShardedEmbedding`](crate::nn::ShardedEmbedding)): a data-parallel
+    /// [`Trainer`](crate::optim::Trainer) neither broadcasts it nor sums its gradient over
+    /// the ranks, and runs `settle` (once per step, on every rank) to complete it.
+    pub fn set_sharded(&self, settle: Settle) {
+        *self.0.sharded.write().unwrap_or_else(|e| e.into_inner()) = Some(settle);
+    }
+
+    /// True for this rank's part of a table split over ranks.
+    pub fn is_sharded(&self) -> bool {
+        self.0
+            .sharded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Completes a sharded parameter's gradient (a no-op for others, and once done).
+    pub fn settle_grad(&self) -> Result<()> {
+        let settle = read(&self.0.sharded);
+        match settle {
+            Some(s) => s(self),
+            None => Ok(()),
+        }
     }
 
     /// The gradient from the last backward, if any.

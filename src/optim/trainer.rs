@@ -96,6 +96,7 @@ impl Trainer {
     /// summed into one device scalar, so a step reads back one value, not one per
     /// parameter (the estimator checks this norm every batch).
     pub fn grad_global_norm(&self) -> Result<f32> {
+        self.settle_sharded()?;
         let mut sq = 0.0f64;
         let mut on_device: Option<Tensor> = None;
         for (_, p) in self.params.iter() {
@@ -130,7 +131,8 @@ impl Trainer {
     /// first, so every rank applies the same update. Call it on every rank, with the
     /// same parameters, after they are initialised.
     pub fn set_communicator(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
-        for (name, p) in self.params.iter() {
+        // A sharded table's part differs per rank by design.
+        for (name, p) in self.params.iter().filter(|(_, p)| !p.is_sharded()) {
             let data = p.data().map_err(|e| {
                 Error::InvalidArgument(format!(
                     "set_communicator: parameter {name} has no value ({e}); initialise the \
@@ -154,6 +156,15 @@ impl Trainer {
         self.comm.as_ref()
     }
 
+    /// Completes the gradients of sharded tables (their rows' gradients come from the
+    /// other ranks); a no-op without any, or when done already this step.
+    fn settle_sharded(&self) -> Result<()> {
+        for (_, p) in self.params.iter() {
+            p.settle_grad()?;
+        }
+        Ok(())
+    }
+
     /// What this rank has sent to the others (zero without a communicator).
     pub fn traffic(&self) -> Traffic {
         self.traffic
@@ -166,7 +177,7 @@ impl Trainer {
         let trained: Vec<_> = self
             .params
             .iter()
-            .filter(|(_, p)| p.grad_req() != GradReq::Null)
+            .filter(|(_, p)| p.grad_req() != GradReq::Null && !p.is_sharded())
             .map(|(_, p)| p.clone())
             .collect();
         let mut flags: Vec<i64> = vec![batch_size as i64];
@@ -236,6 +247,7 @@ impl Trainer {
     /// With a communicator, `batch_size` is this rank's, and the gradients and batch
     /// sizes of all ranks are summed first ([`set_communicator`](Self::set_communicator)).
     pub fn step(&mut self, batch_size: usize) -> Result<()> {
+        self.settle_sharded()?;
         let batch_size = match self.comm.clone() {
             Some(comm) => self.reduce_gradients(&*comm, batch_size)?,
             None => batch_size,

@@ -46,14 +46,7 @@ pub fn train(
         dense: Dense::new(8).in_units(8).activation(Activation::Relu),
     };
     net.initialize(&Initializer::xavier(2.0), Device::Cpu)?;
-    let users: Vec<i64> = (0..960).map(|k| (k * 13) % 200).collect();
-    let items: Vec<i64> = (0..960).map(|k| (k * 7 + k / 5) % 300).collect();
-    let ratings: Vec<f32> = users
-        .iter()
-        .zip(&items)
-        .map(|(u, i)| 1.0 + ((u + 2 * i) % 5) as f32)
-        .collect();
-    let mut loader = DataLoader::builder(ArrayDataset::new((users, items, ratings))?)
+    let mut loader = DataLoader::builder(ratings())
         .batch_size(batch)
         .shuffle(true)
         .seed(7)
@@ -94,4 +87,154 @@ pub fn assert_close(a: &Params, b: &Params, what: &str) {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "{what}: {name} differs by {worst}");
     }
+}
+
+/// The rows of the user and item tables a rank holds after `train_tables`, by global id.
+pub struct Tables {
+    pub users: Vec<(usize, Vec<f32>)>,
+    pub items: Vec<(usize, Vec<f32>)>,
+    /// Rows held of each table.
+    pub held: [usize; 2],
+}
+
+const DIM: usize = 8;
+
+/// Row g of a table starts as value(g, d), for whole and sharded tables alike.
+fn value(g: usize, d: usize) -> f32 {
+    ((g * 31 + d * 17) % 23) as f32 / 23.0 - 0.5
+}
+
+/// The rows of a `rows`-row table that `rank` of `ranks` holds (g % ranks == rank).
+fn start(rows: usize, rank: usize, ranks: usize) -> Tensor {
+    let mine: Vec<usize> = (0..rows).filter(|g| g % ranks == rank).collect();
+    let v: Vec<f32> = mine
+        .iter()
+        .flat_map(|&g| (0..DIM).map(move |d| value(g, d)))
+        .collect();
+    Tensor::from_vec(v, &[mine.len(), DIM]).unwrap()
+}
+
+/// 2 epochs of Adam on 200 × 300 tables through one Dense layer: whole tables
+/// (`comm` None, batch 64) or `ShardedEmbedding`s split over `comm`'s ranks (batch
+/// 64 / ranks each).
+pub fn train_tables(comm: Option<Arc<dyn Communicator>>) -> Tables {
+    use boson::nn::ShardedEmbedding;
+    let (rank, ranks) = comm.as_ref().map_or((0, 1), |c| (c.rank(), c.size()));
+    let dense = Dense::new(DIM).in_units(DIM);
+    let w: Vec<f32> = (0..DIM * DIM)
+        .map(|k| ((k * 7) % 11) as f32 / 11.0 - 0.4)
+        .collect();
+    dense
+        .weight
+        .set_data(&Tensor::from_vec(w, &[DIM, DIM]).unwrap())
+        .unwrap();
+    let bias = dense.bias.as_ref().unwrap();
+    bias.set_data(&Tensor::zeros(&[DIM], Device::Cpu).unwrap())
+        .unwrap();
+    type Table = (
+        Box<dyn Fn(&Tensor) -> Result<Tensor>>,
+        boson::nn::Parameter,
+        boson::nn::ParameterDict,
+    );
+    let table = |rows: usize| -> Table {
+        match &comm {
+            None => {
+                let t = Embedding::new(rows, DIM);
+                let (w, p) = (t.weight.clone(), t.collect_params());
+                (Box::new(move |x| t.forward(x)), w, p)
+            }
+            Some(c) => {
+                let t = ShardedEmbedding::new(rows, DIM, c.clone());
+                let (w, p) = (t.weight.clone(), t.collect_params());
+                (Box::new(move |x| t.forward(x)), w, p)
+            }
+        }
+    };
+    let (users, user_w, user_p) = table(200);
+    let (items, item_w, item_p) = table(300);
+    user_w.set_data(&start(200, rank, ranks)).unwrap();
+    item_w.set_data(&start(300, rank, ranks)).unwrap();
+    let mut params = user_p;
+    for (n, p) in item_p.iter().chain(dense.collect_params().iter()) {
+        params.insert(format!("x.{n}"), p.clone());
+    }
+    let mut trainer = Trainer::new(params, boson::optim::Adam::new(0.01)).unwrap();
+    let mut loader = DataLoader::builder(ratings())
+        .batch_size(64 / ranks)
+        .shuffle(true)
+        .seed(7);
+    if let Some(c) = comm {
+        loader = loader.shard(ranks, rank);
+        trainer.set_communicator(c).unwrap();
+    }
+    let loader = loader.build().unwrap();
+    for _ in 0..2 {
+        for b in loader.iter() {
+            let (u, i, r) = b.unwrap();
+            let n = u.shape()[0];
+            let loss = autograd::record(|| {
+                let p = (&dense.forward(&users(&u)?)? * &dense.forward(&items(&i)?)?)?;
+                L2Loss::new().forward(&p.sum_axis(1, false)?, &r, None)
+            })
+            .unwrap();
+            loss.backward().unwrap();
+            trainer.step(n).unwrap();
+        }
+    }
+    let rows_of = |w: &boson::nn::Parameter| -> Vec<(usize, Vec<f32>)> {
+        let v = w.data().unwrap().to_vec_f32().unwrap();
+        v.chunks(DIM)
+            .enumerate()
+            .map(|(l, r)| (l * ranks + rank, r.to_vec()))
+            .collect()
+    };
+    Tables {
+        users: rows_of(&user_w),
+        items: rows_of(&item_w),
+        held: [user_w.shape()[0], item_w.shape()[0]],
+    }
+}
+
+/// The ranks' rows together equal the whole tables (1e-4 relative), which trained.
+pub fn assert_tables_close(ranks: &[Tables], whole: &Tables) {
+    for (which, whole) in [("user", &whole.users), ("item", &whole.items)] {
+        let mut got: Vec<(usize, Vec<f32>)> = ranks
+            .iter()
+            .flat_map(|r| {
+                if which == "user" {
+                    r.users.clone()
+                } else {
+                    r.items.clone()
+                }
+            })
+            .collect();
+        got.sort_by_key(|r| r.0);
+        assert_eq!(got.len(), whole.len(), "{which} rows");
+        for ((g, a), (_, b)) in got.iter().zip(whole.iter()) {
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() < 1e-4 * (1.0 + y.abs()),
+                    "{which} row {g}: {a:?} vs {b:?}"
+                );
+            }
+        }
+        assert!(
+            whole
+                .iter()
+                .any(|(g, v)| (v[0] - value(*g, 0)).abs() > 1e-3),
+            "{which} trained"
+        );
+    }
+}
+
+/// 960 (user, item, rating) triples over 200 users and 300 items.
+pub fn ratings() -> ArrayDataset<(Vec<i64>, Vec<i64>, Vec<f32>)> {
+    let users: Vec<i64> = (0..960).map(|k| (k * 13) % 200).collect();
+    let items: Vec<i64> = (0..960).map(|k| (k * 7 + k / 5) % 300).collect();
+    let ratings: Vec<f32> = users
+        .iter()
+        .zip(&items)
+        .map(|(u, i)| 1.0 + ((u + 2 * i) % 5) as f32)
+        .collect();
+    ArrayDataset::new((users, items, ratings)).unwrap()
 }

@@ -7,6 +7,7 @@ mod dropout;
 mod embedding;
 mod layer_norm;
 mod reshape;
+mod sharded_embedding;
 
 pub use activation::Activation;
 pub use batch_norm::BatchNorm;
@@ -15,3 +16,4 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use reshape::{Flatten, Lambda};
+pub use sharded_embedding::ShardedEmbedding;
