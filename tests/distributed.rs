@@ -239,6 +239,122 @@ fn traffic_and_time_on_large_tables() {
             *densified as f64 / *bytes as f64
         );
     }
+
+    // The same tables sharded: what each rank holds, and what it sends to the other
+    // (ids out, rows back, gradient rows at the step), counted by a wrapper.
+    use boson::nn::ShardedEmbedding;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    struct Counted(boson::distributed::LocalCommunicator, AtomicU64);
+    impl Counted {
+        fn add(&self, n: usize) {
+            self.1.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    impl Communicator for Counted {
+        fn rank(&self) -> usize {
+            self.0.rank()
+        }
+        fn size(&self) -> usize {
+            self.0.size()
+        }
+        fn all_reduce_sum(&self, v: &mut [f32]) -> boson::Result<()> {
+            self.add(4 * v.len());
+            self.0.all_reduce_sum(v)
+        }
+        fn all_gather_f32(&self, v: &[f32]) -> boson::Result<Vec<Vec<f32>>> {
+            self.add(4 * v.len());
+            self.0.all_gather_f32(v)
+        }
+        fn all_gather_i64(&self, v: &[i64]) -> boson::Result<Vec<Vec<i64>>> {
+            self.add(8 * v.len());
+            self.0.all_gather_i64(v)
+        }
+        fn broadcast(&self, v: &mut [f32], root: usize) -> boson::Result<()> {
+            self.0.broadcast(v, root)
+        }
+        fn all_to_all_i64(&self, send: &[Vec<i64>]) -> boson::Result<Vec<Vec<i64>>> {
+            let others: usize = send
+                .iter()
+                .enumerate()
+                .filter(|(r, _)| *r != self.rank())
+                .map(|(_, v)| v.len())
+                .sum();
+            self.add(8 * others);
+            self.0.all_to_all_i64(send)
+        }
+        fn all_to_all_f32(&self, send: &[Vec<f32>]) -> boson::Result<Vec<Vec<f32>>> {
+            let others: usize = send
+                .iter()
+                .enumerate()
+                .filter(|(r, _)| *r != self.rank())
+                .map(|(_, v)| v.len())
+                .sum();
+            self.add(4 * others);
+            self.0.all_to_all_f32(send)
+        }
+    }
+    let sharded = move |c: Arc<Counted>| {
+        let comm: Arc<dyn Communicator> = c.clone();
+        let rank = c.rank();
+        let (u_table, i_table) = (
+            ShardedEmbedding::new(users, dim, comm.clone()),
+            ShardedEmbedding::new(items, dim, comm.clone()),
+        );
+        u_table
+            .initialize(&Initializer::Normal(0.1), Device::Cpu)
+            .unwrap();
+        i_table
+            .initialize(&Initializer::Normal(0.1), Device::Cpu)
+            .unwrap();
+        let held = (u_table.weight.shape()[0] + i_table.weight.shape()[0]) * dim * 4;
+        let mut params = u_table.collect_params();
+        for (n, p) in i_table.collect_params().iter() {
+            params.insert(format!("item.{n}"), p.clone());
+        }
+        let mut trainer = Trainer::new(params, Sgd::new(0.01)).unwrap();
+        trainer.set_communicator(comm).unwrap();
+        let before = c.1.load(Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        for step in 0..steps {
+            let id = |k: usize, n: usize| {
+                let x = boson::rng::mix_seed((step * 7919 + rank * 104_729 + k) as u64, 3);
+                ((x % n as u64) * (x % 97) / 97) as i64
+            };
+            let u: Vec<i64> = (0..batch).map(|k| id(k, users)).collect();
+            let i: Vec<i64> = (0..batch).map(|k| id(k + 1_000_000, items)).collect();
+            let (u, i) = (
+                Tensor::from_vec_i64(u, &[batch]).unwrap(),
+                Tensor::from_vec_i64(i, &[batch]).unwrap(),
+            );
+            let target = Tensor::full(3.5, &[batch], Device::Cpu).unwrap();
+            let loss = autograd::record(|| {
+                let p = (&u_table.forward(&u)? * &i_table.forward(&i)?)?.sum_axis(1, false)?;
+                L2Loss::new().forward(&p, &target, None)
+            })
+            .unwrap();
+            loss.backward().unwrap();
+            trainer.step(batch).unwrap();
+        }
+        let bytes = (c.1.load(Ordering::Relaxed) - before) / steps as u64;
+        (started.elapsed().as_secs_f64() / steps as f64, bytes, held)
+    };
+    let handles: Vec<_> = LocalGroup::new(2)
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let c = Arc::new(Counted(c, AtomicU64::new(0)));
+            std::thread::spawn(move || sharded(c))
+        })
+        .collect();
+    for (r, h) in handles.into_iter().enumerate() {
+        let (t, bytes, held) = h.join().unwrap();
+        println!(
+            "sharded, rank {r} of 2, batch {batch}: {:.2} ms/step, sent {bytes} bytes/step to \
+             the other rank, holds {held} bytes of tables (whole: {})",
+            t * 1e3,
+            (users + items) * dim * 4
+        );
+    }
 }
 
 /// `Estimator::fit` with 2 epochs of an MLP on y = 2·x0 − x1 + 0.5, validating, with
