@@ -36,10 +36,12 @@ trap 'rm -rf "$work"' EXIT
 args="--synthetic-users 1500 --synthetic-items 600 --synthetic-ratings 20000 --epochs 3 --dropout 0 --no-ranking --progress never"
 one=$(timeout 300 "$bin" $args --batch-size 64 --model-dir "$work/one" | tail -1)
 two=$(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$bin" $args --batch-size 32 --distributed --model-dir "$work/two" | tail -1)
-python3 - "$one" "$two" <<'PY'
+sharded=$(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$bin" $args --batch-size 32 --distributed --shard-embeddings --model-dir "$work/sharded" | tail -1)
+python3 - "$one" "$two" "$sharded" <<'PY'
 import json, sys
-one, two = (json.loads(a)["test_rmse"] for a in sys.argv[1:3])
-print(f"mpi-test: recommender test RMSE, 1 process of batch 64: {one:.8f}; 2 ranks of 32: {two:.8f}")
-if abs(one - two) > 1e-5 * one:
-    sys.exit("mpi-test: FAILED: the 2-rank run differs")
+one, two, sharded = (json.loads(a)["test_rmse"] for a in sys.argv[1:4])
+print(f"mpi-test: recommender test RMSE, 1 process of batch 64: {one:.8f}; 2 ranks of 32: "
+      f"{two:.8f}; 2 ranks with sharded tables: {sharded:.8f}")
+if abs(one - two) > 1e-5 * one or abs(one - sharded) > 1e-5 * one:
+    sys.exit("mpi-test: FAILED: a 2-rank run differs")
 PY

@@ -242,7 +242,6 @@ fn traffic_and_time_on_large_tables() {
 
     // The same tables sharded: what each rank holds, and what it sends to the other
     // (ids out, rows back, gradient rows at the step), counted by a wrapper.
-    use boson::nn::ShardedEmbedding;
     use std::sync::atomic::{AtomicU64, Ordering};
     struct Counted(boson::distributed::LocalCommunicator, AtomicU64);
     impl Counted {
@@ -296,16 +295,13 @@ fn traffic_and_time_on_large_tables() {
     let sharded = move |c: Arc<Counted>| {
         let comm: Arc<dyn Communicator> = c.clone();
         let rank = c.rank();
-        let (u_table, i_table) = (
-            ShardedEmbedding::new(users, dim, comm.clone()),
-            ShardedEmbedding::new(items, dim, comm.clone()),
-        );
-        u_table
-            .initialize(&Initializer::Normal(0.1), Device::Cpu)
-            .unwrap();
-        i_table
-            .initialize(&Initializer::Normal(0.1), Device::Cpu)
-            .unwrap();
+        boson::rng::seed(1);
+        let (u_table, i_table) = (Embedding::new(users, dim), Embedding::new(items, dim));
+        for t in [&u_table, &i_table] {
+            t.initialize(&Initializer::Normal(0.1), Device::Cpu)
+                .unwrap();
+            t.weight.shard(comm.clone()).unwrap();
+        }
         let held = (u_table.weight.shape()[0] + i_table.weight.shape()[0]) * dim * 4;
         let mut params = u_table.collect_params();
         for (n, p) in i_table.collect_params().iter() {
@@ -473,7 +469,7 @@ fn the_estimator_trains_data_parallel_as_one_process() {
     );
 }
 
-// Model parallel: user and item tables split over 2 ranks (`ShardedEmbedding`), each rank
+// Model parallel: user and item tables split over 2 ranks (`Parameter::shard`), each rank
 // training on its shard of every batch, end with the parameters of one process holding
 // the whole tables; each rank holds half of each table (and its Adam state).
 #[test]
@@ -490,4 +486,35 @@ fn sharded_tables_train_as_whole_tables_in_one_process() {
     }
     assert_eq!(whole.held, [200, 300]);
     data_parallel::assert_tables_close(&ranks, &whole);
+}
+
+#[test]
+fn sharding_refuses_what_it_cannot_do() {
+    use boson::nn::{Block, Embedding, Forward, Initializer, Parameter};
+    use boson::{Device, Tensor};
+    let mut group = LocalGroup::new(1).unwrap();
+    let comm: Arc<dyn Communicator> = Arc::new(group.pop().unwrap());
+    let table = Embedding::new(4, 2);
+    // Not initialised yet.
+    assert!(table.weight.shard(comm.clone()).is_err());
+    table
+        .initialize(&Initializer::Normal(0.1), Device::Cpu)
+        .unwrap();
+    table.weight.shard(comm.clone()).unwrap();
+    let e = table.weight.shard(comm.clone()).unwrap_err().to_string();
+    assert!(e.contains("sharded already"), "{e}");
+    let e = table
+        .forward(&Tensor::from_vec_i64(vec![1, 4], &[2]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains('4'), "{e}");
+    let bias = Parameter::new("bias", &[3], None);
+    bias.initialize(&Initializer::Zero, Device::Cpu, 0).unwrap();
+    let e = bias.shard(comm).unwrap_err().to_string();
+    assert!(e.contains("[rows, dim]") && e.contains("bias"), "{e}");
+    // A world of one: gather gives the same table back.
+    let before = table.weight.data().unwrap().to_vec_f32().unwrap();
+    table.weight.gather().unwrap();
+    assert!(!table.weight.is_sharded());
+    assert_eq!(table.weight.data().unwrap().to_vec_f32().unwrap(), before);
 }

@@ -2,7 +2,7 @@
 //! `mpirun -np 2 <this test binary>` (scripts/mpi-test.sh does). Each rank trains its
 //! shard with the real MPI transport and checks that its parameters equal those of one
 //! process trained alone on the global batch, for dense and row-sparse gradients, and
-//! that every rank holds the same values; and that sharded tables (`ShardedEmbedding`)
+//! that every rank holds the same values; and that sharded tables (`Parameter::shard`)
 //! train as one process's whole tables. A check that fails ends the whole job with a
 //! non-zero exit (MPI_Abort), so no rank waits forever.
 //!

@@ -1633,35 +1633,45 @@ fn the_example_trains_data_parallel_as_one_process() {
     };
     let one_dir = tempfile::tempdir().unwrap();
     let (one, _) = run_quietly(&small_args(one_dir.path(), "20000", &extra("64"))).unwrap();
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let handles: Vec<_> = LocalGroup::new(2)
-        .unwrap()
-        .into_iter()
-        .zip(&dirs)
-        .map(|(c, dir)| {
-            let args = small_args(dir.path(), "20000", &extra("32"));
-            std::thread::spawn(move || {
-                let ranks = train::Ranks(Arc::new(c));
-                pipeline::run_on(&args, Some(ranks), &mut std::io::sink(), std::io::sink())
-                    .unwrap()
-                    .0
+    // Data parallel, then with the tables split over the ranks (--shard-embeddings).
+    for shard in [false, true] {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let handles: Vec<_> = LocalGroup::new(2)
+            .unwrap()
+            .into_iter()
+            .zip(&dirs)
+            .map(|(c, dir)| {
+                let mut args = small_args(dir.path(), "20000", &extra("32"));
+                args.shard_embeddings = shard;
+                std::thread::spawn(move || {
+                    let ranks = train::Ranks(Arc::new(c));
+                    pipeline::run_on(&args, Some(ranks), &mut std::io::sink(), std::io::sink())
+                        .unwrap()
+                        .0
+                })
             })
-        })
-        .collect();
-    let reports: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    for r in &reports {
+            .collect();
+        let reports: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for r in &reports {
+            assert!(
+                (r.test_rmse - one.test_rmse).abs() < 1e-5 * one.test_rmse,
+                "{} vs {}",
+                r.test_rmse,
+                one.test_rmse
+            );
+            assert!((r.validation_rmse - one.validation_rmse).abs() < 1e-5);
+        }
+        assert!(reports[0].reload_identical, "rank 0 saved and reloaded");
+        assert!(persist::load(dirs[0].path(), None, Device::Cpu).is_ok());
         assert!(
-            (r.test_rmse - one.test_rmse).abs() < 1e-5 * one.test_rmse,
-            "{} vs {}",
-            r.test_rmse,
-            one.test_rmse
+            !dirs[1].path().join("config.json").exists(),
+            "rank 1 wrote nothing"
         );
-        assert!((r.validation_rmse - one.validation_rmse).abs() < 1e-5);
     }
-    assert!(reports[0].reload_identical, "rank 0 saved and reloaded");
-    assert!(persist::load(dirs[0].path(), None, Device::Cpu).is_ok());
-    assert!(
-        !dirs[1].path().join("config.json").exists(),
-        "rank 1 wrote nothing"
-    );
+    // Sharding needs ranks.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = small_args(dir.path(), "2000", &extra("32"));
+    args.shard_embeddings = true;
+    let e = run_quietly(&args).unwrap_err().to_string();
+    assert!(e.contains("--distributed"), "{e}");
 }

@@ -174,6 +174,10 @@ pub struct TrainArgs {
     /// build with `--features mpi`.
     #[arg(long)]
     pub distributed: bool,
+    /// With --distributed: split each embedding table over the ranks while training
+    /// (each rank holds 1/N of the rows and their optimizer state), model parallel.
+    #[arg(long)]
+    pub shard_embeddings: bool,
     /// Checkpoint every epoch into DIR (the newest 3, plus the best by validation RMSE).
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,

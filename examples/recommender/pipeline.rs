@@ -117,6 +117,30 @@ pub fn run_on(
     };
     let config = args.train_config()?;
     let model = build(&spec, args.seed, device)?;
+    // Model parallel (--shard-embeddings): every rank keeps its rows of each embedding
+    // table while training, and the tables are put back together after.
+    let tables: Vec<boson::nn::Parameter> = match (&ranks, args.shard_embeddings) {
+        (Some(r), true) => {
+            let tables: Vec<_> = model
+                .collect_params()
+                .iter()
+                .filter(|(_, p)| p.grad_stype() == boson::nn::GradStype::RowSparse)
+                .map(|(_, p)| p.clone())
+                .collect();
+            for t in &tables {
+                t.shard(r.0.clone())?;
+            }
+            tables
+        }
+        (None, true) => {
+            return Err(Error::InvalidArgument(
+                "--shard-embeddings splits the tables over the ranks of --distributed; add \
+                 --distributed and start with mpirun -np N"
+                    .into(),
+            ))
+        }
+        _ => Vec::new(),
+    };
     // Validated with each user's state before the validation rating, tested with the
     // state before the test rating.
     model.set_context(&data.context(1), device)?;
@@ -155,6 +179,9 @@ pub fn run_on(
         ..args.fit_options()
     };
     let history = fit(&model, &data, &config, &options, device, log)?;
+    for t in &tables {
+        t.gather()?;
+    }
     model.set_context(&data.context(2), device)?;
     let epochs = history.epochs.len();
 

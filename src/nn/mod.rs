@@ -30,11 +30,10 @@ mod init;
 mod layers;
 mod parameter;
 mod persist;
+pub mod sharded;
 
 pub use block::{join_path, Block, Forward, Inputs, Layer, Model, Sequential, State, Visitor};
 pub use init::{FactorType, Initializer, RndType};
-pub use layers::{
-    Activation, BatchNorm, Dense, Dropout, Embedding, Flatten, Lambda, LayerNorm, ShardedEmbedding,
-};
-pub use parameter::{GradStype, Parameter, ParameterDict, Settle};
+pub use layers::{Activation, BatchNorm, Dense, Dropout, Embedding, Flatten, Lambda, LayerNorm};
+pub use parameter::{GradStype, Parameter, ParameterDict};
 pub use persist::LoadOptions;

@@ -1,8 +1,10 @@
 //! `Parameter`: a named, trainable tensor with its gradient slot, and `ParameterDict`.
 
 use super::init::Initializer;
+use super::sharded::{self, Sharding};
 use crate::autograd::{Grad, GradReq, GradSlot};
 use crate::device::Device;
+use crate::distributed::Communicator;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
 use std::sync::{Arc, RwLock};
@@ -28,13 +30,9 @@ struct Inner {
     grad_stype: GradStype,
     lr_mult: RwLock<f32>,
     wd_mult: RwLock<f32>,
-    /// For a parameter split over data-parallel ranks: what completes its gradient
-    /// before an update (its rows' gradients come from other ranks).
-    sharded: RwLock<Option<Settle>>,
+    /// For a table split over data-parallel ranks ([`Parameter::shard`]).
+    sharding: RwLock<Option<Arc<Sharding>>>,
 }
-
-/// Completes a sharded parameter's gradient (see [`Parameter::set_sharded`]).
-pub type Settle = Arc<dyn Fn(&Parameter) -> Result<()> + Send + Sync>;
 
 /// A trainable tensor. Clones share the same values and gradient.
 ///
@@ -79,7 +77,7 @@ impl Parameter {
             grad_stype,
             lr_mult: RwLock::new(1.0),
             wd_mult: RwLock::new(1.0),
-            sharded: RwLock::new(None),
+            sharding: RwLock::new(None),
         }))
     }
 
@@ -227,28 +225,71 @@ impl Parameter {
         Ok(())
     }
 
-    /// Marks this parameter as this rank's part of a table split over data-parallel
-    /// ranks ([`ShardedEmbedding`](crate::nn::ShardedEmbedding)): a data-parallel
+    /// Splits this `[rows, dim]` table over `comm`'s ranks, in place: this rank keeps
+    /// rows `g` with `g % ranks == rank` (about `rows / ranks`; its optimizer state
+    /// follows), and an [`Embedding`](crate::nn::Embedding) over it fetches other rows
+    /// from their owners (see [`crate::nn::sharded`]). A data-parallel
     /// [`Trainer`](crate::optim::Trainer) neither broadcasts it nor sums its gradient over
-    /// the ranks, and runs `settle` (once per step, on every rank) to complete it.
-    pub fn set_sharded(&self, settle: Settle) {
-        *self.0.sharded.write().unwrap_or_else(|e| e.into_inner()) = Some(settle);
+    /// the ranks; it completes the gradient (a collective) before each update. Call it on
+    /// every rank, after initialising (all ranks alike) and before training; only
+    /// `Embedding` reads a sharded table.
+    pub fn shard(&self, comm: Arc<dyn Communicator>) -> Result<()> {
+        if self.is_sharded() {
+            return Err(Error::InvalidArgument(format!(
+                "parameter {} is sharded already",
+                self.0.name
+            )));
+        }
+        let data = self.data()?;
+        if data.rank() != 2 {
+            return Err(Error::InvalidArgument(format!(
+                "only a [rows, dim] table can be sharded; parameter {} has shape {:?}",
+                self.0.name,
+                data.shape()
+            )));
+        }
+        let rows = data.shape()[0];
+        let part = sharded::local_part(&data, comm.rank(), comm.size())?;
+        self.replace(part);
+        *self.0.sharding.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::new(Sharding::new(rows, comm)));
+        Ok(())
     }
 
-    /// True for this rank's part of a table split over ranks.
+    /// Puts a sharded table back together on every rank (a collective): afterwards it is
+    /// the whole `[rows, dim]` table again, e.g. to evaluate or save it. A no-op for a
+    /// parameter that is not sharded.
+    pub fn gather(&self) -> Result<()> {
+        let Some(s) = self.sharding() else {
+            return Ok(());
+        };
+        let whole = sharded::whole(&self.data()?, &s)?;
+        self.replace(whole);
+        *self.0.sharding.write().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
+    /// New values of another shape (sharding), gradient cleared.
+    fn replace(&self, t: Tensor) {
+        *self.0.shape.write().unwrap_or_else(|e| e.into_inner()) = t.shape().to_vec();
+        self.set_data_tensor(t);
+        self.zero_grad();
+    }
+
+    /// True for this rank's part of a table split over ranks ([`Parameter::shard`]).
     pub fn is_sharded(&self) -> bool {
-        self.0
-            .sharded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.sharding().is_some()
     }
 
-    /// Completes a sharded parameter's gradient (a no-op for others, and once done).
+    pub(crate) fn sharding(&self) -> Option<Arc<Sharding>> {
+        read(&self.0.sharding)
+    }
+
+    /// Completes a sharded table's gradient from the other ranks (a collective; a no-op
+    /// for other parameters, and when done already this step).
     pub fn settle_grad(&self) -> Result<()> {
-        let settle = read(&self.0.sharded);
-        match settle {
-            Some(s) => s(self),
+        match self.sharding() {
+            Some(s) => sharded::settle(self, &s),
             None => Ok(()),
         }
     }

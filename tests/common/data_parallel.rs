@@ -104,58 +104,43 @@ fn value(g: usize, d: usize) -> f32 {
     ((g * 31 + d * 17) % 23) as f32 / 23.0 - 0.5
 }
 
-/// The rows of a `rows`-row table that `rank` of `ranks` holds (g % ranks == rank).
-fn start(rows: usize, rank: usize, ranks: usize) -> Tensor {
-    let mine: Vec<usize> = (0..rows).filter(|g| g % ranks == rank).collect();
-    let v: Vec<f32> = mine
-        .iter()
-        .flat_map(|&g| (0..DIM).map(move |d| value(g, d)))
+/// A `rows`-row table's start.
+fn start(rows: usize) -> Tensor {
+    let v: Vec<f32> = (0..rows)
+        .flat_map(|g| (0..DIM).map(move |d| value(g, d)))
         .collect();
-    Tensor::from_vec(v, &[mine.len(), DIM]).unwrap()
+    Tensor::from_vec(v, &[rows, DIM]).unwrap()
 }
 
 /// 2 epochs of Adam on 200 × 300 tables through one Dense layer: whole tables
-/// (`comm` None, batch 64) or `ShardedEmbedding`s split over `comm`'s ranks (batch
-/// 64 / ranks each).
+/// (`comm` None, batch 64) or tables sharded over `comm`'s ranks (`Parameter::shard`,
+/// batch 64 / ranks each).
 pub fn train_tables(comm: Option<Arc<dyn Communicator>>) -> Tables {
-    use boson::nn::ShardedEmbedding;
     let (rank, ranks) = comm.as_ref().map_or((0, 1), |c| (c.rank(), c.size()));
     let dense = Dense::new(DIM).in_units(DIM);
     let w: Vec<f32> = (0..DIM * DIM)
         .map(|k| ((k * 7) % 11) as f32 / 11.0 - 0.4)
         .collect();
-    dense
-        .weight
-        .set_data(&Tensor::from_vec(w, &[DIM, DIM]).unwrap())
-        .unwrap();
-    let bias = dense.bias.as_ref().unwrap();
-    bias.set_data(&Tensor::zeros(&[DIM], Device::Cpu).unwrap())
-        .unwrap();
-    type Table = (
-        Box<dyn Fn(&Tensor) -> Result<Tensor>>,
-        boson::nn::Parameter,
-        boson::nn::ParameterDict,
-    );
-    let table = |rows: usize| -> Table {
-        match &comm {
-            None => {
-                let t = Embedding::new(rows, DIM);
-                let (w, p) = (t.weight.clone(), t.collect_params());
-                (Box::new(move |x| t.forward(x)), w, p)
-            }
-            Some(c) => {
-                let t = ShardedEmbedding::new(rows, DIM, c.clone());
-                let (w, p) = (t.weight.clone(), t.collect_params());
-                (Box::new(move |x| t.forward(x)), w, p)
-            }
+    let w = Tensor::from_vec(w, &[DIM, DIM]).unwrap();
+    dense.weight.set_data(&w).unwrap();
+    let zeros = Tensor::zeros(&[DIM], Device::Cpu).unwrap();
+    dense.bias.as_ref().unwrap().set_data(&zeros).unwrap();
+    // The same start everywhere; sharded, each rank keeps its rows of it.
+    let table = |rows: usize| {
+        let t = Embedding::new(rows, DIM);
+        t.weight.set_data(&start(rows)).unwrap();
+        if let Some(c) = &comm {
+            t.weight.shard(c.clone()).unwrap();
         }
+        t
     };
-    let (users, user_w, user_p) = table(200);
-    let (items, item_w, item_p) = table(300);
-    user_w.set_data(&start(200, rank, ranks)).unwrap();
-    item_w.set_data(&start(300, rank, ranks)).unwrap();
-    let mut params = user_p;
-    for (n, p) in item_p.iter().chain(dense.collect_params().iter()) {
+    let (users, items) = (table(200), table(300));
+    let mut params = users.collect_params();
+    for (n, p) in items
+        .collect_params()
+        .iter()
+        .chain(dense.collect_params().iter())
+    {
         params.insert(format!("x.{n}"), p.clone());
     }
     let mut trainer = Trainer::new(params, boson::optim::Adam::new(0.01)).unwrap();
@@ -173,8 +158,9 @@ pub fn train_tables(comm: Option<Arc<dyn Communicator>>) -> Tables {
             let (u, i, r) = b.unwrap();
             let n = u.shape()[0];
             let loss = autograd::record(|| {
-                let p = (&dense.forward(&users(&u)?)? * &dense.forward(&items(&i)?)?)?;
-                L2Loss::new().forward(&p.sum_axis(1, false)?, &r, None)
+                let u = dense.forward(&users.forward(&u)?)?;
+                let i = dense.forward(&items.forward(&i)?)?;
+                L2Loss::new().forward(&(&u * &i)?.sum_axis(1, false)?, &r, None)
             })
             .unwrap();
             loss.backward().unwrap();
@@ -189,9 +175,9 @@ pub fn train_tables(comm: Option<Arc<dyn Communicator>>) -> Tables {
             .collect()
     };
     Tables {
-        users: rows_of(&user_w),
-        items: rows_of(&item_w),
-        held: [user_w.shape()[0], item_w.shape()[0]],
+        users: rows_of(&users.weight),
+        items: rows_of(&items.weight),
+        held: [users.weight.shape()[0], items.weight.shape()[0]],
     }
 }
 

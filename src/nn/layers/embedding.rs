@@ -43,6 +43,10 @@ impl Embedding {
 impl Forward for Embedding {
     type Input = Tensor;
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.weight.data()?.take(x, self.sparse_grad)
+        match self.weight.sharding() {
+            // A table split over ranks: the rows come from their owners.
+            Some(s) => crate::nn::sharded::forward(&self.weight, &s, x),
+            None => self.weight.data()?.take(x, self.sparse_grad),
+        }
     }
 }

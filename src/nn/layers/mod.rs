@@ -7,7 +7,6 @@ mod dropout;
 mod embedding;
 mod layer_norm;
 mod reshape;
-mod sharded_embedding;
 
 pub use activation::Activation;
 pub use batch_norm::BatchNorm;
@@ -16,4 +15,3 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use reshape::{Flatten, Lambda};
-pub use sharded_embedding::ShardedEmbedding;
