@@ -361,6 +361,18 @@ fn fit(
     comm: Option<Arc<dyn Communicator>>,
     batch: usize,
 ) -> (Params, Vec<(f32, f32)>, String, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    fit_in(comm, batch, 2, dir.path(), false)
+}
+
+/// `fit` for `epochs` with its checkpoints in `dir`, resuming from them if `resume`.
+fn fit_in(
+    comm: Option<Arc<dyn Communicator>>,
+    batch: usize,
+    epochs: usize,
+    dir: &std::path::Path,
+    resume: bool,
+) -> (Params, Vec<(f32, f32)>, String, usize) {
     use boson::estimator::{
         CheckpointHandler, Estimator, EventHandler, FitUntil, LogCapture, Signal,
     };
@@ -418,13 +430,12 @@ fn fit(
         .log_writer(log.clone())
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut ck = CheckpointHandler::new(dir.path());
+    let mut ck = CheckpointHandler::new(dir).resume_from_checkpoint(resume);
     let mut seen = Seen(Vec::new());
     est.fit(
         &train,
         Some(&val),
-        FitUntil::Epochs(2),
+        FitUntil::Epochs(epochs),
         &mut [&mut ck, &mut seen],
     )
     .unwrap();
@@ -433,7 +444,7 @@ fn fit(
         .iter()
         .map(|(n, p)| (n.to_string(), p.data().unwrap().to_vec_f32().unwrap()))
         .collect();
-    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    let files = std::fs::read_dir(dir).unwrap().count();
     (params, seen.0, log.contents(), files)
 }
 
@@ -517,4 +528,29 @@ fn sharding_refuses_what_it_cannot_do() {
     table.weight.gather().unwrap();
     assert!(!table.weight.is_sharded());
     assert_eq!(table.weight.data().unwrap().to_vec_f32().unwrap(), before);
+}
+
+// A data-parallel run checkpointed by rank 0 resumes on the same number of ranks (all
+// reading rank 0's files) and ends where the uninterrupted run ends.
+#[test]
+fn a_data_parallel_run_resumes_from_rank_0s_checkpoints() {
+    let on_ranks = |epochs: usize, dir: &std::path::Path, resume: bool| -> Vec<Params> {
+        let handles: Vec<_> = LocalGroup::new(2)
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                let dir = dir.to_path_buf();
+                std::thread::spawn(move || fit_in(Some(Arc::new(c)), 10, epochs, &dir, resume).0)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    };
+    let (full, part) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let uninterrupted = on_ranks(3, full.path(), false);
+    let first = on_ranks(1, part.path(), false);
+    let resumed = on_ranks(3, part.path(), true);
+    assert_ne!(first[0], uninterrupted[0]);
+    for r in 0..2 {
+        assert_eq!(resumed[r], uninterrupted[r], "rank {r}");
+    }
 }
