@@ -7,24 +7,13 @@ use boson::ratings::{FactorScorer, FullRanking, RatingsDataset, SeenItems};
 use boson::{Device, Result, Tensor};
 use std::sync::Arc;
 
-/// Root mean squared error.
-pub fn rmse(pred: &[f32], truth: &[f32]) -> f64 {
-    let se: f64 = pred
-        .iter()
-        .zip(truth)
-        .map(|(&p, &t)| f64::from(p - t).powi(2))
-        .sum();
-    (se / truth.len().max(1) as f64).sqrt()
-}
-
-/// Mean absolute error.
-pub fn mae(pred: &[f32], truth: &[f32]) -> f64 {
-    let ae: f64 = pred
-        .iter()
-        .zip(truth)
-        .map(|(&p, &t)| f64::from(p - t).abs())
-        .sum();
-    ae / truth.len().max(1) as f64
+/// A library metric ([`Rmse`](boson::metric::Rmse), [`Mae`](boson::metric::Mae)) of
+/// predictions against the truth: the same definition the Estimator's validation uses.
+pub fn score(mut metric: impl Metric, pred: &[f32], truth: &[f32]) -> Result<f64> {
+    let (p, t) = (pred.len(), truth.len());
+    let pred = Tensor::from_vec(pred.to_vec(), &[p])?;
+    metric.update(&Tensor::from_vec(truth.to_vec(), &[t])?, &pred)?;
+    Ok(f64::from(metric.get().1))
 }
 
 /// `mean + b_u + b_i`, fitted on train with shrinkage (the classic bias baseline).

@@ -6,11 +6,12 @@ use crate::charts;
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
 use crate::evaluate::{
-    item_counts, mae, ranking, rmse, seen_items, top_k, BiasBaseline, Popularity, Ranking,
+    item_counts, ranking, score, seen_items, top_k, BiasBaseline, Popularity, Ranking,
 };
 use crate::model::{build, predict, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::train::{fit, FitOptions, History, Ranks};
+use boson::metric::{Mae, Rmse};
 use boson::ratings::Per;
 use boson::{Error, Result};
 use std::io::Write;
@@ -190,12 +191,16 @@ pub fn run_on(
     let pred = predict(model.as_ref(), tu, ti, device)?;
     // A ranking model's scores are not ratings: it has no RMSE.
     let (test_rmse, test_mae) = match config.task {
-        Task::Rating => (rmse(&pred, tr), mae(&pred, tr)),
+        Task::Rating => (score(Rmse::new(), &pred, tr)?, score(Mae::new(), &pred, tr)?),
         Task::Ranking => (f64::NAN, f64::NAN),
     };
     let mean_pred = vec![global_mean; tr.len()];
     let bias = BiasBaseline::fit(&data.train, s.users, s.items, global_mean);
     let bias_pred = bias.predict(&data.test);
+    let (mean_rmse, bias_rmse) = (
+        score(Rmse::new(), &mean_pred, tr)?,
+        score(Rmse::new(), &bias_pred, tr)?,
+    );
     writeln!(out, "== evaluate on {} held-out ratings", tr.len()).map_err(w)?;
     writeln!(out, "{:<28} {:>8} {:>8}", "", "RMSE", "MAE").map_err(w)?;
     let boson_row = (format!("{} (boson)", spec.kind.name()), test_rmse, test_mae);
@@ -203,13 +208,13 @@ pub fn run_on(
         boson_row,
         (
             "baseline: global mean".to_string(),
-            rmse(&mean_pred, tr),
-            mae(&mean_pred, tr),
+            mean_rmse,
+            score(Mae::new(), &mean_pred, tr)?,
         ),
         (
             "baseline: user + item bias".to_string(),
-            rmse(&bias_pred, tr),
-            mae(&bias_pred, tr),
+            bias_rmse,
+            score(Mae::new(), &bias_pred, tr)?,
         ),
     ];
     let skip = usize::from(config.task == Task::Ranking);
@@ -300,8 +305,8 @@ pub fn run_on(
             &history,
             Task::Rating,
             &[
-                ("global mean", rmse(&mean_pred, tr)),
-                ("user + item bias", rmse(&bias_pred, tr)),
+                ("global mean", mean_rmse),
+                ("user + item bias", bias_rmse),
             ],
             test_rmse,
         )?,
@@ -348,8 +353,8 @@ pub fn run_on(
     let report = |reload_identical: bool| Report {
         test_rmse,
         test_mae,
-        baseline_global_mean_rmse: rmse(&mean_pred, tr),
-        baseline_bias_rmse: rmse(&bias_pred, tr),
+        baseline_global_mean_rmse: mean_rmse,
+        baseline_bias_rmse: bias_rmse,
         validation_rmse: history
             .epochs
             .iter()
