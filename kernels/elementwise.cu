@@ -52,19 +52,19 @@ extern "C" __global__ void unary_f32(int op, i64 n, const float* x, float* y, fl
 
 __device__ __forceinline__ float binary_op(int op, float a, float b) {
     switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return fmaxf(a, b);
-    case 5: return fminf(a, b);
-    case 6: return a == b ? 1.0f : 0.0f;
-    case 7: return a != b ? 1.0f : 0.0f;
-    case 8: return a > b ? 1.0f : 0.0f;
-    case 9: return a >= b ? 1.0f : 0.0f;
-    case 10: return a < b ? 1.0f : 0.0f;
-    case 11: return a <= b ? 1.0f : 0.0f;
-    case 12: return powf(a, b);
+    case 0: return a + b;  // Add
+    case 1: return a - b;  // Sub
+    case 2: return a * b;  // Mul
+    case 3: return a / b;  // Div
+    case 4: return fmaxf(a, b);  // Maximum
+    case 5: return fminf(a, b);  // Minimum
+    case 6: return a == b ? 1.0f : 0.0f;  // Eq
+    case 7: return a != b ? 1.0f : 0.0f;  // Ne
+    case 8: return a > b ? 1.0f : 0.0f;  // Gt
+    case 9: return a >= b ? 1.0f : 0.0f;  // Ge
+    case 10: return a < b ? 1.0f : 0.0f;  // Lt
+    case 11: return a <= b ? 1.0f : 0.0f;  // Le
+    case 12: return powf(a, b);  // Pow
     default: return __int_as_float(0x7fc00000);
     }
 }

@@ -106,14 +106,14 @@ extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, c
         float wv = w[e];
         float gv = clip_grad(rescale * g[t], clip);
         switch (rule) {
-        case 0: {
+        case 0: {  // Nag
             float gw = gv + wd * wv;
             float m = h0 * s0[e] + gw;
             s0[e] = m;
             w[e] = wv - lr * (gw + h0 * m);
             break;
         }
-        case 1: {
+        case 1: {  // AdamW
             float m = h0 * s0[e] + (1.0f - h0) * gv;
             float v = h1 * s1[e] + (1.0f - h1) * gv * gv;
             s0[e] = m;
@@ -121,14 +121,14 @@ extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, c
             w[e] = wv - (lr * m / (sqrtf(v) + h2) + wd * wv);
             break;
         }
-        case 2: {
+        case 2: {  // RmsProp
             float gw = gv + wd * wv;
             float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
             s0[e] = nv;
             w[e] = wv - lr * gw / sqrtf(nv + h2);
             break;
         }
-        case 3: {
+        case 3: {  // RmsPropCentered
             float gw = gv + wd * wv;
             float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
             float ga = (1.0f - h0) * gw + h0 * s1[e];
@@ -139,7 +139,7 @@ extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, c
             w[e] = wv + d;
             break;
         }
-        case 4: {
+        case 4: {  // Ftrl
             float nv = s1[e];
             float z = s0[e] + gv - (sqrtf(nv + gv * gv) - sqrtf(nv)) * wv / lr;
             nv += gv * gv;

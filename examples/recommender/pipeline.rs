@@ -191,7 +191,10 @@ pub fn run_on(
     let pred = predict(model.as_ref(), tu, ti, device)?;
     // A ranking model's scores are not ratings: it has no RMSE.
     let (test_rmse, test_mae) = match config.task {
-        Task::Rating => (score(Rmse::new(), &pred, tr)?, score(Mae::new(), &pred, tr)?),
+        Task::Rating => (
+            score(Rmse::new(), &pred, tr)?,
+            score(Mae::new(), &pred, tr)?,
+        ),
         Task::Ranking => (f64::NAN, f64::NAN),
     };
     let mean_pred = vec![global_mean; tr.len()];
@@ -304,10 +307,7 @@ pub fn run_on(
         Task::Rating => charts::training_curve(
             &history,
             Task::Rating,
-            &[
-                ("global mean", mean_rmse),
-                ("user + item bias", bias_rmse),
-            ],
+            &[("global mean", mean_rmse), ("user + item bias", bias_rmse)],
             test_rmse,
         )?,
         Task::Ranking => charts::training_curve(

@@ -17,41 +17,41 @@ static bool close(double got, double want, double rel, double abs_tol) {
 
 static double unary_ref(int op, double x, double p0, double p1) {
     switch (op) {
-    case 0: return -x;
-    case 1: return std::exp(x);
-    case 2: return std::log(x);
-    case 3: return std::sqrt(x);
-    case 4: return std::fabs(x);
-    case 5: return x * x;
-    case 6: return x > 0 ? x : 0;
-    case 7: return 1 / (1 + std::exp(-x));
-    case 8: return std::tanh(x);
-    case 9: return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x)));
-    case 10: return 1 / x;
-    case 11: return (x > 0) - (x < 0);
-    case 12: return (double)(float)(p0 * (float)x) + p1;  // as the kernel: one f32 product, then the add
-    case 13: return std::pow(x, p0);
-    case 14: return std::min(std::max(x, p0), p1);
-    case 15: return x > 0 ? 1 : 0;
+    case 0: return -x;  // Neg
+    case 1: return std::exp(x);  // Exp
+    case 2: return std::log(x);  // Log
+    case 3: return std::sqrt(x);  // Sqrt
+    case 4: return std::fabs(x);  // Abs
+    case 5: return x * x;  // Square
+    case 6: return x > 0 ? x : 0;  // Relu
+    case 7: return 1 / (1 + std::exp(-x));  // Sigmoid
+    case 8: return std::tanh(x);  // Tanh
+    case 9: return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x)));  // Softplus
+    case 10: return 1 / x;  // Recip
+    case 11: return (x > 0) - (x < 0);  // Sign
+    case 12: return (double)(float)(p0 * (float)x) + p1;  // Affine, as the kernel: one f32 product, then the add
+    case 13: return std::pow(x, p0);  // Powf
+    case 14: return std::min(std::max(x, p0), p1);  // Clip
+    case 15: return x > 0 ? 1 : 0;  // StepPos
     }
     return NAN;
 }
 
 static double binary_ref(int op, double a, double b) {
     switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return std::max(a, b);
-    case 5: return std::min(a, b);
-    case 6: return a == b;
-    case 7: return a != b;
-    case 8: return a > b;
-    case 9: return a >= b;
-    case 10: return a < b;
-    case 11: return a <= b;
-    case 12: return std::pow(a, b);
+    case 0: return a + b;  // Add
+    case 1: return a - b;  // Sub
+    case 2: return a * b;  // Mul
+    case 3: return a / b;  // Div
+    case 4: return std::max(a, b);  // Maximum
+    case 5: return std::min(a, b);  // Minimum
+    case 6: return a == b;  // Eq
+    case 7: return a != b;  // Ne
+    case 8: return a > b;  // Gt
+    case 9: return a >= b;  // Ge
+    case 10: return a < b;  // Lt
+    case 11: return a <= b;  // Le
+    case 12: return std::pow(a, b);  // Pow
     }
     return NAN;
 }
