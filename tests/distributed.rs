@@ -174,6 +174,32 @@ fn traffic_and_time_on_large_tables() {
     use boson::optim::Trainer;
     use boson::{Device, Tensor};
     let (users, items, dim, batch, steps) = (150_000usize, 38_000usize, 64, 1024usize, 20);
+    // One step on `b` ratings whose ids spread like real ones: a popular head, a long tail.
+    let train_step = move |u_table: &Embedding,
+                           i_table: &Embedding,
+                           trainer: &mut Trainer,
+                           rank: usize,
+                           step: usize,
+                           b: usize| {
+        let id = |k: usize, n: usize| {
+            let x = boson::rng::mix_seed((step * 7919 + rank * 104_729 + k) as u64, 3);
+            ((x % n as u64) * (x % 97) / 97) as i64
+        };
+        let u: Vec<i64> = (0..b).map(|k| id(k, users)).collect();
+        let i: Vec<i64> = (0..b).map(|k| id(k + 1_000_000, items)).collect();
+        let (u, i) = (
+            Tensor::from_vec_i64(u, &[b]).unwrap(),
+            Tensor::from_vec_i64(i, &[b]).unwrap(),
+        );
+        let target = Tensor::full(3.5, &[b], Device::Cpu).unwrap();
+        let loss = autograd::record(|| {
+            let p = (&u_table.forward(&u)? * &i_table.forward(&i)?)?.sum_axis(1, false)?;
+            L2Loss::new().forward(&p, &target, None)
+        })
+        .unwrap();
+        loss.backward().unwrap();
+        trainer.step(b).unwrap();
+    };
     let run = move |comm: Option<Arc<dyn Communicator>>, b: usize| {
         boson::rng::seed(1);
         let (u_table, i_table) = (Embedding::new(users, dim), Embedding::new(items, dim));
@@ -195,25 +221,7 @@ fn traffic_and_time_on_large_tables() {
         let start_traffic = trainer.traffic();
         let started = std::time::Instant::now();
         for step in 0..steps {
-            // Ids spread like ratings: a popular head and a long tail.
-            let id = |k: usize, n: usize| {
-                let x = boson::rng::mix_seed((step * 7919 + rank * 104_729 + k) as u64, 3);
-                ((x % n as u64) * (x % 97) / 97) as i64
-            };
-            let u: Vec<i64> = (0..b).map(|k| id(k, users)).collect();
-            let i: Vec<i64> = (0..b).map(|k| id(k + 1_000_000, items)).collect();
-            let (u, i) = (
-                Tensor::from_vec_i64(u, &[b]).unwrap(),
-                Tensor::from_vec_i64(i, &[b]).unwrap(),
-            );
-            let target = Tensor::full(3.5, &[b], Device::Cpu).unwrap();
-            let loss = autograd::record(|| {
-                let p = (&u_table.forward(&u)? * &i_table.forward(&i)?)?.sum_axis(1, false)?;
-                L2Loss::new().forward(&p, &target, None)
-            })
-            .unwrap();
-            loss.backward().unwrap();
-            trainer.step(b).unwrap();
+            train_step(&u_table, &i_table, &mut trainer, rank, step, b);
         }
         let t = trainer.traffic();
         let per_step = |x: u64, y: u64| (x - y) / steps as u64;
@@ -312,24 +320,7 @@ fn traffic_and_time_on_large_tables() {
         let before = c.1.load(Ordering::Relaxed);
         let started = std::time::Instant::now();
         for step in 0..steps {
-            let id = |k: usize, n: usize| {
-                let x = boson::rng::mix_seed((step * 7919 + rank * 104_729 + k) as u64, 3);
-                ((x % n as u64) * (x % 97) / 97) as i64
-            };
-            let u: Vec<i64> = (0..batch).map(|k| id(k, users)).collect();
-            let i: Vec<i64> = (0..batch).map(|k| id(k + 1_000_000, items)).collect();
-            let (u, i) = (
-                Tensor::from_vec_i64(u, &[batch]).unwrap(),
-                Tensor::from_vec_i64(i, &[batch]).unwrap(),
-            );
-            let target = Tensor::full(3.5, &[batch], Device::Cpu).unwrap();
-            let loss = autograd::record(|| {
-                let p = (&u_table.forward(&u)? * &i_table.forward(&i)?)?.sum_axis(1, false)?;
-                L2Loss::new().forward(&p, &target, None)
-            })
-            .unwrap();
-            loss.backward().unwrap();
-            trainer.step(batch).unwrap();
+            train_step(&u_table, &i_table, &mut trainer, rank, step, batch);
         }
         let bytes = (c.1.load(Ordering::Relaxed) - before) / steps as u64;
         (started.elapsed().as_secs_f64() / steps as f64, bytes, held)
