@@ -1022,3 +1022,19 @@ fn matmul_all_transposes_batched_match_cpu() {
         }
     }
 }
+
+// Host arithmetic, no GPU needed: the kernels' strides come from the tensor layer's
+// layout, with broadcasting checked.
+#[test]
+fn kernel_strides_follow_the_tensor_layout() {
+    assert_eq!(ops::contiguous_strides(&[2, 3, 4]), [12, 4, 1]);
+    let s = ops::broadcast_strides(&[3, 1], &[2, 3, 4]).unwrap();
+    assert_eq!((s[0], s[1], s[2]), (0, 1, 0));
+    assert_eq!(ops::broadcast_strides(&[4], &[2, 4]).unwrap(), [0, 1]);
+    for (from, to) in [(&[3][..], &[2, 4][..]), (&[2, 3], &[3]), (&[2], &[2, 1])] {
+        assert!(
+            ops::broadcast_strides(from, to).is_err(),
+            "{from:?} -> {to:?}"
+        );
+    }
+}

@@ -226,44 +226,30 @@ pub fn unary(
     launch(a, cfg_for(n as u64), "unary_f32")
 }
 
-/// Row-major contiguous strides for `shape`, in elements.
+/// Row-major contiguous strides for `shape`, in elements (the tensor layer's layout, as
+/// the kernels take it).
 pub fn contiguous_strides(shape: &[usize]) -> Vec<i64> {
-    let mut s = vec![0i64; shape.len()];
-    let mut acc = 1i64;
-    for d in (0..shape.len()).rev() {
-        s[d] = acc;
-        acc *= shape[d] as i64;
-    }
-    s
+    to_i64(&crate::tensor::shape::Layout::contiguous(shape).strides)
 }
 
 /// Strides that read a contiguous tensor of shape `from` as if broadcast to `to`
-/// (NumPy rules: align right; a size-1 or missing dim gets stride 0).
+/// (NumPy rules: align right; a broadcast dim gets stride 0): the tensor layer's
+/// `Layout::broadcast_to`, checked.
 pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Result<Vec<i64>> {
-    if from.len() > to.len() {
+    if crate::tensor::broadcast_shape(from, to).ok().as_deref() != Some(to) {
         return Err(Error::ShapeMismatch {
             op: "broadcast",
             lhs: from.to_vec(),
             rhs: to.to_vec(),
         });
     }
-    let base = contiguous_strides(from);
-    let lead = to.len() - from.len();
-    let mut out = vec![0i64; to.len()];
-    for d in 0..from.len() {
-        if from[d] == to[lead + d] {
-            out[lead + d] = if from[d] == 1 { 0 } else { base[d] };
-        } else if from[d] == 1 {
-            out[lead + d] = 0;
-        } else {
-            return Err(Error::ShapeMismatch {
-                op: "broadcast",
-                lhs: from.to_vec(),
-                rhs: to.to_vec(),
-            });
-        }
-    }
-    Ok(out)
+    Ok(to_i64(
+        &crate::tensor::shape::Layout::broadcast_to(from, to).strides,
+    ))
+}
+
+fn to_i64(strides: &[usize]) -> Vec<i64> {
+    strides.iter().map(|&s| s as i64).collect()
 }
 
 /// Kernel parameter block for `binary_f32`; layout matches `BinaryMeta` in

@@ -21,7 +21,7 @@ mod operators;
 mod ops;
 pub(crate) mod pool;
 pub mod row_update;
-mod shape;
+pub(crate) mod shape;
 mod simd;
 pub(crate) mod storage;
 
