@@ -256,6 +256,15 @@ fn traffic_and_time_on_large_tables() {
         fn add(&self, n: usize) {
             self.1.fetch_add(n as u64, Ordering::Relaxed);
         }
+        /// Values of an all-to-all addressed to the other ranks.
+        fn to_others<T>(&self, send: &[Vec<T>]) -> usize {
+            let me = self.0.rank();
+            send.iter()
+                .enumerate()
+                .filter(|(r, _)| *r != me)
+                .map(|(_, v)| v.len())
+                .sum()
+        }
     }
     impl Communicator for Counted {
         fn rank(&self) -> usize {
@@ -280,23 +289,11 @@ fn traffic_and_time_on_large_tables() {
             self.0.broadcast(v, root)
         }
         fn all_to_all_i64(&self, send: &[Vec<i64>]) -> boson::Result<Vec<Vec<i64>>> {
-            let others: usize = send
-                .iter()
-                .enumerate()
-                .filter(|(r, _)| *r != self.rank())
-                .map(|(_, v)| v.len())
-                .sum();
-            self.add(8 * others);
+            self.add(8 * self.to_others(send));
             self.0.all_to_all_i64(send)
         }
         fn all_to_all_f32(&self, send: &[Vec<f32>]) -> boson::Result<Vec<Vec<f32>>> {
-            let others: usize = send
-                .iter()
-                .enumerate()
-                .filter(|(r, _)| *r != self.rank())
-                .map(|(_, v)| v.len())
-                .sum();
-            self.add(4 * others);
+            self.add(4 * self.to_others(send));
             self.0.all_to_all_f32(send)
         }
     }

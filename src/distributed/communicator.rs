@@ -26,29 +26,15 @@ pub trait Communicator: Send + Sync {
     /// receives every message; a transport with a true all-to-all overrides it.
     fn all_to_all_i64(&self, send: &[Vec<i64>]) -> Result<Vec<Vec<i64>>> {
         check_destinations(send.len(), self.size())?;
-        let all = self.all_gather_i64(&framed(send, |v| v.len(), |v| v.clone()))?;
-        unframe(&all, self.rank(), self.size(), |v| v.to_vec())
+        let lens = self.all_gather_i64(&lengths(send))?;
+        addressed_to(self.rank(), &self.all_gather_i64(&send.concat())?, &lens)
     }
 
     /// [`all_to_all_i64`](Self::all_to_all_i64) for f32 values.
     fn all_to_all_f32(&self, send: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
         check_destinations(send.len(), self.size())?;
-        let lens: Vec<i64> = send.iter().map(|v| v.len() as i64).collect();
-        let all_lens = self.all_gather_i64(&lens)?;
-        let all = self.all_gather_f32(&send.concat())?;
-        let me = self.rank();
-        all.iter()
-            .zip(&all_lens)
-            .map(|(data, lens)| {
-                let start: usize = lens[..me].iter().map(|&l| l as usize).sum();
-                let len = lens.get(me).copied().unwrap_or(0) as usize;
-                data.get(start..start + len)
-                    .map(|s| s.to_vec())
-                    .ok_or_else(|| {
-                        Error::InvalidArgument("all_to_all_f32: a rank sent a short message".into())
-                    })
-            })
-            .collect()
+        let lens = self.all_gather_i64(&lengths(send))?;
+        addressed_to(self.rank(), &self.all_gather_f32(&send.concat())?, &lens)
     }
 }
 
@@ -61,34 +47,24 @@ fn check_destinations(given: usize, size: usize) -> Result<()> {
     Ok(())
 }
 
-/// `[len_0, .., len_{n-1}, data_0.., data_1.., ..]`.
-fn framed<T>(send: &[T], len: impl Fn(&T) -> usize, data: impl Fn(&T) -> Vec<i64>) -> Vec<i64> {
-    let mut out: Vec<i64> = send.iter().map(|v| len(v) as i64).collect();
-    for v in send {
-        out.extend(data(v));
-    }
-    out
+fn lengths<T>(send: &[Vec<T>]) -> Vec<i64> {
+    send.iter().map(|v| v.len() as i64).collect()
 }
 
-/// The part of each rank's framed message addressed to rank `me`.
-fn unframe<T>(
-    all: &[Vec<i64>],
-    me: usize,
-    size: usize,
-    part: impl Fn(&[i64]) -> T,
-) -> Result<Vec<T>> {
+/// From every rank's concatenated messages (`all[r]`, split by `lens[r]`), the ones
+/// addressed to rank `me`.
+fn addressed_to<T: Clone>(me: usize, all: &[Vec<T>], lens: &[Vec<i64>]) -> Result<Vec<Vec<T>>> {
     all.iter()
+        .zip(lens)
         .enumerate()
-        .map(|(r, msg)| {
-            let bad = || {
-                Error::InvalidArgument(format!(
-                    "all_to_all_i64: rank {r} sent a malformed message (one per rank of {size} needed)"
-                ))
-            };
-            let lens = msg.get(..size).ok_or_else(bad)?;
-            let start = size + lens[..me].iter().map(|&l| l as usize).sum::<usize>();
-            let len = lens[me] as usize;
-            msg.get(start..start + len).map(&part).ok_or_else(bad)
+        .map(|(r, (data, lens))| {
+            let start: usize = lens.iter().take(me).map(|&l| l as usize).sum();
+            let len = lens.get(me).copied().unwrap_or(0) as usize;
+            data.get(start..start + len)
+                .map(<[T]>::to_vec)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("all_to_all: rank {r} sent a short message"))
+                })
         })
         .collect()
 }

@@ -69,25 +69,13 @@ impl Mpi {
         let mine = count(values.len())?;
         let mut counts: Vec<Count> = vec![0; self.size];
         world.all_gather_into(&mine, &mut counts[..]);
-        let displs: Vec<Count> = counts
-            .iter()
-            .scan(0, |at, &c| {
-                let d = *at;
-                *at += c;
-                Some(d)
-            })
-            .collect();
-        let total: usize = counts.iter().map(|&c| c as usize).sum();
-        let mut all = vec![T::default(); total];
+        let displs = displacements(&counts);
+        let mut all = vec![T::default(); total(&counts)];
         {
             let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
             world.all_gather_varcount_into(values, &mut partition);
         }
-        let mut out = Vec::with_capacity(self.size);
-        for (&c, &d) in counts.iter().zip(&displs) {
-            out.push(all[d as usize..(d + c) as usize].to_vec());
-        }
-        Ok(out)
+        Ok(split(&all, &counts, &displs))
     }
 }
 
@@ -111,31 +99,41 @@ impl Mpi {
             .collect::<Result<Vec<_>>>()?;
         let mut recv_counts: Vec<Count> = vec![0; self.size];
         world.all_to_all_into(&send_counts[..], &mut recv_counts[..]);
-        let displs = |counts: &[Count]| -> Vec<Count> {
-            counts
-                .iter()
-                .scan(0, |at, &c| {
-                    let d = *at;
-                    *at += c;
-                    Some(d)
-                })
-                .collect()
-        };
-        let (send_displs, recv_displs) = (displs(&send_counts), displs(&recv_counts));
+        let (send_displs, recv_displs) = (displacements(&send_counts), displacements(&recv_counts));
         let flat: Vec<T> = send.concat();
-        let total: usize = recv_counts.iter().map(|&c| c as usize).sum();
-        let mut all = vec![T::default(); total];
+        let mut all = vec![T::default(); total(&recv_counts)];
         {
             let out = Partition::new(&flat[..], &send_counts[..], &send_displs[..]);
             let mut into = PartitionMut::new(&mut all[..], &recv_counts[..], &recv_displs[..]);
             world.all_to_all_varcount_into(&out, &mut into);
         }
-        Ok(recv_counts
-            .iter()
-            .zip(&recv_displs)
-            .map(|(&c, &d)| all[d as usize..(d + c) as usize].to_vec())
-            .collect())
+        Ok(split(&all, &recv_counts, &recv_displs))
     }
+}
+
+/// Where each rank's part starts in a buffer of parts of `counts` values.
+fn displacements(counts: &[Count]) -> Vec<Count> {
+    counts
+        .iter()
+        .scan(0, |at, &c| {
+            let d = *at;
+            *at += c;
+            Some(d)
+        })
+        .collect()
+}
+
+fn total(counts: &[Count]) -> usize {
+    counts.iter().map(|&c| c as usize).sum()
+}
+
+/// `all` cut into the parts of `counts` at `displs`.
+fn split<T: Clone>(all: &[T], counts: &[Count], displs: &[Count]) -> Vec<Vec<T>> {
+    counts
+        .iter()
+        .zip(displs)
+        .map(|(&c, &d)| all[d as usize..(d + c) as usize].to_vec())
+        .collect()
 }
 
 fn count(n: usize) -> Result<Count> {

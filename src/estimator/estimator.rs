@@ -451,20 +451,21 @@ impl Estimator {
         } else {
             &mut self.train_metrics
         };
-        let mut sums = Vec::new();
+        let (mut sums, mut lens) = (Vec::new(), Vec::new());
         for m in metrics.iter() {
-            sums.extend(m.sums().ok_or_else(|| {
+            let s = m.sums().ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "metric {} cannot be summed over data-parallel ranks: implement \
                      Metric::sums and set_sums",
                     m.name()
                 ))
-            })?);
+            })?;
+            lens.push(s.len());
+            sums.extend(s);
         }
         crate::distributed::all_reduce_sum_f64(&*comm, &mut sums)?;
         let mut at = 0;
-        for m in metrics.iter_mut() {
-            let n = m.sums().map_or(0, |s| s.len());
+        for (m, n) in metrics.iter_mut().zip(lens) {
             m.set_sums(&sums[at..at + n])?;
             at += n;
         }
