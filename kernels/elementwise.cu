@@ -6,7 +6,7 @@
 // are converted with PTX `cvt` (f16) or integer arithmetic (bf16).
 //
 // Op codes are fixed by the tensor core (the `code()` of UnaryOp and BinaryOp in
-// src/tensor/ops.rs); never renumber.
+// src/tensor/primitives.rs); never renumber.
 
 typedef long long i64;
 typedef unsigned long long u64;

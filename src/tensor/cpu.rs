@@ -2,8 +2,8 @@
 //!
 //! These are the reference implementations every CUDA kernel is tested against.
 
-use super::ops::{BinaryOp, ReduceOp, UnaryOp};
 use super::pool;
+use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
 use super::shape::Layout;
 use super::simd::{prefetch, vectorized, Kernel};
 use crate::error::{Error, Result};

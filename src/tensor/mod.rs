@@ -20,6 +20,7 @@ mod limits;
 mod operators;
 mod ops;
 pub(crate) mod pool;
+mod primitives;
 pub mod row_update;
 pub(crate) mod shape;
 mod simd;
@@ -29,7 +30,7 @@ pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
 
 pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
-pub use ops::{BinaryOp, ReduceOp, UnaryOp};
+pub use primitives::{BinaryOp, ReduceOp, UnaryOp};
 #[cfg(feature = "cuda")]
 pub(crate) use shape::Layout;
 pub use shape::{broadcast_shape, checked_elem_count};

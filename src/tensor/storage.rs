@@ -5,8 +5,8 @@
 //! adding a backend means adding one arm here.
 
 use super::cpu;
-use super::ops::{BinaryOp, ReduceOp, UnaryOp};
 use super::pool;
+use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
 use super::shape::Layout;
 use crate::device::Device;
 use crate::error::{Error, Result};
