@@ -302,11 +302,7 @@ impl Tensor {
             dim,
             shape.first().copied().unwrap_or(0),
         )?;
-        let k = match &u {
-            crate::tensor::storage::Storage::Cpu(c) => c.i64("coalesce")?.len(),
-            #[cfg(feature = "cuda")]
-            crate::tensor::storage::Storage::Cuda(c) => c.len(),
-        };
+        let k = u.len();
         Ok(RowSparse {
             indices: Tensor::from_storage(u, vec![k], None),
             values: Tensor::from_storage(s, vec![k, dim], None),

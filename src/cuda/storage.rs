@@ -7,9 +7,12 @@
 use super::device::CudaDevice;
 use super::ops;
 use crate::error::{Error, Result};
+use crate::tensor::backend::{dtype_err, BackendStorage};
 use crate::tensor::row_update::DeviceKernel;
-use crate::tensor::storage::{CpuStorage, DType, Storage};
-use crate::tensor::{BinaryOp, Layout, ReduceOp, UnaryOp};
+use crate::tensor::shape::Layout;
+use crate::tensor::storage::{CpuStorage, Storage};
+use crate::tensor::DType;
+use crate::tensor::{BinaryOp, ReduceOp, UnaryOp};
 use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
 use std::sync::Arc;
@@ -32,14 +35,6 @@ pub(crate) struct CudaStorage {
     data: CudaData,
 }
 
-fn dtype_err(op: &'static str, expected: &str, got: DType) -> Error {
-    Error::DTypeMismatch {
-        op,
-        expected: expected.to_string(),
-        got: got.to_string(),
-    }
-}
-
 fn strides_i64(s: &[usize]) -> Vec<i64> {
     s.iter().map(|&v| v as i64).collect()
 }
@@ -52,29 +47,9 @@ impl CudaStorage {
         }
     }
 
-    /// The element type.
-    pub fn dtype(&self) -> DType {
-        match self.data {
-            CudaData::F32(_) => DType::F32,
-            CudaData::I64(_) => DType::I64,
-            CudaData::F16(_) => DType::F16,
-            CudaData::BF16(_) => DType::BF16,
-        }
-    }
-
     /// The device ordinal.
     pub fn ordinal(&self) -> usize {
         self.dev.ordinal()
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        match &self.data {
-            CudaData::F32(s) => s.len(),
-            CudaData::I64(s) => s.len(),
-            CudaData::F16(s) => s.len(),
-            CudaData::BF16(s) => s.len(),
-        }
     }
 
     fn f32(&self, op: &'static str) -> Result<&CudaSlice<f32>> {
@@ -142,302 +117,12 @@ impl CudaStorage {
         Ok(CudaStorage::new(&dev, data))
     }
 
-    /// Downloads to the host (synchronises the stream).
-    pub fn to_cpu(&self) -> Result<CpuStorage> {
-        Ok(match &self.data {
-            CudaData::F32(s) => CpuStorage::F32(ops::dtoh(&self.dev, s)?),
-            CudaData::I64(s) => CpuStorage::I64(ops::dtoh(&self.dev, s)?),
-            CudaData::F16(s) => CpuStorage::F16(ops::dtoh(&self.dev, s)?),
-            CudaData::BF16(s) => CpuStorage::BF16(ops::dtoh(&self.dev, s)?),
-        })
-    }
-
-    /// A copy in another element type (f32 ↔ f16/bf16, i64 → f32).
-    pub fn to_dtype(&self, dtype: DType) -> Result<CudaStorage> {
-        let n = self.len();
-        let data = match (&self.data, dtype) {
-            (CudaData::I64(s), DType::F32) => {
-                let mut y = self.alloc_f32(n)?;
-                ops::cast_i64_f32(&self.dev, s, &mut y)?;
-                CudaData::F32(y)
-            }
-            (CudaData::F16(s), DType::F32) => {
-                let mut y = self.alloc_f32(n)?;
-                ops::half_to_f32(&self.dev, s, &mut y)?;
-                CudaData::F32(y)
-            }
-            (CudaData::BF16(s), DType::F32) => {
-                let mut y = self.alloc_f32(n)?;
-                ops::half_to_f32(&self.dev, s, &mut y)?;
-                CudaData::F32(y)
-            }
-            (CudaData::F32(s), DType::F16) => {
-                let mut y = ops::alloc_uninit::<f16>(&self.dev, n)?;
-                ops::f32_to_half(&self.dev, s, &mut y)?;
-                CudaData::F16(y)
-            }
-            (CudaData::F32(s), DType::BF16) => {
-                let mut y = ops::alloc_uninit::<bf16>(&self.dev, n)?;
-                ops::f32_to_half(&self.dev, s, &mut y)?;
-                CudaData::BF16(y)
-            }
-            (_, d) if d == self.dtype() => return self.deep_clone(),
-            // Rare conversions (e.g. f16 → bf16) go through the host.
-            _ => {
-                let host = Storage::Cpu(self.to_cpu()?).to_dtype(dtype)?;
-                match host {
-                    Storage::Cpu(c) => return CudaStorage::from_cpu(self.ordinal(), &c),
-                    Storage::Cuda(c) => return Ok(c),
-                }
-            }
-        };
-        Ok(CudaStorage::new(&self.dev, data))
-    }
-
-    /// A device-side copy.
-    pub fn deep_clone(&self) -> Result<CudaStorage> {
-        let data = match &self.data {
-            CudaData::F32(s) => {
-                let mut y = ops::alloc_uninit::<f32>(&self.dev, s.len())?;
-                ops::copy(&self.dev, s, &mut y)?;
-                CudaData::F32(y)
-            }
-            CudaData::I64(s) => {
-                let mut y = ops::alloc_uninit::<i64>(&self.dev, s.len())?;
-                ops::copy(&self.dev, s, &mut y)?;
-                CudaData::I64(y)
-            }
-            CudaData::F16(s) => {
-                let mut y = ops::alloc_uninit::<f16>(&self.dev, s.len())?;
-                ops::copy(&self.dev, s, &mut y)?;
-                CudaData::F16(y)
-            }
-            CudaData::BF16(s) => {
-                let mut y = ops::alloc_uninit::<bf16>(&self.dev, s.len())?;
-                ops::copy(&self.dev, s, &mut y)?;
-                CudaData::BF16(y)
-            }
-        };
-        Ok(CudaStorage::new(&self.dev, data))
-    }
-
-    /// Element-wise primitive.
-    pub fn unary(&self, op: UnaryOp) -> Result<CudaStorage> {
-        let x = self.f32("unary")?;
-        let mut y = self.alloc_f32(x.len())?;
-        ops::unary(&self.dev, op, x, &mut y)?;
-        Ok(self.wrap_f32(y))
-    }
-
-    /// Broadcasting binary primitive over two strided views of one shape.
-    pub fn binary(
-        &self,
-        la: &Layout,
-        rhs: &CudaStorage,
-        lb: &Layout,
-        op: BinaryOp,
-    ) -> Result<CudaStorage> {
-        self.same_device(rhs, "binary")?;
-        let (a, b) = (self.f32("binary")?, rhs.f32("binary")?);
-        let (sa, sb) = (strides_i64(&la.strides), strides_i64(&lb.strides));
-        let bc = ops::Broadcast {
-            shape: &la.shape,
-            a_strides: &sa,
-            a_offset: la.offset,
-            b_strides: &sb,
-            b_offset: lb.offset,
-        };
-        let mut y = self.alloc_f32(la.elem_count())?;
-        ops::binary(&self.dev, op, &bc, a, b, &mut y)?;
-        Ok(self.wrap_f32(y))
-    }
-
-    /// Reduction over the middle axis of `(outer, len, inner)`.
-    pub fn reduce(
-        &self,
-        op: ReduceOp,
-        outer: usize,
-        len: usize,
-        inner: usize,
-    ) -> Result<CudaStorage> {
-        let x = self.f32("reduce")?;
-        let mut y = self.alloc_f32(outer * inner)?;
-        ops::reduce(&self.dev, op, x, (outer, len, inner), &mut y)?;
-        Ok(self.wrap_f32(y))
-    }
-
-    /// First maximum along the middle axis (i64 output).
-    pub fn argmax(&self, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
-        let x = self.f32("argmax")?;
-        let mut y = ops::alloc_uninit::<i64>(&self.dev, outer * inner)?;
-        ops::argmax(&self.dev, x, (outer, len, inner), &mut y)?;
-        Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
-    }
-
-    /// `batch` products `op(a)·op(b)` through cuBLAS (transposes are GEMM flags).
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul(
-        &self,
-        rhs: &CudaStorage,
-        batch: usize,
-        m: usize,
-        k: usize,
-        n: usize,
-        trans_a: bool,
-        trans_b: bool,
-    ) -> Result<CudaStorage> {
-        self.same_device(rhs, "matmul")?;
-        let mut c = self.alloc_f32(batch * m * n)?;
-        let sh = ops::MatmulShape {
-            batch,
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-        };
-        ops::matmul(
-            &self.dev,
-            &sh,
-            self.f32("matmul")?,
-            rhs.f32("matmul")?,
-            &mut c,
-        )?;
-        Ok(self.wrap_f32(c))
-    }
-
-    /// Materialises a strided view contiguously.
-    pub fn strided_copy(&self, l: &Layout) -> Result<CudaStorage> {
-        let n = l.elem_count();
-        let src_strides = strides_i64(&l.strides);
-        let dst_strides = strides_i64(&crate::tensor::Layout::contiguous(&l.shape).strides);
-        let plan = ops::StridedCopy {
-            shape: &l.shape,
-            src_strides: &src_strides,
-            src_offset: l.offset,
-            dst_strides: &dst_strides,
-            dst_offset: 0,
-        };
-        let data = match &self.data {
-            CudaData::F32(s) => {
-                let mut y = self.alloc_f32(n)?;
-                ops::strided_copy(&self.dev, &plan, s, &mut y)?;
-                CudaData::F32(y)
-            }
-            CudaData::I64(s) => {
-                let mut y = ops::alloc_uninit::<i64>(&self.dev, n)?;
-                ops::strided_copy(&self.dev, &plan, s, &mut y)?;
-                CudaData::I64(y)
-            }
-            _ => return Err(dtype_err("strided_copy", "f32 or i64", self.dtype())),
-        };
-        Ok(CudaStorage::new(&self.dev, data))
-    }
-
-    /// Concatenates parts viewed as `(outer, width)` along their second axis.
-    pub fn concat(parts: &[&CudaStorage], outer: usize, widths: &[usize]) -> Result<CudaStorage> {
-        let first = parts
-            .first()
-            .ok_or_else(|| Error::InvalidArgument("concat of nothing".into()))?;
-        let total: usize = widths.iter().sum();
-        let mut y = first.alloc_f32(outer * total)?;
-        let mut col = 0;
-        for (p, &w) in parts.iter().zip(widths) {
-            first.same_device(p, "concat")?;
-            let plan = ops::StridedCopy {
-                shape: &[outer, w],
-                src_strides: &[w as i64, 1],
-                src_offset: 0,
-                dst_strides: &[total as i64, 1],
-                dst_offset: col,
-            };
-            ops::strided_copy(&first.dev, &plan, p.f32("concat")?, &mut y)?;
-            col += w;
-        }
-        Ok(first.wrap_f32(y))
-    }
-
-    /// Embedding gather with device-side bounds checks.
-    pub fn gather_rows(&self, rows: usize, dim: usize, idx: &CudaStorage) -> Result<CudaStorage> {
-        self.same_device(idx, "take")?;
-        let i = idx.i64("embedding indices")?;
-        let mut y = self.alloc_f32(i.len() * dim)?;
-        let _ = rows;
-        match &self.data {
-            CudaData::F32(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
-            CudaData::F16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
-            CudaData::BF16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
-            CudaData::I64(_) => {
-                return Err(dtype_err("take", "f32, f16 or bf16 table", DType::I64))
-            }
-        }
-        Ok(self.wrap_f32(y))
-    }
-
-    /// Row-sparse scatter-add: unique indices (`-1` padded to `n`; ascending unless
-    /// [`crate::device::set_deterministic`] chose the atomic kernel) and summed rows.
-    pub fn coalesce_rows(
-        idx: &CudaStorage,
-        rows: &CudaStorage,
-        dim: usize,
-        table_rows: usize,
-    ) -> Result<(CudaStorage, CudaStorage)> {
-        idx.same_device(rows, "coalesce")?;
-        let rs = ops::scatter_add(
-            &idx.dev,
-            ops::ScatterMode::current(),
-            idx.i64("coalesce")?,
-            rows.f32("coalesce")?,
-            dim,
-            table_rows,
-        )?;
-        Ok((
-            CudaStorage::new(&idx.dev, CudaData::I64(rs.unique)),
-            CudaStorage::new(&idx.dev, CudaData::F32(rs.summed)),
-        ))
-    }
-
-    /// `self[idx[i]] += rows[i]`, skipping negative indices: an SGD step with rate −1.
-    pub fn index_add_rows(
-        &mut self,
-        dim: usize,
-        idx: &CudaStorage,
-        rows: &CudaStorage,
-    ) -> Result<()> {
-        let p = ops::SgdParams {
-            lr: -1.0,
-            momentum: 0.0,
-            wd: 0.0,
-            rescale_grad: 1.0,
-            clip_gradient: -1.0,
-        };
-        let dev = self.dev.clone();
-        let w = self.f32_mut("index_add")?;
-        ops::sgd_update(
-            &dev,
-            w,
-            dim,
-            rows.f32("index_add")?,
-            Some(idx.i64("index_add")?),
-            None,
-            &p,
-        )
-    }
-
     /// An inverted-dropout mask identical to the CPU one for the same seed.
     pub fn dropout_mask(ordinal: usize, n: usize, p: f32, seed: u64) -> Result<CudaStorage> {
         let dev = CudaDevice::get(ordinal)?;
         let mut m = ops::alloc_uninit::<f32>(&dev, n)?;
         ops::dropout_mask(&dev, seed, p, &mut m)?;
         Ok(CudaStorage::new(&dev, CudaData::F32(m)))
-    }
-
-    /// One-hot rows for i64 labels, bounds-checked.
-    pub fn one_hot(&self, classes: usize) -> Result<CudaStorage> {
-        let l = self.i64("one_hot")?;
-        let mut y = self.alloc_f32(l.len() * classes)?;
-        ops::one_hot(&self.dev, l, classes, &mut y)?;
-        Ok(self.wrap_f32(y))
     }
 
     /// Runs the fused update `kernel` on `w` (see [`Tensor::update_rows`]). Row checks
@@ -577,5 +262,310 @@ impl CudaStorage {
                 ops::rule_update(&dev, rule, wv, dim, g, idx, st, &p)
             }
         }
+    }
+
+    /// Downloads to the host (synchronises the stream).
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        Ok(match &self.data {
+            CudaData::F32(s) => CpuStorage::F32(ops::dtoh(&self.dev, s)?),
+            CudaData::I64(s) => CpuStorage::I64(ops::dtoh(&self.dev, s)?),
+            CudaData::F16(s) => CpuStorage::F16(ops::dtoh(&self.dev, s)?),
+            CudaData::BF16(s) => CpuStorage::BF16(ops::dtoh(&self.dev, s)?),
+        })
+    }
+}
+
+impl BackendStorage for CudaStorage {
+    fn device(&self) -> crate::device::Device {
+        crate::device::Device::Cuda(self.ordinal())
+    }
+
+    /// The element type.
+    fn dtype(&self) -> DType {
+        match self.data {
+            CudaData::F32(_) => DType::F32,
+            CudaData::I64(_) => DType::I64,
+            CudaData::F16(_) => DType::F16,
+            CudaData::BF16(_) => DType::BF16,
+        }
+    }
+
+    /// Number of elements.
+    fn len(&self) -> usize {
+        match &self.data {
+            CudaData::F32(s) => s.len(),
+            CudaData::I64(s) => s.len(),
+            CudaData::F16(s) => s.len(),
+            CudaData::BF16(s) => s.len(),
+        }
+    }
+
+    /// A copy in another element type (f32 ↔ f16/bf16, i64 → f32).
+    fn to_dtype(&self, dtype: DType) -> Result<CudaStorage> {
+        let n = self.len();
+        let data = match (&self.data, dtype) {
+            (CudaData::I64(s), DType::F32) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::cast_i64_f32(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            (CudaData::F16(s), DType::F32) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::half_to_f32(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            (CudaData::BF16(s), DType::F32) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::half_to_f32(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            (CudaData::F32(s), DType::F16) => {
+                let mut y = ops::alloc_uninit::<f16>(&self.dev, n)?;
+                ops::f32_to_half(&self.dev, s, &mut y)?;
+                CudaData::F16(y)
+            }
+            (CudaData::F32(s), DType::BF16) => {
+                let mut y = ops::alloc_uninit::<bf16>(&self.dev, n)?;
+                ops::f32_to_half(&self.dev, s, &mut y)?;
+                CudaData::BF16(y)
+            }
+            (_, d) if d == self.dtype() => return self.deep_clone(),
+            // Rare conversions (e.g. f16 → bf16) go through the host.
+            _ => {
+                let host = Storage::Cpu(self.to_cpu()?).to_dtype(dtype)?;
+                match host {
+                    Storage::Cpu(c) => return CudaStorage::from_cpu(self.ordinal(), &c),
+                    Storage::Cuda(c) => return Ok(c),
+                }
+            }
+        };
+        Ok(CudaStorage::new(&self.dev, data))
+    }
+
+    /// A device-side copy.
+    fn deep_clone(&self) -> Result<CudaStorage> {
+        let data = match &self.data {
+            CudaData::F32(s) => {
+                let mut y = ops::alloc_uninit::<f32>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            CudaData::I64(s) => {
+                let mut y = ops::alloc_uninit::<i64>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::I64(y)
+            }
+            CudaData::F16(s) => {
+                let mut y = ops::alloc_uninit::<f16>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::F16(y)
+            }
+            CudaData::BF16(s) => {
+                let mut y = ops::alloc_uninit::<bf16>(&self.dev, s.len())?;
+                ops::copy(&self.dev, s, &mut y)?;
+                CudaData::BF16(y)
+            }
+        };
+        Ok(CudaStorage::new(&self.dev, data))
+    }
+
+    /// Element-wise primitive.
+    fn unary(&self, op: UnaryOp) -> Result<CudaStorage> {
+        let x = self.f32("unary")?;
+        let mut y = self.alloc_f32(x.len())?;
+        ops::unary(&self.dev, op, x, &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Broadcasting binary primitive over two strided views of one shape.
+    fn binary(
+        &self,
+        la: &Layout,
+        rhs: &CudaStorage,
+        lb: &Layout,
+        op: BinaryOp,
+    ) -> Result<CudaStorage> {
+        self.same_device(rhs, "binary")?;
+        let (a, b) = (self.f32("binary")?, rhs.f32("binary")?);
+        let (sa, sb) = (strides_i64(&la.strides), strides_i64(&lb.strides));
+        let bc = ops::Broadcast {
+            shape: &la.shape,
+            a_strides: &sa,
+            a_offset: la.offset,
+            b_strides: &sb,
+            b_offset: lb.offset,
+        };
+        let mut y = self.alloc_f32(la.elem_count())?;
+        ops::binary(&self.dev, op, &bc, a, b, &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Reduction over the middle axis of `(outer, len, inner)`.
+    fn reduce(&self, op: ReduceOp, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
+        let x = self.f32("reduce")?;
+        let mut y = self.alloc_f32(outer * inner)?;
+        ops::reduce(&self.dev, op, x, (outer, len, inner), &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// First maximum along the middle axis (i64 output).
+    fn argmax(&self, outer: usize, len: usize, inner: usize) -> Result<CudaStorage> {
+        let x = self.f32("argmax")?;
+        let mut y = ops::alloc_uninit::<i64>(&self.dev, outer * inner)?;
+        ops::argmax(&self.dev, x, (outer, len, inner), &mut y)?;
+        Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
+    }
+
+    /// `batch` products `op(a)·op(b)` through cuBLAS (transposes are GEMM flags).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        rhs: &CudaStorage,
+        batch: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Result<CudaStorage> {
+        self.same_device(rhs, "matmul")?;
+        let mut c = self.alloc_f32(batch * m * n)?;
+        let sh = ops::MatmulShape {
+            batch,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+        };
+        ops::matmul(
+            &self.dev,
+            &sh,
+            self.f32("matmul")?,
+            rhs.f32("matmul")?,
+            &mut c,
+        )?;
+        Ok(self.wrap_f32(c))
+    }
+
+    /// Materialises a strided view contiguously.
+    fn strided_copy(&self, l: &Layout) -> Result<CudaStorage> {
+        let n = l.elem_count();
+        let src_strides = strides_i64(&l.strides);
+        let dst_strides = strides_i64(&Layout::contiguous(&l.shape).strides);
+        let plan = ops::StridedCopy {
+            shape: &l.shape,
+            src_strides: &src_strides,
+            src_offset: l.offset,
+            dst_strides: &dst_strides,
+            dst_offset: 0,
+        };
+        let data = match &self.data {
+            CudaData::F32(s) => {
+                let mut y = self.alloc_f32(n)?;
+                ops::strided_copy(&self.dev, &plan, s, &mut y)?;
+                CudaData::F32(y)
+            }
+            CudaData::I64(s) => {
+                let mut y = ops::alloc_uninit::<i64>(&self.dev, n)?;
+                ops::strided_copy(&self.dev, &plan, s, &mut y)?;
+                CudaData::I64(y)
+            }
+            _ => return Err(dtype_err("strided_copy", "f32 or i64", self.dtype())),
+        };
+        Ok(CudaStorage::new(&self.dev, data))
+    }
+
+    /// Concatenates parts viewed as `(outer, width)` along their second axis.
+    fn concat(parts: &[&CudaStorage], outer: usize, widths: &[usize]) -> Result<CudaStorage> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("concat of nothing".into()))?;
+        let total: usize = widths.iter().sum();
+        let mut y = first.alloc_f32(outer * total)?;
+        let mut col = 0;
+        for (p, &w) in parts.iter().zip(widths) {
+            first.same_device(p, "concat")?;
+            let plan = ops::StridedCopy {
+                shape: &[outer, w],
+                src_strides: &[w as i64, 1],
+                src_offset: 0,
+                dst_strides: &[total as i64, 1],
+                dst_offset: col,
+            };
+            ops::strided_copy(&first.dev, &plan, p.f32("concat")?, &mut y)?;
+            col += w;
+        }
+        Ok(first.wrap_f32(y))
+    }
+
+    /// Embedding gather with device-side bounds checks.
+    fn gather_rows(&self, rows: usize, dim: usize, idx: &CudaStorage) -> Result<CudaStorage> {
+        self.same_device(idx, "take")?;
+        let i = idx.i64("embedding indices")?;
+        let mut y = self.alloc_f32(i.len() * dim)?;
+        let _ = rows;
+        match &self.data {
+            CudaData::F32(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
+            CudaData::F16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
+            CudaData::BF16(t) => ops::gather(&self.dev, t, dim, i, &mut y)?,
+            CudaData::I64(_) => {
+                return Err(dtype_err("take", "f32, f16 or bf16 table", DType::I64))
+            }
+        }
+        Ok(self.wrap_f32(y))
+    }
+
+    /// Row-sparse scatter-add: unique indices (`-1` padded to `n`; ascending unless
+    /// [`crate::device::set_deterministic`] chose the atomic kernel) and summed rows.
+    fn coalesce_rows(
+        idx: &CudaStorage,
+        rows: &CudaStorage,
+        dim: usize,
+        table_rows: usize,
+    ) -> Result<(CudaStorage, CudaStorage)> {
+        idx.same_device(rows, "coalesce")?;
+        let rs = ops::scatter_add(
+            &idx.dev,
+            ops::ScatterMode::current(),
+            idx.i64("coalesce")?,
+            rows.f32("coalesce")?,
+            dim,
+            table_rows,
+        )?;
+        Ok((
+            CudaStorage::new(&idx.dev, CudaData::I64(rs.unique)),
+            CudaStorage::new(&idx.dev, CudaData::F32(rs.summed)),
+        ))
+    }
+
+    /// `self[idx[i]] += rows[i]`, skipping negative indices: an SGD step with rate −1.
+    fn index_add_rows(&mut self, dim: usize, idx: &CudaStorage, rows: &CudaStorage) -> Result<()> {
+        let p = ops::SgdParams {
+            lr: -1.0,
+            momentum: 0.0,
+            wd: 0.0,
+            rescale_grad: 1.0,
+            clip_gradient: -1.0,
+        };
+        let dev = self.dev.clone();
+        let w = self.f32_mut("index_add")?;
+        ops::sgd_update(
+            &dev,
+            w,
+            dim,
+            rows.f32("index_add")?,
+            Some(idx.i64("index_add")?),
+            None,
+            &p,
+        )
+    }
+
+    /// One-hot rows for i64 labels, bounds-checked.
+    fn one_hot(&self, classes: usize) -> Result<CudaStorage> {
+        let l = self.i64("one_hot")?;
+        let mut y = self.alloc_f32(l.len() * classes)?;
+        ops::one_hot(&self.dev, l, classes, &mut y)?;
+        Ok(self.wrap_f32(y))
     }
 }

@@ -14,8 +14,13 @@
 //! # Ok::<(), boson::Error>(())
 //! ```
 
+pub(crate) mod backend;
 mod cpu;
+mod cpu_backend;
+#[cfg(not(feature = "cuda"))]
+mod cuda_stub;
 mod display;
+mod dtype;
 mod limits;
 mod operators;
 mod ops;
@@ -29,12 +34,10 @@ pub(crate) mod storage;
 pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
 
+pub use dtype::DType;
 pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
 pub use primitives::{BinaryOp, ReduceOp, UnaryOp};
-#[cfg(feature = "cuda")]
-pub(crate) use shape::Layout;
 pub use shape::{broadcast_shape, checked_elem_count};
-pub use storage::DType;
 
 use crate::autograd::{GradReq, GradSlot, Op};
 use crate::device::Device;
@@ -383,7 +386,6 @@ impl Tensor {
     pub(crate) fn squared_norm(&self) -> Result<f64> {
         match &*self.storage() {
             Storage::Cpu(c) => Ok(cpu::squared_norm(c.f32("squared_norm")?)),
-            #[cfg(feature = "cuda")]
             Storage::Cuda(_) => Err(Error::DeviceMismatch {
                 op: "squared_norm",
                 lhs: "cpu".into(),

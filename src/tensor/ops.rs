@@ -2,9 +2,10 @@
 //! values), runs the primitive on the tensor's device, and records itself when autograd is
 //! recording and an input needs a gradient.
 
+use super::dtype::DType;
 use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
 use super::shape::{broadcast_shape, Layout};
-use super::storage::{DType, Storage};
+use super::storage::Storage;
 use super::Tensor;
 use crate::autograd::{self, Op};
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@
 //! widest vectors the CPU has; on CUDA one of the fused kernels of `kernels/optim.cu`
 //! runs, described by a [`DeviceKernel`].
 
-use super::storage::Storage;
+use super::storage::{CudaStorage, Storage};
 use super::{prefetch, vectorized, Kernel, Tensor};
 use crate::error::{Error, Result};
 
@@ -110,9 +110,6 @@ impl Tensor {
         kernel: K,
         device: Option<&DeviceKernel>,
     ) -> Result<()> {
-        // Without the `cuda` feature there is no device to run `device` on.
-        #[cfg(not(feature = "cuda"))]
-        let _ = device;
         let dim = match rows {
             Some(_) => self.shape().get(1).copied().unwrap_or(1),
             None => self.elem_count(),
@@ -150,7 +147,6 @@ impl Tensor {
                 };
                 cpu_update(kernel, wv, &mut sv, gv, rv, dim)
             }
-            #[cfg(feature = "cuda")]
             Storage::Cuda(wc) => {
                 let device = device.ok_or_else(|| {
                     Error::Cuda(
@@ -159,7 +155,7 @@ impl Tensor {
                             .into(),
                     )
                 })?;
-                crate::cuda::CudaStorage::update_rows(device, wc, &mut refs, &g, r.as_deref(), dim)
+                CudaStorage::update_rows(device, wc, &mut refs, &g, r.as_deref(), dim)
             }
         }
     }
