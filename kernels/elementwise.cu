@@ -70,7 +70,7 @@ __device__ __forceinline__ float binary_op(int op, float a, float b) {
 }
 
 // Passed by value (kernel parameter space, up to 4 KB). Layout mirrors BinaryMeta in
-// src/cuda/ops.rs (#[repr(C)]): keep both in step.
+// src/cuda/ops/elementwise.rs (#[repr(C)]): keep both in step.
 struct BinaryMeta {
     i64 ndim;
     i64 shape[MAX_DIMS];
@@ -102,7 +102,7 @@ extern "C" __global__ void binary_contig_f32(int op, i64 n, const float* a, cons
 
 // ---------------------------------------------------------------- strided copy
 
-// Layout mirrors CopyMeta in src/cuda/ops.rs.
+// Layout mirrors CopyMeta in src/cuda/ops/elementwise.rs.
 struct CopyMeta {
     i64 ndim;
     i64 shape[MAX_DIMS];

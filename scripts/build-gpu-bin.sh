@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the GPU test and benchmark binaries in release mode on this (GPU-less) machine and
-# copies them into gpu-bin/ (git-ignored), which scripts/gpu-check.sh runs on the GPU machine.
+# copies them into gpu-bin/ (git-ignored; the library's own unit tests, with the CUDA
+# launchers' tests and the kernel bandwidth report, as gpu-bin/lib-boson), which scripts/gpu-check.sh runs on the GPU machine.
 # Usage: scripts/build-gpu-bin.sh, then device run with carry ["gpu-bin"].
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,8 @@ for line in sys.stdin:
         shutil.copy(m["executable"], "gpu-bin/%s-%s" % (kind, m["target"]["name"]))
 '
 }
-pick "test --release --no-run --test cuda_ops --test gpu_tensor --test gpu_atomic_scatter --test cuda_kernels_compile --test recommender"
-pick "bench --no-run --bench cuda_kernels --bench gpu_train"
+pick "test --release --no-run --lib --test gpu_tensor --test gpu_atomic_scatter --test cuda_kernels_compile --test recommender"
+pick "bench --no-run --bench gpu_train"
 pick "build --release --example recommender"
 strip gpu-bin/* 2>/dev/null || true
 ls -la gpu-bin

@@ -21,17 +21,21 @@ card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/n
 echo "card: $card"
 
 results=()
-for t in gpu-bin/test-*; do
+for t in gpu-bin/test-* gpu-bin/lib-boson; do
   name=${t#gpu-bin/test-}
   filter=""  # the recommender binary: only its GPU test (the rest are CPU tests)
   [ "$name" = recommender ] && filter=the_example_trains_on_the_gpu_as_on_the_cpu
+  # The library's unit tests: the CUDA layer's (the launchers against CPU loops).
+  [ "$t" = gpu-bin/lib-boson ] && name=lib-cuda && filter=cuda::
   timeout 240 "$t" --test-threads=1 $filter >"$out/$name.log" 2>&1; rc=$?
   summary=$(grep -E '^test result:' "$out/$name.log" | tail -n 1)
   skips=$(grep -c 'skipped' "$out/$name.log")
   results+=("| $name | rc=$rc | ${summary:-no summary} | skips printed: $skips |")
   grep -E '^test .* (ok|FAILED)$|panicked|skipped' "$out/$name.log" | head -n 40
 done
-timeout 120 gpu-bin/bench-cuda_kernels >"$out/cuda_kernels.md" 2>&1
+# Kernel bandwidth (an ignored unit test beside the crate-private launchers); the table only.
+timeout 120 gpu-bin/lib-boson --ignored --exact cuda::ops::bandwidth::kernel_bandwidth --nocapture 2>&1 |
+  grep -vE '^(running [0-9]+ test|test .* ok$|test result:|$)' >"$out/cuda_kernels.md"
 timeout 180 gpu-bin/bench-gpu_train >"$out/gpu_train.jsonl" 2>&1
 timeout 150 "$py" scripts/torch_mf_gpu.py >"$out/torch.jsonl" 2>&1
 # The worked example end to end on the GPU (built-in data), and on the CPU for the same

@@ -1,6 +1,6 @@
 //! boson's CUDA kernels run on the CPU under a small emulator (`tests/emu/cuda_emu.h`),
 //! so their logic is checked on every machine, GPU or not: `kernels/*.cu` compiled as
-//! C++20, launched with the grids `src/cuda/ops.rs` uses, on random inputs against
+//! C++20, launched with the grids `src/cuda/ops/` uses, on random inputs against
 //! plain CPU loops (see `tests/emu/*.cpp`). Speed is not measured and the schedule is
 //! one of those CUDA allows, not the hardware's; the GPU tests remain the final word.
 //! Skips, saying why, where no C++20 compiler is found (`CXX`, else `c++`).

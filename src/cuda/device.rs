@@ -276,7 +276,7 @@ impl CudaDevice {
         )
     }
 
-    /// The stream every launcher in [`crate::cuda::ops`] uses. All work is ordered on it.
+    /// The stream every kernel launch (`src/cuda/ops/`) uses. All work is ordered on it.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }

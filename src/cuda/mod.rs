@@ -1,12 +1,13 @@
-//! The low-level CUDA layer: device handles with an NVRTC module cache ([`device`]) and
-//! safe kernel launchers over `cudarc::driver::CudaSlice` ([`ops`]).
+//! The low-level CUDA layer: device handles with an NVRTC module cache ([`device`]), the
+//! CUDA backend of tensor storage, and the crate-private kernel launchers over
+//! `cudarc::driver::CudaSlice` (`src/cuda/ops/`, one file per `kernels/*.cu`).
 //!
 //! Nothing here panics when CUDA is absent: every entry point first asks whether the
 //! driver and NVRTC libraries can be loaded and returns [`crate::error::Error::Cuda`]
 //! with the reason otherwise.
 
 pub mod device;
-pub mod ops;
+pub(crate) mod ops;
 
 pub use device::{compile_ptx, cuda_available, kernel_sources, CudaDevice};
 #[cfg(test)]

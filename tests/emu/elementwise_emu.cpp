@@ -1,6 +1,6 @@
 // kernels/elementwise.cu under the CPU emulator: every unary and binary op (broadcast and
 // contiguous), strided copies, fill, casts, bf16 rounding, one_hot and the dropout mask,
-// launched as src/cuda/ops.rs launches them, against plain CPU references. Outputs start
+// launched as src/cuda/ops/elementwise.rs launches them, against plain CPU references. Outputs start
 // poisoned. (f16 conversions use PTX on the device and software here, so they are left to
 // the GPU tests.) Run by tests/kernel_emulation.rs; exits 1 on any failure.
 #include "check.h"

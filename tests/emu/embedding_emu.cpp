@@ -1,5 +1,5 @@
 // kernels/embedding.cu under the CPU emulator: the gathers, the sort-based coalesce and
-// the atomic scatter-add, each launched the way src/cuda/ops.rs launches it (grid and
+// the atomic scatter-add, each launched the way src/cuda/ops/embedding.rs launches it (grid and
 // block sizes, the order of kernels), on random inputs against a plain CPU loop. Every
 // buffer ops.rs allocates without zeroing is poisoned here first, so a kernel that leaves
 // an element unwritten fails. Run by tests/kernel_emulation.rs; exits 1 on any failure.
