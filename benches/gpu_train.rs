@@ -5,8 +5,8 @@
 //! the line also splits a step into forward, backward and optimizer time.
 //! Without a GPU it prints why and exits 0. Run by scripts/gpu-check.sh.
 
-#[path = "../tests/common/mf.rs"]
-mod mf;
+#[path = "../examples/recommender/mfblock.rs"]
+mod mfblock;
 
 use boson::loss::{L2Loss, Loss};
 use boson::nn::{Block, Forward, Initializer};
@@ -21,7 +21,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// the optimizer step (meaningful on the CPU only: GPU launches return before the work).
 fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<(f64, [f64; 3])> {
     let batch = 1024;
-    let net = mf::mf(users, items, 64);
+    let net = mfblock::MfBlock::new((users, items, 64), 0.5, true, 1);
     rng::seed(1);
     net.initialize(&Initializer::xavier(60.0), dev)?;
     let mut tr = Trainer::new(net.collect_params(), Sgd::new(0.02).momentum(0.9))?;
@@ -57,12 +57,16 @@ fn run(dev: Device, users: usize, items: usize, steps: usize) -> Result<(f64, [f
     }
     phases = [0.0; 3];
     // Reading a value back synchronises the device before the clock starts and stops.
-    net.user.weight.data()?.slice_axis(0, 0, 1)?.to_vec_f32()?;
+    let params = net.collect_params();
+    let table = params
+        .get("user_embeddings.weight")
+        .expect("MfBlock has a user table");
+    table.data()?.slice_axis(0, 0, 1)?.to_vec_f32()?;
     let t = Instant::now();
     for s in 0..steps {
         step(s, &mut tr, &mut phases)?;
     }
-    net.user.weight.data()?.slice_axis(0, 0, 1)?.to_vec_f32()?;
+    table.data()?.slice_axis(0, 0, 1)?.to_vec_f32()?;
     let sps = (steps * batch) as f64 / t.elapsed().as_secs_f64();
     Ok((sps, phases.map(|p| p / steps as f64)))
 }

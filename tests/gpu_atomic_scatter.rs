@@ -7,8 +7,8 @@
 mod common;
 #[path = "common/gpu.rs"]
 mod gpu_common;
-#[path = "common/mf.rs"]
-mod mf;
+#[path = "../examples/recommender/mfblock.rs"]
+mod mfblock;
 use boson::autograd::{self, Grad};
 use boson::nn::{Embedding, Forward};
 use boson::{Device, Tensor};

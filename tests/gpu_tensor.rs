@@ -6,8 +6,8 @@
 mod common;
 #[path = "common/gpu.rs"]
 mod gpu_common;
-#[path = "common/mf.rs"]
-mod mf;
+#[path = "../examples/recommender/mfblock.rs"]
+mod mfblock;
 use boson::autograd::{self, Grad};
 use boson::loss::{L2Loss, Loss, SoftmaxCrossEntropyLoss};
 use boson::nn::{Block, Embedding, Forward, Initializer};

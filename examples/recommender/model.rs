@@ -1,4 +1,5 @@
-//! The rating models: `MfBlock` (the SageMaker + Gluon reference network), `BiasedMf`
+//! The rating models: `MfBlock` (the SageMaker + Gluon reference network, in
+//! `mfblock.rs`), `BiasedMf`
 //! (user/item biases + global mean + dot product, the classic stronger baseline) and
 //! `DriftMf`; the ranking models are in `rank_models.rs`.
 //!
@@ -6,9 +7,8 @@
 //! dot product (plus `offset`) is exactly the prediction, so scoring every item for a
 //! user is one matrix product instead of one network pass per (user, item) pair.
 
-use boson::nn::{
-    Activation, Block, Dense, Dropout, Embedding, Forward, Initializer, Model, Parameter,
-};
+pub use crate::mfblock::MfBlock;
+use boson::nn::{Block, Embedding, Forward, Initializer, Model, Parameter};
 use boson::ratings::FactorScorer;
 use boson::{autograd, Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -139,7 +139,12 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
     }
     let model: Arc<dyn RecModel> = match spec.kind {
         ModelKind::Mfblock => {
-            let m = MfBlock::new(spec, seed);
+            let m = MfBlock::new(
+                (spec.num_users, spec.num_items, spec.num_embeddings),
+                spec.dropout,
+                spec.sparse_grad,
+                seed,
+            );
             // The reference initialises everything with Xavier(magnitude 60); Dense biases
             // keep their own zero initializer, as in Gluon.
             m.initialize(&Initializer::xavier(60.0), device)?;
@@ -193,69 +198,9 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
     Ok(model)
 }
 
-/// The reference network, parameter names as in the Gluon notebook.
-#[derive(Block)]
-pub struct MfBlock {
-    user_embeddings: Embedding,
-    item_embeddings: Embedding,
-    dense_user: Dense,
-    dense_item: Dense,
-    dropout_user: Dropout,
-    dropout_item: Dropout,
-}
-
-impl MfBlock {
-    pub fn new(spec: &ModelSpec, seed: u64) -> MfBlock {
-        let k = spec.num_embeddings;
-        MfBlock {
-            user_embeddings: embedding(spec.num_users, k, spec),
-            item_embeddings: embedding(spec.num_items, k, spec),
-            dense_user: Dense::new(k).in_units(k).activation(Activation::Relu),
-            dense_item: Dense::new(k).in_units(k).activation(Activation::Relu),
-            // Two independent mask streams, both derived from the run's seed.
-            dropout_user: Dropout::new(spec.dropout).with_seed(boson::rng::mix_seed(seed, 1)),
-            dropout_item: Dropout::new(spec.dropout).with_seed(boson::rng::mix_seed(seed, 2)),
-        }
-    }
-}
-
-impl Forward for MfBlock {
-    type Input = (Tensor, Tensor);
-
-    fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
-        let a = self
-            .dense_user
-            .forward(&self.user_embeddings.forward(users)?)?;
-        let b = self
-            .dense_item
-            .forward(&self.item_embeddings.forward(items)?)?;
-        let p = self
-            .dropout_user
-            .forward(&a)?
-            .mul(&self.dropout_item.forward(&b)?)?;
-        p.sum_axis(1, false)
-    }
-}
-
 impl RecModel for MfBlock {
     fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
         self.forward(&(users.clone(), items.clone()))
-    }
-}
-
-impl FactorScorer for MfBlock {
-    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
-        // Dropout is the identity outside training, so the factors are the Dense outputs.
-        autograd::predict_mode(|| {
-            self.dense_user
-                .forward(&self.user_embeddings.forward(users)?)
-        })
-    }
-    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
-        autograd::predict_mode(|| {
-            self.dense_item
-                .forward(&self.item_embeddings.forward(items)?)
-        })
     }
 }
 

@@ -1,10 +1,10 @@
 //! Helpers shared by the GPU integration tests (`tests/gpu_*.rs`): finding the GPU or
 //! saying why the test skips, CPU-vs-GPU comparisons, skewed indices, and the
-//! recommender's loss curve on one device.
+//! recommender's loss curve on one device (its `MfBlock`, from the example).
 #![allow(dead_code)]
 
 use super::common::{rand_tensor, rand_vec};
-use super::mf::mf;
+use super::mfblock::MfBlock;
 use boson::autograd;
 use boson::loss::{L2Loss, Loss};
 use boson::nn::{Block, Forward, Initializer};
@@ -93,7 +93,7 @@ pub fn mf_loss_curve(device: Device) -> Vec<f32> {
         .iter()
         .map(|v| v.round())
         .collect();
-    let net = mf(users, items, 64);
+    let net = MfBlock::new((users, items, 64), 0.5, true, 1);
     boson::rng::seed(3);
     net.initialize(&Initializer::xavier(60.0), device).unwrap();
     let mut tr = Trainer::new(net.collect_params(), Sgd::new(0.02).momentum(0.9)).unwrap();
