@@ -10,8 +10,6 @@ pub mod device;
 pub(crate) mod ops;
 
 pub use device::{compile_ptx, cuda_available, kernel_sources, CudaDevice};
-#[cfg(test)]
-mod emulator_tests;
 mod storage;
 
 pub(crate) use storage::CudaStorage;

@@ -24,6 +24,8 @@
 mod adagrad;
 mod adam;
 mod ftrl;
+#[cfg(test)]
+mod kernel_emulation_tests;
 mod optimizer;
 mod rmsprop;
 mod scheduler;
@@ -33,8 +35,6 @@ mod trainer;
 pub use adagrad::AdaGrad;
 pub use adam::{adam_lr_t, Adam};
 pub use ftrl::Ftrl;
-#[cfg(all(test, feature = "cuda"))]
-pub(crate) use optimizer::BuiltIn;
 pub use optimizer::{bad, check_all, create, Hyper, Optimizer, StepArgs};
 pub use rmsprop::RmsProp;
 pub use scheduler::{

@@ -1,10 +1,12 @@
 //! `kernels/optim.cu` under the CPU emulator (`tests/emu/cuda_emu.h`), against the CPU
 //! optimizer: each built-in optimizer's CUDA kernel choice (`BuiltIn::device_kernel`) runs
 //! one launch per step, for three steps, and must land where the optimizer's CPU step
-//! does. Here rather than in `tests/` because the kernel choice is crate-private. Skips,
+//! does. Here rather than in `tests/` because the kernel choice is crate-private; it needs
+//! no GPU and no `cuda` feature, only a C++ compiler. Skips,
 //! saying why, without a C++20 compiler (`CXX`, else `c++`).
 
-use crate::optim::{AdaGrad, Adam, BuiltIn, Ftrl, RmsProp, Sgd, StepArgs};
+use super::optimizer::BuiltIn;
+use super::{AdaGrad, Adam, Ftrl, RmsProp, Sgd, StepArgs};
 use crate::tensor::row_update::DeviceKernel;
 use crate::tensor::Tensor;
 use std::path::PathBuf;
