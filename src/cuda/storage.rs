@@ -35,10 +35,6 @@ pub(crate) struct CudaStorage {
     data: CudaData,
 }
 
-fn strides_i64(s: &[usize]) -> Vec<i64> {
-    s.iter().map(|&v| v as i64).collect()
-}
-
 impl CudaStorage {
     fn new(dev: &Arc<CudaDevice>, data: CudaData) -> CudaStorage {
         CudaStorage {
@@ -387,7 +383,7 @@ impl BackendStorage for CudaStorage {
     ) -> Result<CudaStorage> {
         self.same_device(rhs, "binary")?;
         let (a, b) = (self.f32("binary")?, rhs.f32("binary")?);
-        let (sa, sb) = (strides_i64(&la.strides), strides_i64(&lb.strides));
+        let (sa, sb) = (ops::strides_i64(&la.strides), ops::strides_i64(&lb.strides));
         let bc = ops::Broadcast {
             shape: &la.shape,
             a_strides: &sa,
@@ -451,8 +447,8 @@ impl BackendStorage for CudaStorage {
     /// Materialises a strided view contiguously.
     fn strided_copy(&self, l: &Layout) -> Result<CudaStorage> {
         let n = l.elem_count();
-        let src_strides = strides_i64(&l.strides);
-        let dst_strides = strides_i64(&Layout::contiguous(&l.shape).strides);
+        let src_strides = ops::strides_i64(&l.strides);
+        let dst_strides = ops::contiguous_strides(&l.shape);
         let plan = ops::StridedCopy {
             shape: &l.shape,
             src_strides: &src_strides,

@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use super::tests::Rng;
 use super::{self as ops};
 use crate::cuda::CudaDevice;
 use crate::error::Result;
@@ -94,20 +95,9 @@ fn values(n: usize, salt: u32) -> Vec<f32> {
         .collect()
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 fn uniform_idx(rng: &mut Rng) -> Vec<i64> {
     (0..N_IDX)
-        .map(|_| (rng.next() % TABLE_ROWS as u64) as i64)
+        .map(|_| (rng.next_u64() % TABLE_ROWS as u64) as i64)
         .collect()
 }
 
@@ -117,7 +107,7 @@ fn zipf_idx(rng: &mut Rng, cdf: &[f64]) -> Vec<i64> {
     let total = cdf[cdf.len() - 1];
     (0..N_IDX)
         .map(|_| {
-            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
             let rank = cdf.partition_point(|&c| c < u).min(TABLE_ROWS - 1) as u64;
             ((rank * 2_654_435_761) % TABLE_ROWS as u64) as i64
         })
@@ -159,7 +149,7 @@ fn run(dev: &Arc<CudaDevice>) -> Result<()> {
     });
     drop((srcs, dsts));
 
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut cdf = Vec::with_capacity(TABLE_ROWS);
     let mut acc = 0.0f64;
     for r in 0..TABLE_ROWS {

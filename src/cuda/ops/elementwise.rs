@@ -35,10 +35,11 @@ pub fn unary(
 /// Row-major contiguous strides for `shape`, in elements (the tensor layer's layout, as
 /// the kernels take it).
 pub fn contiguous_strides(shape: &[usize]) -> Vec<i64> {
-    to_i64(&crate::tensor::shape::Layout::contiguous(shape).strides)
+    strides_i64(&crate::tensor::shape::Layout::contiguous(shape).strides)
 }
 
-fn to_i64(strides: &[usize]) -> Vec<i64> {
+/// A layout's strides as the kernels take them (i64 elements).
+pub fn strides_i64(strides: &[usize]) -> Vec<i64> {
     strides.iter().map(|&s| s as i64).collect()
 }
 

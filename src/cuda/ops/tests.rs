@@ -49,18 +49,17 @@ macro_rules! dev_or_skip {
     };
 }
 
-/// Small deterministic generator (splitmix64); every test draws its own fresh stream.
-struct Rng(u64);
+/// Small deterministic generator (the crate's splitmix64 over a Weyl sequence); every
+/// test draws its own fresh stream. The bandwidth report uses it too.
+pub(super) struct Rng(u64);
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         Rng(seed ^ 0x1234_5678_9abc_def0)
     }
-    fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
+        let z = crate::rng::splitmix64(self.0);
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        z
     }
     fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / 16_777_216.0)
