@@ -107,16 +107,10 @@ fn emulate(
     (new_w, new_states, [i64_at(at), i64_at(at + 8)])
 }
 
-/// Cheap reproducible values in `[lo, hi)`.
+/// Reproducible values in `[lo, hi)`, from the crate's counter-based hash.
 fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            lo + (hi - lo) * ((x >> 40) as f32 / 16_777_216.0)
-        })
+    (0..n as u64)
+        .map(|i| lo + (hi - lo) * crate::rng::uniform_hash(seed, i))
         .collect()
 }
 
