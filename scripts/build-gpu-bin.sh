@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the GPU test and benchmark binaries in release mode on this (GPU-less) machine and
-# copies them into gpu-bin/ (git-ignored; the library's own unit tests, with the CUDA
-# launchers' tests and the kernel bandwidth report, as gpu-bin/lib-boson), which scripts/gpu-check.sh runs on the GPU machine.
+# Builds the GPU test and benchmark binaries in release mode on this (GPU-less) machine
+# and copies them into gpu-bin/ (git-ignored), which scripts/gpu-check.sh runs on the GPU
+# machine. The library's own unit tests, which hold the CUDA launchers' tests and the
+# kernel bandwidth report, become gpu-bin/lib-boson.
 # Usage: scripts/build-gpu-bin.sh, then device run with carry ["gpu-bin"].
 set -euo pipefail
 cd "$(dirname "$0")/.."

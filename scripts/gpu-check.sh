@@ -35,7 +35,8 @@ for t in gpu-bin/test-* gpu-bin/lib-boson; do
 done
 # Kernel bandwidth (an ignored unit test beside the crate-private launchers); the table only.
 timeout 120 gpu-bin/lib-boson --ignored --exact cuda::ops::bandwidth::kernel_bandwidth --nocapture 2>&1 |
-  grep -vE '^(running [0-9]+ test|test .* ok$|test result:|$)' >"$out/cuda_kernels.md"
+  grep -E '^(CUDA kernels|[|]|skipped|.*panicked|test .*FAILED)' |
+  awk '/^CUDA kernels/ { print; print ""; next } { print }' >"$out/cuda_kernels.md"
 timeout 180 gpu-bin/bench-gpu_train >"$out/gpu_train.jsonl" 2>&1
 timeout 150 "$py" scripts/torch_mf_gpu.py >"$out/torch.jsonl" 2>&1
 # The worked example end to end on the GPU (built-in data), and on the CPU for the same

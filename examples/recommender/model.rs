@@ -1,7 +1,6 @@
 //! The rating models: `MfBlock` (the SageMaker + Gluon reference network, in
-//! `mfblock.rs`), `BiasedMf`
-//! (user/item biases + global mean + dot product, the classic stronger baseline) and
-//! `DriftMf`; the ranking models are in `rank_models.rs`.
+//! `mfblock.rs`), `BiasedMf` (user/item biases + global mean + dot product, the classic
+//! stronger baseline) and `DriftMf`; the ranking models are in `rank_models.rs`.
 //!
 //! Every model is a `Block` and a `FactorScorer`: per-user and per-item factor rows whose
 //! dot product (plus `offset`) is exactly the prediction, so scoring every item for a

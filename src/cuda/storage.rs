@@ -537,6 +537,8 @@ impl BackendStorage for CudaStorage {
 
     /// `self[idx[i]] += rows[i]`, skipping negative indices: an SGD step with rate −1.
     fn index_add_rows(&mut self, dim: usize, idx: &CudaStorage, rows: &CudaStorage) -> Result<()> {
+        self.same_device(idx, "index_add")?;
+        self.same_device(rows, "index_add")?;
         let p = ops::SgdParams {
             lr: -1.0,
             momentum: 0.0,

@@ -3,7 +3,8 @@
 //! Every primitive has a CPU implementation (`cpu_backend.rs`, the reference) and a CUDA
 //! one (`crate::cuda`, or a stub without the `cuda` feature), both behind
 //! [`BackendStorage`]. Ops in `ops.rs` only talk to `Storage`, never to a backend
-//! directly; a primitive whose inputs sit on different devices is an error here.
+//! directly. Inputs on different kinds of device are an error here; inputs on different
+//! GPUs are the CUDA backend's to refuse.
 
 use super::backend::BackendStorage;
 pub(crate) use super::cpu_backend::CpuStorage;

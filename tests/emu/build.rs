@@ -1,5 +1,5 @@
 //! Builds one `tests/emu/<name>.cpp` kernel driver with the C++ compiler (`CXX`, else
-//! `c++`). Shared by `tests/kernel_emulation.rs` and `src/cuda/emulator_tests.rs`.
+//! `c++`). Shared by `tests/kernel_emulation.rs` and `src/optim/kernel_emulation_tests.rs`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

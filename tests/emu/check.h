@@ -1,4 +1,4 @@
-// What the emulator drivers (tests/emu/*_emu.cpp) share: ops.rs's default grid, and
+// What the emulator drivers (tests/emu/*_emu.cpp) share: src/cuda/ops/'s default grid, and
 // CHECK, which counts checks and prints the first 20 failures. A driver ends with
 // `return report("<file>")`.
 #pragma once
@@ -20,7 +20,7 @@ inline int checks = 0;
         }                                                                   \
     } while (0)
 
-// ops.rs's cfg_for: THREADS = 256, blocks = ceil(n / 256) clamped to [1, 2^20].
+// src/cuda/ops/launch.rs's cfg_for: THREADS = 256, blocks = ceil(n / 256) clamped to [1, 2^20].
 inline dim3 blocks_for(long long n) {
     return dim3{(unsigned)std::clamp((n + 255) / 256, 1ll, 1ll << 20), 1, 1};
 }

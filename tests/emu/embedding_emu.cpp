@@ -1,7 +1,7 @@
 // kernels/embedding.cu under the CPU emulator: the gathers, the sort-based coalesce and
 // the atomic scatter-add, each launched the way src/cuda/ops/embedding.rs launches it (grid and
 // block sizes, the order of kernels), on random inputs against a plain CPU loop. Every
-// buffer ops.rs allocates without zeroing is poisoned here first, so a kernel that leaves
+// buffer src/cuda/ops/embedding.rs allocates without zeroing is poisoned here first, so a kernel that leaves
 // an element unwritten fails. Run by tests/kernel_emulation.rs; exits 1 on any failure.
 #include "check.h"
 #include "../../kernels/embedding.cu"
@@ -90,7 +90,7 @@ static void check_row_sparse(const std::string& what, const RowSparseOut& o, con
 // ---------------------------------------------------------------- ops::scatter_add, ScatterMode::Atomic
 
 // ops::scatter_add_async (Atomic): only count is zeroed; the map persists between calls.
-// `max_blocks` caps the grid below ops.rs's so the kernels' grid-stride loops repeat.
+// `max_blocks` caps the grid below src/cuda/ops/embedding.rs's so the kernels' grid-stride loops repeat.
 static RowSparseOut scatter_atomic(const std::vector<i64>& idx, const std::vector<float>& g, long long dim,
                                    long long rows, std::vector<u32>& map, unsigned max_blocks = 1u << 20) {
     const long long n = (long long)idx.size();
@@ -139,7 +139,7 @@ static void exclusive_scan(const std::vector<u32>& in, std::vector<u32>& out, u3
     launch(dim3{(unsigned)nb, 1, 1}, block, [&] { scan_apply(in.data(), n, sums.data(), out.data()); });
 }
 
-// The multi-kernel pipeline (ops.rs for n > SORT_TILE or large gradients).
+// The multi-kernel pipeline (src/cuda/ops/embedding.rs for n > SORT_TILE or large gradients).
 static RowSparseOut coalesce_multi(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim,
                                    long long rows) {
     const long long n = (long long)idx.size();
@@ -193,7 +193,7 @@ static RowSparseOut coalesce_multi(const std::vector<i64>& idx, const std::vecto
     return o;
 }
 
-// The one-block kernel (ops.rs for n <= SORT_TILE and n * dim <= 2^19).
+// The one-block kernel (src/cuda/ops/embedding.rs for n <= SORT_TILE and n * dim <= 2^19).
 static RowSparseOut coalesce_one(const std::vector<i64>& idx, const std::vector<float>& rows_in, long long dim,
                                  long long rows) {
     const long long n = (long long)idx.size();

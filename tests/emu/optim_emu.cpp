@@ -1,5 +1,5 @@
 // One launch of a kernel from kernels/optim.cu under the CPU emulator, driven by
-// src/cuda/emulator_tests.rs, which compares the result with the CPU optimizer.
+// src/optim/kernel_emulation_tests.rs, which compares the result with the CPU optimizer.
 // Usage: optim_emu IN OUT. IN (little-endian, packed):
 //   i32 kernel (0 sgd_update, 1 adam_update, 2 adagrad_update, 3 rule_update), i32 rule code,
 //   i64 n, dim, rows, has_idx, nstates, f32 params[8] (each kernel's scalars in its
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     float* s[3] = {nullptr, nullptr, nullptr};
     for (i64 k = 0; k < nstates && k < 3; ++k) s[k] = st[k].data();
     i64 err[2] = {0, 0};
-    // ops.rs: one thread per gradient element.
+    // src/cuda/ops/optim.rs: one thread per gradient element.
     launch(blocks_for(n), kThreads, [&] {
         switch (kernel) {
         case 0: sgd_update_f32(n, dim, rows, ix, w.data(), g.data(), s[0], p[0], p[1], p[2], p[3], p[4], err); break;

@@ -1,6 +1,6 @@
 // kernels/reduce.cu under the CPU emulator: sum/max/min and argmax over the last axis
-// (warp per row and block per row) and a middle axis, launched with ops.rs's grids, on
-// random inputs with ties, against plain CPU loops. Outputs start poisoned, since ops.rs
+// (warp per row and block per row) and a middle axis, launched with src/cuda/ops/reduce.rs's grids, on
+// random inputs with ties, against plain CPU loops. Outputs start poisoned, since src/cuda/ops/reduce.rs
 // no longer zeroes them. Run by tests/kernel_emulation.rs; exits 1 on any failure.
 #include "check.h"
 #include "../../kernels/reduce.cu"
@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <random>
 
-// ops.rs: THREADS 256, rows longer than LONG_ROW get a block each, else a warp each;
+// src/cuda/ops/reduce.rs: THREADS 256, rows longer than LONG_ROW get a block each, else a warp each;
 // the middle-axis kernels take (ceil(inner/32), min(outer, 65535)) blocks of 32 x 32.
 static const long long kLongRow = 1024;
 static dim3 last_grid(long long outer, long long len) {

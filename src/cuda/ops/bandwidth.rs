@@ -44,7 +44,7 @@ fn kernel_bandwidth() {
     run(&dev).expect("benchmark failed");
 }
 
-/// Milliseconds per call of `f(rep)`, from idle and back to back (see the crate docs).
+/// Milliseconds per call of `f(rep)`, from idle and back to back (see the module docs).
 #[derive(Clone, Copy)]
 struct Timing {
     idle_ms: f64,

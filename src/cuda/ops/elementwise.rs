@@ -132,8 +132,8 @@ fn pack_i64(v: &[i64]) -> [i64; MAX_DIMS] {
 }
 
 /// Describes how the two inputs of [`binary`] are read: the (contiguous) output
-/// `shape`, and each input's strides (0 on broadcast dims, as the tensor layer's `Layout::broadcast_to` gives them)
-/// and element offset.
+/// `shape`, and each input's strides (0 on broadcast dims, as the tensor layer's
+/// `Layout::broadcast_to` gives them) and element offset.
 #[derive(Clone, Debug)]
 pub struct Broadcast<'a> {
     pub shape: &'a [usize],
