@@ -14,7 +14,7 @@ mkdir -p "$work"
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --example recommender -q
-bin=target/release/examples/recommender
+bin="${CARGO_TARGET_DIR:-target}/release/examples/recommender"
 if [ ! -f "$work/model/config.json" ]; then
   # The built-in data at its default size (20,000 users, 5,000 items), one epoch.
   "$bin" --epochs 1 --no-ranking --model-dir "$work/model" >"$work/train.log"
