@@ -30,7 +30,7 @@ echo "mpi-test: ok (the job ended with rc $rc, naming rank 1)"
 # The recommender: 2 ranks of batch 32 against one process of batch 64 (no dropout: its
 # masks differ per sample position), on small built-in data.
 cargo build --features mpi --example recommender -q
-bin="${CARGO_TARGET_DIR:-target}/debug/examples/recommender"  
+bin="${CARGO_TARGET_DIR:-target}/debug/examples/recommender"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 args="--synthetic-users 1500 --synthetic-items 600 --synthetic-ratings 20000 --epochs 3 --dropout 0 --no-ranking --progress never"
