@@ -14,18 +14,16 @@ use half::{bf16, f16};
 /// (NumPy rules: align right; a broadcast dim gets stride 0): the tensor layer's
 /// `Layout::broadcast_to`, checked.
 fn broadcast_strides(from: &[usize], to: &[usize]) -> Result<Vec<i64>> {
-    if crate::tensor::broadcast_shape(from, to).ok().as_deref() != Some(to) {
+    if broadcast_shape(from, to).ok().as_deref() != Some(to) {
         return Err(Error::ShapeMismatch {
             op: "broadcast",
             lhs: from.to_vec(),
             rhs: to.to_vec(),
         });
     }
-    Ok(crate::tensor::shape::Layout::broadcast_to(from, to)
-        .strides
-        .iter()
-        .map(|&s| s as i64)
-        .collect())
+    Ok(ops::strides_i64(
+        &crate::tensor::shape::Layout::broadcast_to(from, to).strides,
+    ))
 }
 
 fn device() -> Option<Arc<CudaDevice>> {
