@@ -451,14 +451,20 @@ fn fingerprint(loaded: &persist::LoadedModel) -> (f64, i64) {
 
 /// Run by `kill_during_save_leaves_the_old_or_the_new_folder` in a child process: saves
 /// model A and model B (A's weights doubled, ids reversed, test_rmse 2) into
-/// BOSON_SAVE_TARGET, alternately, until killed.
+/// BOSON_SAVE_TARGET, alternately; at the BOSON_SAVE_PAUSE_AT-th save step reached (counted
+/// over all saves from 1) it prints `paused SAVE STEP` and waits to be killed.
 #[test]
 #[ignore = "a helper run in a child process by kill_during_save_leaves_the_old_or_the_new_folder"]
 fn save_in_a_loop_until_killed() {
+    use std::io::Write;
     let Ok(target) = std::env::var("BOSON_SAVE_TARGET") else {
         return;
     };
     let source = std::env::var("BOSON_SAVE_SOURCE").unwrap();
+    let pause_at: usize = std::env::var("BOSON_SAVE_PAUSE_AT")
+        .unwrap()
+        .parse()
+        .unwrap();
     let a = persist::load(Path::new(&source), None, Device::Cpu).unwrap();
     let b = persist::load(Path::new(&source), None, Device::Cpu).unwrap();
     for (_, p) in b.model.collect_params().iter() {
@@ -483,10 +489,10 @@ fn save_in_a_loop_until_killed() {
             index_map(&b.items, true),
         ),
     ];
-    println!("ready");
-    for k in 0.. {
-        let (m, config, users, items) = &sides[k % 2];
-        persist::save(
+    let mut reached = 0;
+    for save in 0.. {
+        let (m, config, users, items) = &sides[save % 2];
+        persist::save_observed(
             Path::new(&target),
             &persist::Contents {
                 model: m.model.as_ref(),
@@ -497,13 +503,26 @@ fn save_in_a_loop_until_killed() {
                 pictures: &[],
             },
             |_| Ok(()),
+            |step| {
+                reached += 1;
+                if reached == pause_at {
+                    println!("paused {save} {step:?}");
+                    std::io::stdout().flush().unwrap();
+                    // Killed here: stdin stays open until then.
+                    let _ = std::io::stdin().read_line(&mut String::new());
+                    panic!("not killed at {step:?}");
+                }
+            },
         )
         .unwrap();
     }
 }
 
 // A child process saves two different models in turn into one folder and is SIGKILLed at
-// many points; after each kill the folder loads, and entirely as one of the two models.
+// every step of its first saves in turn (the child stops at the step and waits for the
+// kill, so no timing decides where it lands); after each kill the folder loads, and
+// entirely as the model that step promises: the old one before the swap, the new one from
+// the swap on.
 #[test]
 fn kill_during_save_leaves_the_old_or_the_new_folder() {
     use std::io::BufRead;
@@ -516,8 +535,11 @@ fn kill_during_save_leaves_the_old_or_the_new_folder() {
     let (a_sum, _) = fingerprint(&a);
     let first_id = a.users.iter().find(|(_, &i)| i == 0).unwrap().0.clone();
     let n_users = a.users.len() as i64;
-    let mut seen = [0usize; 2];
-    for round in 0..24u64 {
+    let mut landed = std::collections::BTreeSet::new();
+    for pause_at in 1..=24usize {
+        // Each child starts from an empty folder: its first save creates the model folder.
+        std::fs::remove_dir_all(work.path()).unwrap();
+        std::fs::create_dir(work.path()).unwrap();
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--ignored",
@@ -527,50 +549,60 @@ fn kill_during_save_leaves_the_old_or_the_new_folder() {
             ])
             .env("BOSON_SAVE_TARGET", &target)
             .env("BOSON_SAVE_SOURCE", source.path())
+            .env("BOSON_SAVE_PAUSE_AT", pause_at.to_string())
+            .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(Ok(line)) = lines.next() {
-            if line.contains("ready") {
-                break;
-            }
-        }
-        // Spread the kills over a few save lengths (each save takes a few milliseconds).
-        std::thread::sleep(std::time::Duration::from_micros(
-            500 + (round * 7919) % 20_000,
-        ));
+        let paused = std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(|l| l.ok())
+            .find(|l| l.starts_with("paused "))
+            .unwrap_or_else(|| panic!("step {pause_at}: the child ended without pausing"));
         child.kill().unwrap();
         child.wait().unwrap();
-        if !target.exists() && !boson::io::existing_folder(&target).exists() {
-            continue; // killed before the first save finished: nothing was there to lose
-        }
-        let loaded = persist::load(&target, None, Device::Cpu)
-            .unwrap_or_else(|e| panic!("round {round}: the folder does not load: {e}"));
+        let words: Vec<&str> = paused.split_whitespace().collect();
+        let save: usize = words[1].parse().unwrap();
+        let step = words[2];
+        landed.insert(step.to_string());
+        // Before the swap the folder is the previous save's (none before the first).
+        let expected = match step {
+            "Filled" | "Flushed" | "MovedAside" => save.checked_sub(1),
+            _ => Some(save),
+        };
+        let Some(expected) = expected else {
+            assert!(
+                !target.exists() && !boson::io::existing_folder(&target).exists(),
+                "{paused}: a folder before the first save was swapped in"
+            );
+            continue;
+        };
+        let loaded = persist::load(&boson::io::existing_folder(&target), None, Device::Cpu)
+            .unwrap_or_else(|e| panic!("{paused}: the folder does not load: {e}"));
         let (sum, _) = fingerprint(&loaded);
         let first = loaded.users[&first_id];
-        if loaded.config.test_rmse == 1.0 {
+        if expected % 2 == 0 {
+            assert_eq!(loaded.config.test_rmse, 1.0, "{paused}: not model A");
             assert!(
                 (sum - a_sum).abs() < 1e-6 * a_sum.abs().max(1.0),
-                "round {round}: A's config, other weights"
+                "{paused}: A's config, other weights"
             );
-            assert_eq!(first, 0, "round {round}: A's config, B's ids");
-            seen[0] += 1;
+            assert_eq!(first, 0, "{paused}: A's config, B's ids");
         } else {
-            assert_eq!(loaded.config.test_rmse, 2.0, "round {round}");
+            assert_eq!(loaded.config.test_rmse, 2.0, "{paused}: not model B");
             assert!(
                 (sum - 2.0 * a_sum).abs() < 1e-6 * a_sum.abs().max(1.0),
-                "round {round}: B's config, other weights"
+                "{paused}: B's config, other weights"
             );
-            assert_eq!(first, n_users - 1, "round {round}: B's config, A's ids");
-            seen[1] += 1;
+            assert_eq!(first, n_users - 1, "{paused}: B's config, A's ids");
         }
     }
-    assert!(
-        seen[0] + seen[1] >= 12,
-        "too few rounds reached a save: {seen:?}"
-    );
+    // Every step of a save was a kill point (MovedAside only where folders cannot be
+    // swapped in one step).
+    for step in ["Filled", "Flushed", "Swapped", "OldRemoved", "Done"] {
+        assert!(landed.contains(step), "no kill at {step}: {landed:?}");
+    }
     // No temporary folder outlives the next save.
     let m = persist::load(&target, None, Device::Cpu).unwrap();
     persist::save(

@@ -103,6 +103,16 @@ pub fn save(
     contents: &Contents,
     check: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    save_observed(dir, contents, check, |_| {})
+}
+
+/// [`save`], calling `on_step` at each step of the folder swap (for crash tests).
+pub fn save_observed(
+    dir: &Path,
+    contents: &Contents,
+    check: impl FnOnce(&Path) -> Result<()>,
+    on_step: impl FnMut(boson::io::SaveStep),
+) -> Result<()> {
     let Contents {
         model,
         config,
@@ -122,19 +132,23 @@ pub fn save(
         id_fingerprints: Some((fingerprint(users.ids()), fingerprint(items.ids()))),
         ..(*config).clone()
     };
-    boson::io::write_folder_atomic(dir, |tmp| {
-        model.collect_params().save(tmp.join("model.safetensors"))?;
-        write_json(&tmp.join("config.json"), config)?;
-        write_json(&tmp.join("users.json"), &users.ids())?;
-        write_json(&tmp.join("items.json"), &items.ids())?;
-        if let Some(interactions) = interactions {
-            interactions.save(&tmp.join(INTERACTIONS))?;
-        }
-        for (name, svg) in pictures.iter() {
-            boson::io::write_atomic(&tmp.join(name), svg.as_bytes())?;
-        }
-        check(tmp)
-    })
+    boson::io::write_folder_atomic_observed(
+        dir,
+        |tmp| {
+            model.collect_params().save(tmp.join("model.safetensors"))?;
+            write_json(&tmp.join("config.json"), config)?;
+            write_json(&tmp.join("users.json"), &users.ids())?;
+            write_json(&tmp.join("items.json"), &items.ids())?;
+            if let Some(interactions) = interactions {
+                interactions.save(&tmp.join(INTERACTIONS))?;
+            }
+            for (name, svg) in pictures.iter() {
+                boson::io::write_atomic(&tmp.join(name), svg.as_bytes())?;
+            }
+            check(tmp)
+        },
+        on_step,
+    )
 }
 
 /// Everything a model folder holds; [`save`] writes it.

@@ -14,19 +14,52 @@ use std::path::{Path, PathBuf};
 /// Leftovers of killed saves (`.{name}.tmp-*`, a `{dir}.prev` beside `dir`) are removed at
 /// the next save.
 pub fn write_folder_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    write_folder_atomic_observed(dir, fill, |_| {})
+}
+
+/// The points a folder save passes, in order; [`write_folder_atomic_observed`] reports
+/// each as it is reached, so a crash test can stop the process exactly there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveStep {
+    /// Every file is in the temporary sibling; nothing is flushed yet.
+    Filled,
+    /// The temporary sibling is flushed to disk; `dir` is still the old folder.
+    Flushed,
+    /// Only where folders cannot be swapped in one step: the old folder is `{dir}.prev`
+    /// and `dir` does not exist.
+    MovedAside,
+    /// The new folder is `dir`; the old one (if any) is not removed yet.
+    Swapped,
+    /// The old folder is removed.
+    OldRemoved,
+    /// The parent folder is flushed: the save is complete.
+    Done,
+}
+
+/// [`write_folder_atomic`], calling `on_step` at each [`SaveStep`] reached.
+pub fn write_folder_atomic_observed(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<()>,
+    mut on_step: impl FnMut(SaveStep),
+) -> Result<()> {
     let (parent, name) = split(dir)?;
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     remove_leftovers(&parent, &name)?;
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let written = fill(&tmp).and_then(|()| sync_folder(&tmp));
+    let written = fill(&tmp).and_then(|()| {
+        on_step(SaveStep::Filled);
+        sync_folder(&tmp)
+    });
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    on_step(SaveStep::Flushed);
     let io = |e| Error::io(dir, e);
     if dir.exists() {
         if exchange(&tmp, dir).map_err(io)? {
+            on_step(SaveStep::Swapped);
             // `tmp` now holds the previous folder.
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         } else {
@@ -35,13 +68,19 @@ pub fn write_folder_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -
                 std::fs::remove_dir_all(&prev).map_err(|e| Error::io(&prev, e))?;
             }
             std::fs::rename(dir, &prev).map_err(io)?;
+            on_step(SaveStep::MovedAside);
             std::fs::rename(&tmp, dir).map_err(io)?;
+            on_step(SaveStep::Swapped);
             std::fs::remove_dir_all(&prev).map_err(|e| Error::io(&prev, e))?;
         }
+        on_step(SaveStep::OldRemoved);
     } else {
         std::fs::rename(&tmp, dir).map_err(io)?;
+        on_step(SaveStep::Swapped);
     }
-    sync_dir(&parent).map_err(|e| Error::io(&parent, e))
+    sync_dir(&parent).map_err(|e| Error::io(&parent, e))?;
+    on_step(SaveStep::Done);
+    Ok(())
 }
 
 /// `dir`, or `{dir}.prev` when a save was killed after moving `dir` aside (only where

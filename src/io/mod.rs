@@ -7,7 +7,7 @@
 
 mod folder;
 
-pub use folder::{existing_folder, write_folder_atomic};
+pub use folder::{existing_folder, write_folder_atomic, write_folder_atomic_observed, SaveStep};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
