@@ -108,8 +108,8 @@ fn a_rank_that_stops_fails_the_others_instead_of_hanging() {
     let mut ranks = LocalGroup::new(2).unwrap();
     let quitter = ranks.pop().unwrap();
     let mut waiter = ranks.pop().unwrap();
-    waiter.set_timeout(Duration::from_secs(30));
-    let started = std::time::Instant::now();
+    // Long enough never to be what ends the wait: a timeout error fails the test.
+    waiter.set_timeout(Duration::from_secs(300));
     let t = std::thread::spawn(move || {
         let mut v = vec![1.0; 4];
         waiter.all_reduce_sum(&mut v).unwrap_err().to_string()
@@ -123,7 +123,6 @@ fn a_rank_that_stops_fails_the_others_instead_of_hanging() {
     assert!(panicked.is_err());
     let e = t.join().unwrap();
     assert!(e.contains("rank 1 stopped"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10));
 
     // A rank that never comes: the timeout.
     let mut ranks = LocalGroup::new(2).unwrap();

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A saved model folder (no interactions: pairs only). Customer "10000000" and product
 /// "B000000001" are in it.
@@ -121,6 +121,32 @@ fn post_json(body: &str) -> Vec<u8> {
 }
 
 const PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Starts a JSON pair request that stays in flight: its headers ask for
+/// `100-continue`, which the server sends once it has admitted the request and begins
+/// reading the body (so no sleep has to guess when that is); all of the body but its last
+/// 10 bytes follows. Returns the connection and the bytes still to send.
+fn start_in_flight(addr: SocketAddr) -> (BufReader<TcpStream>, Vec<u8>) {
+    let request = String::from_utf8(post_json(PAIR)).unwrap().replacen(
+        "\r\n\r\n",
+        "\r\nExpect: 100-continue\r\n\r\n",
+        1,
+    );
+    let (head, body) = request.split_once("\r\n\r\n").unwrap();
+    let mut c = connect(addr);
+    c.get_mut()
+        .write_all(format!("{head}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    c.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line:?}");
+    line.clear();
+    c.read_line(&mut line).unwrap();
+    assert_eq!(line, "\r\n");
+    let body = body.as_bytes();
+    c.get_mut().write_all(&body[..body.len() - 10]).unwrap();
+    (c, body[body.len() - 10..].to_vec())
+}
 
 #[test]
 fn server_follows_the_sagemaker_contract() {
@@ -304,7 +330,6 @@ fn slow_clients_time_out_without_holding_up_others() {
         l.body_timeout = Duration::from_millis(600);
         l.header_timeout = Duration::from_millis(600);
     });
-    let started = Instant::now();
     let body_first = post_json(PAIR);
     let split = body_first
         .windows(4)
@@ -335,7 +360,6 @@ fn slow_clients_time_out_without_holding_up_others() {
         read_reply(&mut slow_head).is_none(),
         "closed without an answer"
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 // With room for one request, a second one (while the first is still sending its body)
@@ -343,21 +367,12 @@ fn slow_clients_time_out_without_holding_up_others() {
 #[test]
 fn requests_beyond_the_in_flight_cap_get_503() {
     let addr = start(|l| l.max_in_flight = 1);
-    let request = post_json(PAIR);
-    let mut first = connect(addr);
-    first
-        .get_mut()
-        .write_all(&request[..request.len() - 10])
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut first, rest) = start_in_flight(addr);
     let r = exchange(addr, &post_json(PAIR));
     assert_eq!(r.status, 503);
     assert!(r.json()["error"].as_str().unwrap().contains("retry"));
     assert_eq!(exchange(addr, PING).status, 200);
-    first
-        .get_mut()
-        .write_all(&request[request.len() - 10..])
-        .unwrap();
+    first.get_mut().write_all(&rest).unwrap();
     assert_eq!(read_reply(&mut first).unwrap().status, 200);
     assert_eq!(exchange(addr, &post_json(PAIR)).status, 200);
 }
@@ -399,25 +414,16 @@ fn sigterm_drains_in_flight_requests() {
     let mut idle = connect(addr);
     idle.get_mut().write_all(PING).unwrap();
     assert_eq!(read_reply(&mut idle).unwrap().status, 200);
-    let request = post_json(PAIR);
-    let mut in_flight = connect(addr);
-    in_flight
-        .get_mut()
-        .write_all(&request[..request.len() - 10])
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut in_flight, rest) = start_in_flight(addr);
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        TcpStream::connect(addr).is_err(),
-        "no new connections after SIGTERM"
-    );
+    // The server stops accepting (however long the signal takes to be handled); the
+    // connections made before it notices are idle and closed by the drain.
+    while TcpStream::connect(addr).is_ok() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(read_reply(&mut idle).is_none(), "idle connection closed");
     assert!(child.try_wait().unwrap().is_none(), "still draining");
-    in_flight
-        .get_mut()
-        .write_all(&request[request.len() - 10..])
-        .unwrap();
+    in_flight.get_mut().write_all(&rest).unwrap();
     let r = read_reply(&mut in_flight).expect("the in-flight request is answered");
     assert_eq!(r.status, 200, "{}", r.text());
     let status = child.wait().unwrap();

@@ -80,6 +80,10 @@ async fn accept_loop(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
+            // Shutdown first: its signal handler is then in place before the first
+            // connection is served.
+            biased;
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
@@ -93,7 +97,6 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = &mut shutdown => break,
         }
     }
     drop(listener);
