@@ -674,6 +674,61 @@ fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() 
     assert!(err.contains("LOW <= HIGH"), "{err}");
 }
 
+// A CSV file's time column decides which rating is a user's latest, whatever the line
+// order; without one the file's order does, and the prepare summary says so.
+#[test]
+fn a_csv_time_column_orders_each_users_ratings() {
+    let dir = tempfile::tempdir().unwrap();
+    let held_out = |header: &str, times: [&str; 3], time_column: Option<&str>| {
+        let path = dir.path().join("t.csv");
+        // u1 rates a, b, c in the file, but c is the oldest and a the newest when timed.
+        let mut text = format!("user,item,rating,{header}\n");
+        for (item, t) in ["a", "b", "c"].iter().zip(times) {
+            text += &format!("u1,{item},4,{t}\nu2,{item},3,{t}\n");
+        }
+        std::fs::write(&path, text).unwrap();
+        let source = data::Source::File(data::FileSource {
+            time_column: time_column.map(str::to_string),
+            ..data::FileSource::new(&path, data::FileFormat::Csv)
+        });
+        let ratings = data::load(&source, boson::estimator::ProgressBarMode::Never)?;
+        let options = data::PrepareOptions {
+            min_user: 0,
+            min_item: 0,
+            validate: true,
+            keep_repeated: false,
+            by_activity: false,
+        };
+        let p = data::prepare(&ratings, "t.csv", options)?;
+        let item = |d: &boson::ratings::RatingsDataset| {
+            let (_, i, _) = boson::data::Dataset::get(d, 0).unwrap();
+            p.items.id_of(i as usize).unwrap().to_string()
+        };
+        Ok::<_, boson::Error>((
+            item(&p.test),
+            item(&p.validation),
+            p.summary.latest_by_file_order,
+        ))
+    };
+    let timed = ("a".to_string(), "b".to_string(), false);
+    let seconds = ["300", "200", "100"];
+    assert_eq!(held_out("timestamp", seconds, None).unwrap(), timed);
+    assert_eq!(
+        held_out("Time", ["300.5", "200", "100"], None).unwrap(),
+        timed
+    );
+    let dates = ["2024-03-01", "2024-02-01", "2024-01-01"];
+    assert_eq!(held_out("date", dates, None).unwrap(), timed);
+    assert_eq!(held_out("when", dates, Some("when")).unwrap(), timed);
+    // No time column: the last lines are the latest, and the summary says so.
+    let by_order = ("c".to_string(), "b".to_string(), true);
+    assert_eq!(held_out("note", seconds, None).unwrap(), by_order);
+    let err = held_out("note", seconds, Some("when"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"when\"") && err.contains("header"), "{err}");
+}
+
 #[test]
 fn a_learning_rate_of_nan_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();

@@ -100,6 +100,11 @@ pub struct TrainArgs {
     /// product_title for amazon-tsv].
     #[arg(long, value_name = "COLUMN", requires = "data")]
     pub title_column: Option<String>,
+    /// The column of a --format csv file that orders each user's ratings in time (Unix
+    /// seconds or YYYY-MM-DD) [default: the header's timestamp, time or date column;
+    /// without one the file's line order decides which rating is the latest].
+    #[arg(long, value_name = "COLUMN", requires = "data")]
+    pub time_column: Option<String>,
     /// A live progress bar on stderr while reading and training: auto (when stderr is a
     /// terminal), always, never.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
@@ -228,6 +233,7 @@ impl TrainArgs {
                     FileFormat::AmazonTsv => Some("product_title".into()),
                     _ => None,
                 }),
+                time_column: self.time_column.clone(),
                 ..FileSource::new(path, self.format)
             }),
             (None, Some(path)) => Source::AnchorTsv(path.clone()),

@@ -6,6 +6,7 @@ use boson::estimator::ProgressBarMode;
 use boson::ratings::{
     generate_ratings, read_ratings, read_ratings_stream, Column, DelimitedFormat, IndexMap,
     ItemInfo, LongTailFilter, OnBadLine, Ratings, RatingsDataset, Summary, SyntheticConfig,
+    TimestampKind,
 };
 use boson::{Error, Result};
 use serde::Serialize;
@@ -19,7 +20,9 @@ pub enum FileFormat {
     /// MovieLens: `u.data` (tab), `ratings.dat` (`::`), `ratings.csv` or RecBole's
     /// `ml-100k.inter`, chosen from the file's first line.
     Movielens,
-    /// `user,item,rating[,timestamp]` with a header naming `user`, `item`, `rating`.
+    /// `user,item,rating[,timestamp]` with a header naming `user`, `item`, `rating`; a
+    /// `timestamp`, `time` or `date` column (or `--time-column`) orders each user's
+    /// ratings, else the file's order does.
     Csv,
 }
 
@@ -44,6 +47,8 @@ pub struct FileSource {
     pub scale: Option<(f32, f32)>,
     /// A per-item text column to keep for printing (e.g. `product_title`).
     pub title_column: Option<String>,
+    /// The CSV column that orders ratings in time, if not `timestamp`, `time` or `date`.
+    pub time_column: Option<String>,
 }
 
 impl FileSource {
@@ -54,6 +59,7 @@ impl FileSource {
             format,
             scale: None,
             title_column: None,
+            time_column: None,
         }
     }
 }
@@ -88,6 +94,10 @@ pub struct DataSummary {
     pub test: usize,
     pub min_user_ratings: usize,
     pub min_item_ratings: usize,
+    /// Whether "latest" was decided by the order of the file's lines, the data having no
+    /// time column (false in folders from before this was recorded).
+    #[serde(default)]
+    pub latest_by_file_order: bool,
 }
 
 /// Prepared data: the split plus the maps back to the original ids.
@@ -159,8 +169,9 @@ pub fn load(source: &Source, progress: ProgressBarMode) -> Result<Ratings> {
             format,
             scale,
             title_column,
+            time_column,
         }) => {
-            let mut format = file_format(path, *format)?;
+            let mut format = file_format(path, *format, time_column.as_deref())?;
             if scale.is_some() {
                 format.rating_range = *scale;
             }
@@ -215,11 +226,40 @@ fn reading_bar(bytes: u64, progress: ProgressBarMode) -> indicatif::ProgressBar 
     bar
 }
 
-/// The reader layout for `format`; MovieLens is told apart by the file's first line.
-fn file_format(path: &Path, format: FileFormat) -> Result<DelimitedFormat> {
+/// The time columns a CSV header may have, by the names tried in order.
+const CSV_TIME_COLUMNS: [&str; 3] = ["timestamp", "time", "date"];
+
+/// The reader layout for `format`; MovieLens is told apart by the file's first line, and
+/// a CSV file's time column (`time_column`, else the first of [`CSV_TIME_COLUMNS`]) by
+/// its header.
+fn file_format(
+    path: &Path,
+    format: FileFormat,
+    time_column: Option<&str>,
+) -> Result<DelimitedFormat> {
     Ok(match format {
         FileFormat::AmazonTsv => DelimitedFormat::amazon_reviews(),
-        FileFormat::Csv => DelimitedFormat::csv("user", "item", "rating"),
+        FileFormat::Csv => {
+            let header: Vec<String> = first_line(path)?
+                .split(',')
+                .map(|h| h.trim().trim_matches('"').to_string())
+                .collect();
+            let found = match time_column {
+                Some(name) => Some(header.iter().find(|h| *h == name).ok_or_else(|| {
+                    Error::Data(format!(
+                        "{}: --time-column {name:?} is not in the header {header:?}",
+                        path.display()
+                    ))
+                })?),
+                None => CSV_TIME_COLUMNS
+                    .iter()
+                    .find_map(|t| header.iter().find(|h| h.eq_ignore_ascii_case(t))),
+            };
+            DelimitedFormat {
+                timestamp: found.map(|h| (Column::name(h), TimestampKind::Auto)),
+                ..DelimitedFormat::csv("user", "item", "rating")
+            }
+        }
         FileFormat::Movielens => {
             let first = first_line(path)?;
             if first.starts_with("userId,") {
@@ -357,6 +397,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
         test: test.len(),
         min_user_ratings: min_user,
         min_item_ratings: min_item,
+        latest_by_file_order: ratings.timestamps().is_none(),
     };
     Ok(Prepared {
         users: indexed.users().clone(),

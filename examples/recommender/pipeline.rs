@@ -99,8 +99,9 @@ pub fn run_on(
         out,
         "== prepare: kept {} of {} ratings ({} repeated (user, item) pairs: the latest kept; users with >= {min_user}, \
          items with >= {min_item}); {} users, {} items; leave-last-out: {} train, {} validation (each user's second-latest), \
-         {} test (latest) ({:.1} s)",
+         {} test (latest{}) ({:.1} s)",
         s.ratings_kept, s.ratings_read, s.repeated_pairs, s.users, s.items, s.train, s.validation, s.test,
+        if s.latest_by_file_order { "; no time column: the file's line order decides \"latest\"" } else { "" },
         t.elapsed().as_secs_f64()
     )
     .map_err(w)?;

@@ -36,6 +36,9 @@ pub enum TimestampKind {
     UnixSeconds,
     /// `YYYY-MM-DD` (Amazon `review_date`), read as midnight UTC.
     Date,
+    /// Either: integer or fractional Unix seconds (the fraction dropped), or
+    /// `YYYY-MM-DD` (for files whose time column's kind is not known in advance).
+    Auto,
 }
 
 /// The layout of a delimited rating file. Use a preset ([`amazon_reviews`],
@@ -712,6 +715,16 @@ impl Layout {
                 let parsed = match kind {
                     TimestampKind::UnixSeconds => t.parse::<i64>().ok(),
                     TimestampKind::Date => parse_date(t),
+                    TimestampKind::Auto => t
+                        .parse::<i64>()
+                        .ok()
+                        .or_else(|| {
+                            t.parse::<f64>()
+                                .ok()
+                                .filter(|x| x.is_finite() && x.abs() < 1e17)
+                                .map(|x| x.floor() as i64)
+                        })
+                        .or_else(|| parse_date(t)),
                 };
                 match parsed {
                     Some(seconds) => Some(seconds),
