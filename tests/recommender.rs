@@ -729,6 +729,22 @@ fn a_csv_time_column_orders_each_users_ratings() {
     assert!(err.contains("\"when\"") && err.contains("header"), "{err}");
 }
 
+// Without a validation split the test rows validate too; they stay ranking candidates
+// (they were masked as seen once, and every run then failed on a -inf score).
+#[test]
+fn no_validation_split_ranks_the_test_items() {
+    let dir = tempfile::tempdir().unwrap();
+    for task in [&["--model", "biased-mf"][..], &["--task", "ranking"][..]] {
+        let mut extra = vec!["--no-validation-split", "--epochs", "1"];
+        extra.extend_from_slice(task);
+        let (report, _) = run_quietly(&small_args(dir.path(), "12000", &extra))
+            .unwrap_or_else(|e| panic!("{task:?}: {e}"));
+        let hit_rate = report.hit_rate_at_10.unwrap();
+        assert!((0.0..=1.0).contains(&hit_rate), "{task:?}: {hit_rate}");
+        assert!(report.ndcg_at_10.unwrap().is_finite(), "{task:?}");
+    }
+}
+
 #[test]
 fn a_learning_rate_of_nan_is_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();

@@ -226,7 +226,13 @@ pub fn run_on(
         writeln!(out, "{name:<28} {r:>8.4} {a:>8.4}").map_err(w)?;
     }
     // What each user already rated (train and validation): never a ranking candidate.
-    let seen = seen_items(&[&data.train, &data.validation], s.users, s.items)?;
+    // Without a validation split the validation rows are the test rows, which must stay
+    // candidates.
+    let seen = if s.validation > 0 {
+        seen_items(&[&data.train, &data.validation], s.users, s.items)?
+    } else {
+        seen_items(&[&data.train], s.users, s.items)?
+    };
     let rated = seen.lists().to_vec();
     let (rank, itempop) = if args.no_ranking {
         (None, None)
