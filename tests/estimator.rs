@@ -327,6 +327,22 @@ fn monitored_metric_must_exist() {
         .fit(&train, None, FitUntil::Epochs(1), &mut [&mut ck])
         .is_err());
     assert_eq!(est.trainer().num_update(), 0, "nothing trained");
+
+    // A validation metric that exists but has no validation data to update it: refused
+    // (it used to stop training after the first epoch, "not improving" on NaN).
+    let mut es = EarlyStoppingHandler::new("validation rmse");
+    let err = est
+        .fit(&train, None, FitUntil::Epochs(3), &mut [&mut es])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'validation rmse'") && err.contains("no validation data"),
+        "{err}"
+    );
+    assert_eq!(est.trainer().num_update(), 0, "nothing trained");
+    let val = loader(8, 4, false);
+    est.fit(&train, Some(&val), FitUntil::Epochs(3), &mut [&mut es])
+        .unwrap();
 }
 
 fn json_files(dir: &std::path::Path) -> Vec<String> {

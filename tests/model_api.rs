@@ -572,3 +572,36 @@ fn a_typed_model_trains_in_a_plain_loop() {
     }
     assert!(losses[4] < 0.7 * losses[0], "{losses:?}");
 }
+
+/// A model whose author marked its dropout (and an activation) `#[block(skip)]`.
+#[derive(Block)]
+struct SkippedBlocks {
+    dense: Dense,
+    #[block(skip)]
+    drop: Dropout,
+    #[block(skip)]
+    act: Option<Activation>,
+    #[block(skip)]
+    rate: f32,
+}
+
+// A skipped field that is a block is still visited: its state (the dropout's random
+// stream) is saved and restored with the model, so a resumed run cannot drift.
+#[test]
+fn a_skipped_block_field_keeps_its_state_in_checkpoints() {
+    let net = SkippedBlocks {
+        dense: Dense::new(2),
+        drop: Dropout::new(0.5),
+        act: Some(Activation::Relu),
+        rate: 0.5,
+    };
+    assert_eq!(net.rate, 0.5);
+    assert!(net.act.is_some());
+    let state = net.collect_state();
+    assert!(state.contains_key("drop.calls"), "{state:?}");
+    let mut moved = state.clone();
+    moved.insert("drop.calls".into(), 7.into());
+    net.restore_state(&moved).unwrap();
+    assert_eq!(net.collect_state()["drop.calls"], 7);
+    assert_eq!(net.collect_params().names(), ["dense.weight", "dense.bias"]);
+}

@@ -197,19 +197,20 @@ fn nothing_recorded_outside_record() {
 #[test]
 fn schedulers_follow_gluon_formulas() {
     use boson::optim::*;
-    let f = FactorScheduler::new(2, 0.5, 1.0);
-    assert_eq!([f.lr(1), f.lr(2), f.lr(3), f.lr(5)], [1.0, 1.0, 0.5, 0.25]);
+    let f = FactorScheduler::new(2, 0.5);
+    assert_eq!(
+        [f.lr(1.0, 1), f.lr(1.0, 2), f.lr(1.0, 3), f.lr(1.0, 5)],
+        [1.0, 1.0, 0.5, 0.25]
+    );
     let m = MultiFactorScheduler {
         steps: vec![2, 4],
         factor: 0.1,
-        base_lr: 1.0,
         warmup: Warmup::default(),
     };
-    approx::assert_abs_diff_eq!(m.lr(3), 0.1, epsilon = 1e-7);
-    approx::assert_abs_diff_eq!(m.lr(5), 0.01, epsilon = 1e-7);
+    approx::assert_abs_diff_eq!(m.lr(1.0, 3), 0.1, epsilon = 1e-7);
+    approx::assert_abs_diff_eq!(m.lr(1.0, 5), 0.01, epsilon = 1e-7);
     let c = CosineScheduler {
         max_update: 10,
-        base_lr: 1.0,
         final_lr: 0.0,
         warmup: Warmup {
             steps: 2,
@@ -217,18 +218,21 @@ fn schedulers_follow_gluon_formulas() {
             linear: true,
         },
     };
-    approx::assert_abs_diff_eq!(c.lr(1), 0.5, epsilon = 1e-6);
-    approx::assert_abs_diff_eq!(c.lr(6), 0.5, epsilon = 1e-6);
-    approx::assert_abs_diff_eq!(c.lr(10), 0.0, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(c.lr(1.0, 1), 0.5, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(c.lr(1.0, 6), 0.5, epsilon = 1e-6);
+    approx::assert_abs_diff_eq!(c.lr(1.0, 10), 0.0, epsilon = 1e-6);
     let p = PolyScheduler {
         max_update: 10,
-        base_lr: 1.0,
         pwr: 2.0,
         final_lr: 0.0,
         warmup: Warmup::default(),
     };
-    approx::assert_abs_diff_eq!(p.lr(5), 0.25, epsilon = 1e-6);
-    let mut t = Trainer::new(Dense::new(1).collect_params(), Sgd::new(0.1).scheduler(f)).unwrap();
+    approx::assert_abs_diff_eq!(p.lr(1.0, 5), 0.25, epsilon = 1e-6);
+    // The schedule starts from the optimizer's rate, as in Gluon.
+    let sgd = Sgd::new(0.1).scheduler(f);
+    assert_eq!([sgd.lr_at(1), sgd.lr_at(3)], [0.1, 0.05]);
+    let mut t = Trainer::new(Dense::new(1).collect_params(), sgd).unwrap();
+    assert_eq!(t.learning_rate(), 0.1);
     assert!(t.set_learning_rate(0.2).is_err());
 }
 

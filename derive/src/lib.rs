@@ -10,7 +10,9 @@ use syn::{parse_macro_input, parse_quote, Data, DeriveInput, Fields, LitStr};
 /// Every field is visited under its own name, in declaration order: parameters,
 /// child blocks, `Option<_>`, `Vec<_>` (named `field.0`, `field.1`, ...), `Box` and `Arc`
 /// of them. Field attributes:
-/// - `#[block(skip)]`: configuration that is neither a parameter, a block nor state;
+/// - `#[block(skip)]`: configuration that is neither a parameter nor state (a skipped
+///   field whose type is a block is still visited: its parameters and state, such as a
+///   `Dropout`'s random stream, belong to the model and its checkpoints);
 /// - `#[block(rename = "name")]`: visit the field under another name;
 /// - `#[block(state)]`: non-parameter state a checkpoint must hold (a `boson::nn::State`).
 ///
@@ -108,13 +110,14 @@ fn field_visits(fields: &Fields) -> syn::Result<Vec<Tokens>> {
     let mut out = Vec::new();
     for (index, field) in fields.iter().enumerate() {
         let attrs = field_attrs(&field.attrs)?;
-        if attrs.skip {
-            continue;
-        }
         let member: syn::Member = match &field.ident {
             Some(ident) => ident.clone().into(),
             None => syn::Index::from(index).into(),
         };
+        if attrs.skip {
+            out.push(skipped_visit(&member, field));
+            continue;
+        }
         let name = attrs.rename.unwrap_or_else(|| match &field.ident {
             Some(ident) => ident.to_string().trim_start_matches("r#").to_string(),
             None => index.to_string(),
@@ -132,4 +135,35 @@ fn field_visits(fields: &Fields) -> syn::Result<Vec<Tokens>> {
         });
     }
     Ok(out)
+}
+
+/// A skipped field: nothing, unless its type is a `Block` (picked by autoref
+/// specialization, so any type may be skipped), which is visited under the field's name.
+fn skipped_visit(member: &syn::Member, field: &syn::Field) -> Tokens {
+    let name = match &field.ident {
+        Some(ident) => ident.to_string().trim_start_matches("r#").to_string(),
+        None => match member {
+            syn::Member::Unnamed(i) => i.index.to_string(),
+            syn::Member::Named(n) => n.to_string(),
+        },
+    };
+    quote! {
+        {
+            struct Probe<'a, T: ?Sized>(&'a T);
+            trait VisitIfBlock {
+                fn visit_if_block(&self, path: &str, visitor: &mut dyn ::boson::nn::Visitor);
+            }
+            impl<T: ::boson::nn::Block + ?Sized> VisitIfBlock for Probe<'_, T> {
+                fn visit_if_block(&self, path: &str, visitor: &mut dyn ::boson::nn::Visitor) {
+                    ::boson::nn::Block::visit(self.0, path, visitor);
+                }
+            }
+            trait NotABlock {
+                fn visit_if_block(&self, _: &str, _: &mut dyn ::boson::nn::Visitor) {}
+            }
+            impl<T: ?Sized> NotABlock for &Probe<'_, T> {}
+            (&Probe(&self.#member)).visit_if_block(
+                &::boson::nn::join_path(path, #name), visitor);
+        }
+    }
 }

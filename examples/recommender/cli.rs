@@ -190,7 +190,8 @@ pub struct TrainArgs {
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
     /// Stop once the validation metric (RMSE; NDCG@10 for ranking) has not improved for
-    /// N epochs [default: never for rating, 3 for ranking].
+    /// N epochs [default: never for mfblock (the notebook's 20 epochs), 3 for every other
+    /// model].
     #[arg(long, value_name = "N")]
     pub early_stopping_patience: Option<usize>,
 }

@@ -527,9 +527,19 @@ impl Estimator {
             )
             .collect();
         all.sort_by_key(|h| h.priority());
+        // A validation metric never updates without validation data: a handler monitoring
+        // one would see NaN every epoch (early stopping would stop after the first).
+        let validates = all.iter().any(|h| h.role() == HandlerRole::Validation);
         for h in &all {
             for name in h.monitored_metrics() {
                 self.monitored_metric(&name)?;
+                if !validates && self.val_metrics.iter().any(|m| m.name() == name) {
+                    return Err(Error::InvalidArgument(format!(
+                        "a handler monitors the validation metric '{name}' but fit has no \
+                         validation data: pass a validation source to fit (or a \
+                         ValidationHandler), or monitor a training metric"
+                    )));
+                }
             }
         }
 

@@ -59,7 +59,7 @@ pub struct Hyper {
     pub wd: f32,
     /// Per-element gradient clipping bound (`clip_gradient`), after rescaling.
     pub clip_gradient: Option<f32>,
-    /// Optional schedule overriding `lr` each update.
+    /// Optional schedule of the rate, starting from `lr`.
     pub scheduler: Option<Arc<dyn LrScheduler>>,
 }
 
@@ -90,7 +90,7 @@ impl Hyper {
     /// The learning rate for update number `t` (1-based).
     pub fn lr_at(&self, t: u64) -> f32 {
         match &self.scheduler {
-            Some(s) => s.lr(t),
+            Some(s) => s.lr(self.lr, t),
             None => self.lr,
         }
     }

@@ -1,9 +1,12 @@
 //! Learning-rate schedules with Gluon's definitions, including linear or constant warmup.
+//! A schedule starts from the optimizer's learning rate, as in Gluon (where the optimizer
+//! sets its scheduler's `base_lr` to its own `learning_rate`).
 
-/// The learning rate as a function of the update count (1-based).
+/// The learning rate as a function of the optimizer's base rate and the update count
+/// (1-based).
 pub trait LrScheduler: Send + Sync {
-    /// The rate for update number `num_update`.
-    fn lr(&self, num_update: u64) -> f32;
+    /// The rate for update number `num_update`, starting from `base_lr`.
+    fn lr(&self, base_lr: f32, num_update: u64) -> f32;
 }
 
 /// Warmup shared by every schedule: for the first `steps` updates the rate goes from
@@ -31,7 +34,8 @@ impl Warmup {
     }
 }
 
-/// `base · factor^⌊(n−1)/step⌋`, never below `stop_factor_lr` (Gluon's `FactorScheduler`).
+/// `base_lr · factor^⌊(n−1)/step⌋`, never below `stop_factor_lr` (Gluon's
+/// `FactorScheduler`).
 #[derive(Clone, Debug)]
 pub struct FactorScheduler {
     /// updates between decays
@@ -40,33 +44,29 @@ pub struct FactorScheduler {
     pub factor: f32,
     /// lower bound
     pub stop_factor_lr: f32,
-    /// starting rate
-    pub base_lr: f32,
     /// warmup
     pub warmup: Warmup,
 }
 
 impl FactorScheduler {
-    /// Decay by `factor` every `step` updates from `base_lr`.
-    pub fn new(step: u64, factor: f32, base_lr: f32) -> Self {
+    /// Decay by `factor` every `step` updates.
+    pub fn new(step: u64, factor: f32) -> Self {
         FactorScheduler {
             step: step.max(1),
             factor,
             stop_factor_lr: 1e-8,
-            base_lr,
             warmup: Warmup::default(),
         }
     }
 }
 
 impl LrScheduler for FactorScheduler {
-    fn lr(&self, n: u64) -> f32 {
-        if let Some(w) = self.warmup.lr(self.base_lr, n) {
+    fn lr(&self, base_lr: f32, n: u64) -> f32 {
+        if let Some(w) = self.warmup.lr(base_lr, n) {
             return w;
         }
         let decays = n.saturating_sub(1) / self.step;
-        (self.base_lr * self.factor.powi(decays.min(i32::MAX as u64) as i32))
-            .max(self.stop_factor_lr)
+        (base_lr * self.factor.powi(decays.min(i32::MAX as u64) as i32)).max(self.stop_factor_lr)
     }
 }
 
@@ -77,19 +77,17 @@ pub struct MultiFactorScheduler {
     pub steps: Vec<u64>,
     /// multiplier per decay
     pub factor: f32,
-    /// starting rate
-    pub base_lr: f32,
     /// warmup
     pub warmup: Warmup,
 }
 
 impl LrScheduler for MultiFactorScheduler {
-    fn lr(&self, n: u64) -> f32 {
-        if let Some(w) = self.warmup.lr(self.base_lr, n) {
+    fn lr(&self, base_lr: f32, n: u64) -> f32 {
+        if let Some(w) = self.warmup.lr(base_lr, n) {
             return w;
         }
         let passed = self.steps.iter().filter(|&&s| n > s).count();
-        self.base_lr * self.factor.powi(passed as i32)
+        base_lr * self.factor.powi(passed as i32)
     }
 }
 
@@ -98,8 +96,6 @@ impl LrScheduler for MultiFactorScheduler {
 pub struct PolyScheduler {
     /// the update count where the rate reaches `final_lr`
     pub max_update: u64,
-    /// starting rate
-    pub base_lr: f32,
     /// exponent (Gluon's default 2)
     pub pwr: f32,
     /// final rate
@@ -109,8 +105,8 @@ pub struct PolyScheduler {
 }
 
 impl LrScheduler for PolyScheduler {
-    fn lr(&self, n: u64) -> f32 {
-        if let Some(w) = self.warmup.lr(self.base_lr, n) {
+    fn lr(&self, base_lr: f32, n: u64) -> f32 {
+        if let Some(w) = self.warmup.lr(base_lr, n) {
             return w;
         }
         if n >= self.max_update {
@@ -118,7 +114,7 @@ impl LrScheduler for PolyScheduler {
         }
         let span = (self.max_update - self.warmup.steps).max(1) as f32;
         let frac = 1.0 - (n - self.warmup.steps) as f32 / span;
-        self.final_lr + (self.base_lr - self.final_lr) * frac.powf(self.pwr)
+        self.final_lr + (base_lr - self.final_lr) * frac.powf(self.pwr)
     }
 }
 
@@ -127,8 +123,6 @@ impl LrScheduler for PolyScheduler {
 pub struct CosineScheduler {
     /// the update count where the rate reaches `final_lr`
     pub max_update: u64,
-    /// starting rate
-    pub base_lr: f32,
     /// final rate
     pub final_lr: f32,
     /// warmup
@@ -136,8 +130,8 @@ pub struct CosineScheduler {
 }
 
 impl LrScheduler for CosineScheduler {
-    fn lr(&self, n: u64) -> f32 {
-        if let Some(w) = self.warmup.lr(self.base_lr, n) {
+    fn lr(&self, base_lr: f32, n: u64) -> f32 {
+        if let Some(w) = self.warmup.lr(base_lr, n) {
             return w;
         }
         if n >= self.max_update {
@@ -145,7 +139,6 @@ impl LrScheduler for CosineScheduler {
         }
         let span = (self.max_update - self.warmup.steps).max(1) as f32;
         let x = (n - self.warmup.steps) as f32 / span;
-        self.final_lr
-            + (self.base_lr - self.final_lr) * (1.0 + (std::f32::consts::PI * x).cos()) / 2.0
+        self.final_lr + (base_lr - self.final_lr) * (1.0 + (std::f32::consts::PI * x).cos()) / 2.0
     }
 }
