@@ -55,7 +55,8 @@ extern "C" __global__ void sgd_update_f32(i64 n, i64 dim, i64 rows, const i64* i
     }
 }
 
-// MXNet adam_update; lr_t already includes the bias correction (computed on the host).
+// MXNet adam_update: g = clip(rescale*g + wd*w); lr_t already includes the bias
+// correction (computed on the host).
 extern "C" __global__ void adam_update_f32(i64 n, i64 dim, i64 rows, const i64* idx, float* w, const float* g,
                                            float* mean, float* var, float lr_t, float beta1, float beta2,
                                            float eps, float wd, float rescale, float clip, i64* err) {
@@ -63,7 +64,7 @@ extern "C" __global__ void adam_update_f32(i64 n, i64 dim, i64 rows, const i64* 
         i64 e = target_elem(t, dim, rows, idx, err);
         if (e < 0) continue;
         float wv = w[e];
-        float gv = clip_grad(rescale * g[t], clip) + wd * wv;
+        float gv = clip_grad(rescale * g[t] + wd * wv, clip);  // MXNet clips after adding wd*w
         float m = beta1 * mean[e] + (1.0f - beta1) * gv;
         float v = beta2 * var[e] + (1.0f - beta2) * gv * gv;
         mean[e] = m;
@@ -104,7 +105,8 @@ extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, c
         i64 e = target_elem(t, dim, rows, idx, err);
         if (e < 0) continue;
         float wv = w[e];
-        float gv = clip_grad(rescale * g[t], clip);
+        float raw = rescale * g[t];
+        float gv = clip_grad(raw, clip);
         switch (rule) {
         case 0: {  // Nag
             float gw = gv + wd * wv;
@@ -121,15 +123,15 @@ extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, c
             w[e] = wv - (lr * m / (sqrtf(v) + h2) + wd * wv);
             break;
         }
-        case 2: {  // RmsProp
-            float gw = gv + wd * wv;
+        case 2: {  // RmsProp (MXNet clips after adding wd*w)
+            float gw = clip_grad(raw + wd * wv, clip);
             float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
             s0[e] = nv;
             w[e] = wv - lr * gw / sqrtf(nv + h2);
             break;
         }
-        case 3: {  // RmsPropCentered
-            float gw = gv + wd * wv;
+        case 3: {  // RmsPropCentered (MXNet clips after adding wd*w)
+            float gw = clip_grad(raw + wd * wv, clip);
             float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
             float ga = (1.0f - h0) * gw + h0 * s1[e];
             float d = h1 * s2[e] - lr * gw / sqrtf(nv - ga * ga + h2);

@@ -298,10 +298,18 @@ fn reference_update(
     s: &mut [f32; 3],
     g: f32,
 ) {
-    let mut g = rescale * g;
-    if let Some(c) = clip {
-        g = g.clamp(-c, c);
-    }
+    let clipped = |g: f32| clip.map_or(g, |c| g.clamp(-c, c));
+    // MXNet's Adam and RMSProp clip after adding the decay term; the others before.
+    let decay_first = match *rule {
+        Rule::Adam { decoupled_wd, .. } => !decoupled_wd,
+        Rule::RmsProp { .. } => true,
+        _ => false,
+    };
+    let g = if decay_first {
+        clipped(rescale * g + wd * *w)
+    } else {
+        clipped(rescale * g)
+    };
     match *rule {
         Rule::Sgd { momentum: 0.0, .. } => *w -= lr * (g + wd * *w),
         Rule::Sgd {
@@ -322,7 +330,7 @@ fn reference_update(
             epsilon,
             decoupled_wd,
         } => {
-            let gw = if decoupled_wd { g } else { g + wd * *w };
+            let gw = g; // the decay term is in `g` (Adam) or applied below (AdamW)
             s[0] = beta1 * s[0] + (1.0 - beta1) * gw;
             s[1] = beta2 * s[1] + (1.0 - beta2) * gw * gw;
             let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
@@ -340,7 +348,6 @@ fn reference_update(
             epsilon,
             centered,
         } => {
-            let g = g + wd * *w;
             s[0] = (1.0 - gamma1) * g * g + gamma1 * s[0];
             if centered {
                 s[1] = (1.0 - gamma1) * g + gamma1 * s[1];
@@ -391,8 +398,17 @@ fn every_rule_matches_its_formula_on_dense_and_sparse_gradients() {
         (Rule::AdaGrad { epsilon: 1e-7 }, || {
             Box::new(AdaGrad::new(0.1).wd(0.05))
         }),
-        (rms(false), || Box::new(RmsProp::new(0.01).wd(0.05))),
-        (rms(true), || Box::new(RmsProp::new(0.01).centered(true))),
+        (rms(false), || {
+            Box::new(RmsProp::new(0.01).wd(0.05).clip_gradient(0.4))
+        }),
+        (rms(true), || {
+            Box::new(
+                RmsProp::new(0.01)
+                    .centered(true)
+                    .wd(0.05)
+                    .clip_gradient(0.4),
+            )
+        }),
         (
             Rule::Ftrl {
                 lamda1: 0.01,

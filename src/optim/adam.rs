@@ -16,7 +16,7 @@ pub fn adam_lr_t(lr: f32, beta1: f32, beta2: f32, t: u64) -> f32 {
 }
 
 /// Adam: `m = β₁m + (1 − β₁)g`, `v = β₂v + (1 − β₂)g²`, `w -= lr_t · m / (√v + ε)` with
-/// `g` including `wd · w`; AdamW (`decoupled_wd`) instead subtracts `lr · wd · w` from
+/// `g = clip(rescale · grad + wd · w)` (MXNet's order: the decay term is clipped too); AdamW (`decoupled_wd`) instead subtracts `lr · wd · w` from
 /// the weight directly.
 #[derive(Clone, Debug)]
 pub struct Adam {
@@ -180,7 +180,8 @@ impl RowKernel for AdamRow {
         } = self;
         let (Some(m), Some(v)) = (m, v) else { return };
         for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
-            let g = StepArgs::scaled_grad(rescale, clip, g) + wd_grad * *w;
+            // MXNet's adam_update clips after adding the decay term.
+            let g = StepArgs::clipped(clip, rescale * g + wd_grad * *w);
             *m = beta1 * *m + (1.0 - beta1) * g;
             *v = beta2 * *v + (1.0 - beta2) * g * g;
             *w -= lr_t * *m / (v.sqrt() + epsilon) + wd_decay * *w;

@@ -28,7 +28,13 @@ impl StepArgs {
     /// (written as two selects, not `clamp`, so that row loops vectorise; NaN stays NaN).
     #[inline(always)]
     pub fn scaled_grad(rescale: f32, clip: f32, v: f32) -> f32 {
-        let v = rescale * v;
+        Self::clipped(clip, rescale * v)
+    }
+
+    /// `v` clipped to `[-clip, clip]` (for rules that clip after adding the decay term,
+    /// as MXNet's Adam and RMSProp do).
+    #[inline(always)]
+    pub fn clipped(clip: f32, v: f32) -> f32 {
         if v < -clip {
             -clip
         } else if v > clip {

@@ -5,8 +5,8 @@ use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
 /// RMSProp: `n = (1 − γ₁)g² + γ₁n`, `w -= lr · g / √(n + ε)`; centered: also
-/// `ḡ = (1 − γ₁)g + γ₁ḡ`, `δ = γ₂δ − lr · g / √(n − ḡ² + ε)`, `w += δ` (`g` including
-/// `wd · w`).
+/// `ḡ = (1 − γ₁)g + γ₁ḡ`, `δ = γ₂δ − lr · g / √(n − ḡ² + ε)`, `w += δ`, with
+/// `g = clip(rescale · grad + wd · w)` (MXNet's order: the decay term is clipped too).
 #[derive(Clone, Debug)]
 pub struct RmsProp {
     hyper: Hyper,
@@ -151,12 +151,13 @@ impl RowKernel for RmsPropRow {
             epsilon,
             centered,
         } = self;
-        let grad = |v: f32| StepArgs::scaled_grad(rescale, clip, v);
+        // MXNet's rmsprop updates clip after adding the decay term.
+        let grad = |v: f32, w: f32| StepArgs::clipped(clip, rescale * v + wd * w);
         match (centered, states) {
             (true, [Some(n), Some(ga), Some(dl)]) => {
                 let it = w.iter_mut().zip(n).zip(ga).zip(dl);
                 for ((((w, n), ga), dl), &g) in it.zip(g) {
-                    let g = grad(g) + wd * *w;
+                    let g = grad(g, *w);
                     *n = (1.0 - gamma1) * g * g + gamma1 * *n;
                     *ga = (1.0 - gamma1) * g + gamma1 * *ga;
                     *dl = gamma2 * *dl - lr * g / (*n - *ga * *ga + epsilon).sqrt();
@@ -165,7 +166,7 @@ impl RowKernel for RmsPropRow {
             }
             (false, [Some(n), ..]) => {
                 for ((w, n), &g) in w.iter_mut().zip(n).zip(g) {
-                    let g = grad(g) + wd * *w;
+                    let g = grad(g, *w);
                     *n = (1.0 - gamma1) * g * g + gamma1 * *n;
                     *w -= lr * g / (*n + epsilon).sqrt();
                 }
