@@ -223,6 +223,50 @@ fn losses() {
         EPS,
         TOL,
     );
+    // With a per-class positive weight, from logits and from probabilities.
+    let (p2, pw) = (
+        prob.clone(),
+        Tensor::from_vec(vec![0.5, 2.0, 3.0], &[3]).unwrap(),
+    );
+    gradcheck(
+        std::slice::from_ref(&pred),
+        move |v| {
+            SigmoidBinaryCrossEntropyLoss::new()
+                .pos_weight(pw.clone())
+                .weighted(1.5)
+                .forward(&v[0], &p2, None)
+        },
+        EPS,
+        TOL,
+    );
+    let (p2, pw) = (
+        prob.clone(),
+        Tensor::from_vec(vec![0.5, 2.0, 3.0], &[3]).unwrap(),
+    );
+    gradcheck(
+        std::slice::from_ref(&target.affine(0.3, 0.5).unwrap()),
+        move |v| {
+            SigmoidBinaryCrossEntropyLoss::new()
+                .from_sigmoid(true)
+                .pos_weight(pw.clone())
+                .forward(&v[0], &p2, None)
+        },
+        EPS,
+        TOL,
+    );
+    // Classes along axis 1 of a [2, 3, 2] prediction (sparse labels [2, 2]).
+    let cube = rand_tensor(&[2, 3, 2], -1.5, 1.5, 21);
+    let cube_labels = Tensor::from_vec_i64(vec![0, 2, 1, 1], &[2, 2]).unwrap();
+    gradcheck(
+        &[cube],
+        move |v| {
+            SoftmaxCrossEntropyLoss::new()
+                .axis(1)
+                .forward(&v[0], &cube_labels, None)
+        },
+        EPS,
+        TOL,
+    );
     let labels = Tensor::from_vec_i64(vec![0, 2, 1, 2], &[4]).unwrap();
     gradcheck(
         std::slice::from_ref(&pred),

@@ -1,18 +1,22 @@
 //! Classification losses: sigmoid and softmax cross-entropy, logistic, KL divergence.
 
-use super::{label_like, Loss};
+use super::{apply_weighting, label_like, Loss};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
 
 /// Binary cross-entropy. From logits (default) it is computed stably as
-/// `softplus(x) − x·y`; with `from_sigmoid` the input is a probability.
+/// `softplus(x) − x·y`; with `from_sigmoid` the input is a probability. `pos_weight`
+/// (broadcast against the prediction, e.g. one per class) weighs the positive term, as
+/// Gluon's `pos_weight` input does.
 #[derive(Clone, Debug, Default)]
 pub struct SigmoidBinaryCrossEntropyLoss {
     from_sigmoid: bool,
+    pos_weight: Option<Tensor>,
     weight: Option<f32>,
 }
 
 impl SigmoidBinaryCrossEntropyLoss {
+    weighted!();
     /// From logits.
     pub fn new() -> Self {
         Self::default()
@@ -22,19 +26,34 @@ impl SigmoidBinaryCrossEntropyLoss {
         self.from_sigmoid = yes;
         self
     }
+    /// Weighs the positive (`label = 1`) term by `pos_weight` (broadcast against the
+    /// prediction).
+    pub fn pos_weight(mut self, pos_weight: Tensor) -> Self {
+        self.pos_weight = Some(pos_weight);
+        self
+    }
 }
 
 impl Loss for SigmoidBinaryCrossEntropyLoss {
     fn elementwise(&self, pred: &Tensor, label: &Tensor) -> Result<Tensor> {
         let y = label_like(pred, label, "SigmoidBinaryCrossEntropyLoss")?;
+        let pw = self.pos_weight.as_ref();
         if self.from_sigmoid {
-            // −(y·log(p+ε) + (1−y)·log(1−p+ε)), ε as Gluon uses.
+            // −(pw·y·log(p+ε) + (1−y)·log(1−p+ε)), ε as Gluon uses.
             let eps = 1e-12;
-            let a = y.mul(&pred.add_scalar(eps)?.log()?)?;
+            let mut a = y.mul(&pred.add_scalar(eps)?.log()?)?;
+            if let Some(pw) = pw {
+                a = a.mul(pw)?;
+            }
             let b = y
                 .affine(-1.0, 1.0)?
                 .mul(&pred.affine(-1.0, 1.0 + eps)?.log()?)?;
             a.add(&b)?.neg()
+        } else if let Some(pw) = pw {
+            // x − x·y + (1 + (pw − 1)·y)·softplus(−x): the positive term weighed by pw.
+            let log_weight = pw.add_scalar(-1.0)?.mul(&y)?.add_scalar(1.0)?;
+            pred.sub(&pred.mul(&y)?)?
+                .add(&log_weight.mul(&pred.neg()?.softrelu()?)?)
         } else {
             pred.softrelu()?.sub(&pred.mul(&y)?)
         }
@@ -51,6 +70,7 @@ impl Loss for SigmoidBinaryCrossEntropyLoss {
 /// label distributions with `sparse_label(false)`.
 #[derive(Clone, Debug)]
 pub struct SoftmaxCrossEntropyLoss {
+    axis: isize,
     sparse_label: bool,
     from_logits: bool,
     weight: Option<f32>,
@@ -59,6 +79,7 @@ pub struct SoftmaxCrossEntropyLoss {
 impl Default for SoftmaxCrossEntropyLoss {
     fn default() -> Self {
         SoftmaxCrossEntropyLoss {
+            axis: -1,
             sparse_label: true,
             from_logits: false,
             weight: None,
@@ -66,7 +87,31 @@ impl Default for SoftmaxCrossEntropyLoss {
     }
 }
 
+/// `axis` (negative: from the end) as an index into `shape`, or an error naming both.
+fn resolve_axis(axis: isize, shape: &[usize], op: &'static str) -> Result<usize> {
+    let rank = shape.len() as isize;
+    let a = if axis < 0 { axis + rank } else { axis };
+    if !(0..rank).contains(&a) {
+        return Err(Error::InvalidShape {
+            op,
+            msg: format!("axis {axis} is out of range for a prediction of shape {shape:?}"),
+        });
+    }
+    Ok(a as usize)
+}
+
+/// `pred` with its `axis` moved last (the class axis of the softmax losses).
+fn class_axis_last(pred: &Tensor, axis: usize) -> Result<Tensor> {
+    let last = pred.rank() - 1;
+    if axis == last {
+        return Ok(pred.clone());
+    }
+    let order: Vec<usize> = (0..=last).filter(|&a| a != axis).chain([axis]).collect();
+    pred.permute(&order)
+}
+
 impl SoftmaxCrossEntropyLoss {
+    weighted!();
     /// Sparse labels, raw scores.
     pub fn new() -> Self {
         Self::default()
@@ -79,6 +124,11 @@ impl SoftmaxCrossEntropyLoss {
     /// Inputs are already log-probabilities.
     pub fn from_logits(mut self, yes: bool) -> Self {
         self.from_logits = yes;
+        self
+    }
+    /// The class axis (default −1, the last; Gluon's `axis`).
+    pub fn axis(mut self, axis: isize) -> Self {
+        self.axis = axis;
         self
     }
 }
@@ -107,13 +157,16 @@ pub(crate) fn class_indices(label: &Tensor) -> Result<Tensor> {
 
 impl Loss for SoftmaxCrossEntropyLoss {
     fn elementwise(&self, pred: &Tensor, label: &Tensor) -> Result<Tensor> {
-        let axis = pred
-            .rank()
-            .checked_sub(1)
-            .ok_or_else(|| Error::InvalidShape {
-                op: "SoftmaxCrossEntropyLoss",
-                msg: "prediction must be at least 1-D".into(),
-            })?;
+        let op = "SoftmaxCrossEntropyLoss";
+        let class_axis = resolve_axis(self.axis, pred.shape(), op)?;
+        // The loss is averaged over every non-batch axis, so with the class axis moved
+        // last the result is the same.
+        let pred = &class_axis_last(pred, class_axis)?;
+        let label = &match self.sparse_label {
+            true => label.clone(),
+            false => class_axis_last(&label_like(pred, label, op)?, class_axis)?,
+        };
+        let axis = pred.rank() - 1;
         let logp = if self.from_logits {
             pred.clone()
         } else {
@@ -166,6 +219,7 @@ pub struct LogisticLoss {
 }
 
 impl LogisticLoss {
+    weighted!();
     /// With the given label format.
     pub fn new(format: LabelFormat) -> Self {
         LogisticLoss {
@@ -192,10 +246,12 @@ impl Loss for LogisticLoss {
 }
 
 /// `label · (log label − pred)` with `pred` as log-probabilities (Gluon's `KLDivLoss`,
-/// `from_logits=True`); with `from_logits(false)` a log-softmax is applied first.
+/// `from_logits=True`), summed over every non-batch axis as Gluon does (the other losses
+/// average); with `from_logits(false)` a log-softmax along `axis` is applied first.
 #[derive(Clone, Debug)]
 pub struct KLDivLoss {
     from_logits: bool,
+    axis: isize,
     weight: Option<f32>,
 }
 
@@ -203,12 +259,14 @@ impl Default for KLDivLoss {
     fn default() -> Self {
         KLDivLoss {
             from_logits: true,
+            axis: -1,
             weight: None,
         }
     }
 }
 
 impl KLDivLoss {
+    weighted!();
     /// Inputs are log-probabilities.
     pub fn new() -> Self {
         Self::default()
@@ -218,6 +276,11 @@ impl KLDivLoss {
         self.from_logits = yes;
         self
     }
+    /// The axis of the log-softmax when not `from_logits` (default −1).
+    pub fn axis(mut self, axis: isize) -> Self {
+        self.axis = axis;
+        self
+    }
 }
 
 impl Loss for KLDivLoss {
@@ -225,10 +288,23 @@ impl Loss for KLDivLoss {
         let logp = if self.from_logits {
             pred.clone()
         } else {
-            pred.log_softmax(pred.rank().saturating_sub(1))?
+            pred.log_softmax(resolve_axis(self.axis, pred.shape(), "KLDivLoss")?)?
         };
         let y = label_like(pred, label, "KLDivLoss")?;
         y.mul(&y.add_scalar(1e-12)?.log()?.sub(&logp)?)
+    }
+    fn forward(
+        &self,
+        pred: &Tensor,
+        label: &Tensor,
+        sample_weight: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let l = apply_weighting(self.elementwise(pred, label)?, self.weight, sample_weight)?;
+        if l.rank() <= 1 {
+            return Ok(l);
+        }
+        let axes: Vec<usize> = (1..l.rank()).collect();
+        l.sum_axes(&axes, false)
     }
     fn weight(&self) -> Option<f32> {
         self.weight

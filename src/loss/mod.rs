@@ -1,6 +1,8 @@
 //! Losses with Gluon's conventions: each returns one value per sample (`[batch]`),
-//! the mean over every non-batch axis, after applying the optional scalar `weight` and a
-//! broadcastable `sample_weight`.
+//! the mean over every non-batch axis (the sum for `KLDivLoss`, as Gluon), after applying
+//! the optional scalar weight (`weighted(w)`, Gluon's `weight=`) and a broadcastable
+//! `sample_weight` (`[batch]`, `[batch, 1]` or the loss's shape). Where boson differs
+//! from Gluon on purpose, docs/gluon-differences.md says so.
 //!
 //! ```
 //! use boson::loss::{L2Loss, Loss};
@@ -11,6 +13,17 @@
 //! assert_eq!(l.to_vec_f32()?, vec![0.5, 2.0]);
 //! # Ok::<(), boson::Error>(())
 //! ```
+
+/// `weighted(w)`: the builder of Gluon's global `weight` option, for every loss.
+macro_rules! weighted {
+    () => {
+        /// Scales the loss by `weight` (Gluon's `weight=`).
+        pub fn weighted(mut self, weight: f32) -> Self {
+            self.weight = Some(weight);
+            self
+        }
+    };
+}
 
 mod classification;
 mod pairwise;
@@ -62,8 +75,13 @@ pub(crate) fn apply_weighting(
 ) -> Result<Tensor> {
     let mut l = loss;
     if let Some(sw) = sample_weight {
-        // A [batch] weight applies per sample: give it trailing axes to broadcast.
         let mut sw = sw.clone();
+        // A per-sample weight written `[batch, 1]` (Gluon's docs' shape) for a `[batch]`
+        // loss: its trailing 1s go, so it does not broadcast to `[batch, batch]`.
+        while sw.rank() > l.rank() && sw.shape().last() == Some(&1) {
+            sw = sw.reshape(&sw.shape()[..sw.rank() - 1])?;
+        }
+        // A [batch] weight applies per sample: give it trailing axes to broadcast.
         while sw.rank() < l.rank() {
             sw = sw.expand_dims(sw.rank())?;
         }

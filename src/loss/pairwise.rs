@@ -21,6 +21,7 @@ impl Default for HingeLoss {
 }
 
 impl HingeLoss {
+    weighted!();
     /// Margin 1.
     pub fn new() -> Self {
         Self::default()
@@ -56,8 +57,9 @@ fn check_same(a: &Tensor, b: &Tensor, op: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// For pairs of vectors and labels 1 (similar) / −1 (dissimilar):
-/// `1 − cos` or `max(0, cos − margin)` (Gluon's `CosineEmbeddingLoss`).
+/// For pairs of vectors and labels 1 (similar) / −1 (dissimilar; any other label adds 0):
+/// `1 − cos` or `max(0, cos − margin)`, with `cos = a·b / max(‖a‖‖b‖, 1e-12)` (Gluon's
+/// `CosineEmbeddingLoss`; Gluon returns `[batch, 1]`, boson `[batch]` as every loss).
 #[derive(Clone, Debug, Default)]
 pub struct CosineEmbeddingLoss {
     margin: f32,
@@ -65,6 +67,7 @@ pub struct CosineEmbeddingLoss {
 }
 
 impl CosineEmbeddingLoss {
+    weighted!();
     /// Margin 0.
     pub fn new() -> Self {
         Self::default()
@@ -86,22 +89,15 @@ impl CosineEmbeddingLoss {
         check_same(a, b, "CosineEmbeddingLoss")?;
         let last = a.rank() - 1;
         let dot = a.mul(b)?.sum_axis(last, false)?;
-        let na = a
-            .square()?
-            .sum_axis(last, false)?
-            .add_scalar(1e-12)?
-            .sqrt()?;
-        let nb = b
-            .square()?
-            .sum_axis(last, false)?
-            .add_scalar(1e-12)?
-            .sqrt()?;
-        let cos = dot.div(&na.mul(&nb)?)?;
+        // ‖x‖ (the 1e-24 keeps the gradient of a zero vector finite without changing
+        // any other norm in f32).
+        let norm = |x: &Tensor| x.square()?.sum_axis(last, false)?.add_scalar(1e-24)?.sqrt();
+        let cos = dot.div(&norm(a)?.mul(&norm(b)?)?.clip(1e-12, f32::MAX)?)?;
         let y = label_like(&cos, label, "CosineEmbeddingLoss labels")?;
-        let pos = y.eq(&Tensor::full(1.0, &[], y.device())?)?;
+        let is = |v: f32| y.eq(&Tensor::full(v, &[], y.device())?);
         let sim = cos.affine(-1.0, 1.0)?;
         let dis = cos.add_scalar(-self.margin)?.relu()?;
-        let l = pos.mul(&sim)?.add(&pos.affine(-1.0, 1.0)?.mul(&dis)?)?;
+        let l = is(1.0)?.mul(&sim)?.add(&is(-1.0)?.mul(&dis)?)?;
         batch_mean(apply_weighting(l, self.weight, sample_weight)?)
     }
 }
@@ -123,6 +119,7 @@ impl Default for TripletLoss {
 }
 
 impl TripletLoss {
+    weighted!();
     /// Margin 1.
     pub fn new() -> Self {
         Self::default()
@@ -133,7 +130,8 @@ impl TripletLoss {
         self
     }
 
-    /// Per-sample loss for anchor, positive and negative `[batch, ...]` inputs.
+    /// Per-sample loss for anchor, positive and negative `[batch, ...]` inputs
+    /// (`sample_weight` is boson's: Gluon's `TripletLoss` takes none).
     pub fn forward(
         &self,
         anchor: &Tensor,

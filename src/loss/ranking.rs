@@ -29,6 +29,7 @@ pub struct BprLoss {
 }
 
 impl BprLoss {
+    weighted!();
     /// Unweighted.
     pub fn new() -> Self {
         Self::default()

@@ -11,6 +11,7 @@ pub struct L2Loss {
 }
 
 impl L2Loss {
+    weighted!();
     /// Unweighted.
     pub fn new() -> Self {
         Self::default()
@@ -43,6 +44,7 @@ pub struct L1Loss {
 }
 
 impl L1Loss {
+    weighted!();
     /// Unweighted.
     pub fn new() -> Self {
         Self::default()
@@ -70,6 +72,7 @@ pub struct HuberLoss {
 }
 
 impl HuberLoss {
+    weighted!();
     /// With threshold `rho > 0`.
     pub fn new(rho: f32) -> Result<Self> {
         if rho <= 0.0 || !rho.is_finite() {

@@ -72,7 +72,8 @@ impl Optimizer for AdaGrad {
 impl BuiltIn for AdaGrad {
     fn set(&mut self, key: &str, value: f32) -> bool {
         match key {
-            "epsilon" => self.epsilon = value,
+            // Gluon names it `eps`.
+            "epsilon" | "eps" => self.epsilon = value,
             _ => return false,
         }
         true
