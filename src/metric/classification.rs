@@ -20,19 +20,17 @@ fn label_and_scores(
         });
     }
     let classes = p / n;
-    let labels: Vec<i64> = labels
-        .to_vec_f32()?
-        .iter()
-        .map(|&v| v.round() as i64)
-        .collect();
+    // Truncated toward zero, as MXNet's `astype('int32')` does.
+    let labels: Vec<i64> = labels.to_vec_f32()?.iter().map(|&v| v as i64).collect();
     Ok((labels, preds.to_vec_f32()?, classes))
 }
 
-/// The predicted class of one row: the row itself rounded when there is one value per
-/// sample (predictions are already class ids), else the index of the largest score.
+/// The predicted class of one row: the row itself truncated (as MXNet) when there is one
+/// value per sample (predictions are already class ids), else the index of the largest
+/// score.
 fn predicted_class(row: &[f32]) -> i64 {
     if row.len() == 1 {
-        return row[0].round() as i64;
+        return row[0] as i64;
     }
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
