@@ -284,4 +284,30 @@ fn best_k_skips_masked_items_and_breaks_ties_by_index() {
         vec![(2, 3.0), (0, 1.0), (3, 1.0)]
     );
     assert_eq!(best_k(&[inf, 2.0], 5), vec![(1, 2.0)]);
+    assert_eq!(best_k(&[1.0, f32::NAN, 2.0], 1)[0].0, 1, "NaN ranks first");
+    // Against a full sort, on rows with many ties and masked items; the answer holds
+    // k entries, not the row's length (a top-10 of a large catalogue stays small).
+    let row: Vec<f32> = (0..5000u32)
+        .map(|i| match i % 7 {
+            0 => inf,
+            r => (i.wrapping_mul(2654435761) % 97) as f32 + r as f32,
+        })
+        .collect();
+    for k in [0, 1, 10, 999, 4285, 4286, 10_000] {
+        let mut all: Vec<(usize, f32)> = row
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, s)| *s != inf)
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        let got = best_k(&row, k);
+        assert_eq!(got, all, "k = {k}");
+        assert!(
+            got.capacity() <= k + 1,
+            "k = {k}: capacity {}",
+            got.capacity()
+        );
+    }
 }

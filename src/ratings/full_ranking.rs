@@ -144,19 +144,45 @@ impl<S: ?Sized + FactorScorer> Forward for FullRanking<S> {
 }
 
 /// The `k` largest scores of `row`, best first, ties by index; `-inf` (a seen item) is
-/// never among them, and NaN (a broken model) ranks first, so a caller sees it.
+/// never among them, and NaN (a broken model) ranks first, so a caller sees it. Holds at
+/// most `k` candidates at a time (a bounded heap), whatever the row's length.
 pub fn best_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let mut ranked: Vec<(usize, f32)> = row
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, s)| *s != f32::NEG_INFINITY)
-        .collect();
-    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if ranked.len() > k && k > 0 {
-        ranked.select_nth_unstable_by(k - 1, order);
+    use std::collections::BinaryHeap;
+    /// Ordered so that the heap's top is the worst kept candidate: lower score, then
+    /// higher index.
+    #[derive(PartialEq)]
+    struct Worst(f32, usize);
+    impl Eq for Worst {}
+    impl Ord for Worst {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+        }
     }
-    ranked.truncate(k);
-    ranked.sort_by(order);
-    ranked
+    impl PartialOrd for Worst {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    let k = k.min(row.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap = BinaryHeap::with_capacity(k + 1);
+    for (i, &s) in row.iter().enumerate() {
+        if s == f32::NEG_INFINITY {
+            continue;
+        }
+        let candidate = Worst(s, i);
+        if heap.len() < k {
+            heap.push(candidate);
+        } else if heap.peek().is_some_and(|worst| candidate < *worst) {
+            heap.pop();
+            heap.push(candidate);
+        }
+    }
+    // Ascending by "worst" order is best first.
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|Worst(s, i)| (i, s))
+        .collect()
 }
