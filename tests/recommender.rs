@@ -618,11 +618,150 @@ fn kill_during_save_leaves_the_old_or_the_new_folder() {
         |_| Ok(()),
     )
     .unwrap();
-    let left: Vec<String> = std::fs::read_dir(work.path())
+    // The save lock file stays beside the folder (see write_folder_atomic).
+    assert_eq!(entries(work.path()), [".model.lock", "model"]);
+}
+
+/// The names in a folder, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["model"], "{left:?}");
+    names.sort();
+    names
+}
+
+/// Run by `concurrent_saves_into_one_folder_are_serialised` in two child processes: makes
+/// model A (the model in BOSON_SAVE_SOURCE, test_rmse 1) or B (its weights doubled, ids
+/// reversed, test_rmse 2) as BOSON_SAVE_MODEL says, prints `ready`, waits for a line on
+/// stdin, then saves it BOSON_SAVE_TIMES times into BOSON_SAVE_TARGET and prints `saved N`.
+#[test]
+#[ignore = "a helper run in child processes by concurrent_saves_into_one_folder_are_serialised"]
+fn save_one_model_repeatedly() {
+    use std::io::Write;
+    let Ok(target) = std::env::var("BOSON_SAVE_TARGET") else {
+        return;
+    };
+    let source = std::env::var("BOSON_SAVE_SOURCE").unwrap();
+    let b = std::env::var("BOSON_SAVE_MODEL").unwrap() == "b";
+    let times: usize = std::env::var("BOSON_SAVE_TIMES").unwrap().parse().unwrap();
+    let m = persist::load(Path::new(&source), None, Device::Cpu).unwrap();
+    if b {
+        for (_, p) in m.model.collect_params().iter() {
+            p.set_data(&p.data().unwrap().mul_scalar(2.0).unwrap())
+                .unwrap();
+        }
+    }
+    let mut config = m.config.clone();
+    config.test_rmse = if b { 2.0 } else { 1.0 };
+    let (users, items) = (index_map(&m.users, b), index_map(&m.items, b));
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    for _ in 0..times {
+        persist::save(
+            Path::new(&target),
+            &persist::Contents {
+                model: m.model.as_ref(),
+                config: &config,
+                users: &users,
+                items: &items,
+                interactions: None,
+                pictures: &[],
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+    }
+    println!("saved {times}");
+}
+
+// Two processes save different models into one folder many times, started together: the
+// saves take turns (the folder's lock), so every save succeeds, and the folder left is one
+// of the two models entirely. Nothing here depends on timing: however the saves interleave,
+// each must succeed.
+#[test]
+fn concurrent_saves_into_one_folder_are_serialised() {
+    use std::io::{BufRead, Read, Write};
+    let source = tempfile::tempdir().unwrap();
+    train_small(source.path(), "biased-mf");
+    let a = persist::load(source.path(), None, Device::Cpu).unwrap();
+    let (a_sum, _) = fingerprint(&a);
+    let first_id = a.users.iter().find(|(_, &i)| i == 0).unwrap().0.clone();
+    let n_users = a.users.len() as i64;
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("model");
+    let times = 25;
+    let mut children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|model| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "save_one_model_repeatedly",
+                    "--nocapture",
+                ])
+                .env("BOSON_SAVE_TARGET", &target)
+                .env("BOSON_SAVE_SOURCE", source.path())
+                .env("BOSON_SAVE_MODEL", model)
+                .env("BOSON_SAVE_TIMES", times.to_string())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Both have built their model before either saves.
+    let mut outputs: Vec<_> = children
+        .iter_mut()
+        .map(|child| {
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            while !line.starts_with("ready") {
+                line.clear();
+                assert_ne!(out.read_line(&mut line).unwrap(), 0, "a child ended early");
+            }
+            out
+        })
+        .collect();
+    for child in &mut children {
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    for (child, out) in children.iter_mut().zip(&mut outputs) {
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            status.success() && text.contains(&format!("saved {times}")),
+            "a save failed: {status}\n{text}\n{err}"
+        );
+    }
+    let loaded = persist::load(&target, None, Device::Cpu).unwrap();
+    let (sum, _) = fingerprint(&loaded);
+    let first = loaded.users[&first_id];
+    let tolerance = 1e-6 * a_sum.abs().max(1.0);
+    if loaded.config.test_rmse == 1.0 {
+        assert!((sum - a_sum).abs() < tolerance, "A's config, other weights");
+        assert_eq!(first, 0, "A's config, B's ids");
+    } else {
+        assert_eq!(loaded.config.test_rmse, 2.0, "neither model");
+        assert!(
+            (sum - 2.0 * a_sum).abs() < tolerance,
+            "B's config, other weights"
+        );
+        assert_eq!(first, n_users - 1, "B's config, A's ids");
+    }
+    assert_eq!(entries(work.path()), [".model.lock", "model"]);
 }
 
 #[test]

@@ -13,6 +13,13 @@ use std::path::{Path, PathBuf};
 /// [`existing_folder`] finds `{dir}.prev` if the process died between the two renames.
 /// Leftovers of killed saves (`.{name}.tmp-*`, a `{dir}.prev` beside `dir`) are removed at
 /// the next save.
+///
+/// Saves into one folder are serialised, across threads and processes: each holds an
+/// exclusive advisory lock (`flock` on Unix) on the file `.{name}.lock` beside `dir` from
+/// before it looks for leftovers until the swap is flushed, and a second save waits for
+/// it. The lock file stays (removing it could let two saves lock two different files);
+/// the lock itself dies with its process, so a killed save never blocks the next one.
+/// Readers take no lock: they see the old folder or the new one.
 pub fn write_folder_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     write_folder_atomic_observed(dir, fill, |_| {})
 }
@@ -44,6 +51,9 @@ pub fn write_folder_atomic_observed(
 ) -> Result<()> {
     let (parent, name) = split(dir)?;
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    // Held until this function returns: another save's leftovers are only leftovers once
+    // it has ended.
+    let _lock = lock_saves(&parent, &name)?;
     remove_leftovers(&parent, &name)?;
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -112,6 +122,33 @@ fn prev_of(dir: &Path) -> PathBuf {
     let mut s = dir.as_os_str().to_owned();
     s.push(".prev");
     PathBuf::from(s)
+}
+
+/// Opens `.{name}.lock` in `parent` and locks it exclusively, waiting for a save that
+/// holds it; closing the returned file releases the lock.
+fn lock_saves(parent: &Path, name: &str) -> Result<std::fs::File> {
+    let path = parent.join(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    loop {
+        match file.lock() {
+            Ok(()) => return Ok(file),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Format {
+                    path,
+                    msg: format!(
+                        "cannot lock the save lock file ({e}): saves into one folder must not \
+                         overlap, so nothing was written; save to a local file system"
+                    ),
+                })
+            }
+        }
+    }
 }
 
 /// Removes what killed saves of `name` left in `parent`: temporary folders, and a

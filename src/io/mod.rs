@@ -3,7 +3,8 @@
 //!
 //! A file is written to a temporary name in the same folder, flushed to disk, then renamed
 //! over the real name, so a crash mid-write never leaves a half file under that name; a
-//! folder is written beside its old self and swapped in ([`write_folder_atomic`]).
+//! folder is written beside its old self and swapped in ([`write_folder_atomic`]), one
+//! save at a time.
 
 mod folder;
 
