@@ -307,18 +307,7 @@ fn huge_size_arguments_are_errors_not_panics() {
 fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
     let good = tempfile::tempdir().unwrap();
     train_small(good.path(), "biased-mf");
-    let copy = || {
-        let dir = tempfile::tempdir().unwrap();
-        for f in [
-            "model.safetensors",
-            "config.json",
-            "users.json",
-            "items.json",
-        ] {
-            std::fs::copy(good.path().join(f), dir.path().join(f)).unwrap();
-        }
-        dir
-    };
+    let copy = || copy_folder(good.path());
     // A duplicated id in users.json.
     let dup = copy();
     let mut ids: Vec<String> =
@@ -329,6 +318,8 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
         serde_json::to_vec(&ids).unwrap(),
     )
     .unwrap();
+    // With its hash recorded again, past the hash check to the id checks.
+    reseal(dup.path());
     let err = persist::load(dup.path(), None, Device::Cpu)
         .err()
         .unwrap()
@@ -348,6 +339,7 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
         serde_json::to_vec(&ids).unwrap(),
     )
     .unwrap();
+    reseal(swapped.path());
     let err = persist::load(swapped.path(), None, Device::Cpu)
         .err()
         .unwrap()
@@ -398,6 +390,7 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
         .collect_params()
         .save(bad.path().join("model.safetensors"))
         .unwrap();
+    reseal(bad.path());
     let err = persist::load(bad.path(), None, Device::Cpu)
         .err()
         .unwrap()
@@ -764,6 +757,137 @@ fn concurrent_saves_into_one_folder_are_serialised() {
     assert_eq!(entries(work.path()), [".model.lock", "model"]);
 }
 
+/// Copies every file of the model folder `from` into a new temporary folder.
+fn copy_folder(from: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Records the hashes of a model folder's files (and of config.json) as they are now, as
+/// `persist::save` does: for tests that change a file on purpose and check what `load`
+/// does past the hashes.
+fn reseal(dir: &Path) {
+    let path = dir.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let files = config["files_sha256"].as_object_mut().unwrap();
+    for (name, hash) in files.iter_mut() {
+        *hash = boson::io::file_sha256(&dir.join(name)).unwrap().into();
+    }
+    config.as_object_mut().unwrap().remove("config_sha256");
+    let unsealed = serde_json::to_vec_pretty(&config).unwrap();
+    config["config_sha256"] = boson::io::json_sha256_without(&unsealed, "config_sha256")
+        .unwrap()
+        .into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+}
+
+/// Flips the top exponent bit of the last number in a safetensors file (its last byte,
+/// little-endian): the file still parses, but holds another value.
+fn flip_last_exponent_bit(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+// config.json records the SHA-256 of every file the model is loaded from and of its own
+// values: a file changed after the save is refused by name, and a format 2 folder whose
+// hashes or fingerprints were deleted does not load either.
+#[test]
+fn a_model_folder_changed_after_it_was_written_is_refused_by_its_hashes() {
+    let good = tempfile::tempdir().unwrap();
+    train_small(good.path(), "biased-mf");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(good.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["format_version"], persist::FORMAT_VERSION);
+    let files = config["files_sha256"].as_object().unwrap();
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "interactions.safetensors",
+            "items.json",
+            "model.safetensors",
+            "users.json"
+        ]
+    );
+    for (name, hash) in files {
+        let file = good.path().join(name);
+        assert_eq!(hash, &boson::io::file_sha256(&file).unwrap(), "{name}");
+    }
+    let refused = |dir: &Path| match persist::load(dir, None, Device::Cpu) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e.to_string(),
+    };
+    let write_config = |dir: &Path, config: &Value| {
+        let text = serde_json::to_vec_pretty(config).unwrap();
+        std::fs::write(dir.join("config.json"), text).unwrap();
+    };
+
+    // One flipped exponent bit of one weight: a valid file with another number.
+    let dir = copy_folder(good.path());
+    flip_last_exponent_bit(&dir.path().join("model.safetensors"));
+    let err = refused(dir.path());
+    assert!(
+        err.contains("model.safetensors: its contents do not match the SHA-256")
+            && err.contains("modified after it was written"),
+        "{err}"
+    );
+
+    // An edited global mean.
+    let dir = copy_folder(good.path());
+    let mut edited = config.clone();
+    let mean = edited["model"]["global_mean"].as_f64().unwrap();
+    edited["model"]["global_mean"] = (mean + 0.5).into();
+    write_config(dir.path(), &edited);
+    let err = refused(dir.path());
+    assert!(
+        err.contains("config.json: its contents do not match the config_sha256"),
+        "{err}"
+    );
+    // Only the spacing changed: the values are what is hashed, so it loads.
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    persist::load(dir.path(), None, Device::Cpu).unwrap();
+
+    // Deleting the checks does not switch them off.
+    for fields in [
+        &["id_fingerprints"][..],
+        &["files_sha256"],
+        &["config_sha256"],
+        &["id_fingerprints", "files_sha256", "config_sha256"],
+    ] {
+        let dir = copy_folder(good.path());
+        let mut stripped = config.clone();
+        for field in fields {
+            stripped.as_object_mut().unwrap().remove(*field);
+        }
+        write_config(dir.path(), &stripped);
+        let err = refused(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains("modified after it was written"),
+            "{fields:?}: {err}"
+        );
+    }
+
+    // A listed file deleted.
+    for name in ["items.json", "interactions.safetensors"] {
+        let dir = copy_folder(good.path());
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+        let err = refused(dir.path());
+        assert!(
+            err.contains(&format!("{name}: the file is missing")),
+            "{name}: {err}"
+        );
+    }
+}
+
 #[test]
 fn a_csv_file_is_checked_against_its_scale_and_repeated_pairs_keep_the_latest() {
     let dir = tempfile::tempdir().unwrap();
@@ -1124,12 +1248,22 @@ fn loading_another_kind_or_size_is_a_clear_error() {
         .expect("size mismatch must fail")
         .to_string();
     assert!(err.contains("64") && err.contains("32"), "{err}");
-    // A parameter file of the other kind under this config is refused by the strict load.
+    // A parameter file of the other kind under this config is refused by its hash, and
+    // with the hash recorded again, by the strict load.
     std::fs::copy(
         b.path().join("model.safetensors"),
         a.path().join("model.safetensors"),
     )
     .unwrap();
+    let err = persist::load(a.path(), None, Device::Cpu)
+        .err()
+        .expect("foreign parameters must fail")
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("do not match the SHA-256"),
+        "{err}"
+    );
+    reseal(a.path());
     let err = persist::load(a.path(), None, Device::Cpu)
         .err()
         .expect("foreign parameters must fail")

@@ -5,9 +5,19 @@
 //! DIR/model.safetensors    the parameters (Block::save_parameters)
 //! DIR/users.json           user index -> original customer id (a JSON list)
 //! DIR/items.json           item index -> original product id (a JSON list)
+//! DIR/interactions.safetensors  what each user rated, each item's count of ratings
 //! DIR/*.svg                the run's pictures (charts.rs): training curve, rating
 //!                          histogram, long tail, predicted vs actual
 //! ```
+//!
+//! Integrity (format 2 on): config.json records the SHA-256 of every other file the model
+//! is loaded from (`files_sha256`; the pictures are not read back and not covered) and of
+//! its own contents without that field (`config_sha256`, over the values, not the
+//! spacing). [`load`] checks them all first and names the file that differs. A folder of
+//! format 2 must carry `files_sha256`, `config_sha256` and `id_fingerprints`, so deleting
+//! them does not switch the checks off; folders of format 1 (written before the hashes)
+//! have none and load as before. The hashes live in the folder: they catch damage and
+//! accidental edits, not an edit that also rewrites them.
 
 use crate::data::DataSummary;
 use crate::evaluate::Ranking;
@@ -17,12 +27,23 @@ use boson::nn::Block;
 use boson::ratings::IndexMap;
 use boson::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Bumped when the folder layout changes, so old folders fail clearly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the folder layout changes, so old folders fail clearly. Format 2 added the
+/// hashes, which it requires.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format [`load`] reads: 1, from before the hashes.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
+
+/// The parameter file of a model folder.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// The model's description, which holds the other files' hashes.
+pub const CONFIG_FILE: &str = "config.json";
+/// The field of config.json that holds the hash of config.json's other fields.
+pub const CONFIG_HASH_FIELD: &str = "config_sha256";
 
 /// `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +62,14 @@ pub struct ModelConfig {
     /// refused (absent in folders from before they were written).
     #[serde(default)]
     pub id_fingerprints: Option<(String, String)>,
+    /// File name -> SHA-256 of every file [`load`] reads besides config.json (format 2 on;
+    /// written by [`save`], whatever the caller passes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_sha256: Option<BTreeMap<String, String>>,
+    /// SHA-256 of config.json's values without this field
+    /// ([`boson::io::json_sha256_without`]); format 2 on, written by [`save`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
 }
 
 /// FNV-1a over the ids in order: stable across Rust versions and machines.
@@ -78,12 +107,15 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Format {
+fn to_json(path: &Path, value: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|e| Error::Format {
         path: path.to_path_buf(),
         msg: e.to_string(),
-    })?;
-    boson::io::write_atomic(path, &text)
+    })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    boson::io::write_atomic(path, &to_json(path, value)?)
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -128,27 +160,114 @@ pub fn save_observed(
             path: dir.join("config.json"),
             msg: format!("the model description would not load back, nothing written: {e}"),
         })?;
-    let config = &ModelConfig {
+    let mut config = ModelConfig {
+        format_version: FORMAT_VERSION,
         id_fingerprints: Some((fingerprint(users.ids()), fingerprint(items.ids()))),
+        files_sha256: None,
+        config_sha256: None,
         ..(*config).clone()
     };
     boson::io::write_folder_atomic_observed(
         dir,
         |tmp| {
-            model.collect_params().save(tmp.join("model.safetensors"))?;
-            write_json(&tmp.join("config.json"), config)?;
+            model.collect_params().save(tmp.join(MODEL_FILE))?;
             write_json(&tmp.join("users.json"), &users.ids())?;
             write_json(&tmp.join("items.json"), &items.ids())?;
+            let mut hashed = vec![MODEL_FILE, "users.json", "items.json"];
             if let Some(interactions) = interactions {
                 interactions.save(&tmp.join(INTERACTIONS))?;
+                hashed.push(INTERACTIONS);
             }
             for (name, svg) in pictures.iter() {
                 boson::io::write_atomic(&tmp.join(name), svg.as_bytes())?;
             }
+            // The hashes of the files as they are on disk, then config.json, last.
+            let mut files = BTreeMap::new();
+            for name in hashed {
+                files.insert(name.to_string(), boson::io::file_sha256(&tmp.join(name))?);
+            }
+            config.files_sha256 = Some(files);
+            let path = tmp.join(CONFIG_FILE);
+            let unsealed = to_json(&path, &config)?;
+            config.config_sha256 = Some(config_sha256(&path, &unsealed)?);
+            boson::io::write_atomic(&path, &to_json(&path, &config)?)?;
             check(tmp)
         },
         on_step,
     )
+}
+
+/// The hash of config.json's `text` without its own hash field.
+fn config_sha256(path: &Path, text: &[u8]) -> Result<String> {
+    boson::io::json_sha256_without(text, CONFIG_HASH_FIELD).map_err(|msg| Error::Format {
+        path: path.to_path_buf(),
+        msg,
+    })
+}
+
+/// What a hash mismatch tells the user to do.
+const MODIFIED: &str = "the model folder was modified after it was written: restore it from a \
+                        copy, or train and save the model again";
+
+/// Checks config.json (its `text`, read as `config`) and every file it lists against the
+/// hashes recorded at save. Format 2 folders must have them all.
+fn verify_hashes(dir: &Path, text: &[u8], config: &ModelConfig) -> Result<()> {
+    let path = dir.join(CONFIG_FILE);
+    let bad = |msg: String| Error::Format {
+        path: path.clone(),
+        msg,
+    };
+    if config.format_version >= 2 {
+        for (field, present) in [
+            (CONFIG_HASH_FIELD, config.config_sha256.is_some()),
+            ("files_sha256", config.files_sha256.is_some()),
+            ("id_fingerprints", config.id_fingerprints.is_some()),
+        ] {
+            if !present {
+                return Err(bad(format!(
+                    "a format {} folder must record {field}, and this one does not; {MODIFIED}",
+                    config.format_version
+                )));
+            }
+        }
+    }
+    if let Some(want) = &config.config_sha256 {
+        let found = config_sha256(&path, text)?;
+        if !found.eq_ignore_ascii_case(want) {
+            return Err(bad(format!(
+                "its contents do not match the {CONFIG_HASH_FIELD} recorded in it (recorded \
+                 {want}, now {found}); {MODIFIED}"
+            )));
+        }
+    }
+    let Some(files) = &config.files_sha256 else {
+        return Ok(());
+    };
+    for required in [MODEL_FILE, "users.json", "items.json"] {
+        if !files.contains_key(required) {
+            return Err(bad(format!(
+                "files_sha256 does not list {required}; {MODIFIED}"
+            )));
+        }
+    }
+    if !files.contains_key(INTERACTIONS) && dir.join(INTERACTIONS).exists() {
+        return Err(Error::Format {
+            path: dir.join(INTERACTIONS),
+            msg: format!("the file was not written with this folder; {MODIFIED}"),
+        });
+    }
+    for (name, want) in files {
+        let plain = Path::new(name)
+            .file_name()
+            .is_some_and(|f| f == name.as_str());
+        if !plain || name == CONFIG_FILE {
+            return Err(bad(format!(
+                "files_sha256 lists {name:?}, which is not a file of the folder; {MODIFIED}"
+            )));
+        }
+        boson::io::verify_file_sha256(&dir.join(name), want, MODIFIED)?;
+    }
+    Ok(())
 }
 
 /// Everything a model folder holds; [`save`] writes it.
@@ -256,16 +375,24 @@ impl Interactions {
 /// and embedding size, else a clear error names both.
 pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> Result<LoadedModel> {
     let dir = &boson::io::existing_folder(dir);
-    let config: ModelConfig = read_json(&dir.join("config.json"))?;
-    if config.format_version != FORMAT_VERSION {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read(&config_path).map_err(io(&config_path))?;
+    let config: ModelConfig = serde_json::from_slice(&text).map_err(|e| Error::Format {
+        path: config_path.clone(),
+        msg: e.to_string(),
+    })?;
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&config.format_version) {
         return Err(Error::Format {
-            path: dir.join("config.json"),
+            path: config_path,
             msg: format!(
-                "model folder format {} but this program reads format {FORMAT_VERSION}",
+                "model folder format {} but this program reads formats \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}",
                 config.format_version
             ),
         });
     }
+    // Every file is checked against its hash before anything is read from it.
+    verify_hashes(dir, &text, &config)?;
     let spec = config.model;
     if let Some((kind, k)) = expect {
         if spec.kind != kind || spec.num_embeddings != k {
@@ -326,7 +453,7 @@ pub fn load(dir: &Path, expect: Option<(ModelKind, usize)>, device: Device) -> R
     // Parameters are built from the config and then loaded strictly, so a parameter file
     // from another model kind or size is refused with every mismatch listed.
     let model = build(&spec, 0, device)?;
-    let weights = dir.join("model.safetensors");
+    let weights = dir.join(MODEL_FILE);
     model.load_parameters(&weights, device)?;
     for (name, p) in model.collect_params().iter() {
         if !p.data()?.all_finite()? {

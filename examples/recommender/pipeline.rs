@@ -306,7 +306,10 @@ pub fn run_on(
         test_rmse,
         test_mae,
         ranking: rank.unwrap_or(Ranking::default()),
-        id_fingerprints: None, // filled in by persist::save
+        // Filled in by persist::save.
+        id_fingerprints: None,
+        files_sha256: None,
+        config_sha256: None,
     };
     // The folder is checked where it is written, before it replaces the previous one.
     let mut identical = false;

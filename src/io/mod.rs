@@ -4,11 +4,14 @@
 //! A file is written to a temporary name in the same folder, flushed to disk, then renamed
 //! over the real name, so a crash mid-write never leaves a half file under that name; a
 //! folder is written beside its old self and swapped in ([`write_folder_atomic`]), one
-//! save at a time.
+//! save at a time. [`file_sha256`] and [`verify_file_sha256`] record and check what a
+//! file held when it was written.
 
 mod folder;
+mod hash;
 
 pub use folder::{existing_folder, write_folder_atomic, write_folder_atomic_observed, SaveStep};
+pub use hash::{file_sha256, json_sha256_without, sha256_hex, verify_file_sha256};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
