@@ -552,6 +552,78 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one() {
     assert!(err.contains("model-epoch4batch32.json"), "{err}");
 }
 
+/// Flips the top exponent bit of the last number in a safetensors file (its last byte,
+/// little-endian): the file still parses, but holds another value.
+fn flip_last_exponent_bit(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+// Each checkpoint's .json records the SHA-256 of its .params and .states; a file that no
+// longer matches (one flipped bit: a valid file with other numbers) or a format 2 .json
+// without the hashes is skipped, said so, and the resume from the newest intact one ends
+// exactly where an uninterrupted run does.
+#[test]
+fn a_checkpoint_file_changed_after_it_was_written_is_skipped_by_its_hash() {
+    let _g = lock();
+    let full = run(FitUntil::Epochs(4), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let mut ck = CheckpointHandler::new(dir.path());
+    run(FitUntil::Epochs(2), Some(&mut ck)).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path("model-epoch2batch16.json")).unwrap()).unwrap();
+    assert_eq!(meta["format_version"], 2, "{meta}");
+    for ext in ["params", "states"] {
+        let file = path(&format!("model-epoch2batch16.{ext}"));
+        assert_eq!(
+            meta["files_sha256"][ext],
+            boson::io::file_sha256(&file).unwrap(),
+            "{meta}"
+        );
+    }
+
+    flip_last_exponent_bit(&path("model-epoch2batch16.params"));
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let (resumed, log) = run_logged(FitUntil::Epochs(4), Some(&mut ck)).unwrap();
+    assert!(
+        ck.resumed_from()
+            .unwrap()
+            .ends_with("model-epoch1batch8.params"),
+        "{log}"
+    );
+    assert!(
+        log.contains("skipping checkpoint model-epoch2batch16")
+            && log.contains("model-epoch2batch16.params: its contents do not match the SHA-256"),
+        "{log}"
+    );
+    assert_eq!(resumed, full, "resumed from epoch 1, then as uninterrupted");
+
+    // The newest .states damaged, the next newest .json stripped of its hashes: both are
+    // skipped, and epoch 2 (rewritten by the resumed run) is resumed from.
+    flip_last_exponent_bit(&path("model-epoch4batch32.states"));
+    let json = path("model-epoch3batch24.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("files_sha256");
+    std::fs::write(&json, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let (resumed, log) = run_logged(FitUntil::Epochs(4), Some(&mut ck)).unwrap();
+    assert!(
+        ck.resumed_from()
+            .unwrap()
+            .ends_with("model-epoch2batch16.params"),
+        "{log}"
+    );
+    assert!(
+        log.contains("model-epoch4batch32.states: its contents do not match")
+            && log.contains("model-epoch3batch24.json: a format 2 checkpoint must record"),
+        "{log}"
+    );
+    assert_eq!(resumed, full, "resumed from epoch 2, then as uninterrupted");
+}
+
 #[test]
 fn impossible_checkpoint_counters_are_refused_without_spinning() {
     let _g = lock();

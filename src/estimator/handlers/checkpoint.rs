@@ -15,6 +15,12 @@ use std::path::{Path, PathBuf};
 /// everything needed to continue exactly where training was.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct CheckpointMeta {
+    /// 1 (absent) before the file hashes; 2 records them, and must.
+    #[serde(default = "format_1")]
+    format_version: u32,
+    /// SHA-256 of the `params` and `states` files, by extension (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    files_sha256: Option<BTreeMap<String, String>>,
     epochs_done: usize,
     batches_done: usize,
     batch_in_epoch: usize,
@@ -35,16 +41,32 @@ struct CheckpointMeta {
     handlers: BTreeMap<String, serde_json::Value>,
 }
 
+fn format_1() -> u32 {
+    1
+}
+
+/// The checkpoint format written: 2 records the SHA-256 of the `.params` and `.states`
+/// files in the `.json`.
+const FORMAT_VERSION: u32 = 2;
+
+/// The files of a checkpoint that its `.json` records hashes of, by extension.
+const HASHED: [&str; 2] = ["params", "states"];
+
 /// Saves checkpoints while training and can resume from the latest one.
 ///
 /// A checkpoint `{prefix}-epoch{E}batch{B}` (E completed epochs, B batches) is three
 /// files: `.params` (the net's parameters), `.states` (the trainer's optimizer state) and
 /// `.json` (counters, the position in the training data, the global random stream,
-/// every dropout layer's mask counter and the other handlers'
-/// [`state`](EventHandler::state), such as early stopping's patience count). Each file is
-/// written atomically, the `.json` last, so a checkpoint without its `.json` is never
-/// resumed from. It runs at [`priority::CHECKPOINT`], after the default-priority
-/// handlers, so a checkpoint sees their state after the same event.
+/// every dropout layer's mask counter, the other handlers'
+/// [`state`](EventHandler::state), such as early stopping's patience count, and the
+/// SHA-256 of the `.params` and `.states` files). Each file is written atomically, the
+/// `.json` last, so a checkpoint without its `.json` is never resumed from, and one whose
+/// `.params` or `.states` no longer has the recorded hash (a flipped bit on disk, a file
+/// copied from another run) is skipped at resume like any damaged one. A `.json` with
+/// `"format_version": 2` must hold both hashes; checkpoints from before them (no
+/// `format_version`) resume unchecked. The `.json` itself is not hashed: it is checked by
+/// parsing and by its counters. It runs at [`priority::CHECKPOINT`], after the
+/// default-priority handlers, so a checkpoint sees their state after the same event.
 ///
 /// * every `epoch_period` epochs (default 1) and/or `batch_period` batches;
 /// * only the newest `max_checkpoints` (default 5) are kept; the best one does not count;
@@ -197,9 +219,16 @@ impl CheckpointHandler {
         }
         est.net().collect_params().save(self.path(stem, "params"))?;
         est.trainer().save_states(self.path(stem, "states"))?;
+        // The hashes of the files as they are on disk.
+        let mut files_sha256 = BTreeMap::new();
+        for ext in HASHED {
+            files_sha256.insert(ext.to_string(), io::file_sha256(&self.path(stem, ext))?);
+        }
         let p = est.progress();
         let (rng_seed, rng_counter) = rng::state();
         let meta = CheckpointMeta {
+            format_version: FORMAT_VERSION,
+            files_sha256: Some(files_sha256),
             epochs_done: p.epochs_done,
             batches_done: p.batches_done,
             batch_in_epoch: if p.in_epoch { p.batch_in_epoch } else { 0 },
@@ -304,7 +333,43 @@ impl CheckpointHandler {
                 ),
             });
         }
+        if meta.format_version > FORMAT_VERSION {
+            return Err(Error::Format {
+                path: json_path,
+                msg: format!(
+                    "checkpoint format {} is newer than this library's {FORMAT_VERSION}",
+                    meta.format_version
+                ),
+            });
+        }
         Ok(meta)
+    }
+
+    /// Checks the `.params` and `.states` files against the hashes in the `.json` (format 2
+    /// must have both; older checkpoints have none).
+    fn verify_files(&self, stem: &str, meta: &CheckpointMeta) -> Result<()> {
+        const ADVICE: &str = "this checkpoint cannot be resumed from (an older intact one is \
+                              used if there is one)";
+        let none = BTreeMap::new();
+        let hashes = match &meta.files_sha256 {
+            Some(hashes) => hashes,
+            None if meta.format_version < 2 => return Ok(()),
+            None => &none,
+        };
+        for ext in HASHED {
+            let Some(want) = hashes.get(ext) else {
+                return Err(Error::Format {
+                    path: self.path(stem, "json"),
+                    msg: format!(
+                        "a format {} checkpoint must record the SHA-256 of its .{ext} file, \
+                         and this one does not: it was modified after it was written; {ADVICE}",
+                        meta.format_version
+                    ),
+                });
+            };
+            io::verify_file_sha256(&self.path(stem, ext), want, ADVICE)?;
+        }
+        Ok(())
     }
 
     /// A checkpoint past the budget `fit` was given cannot be continued.
@@ -331,6 +396,8 @@ impl CheckpointHandler {
         stem: &str,
     ) -> std::result::Result<(), (Error, bool)> {
         let meta = self.read_meta(stem).map_err(|e| (e, false))?;
+        // A damaged checkpoint is not trusted for anything, its budget included.
+        self.verify_files(stem, &meta).map_err(|e| (e, false))?;
         Self::check_budget(est, stem, &meta).map_err(|e| (e, true))?;
         self.load(est, stem, meta).map_err(|e| (e, false))
     }
