@@ -135,14 +135,18 @@ fn run_server(args: &cli::ServeArgs) -> boson::Result<()> {
     let loaded = persist::load(&args.model_dir, None, device)?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = std::net::TcpListener::bind(&addr).map_err(|e| boson::Error::io(&addr, e))?;
+    // The bound address: with --port 0 the system picked the port.
+    let bound = listener
+        .local_addr()
+        .map_err(|e| boson::Error::io(&addr, e))?;
     println!(
-        "serving {} ({} users, {} items) on http://{addr}: GET /ping, POST /invocations",
+        "serving {} ({} users, {} items) on http://{bound}: GET /ping, POST /invocations",
         args.model_dir.display(),
         loaded.config.model.num_users,
         loaded.config.model.num_items
     );
     let mut service = serve::Service::new(loaded);
-    service.limits.max_in_flight = args.max_in_flight as usize;
+    service.limits = args.limits();
     server::serve(listener, Arc::new(service)).map_err(|e| boson::Error::io(&addr, e))?;
     println!("serve: shut down");
     Ok(())

@@ -405,11 +405,11 @@ fn a_model_folder_with_bad_weights_or_ids_is_refused_and_served_nan_is_a_500() {
         "/invocations",
         body.as_bytes(),
     ));
-    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
     assert!(
-        r.body["error"].as_str().unwrap().contains("not finite"),
+        r.json()["error"].as_str().unwrap().contains("not finite"),
         "{}",
-        r.body
+        r.json()
     );
 }
 
@@ -1685,8 +1685,9 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
         let r = ask(serde_json::json!({
             "customer_id": [a, "nobody", b], "k": 7, "exclude_rated": exclude
         }));
-        assert_eq!(r.status, 200, "{}", r.body);
-        let recs = r.body["recommendations"].as_array().unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let answer = r.json();
+        let recs = answer["recommendations"].as_array().unwrap();
         for (rec, u) in [(&recs[0], 0), (&recs[2], 5)] {
             assert_eq!(rec["cold_start"], false);
             let got: Vec<(String, f32)> = rec["items"]
@@ -1721,7 +1722,7 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
         accept: Some("text/csv"),
         ..serve::Request::new("POST", "/invocations", body.as_bytes())
     });
-    let csv = String::from_utf8(r.to_bytes()).unwrap();
+    let csv = String::from_utf8(r.body.clone()).unwrap();
     let lines: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(lines.len(), 4, "{csv}");
     assert_eq!(lines[0][0], a);
@@ -1733,7 +1734,15 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
     for (body, want) in [
         (
             serde_json::json!({"customer_id": [a], "k": 0}),
-            "\"k\" must be an integer >= 1",
+            "\"k\" must be an integer from 1 to 1000 (--max-k)",
+        ),
+        (
+            serde_json::json!({"customer_id": [a], "k": 1001}),
+            "got 1001",
+        ),
+        (
+            serde_json::json!({"customer_id": [a], "k": 3, "product_id": ["x"]}),
+            "not both",
         ),
         (
             serde_json::json!({"customer_id": [a], "k": "ten"}),
@@ -1748,20 +1757,51 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
         let r = ask(body.clone());
         assert_eq!(r.status, 400, "{body}");
         assert!(
-            r.body["error"].as_str().unwrap().contains(want),
+            r.json()["error"].as_str().unwrap().contains(want),
             "{}",
-            r.body
+            r.json()
         );
     }
     // k beyond the catalogue is the whole catalogue.
-    let r = ask(serde_json::json!({"customer_id": [a], "k": 100000, "exclude_rated": false}));
+    assert!(num_items < 1000);
+    let r = ask(serde_json::json!({"customer_id": [a], "k": 1000, "exclude_rated": false}));
     assert_eq!(
-        r.body["recommendations"][0]["items"]
+        r.json()["recommendations"][0]["items"]
             .as_array()
             .unwrap()
             .len(),
         num_items
     );
+    // Bounded requests: customers per request and the answer's bytes, each a 413 naming
+    // the flag; within them the same customers are answered.
+    let mut bounded = serve::Service::new(persist::load(dir, None, Device::Cpu).unwrap());
+    bounded.limits.max_customers = 2;
+    bounded.limits.max_answer_bytes = 2000;
+    let ask_bounded = |body: Value| {
+        bounded.handle(&serve::Request::new(
+            "POST",
+            "/invocations",
+            body.to_string().as_bytes(),
+        ))
+    };
+    let r = ask_bounded(serde_json::json!({"customer_id": [a, b, a], "k": 2}));
+    assert_eq!(r.status, 413);
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("3 customers") && msg.contains("--max-customers"),
+        "{msg}"
+    );
+    let r = ask_bounded(serde_json::json!({"customer_id": [a, b], "k": 100}));
+    assert_eq!(r.status, 413);
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("2000 bytes") && msg.contains("--max-answer-bytes"),
+        "{msg}"
+    );
+    let small = ask_bounded(serde_json::json!({"customer_id": [a, b], "k": 2}));
+    assert_eq!(small.status, 200);
+    let full = ask(serde_json::json!({"customer_id": [a, b], "k": 2}));
+    assert_eq!(small.body, full.body);
     // A folder from before interactions were saved cannot serve top-k, and says why.
     let old = serve::Service::new(
         persist::load(&fixture_dir("mfblock-model"), None, Device::Cpu).unwrap(),
@@ -1773,9 +1813,9 @@ fn top_k_matches_brute_force(dir: &Path, kind: &str) {
     ));
     assert_eq!(r.status, 400);
     assert!(
-        r.body["error"].as_str().unwrap().contains("retrain"),
+        r.json()["error"].as_str().unwrap().contains("retrain"),
         "{}",
-        r.body
+        r.json()
     );
 }
 

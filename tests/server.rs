@@ -309,6 +309,44 @@ fn csv_in_and_out_and_unknown_types_refused() {
     );
     let r = exchange(addr, &post("text/csv", "*/*", "a,b,c\n"));
     assert!(r.json()["error"].as_str().unwrap().contains("more than 2"));
+    // A header naming the columns otherwise (user,item) is a header, not a pair; RFC
+    // 4180's header parameter decides where names cannot.
+    let pairs = "10000000,B000000001\nnobody,B000000001\n";
+    let r = exchange(
+        addr,
+        &post("text/csv", "text/csv", &format!("User,Item\n{pairs}")),
+    );
+    assert_eq!(r.text(), want);
+    let r = exchange(
+        addr,
+        &post(
+            "text/csv; header=present",
+            "text/csv",
+            &format!("a,b\n{pairs}"),
+        ),
+    );
+    assert_eq!(r.text(), want);
+    let r = exchange(addr, &post("text/csv; header=absent", "text/csv", pairs));
+    assert_eq!(r.text(), want);
+    let r = exchange(addr, &post("text/csv; header=maybe", "text/csv", pairs));
+    assert_eq!(r.status, 400);
+    // A compressed body is refused, not misread.
+    let gzipped = String::from_utf8(post_json(PAIR)).unwrap().replacen(
+        "\r\n\r\n",
+        "\r\nContent-Encoding: gzip\r\n\r\n",
+        1,
+    );
+    let r = exchange(addr, gzipped.as_bytes());
+    assert_eq!(r.status, 415);
+    assert!(r.json()["error"].as_str().unwrap().contains("gzip"));
+    // HEAD /ping: the health check's headers, no body.
+    let mut c = connect(addr);
+    c.get_mut()
+        .write_all(b"HEAD /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut status = String::new();
+    c.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     // Types it cannot read or write.
     let r = exchange(
         addr,
@@ -362,11 +400,11 @@ fn slow_clients_time_out_without_holding_up_others() {
     );
 }
 
-// With room for one request, a second one (while the first is still sending its body)
-// gets 503 at once; health checks are never refused; then the first completes.
+// With room for one request sending its body, a second one gets 503 at once; health
+// checks are never refused; then the first completes.
 #[test]
-fn requests_beyond_the_in_flight_cap_get_503() {
-    let addr = start(|l| l.max_in_flight = 1);
+fn requests_beyond_the_reading_cap_get_503() {
+    let addr = start(|l| l.max_reading = 1);
     let (mut first, rest) = start_in_flight(addr);
     let r = exchange(addr, &post_json(PAIR));
     assert_eq!(r.status, 503);
@@ -375,6 +413,88 @@ fn requests_beyond_the_in_flight_cap_get_503() {
     first.get_mut().write_all(&rest).unwrap();
     assert_eq!(read_reply(&mut first).unwrap().status, 200);
     assert_eq!(exchange(addr, &post_json(PAIR)).status, 200);
+}
+
+// Slow uploads do not hold scoring slots: with the default 128 slots, 130 clients
+// trickling their bodies leave the endpoint open to a normal request (it used to get
+// 503 until their bodies arrived or timed out).
+#[test]
+fn slow_uploads_do_not_shut_the_endpoint() {
+    let addr = start(|_| {});
+    let uploads: Vec<_> = (0..130).map(|_| start_in_flight(addr)).collect();
+    let r = exchange(addr, &post_json(PAIR));
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (mut c, rest) in uploads {
+        c.get_mut().write_all(&rest).unwrap();
+        assert_eq!(read_reply(&mut c).unwrap().status, 200);
+    }
+}
+
+/// Sets a socket's receive buffer (SO_RCVBUF), which bounds what the peer can send
+/// ahead of the reader.
+fn set_receive_buffer(s: &TcpStream, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and a c_int option value that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+// A client that never reads its answer holds its scoring slot only until the write
+// deadline: then its connection is closed (its answer cut short) and the slot serves
+// the next request.
+#[test]
+fn an_unread_answer_frees_its_slot_at_the_write_deadline() {
+    let addr = start(|l| {
+        l.max_in_flight = 1;
+        l.max_body = 64 << 20;
+        l.write_timeout = Duration::from_millis(300);
+    });
+    // A million pairs: a 10 MB answer, more than the socket buffers hold (the client's
+    // receive buffer is made small).
+    let n = 1_000_000;
+    let body = serde_json::json!({
+        "customer_id": vec!["10000000"; n],
+        "product_id": vec!["B000000001"; n],
+    })
+    .to_string();
+    let s = TcpStream::connect(addr).unwrap();
+    set_receive_buffer(&s, 4096);
+    let mut stuck = BufReader::new(s);
+    stuck.get_mut().write_all(&post_json(&body)).unwrap();
+    // Its answer has begun: it holds the only slot, and leaves the rest unread.
+    let mut status = String::new();
+    stuck.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // The slot comes back once the deadline closes the stuck connection.
+    let mut answered = None;
+    for _ in 0..600 {
+        let r = exchange(addr, &post_json(PAIR));
+        if r.status == 200 {
+            answered = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered.is_some(), "the slot never came back");
+    // Only the deadline could free the slot: the answer cannot have fit in the
+    // sockets' buffers (the server's send buffer grows to at most tcp_wmem's maximum, the
+    // client's receive buffer is 4 KiB), so hyper was still writing it.
+    if let Ok(wmem) = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem") {
+        let max: usize = wmem.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(
+            10 * n > max + (1 << 20),
+            "tcp_wmem max {max}: make the answer larger"
+        );
+    }
 }
 
 /// The server process of `sigterm_drains_in_flight_requests`: serves until SIGTERM
@@ -431,4 +551,6 @@ fn sigterm_drains_in_flight_requests() {
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("drained"), "{rest}");
+    // The access log: a line per request (method, path, status, bytes, milliseconds).
+    assert!(rest.contains("POST /invocations 200 "), "{rest}");
 }

@@ -42,9 +42,49 @@ pub struct ServeArgs {
     pub host: String,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
-    /// Requests read or scored at once; one more is answered 503 at once.
+    /// Requests scored or answered at once (taken once a body has arrived); one more is
+    /// answered 503 at once.
     #[arg(long, env = "BOSON_MAX_IN_FLIGHT", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
+    /// Requests sending their bodies at once; one more is answered 503 at once.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_reading: u32,
+    /// Customers in one top-k request (more: 413).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_customers: u32,
+    /// The largest k of a top-k request (larger: 400).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_k: u32,
+    /// Pairs in one scoring request (more: 413).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pairs: u32,
+    /// The largest answer in bytes (a larger one: 413).
+    #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_answer_bytes: u64,
+    /// Seconds a client may leave its answer unread before the connection is closed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
+    /// No access log (by default one line per request on stdout: method, path, status,
+    /// bytes, milliseconds).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ServeArgs {
+    /// The server's limits from the flags.
+    pub fn limits(&self) -> crate::serve::Limits {
+        crate::serve::Limits {
+            max_in_flight: self.max_in_flight as usize,
+            max_reading: self.max_reading as usize,
+            max_customers: self.max_customers as usize,
+            max_k: self.max_k as usize,
+            max_pairs: self.max_pairs as usize,
+            max_answer_bytes: usize::try_from(self.max_answer_bytes).unwrap_or(usize::MAX),
+            write_timeout: std::time::Duration::from_secs(self.write_timeout),
+            access_log: !self.quiet,
+            ..crate::serve::Limits::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

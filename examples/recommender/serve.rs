@@ -40,8 +40,24 @@ pub struct Limits {
     /// How long a client has to send a request's body, however steadily it trickles
     /// bytes; a slower one gets 408.
     pub body_timeout: Duration,
-    /// Requests being read or scored at once; one more gets 503 at once.
+    /// How long a client may leave an answer unread (no byte of it taken) before the
+    /// connection is closed and its scoring slot freed.
+    pub write_timeout: Duration,
+    /// Requests being scored or answered at once (slots are taken once a body has
+    /// arrived, so slow uploads do not hold them); one more gets 503 at once.
     pub max_in_flight: usize,
+    /// Requests sending their bodies at once; one more gets 503 at once.
+    pub max_reading: usize,
+    /// Customers in one top-k request; more get 413.
+    pub max_customers: usize,
+    /// The largest `k` of a top-k request; larger gets 400.
+    pub max_k: usize,
+    /// Pairs in one scoring request; more get 413.
+    pub max_pairs: usize,
+    /// The largest answer, in bytes; a request whose answer would pass it gets 413.
+    pub max_answer_bytes: usize,
+    /// One line per request on stdout: method, path, status, bytes, milliseconds.
+    pub access_log: bool,
     /// After SIGTERM, how long in-flight requests have to finish before the server exits.
     pub shutdown_grace: Duration,
 }
@@ -52,7 +68,14 @@ impl Default for Limits {
             max_body: DEFAULT_MAX_BODY,
             header_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
             max_in_flight: 128,
+            max_reading: 1024,
+            max_customers: 10_000,
+            max_k: 1000,
+            max_pairs: 1_000_000,
+            max_answer_bytes: 64 << 20,
+            access_log: true,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -99,30 +122,21 @@ impl Format {
     }
 }
 
-/// An HTTP answer: status, JSON body, and the format it is written in.
+/// An HTTP answer: status, the body as written, and its format.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
     pub status: u16,
-    pub body: Value,
     /// [`Format::Csv`] only for a successful answer to a client that asked for CSV.
     pub format: Format,
+    /// The body, written once (answers can be large: no JSON tree is built for them).
+    pub body: Vec<u8>,
 }
 
 impl Response {
-    fn ok(body: Value, format: Format) -> Response {
-        Response {
-            status: 200,
-            body,
-            format,
-        }
-    }
-
-    /// The body as bytes in its format.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        match self.format {
-            Format::Json => self.body.to_string().into_bytes(),
-            Format::Csv => to_csv(&self.body).into_bytes(),
-        }
+    /// The body parsed as JSON (`Null` for a CSV answer): for errors and tests.
+    #[allow(dead_code)] // the example itself only writes bodies
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
 
@@ -130,9 +144,59 @@ impl Response {
 pub fn error(status: u16, msg: impl Into<String>) -> Response {
     Response {
         status,
-        body: json!({ "error": msg.into() }),
         format: Format::Json,
+        body: json!({ "error": msg.into() }).to_string().into_bytes(),
     }
+}
+
+/// An answer written straight to bytes, refused (413) once it passes `limit` bytes.
+struct Answer {
+    out: Vec<u8>,
+    format: Format,
+    limit: usize,
+}
+
+impl Answer {
+    fn new(format: Format, limit: usize) -> Answer {
+        Answer {
+            out: Vec::new(),
+            format,
+            limit,
+        }
+    }
+
+    fn push(&mut self, text: &str) -> Result<(), Response> {
+        self.out.extend_from_slice(text.as_bytes());
+        if self.out.len() > self.limit {
+            return Err(error(
+                413,
+                format!(
+                    "the answer would pass {} bytes, the server's limit \
+                     (--max-answer-bytes): ask for fewer customers, pairs or a smaller k",
+                    self.limit
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn done(self) -> Response {
+        Response {
+            status: 200,
+            format: self.format,
+            body: self.out,
+        }
+    }
+}
+
+/// A score as JSON and CSV write it (f32 widened to f64, as the answers always had it).
+fn number(x: f32) -> String {
+    serde_json::Number::from_f64(f64::from(x)).map_or_else(|| "null".into(), |n| n.to_string())
+}
+
+/// A JSON string literal.
+fn json_string(s: &str) -> String {
+    Value::from(s).to_string()
 }
 
 /// The model behind the endpoint.
@@ -178,7 +242,11 @@ impl Service {
     pub fn handle(&self, req: &Request) -> Response {
         let path = req.path.split('?').next().unwrap_or("");
         match (req.method, path) {
-            ("GET", "/ping") => Response::ok(json!({ "status": "ok" }), Format::Json),
+            ("GET" | "HEAD", "/ping") => Response {
+                status: 200,
+                format: Format::Json,
+                body: br#"{"status":"ok"}"#.to_vec(),
+            },
             ("POST", "/invocations") => {
                 let body = req.body;
                 if body.len() > self.limits.max_body {
@@ -198,17 +266,17 @@ impl Service {
                 let answer = match req
                     .content_type
                     .map(content_format)
-                    .unwrap_or(Ok(Format::Json))
+                    .unwrap_or(Ok((Format::Json, CsvHeader::Detect)))
                 {
-                    Ok(Format::Json) => self.invoke(body),
-                    Ok(Format::Csv) => csv_pairs(body)
-                        .and_then(|(customers, products)| self.pairs(&customers, &products)),
+                    Ok((Format::Json, _)) => self.invoke(body, answer_in),
+                    Ok((Format::Csv, header)) => {
+                        csv_pairs(body, header).and_then(|(customers, products)| {
+                            self.pairs(&customers, &products, answer_in)
+                        })
+                    }
                     Err(r) => Err(r),
                 };
-                match answer {
-                    Ok(v) => Response::ok(v, answer_in),
-                    Err(r) => r,
-                }
+                answer.unwrap_or_else(|r| r)
             }
             (_, "/ping") | (_, "/invocations") => {
                 error(405, format!("method {} not allowed on {path}", req.method))
@@ -220,19 +288,31 @@ impl Service {
         }
     }
 
-    fn invoke(&self, body: &[u8]) -> Result<Value, Response> {
+    fn invoke(&self, body: &[u8], answer_in: Format) -> Result<Response, Response> {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| error(400, format!("malformed JSON: {e}")))?;
         if v.get("k").is_some() {
-            return self.recommend(&v);
+            if v.get("product_id").is_some() {
+                return Err(error(
+                    400,
+                    "a request has either \"product_id\" (score these pairs) or \"k\" \
+                     (each customer's top k items), not both",
+                ));
+            }
+            return self.recommend(&v, answer_in);
         }
         let customers = id_list(&v, "customer_id")?;
         let products = id_list(&v, "product_id")?;
-        self.pairs(&customers, &products)
+        self.pairs(&customers, &products, answer_in)
     }
 
     /// Each (customer, product) pair's predicted score.
-    fn pairs(&self, customers: &[String], products: &[String]) -> Result<Value, Response> {
+    fn pairs(
+        &self,
+        customers: &[String],
+        products: &[String],
+        answer_in: Format,
+    ) -> Result<Response, Response> {
         if customers.len() != products.len() {
             return Err(error(
                 400,
@@ -240,6 +320,17 @@ impl Service {
                     "customer_id has {} entries but product_id has {}; they must pair up",
                     customers.len(),
                     products.len()
+                ),
+            ));
+        }
+        if customers.len() > self.limits.max_pairs {
+            return Err(error(
+                413,
+                format!(
+                    "{} pairs in one request; the server scores at most {} (--max-pairs): \
+                     split the request",
+                    customers.len(),
+                    self.limits.max_pairs
                 ),
             ));
         }
@@ -272,26 +363,57 @@ impl Service {
             predictions[k] = s;
             cold[k] = false;
         }
-        Ok(json!({ "predictions": predictions, "cold_start": cold }))
+        let mut out = Answer::new(answer_in, self.limits.max_answer_bytes);
+        match answer_in {
+            Format::Json => {
+                let list = |items: Vec<String>| format!("[{}]", items.join(","));
+                out.push("{\"cold_start\":")?;
+                out.push(&list(cold.iter().map(bool::to_string).collect()))?;
+                out.push(",\"predictions\":")?;
+                out.push(&list(predictions.iter().map(|&p| number(p)).collect()))?;
+                out.push("}")?;
+            }
+            Format::Csv => {
+                for (&p, c) in predictions.iter().zip(&cold) {
+                    out.push(&format!("{},{c}\n", number(p)))?;
+                }
+            }
+        }
+        Ok(out.done())
     }
 }
 
 impl Service {
     /// `{"customer_id": [...], "k": 10, "exclude_rated": true}`: each customer's top k
     /// items with scores, from one scoring pass over the catalogue per block of
-    /// customers; a customer the model has not seen gets the most rated items, flagged
-    /// `cold_start`.
-    fn recommend(&self, v: &Value) -> Result<Value, Response> {
+    /// customers, written as each block is scored; a customer the model has not seen gets
+    /// the most rated items, flagged `cold_start`.
+    fn recommend(&self, v: &Value, answer_in: Format) -> Result<Response, Response> {
         let m = &self.model;
         let customers = id_list(v, "customer_id")?;
+        if customers.len() > self.limits.max_customers {
+            return Err(error(
+                413,
+                format!(
+                    "{} customers in one top-k request; the server ranks at most {} \
+                     (--max-customers): split the request",
+                    customers.len(),
+                    self.limits.max_customers
+                ),
+            ));
+        }
         let num_items = m.config.model.num_items;
+        let max_k = self.limits.max_k;
         let k = v["k"]
             .as_u64()
-            .filter(|&k| k >= 1)
+            .filter(|&k| (1..=max_k as u64).contains(&k))
             .ok_or_else(|| {
                 error(
                     400,
-                    format!("\"k\" must be an integer >= 1, got {}", v["k"]),
+                    format!(
+                        "\"k\" must be an integer from 1 to {max_k} (--max-k), got {}",
+                        v["k"]
+                    ),
                 )
             })?
             .min(num_items as u64) as usize;
@@ -312,48 +434,72 @@ impl Service {
                  recommendations were served): retrain it to serve top-k requests",
             ));
         };
-        let known: Vec<(usize, i64)> = customers
-            .iter()
-            .enumerate()
-            .filter_map(|(k, c)| m.users.get(c).map(|&u| (k, u)))
-            .collect();
-        let users: Vec<i64> = known.iter().map(|&(_, u)| u).collect();
         let exclude = if exclude_rated { rated } else { nothing };
         let ranking = FullRanking::new(m.model.clone(), exclude.clone());
-        let tops = self
-            .catalogue(&ranking)
-            .and_then(|factors| {
-                let n = users.len();
-                let u = Tensor::from_vec_i64(users, &[n])?.to_device(m.device)?;
-                ranking.top_k_with(&u, factors, k)
-            })
-            .map_err(|e| error(500, format!("scoring failed: {e}")))?;
+        let failed = |e: boson::Error| error(500, format!("scoring failed: {e}"));
+        let factors = self.catalogue(&ranking).map_err(failed)?;
         let popular = &self.by_popularity[..k.min(self.by_popularity.len())];
         let ids = &m.item_ids;
-        let mut by_customer: Vec<Option<&Vec<(usize, f32)>>> = vec![None; customers.len()];
-        for ((k, _), top) in known.iter().zip(&tops) {
-            by_customer[*k] = Some(top);
+        let mut out = Answer::new(answer_in, self.limits.max_answer_bytes);
+        if answer_in == Format::Json {
+            out.push("{\"recommendations\":[")?;
         }
-        let mut out = Vec::with_capacity(customers.len());
-        for (c, top) in customers.iter().zip(by_customer) {
-            let (items, cold) = match top {
-                Some(top) => (top.as_slice(), false),
-                None => (popular, true),
-            };
-            let mut list = Vec::with_capacity(items.len());
-            for &(i, score) in items {
-                if !score.is_finite() {
-                    return Err(error(
-                        500,
-                        format!("the model scores item {} as {score} for {c}: its weights are not finite", ids[i]),
-                    ));
+        // Blocks of customers in request order: one GEMM each, written before the next.
+        for (b, block) in customers.chunks(256).enumerate() {
+            let known: Vec<i64> = block
+                .iter()
+                .filter_map(|c| m.users.get(c).copied())
+                .collect();
+            let n = known.len();
+            let tops = Tensor::from_vec_i64(known, &[n])
+                .and_then(|u| u.to_device(m.device))
+                .and_then(|u| ranking.top_k_with(&u, factors, k))
+                .map_err(failed)?;
+            let mut tops = tops.iter();
+            for (j, c) in block.iter().enumerate() {
+                let (items, cold) = match m.users.contains_key(c) {
+                    true => (tops.next().map_or(&[][..], |t| t.as_slice()), false),
+                    false => (popular, true),
+                };
+                let customer = json_string(c);
+                if answer_in == Format::Json {
+                    let comma = if b + j > 0 { "," } else { "" };
+                    out.push(&format!(
+                        "{comma}{{\"cold_start\":{cold},\"customer_id\":{customer},\"items\":["
+                    ))?;
                 }
-                // Cold-start items are scored by their count of ratings.
-                list.push(json!({ "product_id": ids[i], "score": score }));
+                for (r, &(i, score)) in items.iter().enumerate() {
+                    if !score.is_finite() {
+                        return Err(error(
+                            500,
+                            format!("the model scores item {} as {score} for {c}: its weights are not finite", ids[i]),
+                        ));
+                    }
+                    // Cold-start items are scored by their count of ratings.
+                    out.push(&match answer_in {
+                        Format::Json => format!(
+                            "{}{{\"product_id\":{},\"score\":{}}}",
+                            if r > 0 { "," } else { "" },
+                            json_string(&ids[i]),
+                            number(score)
+                        ),
+                        Format::Csv => format!(
+                            "{},{},{},{cold}\n",
+                            csv_field(c),
+                            csv_field(&ids[i]),
+                            number(score)
+                        ),
+                    })?;
+                }
+                if answer_in == Format::Json {
+                    out.push("]}")?;
+                }
             }
-            out.push(json!({ "customer_id": c, "cold_start": cold, "items": list }));
         }
-        Ok(json!({ "recommendations": out }))
+        if answer_in == Format::Json {
+            out.push("]}")?;
+        }
+        Ok(out.done())
     }
 }
 
@@ -419,12 +565,47 @@ fn accepted(accept: &str) -> Result<Format, Response> {
     })
 }
 
-/// The body's format for a `Content-Type` header (parameters such as `charset` ignored).
-fn content_format(content_type: &str) -> Result<Format, Response> {
-    let media = content_type.split(';').next().unwrap_or("");
+/// Whether a CSV body's first line is a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsvHeader {
+    /// `text/csv; header=present`: the first line is a header, whatever it says.
+    Present,
+    /// `text/csv; header=absent`: every line is a pair.
+    Absent,
+    /// No parameter: the first line is a header when it names the two columns
+    /// ([`CSV_HEADER_NAMES`]).
+    Detect,
+}
+
+/// The column names a CSV body's header line may use, case-insensitively.
+pub const CSV_HEADER_NAMES: [(&str, &str); 5] = [
+    ("customer_id", "product_id"),
+    ("customer", "product"),
+    ("user_id", "item_id"),
+    ("user", "item"),
+    ("userid", "itemid"),
+];
+
+/// The body's format for a `Content-Type` header (RFC 4180's `header` parameter read
+/// for CSV; others such as `charset` ignored).
+fn content_format(content_type: &str) -> Result<(Format, CsvHeader), Response> {
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("");
+    let header = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("header"))
+        .map(|(_, v)| v.trim().trim_matches('"').to_ascii_lowercase());
     match media.trim().to_ascii_lowercase().as_str() {
-        "application/json" => Ok(Format::Json),
-        "text/csv" => Ok(Format::Csv),
+        "application/json" => Ok((Format::Json, CsvHeader::Detect)),
+        "text/csv" => match header.as_deref() {
+            None => Ok((Format::Csv, CsvHeader::Detect)),
+            Some("present") => Ok((Format::Csv, CsvHeader::Present)),
+            Some("absent") => Ok((Format::Csv, CsvHeader::Absent)),
+            Some(other) => Err(error(
+                400,
+                format!("text/csv; header={other:?}: the header parameter is present or absent"),
+            )),
+        },
         _ => Err(error(
             415,
             format!("unsupported Content-Type {content_type:?}: send application/json or text/csv"),
@@ -433,8 +614,8 @@ fn content_format(content_type: &str) -> Result<Format, Response> {
 }
 
 /// `customer_id,product_id` records, one per line (RFC 4180 quoting; an optional header
-/// line of those two names first; empty lines skipped).
-fn csv_pairs(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
+/// line first, see [`CsvHeader`]; empty lines skipped).
+fn csv_pairs(body: &[u8], header: CsvHeader) -> Result<(Vec<String>, Vec<String>), Response> {
     use csv_core::ReadRecordResult;
     let mut reader = csv_core::Reader::new();
     let (mut customers, mut products) = (Vec::new(), Vec::new());
@@ -471,10 +652,15 @@ fn csv_pairs(body: &[u8]) -> Result<(Vec<String>, Vec<String>), Response> {
                         .map_err(|_| error(400, format!("CSV line {line}: not UTF-8")))
                 };
                 let (c, p) = (field(0, ends[0])?, field(ends[0], ends[1])?);
-                let header = record == 1
-                    && c.eq_ignore_ascii_case("customer_id")
-                    && p.eq_ignore_ascii_case("product_id");
-                if !header {
+                let is_header = record == 1
+                    && match header {
+                        CsvHeader::Present => true,
+                        CsvHeader::Absent => false,
+                        CsvHeader::Detect => CSV_HEADER_NAMES
+                            .iter()
+                            .any(|(a, b)| c.eq_ignore_ascii_case(a) && p.eq_ignore_ascii_case(b)),
+                    };
+                if !is_header {
                     customers.push(c);
                     products.push(p);
                 }
@@ -490,39 +676,6 @@ fn csv_error(line: u64, got: &str) -> Response {
         400,
         format!("CSV line {line}: expected 2 fields, customer_id,product_id; got {got}"),
     )
-}
-
-/// An answer's body as CSV lines without a header: `prediction,cold_start` per pair, or
-/// `customer_id,product_id,score,cold_start` per recommended item.
-fn to_csv(body: &Value) -> String {
-    let mut out = String::new();
-    let text = |v: &Value| match v {
-        Value::String(s) => csv_field(s),
-        other => other.to_string(),
-    };
-    if let (Some(p), Some(c)) = (
-        body["predictions"].as_array(),
-        body["cold_start"].as_array(),
-    ) {
-        for (p, c) in p.iter().zip(c) {
-            out.push_str(&format!("{p},{c}\n"));
-        }
-    } else if let Some(recs) = body["recommendations"].as_array() {
-        for rec in recs {
-            for item in rec["items"].as_array().into_iter().flatten() {
-                out.push_str(&format!(
-                    "{},{},{},{}\n",
-                    text(&rec["customer_id"]),
-                    text(&item["product_id"]),
-                    item["score"],
-                    rec["cold_start"]
-                ));
-            }
-        }
-    } else {
-        out = body.to_string();
-    }
-    out
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
