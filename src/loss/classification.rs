@@ -161,11 +161,12 @@ impl Loss for SoftmaxCrossEntropyLoss {
         let class_axis = resolve_axis(self.axis, pred.shape(), op)?;
         // The loss is averaged over every non-batch axis, so with the class axis moved
         // last the result is the same.
-        let pred = &class_axis_last(pred, class_axis)?;
+        // A dense label has the prediction's shape: moved the same way.
         let label = &match self.sparse_label {
             true => label.clone(),
             false => class_axis_last(&label_like(pred, label, op)?, class_axis)?,
         };
+        let pred = &class_axis_last(pred, class_axis)?;
         let axis = pred.rank() - 1;
         let logp = if self.from_logits {
             pred.clone()
