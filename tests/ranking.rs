@@ -48,9 +48,12 @@ fn sampler(num_items: usize, per_user: Vec<Vec<u32>>, n: usize) -> NegativeSampl
 
 #[test]
 fn negatives_are_unseen_uniform_and_reproducible() {
-    // User 0 has seen few items (rejection path), user 1 most of them (list path).
-    let s = sampler(50, vec![vec![0, 1, 2], (0..45).collect()], 2000);
-    let draws = s.sample(&[0, 1], &[1, 3]).unwrap();
+    // User 0 has seen few items (rejection path), user 1 most of them (list path); 50
+    // rows of each, 40 negatives per row.
+    let s = sampler(50, vec![vec![0, 1, 2], (0..45).collect()], 40);
+    let users: Vec<i64> = [0, 1].iter().flat_map(|&u| [u; 50]).collect();
+    let positives: Vec<i64> = [1, 3].iter().flat_map(|&i| [i; 50]).collect();
+    let draws = s.sample(&users, &positives).unwrap();
     assert_eq!(draws.len(), 4000);
     let (a, b) = draws.split_at(2000);
     assert!(a.iter().all(|&i| (3..50).contains(&i)));
@@ -61,8 +64,61 @@ fn negatives_are_unseen_uniform_and_reproducible() {
         assert!((300..500).contains(&c), "item {item} drawn {c} times");
     }
     // The same batch draws the same; another batch (the next epoch's order) draws anew.
-    assert_eq!(s.sample(&[0, 1], &[1, 3]).unwrap(), draws);
-    assert_ne!(s.sample(&[1, 0], &[3, 1]).unwrap(), draws);
+    assert_eq!(s.sample(&users, &positives).unwrap(), draws);
+    let (mut u2, mut p2) = (users.clone(), positives.clone());
+    u2.reverse();
+    p2.reverse();
+    assert_ne!(s.sample(&u2, &p2).unwrap(), draws);
+}
+
+#[test]
+fn negatives_must_be_fewer_than_the_items_and_a_batch_of_them_fit_the_limit() {
+    let seen = |items: usize| Arc::new(SeenItems::new(items, vec![vec![0], vec![]]).unwrap());
+    for negatives in [30, 100, 1_000_000_000, usize::MAX] {
+        let err = NegativeSampler::new(seen(30), negatives, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "{negatives} negatives per positive in a catalogue of 30"
+            )) && err.contains("fewer than 30 (at most 29)"),
+            "{err}"
+        );
+    }
+    let err = NegativeSampler::new(seen(30), 0, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 1 negative"), "{err}");
+    // 29 of 30: a user who has seen all but one item gets it as every negative.
+    let s = NegativeSampler::new(seen(30), 29, 1).unwrap();
+    let one_left = Arc::new(SeenItems::new(30, vec![(0..29).collect()]).unwrap());
+    let s2 = NegativeSampler::new(one_left, 29, 1).unwrap();
+    assert_eq!(s2.sample(&[0], &[3]).unwrap(), vec![29; 29]);
+    let c = s.candidates(&[0, 1], &[0, 5]).unwrap();
+    assert_eq!(c.shape(), &[2, 30]);
+    assert!(s.check_batch(1024).is_ok());
+    // A batch whose candidates exceed the allocation limit (here this machine's memory:
+    // 2^31 negatives × 1024 rows × 8 bytes = 16 TiB) is an error before allocating,
+    // from check_batch and from each batch.
+    let huge = Arc::new(SeenItems::new(u32::MAX as usize, vec![vec![]; 1024]).unwrap());
+    let s = NegativeSampler::new(huge, 1 << 31, 1).unwrap();
+    let err = s.check_batch(1024).unwrap_err().to_string();
+    assert!(
+        err.contains("a batch of 1024 positives × (1 + 2147483648 negatives)")
+            && err.contains("exceed the allocation limit"),
+        "{err}"
+    );
+    let users: Vec<i64> = (0..1024).collect();
+    let err = s.candidates(&users, &users).unwrap_err().to_string();
+    assert!(err.contains("exceed the allocation limit"), "{err}");
+    let err = s.sample(&users, &users).unwrap_err().to_string();
+    assert!(err.contains("exceed the allocation limit"), "{err}");
+    // A batch size whose candidate count overflows usize.
+    let err = s.check_batch(usize::MAX / 2).unwrap_err().to_string();
+    assert!(err.contains("overflows usize"), "{err}");
+    // More items than u32 indices hold.
+    let err = SeenItems::new(u32::MAX as usize + 1, vec![]).unwrap_err();
+    assert!(err.to_string().contains("4294967296 items"), "{err}");
 }
 
 #[test]
@@ -129,7 +185,8 @@ fn negative_sampler_batches_put_the_positive_first_whatever_the_workers() {
     // Epoch 2 draws other negatives than epoch 1.
     assert_ne!(one[..5], one[5..]);
     let empty: Vec<(i64, i64, f32)> = vec![(0, 0, 1.0)];
-    assert!(sampler(1, vec![vec![0]], 1).batchify(empty).is_err());
+    let seen_all = sampler(3, vec![vec![0, 1, 2]], 2);
+    assert!(seen_all.batchify(empty).is_err());
 }
 
 #[test]

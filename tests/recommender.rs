@@ -2029,6 +2029,58 @@ fn a_model_of_the_other_task_or_no_negatives_is_an_error() {
     assert!(!dir.path().join("config.json").exists());
 }
 
+#[test]
+fn negatives_outside_the_catalogue_or_a_batch_over_the_memory_limit_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = u64::MAX.to_string();
+    for negatives in ["100", "1000000000", max.as_str()] {
+        let argv = [
+            "recommender",
+            "--synthetic-users",
+            "300",
+            "--synthetic-items",
+            "30",
+            "--synthetic-ratings",
+            "3000",
+            "--min-user-ratings",
+            "0",
+            "--min-item-ratings",
+            "0",
+            "--device",
+            "cpu",
+            "--task",
+            "ranking",
+            "--negatives",
+            negatives,
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+        ];
+        let args = cli::Cli::try_parse_from(argv).unwrap().train;
+        let err = run_quietly(&args).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("--negatives {negatives}"))
+                && err.contains("in a catalogue of 30 items")
+                && err.contains("fewer than 30"),
+            "{err}"
+        );
+    }
+    // 20 negatives of 600 items, but a batch of 2^40 positives: 21 × 2^40 candidates of
+    // 8 bytes exceed the memory limit; a batch of usize::MAX overflows.
+    for (batch, want) in [
+        ("1099511627776", "exceed the allocation limit"),
+        ("18446744073709551615", "overflows usize"),
+    ] {
+        let args = ranking_args(dir.path(), "seq-mf", &["--batch-size", batch]);
+        let err = run_quietly(&args).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("--negatives 20 with --batch-size {batch}"))
+                && err.contains(want),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("config.json").exists());
+}
+
 // `--distributed` in-process: two ranks (threads over a LocalGroup) of batch 32 give the
 // one-process run of batch 64 to float rounding (no dropout: masks differ per sample
 // position); only rank 0 writes the model folder. scripts/mpi-test.sh runs the same

@@ -347,7 +347,17 @@ fn ranking_setup(
 ) -> Result<Setup> {
     let s = &data.summary;
     let seen = Arc::new(SeenItems::from_datasets(&[&data.train], s.users, s.items)?);
-    let sampler = NegativeSampler::new(seen.clone(), config.negatives, config.seed)?;
+    // Checked before training: negatives in 1..items, and a batch of candidates within
+    // the allocation limit.
+    let sampler = NegativeSampler::new(seen.clone(), config.negatives, config.seed)
+        .and_then(|sampler| sampler.check_batch(config.batch_size).map(|()| sampler))
+        .map_err(|e| match e {
+            Error::InvalidArgument(msg) => Error::InvalidArgument(format!(
+                "--negatives {} with --batch-size {}: {msg}",
+                config.negatives, config.batch_size
+            )),
+            other => other,
+        })?;
     let train_loader: Box<dyn BatchSource> = if model.uses_history() {
         let (u, i, _) = data.train.columns();
         let history = data.history[0]

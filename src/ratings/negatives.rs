@@ -25,8 +25,16 @@ pub struct SeenItems {
 }
 
 impl SeenItems {
-    /// From one item list per user; an item index `>= num_items` is an error naming it.
+    /// From one item list per user; an item index `>= num_items` is an error naming it,
+    /// and so is a catalogue of more than `u32::MAX` items (item indices are `u32`).
     pub fn new(num_items: usize, mut per_user: Vec<Vec<u32>>) -> Result<SeenItems> {
+        if num_items > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "SeenItems: a catalogue of {num_items} items; item indices are u32, so at \
+                 most {} items",
+                u32::MAX
+            )));
+        }
         for (user, items) in per_user.iter_mut().enumerate() {
             if let Some(&bad) = items.iter().find(|&&i| i as usize >= num_items) {
                 return Err(Error::IndexOutOfRange {
@@ -105,11 +113,21 @@ impl SeenItems {
 /// what an uninterrupted one did, and each epoch (shuffled into different batches) gets
 /// fresh negatives.
 ///
+/// `negatives` is at least 1 and fewer than the catalogue's items: a user's negatives
+/// are items they have not seen, and each user has seen at least their positive. Draws
+/// are with replacement, so a user who has seen all but `k` items gets those `k` items,
+/// repeated, as their `negatives` negatives (and never a seen item); a user who has seen
+/// every item is an error naming the user.
+///
 /// As a [`Batchify`] of the rating rows `(user, item, rating)` it makes the batch
 /// `(users [B], candidates [B, 1 + negatives], label [B])`: column 0 is the positive,
 /// and the label (all zeros) is its column, as
 /// [`SoftmaxCrossEntropyLoss`](crate::loss::SoftmaxCrossEntropyLoss),
-/// [`BprLoss`](crate::loss::BprLoss) and the ranking metrics read it.
+/// [`BprLoss`](crate::loss::BprLoss) and the ranking metrics read it. The candidates of a
+/// batch, `B × (1 + negatives)` indices of 8 bytes, are checked against the allocation
+/// limit ([`check_alloc`](crate::tensor::check_alloc), see
+/// [`set_max_tensor_bytes`](crate::tensor::set_max_tensor_bytes)) before they are
+/// allocated; [`check_batch`](Self::check_batch) checks a batch size ahead of training.
 ///
 /// ```
 /// use boson::data::{ArrayDataset, DataLoader};
@@ -129,6 +147,8 @@ impl SeenItems {
 ///     assert!(c[1..4].iter().all(|&i| !seen.contains(0, i as usize)));
 ///     assert_eq!(label.to_vec_f32()?, vec![0.0, 0.0]);
 /// }
+/// // 10 negatives in a catalogue of 10 items: a user's negatives would include seen items.
+/// assert!(NegativeSampler::new(seen, 10, 7).is_err());
 /// # Ok::<(), boson::Error>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -139,12 +159,22 @@ pub struct NegativeSampler {
 }
 
 impl NegativeSampler {
-    /// `negatives` per positive (at least 1), drawn outside `seen`.
+    /// `negatives` per positive, at least 1 and fewer than `seen`'s catalogue size
+    /// (otherwise an error naming both).
     pub fn new(seen: Arc<SeenItems>, negatives: usize, seed: u64) -> Result<NegativeSampler> {
+        let items = seen.num_items();
         if negatives == 0 {
             return Err(Error::InvalidArgument(
-                "NegativeSampler needs at least 1 negative per positive".into(),
+                "NegativeSampler needs at least 1 negative per positive, got 0".into(),
             ));
+        }
+        if negatives >= items {
+            return Err(Error::InvalidArgument(format!(
+                "NegativeSampler: {negatives} negatives per positive in a catalogue of \
+                 {items} items; a user's negatives are items they have not rated, so use \
+                 at least 1 and fewer than {items} (at most {})",
+                items.saturating_sub(1)
+            )));
         }
         Ok(NegativeSampler {
             seen,
@@ -163,10 +193,50 @@ impl NegativeSampler {
         &self.seen
     }
 
+    /// Checks that a batch of `batch_size` positives, `batch_size × (1 + negatives)`
+    /// candidate indices, fits the allocation limit
+    /// ([`check_alloc`](crate::tensor::check_alloc)); the error names the batch size, the
+    /// negatives and the limit. Sampling checks each batch the same way before allocating.
+    pub fn check_batch(&self, batch_size: usize) -> Result<()> {
+        self.checked_len(batch_size, 1 + self.negatives).map(drop)
+    }
+
+    /// `rows × width` indices, checked against the allocation limit.
+    fn checked_len(&self, rows: usize, width: usize) -> Result<usize> {
+        let what = || {
+            format!(
+                "NegativeSampler: a batch of {rows} positives × (1 + {} negatives)",
+                self.negatives
+            )
+        };
+        let len = rows.checked_mul(width).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: the number of candidates overflows usize; use a smaller batch or \
+                 fewer negatives",
+                what()
+            ))
+        })?;
+        crate::tensor::check_alloc(len, std::mem::size_of::<i64>(), what)?;
+        Ok(len)
+    }
+
     /// `negatives` unseen items for each of `users`, row-major `[users.len() × negatives]`.
     /// `positives` (the batch's positive items, one per user) only seed the draw. A user
     /// out of range, or one who has seen every item, is an error naming the user.
     pub fn sample(&self, users: &[i64], positives: &[i64]) -> Result<Vec<i64>> {
+        self.draw(users, positives, false)
+    }
+
+    /// `[users.len(), 1 + negatives]` item indices: each row the positive, then its
+    /// negatives (the same negatives [`sample`](Self::sample) draws).
+    pub fn candidates(&self, users: &[i64], positives: &[i64]) -> Result<Tensor> {
+        let rows = self.draw(users, positives, true)?;
+        Tensor::from_vec_i64(rows, &[users.len(), 1 + self.negatives])
+    }
+
+    /// Each user's negatives, after their positive when `with_positive`, in one vector
+    /// whose size is checked before it is allocated.
+    fn draw(&self, users: &[i64], positives: &[i64], with_positive: bool) -> Result<Vec<i64>> {
         if users.len() != positives.len() {
             return Err(Error::InvalidArgument(format!(
                 "NegativeSampler: {} users but {} positive items",
@@ -174,14 +244,16 @@ impl NegativeSampler {
                 positives.len()
             )));
         }
+        let width = self.negatives + usize::from(with_positive);
+        let len = self.checked_len(users.len(), width)?;
         let mut key = self.seed;
         for (&u, &i) in users.iter().zip(positives) {
             key = crate::rng::mix_seed(key, (u as u64) << 32 ^ i as u64);
         }
         let mut rng = crate::rng::generator(self.seed, key);
         let n = self.seen.num_items();
-        let mut out = Vec::with_capacity(users.len() * self.negatives);
-        for &u in users {
+        let mut out = Vec::with_capacity(len);
+        for (&u, &positive) in users.iter().zip(positives) {
             let seen = usize::try_from(u)
                 .ok()
                 .filter(|&u| u < self.seen.num_users())
@@ -197,6 +269,9 @@ impl NegativeSampler {
                      drawn; drop such users before ranking training"
                 )));
             }
+            if with_positive {
+                out.push(positive);
+            }
             if seen.len() * 2 <= n {
                 // At least half the catalogue is unseen: a redraw is rarer than not.
                 for _ in 0..self.negatives {
@@ -209,6 +284,8 @@ impl NegativeSampler {
                     out.push(i64::from(item));
                 }
             } else {
+                // Most of the catalogue is seen: draw among the unseen items, with
+                // replacement (one unseen item is every negative).
                 let unseen: Vec<u32> = (0..n as u32)
                     .filter(|i| seen.binary_search(i).is_err())
                     .collect();
@@ -218,19 +295,6 @@ impl NegativeSampler {
             }
         }
         Ok(out)
-    }
-
-    /// `[users.len(), 1 + negatives]` item indices: each row the positive, then its
-    /// negatives.
-    pub fn candidates(&self, users: &[i64], positives: &[i64]) -> Result<Tensor> {
-        let negatives = self.sample(users, positives)?;
-        let width = 1 + self.negatives;
-        let mut rows = Vec::with_capacity(users.len() * width);
-        for (&pos, negs) in positives.iter().zip(negatives.chunks(self.negatives)) {
-            rows.push(pos);
-            rows.extend_from_slice(negs);
-        }
-        Tensor::from_vec_i64(rows, &[users.len(), width])
     }
 }
 
