@@ -268,6 +268,10 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             let refs: Vec<&Tensor> = pieces.iter().collect();
             vec![(input.clone(), dense(Tensor::concat(&refs, axis)?))]
         }
+        Op::Custom { op, inputs } => super::custom::input_grads(op, inputs, node, g)?
+            .into_iter()
+            .map(|(input, gi)| (input, dense(gi)))
+            .collect(),
         Op::Take {
             table,
             indices,

@@ -215,6 +215,11 @@ pub(crate) enum Op {
         indices: Tensor,
         sparse: bool,
     },
+    /// An op defined outside the crate, differentiated by its own backward.
+    Custom {
+        op: std::sync::Arc<dyn super::CustomOp>,
+        inputs: Vec<Tensor>,
+    },
 }
 
 impl Op {
@@ -228,7 +233,7 @@ impl Op {
             | Op::Broadcast(a)
             | Op::Slice { input: a, .. } => vec![a],
             Op::Binary(a, b, _) | Op::Matmul { a, b, .. } => vec![a, b],
-            Op::Concat(parts, _) => parts.iter().collect(),
+            Op::Concat(parts, _) | Op::Custom { inputs: parts, .. } => parts.iter().collect(),
             Op::Take { table, .. } => vec![table],
         }
     }

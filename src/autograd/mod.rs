@@ -14,8 +14,10 @@
 //! ```
 
 mod backward;
+mod custom;
 mod grad;
 
+pub use custom::{apply, CustomOp};
 pub(crate) use grad::Op;
 pub use grad::{Grad, GradReq, GradSlot, RowSparse};
 
