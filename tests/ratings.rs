@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use boson::data::Dataset;
 use boson::error::Error;
 use boson::ratings::{
-    generate_ratings, read_ratings, write_synthetic_amazon_tsv, BadLineReason, Column,
-    DelimitedFormat, LongTailFilter, OnBadLine, Ratings, SyntheticConfig, TimestampKind,
-    AMAZON_COLUMNS,
+    generate_ratings, read_ratings, read_ratings_stream, write_synthetic_amazon_tsv, BadLineReason,
+    Column, DelimitedFormat, LongTailFilter, OnBadLine, Ratings, SyntheticConfig, TimestampKind,
+    AMAZON_COLUMNS, DEFAULT_MAX_LINE_BYTES,
 };
 
 const DAY: i64 = 86_400;
@@ -259,6 +259,135 @@ fn a_file_that_ends_mid_line() {
     let err = read_ratings(&cut, &DelimitedFormat::movielens_100k(), OnBadLine::Fail).unwrap_err();
     assert!(
         err.to_string().contains("line 2: truncated last line"),
+        "{err}"
+    );
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_skipped_or_an_error_and_never_buffered() {
+    use std::io::Read;
+    let format = DelimitedFormat::amazon_reviews();
+    assert_eq!(format.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+    assert_eq!(DEFAULT_MAX_LINE_BYTES, 1 << 20);
+    let head = AMAZON_COLUMNS.join("\t") + "\n" + &amazon_line("1", "A", "5", "2015-01-01");
+    let tail = amazon_line("2", "B", "4", "2015-01-02");
+    // Line 3: 64 MiB without a newline, then the rest of the file. Strict: an error naming
+    // the file, the line and the limit, having read little more than the limit.
+    let long = || std::io::repeat(b'x').take(64 << 20);
+    let stream = |read: &std::rc::Rc<std::cell::Cell<u64>>| Counting {
+        inner: head
+            .as_bytes()
+            .chain(long())
+            .chain(b"\n".as_slice())
+            .chain(tail.as_bytes()),
+        read: read.clone(),
+    };
+    let read = std::rc::Rc::new(std::cell::Cell::new(0));
+    let err = read_ratings_stream(stream(&read), "long.tsv", &format, OnBadLine::Fail)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("long.tsv: line 3: line too long: more than 1048576 bytes")
+            && err.contains("max_line_bytes"),
+        "{err}"
+    );
+    assert!(
+        read.get() < (1 << 20) + (1 << 17),
+        "read {} bytes",
+        read.get()
+    );
+    // Lenient: skipped and counted, its rest read and dropped, the next line kept.
+    let read = std::rc::Rc::new(std::cell::Cell::new(0));
+    let (r, report) =
+        read_ratings_stream(stream(&read), "long.tsv", &format, OnBadLine::Skip).unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(report.lines, 3);
+    assert_eq!(report.skipped.get(&BadLineReason::LineTooLong), Some(&1));
+    assert_eq!(report.examples[0].line, 3);
+    assert!(report.to_string().contains("line too long: 1"), "{report}");
+
+    // Gzip: an 8 MiB line compresses to a few KiB on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = head.clone().into_bytes();
+    text.extend(std::iter::repeat_n(b'y', 8 << 20));
+    text.push(b'\n');
+    text.extend(tail.as_bytes());
+    let packed = gzip(&text);
+    assert!(packed.len() < 1 << 20);
+    let path = write(dir.path(), "long.tsv.gz", &packed);
+    let err = read_ratings(&path, &format, OnBadLine::Fail).unwrap_err();
+    assert!(
+        matches!(&err, Error::Format { path: p, msg } if p == &path && msg.contains("line 3: line too long")),
+        "{err}"
+    );
+    let (r, report) = read_ratings(&path, &format, OnBadLine::Skip).unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(report.skipped.get(&BadLineReason::LineTooLong), Some(&1));
+
+    // The limit is on the line without its ending: exactly the limit is read, one byte
+    // more is not, with "\n" or "\r\n" and for the last line without a newline.
+    let small = DelimitedFormat {
+        max_line_bytes: 14,
+        ..DelimitedFormat::movielens_100k()
+    };
+    let (fits, over) = ("1\t10\t4\t1000000", "1\t10\t4\t10000000");
+    assert_eq!((fits.len(), over.len()), (14, 15));
+    for ending in ["\n", "\r\n"] {
+        for last in ["", ending] {
+            let text = format!("{fits}{ending}2\t20\t5\t200{ending}{fits}{last}");
+            let (r, report) =
+                read_ratings_stream(text.as_bytes(), "fits", &small, OnBadLine::Fail).unwrap();
+            assert_eq!((r.len(), report.total_skipped()), (3, 0), "{text:?}");
+            let text = format!("{over}{ending}2\t20\t5\t200{ending}{over}{last}");
+            let (r, report) =
+                read_ratings_stream(text.as_bytes(), "over", &small, OnBadLine::Skip).unwrap();
+            assert_eq!(r.len(), 1, "{text:?}");
+            assert_eq!(report.lines, 3);
+            assert_eq!(report.skipped.get(&BadLineReason::LineTooLong), Some(&2));
+            let text = format!("2\t20\t5\t200{ending}{over}{last}");
+            let err = read_ratings_stream(text.as_bytes(), "over", &small, OnBadLine::Fail)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("over: line 2: line too long: more than 14 bytes"),
+                "{err}"
+            );
+        }
+    }
+    // A header over the limit is an error whatever the policy; a limit of 0 is refused.
+    let tiny = DelimitedFormat {
+        max_line_bytes: 20,
+        ..DelimitedFormat::amazon_reviews()
+    };
+    let err = read_ratings_stream(head.as_bytes(), "h", &tiny, OnBadLine::Skip)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 1: line too long") && err.contains("the header"),
+        "{err}"
+    );
+    let zero = DelimitedFormat {
+        max_line_bytes: 0,
+        ..DelimitedFormat::amazon_reviews()
+    };
+    let err = read_ratings_stream(head.as_bytes(), "h", &zero, OnBadLine::Skip).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("max_line_bytes must be at least 1"),
         "{err}"
     );
 }

@@ -38,7 +38,7 @@ pub use negatives::{NegativeSampler, SeenItems};
 pub use prepare::{IndexedRatings, LongTailFilter, RatingsDataset};
 pub use reader::{
     read_ratings, read_ratings_from, read_ratings_stream, BadLine, BadLineReason, Column,
-    DelimitedFormat, OnBadLine, ReadReport, TimestampKind, AMAZON_COLUMNS,
+    DelimitedFormat, OnBadLine, ReadReport, TimestampKind, AMAZON_COLUMNS, DEFAULT_MAX_LINE_BYTES,
 };
 pub use split::{Split, ValidatedSplit};
 pub use summary::{CountQuantiles, HistogramBin, Per, Summary};

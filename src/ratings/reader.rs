@@ -84,7 +84,18 @@ pub struct DelimitedFormat {
     /// Text columns to keep per item (e.g. `product_title`), the first value seen for
     /// each item: [`Ratings::item_info`].
     pub item_columns: Vec<Column>,
+    /// The longest line the reader accepts, in bytes without its line ending (default
+    /// [`DEFAULT_MAX_LINE_BYTES`], 1 MiB; at least 1). The reader never holds more of a
+    /// line than this: a longer data line is skipped and counted as
+    /// [`BadLineReason::LineTooLong`] under [`OnBadLine::Skip`] (its rest read and
+    /// dropped) and an error naming the file, the line and the limit under
+    /// [`OnBadLine::Fail`]; a longer header is always an error.
+    pub max_line_bytes: usize,
 }
+
+/// The default [`DelimitedFormat::max_line_bytes`]: 1 MiB, far above real rating files'
+/// lines (an Amazon review with its full text is a few KiB).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 impl DelimitedFormat {
     /// A format with the given columns, no time column, no field count, no range.
@@ -100,6 +111,7 @@ impl DelimitedFormat {
             rating_range: None,
             quoted: false,
             item_columns: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 
@@ -244,6 +256,8 @@ pub enum BadLineReason {
     /// The file ends without a newline and its last line is malformed (a cut-off
     /// download, typically).
     TruncatedLastLine,
+    /// The line is longer than [`DelimitedFormat::max_line_bytes`].
+    LineTooLong,
 }
 
 impl fmt::Display for BadLineReason {
@@ -256,6 +270,7 @@ impl fmt::Display for BadLineReason {
             BadLineReason::RatingOutOfRange => "rating out of range",
             BadLineReason::BadTimestamp => "bad timestamp",
             BadLineReason::TruncatedLastLine => "truncated last line",
+            BadLineReason::LineTooLong => "line too long",
         })
     }
 }
@@ -378,6 +393,19 @@ pub fn read_ratings_from(
     if format.delimiter.is_empty() {
         return Err(Error::InvalidArgument("empty delimiter".into()));
     }
+    if format.max_line_bytes == 0 {
+        return Err(Error::InvalidArgument(
+            "DelimitedFormat::max_line_bytes must be at least 1, got 0".into(),
+        ));
+    }
+    let max_line = format.max_line_bytes;
+    let too_long = |line: u64| {
+        format!(
+            "line {line}: line too long: more than {max_line} bytes, the limit \
+             (DelimitedFormat::max_line_bytes); check the format and the line endings, or \
+             raise the limit"
+        )
+    };
     let mut splitter = Splitter::new(format)?;
     let mut report = ReadReport {
         path: name.to_path_buf(),
@@ -387,30 +415,53 @@ pub fn read_ratings_from(
     let mut fields: Vec<(usize, usize)> = Vec::with_capacity(16);
     let mut line_number: u64 = 0;
 
-    // Read one line into `buf` without its line ending; Ok(None) at the end of the file,
-    // Ok(Some(ended_with_newline)) otherwise.
-    let mut next_line = |buf: &mut Vec<u8>, line_number: &mut u64| -> Result<Option<bool>> {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', buf)
-            .map_err(|e| format_error(format!("read failed after line {line_number}: {e}")))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        *line_number += 1;
-        let complete = buf.last() == Some(&b'\n');
-        if complete {
-            buf.pop();
-        }
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        Ok(Some(complete))
-    };
+    // Read one line into `buf` without its line ending, holding at most `max_line` bytes
+    // of it (+2 for "\r\n"); Ok(None) at the end of the file, else whether it ended with
+    // a newline, or Line::TooLong with `buf` empty (and the line's rest read and dropped
+    // when `skip_rest`).
+    let mut next_line =
+        |buf: &mut Vec<u8>, line_number: &mut u64, skip_rest: bool| -> Result<Option<Line>> {
+            buf.clear();
+            let before = *line_number;
+            let read_error =
+                |e: std::io::Error| format_error(format!("read failed after line {before}: {e}"));
+            let cap = u64::try_from(max_line).map_or(u64::MAX, |m| m.saturating_add(2));
+            let n = (&mut reader)
+                .take(cap)
+                .read_until(b'\n', buf)
+                .map_err(read_error)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            *line_number += 1;
+            let complete = buf.last() == Some(&b'\n');
+            if complete {
+                buf.pop();
+            }
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.len() > max_line {
+                buf.clear();
+                if skip_rest && !complete {
+                    reader.skip_until(b'\n').map_err(read_error)?;
+                }
+                return Ok(Some(Line::TooLong));
+            }
+            Ok(Some(if complete {
+                Line::Complete
+            } else {
+                Line::Unterminated
+            }))
+        };
 
     let header_fields: Option<Vec<String>> = if format.header {
-        if next_line(&mut buf, &mut line_number)?.is_none() {
-            return Err(format_error("empty file: expected a header line".into()));
+        match next_line(&mut buf, &mut line_number, false)? {
+            None => return Err(format_error("empty file: expected a header line".into())),
+            Some(Line::TooLong) => {
+                return Err(format_error(format!("{} (the header)", too_long(1))))
+            }
+            Some(_) => {}
         }
         let bytes = splitter.split(&buf, &mut fields);
         Some(
@@ -433,7 +484,25 @@ pub fn read_ratings_from(
         .collect();
     let mut ratings = Ratings::with_item_columns(format.timestamp.is_some(), &item_columns);
 
-    while let Some(complete) = next_line(&mut buf, &mut line_number)? {
+    let skip = on_bad_line == OnBadLine::Skip;
+    while let Some(line) = next_line(&mut buf, &mut line_number, skip)? {
+        if line == Line::TooLong {
+            report.lines += 1;
+            if on_bad_line == OnBadLine::Fail {
+                return Err(format_error(too_long(line_number)));
+            }
+            let bad = BadLine {
+                line: line_number,
+                reason: BadLineReason::LineTooLong,
+                detail: format!("more than {max_line} bytes"),
+            };
+            *report.skipped.entry(bad.reason).or_insert(0) += 1;
+            if report.examples.len() < MAX_EXAMPLES {
+                report.examples.push(bad);
+            }
+            continue;
+        }
+        let complete = line == Line::Complete;
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -477,6 +546,17 @@ pub fn read_ratings_from(
         }
     }
     Ok((ratings, report))
+}
+
+/// What the reader found of one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Line {
+    /// Ended by a newline.
+    Complete,
+    /// The file's last line, without a newline.
+    Unterminated,
+    /// Longer than `max_line_bytes` (not kept).
+    TooLong,
 }
 
 /// How a line becomes fields: split on the delimiter, or parsed as quoted CSV.
