@@ -289,3 +289,57 @@ fn a_killed_writes_temporary_file_is_removed_by_the_next_write() {
     assert!(!orphan.exists());
     assert!(other.exists(), "another file's temporary is left alone");
 }
+
+/// In a child process (an address-space limit would constrain every test beside it): with
+/// `RLIMIT_AS` at the address space in use + 768 MiB, the memory guard reports at most
+/// 768 MiB and a 2 GiB tensor is an error, where it aborted in the allocator when the
+/// guard read only MemAvailable.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_address_space_limit_bounds_the_allocation_guard() {
+    const CHILD: &str = "BOSON_TEST_RLIMIT_AS_CHILD";
+    const HEADROOM: u64 = 768 << 20;
+    if std::env::var_os(CHILD).is_some() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        let limit = libc::rlimit {
+            rlim_cur: vm_kib * 1024 + HEADROOM,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer; it lowers this
+        // child process's soft limit only.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+        let guard = boson::tensor::max_tensor_bytes().unwrap();
+        assert!(guard <= HEADROOM, "guard {guard} bytes");
+        let e = Tensor::zeros(&[1 << 29], Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exceed the allocation limit") && e.contains("RLIMIT_AS"),
+            "{e}"
+        );
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_address_space_limit_bounds_the_allocation_guard",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child: {:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
