@@ -1892,6 +1892,66 @@ fn a_failed_sagemaker_training_writes_the_reason_to_the_failure_file() {
 }
 
 #[test]
+fn sagemaker_sdk_keys_and_hidden_channel_files_are_ignored() {
+    let root = tempfile::tempdir().unwrap();
+    // What an SDK estimator writes beside the user's hyperparameters.
+    let args = sagemaker_tree(
+        root.path(),
+        r#"{"model": "biased-mf", "epochs": "1", "no_ranking": "true", "device": "cpu",
+            "sagemaker_program": "\"train.py\"", "sagemaker_submit_directory": "\"s3://b/src.tar.gz\"",
+            "sagemaker_region": "\"eu-west-1\"", "sagemaker_container_log_level": "20",
+            "sagemaker_job_name": "\"job-1\""}"#,
+    );
+    std::fs::write(args.train_channel.join(".DS_Store"), b"junk").unwrap();
+    std::fs::write(args.train_channel.join(".reviews.tsv.gz.part"), b"junk").unwrap();
+    let mut log = Vec::new();
+    let train = sagemaker::train_args_logged(&args, &mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    for key in [
+        "sagemaker_container_log_level",
+        "sagemaker_job_name",
+        "sagemaker_program",
+        "sagemaker_region",
+        "sagemaker_submit_directory",
+    ] {
+        assert!(log.contains(key), "{log}");
+    }
+    assert_eq!(train.model, Some(model::ModelKind::BiasedMf));
+    assert!(train
+        .data
+        .as_ref()
+        .unwrap()
+        .ends_with("input/data/train/reviews.tsv.gz"));
+    sagemaker::run(&args, |a| run_quietly(a).map(drop)).unwrap();
+    assert!(args.model_dir.join("config.json").exists());
+
+    // Other unknown keys stay errors.
+    let root = tempfile::tempdir().unwrap();
+    let args = sagemaker_tree(
+        root.path(),
+        r#"{"sagemaker_region": "x", "learning_rate": "1"}"#,
+    );
+    let err = sagemaker::run(&args, |_| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("--learning-rate"), "{err}");
+    // Only hidden files left: the error says they were ignored.
+    std::fs::remove_file(args.train_channel.join("reviews.tsv.gz")).unwrap();
+    std::fs::write(args.train_channel.join(".DS_Store"), b"junk").unwrap();
+    std::fs::write(args.config_dir.join("hyperparameters.json"), "{}").unwrap();
+    let err = sagemaker::run(&args, |_| Ok(())).unwrap_err().to_string();
+    assert!(
+        err.contains("exactly one rating file, it holds 0")
+            && err.contains("hidden files (names starting with \".\") are ignored: .DS_Store"),
+        "{err}"
+    );
+    // Two visible files are named.
+    std::fs::write(args.train_channel.join("a.tsv"), b"x").unwrap();
+    std::fs::write(args.train_channel.join("b.tsv"), b"x").unwrap();
+    let err = sagemaker::run(&args, |_| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("it holds 2 (a.tsv, b.tsv)"), "{err}");
+}
+
+#[test]
 fn on_movielens_100k_the_ranking_models_beat_itempop_and_seq_mf_reaches_the_targets() {
     let Some(path) = movielens_100k() else {
         skip_note!(

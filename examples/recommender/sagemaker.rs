@@ -10,6 +10,9 @@ use boson::{Error, Result};
 use clap::{Args, Parser};
 use std::path::{Path, PathBuf};
 
+/// Hyperparameters the SageMaker SDK adds for its own containers; ignored here.
+const SDK_PREFIX: &str = "sagemaker_";
+
 /// `recommender train`: where SageMaker puts things.
 #[derive(Clone, Debug, Args)]
 pub struct ContainerArgs {
@@ -20,7 +23,8 @@ pub struct ContainerArgs {
         default_value = "/opt/ml/input/config"
     )]
     pub config_dir: PathBuf,
-    /// The train channel: the rating file (plain or gzip) is the one file in it.
+    /// The train channel: the rating file (plain or gzip) is the one file in it (hidden
+    /// files, whose names start with ".", are ignored).
     #[arg(
         long,
         env = "SM_CHANNEL_TRAIN",
@@ -37,8 +41,15 @@ pub struct ContainerArgs {
 
 /// The training run's arguments: each hyperparameter `name: "value"` becomes
 /// `--name value` (`"true"` a bare flag, `"false"` nothing), then the data and model
-/// paths. Validation is the command line's own.
+/// paths. Validation is the command line's own. Keys starting with `sagemaker_`, which
+/// the SageMaker SDK's estimators add (`sagemaker_program`, `sagemaker_region`, ...), are
+/// ignored with one line on stderr naming them.
 pub fn train_args(args: &ContainerArgs) -> Result<TrainArgs> {
+    train_args_logged(args, &mut std::io::stderr())
+}
+
+/// [`train_args`], writing the line naming ignored `sagemaker_` keys to `log`.
+pub fn train_args_logged(args: &ContainerArgs, log: &mut dyn std::io::Write) -> Result<TrainArgs> {
     let path = args.config_dir.join("hyperparameters.json");
     let hyperparameters: serde_json::Map<String, serde_json::Value> = match path.exists() {
         false => serde_json::Map::new(),
@@ -51,7 +62,19 @@ pub fn train_args(args: &ContainerArgs) -> Result<TrainArgs> {
         }
     };
     let mut argv = vec!["recommender".to_string()];
-    for (name, value) in &hyperparameters {
+    let (sdk, hyperparameters): (Vec<_>, Vec<_>) = hyperparameters
+        .iter()
+        .partition(|(name, _)| name.starts_with(SDK_PREFIX));
+    if !sdk.is_empty() {
+        let names: Vec<&str> = sdk.iter().map(|(name, _)| name.as_str()).collect();
+        // A log line that cannot be written does not stop training.
+        let _ = writeln!(
+            log,
+            "hyperparameters.json: ignoring the SageMaker SDK's keys {}",
+            names.join(", ")
+        );
+    }
+    for (name, value) in hyperparameters {
         let name = name.replace('_', "-");
         if name == "data" || name == "model-dir" {
             return Err(Error::InvalidArgument(format!(
@@ -78,20 +101,46 @@ pub fn train_args(args: &ContainerArgs) -> Result<TrainArgs> {
     Ok(cli.train)
 }
 
-/// The one rating file in the channel folder.
+/// The one rating file in the channel folder; hidden files (`.DS_Store`, an uploader's
+/// `.part` files) do not count.
 fn channel_file(dir: &Path) -> Result<String> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let files: Vec<PathBuf> = entries
+    let (mut hidden, mut files): (Vec<PathBuf>, Vec<PathBuf>) = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .collect();
+        .partition(|p| {
+            p.file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        });
     match files.as_slice() {
         [file] => Ok(file.display().to_string()),
-        _ => Err(Error::Data(format!(
-            "the train channel {} must hold exactly one rating file, it holds {}",
-            dir.display(),
-            files.len()
-        ))),
+        _ => {
+            files.sort();
+            hidden.sort();
+            let names = |paths: &[PathBuf]| {
+                let names: Vec<String> = paths
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                names.join(", ")
+            };
+            let mut msg = format!(
+                "the train channel {} must hold exactly one rating file, it holds {}",
+                dir.display(),
+                files.len()
+            );
+            if !files.is_empty() {
+                msg += &format!(" ({})", names(&files));
+            }
+            if !hidden.is_empty() {
+                msg += &format!(
+                    "; hidden files (names starting with \".\") are ignored: {}",
+                    names(&hidden)
+                );
+            }
+            Err(Error::Data(msg))
+        }
     }
 }
 
