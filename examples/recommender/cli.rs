@@ -116,7 +116,8 @@ pub struct TrainArgs {
     /// ranking task: seq-mf (default), bpr-mf.
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
-    /// Sampled negatives per positive (ranking task).
+    /// Sampled negatives per positive (ranking task): at least 1 and fewer than the
+    /// catalogue's items; --batch-size × (1 + negatives) must fit the allocation limit.
     #[arg(long, default_value_t = 100)]
     pub negatives: usize,
     /// The ranking task's loss: softmax (sampled softmax) or bpr.
