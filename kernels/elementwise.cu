@@ -5,8 +5,8 @@
 // GPU machine's header path is not guaranteed. Half types travel as raw 16-bit words and
 // are converted with PTX `cvt` (f16) or integer arithmetic (bf16).
 //
-// Op codes are fixed by the tensor core (the `code()` of UnaryOp and BinaryOp in
-// src/tensor/primitives.rs); never renumber.
+// Op codes are fixed by the tensor core (UnaryOp in src/tensor/unary.rs, BinaryOp's
+// `code()` in src/tensor/primitives.rs); never renumber.
 
 typedef long long i64;
 typedef unsigned long long u64;
@@ -19,30 +19,10 @@ typedef unsigned long long u64;
 
 // ---------------------------------------------------------------- unary
 
-__device__ __forceinline__ float unary_op(int op, float x, float p0, float p1) {
-    switch (op) {
-    case 0: return -x;                                  // Neg
-    case 1: return expf(x);                             // Exp
-    case 2: return logf(x);                             // Log
-    case 3: return sqrtf(x);                            // Sqrt
-    case 4: return fabsf(x);                            // Abs
-    case 5: return x * x;                               // Square
-    case 6: return x > 0.0f ? x : 0.0f;                 // Relu
-    case 7: {                                           // Sigmoid, never exp of a large positive
-        if (x >= 0.0f) { float e = expf(-x); return 1.0f / (1.0f + e); }
-        float e = expf(x); return e / (1.0f + e);
-    }
-    case 8: return tanhf(x);                            // Tanh
-    case 9: return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));  // Softplus, stable
-    case 10: return 1.0f / x;                           // Recip
-    case 11: return (float)((x > 0.0f) - (x < 0.0f));   // Sign (0 at 0)
-    case 12: return p0 * x + p1;                        // Affine
-    case 13: return powf(x, p0);                        // Powf
-    case 14: return fminf(fmaxf(x, p0), p1);            // Clip
-    case 15: return x > 0.0f ? 1.0f : 0.0f;             // StepPos
-    default: return __int_as_float(0x7fc00000);         // unknown op: NaN, never silent garbage
-    }
-}
+// unary_op(op, x, p0, p1): one case per UnaryOp, generated from its definition in
+// src/tensor/unary.rs (UnaryOp::cuda_source); the library splices it in here before NVRTC
+// compiles this file, and the emulator's build writes it as a header.
+#include "unary_ops.cuh"
 
 extern "C" __global__ void unary_f32(int op, i64 n, const float* x, float* y, float p0, float p1) {
     GRID_LOOP(i, n) { y[i] = unary_op(op, x[i], p0, p1); }

@@ -7,7 +7,7 @@
 #[path = "common/skip.rs"]
 #[macro_use]
 mod skip;
-use boson::cuda::{compile_ptx, kernel_sources};
+use boson::cuda::{compile_ptx, expand_kernel_source, kernel_sources};
 
 #[test]
 fn every_kernel_file_compiles_for_compute_90() {
@@ -27,15 +27,21 @@ fn every_kernel_file_compiles_for_compute_90() {
     assert!(!files.is_empty(), "no kernels/*.cu found");
     let mut failures = Vec::new();
     for name in &files {
-        // The embedded copy must be the file on disk (include_str! of the same path).
+        // The embedded copy must be the file on disk (include_str! of the same path), with
+        // its generated parts spliced in.
         let embedded = kernel_sources().iter().find(|(n, _)| n == name);
         match embedded {
-            None => failures.push(format!("{name}: not embedded in KERNEL_SOURCES")),
+            None => failures.push(format!("{name}: not embedded in KERNEL_FILES")),
             Some((_, src)) => {
                 let on_disk = std::fs::read_to_string(dir.join(name)).expect("read kernel");
                 assert_eq!(
-                    *src, on_disk,
+                    *src,
+                    expand_kernel_source(&on_disk),
                     "{name}: embedded source differs from the file"
+                );
+                assert!(
+                    !src.contains("#include"),
+                    "{name}: an include NVRTC cannot find"
                 );
             }
         }

@@ -23,6 +23,7 @@ fn unary_ops() {
     gradcheck(std::slice::from_ref(&x), |v| v[0].sigmoid(), EPS, TOL);
     gradcheck(std::slice::from_ref(&x), |v| v[0].tanh(), EPS, TOL);
     gradcheck(std::slice::from_ref(&x), |v| v[0].softrelu(), EPS, TOL);
+    gradcheck(std::slice::from_ref(&x), |v| v[0].softsign(), EPS, TOL);
     gradcheck(std::slice::from_ref(&pos), |v| v[0].recip(), EPS, TOL);
     gradcheck(
         std::slice::from_ref(&x),

@@ -8,6 +8,7 @@
 #[path = "emu/build.rs"]
 mod build;
 
+use boson::tensor::UnaryOp;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +16,12 @@ use std::process::Command;
 /// Builds `tests/emu/<name>.cpp` and runs it; panics with its output if it fails.
 fn compile_and_run(name: &str) {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("emu");
-    let Some(exe) = build::build_driver(name, &out_dir) else {
+    // The parts generated from the Rust definitions (the unary ops' switch and references).
+    let generated = [
+        ("unary_ops.cuh", UnaryOp::cuda_source()),
+        ("unary_ref.h", UnaryOp::emulator_source()),
+    ];
+    let Some(exe) = build::build_driver(name, &out_dir, &generated) else {
         return;
     };
     let run = Command::new(&exe)

@@ -5,7 +5,7 @@
 
 use super::grad::{Grad, Op, RowSparse};
 use crate::error::{Error, Result};
-use crate::tensor::{BinaryOp, Tensor, TensorId, UnaryOp};
+use crate::tensor::{BinaryOp, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
 
 /// Tensors reachable from `root` through recorded ops, inputs before outputs.
@@ -115,30 +115,7 @@ fn dense(t: Tensor) -> Grad {
 /// The gradient of each input of `node` (= `op(inputs)`), given `g` = d(out)/d(node).
 fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>> {
     Ok(match op {
-        Op::Unary(x, u) => {
-            let y = node;
-            let gx = match *u {
-                UnaryOp::Neg => g.neg()?,
-                UnaryOp::Exp => g.mul(y)?,
-                UnaryOp::Log => g.div(x)?,
-                UnaryOp::Sqrt => g.div(y)?.mul_scalar(0.5)?,
-                UnaryOp::Abs => g.mul(&x.sign()?)?,
-                UnaryOp::Square => g.mul(x)?.mul_scalar(2.0)?,
-                UnaryOp::Relu => g.mul(&x.step_pos()?)?,
-                UnaryOp::Sigmoid => g.mul(&y.mul(&y.affine(-1.0, 1.0)?)?)?,
-                UnaryOp::Tanh => g.mul(&y.square()?.affine(-1.0, 1.0)?)?,
-                UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
-                UnaryOp::Recip => g.mul(&y.square()?)?.neg()?,
-                UnaryOp::Sign | UnaryOp::StepPos => g.zeros_like()?,
-                UnaryOp::Affine(a, _) => g.mul_scalar(a)?,
-                UnaryOp::Powf(p) => g.mul(&x.powf(p - 1.0)?)?.mul_scalar(p)?,
-                UnaryOp::Clip(lo, hi) => {
-                    let inside = x.ge_scalar(lo)?.mul(&x.le_scalar(hi)?)?;
-                    g.mul(&inside)?
-                }
-            };
-            vec![(x.clone(), dense(gx))]
-        }
+        Op::Unary(x, u) => vec![(x.clone(), dense(u.grad(g, x, node)?))],
         Op::Binary(a, b, bop) => {
             // Constants (labels, dropout masks, scalars) need no gradient: skip their side.
             let (need_a, need_b) = (a.tracks_grad(), b.tracks_grad());

@@ -11,9 +11,9 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use crate::error::{Error, Result};
 
-/// Every kernel source file, embedded at build time: (file name, CUDA C source).
-/// `tests/cuda_kernels_compile.rs` checks that each `kernels/*.cu` is listed here.
-const KERNEL_SOURCES: &[(&str, &str)] = &[
+/// Every kernel source file, embedded at build time: (file name, CUDA C source as in
+/// `kernels/`). `tests/cuda_kernels_compile.rs` checks that each `kernels/*.cu` is listed.
+const KERNEL_FILES: &[(&str, &str)] = &[
     (
         "elementwise.cu",
         include_str!("../../kernels/elementwise.cu"),
@@ -23,9 +23,24 @@ const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("optim.cu", include_str!("../../kernels/optim.cu")),
 ];
 
-/// The embedded kernel sources as (file name, source) pairs.
-pub fn kernel_sources() -> &'static [(&'static str, &'static str)] {
-    KERNEL_SOURCES
+/// The line of a kernel file where the generated `unary_op` switch goes.
+const UNARY_INCLUDE: &str = "#include \"unary_ops.cuh\"";
+
+/// A kernel file's source with its generated parts spliced in (the `unary_op` switch from
+/// [`UnaryOp::cuda_source`](crate::tensor::UnaryOp::cuda_source)), as NVRTC compiles it.
+pub fn expand_kernel_source(file_text: &str) -> String {
+    file_text.replace(UNARY_INCLUDE, &crate::tensor::UnaryOp::cuda_source())
+}
+
+/// The kernel sources as NVRTC compiles them: (file name, source with generated parts).
+pub fn kernel_sources() -> &'static [(&'static str, String)] {
+    static SOURCES: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    SOURCES.get_or_init(|| {
+        KERNEL_FILES
+            .iter()
+            .map(|&(name, text)| (name, expand_kernel_source(text)))
+            .collect()
+    })
 }
 
 /// Whether the CUDA driver library can be loaded. Asking cudarc anything without it
@@ -98,13 +113,13 @@ pub fn cuda_include_paths() -> Vec<String> {
 /// `arch` (e.g. `"compute_90"`). Needs libnvrtc but no GPU; the CI compile test uses it.
 /// A failed compile returns `Error::Cuda` with NVRTC's log.
 pub fn compile_ptx(source_name: &str, arch: &str) -> Result<Ptx> {
-    let src = KERNEL_SOURCES
+    let src = kernel_sources()
         .iter()
         .find(|(name, _)| *name == source_name)
-        .map(|(_, src)| *src)
+        .map(|(_, src)| src.as_str())
         .ok_or_else(|| {
             Error::Cuda(format!(
-                "kernel source {source_name} is not embedded (add it to KERNEL_SOURCES in src/cuda/device.rs)"
+                "kernel source {source_name} is not embedded (add it to KERNEL_FILES in src/cuda/device.rs)"
             ))
         })?;
     if !nvrtc_present() {

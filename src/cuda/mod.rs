@@ -9,7 +9,7 @@
 pub mod device;
 pub(crate) mod ops;
 
-pub use device::{compile_ptx, cuda_available, kernel_sources, CudaDevice};
+pub use device::{compile_ptx, cuda_available, expand_kernel_source, kernel_sources, CudaDevice};
 mod storage;
 
 pub(crate) use storage::CudaStorage;

@@ -19,7 +19,7 @@ mod build;
 /// C++ compiler (noted on stderr).
 fn build_runner() -> Option<(PathBuf, PathBuf)> {
     let dir = std::env::temp_dir().join(format!("boson-emu-{}", std::process::id()));
-    build::build_driver("optim_emu", &dir).map(|exe| (dir, exe))
+    build::build_driver("optim_emu", &dir, &[]).map(|exe| (dir, exe))
 }
 
 /// One launch of `kernel` through the emulator; returns the new weights, states and the

@@ -9,8 +9,9 @@
 //! own functions, since only the CUDA one takes a device ordinal.
 
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
+use super::primitives::{BinaryOp, ReduceOp};
 use super::shape::Layout;
+use super::unary::UnaryOp;
 use crate::device::Device;
 use crate::error::Result;
 

@@ -3,7 +3,7 @@
 //! These are the reference implementations every CUDA kernel is tested against.
 
 use super::pool;
-use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
+use super::primitives::{BinaryOp, ReduceOp};
 use super::shape::Layout;
 use super::simd::{prefetch, vectorized, Kernel};
 use crate::error::{Error, Result};
@@ -24,43 +24,6 @@ pub(crate) fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Vec<f32> {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     }
     out
-}
-
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-fn softplus(x: f32) -> f32 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-
-pub(crate) fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
-    match op {
-        UnaryOp::Neg => map(x, |v| -v),
-        UnaryOp::Exp => map(x, f32::exp),
-        UnaryOp::Log => map(x, f32::ln),
-        UnaryOp::Sqrt => map(x, f32::sqrt),
-        UnaryOp::Abs => map(x, f32::abs),
-        UnaryOp::Square => map(x, |v| v * v),
-        UnaryOp::Relu => map(x, |v| v.max(0.0)),
-        UnaryOp::Sigmoid => map(x, sigmoid),
-        UnaryOp::Tanh => map(x, f32::tanh),
-        UnaryOp::Softplus => map(x, softplus),
-        UnaryOp::Recip => map(x, |v| 1.0 / v),
-        UnaryOp::Sign => map(x, |v| {
-            f32::from(u8::from(v > 0.0)) - f32::from(u8::from(v < 0.0))
-        }),
-        UnaryOp::Affine(a, b) => map(x, |v| a * v + b),
-        UnaryOp::Powf(p) => map(x, |v| v.powf(p)),
-        UnaryOp::Clip(lo, hi) => map(x, |v| v.max(lo).min(hi)),
-        // Branch-free masks: signs of activations are coin flips to a branch predictor.
-        UnaryOp::StepPos => map(x, |v| f32::from(u8::from(v > 0.0))),
-    }
 }
 
 /// `op` over two strided views with the same (broadcast) shape; the output is contiguous.

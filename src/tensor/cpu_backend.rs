@@ -5,8 +5,9 @@ use super::backend::{dtype_err, BackendStorage};
 use super::cpu;
 use super::dtype::DType;
 use super::pool;
-use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
+use super::primitives::{BinaryOp, ReduceOp};
 use super::shape::Layout;
+use super::unary::UnaryOp;
 use crate::device::Device;
 use crate::error::Result;
 use half::{bf16, f16};
@@ -127,7 +128,7 @@ impl BackendStorage for CpuStorage {
     }
 
     fn unary(&self, op: UnaryOp) -> Result<CpuStorage> {
-        Ok(CpuStorage::F32(cpu::unary(op, self.f32("unary")?)))
+        Ok(CpuStorage::F32(op.cpu(self.f32("unary")?)))
     }
 
     fn binary(&self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: BinaryOp) -> Result<Self> {

@@ -5,8 +5,9 @@
 use super::backend::BackendStorage;
 use super::cpu_backend::CpuStorage;
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
+use super::primitives::{BinaryOp, ReduceOp};
 use super::shape::Layout;
+use super::unary::UnaryOp;
 use crate::device::Device;
 use crate::error::{Error, Result};
 

@@ -30,14 +30,16 @@ pub mod row_update;
 pub(crate) mod shape;
 mod simd;
 pub(crate) mod storage;
+mod unary;
 
 pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
 
 pub use dtype::DType;
 pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
-pub use primitives::{BinaryOp, ReduceOp, UnaryOp};
+pub use primitives::{BinaryOp, ReduceOp};
 pub use shape::{broadcast_shape, checked_elem_count};
+pub use unary::{Domain, UnaryOp};
 
 use crate::autograd::{GradReq, GradSlot, Op};
 use crate::device::Device;

@@ -3,9 +3,10 @@
 //! recording and an input needs a gradient.
 
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
+use super::primitives::{BinaryOp, ReduceOp};
 use super::shape::{broadcast_shape, Layout};
 use super::storage::Storage;
+use super::unary::UnaryOp;
 use super::Tensor;
 use crate::autograd::{self, Op};
 use crate::error::{Error, Result};
@@ -59,62 +60,6 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, self.shape().to_vec(), rec))
     }
 
-    /// `-x`
-    pub fn neg(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Neg)
-    }
-    /// `e^x`
-    pub fn exp(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Exp)
-    }
-    /// Natural logarithm.
-    pub fn log(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Log)
-    }
-    /// Square root.
-    pub fn sqrt(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Sqrt)
-    }
-    /// Absolute value.
-    pub fn abs(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Abs)
-    }
-    /// `x²`
-    pub fn square(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Square)
-    }
-    /// `max(x, 0)`
-    pub fn relu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Relu)
-    }
-    /// Logistic sigmoid.
-    pub fn sigmoid(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Sigmoid)
-    }
-    /// Hyperbolic tangent.
-    pub fn tanh(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Tanh)
-    }
-    /// `log(1 + e^x)`, computed stably (Gluon's `softrelu`).
-    pub fn softrelu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Softplus)
-    }
-    /// `1/x`
-    pub fn recip(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Recip)
-    }
-    /// −1, 0 or 1 (no gradient).
-    pub fn sign(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Sign)
-    }
-    /// 1 where `x > 0`, else 0 (no gradient).
-    pub fn step_pos(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::StepPos)
-    }
-    /// `a·x + b`
-    pub fn affine(&self, a: f32, b: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::Affine(a, b))
-    }
     /// `x · s`
     pub fn mul_scalar(&self, s: f32) -> Result<Tensor> {
         self.affine(s, 0.0)
@@ -122,10 +67,6 @@ impl Tensor {
     /// `x + s`
     pub fn add_scalar(&self, s: f32) -> Result<Tensor> {
         self.affine(1.0, s)
-    }
-    /// `x^p` for a scalar exponent.
-    pub fn powf(&self, p: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::Powf(p))
     }
     /// Clamps to `[lo, hi]`; the gradient is zero outside.
     pub fn clip(&self, lo: f32, hi: f32) -> Result<Tensor> {

@@ -11,8 +11,9 @@ pub(crate) use super::cpu_backend::CpuStorage;
 #[cfg(not(feature = "cuda"))]
 pub(crate) use super::cuda_stub::CudaStorage;
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp, UnaryOp};
+use super::primitives::{BinaryOp, ReduceOp};
 use super::shape::Layout;
+use super::unary::UnaryOp;
 #[cfg(feature = "cuda")]
 pub(crate) use crate::cuda::CudaStorage;
 use crate::device::Device;

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The executable built from `tests/emu/<name>.cpp` into `out_dir`, or `None` after a
-/// note on stderr when there is no C++ compiler. Panics with the compiler's output if
-/// the driver does not compile.
-pub fn build_driver(name: &str, out_dir: &Path) -> Option<PathBuf> {
+/// note on stderr when there is no C++ compiler. `generated` are (header name, text)
+/// pairs written to `out_dir` and on the include path: the parts of the kernels and
+/// references generated from the Rust definitions (`UnaryOp::cuda_source`,
+/// `UnaryOp::emulator_source`). Panics with the compiler's output if the driver does not
+/// compile.
+pub fn build_driver(name: &str, out_dir: &Path, generated: &[(&str, String)]) -> Option<PathBuf> {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     if Command::new(&cxx).arg("--version").output().is_err() {
         let _ = writeln!(
@@ -19,6 +22,9 @@ pub fn build_driver(name: &str, out_dir: &Path) -> Option<PathBuf> {
     }
     let emu = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu");
     std::fs::create_dir_all(out_dir).unwrap();
+    for (header, text) in generated {
+        std::fs::write(out_dir.join(header), text).unwrap();
+    }
     let exe = out_dir.join(name);
     let build = Command::new(&cxx)
         .args([
@@ -30,6 +36,8 @@ pub fn build_driver(name: &str, out_dir: &Path) -> Option<PathBuf> {
         ])
         .arg("-I")
         .arg(&emu)
+        .arg("-I")
+        .arg(out_dir)
         .arg(emu.join(format!("{name}.cpp")))
         .arg("-o")
         .arg(&exe)

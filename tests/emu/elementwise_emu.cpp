@@ -15,27 +15,9 @@ static bool close(double got, double want, double rel, double abs_tol) {
     return std::fabs(got - want) <= abs_tol + rel * std::fabs(want);
 }
 
-static double unary_ref(int op, double x, double p0, double p1) {
-    switch (op) {
-    case 0: return -x;  // Neg
-    case 1: return std::exp(x);  // Exp
-    case 2: return std::log(x);  // Log
-    case 3: return std::sqrt(x);  // Sqrt
-    case 4: return std::fabs(x);  // Abs
-    case 5: return x * x;  // Square
-    case 6: return x > 0 ? x : 0;  // Relu
-    case 7: return 1 / (1 + std::exp(-x));  // Sigmoid
-    case 8: return std::tanh(x);  // Tanh
-    case 9: return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x)));  // Softplus
-    case 10: return 1 / x;  // Recip
-    case 11: return (x > 0) - (x < 0);  // Sign
-    case 12: return (double)(float)(p0 * (float)x) + p1;  // Affine, as the kernel: one f32 product, then the add
-    case 13: return std::pow(x, p0);  // Powf
-    case 14: return std::min(std::max(x, p0), p1);  // Clip
-    case 15: return x > 0 ? 1 : 0;  // StepPos
-    }
-    return NAN;
-}
+// unary_ref(op, x, p0, p1) and UNARY_CASES: generated from src/tensor/unary.rs
+// (UnaryOp::emulator_source), written by tests/emu/build.rs.
+#include "unary_ref.h"
 
 static double binary_ref(int op, double a, double b) {
     switch (op) {
@@ -73,18 +55,20 @@ int main() {
     std::mt19937_64 rng(11);
     auto uni = [&](double lo, double hi) { return (float)(lo + (hi - lo) * (double)(rng() >> 11) / 9007199254740992.0); };
 
-    // Unary, every op code, and an unknown code (NaN, never garbage).
-    for (int op = 0; op <= 16; ++op) {
+    // Unary, every op (with its example parameters), and an unknown code (NaN, never
+    // garbage).
+    const int n_cases = (int)(sizeof(UNARY_CASES) / sizeof(UNARY_CASES[0]));
+    for (int c = 0; c <= n_cases; ++c) {
+        const bool unknown = c == n_cases;
+        const UnaryCase u = unknown ? UnaryCase{UNARY_UNKNOWN_CODE, false, 0.0f, 0.0f} : UNARY_CASES[c];
+        const int op = u.code;
         const long long n = 3001;
-        const bool positive = op == 2 || op == 3 || op == 10 || op == 13;
         std::vector<float> x(n), y(n, 12345.0f);
-        for (auto& v : x) v = positive ? uni(0.05, 6.0) : uni(-30.0, 30.0);
-        x[0] = 0.0f;
-        if (positive) x[0] = 1.0f;
-        const float p0 = op == 14 ? -2.5f : op == 13 ? 1.7f : uni(-2, 2), p1 = op == 14 ? 3.5f : uni(-2, 2);
-        launch(blocks_for(n), kThreads, [&] { unary_f32(op, n, x.data(), y.data(), p0, p1); });
+        for (auto& v : x) v = u.positive ? uni(0.05, 6.0) : uni(-30.0, 30.0);
+        x[0] = u.positive ? 1.0f : 0.0f;
+        launch(blocks_for(n), kThreads, [&] { unary_f32(op, n, x.data(), y.data(), u.p0, u.p1); });
         for (long long i = 0; i < n; ++i) {
-            double want = op == 16 ? NAN : unary_ref(op, x[i], p0, p1);
+            double want = unknown ? NAN : unary_ref(op, x[i], u.p0, u.p1);
             CHECK(close(y[i], want, 2e-6, 1e-6), "unary %d x=%g: got %g want %g", op, x[i], y[i], want);
         }
     }
