@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A bounded loopback load test of `recommender serve` (not a timed test): wrk with
 # keep-alive for 1-pair, 1,000-pair and top-10 requests (and 1-pair on a new connection
-# each, for comparison), then the server's RSS with 10,000 idle connections. Prints a
-# markdown table for BENCHMARKS.md.
+# each, for comparison), then the server's RSS with 10,000 idle connections, the answer
+# time of a normal request while 130 clients trickle their bodies, and the server's peak
+# RSS over the worst requests of at most 6 MiB. Prints markdown tables for BENCHMARKS.md.
 # Usage: scripts/load-test.sh [SECONDS per kind, default 10] [CONNECTIONS, default 8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,4 +107,65 @@ print(f"| 10,000 connections open, nothing sent | {connected:.0f} |")
 print(f"| the same after one request each (idle keep-alive) | {kept:.0f} |")
 print(f"| after they closed | {after:.0f} |")
 print(f"\nA ping on a new connection with the 10,000 open: {latency:.1f} ms")
+EOF
+
+# Worst cases of one request each (bodies of at most 6 MiB, SageMaker's limit) and slow
+# uploads, against the peak RSS (VmHWM) of the same server.
+python3 - "$server" "$port" "$work" <<'EOF'
+import json, random, socket, sys, time
+pid, port, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+users = json.load(open(f"{work}/model/users.json"))
+items = json.load(open(f"{work}/model/items.json"))
+def status(field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+def post(body, headers=""):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    got = b""
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    return int(got.split(b" ", 2)[1]), len(got)
+def fill(make, limit=6 * 1024 * 1024):
+    # The most ids whose JSON body stays within the limit.
+    n, lo, hi = 1, 1, 4_000_000
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(make(mid)) <= limit: lo = mid
+        else: hi = mid - 1
+    return make(lo), lo
+random.seed(1)
+cases = [
+    ("10,000 known customers, k 10", lambda n: json.dumps({"customer_id": [random.choice(users) for _ in range(min(n, 10_000))], "k": 10}).encode()),
+    ("10,000 known customers, k 1000", lambda n: json.dumps({"customer_id": [random.choice(users) for _ in range(min(n, 10_000))], "k": 1000}).encode()),
+    ("6 MiB of known customers, k 10 (over the customer limit)", lambda n: json.dumps({"customer_id": [users[i % len(users)] for i in range(n)], "k": 10}).encode()),
+    ("6 MiB of unknown pairs", lambda n: json.dumps({"customer_id": [str(i) for i in range(n)], "product_id": ["x"] * n}).encode()),
+    ("6 MiB of known pairs", lambda n: json.dumps({"customer_id": [users[i % len(users)] for i in range(n)], "product_id": [items[i % len(items)] for i in range(n)]}).encode()),
+]
+print()
+print("| worst-case request (one each, in this order) | status | answer bytes | peak RSS so far, MiB |")
+print("|---|---|---|---|")
+print(f"| (before) | | | {status('VmHWM'):.0f} |")
+for name, make in cases:
+    body, n = fill(make)
+    code, size = post(body)
+    print(f"| {name} ({len(body) / 2**20:.1f} MiB) | {code} | {size:,} | {status('VmHWM'):.0f} |")
+# 130 clients trickle their bodies (headers sent, body never finished): a normal request's
+# answer time meanwhile.
+slow = []
+for _ in range(130):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    slow.append(s)
+time.sleep(0.5)
+pair = json.dumps({"customer_id": [users[0]], "product_id": [items[0]]}).encode()
+t = time.time(); code, _ = post(pair); ms = (time.time() - t) * 1000
+print(f"\nA 1-pair request while 130 clients trickle their bodies: {code} in {ms:.1f} ms")
+for s in slow:
+    s.close()
 EOF

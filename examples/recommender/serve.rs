@@ -165,8 +165,38 @@ impl Answer {
         }
     }
 
+    /// Appends `text` as it is.
     fn push(&mut self, text: &str) -> Result<(), Response> {
         self.out.extend_from_slice(text.as_bytes());
+        self.check()
+    }
+
+    /// Appends a score as JSON and CSV write it (f32 widened to f64, as the answers
+    /// always had it; scores are finite by now).
+    fn number(&mut self, x: f32) -> Result<(), Response> {
+        serde_json::to_writer(&mut self.out, &f64::from(x))
+            .map_err(|e| error(500, format!("could not write a score: {e}")))?;
+        self.check()
+    }
+
+    /// Appends an id: a JSON string literal, or a CSV field (quoted when it holds a
+    /// comma, quote or line break).
+    fn id(&mut self, id: &str) -> Result<(), Response> {
+        match self.format {
+            Format::Json => serde_json::to_writer(&mut self.out, id)
+                .map_err(|e| error(500, format!("could not write an id: {e}")))?,
+            Format::Csv if id.contains([',', '"', '\n', '\r']) => {
+                self.out.push(b'"');
+                self.out
+                    .extend_from_slice(id.replace('"', "\"\"").as_bytes());
+                self.out.push(b'"');
+            }
+            Format::Csv => self.out.extend_from_slice(id.as_bytes()),
+        }
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), Response> {
         if self.out.len() > self.limit {
             return Err(error(
                 413,
@@ -187,16 +217,6 @@ impl Answer {
             body: self.out,
         }
     }
-}
-
-/// A score as JSON and CSV write it (f32 widened to f64, as the answers always had it).
-fn number(x: f32) -> String {
-    serde_json::Number::from_f64(f64::from(x)).map_or_else(|| "null".into(), |n| n.to_string())
-}
-
-/// A JSON string literal.
-fn json_string(s: &str) -> String {
-    Value::from(s).to_string()
 }
 
 /// The model behind the endpoint.
@@ -366,16 +386,22 @@ impl Service {
         let mut out = Answer::new(answer_in, self.limits.max_answer_bytes);
         match answer_in {
             Format::Json => {
-                let list = |items: Vec<String>| format!("[{}]", items.join(","));
-                out.push("{\"cold_start\":")?;
-                out.push(&list(cold.iter().map(bool::to_string).collect()))?;
-                out.push(",\"predictions\":")?;
-                out.push(&list(predictions.iter().map(|&p| number(p)).collect()))?;
-                out.push("}")?;
+                out.push("{\"cold_start\":[")?;
+                for (k, c) in cold.iter().enumerate() {
+                    out.push(if k > 0 { "," } else { "" })?;
+                    out.push(if *c { "true" } else { "false" })?;
+                }
+                out.push("],\"predictions\":[")?;
+                for (k, &p) in predictions.iter().enumerate() {
+                    out.push(if k > 0 { "," } else { "" })?;
+                    out.number(p)?;
+                }
+                out.push("]}")?;
             }
             Format::Csv => {
                 for (&p, c) in predictions.iter().zip(&cold) {
-                    out.push(&format!("{},{c}\n", number(p)))?;
+                    out.number(p)?;
+                    out.push(if *c { ",true\n" } else { ",false\n" })?;
                 }
             }
         }
@@ -461,12 +487,16 @@ impl Service {
                     true => (tops.next().map_or(&[][..], |t| t.as_slice()), false),
                     false => (popular, true),
                 };
-                let customer = json_string(c);
                 if answer_in == Format::Json {
-                    let comma = if b + j > 0 { "," } else { "" };
-                    out.push(&format!(
-                        "{comma}{{\"cold_start\":{cold},\"customer_id\":{customer},\"items\":["
-                    ))?;
+                    out.push(if b + j > 0 { "," } else { "" })?;
+                    out.push(if cold {
+                        "{\"cold_start\":true"
+                    } else {
+                        "{\"cold_start\":false"
+                    })?;
+                    out.push(",\"customer_id\":")?;
+                    out.id(c)?;
+                    out.push(",\"items\":[")?;
                 }
                 for (r, &(i, score)) in items.iter().enumerate() {
                     if !score.is_finite() {
@@ -476,20 +506,27 @@ impl Service {
                         ));
                     }
                     // Cold-start items are scored by their count of ratings.
-                    out.push(&match answer_in {
-                        Format::Json => format!(
-                            "{}{{\"product_id\":{},\"score\":{}}}",
-                            if r > 0 { "," } else { "" },
-                            json_string(&ids[i]),
-                            number(score)
-                        ),
-                        Format::Csv => format!(
-                            "{},{},{},{cold}\n",
-                            csv_field(c),
-                            csv_field(&ids[i]),
-                            number(score)
-                        ),
-                    })?;
+                    match answer_in {
+                        Format::Json => {
+                            out.push(if r > 0 {
+                                ",{\"product_id\":"
+                            } else {
+                                "{\"product_id\":"
+                            })?;
+                            out.id(&ids[i])?;
+                            out.push(",\"score\":")?;
+                            out.number(score)?;
+                            out.push("}")?;
+                        }
+                        Format::Csv => {
+                            out.id(c)?;
+                            out.push(",")?;
+                            out.id(&ids[i])?;
+                            out.push(",")?;
+                            out.number(score)?;
+                            out.push(if cold { ",true\n" } else { ",false\n" })?;
+                        }
+                    }
                 }
                 if answer_in == Format::Json {
                     out.push("]}")?;
@@ -676,13 +713,4 @@ fn csv_error(line: u64, got: &str) -> Response {
         400,
         format!("CSV line {line}: expected 2 fields, customer_id,product_id; got {got}"),
     )
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
