@@ -134,11 +134,9 @@ fn run_server(args: &cli::ServeArgs) -> boson::Result<()> {
     let device = args.device.resolve()?;
     let loaded = persist::load(&args.model_dir, None, device)?;
     let addr = format!("{}:{}", args.host, args.port);
-    let listener = std::net::TcpListener::bind(&addr).map_err(|e| boson::Error::io(&addr, e))?;
     // The bound address: with --port 0 the system picked the port.
-    let bound = listener
-        .local_addr()
-        .map_err(|e| boson::Error::io(&addr, e))?;
+    let (listener, bound) =
+        server::bind(&args.host, args.port).map_err(|e| boson::Error::io(&addr, e))?;
     println!(
         "serving {} ({} users, {} items) on http://{bound}: GET /ping, POST /invocations",
         args.model_dir.display(),

@@ -400,6 +400,19 @@ fn slow_clients_time_out_without_holding_up_others() {
     );
 }
 
+// `--port 0`: the system picks a free port, and the server reports that one (it printed
+// port 0 before), which answers.
+#[test]
+fn port_zero_binds_a_free_port_and_reports_it() {
+    let (listener, bound) = server::bind("127.0.0.1", 0).unwrap();
+    assert_ne!(bound.port(), 0);
+    let service = Arc::new(serve::Service::new(
+        persist::load(&fixture(), None, Device::Cpu).unwrap(),
+    ));
+    std::thread::spawn(move || server::serve_until(listener, service, std::future::pending()));
+    assert_eq!(exchange(bound, PING).status, 200);
+}
+
 // With room for one request sending its body, a second one gets 503 at once; health
 // checks are never refused; then the first completes.
 #[test]

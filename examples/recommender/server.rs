@@ -37,6 +37,17 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Binds `host:port` (port 0: a free port the system picks) and returns the listener with
+/// the address it is bound to, which is what to print and connect to.
+pub fn bind(
+    host: &str,
+    port: u16,
+) -> std::io::Result<(std::net::TcpListener, std::net::SocketAddr)> {
+    let listener = std::net::TcpListener::bind((host, port))?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 /// Serves `listener` until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub fn serve(listener: std::net::TcpListener, service: Arc<Service>) -> std::io::Result<()> {
     serve_until(listener, service, terminated())
