@@ -245,10 +245,7 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             let refs: Vec<&Tensor> = pieces.iter().collect();
             vec![(input.clone(), dense(Tensor::concat(&refs, axis)?))]
         }
-        Op::Custom { op, inputs } => super::custom::input_grads(op, inputs, node, g)?
-            .into_iter()
-            .map(|(input, gi)| (input, dense(gi)))
-            .collect(),
+        Op::Custom { op, inputs } => custom_grads(op.as_ref(), inputs, node, g)?,
         Op::Take {
             table,
             indices,
@@ -290,4 +287,39 @@ impl Tensor {
             shape,
         })
     }
+}
+
+/// The inputs' gradients from a custom op's backward, checked: one per input, each of
+/// its input's shape (errors name the op).
+fn custom_grads(
+    op: &dyn super::CustomOp,
+    inputs: &[Tensor],
+    output: &Tensor,
+    grad: &Tensor,
+) -> Result<Vec<(Tensor, Grad)>> {
+    let grads = op.backward(inputs, output, grad)?;
+    if grads.len() != inputs.len() {
+        return Err(Error::InvalidArgument(format!(
+            "custom op '{}': backward returned {} gradients for {} inputs (one per input, \
+             None for an input without one)",
+            op.name(),
+            grads.len(),
+            inputs.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for (k, (input, g)) in inputs.iter().zip(grads).enumerate() {
+        let Some(g) = g else { continue };
+        if g.shape() != input.shape() {
+            return Err(Error::InvalidArgument(format!(
+                "custom op '{}': backward returned a gradient of shape {:?} for input {k} \
+                 of shape {:?}",
+                op.name(),
+                g.shape(),
+                input.shape()
+            )));
+        }
+        out.push((input.clone(), dense(g)));
+    }
+    Ok(out)
 }

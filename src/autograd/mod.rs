@@ -17,7 +17,7 @@ mod backward;
 mod custom;
 mod grad;
 
-pub use custom::{apply, CustomOp};
+pub use custom::CustomOp;
 pub(crate) use grad::Op;
 pub use grad::{Grad, GradReq, GradSlot, RowSparse};
 
@@ -98,4 +98,22 @@ pub fn is_recording() -> bool {
 /// Whether this thread is in training mode.
 pub fn is_training() -> bool {
     TRAINING.with(|c| c.get())
+}
+
+/// Runs the custom op `op` on `inputs`; inside [`record`] the result's backward is the
+/// op's [`CustomOp::backward`] (see [`CustomOp`]).
+pub fn apply(
+    op: std::sync::Arc<dyn CustomOp>,
+    inputs: &[&crate::tensor::Tensor],
+) -> crate::error::Result<crate::tensor::Tensor> {
+    let owned: Vec<crate::tensor::Tensor> = inputs.iter().map(|&t| t.clone()).collect();
+    let out = {
+        // Not recorded inside; training mode (dropout, batch norm) is left as it is.
+        let _no_record = ScopeGuard::set(Some(false), None);
+        op.forward(&owned)?
+    };
+    if !is_recording() || !owned.iter().any(|t| t.tracks_grad()) {
+        return Ok(out);
+    }
+    Ok(out.share_storage(out.shape().to_vec(), Some(Op::Custom { op, inputs: owned })))
 }
