@@ -1,6 +1,6 @@
 //! Classification losses: sigmoid and softmax cross-entropy, logistic, KL divergence.
 
-use super::{apply_weighting, label_like, Loss};
+use super::{label_like, Loss};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
 
@@ -294,18 +294,8 @@ impl Loss for KLDivLoss {
         let y = label_like(pred, label, "KLDivLoss")?;
         y.mul(&y.add_scalar(1e-12)?.log()?.sub(&logp)?)
     }
-    fn forward(
-        &self,
-        pred: &Tensor,
-        label: &Tensor,
-        sample_weight: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let l = apply_weighting(self.elementwise(pred, label)?, self.weight, sample_weight)?;
-        if l.rank() <= 1 {
-            return Ok(l);
-        }
-        let axes: Vec<usize> = (1..l.rank()).collect();
-        l.sum_axes(&axes, false)
+    fn sums_over_sample(&self) -> bool {
+        true
     }
     fn weight(&self) -> Option<f32> {
         self.weight

@@ -54,16 +54,29 @@ pub trait Loss: Send + Sync {
     /// A short name for logs and metrics (`l2loss`).
     fn name(&self) -> &'static str;
 
-    /// Per-sample loss `[batch]`: weighted by `weight` and `sample_weight`, averaged over
-    /// every axis but the first.
+    /// Whether the per-sample loss sums the weighted element-wise loss over every axis
+    /// but the first instead of averaging it (Gluon's `KLDivLoss` sums).
+    fn sums_over_sample(&self) -> bool {
+        false
+    }
+
+    /// Per-sample loss `[batch]`: weighted by `weight` and `sample_weight`, averaged (or
+    /// summed, see [`Loss::sums_over_sample`]) over every axis but the first.
     fn forward(
         &self,
         pred: &Tensor,
         label: &Tensor,
         sample_weight: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let l = self.elementwise(pred, label)?;
-        batch_mean(apply_weighting(l, self.weight(), sample_weight)?)
+        let l = apply_weighting(self.elementwise(pred, label)?, self.weight(), sample_weight)?;
+        if l.rank() <= 1 {
+            return Ok(l);
+        }
+        let axes: Vec<usize> = (1..l.rank()).collect();
+        match self.sums_over_sample() {
+            true => l.sum_axes(&axes, false),
+            false => l.mean_axes(&axes, false),
+        }
     }
 }
 
