@@ -568,3 +568,115 @@ fn row_sparse_gradients_merge_like_dense_ones() {
     // Rows never looked up stay zero.
     assert!(grads[0][..3 * 4].iter().all(|&v| v == 0.0));
 }
+
+// Optimizer state is saved by name (`w.mean`, `w.var` for Adam), and a file from before
+// states were named (`w.state0`, `w.state1`) still loads.
+#[test]
+fn optimizer_state_is_saved_by_name_and_old_files_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = |opt: Box<dyn Optimizer>| {
+        let net = Dense::new(2).in_units(3).use_bias(false);
+        net.initialize(&Initializer::Constant(0.5), Device::Cpu)
+            .unwrap();
+        let mut t = Trainer::new(net.collect_params(), opt).unwrap();
+        let x = Tensor::from_vec(vec![1.0, -2.0, 0.5], &[1, 3]).unwrap();
+        autograd::record(|| net.forward(&x)?.sum_all())
+            .unwrap()
+            .backward()
+            .unwrap();
+        t.step(1).unwrap();
+        (net, t)
+    };
+    let keys = |path: &std::path::Path| -> Vec<String> {
+        let (tensors, _) = boson::io::load_tensors(path).unwrap();
+        let mut k: Vec<String> = tensors.into_iter().map(|(n, _)| n).collect();
+        k.sort();
+        k
+    };
+    for (opt, want) in [
+        (
+            Box::new(Adam::new(0.1)) as Box<dyn Optimizer>,
+            vec!["weight.mean", "weight.var"],
+        ),
+        (
+            Box::new(Sgd::new(0.1).momentum(0.9)),
+            vec!["weight.momentum"],
+        ),
+        (
+            Box::new(RmsProp::new(0.1).centered(true)),
+            vec!["weight.delta", "weight.g", "weight.n"],
+        ),
+        (Box::new(Ftrl::new(0.1)), vec!["weight.n", "weight.z"]),
+        (Box::new(AdaGrad::new(0.1)), vec!["weight.history"]),
+    ] {
+        let name = opt.name();
+        let (_, t) = step(opt);
+        let path = dir.path().join(format!("{name}.states"));
+        t.save_states(&path).unwrap();
+        assert_eq!(keys(&path), want, "{name}");
+    }
+    // The same Adam state under the old positional names loads and continues alike.
+    let (_, t) = step(Box::new(Adam::new(0.1)));
+    let named = dir.path().join("named.states");
+    t.save_states(&named).unwrap();
+    let (tensors, meta) = boson::io::load_tensors(&named).unwrap();
+    let old: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| (n.replace(".mean", ".state0").replace(".var", ".state1"), t))
+        .collect();
+    let positional = dir.path().join("positional.states");
+    boson::io::save_tensors(&positional, &old, Some(meta)).unwrap();
+    let mut resumed = Vec::new();
+    for file in [&named, &positional] {
+        let (net, mut t) = step(Box::new(Adam::new(0.1)));
+        t.load_states(file).unwrap();
+        let x = Tensor::from_vec(vec![0.3, 0.1, -1.0], &[1, 3]).unwrap();
+        autograd::record(|| net.forward(&x)?.sum_all())
+            .unwrap()
+            .backward()
+            .unwrap();
+        t.step(1).unwrap();
+        resumed.push(net.weight.data().unwrap().to_vec_f32().unwrap());
+    }
+    assert_eq!(resumed[0], resumed[1]);
+}
+
+/// An optimizer whose state names do not match its state count.
+#[derive(Clone, Debug)]
+struct Misnamed(optim::Hyper);
+
+impl Optimizer for Misnamed {
+    fn name(&self) -> &'static str {
+        "misnamed"
+    }
+    fn hyper(&self) -> &optim::Hyper {
+        &self.0
+    }
+    fn hyper_mut(&mut self) -> &mut optim::Hyper {
+        &mut self.0
+    }
+    fn num_states(&self) -> usize {
+        1
+    }
+    fn state_names(&self) -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+    fn step(&self, _: &Tensor, _: &Tensor, _: &[Tensor], _: &optim::StepArgs) -> boson::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn state_names_must_match_the_state_count() {
+    let err = Trainer::new(
+        Dense::new(1).collect_params(),
+        Misnamed(optim::Hyper::new(0.1)),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("'misnamed'") && err.contains("one name per state"),
+        "{err}"
+    );
+}

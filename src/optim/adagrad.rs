@@ -1,6 +1,6 @@
 //! AdaGrad (MXNet's definition).
 
-use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, RowKernel};
 
@@ -57,6 +57,9 @@ impl Optimizer for AdaGrad {
     }
     fn num_states(&self) -> usize {
         1
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["history"])
     }
     fn validate(&self) -> Result<()> {
         self.hyper.validate(self.name())?;

@@ -1,7 +1,7 @@
 //! Adam (MXNet's `adam_update`: L2 weight decay added to the gradient) and AdamW
 //! (decoupled weight decay).
 
-use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -116,6 +116,9 @@ impl Optimizer for Adam {
     }
     fn num_states(&self) -> usize {
         2
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["mean", "var"])
     }
     fn validate(&self) -> Result<()> {
         self.hyper.validate(self.name())?;

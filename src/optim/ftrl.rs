@@ -1,6 +1,6 @@
 //! FTRL-proximal (MXNet's `ftrl_update`).
 
-use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -63,6 +63,9 @@ impl Optimizer for Ftrl {
     }
     fn num_states(&self) -> usize {
         2
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["z", "n"])
     }
     fn validate(&self) -> Result<()> {
         self.hyper.validate(self.name())?;

@@ -55,6 +55,11 @@ impl StepArgs {
     }
 }
 
+/// State names as [`Optimizer::state_names`] returns them.
+pub(crate) fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 /// The settings every optimizer has (Gluon's `Optimizer` base: `learning_rate`, `wd`,
 /// `clip_gradient`, `lr_scheduler`).
 #[derive(Clone)]
@@ -188,6 +193,15 @@ pub trait Optimizer: Send + Sync + std::fmt::Debug {
         0
     }
 
+    /// The names of those state tensors, one per state (checkpoints store them as
+    /// `{parameter}.{name}`): `momentum`, `mean` and `var`, ... for the built-ins;
+    /// `state0`, `state1`, ... unless an optimizer names them.
+    fn state_names(&self) -> Vec<String> {
+        (0..self.num_states())
+            .map(|k| format!("state{k}"))
+            .collect()
+    }
+
     /// Checks the hyperparameters; the error names the bad value.
     /// [`Trainer::new`](super::Trainer::new) calls it.
     fn validate(&self) -> Result<()> {
@@ -268,6 +282,9 @@ impl Optimizer for Box<dyn Optimizer> {
     }
     fn num_states(&self) -> usize {
         (**self).num_states()
+    }
+    fn state_names(&self) -> Vec<String> {
+        (**self).state_names()
     }
     fn validate(&self) -> Result<()> {
         (**self).validate()

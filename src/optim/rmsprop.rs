@@ -1,6 +1,6 @@
 //! RMSProp, plain or Graves' centered variant (MXNet's `rmspropalex`).
 
-use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -84,6 +84,9 @@ impl Optimizer for RmsProp {
         } else {
             1
         }
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["n", "g", "delta"][..self.num_states()])
     }
     fn validate(&self) -> Result<()> {
         self.hyper.validate(self.name())?;

@@ -1,6 +1,6 @@
 //! SGD, with momentum (MXNet's `sgd_mom_update`) or Nesterov momentum (MXNet's `nag`).
 
-use super::optimizer::{check_all, fused_steps, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -85,6 +85,9 @@ impl Optimizer for Sgd {
     }
     fn num_states(&self) -> usize {
         usize::from(self.momentum != 0.0)
+    }
+    fn state_names(&self) -> Vec<String> {
+        names(&["momentum"][..self.num_states()])
     }
     fn validate(&self) -> Result<()> {
         self.hyper.validate(self.name())?;

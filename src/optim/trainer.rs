@@ -34,6 +34,16 @@ impl Trainer {
     /// ([`Optimizer::validate`]).
     pub fn new(params: ParameterDict, optimizer: impl Optimizer + 'static) -> Result<Trainer> {
         optimizer.validate()?;
+        let names = optimizer.state_names();
+        if names.len() != optimizer.num_states() {
+            return Err(Error::InvalidArgument(format!(
+                "optimizer '{}' keeps {} states but names {} ({names:?}): state_names needs \
+                 one name per state",
+                optimizer.name(),
+                optimizer.num_states(),
+                names.len()
+            )));
+        }
         let optimizer: Box<dyn Optimizer> = Box::new(optimizer);
         let n = params.len();
         Ok(Trainer {
@@ -340,9 +350,10 @@ impl Trainer {
     /// Saves optimizer state (per-parameter state tensors and the update count).
     pub fn save_states(&self, path: impl AsRef<Path>) -> Result<()> {
         let mut tensors = Vec::new();
+        let state_names = self.optimizer.state_names();
         for ((name, _), states) in self.params.iter().zip(&self.states) {
-            for (k, s) in states.iter().flatten().enumerate() {
-                tensors.push((format!("{name}.state{k}"), s.clone()));
+            for (state, s) in state_names.iter().zip(states.iter().flatten()) {
+                tensors.push((format!("{name}.{state}"), s.clone()));
             }
         }
         let mut meta = io::Metadata::new();
@@ -372,12 +383,18 @@ impl Trainer {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("missing num_update in trainer state".into()))?;
         let n = self.optimizer.num_states();
+        let state_names = self.optimizer.state_names();
         let mut states = vec![None; self.params.len()];
         for (i, (name, p)) in self.params.iter().enumerate() {
-            let found: Vec<&Tensor> = (0..n)
-                .filter_map(|k| {
-                    let key = format!("{name}.state{k}");
-                    tensors.iter().find(|(nm, _)| *nm == key).map(|(_, t)| t)
+            // By name; files written before states were named say `state{k}`.
+            let found: Vec<&Tensor> = state_names
+                .iter()
+                .enumerate()
+                .filter_map(|(k, state)| {
+                    [format!("{name}.{state}"), format!("{name}.state{k}")]
+                        .iter()
+                        .find_map(|key| tensors.iter().find(|(nm, _)| nm == key))
+                        .map(|(_, t)| t)
                 })
                 .collect();
             if found.is_empty() {
