@@ -5,8 +5,8 @@
 // GPU machine's header path is not guaranteed. Half types travel as raw 16-bit words and
 // are converted with PTX `cvt` (f16) or integer arithmetic (bf16).
 //
-// Op codes are fixed by the tensor core (UnaryOp in src/tensor/unary.rs, BinaryOp's
-// `code()` in src/tensor/primitives.rs); never renumber.
+// Op codes are fixed by the tensor core (UnaryOp in src/tensor/unary.rs, BinaryOp in
+// src/tensor/binary.rs); never renumber.
 
 typedef long long i64;
 typedef unsigned long long u64;
@@ -30,24 +30,9 @@ extern "C" __global__ void unary_f32(int op, i64 n, const float* x, float* y, fl
 
 // ---------------------------------------------------------------- binary
 
-__device__ __forceinline__ float binary_op(int op, float a, float b) {
-    switch (op) {
-    case 0: return a + b;  // Add
-    case 1: return a - b;  // Sub
-    case 2: return a * b;  // Mul
-    case 3: return a / b;  // Div
-    case 4: return fmaxf(a, b);  // Maximum
-    case 5: return fminf(a, b);  // Minimum
-    case 6: return a == b ? 1.0f : 0.0f;  // Eq
-    case 7: return a != b ? 1.0f : 0.0f;  // Ne
-    case 8: return a > b ? 1.0f : 0.0f;  // Gt
-    case 9: return a >= b ? 1.0f : 0.0f;  // Ge
-    case 10: return a < b ? 1.0f : 0.0f;  // Lt
-    case 11: return a <= b ? 1.0f : 0.0f;  // Le
-    case 12: return powf(a, b);  // Pow
-    default: return __int_as_float(0x7fc00000);
-    }
-}
+// binary_op(op, a, b): one case per BinaryOp, generated from its definition in
+// src/tensor/binary.rs (BinaryOp::cuda_source), spliced in as unary_ops.cuh is.
+#include "binary_ops.cuh"
 
 // Passed by value (kernel parameter space, up to 4 KB). Layout mirrors BinaryMeta in
 // src/cuda/ops/elementwise.rs (#[repr(C)]): keep both in step.

@@ -8,7 +8,7 @@
 #[path = "emu/build.rs"]
 mod build;
 
-use boson::tensor::UnaryOp;
+use boson::tensor::{BinaryOp, UnaryOp};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,10 +16,13 @@ use std::process::Command;
 /// Builds `tests/emu/<name>.cpp` and runs it; panics with its output if it fails.
 fn compile_and_run(name: &str) {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("emu");
-    // The parts generated from the Rust definitions (the unary ops' switch and references).
+    // The parts generated from the Rust definitions (the element-wise ops' switches and
+    // references).
     let generated = [
         ("unary_ops.cuh", UnaryOp::cuda_source()),
         ("unary_ref.h", UnaryOp::emulator_source()),
+        ("binary_ops.cuh", BinaryOp::cuda_source()),
+        ("binary_ref.h", BinaryOp::emulator_source()),
     ];
     let Some(exe) = build::build_driver(name, &out_dir, &generated) else {
         return;

@@ -1,9 +1,10 @@
 //! The op codes shared by Rust, the CUDA kernels and the kernel emulator's references are
 //! numbers in three languages: each `case N:` of the kernels' and references' switches is
 //! named in a comment (`case 3:  // Div`), and this test fails when a name's number
-//! differs from the Rust code of the op of that name, or a Rust op has no case. The unary
-//! ops' switches are generated from their definitions (src/tensor/unary.rs), so for them
-//! it checks that every op has a CUDA form and a code of its own.
+//! differs from the Rust code of the op of that name, or a Rust op has no case. The
+//! element-wise ops' switches are generated from their definitions (src/tensor/unary.rs
+//! and binary.rs), so for them it checks that every op has a CUDA form and a code of its
+//! own.
 
 use boson::tensor::row_update::GeneralRule;
 use boson::tensor::{BinaryOp, UnaryOp};
@@ -62,24 +63,6 @@ fn check(what: &str, found: &[(String, i32)], rust: &[(String, i32)]) {
 
 #[test]
 fn rust_cuda_and_the_emulator_agree_on_op_codes() {
-    let binary: Vec<(String, i32)> = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Maximum,
-        BinaryOp::Minimum,
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-        BinaryOp::Lt,
-        BinaryOp::Le,
-        BinaryOp::Pow,
-    ]
-    .iter()
-    .map(|op| (name(op), op.code()))
-    .collect();
     let rules: Vec<(String, i32)> = [
         GeneralRule::Nag,
         GeneralRule::AdamW,
@@ -90,18 +73,6 @@ fn rust_cuda_and_the_emulator_agree_on_op_codes() {
     .iter()
     .map(|r| (name(r), r.code()))
     .collect();
-    let kernel = "kernels/elementwise.cu";
-    let emulator = "tests/emu/elementwise_emu.cpp";
-    check(
-        "binary, kernel",
-        &cases(kernel, "float binary_op(", "default:"),
-        &binary,
-    );
-    check(
-        "binary, emulator reference",
-        &cases(emulator, "double binary_ref(", "return NAN;"),
-        &binary,
-    );
     check(
         "optimizer rules, kernel",
         &cases("kernels/optim.cu", "switch (rule)", "\n    }\n}"),
@@ -143,6 +114,34 @@ fn every_unary_op_has_a_cuda_form_and_its_own_code() {
         assert_eq!(same.len(), 1, "code {code} is used by {same:?}");
         assert!(
             source.contains(&format!("case {code}: return ")),
+            "{}: no case in the generated kernel switch",
+            op.name()
+        );
+    }
+}
+
+// The same for the binary ops.
+#[test]
+fn every_binary_op_has_a_cuda_form_and_its_own_code() {
+    let missing: Vec<&str> = BinaryOp::ALL
+        .iter()
+        .filter(|op| op.cuda_expr().is_none())
+        .map(|op| op.name())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "binary ops without a CUDA form (add `cuda: Some(\"...\")` in src/tensor/binary.rs): {missing:?}"
+    );
+    let source = BinaryOp::cuda_source();
+    for op in BinaryOp::ALL {
+        let same: Vec<&str> = BinaryOp::ALL
+            .iter()
+            .filter(|o| o.code() == op.code())
+            .map(|o| o.name())
+            .collect();
+        assert_eq!(same.len(), 1, "code {} is used by {same:?}", op.code());
+        assert!(
+            source.contains(&format!("case {}: return ", op.code())),
             "{}: no case in the generated kernel switch",
             op.name()
         );

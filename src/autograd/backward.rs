@@ -5,7 +5,7 @@
 
 use super::grad::{Grad, Op, RowSparse};
 use crate::error::{Error, Result};
-use crate::tensor::{BinaryOp, Tensor, TensorId};
+use crate::tensor::{Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
 
 /// Tensors reachable from `root` through recorded ops, inputs before outputs.
@@ -118,48 +118,7 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
         Op::Unary(x, u) => vec![(x.clone(), dense(u.grad(g, x, node)?))],
         Op::Binary(a, b, bop) => {
             // Constants (labels, dropout masks, scalars) need no gradient: skip their side.
-            let (need_a, need_b) = (a.tracks_grad(), b.tracks_grad());
-            let side = |need: bool, f: &dyn Fn() -> Result<Tensor>| -> Result<Option<Tensor>> {
-                if need {
-                    f().map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
-            let (ga, gb) = match bop {
-                BinaryOp::Add => (
-                    side(need_a, &|| Ok(g.clone()))?,
-                    side(need_b, &|| Ok(g.clone()))?,
-                ),
-                BinaryOp::Sub => (side(need_a, &|| Ok(g.clone()))?, side(need_b, &|| g.neg())?),
-                BinaryOp::Mul => (side(need_a, &|| g.mul(b))?, side(need_b, &|| g.mul(a))?),
-                BinaryOp::Div => (
-                    side(need_a, &|| g.div(b))?,
-                    side(need_b, &|| g.mul(node)?.div(b)?.neg())?,
-                ),
-                BinaryOp::Maximum | BinaryOp::Minimum => {
-                    let m = if *bop == BinaryOp::Maximum {
-                        a.ge(b)?
-                    } else {
-                        a.le(b)?
-                    };
-                    (
-                        side(need_a, &|| g.mul(&m))?,
-                        side(need_b, &|| g.mul(&m.affine(-1.0, 1.0)?))?,
-                    )
-                }
-                BinaryOp::Pow => (
-                    // d/da a^b = b·a^(b−1) = b·out/a;  d/db a^b = out·ln a.
-                    side(need_a, &|| g.mul(&node.mul(b)?.div(a)?))?,
-                    side(need_b, &|| g.mul(&node.mul(&a.log()?)?))?,
-                ),
-                BinaryOp::Eq
-                | BinaryOp::Ne
-                | BinaryOp::Gt
-                | BinaryOp::Ge
-                | BinaryOp::Lt
-                | BinaryOp::Le => (None, None),
-            };
+            let (ga, gb) = bop.grads(g, a, b, node, (a.tracks_grad(), b.tracks_grad()))?;
             let mut out = Vec::with_capacity(2);
             if let Some(ga) = ga {
                 out.push((a.clone(), dense(sum_to(&ga, a.shape())?)));

@@ -23,13 +23,20 @@ const KERNEL_FILES: &[(&str, &str)] = &[
     ("optim.cu", include_str!("../../kernels/optim.cu")),
 ];
 
-/// The line of a kernel file where the generated `unary_op` switch goes.
-const UNARY_INCLUDE: &str = "#include \"unary_ops.cuh\"";
-
-/// A kernel file's source with its generated parts spliced in (the `unary_op` switch from
-/// [`UnaryOp::cuda_source`](crate::tensor::UnaryOp::cuda_source)), as NVRTC compiles it.
+/// A kernel file's source with its generated parts spliced in where it includes them
+/// (`unary_ops.cuh` and `binary_ops.cuh`: the `unary_op` and `binary_op` switches from
+/// [`UnaryOp::cuda_source`](crate::tensor::UnaryOp::cuda_source) and
+/// [`BinaryOp::cuda_source`](crate::tensor::BinaryOp::cuda_source)), as NVRTC compiles it.
 pub fn expand_kernel_source(file_text: &str) -> String {
-    file_text.replace(UNARY_INCLUDE, &crate::tensor::UnaryOp::cuda_source())
+    file_text
+        .replace(
+            "#include \"unary_ops.cuh\"",
+            &crate::tensor::UnaryOp::cuda_source(),
+        )
+        .replace(
+            "#include \"binary_ops.cuh\"",
+            &crate::tensor::BinaryOp::cuda_source(),
+        )
 }
 
 /// The kernel sources as NVRTC compiles them: (file name, source with generated parts).

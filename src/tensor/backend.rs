@@ -8,8 +8,9 @@
 //! Constructors that need a device (`full`, `dropout_mask`, uploads) are each backend's
 //! own functions, since only the CUDA one takes a device ordinal.
 
+use super::binary::BinaryOp;
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp};
+use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
 use crate::device::Device;

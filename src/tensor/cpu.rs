@@ -3,7 +3,7 @@
 //! These are the reference implementations every CUDA kernel is tested against.
 
 use super::pool;
-use super::primitives::{BinaryOp, ReduceOp};
+use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::simd::{prefetch, vectorized, Kernel};
 use crate::error::{Error, Result};
@@ -24,30 +24,6 @@ pub(crate) fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Vec<f32> {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     }
     out
-}
-
-/// `op` over two strided views with the same (broadcast) shape; the output is contiguous.
-/// Each op gets its own monomorphised loop (an indirect call per element would stop the
-/// compiler from inlining and vectorising the arithmetic).
-pub(crate) fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> Vec<f32> {
-    fn flag(c: bool) -> f32 {
-        f32::from(u8::from(c))
-    }
-    match op {
-        BinaryOp::Add => binary_with(|x, y| x + y, a, la, b, lb),
-        BinaryOp::Sub => binary_with(|x, y| x - y, a, la, b, lb),
-        BinaryOp::Mul => binary_with(|x, y| x * y, a, la, b, lb),
-        BinaryOp::Div => binary_with(|x, y| x / y, a, la, b, lb),
-        BinaryOp::Maximum => binary_with(f32::max, a, la, b, lb),
-        BinaryOp::Minimum => binary_with(f32::min, a, la, b, lb),
-        BinaryOp::Eq => binary_with(|x, y| flag(x == y), a, la, b, lb),
-        BinaryOp::Ne => binary_with(|x, y| flag(x != y), a, la, b, lb),
-        BinaryOp::Gt => binary_with(|x, y| flag(x > y), a, la, b, lb),
-        BinaryOp::Ge => binary_with(|x, y| flag(x >= y), a, la, b, lb),
-        BinaryOp::Lt => binary_with(|x, y| flag(x < y), a, la, b, lb),
-        BinaryOp::Le => binary_with(|x, y| flag(x <= y), a, la, b, lb),
-        BinaryOp::Pow => binary_with(f32::powf, a, la, b, lb),
-    }
 }
 
 /// Visits the output in row-major order one innermost row at a time, passing the starting
@@ -77,8 +53,11 @@ fn for_each_row2(a: &Layout, b: &Layout, mut f: impl FnMut(usize, usize, usize))
     }
 }
 
+/// `f` over two strided views with the same (broadcast) shape; the output is
+/// contiguous. Each op gets its own monomorphised loop (an indirect call per element
+/// would stop the compiler from inlining and vectorising the arithmetic).
 #[inline(always)]
-fn binary_with<F: Fn(f32, f32) -> f32 + Sync>(
+pub(crate) fn binary_with<F: Fn(f32, f32) -> f32 + Sync>(
     f: F,
     a: &[f32],
     la: &Layout,

@@ -2,10 +2,11 @@
 //! every other backend is tested against. The loops themselves are in `cpu.rs`.
 
 use super::backend::{dtype_err, BackendStorage};
+use super::binary::BinaryOp;
 use super::cpu;
 use super::dtype::DType;
 use super::pool;
-use super::primitives::{BinaryOp, ReduceOp};
+use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
 use crate::device::Device;
@@ -132,8 +133,7 @@ impl BackendStorage for CpuStorage {
     }
 
     fn binary(&self, la: &Layout, rhs: &CpuStorage, lb: &Layout, op: BinaryOp) -> Result<Self> {
-        Ok(CpuStorage::F32(cpu::binary(
-            op,
+        Ok(CpuStorage::F32(op.cpu(
             self.f32("binary")?,
             la,
             rhs.f32("binary")?,

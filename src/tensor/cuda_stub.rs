@@ -3,9 +3,10 @@
 //! `Storage`'s dispatch the same in every build, with no `cfg` arms.
 
 use super::backend::BackendStorage;
+use super::binary::BinaryOp;
 use super::cpu_backend::CpuStorage;
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp};
+use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
 use crate::device::Device;

@@ -15,6 +15,7 @@
 //! ```
 
 pub(crate) mod backend;
+mod binary;
 mod cpu;
 mod cpu_backend;
 #[cfg(not(feature = "cuda"))]
@@ -35,9 +36,10 @@ mod unary;
 pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
 
+pub use binary::BinaryOp;
 pub use dtype::DType;
 pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
-pub use primitives::{BinaryOp, ReduceOp};
+pub use primitives::ReduceOp;
 pub use shape::{broadcast_shape, checked_elem_count};
 pub use unary::{Domain, UnaryOp};
 

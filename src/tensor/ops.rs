@@ -2,8 +2,9 @@
 //! values), runs the primitive on the tensor's device, and records itself when autograd is
 //! recording and an input needs a gradient.
 
+use super::binary::BinaryOp;
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp};
+use super::primitives::ReduceOp;
 use super::shape::{broadcast_shape, Layout};
 use super::storage::Storage;
 use super::unary::UnaryOp;
@@ -89,59 +90,6 @@ impl Tensor {
         let storage = self.storage().binary(&la, &rhs.storage(), &lb, op)?;
         let rec = record(&[self, rhs], || Op::Binary(self.clone(), rhs.clone(), op));
         Ok(Tensor::from_storage(storage, out_shape, rec))
-    }
-
-    /// `a + b` (broadcasting)
-    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Add)
-    }
-    /// `a − b` (broadcasting)
-    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Sub)
-    }
-    /// `a · b` (broadcasting)
-    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Mul)
-    }
-    /// `a / b` (broadcasting)
-    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Div)
-    }
-    /// Element-wise maximum (broadcasting).
-    pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Maximum)
-    }
-    /// Element-wise minimum (broadcasting).
-    pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Minimum)
-    }
-    /// `a^b` (broadcasting)
-    pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Pow)
-    }
-    /// 1.0 where `a == b`.
-    pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Eq)
-    }
-    /// 1.0 where `a != b`.
-    pub fn ne(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Ne)
-    }
-    /// 1.0 where `a > b`.
-    pub fn gt(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Gt)
-    }
-    /// 1.0 where `a >= b`.
-    pub fn ge(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Ge)
-    }
-    /// 1.0 where `a < b`.
-    pub fn lt(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Lt)
-    }
-    /// 1.0 where `a <= b`.
-    pub fn le(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(rhs, BinaryOp::Le)
     }
 
     fn scalar_like(&self, v: f32) -> Result<Tensor> {

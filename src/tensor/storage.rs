@@ -7,11 +7,12 @@
 //! GPUs are the CUDA backend's to refuse.
 
 use super::backend::BackendStorage;
+use super::binary::BinaryOp;
 pub(crate) use super::cpu_backend::CpuStorage;
 #[cfg(not(feature = "cuda"))]
 pub(crate) use super::cuda_stub::CudaStorage;
 use super::dtype::DType;
-use super::primitives::{BinaryOp, ReduceOp};
+use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
 #[cfg(feature = "cuda")]

@@ -19,24 +19,9 @@ static bool close(double got, double want, double rel, double abs_tol) {
 // (UnaryOp::emulator_source), written by tests/emu/build.rs.
 #include "unary_ref.h"
 
-static double binary_ref(int op, double a, double b) {
-    switch (op) {
-    case 0: return a + b;  // Add
-    case 1: return a - b;  // Sub
-    case 2: return a * b;  // Mul
-    case 3: return a / b;  // Div
-    case 4: return std::max(a, b);  // Maximum
-    case 5: return std::min(a, b);  // Minimum
-    case 6: return a == b;  // Eq
-    case 7: return a != b;  // Ne
-    case 8: return a > b;  // Gt
-    case 9: return a >= b;  // Ge
-    case 10: return a < b;  // Lt
-    case 11: return a <= b;  // Le
-    case 12: return std::pow(a, b);  // Pow
-    }
-    return NAN;
-}
+// binary_ref(op, a, b) and BINARY_CODES: generated from src/tensor/binary.rs
+// (BinaryOp::emulator_source), written by tests/emu/build.rs.
+#include "binary_ref.h"
 
 // bf16 by its definition: the nearer of the two bf16 neighbours, ties to the even one.
 static unsigned short bf16_ref(float f) {
@@ -75,7 +60,7 @@ int main() {
 
     // Binary through strides: a is [3, 4, 5] read through offset strides, b a [4, 1]
     // broadcast to [3, 4, 5] (strides 0, 1, 0), both with offsets; and the contiguous path.
-    for (int op = 0; op <= 12; ++op) {
+    for (int op : BINARY_CODES) {
         BinaryMeta m{};
         m.ndim = 3;
         const i64 shape[3] = {3, 4, 5}, as[3] = {24, 6, 1}, bs[3] = {0, 1, 0};

@@ -129,41 +129,6 @@ fn unary_ops_match_cpu() {
     }
 }
 
-fn binary_ref(op: BinaryOp, a: f32, b: f32) -> f32 {
-    let t = |c: bool| if c { 1.0 } else { 0.0 };
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-        BinaryOp::Maximum => a.max(b),
-        BinaryOp::Minimum => a.min(b),
-        BinaryOp::Eq => t(a == b),
-        BinaryOp::Ne => t(a != b),
-        BinaryOp::Gt => t(a > b),
-        BinaryOp::Ge => t(a >= b),
-        BinaryOp::Lt => t(a < b),
-        BinaryOp::Le => t(a <= b),
-        BinaryOp::Pow => (a as f64).powf(b as f64) as f32,
-    }
-}
-
-const BINARY: [BinaryOp; 13] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Maximum,
-    BinaryOp::Minimum,
-    BinaryOp::Eq,
-    BinaryOp::Ne,
-    BinaryOp::Gt,
-    BinaryOp::Ge,
-    BinaryOp::Lt,
-    BinaryOp::Le,
-    BinaryOp::Pow,
-];
-
 /// Values on a coarse grid so that Eq/Ne/Ge/Le see real ties.
 fn grid_values(rng: &mut Rng, n: usize, positive: bool) -> Vec<f32> {
     (0..n)
@@ -196,7 +161,7 @@ fn binary_ops_broadcast_match_cpu() {
         let b_strides = broadcast_strides(sb, &out_shape).unwrap();
         let na: usize = sa.iter().product();
         let nb: usize = sb.iter().product();
-        for op in BINARY {
+        for &op in BinaryOp::ALL {
             let pos = op == BinaryOp::Pow;
             let a = grid_values(&mut rng, na, pos);
             let mut b = grid_values(&mut rng, nb, false);
@@ -224,7 +189,7 @@ fn binary_ops_broadcast_match_cpu() {
                     oa += c * a_strides[d];
                     ob += c * b_strides[d];
                 }
-                *w = binary_ref(op, a[oa as usize], b[ob as usize]);
+                *w = op.apply(a[oa as usize], b[ob as usize]);
             }
             assert_close(&format!("{op:?} {sa:?} {sb:?}"), &got, &want, 2e-6, 1e-6);
         }
