@@ -89,61 +89,40 @@ fn a_misnumbered_case_is_caught() {
     assert!(caught.is_err());
 }
 
-// Every unary op runs on the GPU: an op defined with `cuda: None` fails here, by name,
-// on any machine.
-#[test]
-fn every_unary_op_has_a_cuda_form_and_its_own_code() {
-    let ops = UnaryOp::examples();
-    let missing: Vec<&str> = ops
-        .iter()
-        .filter(|op| op.cuda_expr().is_none())
-        .map(|op| op.name())
-        .collect();
+/// Each op (name, code, whether it has a CUDA form) has a CUDA form, a code of its own
+/// and a case in the generated kernel switch `source`; `file` is where ops are defined.
+fn check_generated(file: &str, ops: &[(&str, i32, bool)], source: &str) {
+    let missing: Vec<&str> = ops.iter().filter(|o| !o.2).map(|o| o.0).collect();
     assert!(
         missing.is_empty(),
-        "unary ops without a CUDA form (add `cuda: Some(\"...\")` in src/tensor/unary.rs): {missing:?}"
+        "ops without a CUDA form (add `cuda: Some(\"...\")` in {file}): {missing:?}"
     );
-    let source = UnaryOp::cuda_source();
-    for op in &ops {
-        let (code, _, _) = op.code();
-        let same: Vec<&str> = ops
-            .iter()
-            .filter(|o| o.code().0 == code)
-            .map(|o| o.name())
-            .collect();
+    for &(name, code, _) in ops {
+        let same: Vec<&str> = ops.iter().filter(|o| o.1 == code).map(|o| o.0).collect();
         assert_eq!(same.len(), 1, "code {code} is used by {same:?}");
         assert!(
             source.contains(&format!("case {code}: return ")),
-            "{}: no case in the generated kernel switch",
-            op.name()
+            "{name}: no case in the generated kernel switch"
         );
     }
 }
 
-// The same for the binary ops.
+// Every element-wise op runs on the GPU: an op defined with `cuda: None` fails here, by
+// name, on any machine.
+#[test]
+fn every_unary_op_has_a_cuda_form_and_its_own_code() {
+    let ops: Vec<(&str, i32, bool)> = UnaryOp::examples()
+        .iter()
+        .map(|op| (op.name(), op.code().0, op.cuda_expr().is_some()))
+        .collect();
+    check_generated("src/tensor/unary.rs", &ops, &UnaryOp::cuda_source());
+}
+
 #[test]
 fn every_binary_op_has_a_cuda_form_and_its_own_code() {
-    let missing: Vec<&str> = BinaryOp::ALL
+    let ops: Vec<(&str, i32, bool)> = BinaryOp::ALL
         .iter()
-        .filter(|op| op.cuda_expr().is_none())
-        .map(|op| op.name())
+        .map(|op| (op.name(), op.code(), op.cuda_expr().is_some()))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "binary ops without a CUDA form (add `cuda: Some(\"...\")` in src/tensor/binary.rs): {missing:?}"
-    );
-    let source = BinaryOp::cuda_source();
-    for op in BinaryOp::ALL {
-        let same: Vec<&str> = BinaryOp::ALL
-            .iter()
-            .filter(|o| o.code() == op.code())
-            .map(|o| o.name())
-            .collect();
-        assert_eq!(same.len(), 1, "code {} is used by {same:?}", op.code());
-        assert!(
-            source.contains(&format!("case {}: return ", op.code())),
-            "{}: no case in the generated kernel switch",
-            op.name()
-        );
-    }
+    check_generated("src/tensor/binary.rs", &ops, &BinaryOp::cuda_source());
 }

@@ -11,6 +11,7 @@
 
 use super::cpu::binary_with;
 use super::shape::Layout;
+use super::unary::case_lines;
 use super::Tensor;
 use crate::error::Result;
 
@@ -247,11 +248,11 @@ impl BinaryOp {
              __device__ __forceinline__ float binary_op(int op, float a, float b) {\n    \
              switch (op) {\n",
         );
-        for op in Self::ALL {
-            if let Some(expr) = op.cuda_expr() {
-                s += &format!("    case {}: return {expr};  // {}\n", op.code(), op.name());
-            }
-        }
+        s += &case_lines(
+            Self::ALL
+                .iter()
+                .filter_map(|op| Some((op.code(), op.cuda_expr()?, op.name()))),
+        );
         s += "    default: return __int_as_float(0x7fc00000);  // unknown op: NaN\n    }\n}\n";
         s
     }
@@ -263,14 +264,11 @@ impl BinaryOp {
             "// Generated from src/tensor/binary.rs (BinaryOp): do not edit.\n\
              static double binary_ref(int op, double a, double b) {\n    switch (op) {\n",
         );
-        for op in Self::ALL {
-            s += &format!(
-                "    case {}: return {};  // {}\n",
-                op.code(),
-                op.reference_expr(),
-                op.name()
-            );
-        }
+        s += &case_lines(
+            Self::ALL
+                .iter()
+                .map(|op| (op.code(), op.reference_expr(), op.name())),
+        );
         s += "    }\n    return NAN;\n}\n\nstatic const int BINARY_CODES[] = {";
         let codes: Vec<String> = Self::ALL.iter().map(|op| op.code().to_string()).collect();
         s += &codes.join(", ");

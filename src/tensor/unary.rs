@@ -286,6 +286,16 @@ unary_ops! {
     }
 }
 
+/// The `case CODE: return EXPR;  // Name` lines of a generated C switch, one per
+/// `(code, expression, name)` (shared by the unary and binary ops' kernel and emulator
+/// sources).
+pub(super) fn case_lines<'a>(cases: impl IntoIterator<Item = (i32, &'a str, &'a str)>) -> String {
+    cases
+        .into_iter()
+        .map(|(code, expr, name)| format!("    case {code}: return {expr};  // {name}\n"))
+        .collect()
+}
+
 impl UnaryOp {
     /// The CUDA C of `unary_op(op, x, p0, p1)`, the switch over every op's code that
     /// `kernels/elementwise.cu` includes as `unary_ops.cuh`. An unknown code gives NaN.
@@ -295,15 +305,11 @@ impl UnaryOp {
              __device__ __forceinline__ float unary_op(int op, float x, float p0, float p1) {\n    \
              switch (op) {\n",
         );
-        for op in Self::examples() {
-            if let Some(expr) = op.cuda_expr() {
-                s += &format!(
-                    "    case {}: return {expr};  // {}\n",
-                    op.code().0,
-                    op.name()
-                );
-            }
-        }
+        let ops = Self::examples();
+        s += &case_lines(
+            ops.iter()
+                .filter_map(|op| Some((op.code().0, op.cuda_expr()?, op.name()))),
+        );
         s += "    default: return __int_as_float(0x7fc00000);  // unknown op: NaN\n    }\n}\n";
         s
     }
@@ -317,14 +323,10 @@ impl UnaryOp {
             "// Generated from src/tensor/unary.rs (UnaryOp): do not edit.\n\
              static double unary_ref(int op, double x, double p0, double p1) {\n    (void)p0; (void)p1;\n    switch (op) {\n",
         );
-        for op in &ops {
-            s += &format!(
-                "    case {}: return {};  // {}\n",
-                op.code().0,
-                op.reference_expr(),
-                op.name()
-            );
-        }
+        s += &case_lines(
+            ops.iter()
+                .map(|op| (op.code().0, op.reference_expr(), op.name())),
+        );
         s += "    }\n    return NAN;\n}\n\nstruct UnaryCase { int code; bool positive; float p0, p1; };\n";
         s += "static const UnaryCase UNARY_CASES[] = {\n";
         for op in &ops {
