@@ -204,6 +204,14 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             let refs: Vec<&Tensor> = pieces.iter().collect();
             vec![(input.clone(), dense(Tensor::concat(&refs, axis)?))]
         }
+        // im2col and col2im are each other's adjoints.
+        Op::Im2col { input, window } => vec![(input.clone(), dense(g.col2im(window)?))],
+        Op::Col2im { cols, window } => vec![(cols.clone(), dense(g.im2col(window)?))],
+        Op::Pool2d {
+            input,
+            window,
+            kind,
+        } => vec![(input.clone(), dense(input.pool2d_grad(g, window, *kind)?))],
         Op::Custom { op, inputs } => custom_grads(op.as_ref(), inputs, node, g)?,
         Op::Take {
             table,

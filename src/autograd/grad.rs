@@ -215,6 +215,22 @@ pub(crate) enum Op {
         indices: Tensor,
         sparse: bool,
     },
+    /// `NCHW` receptive fields as columns (a convolution's first step).
+    Im2col {
+        input: Tensor,
+        window: crate::tensor::Window2d,
+    },
+    /// Columns summed back into an `NCHW` image (a transposed convolution's last step).
+    Col2im {
+        cols: Tensor,
+        window: crate::tensor::Window2d,
+    },
+    /// Max or average pooling of an `NCHW` input.
+    Pool2d {
+        input: Tensor,
+        window: crate::tensor::Window2d,
+        kind: crate::tensor::PoolKind,
+    },
     /// An op defined outside the crate, differentiated by its own backward.
     Custom {
         op: std::sync::Arc<dyn super::CustomOp>,
@@ -231,7 +247,10 @@ impl Op {
             | Op::Reshape(a)
             | Op::Permute(a, _)
             | Op::Broadcast(a)
-            | Op::Slice { input: a, .. } => vec![a],
+            | Op::Slice { input: a, .. }
+            | Op::Im2col { input: a, .. }
+            | Op::Col2im { cols: a, .. }
+            | Op::Pool2d { input: a, .. } => vec![a],
             Op::Binary(a, b, _) | Op::Matmul { a, b, .. } => vec![a, b],
             Op::Concat(parts, _) | Op::Custom { inputs: parts, .. } => parts.iter().collect(),
             Op::Take { table, .. } => vec![table],

@@ -21,6 +21,7 @@ const KERNEL_FILES: &[(&str, &str)] = &[
     ("reduce.cu", include_str!("../../kernels/reduce.cu")),
     ("embedding.cu", include_str!("../../kernels/embedding.cu")),
     ("optim.cu", include_str!("../../kernels/optim.cu")),
+    ("window.cu", include_str!("../../kernels/window.cu")),
 ];
 
 /// A kernel file's source with its generated parts spliced in where it includes them

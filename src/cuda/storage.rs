@@ -12,7 +12,7 @@ use crate::tensor::row_update::DeviceKernel;
 use crate::tensor::shape::Layout;
 use crate::tensor::storage::{CpuStorage, Storage};
 use crate::tensor::DType;
-use crate::tensor::{BinaryOp, ReduceOp, UnaryOp};
+use crate::tensor::{BinaryOp, PoolKind, ReduceOp, UnaryOp, Window2d};
 use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
 use std::sync::Arc;
@@ -565,5 +565,45 @@ impl BackendStorage for CudaStorage {
         let mut y = self.alloc_f32(l.len() * classes)?;
         ops::one_hot(&self.dev, l, classes, &mut y)?;
         Ok(self.wrap_f32(y))
+    }
+
+    fn im2col(&self, window: &Window2d) -> Result<CudaStorage> {
+        let x = self.f32("im2col")?;
+        let mut cols = self.alloc_f32(window.col_rows() * window.col_width())?;
+        ops::im2col(&self.dev, window, x, &mut cols)?;
+        Ok(self.wrap_f32(cols))
+    }
+
+    fn col2im(&self, window: &Window2d) -> Result<CudaStorage> {
+        let cols = self.f32("col2im")?;
+        let mut x = self.alloc_f32(window.input_len())?;
+        ops::col2im(&self.dev, window, cols, &mut x)?;
+        Ok(self.wrap_f32(x))
+    }
+
+    fn pool2d(&self, window: &Window2d, kind: PoolKind) -> Result<CudaStorage> {
+        let x = self.f32("pool2d")?;
+        let mut y = self.alloc_f32(window.output_len())?;
+        ops::pool2d(&self.dev, window, kind, x, &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    fn pool2d_grad(
+        x: &CudaStorage,
+        dy: &CudaStorage,
+        window: &Window2d,
+        kind: PoolKind,
+    ) -> Result<CudaStorage> {
+        x.same_device(dy, "pool2d_grad")?;
+        let mut dx = x.alloc_f32(window.input_len())?;
+        ops::pool2d_grad(
+            &x.dev,
+            window,
+            kind,
+            x.f32("pool2d_grad")?,
+            dy.f32("pool2d_grad")?,
+            &mut dx,
+        )?;
+        Ok(x.wrap_f32(dx))
     }
 }

@@ -13,6 +13,7 @@ use super::dtype::DType;
 use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
+use super::window::{PoolKind, Window2d};
 use crate::device::Device;
 use crate::error::Result;
 
@@ -69,6 +70,14 @@ pub(crate) trait BackendStorage: Sized {
     fn index_add_rows(&mut self, dim: usize, idx: &Self, rows: &Self) -> Result<()>;
     /// One-hot rows `[n, classes]` for i64 labels; a label out of range is an error.
     fn one_hot(&self, classes: usize) -> Result<Self>;
+    /// The receptive fields of `NCHW` f32 values as `[c·kh·kw, n·oh·ow]` columns.
+    fn im2col(&self, window: &Window2d) -> Result<Self>;
+    /// `[c·kh·kw, n·oh·ow]` columns summed back into `NCHW` values (im2col's adjoint).
+    fn col2im(&self, window: &Window2d) -> Result<Self>;
+    /// Pooled `[n, c, oh, ow]` values of `NCHW` f32 values.
+    fn pool2d(&self, window: &Window2d, kind: PoolKind) -> Result<Self>;
+    /// The gradient of `pool2d` with respect to its input `x`, given the output's `dy`.
+    fn pool2d_grad(x: &Self, dy: &Self, window: &Window2d, kind: PoolKind) -> Result<Self>;
 }
 
 /// The error for a primitive given values of the wrong element type.

@@ -4,11 +4,13 @@
 use super::backend::{dtype_err, BackendStorage};
 use super::binary::BinaryOp;
 use super::cpu;
+use super::cpu_window;
 use super::dtype::DType;
 use super::pool;
 use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
+use super::window::{PoolKind, Window2d};
 use crate::device::Device;
 use crate::error::Result;
 use half::{bf16, f16};
@@ -252,5 +254,41 @@ impl BackendStorage for CpuStorage {
             out[r * classes + l as usize] = 1.0;
         }
         Ok(CpuStorage::F32(out))
+    }
+
+    fn im2col(&self, window: &Window2d) -> Result<CpuStorage> {
+        Ok(CpuStorage::F32(cpu_window::im2col(
+            self.f32("im2col")?,
+            window,
+        )))
+    }
+
+    fn col2im(&self, window: &Window2d) -> Result<CpuStorage> {
+        Ok(CpuStorage::F32(cpu_window::col2im(
+            self.f32("col2im")?,
+            window,
+        )))
+    }
+
+    fn pool2d(&self, window: &Window2d, kind: PoolKind) -> Result<CpuStorage> {
+        Ok(CpuStorage::F32(cpu_window::pool2d(
+            self.f32("pool2d")?,
+            window,
+            kind,
+        )))
+    }
+
+    fn pool2d_grad(
+        x: &CpuStorage,
+        dy: &CpuStorage,
+        window: &Window2d,
+        kind: PoolKind,
+    ) -> Result<CpuStorage> {
+        Ok(CpuStorage::F32(cpu_window::pool2d_grad(
+            x.f32("pool2d_grad")?,
+            dy.f32("pool2d_grad")?,
+            window,
+            kind,
+        )))
     }
 }

@@ -9,6 +9,7 @@ use super::dtype::DType;
 use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
+use super::window::{PoolKind, Window2d};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
@@ -115,6 +116,18 @@ impl BackendStorage for CudaStorage {
     }
     fn one_hot(&self, _: usize) -> Result<Self> {
         match *self {}
+    }
+    fn im2col(&self, _: &Window2d) -> Result<Self> {
+        match *self {}
+    }
+    fn col2im(&self, _: &Window2d) -> Result<Self> {
+        match *self {}
+    }
+    fn pool2d(&self, _: &Window2d, _: PoolKind) -> Result<Self> {
+        match *self {}
+    }
+    fn pool2d_grad(x: &Self, _: &Self, _: &Window2d, _: PoolKind) -> Result<Self> {
+        match *x {}
     }
 }
 

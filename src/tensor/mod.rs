@@ -18,6 +18,7 @@ pub(crate) mod backend;
 mod binary;
 mod cpu;
 mod cpu_backend;
+mod cpu_window;
 #[cfg(not(feature = "cuda"))]
 mod cuda_stub;
 mod display;
@@ -32,6 +33,7 @@ pub(crate) mod shape;
 mod simd;
 pub(crate) mod storage;
 mod unary;
+mod window;
 
 pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
@@ -42,6 +44,8 @@ pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
 pub use primitives::ReduceOp;
 pub use shape::{broadcast_shape, checked_elem_count};
 pub use unary::{Domain, UnaryOp};
+pub use window::{Conv2dParams, Pool2dParams};
+pub(crate) use window::{PoolKind, Window2d};
 
 use crate::autograd::{GradReq, GradSlot, Op};
 use crate::device::Device;

@@ -12,7 +12,7 @@ use super::Tensor;
 use crate::autograd::{self, Op};
 use crate::error::{Error, Result};
 
-fn record(inputs: &[&Tensor], op: impl FnOnce() -> Op) -> Option<Op> {
+pub(super) fn record(inputs: &[&Tensor], op: impl FnOnce() -> Op) -> Option<Op> {
     if autograd::is_recording() && inputs.iter().any(|t| t.tracks_grad()) {
         Some(op())
     } else {
@@ -31,7 +31,7 @@ fn check_axis(shape: &[usize], axis: usize, op: &'static str) -> Result<()> {
 }
 
 impl Tensor {
-    fn same_device(&self, other: &Tensor, op: &'static str) -> Result<()> {
+    pub(super) fn same_device(&self, other: &Tensor, op: &'static str) -> Result<()> {
         if self.device() != other.device() {
             return Err(Error::DeviceMismatch {
                 op,
@@ -42,7 +42,7 @@ impl Tensor {
         Ok(())
     }
 
-    fn expect_f32(&self, op: &'static str) -> Result<()> {
+    pub(super) fn expect_f32(&self, op: &'static str) -> Result<()> {
         if self.dtype() != DType::F32 {
             return Err(Error::DTypeMismatch {
                 op,

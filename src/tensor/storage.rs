@@ -15,6 +15,7 @@ use super::dtype::DType;
 use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::unary::UnaryOp;
+use super::window::{PoolKind, Window2d};
 #[cfg(feature = "cuda")]
 pub(crate) use crate::cuda::CudaStorage;
 use crate::device::Device;
@@ -249,6 +250,48 @@ impl Storage {
         match self {
             Storage::Cpu(c) => Ok(Storage::Cpu(c.one_hot(classes)?)),
             Storage::Cuda(c) => Ok(Storage::Cuda(c.one_hot(classes)?)),
+        }
+    }
+
+    /// `NCHW` receptive fields as `[c·kh·kw, n·oh·ow]` columns.
+    pub fn im2col(&self, window: &Window2d) -> Result<Storage> {
+        match self {
+            Storage::Cpu(c) => Ok(Storage::Cpu(c.im2col(window)?)),
+            Storage::Cuda(c) => Ok(Storage::Cuda(c.im2col(window)?)),
+        }
+    }
+
+    /// Columns summed back into `NCHW` values.
+    pub fn col2im(&self, window: &Window2d) -> Result<Storage> {
+        match self {
+            Storage::Cpu(c) => Ok(Storage::Cpu(c.col2im(window)?)),
+            Storage::Cuda(c) => Ok(Storage::Cuda(c.col2im(window)?)),
+        }
+    }
+
+    /// Pooled `NCHW` values.
+    pub fn pool2d(&self, window: &Window2d, kind: PoolKind) -> Result<Storage> {
+        match self {
+            Storage::Cpu(c) => Ok(Storage::Cpu(c.pool2d(window, kind)?)),
+            Storage::Cuda(c) => Ok(Storage::Cuda(c.pool2d(window, kind)?)),
+        }
+    }
+
+    /// The input gradient of a pooling.
+    pub fn pool2d_grad(
+        x: &Storage,
+        dy: &Storage,
+        window: &Window2d,
+        kind: PoolKind,
+    ) -> Result<Storage> {
+        match (x, dy) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => {
+                Ok(Storage::Cpu(CpuStorage::pool2d_grad(a, b, window, kind)?))
+            }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(CudaStorage::pool2d_grad(a, b, window, kind)?))
+            }
+            (a, b) => Err(device_err("pool2d_grad", a.device(), b.device())),
         }
     }
 

@@ -2,16 +2,20 @@
 
 mod activation;
 mod batch_norm;
+mod conv;
 mod dense;
 mod dropout;
 mod embedding;
 mod layer_norm;
+mod pool;
 mod reshape;
 
 pub use activation::Activation;
 pub use batch_norm::BatchNorm;
+pub use conv::{Conv1D, Conv2D, Conv2DTranspose};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
+pub use pool::{AvgPool1D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool1D, MaxPool2D};
 pub use reshape::{Flatten, Lambda};

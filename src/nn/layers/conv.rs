@@ -1,0 +1,371 @@
+//! `Conv1D`, `Conv2D` and `Conv2DTranspose`: convolutions over `NCW` / `NCHW` input.
+
+use super::Activation;
+use crate::error::{Error, Result};
+use crate::nn::{Block, Forward, Initializer, Parameter};
+use crate::tensor::{Conv2dParams, Tensor};
+
+/// A 2-D convolution (Gluon's `Conv2D`, `NCHW` layout): `y = act(conv(x, W) + b)` with
+/// `W: [channels, in_channels / groups, kh, kw]`. The input channel count is inferred at
+/// the first forward pass unless [`in_channels`](Self::in_channels) fixes it.
+///
+/// ```
+/// use boson::nn::{Activation, Conv2D, Forward, Initializer, Block};
+/// use boson::{Device, Tensor};
+///
+/// let conv = Conv2D::new(6, [5, 5]).activation(Activation::Relu);
+/// conv.initialize(&Initializer::xavier(3.0), Device::Cpu)?;
+/// let y = conv.forward(&Tensor::zeros(&[2, 1, 28, 28], Device::Cpu)?)?;
+/// assert_eq!(y.shape(), &[2, 6, 24, 24]);
+/// # Ok::<(), boson::Error>(())
+/// ```
+#[derive(Block)]
+pub struct Conv2D {
+    /// `[channels, in_channels / groups, kh, kw]`
+    pub weight: Parameter,
+    /// `[channels]`, absent when `use_bias` is false.
+    pub bias: Option<Parameter>,
+    #[block(skip)]
+    params: Conv2dParams,
+    #[block(skip)]
+    activation: Option<Activation>,
+    #[block(skip)]
+    channels: usize,
+    #[block(skip)]
+    in_channels: usize,
+    #[block(skip)]
+    kernel: [usize; 2],
+}
+
+impl Conv2D {
+    /// `channels` output channels with a `kernel_size` window; stride 1, no padding,
+    /// bias, no activation (Gluon's defaults).
+    pub fn new(channels: usize, kernel_size: [usize; 2]) -> Conv2D {
+        Conv2D {
+            weight: Parameter::new(
+                "weight",
+                &[channels, 0, kernel_size[0], kernel_size[1]],
+                None,
+            ),
+            bias: Some(Parameter::new("bias", &[channels], Some(Initializer::Zero))),
+            params: Conv2dParams::default(),
+            activation: None,
+            channels,
+            in_channels: 0,
+            kernel: kernel_size,
+        }
+    }
+
+    /// The weight for the current channel counts (`in_channels = 0`: inferred later).
+    fn reshape_weight(mut self) -> Conv2D {
+        let [kh, kw] = self.kernel;
+        let cg = self.in_channels / self.params.groups.max(1);
+        self.weight = Parameter::new("weight", &[self.channels, cg, kh, kw], None);
+        self
+    }
+
+    /// Step between windows.
+    pub fn strides(mut self, strides: [usize; 2]) -> Conv2D {
+        self.params.strides = strides;
+        self
+    }
+
+    /// Zeros added on each side of the input.
+    pub fn padding(mut self, padding: [usize; 2]) -> Conv2D {
+        self.params.padding = padding;
+        self
+    }
+
+    /// Spacing between kernel taps.
+    pub fn dilation(mut self, dilation: [usize; 2]) -> Conv2D {
+        self.params.dilation = dilation;
+        self
+    }
+
+    /// Channel groups (must divide both channel counts).
+    pub fn groups(mut self, groups: usize) -> Conv2D {
+        self.params.groups = groups;
+        self.reshape_weight()
+    }
+
+    /// Fixes the input channel count (no deferred initialisation).
+    pub fn in_channels(mut self, in_channels: usize) -> Conv2D {
+        self.in_channels = in_channels;
+        self.reshape_weight()
+    }
+
+    /// Applies an activation after the convolution.
+    pub fn activation(mut self, act: Activation) -> Conv2D {
+        self.activation = Some(act);
+        self
+    }
+
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, use_bias: bool) -> Conv2D {
+        if !use_bias {
+            self.bias = None;
+        }
+        self
+    }
+}
+
+/// Checks `x` has `rank` axes, naming the layer and the expected layout.
+fn check_rank(x: &Tensor, rank: usize, layer: &'static str, layout: &str) -> Result<()> {
+    if x.rank() != rank {
+        return Err(Error::InvalidShape {
+            op: layer,
+            msg: format!("input must be {layout}, got {:?}", x.shape()),
+        });
+    }
+    Ok(())
+}
+
+/// Adds a `[channels]` bias over axis 1 and applies the activation.
+fn finish(y: Tensor, bias: &Option<Parameter>, act: Option<Activation>) -> Result<Tensor> {
+    let y = match bias {
+        Some(b) => {
+            let mut shape = vec![1; y.rank()];
+            shape[1] = y.shape()[1];
+            y.add(&b.data()?.reshape(&shape)?)?
+        }
+        None => y,
+    };
+    match act {
+        Some(a) => a.apply(&y),
+        None => Ok(y),
+    }
+}
+
+impl Forward for Conv2D {
+    type Input = Tensor;
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_rank(x, 4, "Conv2D", "NCHW [batch, channels, height, width]")?;
+        let groups = self.params.groups.max(1);
+        let [kh, kw] = self.kernel;
+        self.weight
+            .finish_deferred_init(&[self.channels, x.shape()[1] / groups, kh, kw])?;
+        let y = x.conv2d(&self.weight.data()?, &self.params)?;
+        finish(y, &self.bias, self.activation)
+    }
+}
+
+/// A 1-D convolution (Gluon's `Conv1D`, `NCW` layout) with `W: [channels, in_channels /
+/// groups, k]`: the 2-D convolution of a height-1 image.
+#[derive(Block)]
+pub struct Conv1D {
+    /// `[channels, in_channels / groups, k]`
+    pub weight: Parameter,
+    /// `[channels]`, absent when `use_bias` is false.
+    pub bias: Option<Parameter>,
+    #[block(skip)]
+    params: Conv2dParams,
+    #[block(skip)]
+    activation: Option<Activation>,
+    #[block(skip)]
+    channels: usize,
+    #[block(skip)]
+    in_channels: usize,
+    #[block(skip)]
+    kernel: usize,
+}
+
+impl Conv1D {
+    /// `channels` output channels with a `kernel_size` window; stride 1, no padding.
+    pub fn new(channels: usize, kernel_size: usize) -> Conv1D {
+        Conv1D {
+            weight: Parameter::new("weight", &[channels, 0, kernel_size], None),
+            bias: Some(Parameter::new("bias", &[channels], Some(Initializer::Zero))),
+            params: Conv2dParams::default(),
+            activation: None,
+            channels,
+            in_channels: 0,
+            kernel: kernel_size,
+        }
+    }
+
+    /// The weight for the current channel counts (`in_channels = 0`: inferred later).
+    fn reshape_weight(mut self) -> Conv1D {
+        let cg = self.in_channels / self.params.groups.max(1);
+        self.weight = Parameter::new("weight", &[self.channels, cg, self.kernel], None);
+        self
+    }
+
+    /// Step between windows.
+    pub fn strides(mut self, strides: usize) -> Conv1D {
+        self.params.strides = [1, strides];
+        self
+    }
+
+    /// Zeros added on each side.
+    pub fn padding(mut self, padding: usize) -> Conv1D {
+        self.params.padding = [0, padding];
+        self
+    }
+
+    /// Spacing between kernel taps.
+    pub fn dilation(mut self, dilation: usize) -> Conv1D {
+        self.params.dilation = [1, dilation];
+        self
+    }
+
+    /// Channel groups (must divide both channel counts).
+    pub fn groups(mut self, groups: usize) -> Conv1D {
+        self.params.groups = groups;
+        self.reshape_weight()
+    }
+
+    /// Fixes the input channel count (no deferred initialisation).
+    pub fn in_channels(mut self, in_channels: usize) -> Conv1D {
+        self.in_channels = in_channels;
+        self.reshape_weight()
+    }
+
+    /// Applies an activation after the convolution.
+    pub fn activation(mut self, act: Activation) -> Conv1D {
+        self.activation = Some(act);
+        self
+    }
+
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, use_bias: bool) -> Conv1D {
+        if !use_bias {
+            self.bias = None;
+        }
+        self
+    }
+}
+
+impl Forward for Conv1D {
+    type Input = Tensor;
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_rank(x, 3, "Conv1D", "NCW [batch, channels, width]")?;
+        let (n, c, w) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+        let groups = self.params.groups.max(1);
+        self.weight
+            .finish_deferred_init(&[self.channels, c / groups, self.kernel])?;
+        let wt = self.weight.data()?;
+        let ws = wt.shape().to_vec();
+        let w4 = wt.reshape(&[ws[0], ws[1], 1, ws[2]])?;
+        let y = x.reshape(&[n, c, 1, w])?.conv2d(&w4, &self.params)?;
+        let (o, ow) = (y.shape()[1], y.shape()[3]);
+        finish(y.reshape(&[n, o, ow])?, &self.bias, self.activation)
+    }
+}
+
+/// A 2-D transposed convolution (Gluon's `Conv2DTranspose`, `NCHW` layout) with
+/// `W: [in_channels, channels / groups, kh, kw]`: the gradient of a convolution with
+/// respect to its input, which up-samples by the stride.
+#[derive(Block)]
+pub struct Conv2DTranspose {
+    /// `[in_channels, channels / groups, kh, kw]`
+    pub weight: Parameter,
+    /// `[channels]`, absent when `use_bias` is false.
+    pub bias: Option<Parameter>,
+    #[block(skip)]
+    params: Conv2dParams,
+    #[block(skip)]
+    output_padding: [usize; 2],
+    #[block(skip)]
+    activation: Option<Activation>,
+    #[block(skip)]
+    channels: usize,
+    #[block(skip)]
+    kernel: [usize; 2],
+}
+
+impl Conv2DTranspose {
+    /// `channels` output channels with a `kernel_size` window; stride 1, no padding.
+    pub fn new(channels: usize, kernel_size: [usize; 2]) -> Conv2DTranspose {
+        Conv2DTranspose {
+            weight: Parameter::new(
+                "weight",
+                &[0, channels, kernel_size[0], kernel_size[1]],
+                None,
+            ),
+            bias: Some(Parameter::new("bias", &[channels], Some(Initializer::Zero))),
+            params: Conv2dParams::default(),
+            output_padding: [0, 0],
+            activation: None,
+            channels,
+            kernel: kernel_size,
+        }
+    }
+
+    /// Step between the input's pixels in the output (the up-sampling factor).
+    pub fn strides(mut self, strides: [usize; 2]) -> Conv2DTranspose {
+        self.params.strides = strides;
+        self
+    }
+
+    /// Rows and columns removed from each side of the output.
+    pub fn padding(mut self, padding: [usize; 2]) -> Conv2DTranspose {
+        self.params.padding = padding;
+        self
+    }
+
+    /// Extra rows and columns added at the end of the output (smaller than the stride).
+    pub fn output_padding(mut self, output_padding: [usize; 2]) -> Conv2DTranspose {
+        self.output_padding = output_padding;
+        self
+    }
+
+    /// Spacing between kernel taps.
+    pub fn dilation(mut self, dilation: [usize; 2]) -> Conv2DTranspose {
+        self.params.dilation = dilation;
+        self
+    }
+
+    /// Channel groups (must divide both channel counts).
+    pub fn groups(mut self, groups: usize) -> Conv2DTranspose {
+        self.params.groups = groups;
+        self.weight = Parameter::new(
+            "weight",
+            &[
+                self.weight.shape()[0],
+                self.channels / groups.max(1),
+                self.kernel[0],
+                self.kernel[1],
+            ],
+            None,
+        );
+        self
+    }
+
+    /// Fixes the input channel count (no deferred initialisation).
+    pub fn in_channels(mut self, in_channels: usize) -> Conv2DTranspose {
+        let s = self.weight.shape();
+        self.weight = Parameter::new("weight", &[in_channels, s[1], s[2], s[3]], None);
+        self
+    }
+
+    /// Applies an activation after the convolution.
+    pub fn activation(mut self, act: Activation) -> Conv2DTranspose {
+        self.activation = Some(act);
+        self
+    }
+
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, use_bias: bool) -> Conv2DTranspose {
+        if !use_bias {
+            self.bias = None;
+        }
+        self
+    }
+}
+
+impl Forward for Conv2DTranspose {
+    type Input = Tensor;
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_rank(
+            x,
+            4,
+            "Conv2DTranspose",
+            "NCHW [batch, channels, height, width]",
+        )?;
+        let s = self.weight.shape();
+        self.weight
+            .finish_deferred_init(&[x.shape()[1], s[1], s[2], s[3]])?;
+        let y = x.conv_transpose2d(&self.weight.data()?, &self.params, self.output_padding)?;
+        finish(y, &self.bias, self.activation)
+    }
+}
