@@ -99,7 +99,7 @@ extern "C" __global__ void pool2d_f32(Win g, int kind, int include_pad, const fl
 // One thread per input element: the sum over the windows that cover it of what each
 // sends there (a maximum's whole gradient if this is its first maximum, an average's
 // share).
-extern "C" __global__ void pool2d_grad_f32(Win g, int kind, int include_pad, const float* x,
+extern "C" __global__ void __launch_bounds__(1024) pool2d_grad_f32(Win g, int kind, int include_pad, const float* x,
                                            const float* dy, float* dx) {
     const i64 total = g.n * g.c * g.h * g.w;
     for (i64 t = blockIdx.x * (i64)blockDim.x + threadIdx.x; t < total; t += (i64)gridDim.x * blockDim.x) {

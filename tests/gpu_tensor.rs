@@ -132,6 +132,64 @@ fn every_op_and_its_gradient_matches_cpu() {
     assert_eq!(g, x.argmax(1).unwrap().to_vec_i64().unwrap(), "argmax");
 }
 
+/// Convolution (im2col + cuBLAS), transposed convolution and pooling, forward and
+/// backward, against the CPU reference.
+#[test]
+fn convolution_and_pooling_match_cpu() {
+    let Some(dev) = gpu("convolution_and_pooling_match_cpu") else {
+        return;
+    };
+    use boson::tensor::{Conv2dParams, Pool2dParams};
+    let x = rand_tensor(&[3, 4, 11, 10], -1.0, 1.0, 30);
+    let w = rand_tensor(&[6, 2, 3, 3], -1.0, 1.0, 31);
+    let p = Conv2dParams {
+        strides: [2, 1],
+        padding: [1, 2],
+        dilation: [1, 2],
+        groups: 2,
+    };
+    same_on_both(
+        dev,
+        &[x.clone(), w.clone()],
+        |v| v[0].conv2d(&v[1], &p),
+        "conv2d",
+    );
+    let wt = rand_tensor(&[4, 3, 3, 3], -1.0, 1.0, 32);
+    let pt = Conv2dParams {
+        strides: [2, 2],
+        padding: [1, 1],
+        ..Default::default()
+    };
+    same_on_both(
+        dev,
+        &[x.clone(), wt],
+        |v| v[0].conv_transpose2d(&v[1], &pt, [1, 0]),
+        "conv_transpose2d",
+    );
+    let overlapping = Pool2dParams {
+        kernel: [3, 3],
+        strides: [2, 2],
+        padding: [1, 1],
+        ceil_mode: true,
+    };
+    for pp in [Pool2dParams::new([2, 2]), overlapping] {
+        same_on_both(
+            dev,
+            std::slice::from_ref(&x),
+            |v| v[0].max_pool2d(&pp),
+            "max_pool2d",
+        );
+        for include in [true, false] {
+            same_on_both(
+                dev,
+                std::slice::from_ref(&x),
+                |v| v[0].avg_pool2d(&pp, include),
+                "avg_pool2d",
+            );
+        }
+    }
+}
+
 #[test]
 fn losses_and_dropout_match_cpu() {
     let Some(dev) = gpu("losses_and_dropout_match_cpu") else {

@@ -57,3 +57,8 @@ fn reduce_kernels_match_cpu_under_the_emulator() {
 fn elementwise_kernels_match_cpu_under_the_emulator() {
     compile_and_run("elementwise_emu");
 }
+
+#[test]
+fn window_kernels_match_cpu_under_the_emulator() {
+    compile_and_run("window_emu");
+}

@@ -320,7 +320,8 @@ fn pooling_gradients_match_finite_differences() {
 }
 
 fn init(b: &impl Block) {
-    b.initialize(&Initializer::xavier(3.0), Device::Cpu).unwrap();
+    b.initialize(&Initializer::xavier(3.0), Device::Cpu)
+        .unwrap();
 }
 
 #[test]

@@ -111,55 +111,87 @@ pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
     out
 }
 
-/// The in-image part of window `(oy, ox)`: rows `y0..y1`, columns `x0..x1`, and the
-/// average's divisor.
-fn window(g: &Window2d, oy: usize, ox: usize, kind: PoolKind) -> (usize, usize, usize, usize, f32) {
-    let ys = (oy * g.sh) as isize - g.ph as isize;
-    let xs = (ox * g.sw) as isize - g.pw as isize;
-    // The padded extent ends at h + ph (MXNet's divisor with count_include_pad).
-    let ye = (ys + g.kh as isize).min((g.h + g.ph) as isize);
-    let xe = (xs + g.kw as isize).min((g.w + g.pw) as isize);
-    let (y0, x0) = (ys.max(0) as usize, xs.max(0) as usize);
-    let (y1, x1) = ((ye.max(0) as usize).min(g.h), (xe.max(0) as usize).min(g.w));
-    let div = match kind {
-        PoolKind::Avg {
-            count_include_pad: true,
-        } => ((ye - ys) * (xe - xs)) as f32,
-        _ => ((y1.saturating_sub(y0)) * (x1.saturating_sub(x0))) as f32,
-    };
-    (y0, y1, x0, x1, div)
+/// The in-image part `lo..hi` of each window along one axis, and its padded length
+/// (the average's divisor factor with `count_include_pad`, clipped at `len + pad` as
+/// MXNet does).
+fn spans(
+    out: usize,
+    len: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Vec<(usize, usize, usize)> {
+    (0..out)
+        .map(|o| {
+            let start = (o * stride) as isize - pad as isize;
+            let end = (start + k as isize).min((len + pad) as isize);
+            let lo = start.max(0) as usize;
+            let hi = (end.max(0) as usize).clamp(lo, len);
+            (lo, hi, (end - start) as usize)
+        })
+        .collect()
 }
 
-/// The first position of the largest value in a window (plane-relative), if any.
-fn argmax(src: &[f32], w: usize, (y0, y1, x0, x1): (usize, usize, usize, usize)) -> Option<usize> {
-    let mut best: Option<(usize, f32)> = None;
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let v = src[y * w + x];
-            if best.is_none_or(|(_, b)| v > b) {
-                best = Some((y * w + x, v));
+/// The window spans along both axes.
+fn window_spans(g: &Window2d) -> (Vec<(usize, usize, usize)>, Vec<(usize, usize, usize)>) {
+    (
+        spans(g.oh, g.h, g.kh, g.sh, g.ph),
+        spans(g.ow, g.w, g.kw, g.sw, g.pw),
+    )
+}
+
+/// The average's divisor for a window with these spans (0 for an empty window).
+fn divisor(
+    kind: PoolKind,
+    (y0, y1, yp): (usize, usize, usize),
+    (x0, x1, xp): (usize, usize, usize),
+) -> f32 {
+    match kind {
+        PoolKind::Avg {
+            count_include_pad: true,
+        } => (yp * xp) as f32,
+        _ => ((y1 - y0) * (x1 - x0)) as f32,
+    }
+}
+
+/// The first position (plane-relative) of the largest value in rows `ys`, columns `xs`.
+#[inline]
+fn argmax(src: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize)) -> Option<usize> {
+    if ys.0 >= ys.1 || xs.0 >= xs.1 {
+        return None;
+    }
+    let mut best = ys.0 * w + xs.0;
+    let mut value = src[best];
+    for y in ys.0..ys.1 {
+        let row = &src[y * w + xs.0..y * w + xs.1];
+        for (k, &v) in row.iter().enumerate() {
+            if v > value {
+                value = v;
+                best = y * w + xs.0 + k;
             }
         }
     }
-    best.map(|(p, _)| p)
+    Some(best)
 }
 
 /// Pooled `[n, c, oh, ow]` values.
 pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    let (ys, xs) = window_spans(g);
     let mut out = pool::scratch(g.output_len());
     chunks(&mut out, l, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let (y0, y1, x0, x1, div) = window(g, oy, ox, kind);
-                dst[oy * g.ow + ox] = match kind {
-                    PoolKind::Max => argmax(src, g.w, (y0, y1, x0, x1)).map_or(0.0, |a| src[a]),
+        for (oy, &yspan) in ys.iter().enumerate() {
+            let row = &mut dst[oy * g.ow..][..g.ow];
+            for (d, &xspan) in row.iter_mut().zip(&xs) {
+                let (y, x) = ((yspan.0, yspan.1), (xspan.0, xspan.1));
+                *d = match kind {
+                    PoolKind::Max => argmax(src, g.w, y, x).map_or(0.0, |a| src[a]),
                     PoolKind::Avg { .. } => {
-                        let mut s = 0.0;
-                        for y in y0..y1 {
-                            s += src[y * g.w + x0..y * g.w + x1].iter().sum::<f32>();
-                        }
+                        let div = divisor(kind, yspan, xspan);
+                        let s: f32 = (y.0..y.1)
+                            .map(|r| src[r * g.w + x.0..r * g.w + x.1].iter().sum::<f32>())
+                            .sum();
                         if div > 0.0 {
                             s / div
                         } else {
@@ -177,28 +209,31 @@ pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
 /// position, an average's spread over its window.
 pub(crate) fn pool2d_grad(x: &[f32], dy: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    let (ys, xs) = window_spans(g);
     let mut out = pool::filled(g.input_len(), 0.0);
     chunks(&mut out, plane, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
         let dyp = &dy[p * l..][..l];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
+        for (oy, &yspan) in ys.iter().enumerate() {
+            for (ox, &xspan) in xs.iter().enumerate() {
                 let d = dyp[oy * g.ow + ox];
-                let (y0, y1, x0, x1, div) = window(g, oy, ox, kind);
+                let (y, x) = ((yspan.0, yspan.1), (xspan.0, xspan.1));
                 match kind {
                     PoolKind::Max => {
-                        if let Some(a) = argmax(src, g.w, (y0, y1, x0, x1)) {
+                        if let Some(a) = argmax(src, g.w, y, x) {
                             dst[a] += d;
                         }
                     }
-                    PoolKind::Avg { .. } if div > 0.0 => {
-                        for y in y0..y1 {
-                            for v in &mut dst[y * g.w + x0..y * g.w + x1] {
-                                *v += d / div;
+                    PoolKind::Avg { .. } => {
+                        let div = divisor(kind, yspan, xspan);
+                        if div > 0.0 {
+                            for r in y.0..y.1 {
+                                for v in &mut dst[r * g.w + x.0..r * g.w + x.1] {
+                                    *v += d / div;
+                                }
                             }
                         }
                     }
-                    PoolKind::Avg { .. } => {}
                 }
             }
         }

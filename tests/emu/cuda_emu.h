@@ -25,6 +25,7 @@
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __launch_bounds__(...)  // a register budget for the real compiler only
 #define __shared__ static  // blocks run one at a time: one copy serves every block
 
 struct uint3 {
