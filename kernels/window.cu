@@ -1,7 +1,7 @@
 // Sliding windows over NCHW f32 images: im2col / col2im (a convolution's gather and its
 // adjoint) and max / average pooling with its gradient. Layouts match
 // src/tensor/cpu_window.rs, the reference:
-//  * columns are [C*KH*KW, N*OH*OW]: row (c, i, j), column (n, oy, ox) holds
+//  * columns are [N, C*KH*KW, OH*OW]: image n, row (c, i, j), column (oy, ox) holds
 //    x[n, c, oy*SH - PH + i*DH, ox*SW - PW + j*DW], 0 in the padding;
 //  * every kernel writes each output element from one thread, gathering what it needs,
 //    so no atomics are used and results are deterministic.
@@ -15,11 +15,11 @@ struct Win {
 };
 
 extern "C" __global__ void im2col_f32(Win g, const float* x, float* cols) {
-    const i64 l = g.oh * g.ow;
-    const i64 total = g.c * g.kh * g.kw * g.n * l;
+    const i64 l = g.oh * g.ow, rows = g.c * g.kh * g.kw;
+    const i64 total = g.n * rows * l;
     for (i64 t = blockIdx.x * (i64)blockDim.x + threadIdx.x; t < total; t += (i64)gridDim.x * blockDim.x) {
-        i64 col = t % (g.n * l), row = t / (g.n * l);
-        i64 b = col / l, oy = col % l / g.ow, ox = col % g.ow;
+        i64 col = t % l, row = t / l % rows, b = t / (l * rows);
+        i64 oy = col / g.ow, ox = col % g.ow;
         i64 j = row % g.kw, i = row / g.kw % g.kh, ci = row / (g.kh * g.kw);
         i64 iy = oy * g.sh - g.ph + i * g.dh, ix = ox * g.sw - g.pw + j * g.dw;
         float v = 0.0f;
@@ -30,7 +30,7 @@ extern "C" __global__ void im2col_f32(Win g, const float* x, float* cols) {
 
 // One thread per image element: the sum over every (i, j) tap whose window covers it.
 extern "C" __global__ void col2im_f32(Win g, const float* cols, float* x) {
-    const i64 l = g.oh * g.ow, width = g.n * l;
+    const i64 l = g.oh * g.ow, rows = g.c * g.kh * g.kw;
     const i64 total = g.n * g.c * g.h * g.w;
     for (i64 t = blockIdx.x * (i64)blockDim.x + threadIdx.x; t < total; t += (i64)gridDim.x * blockDim.x) {
         i64 xx = t % g.w, yy = t / g.w % g.h, ci = t / (g.w * g.h) % g.c, b = t / (g.w * g.h * g.c);
@@ -43,7 +43,7 @@ extern "C" __global__ void col2im_f32(Win g, const float* cols, float* x) {
                 i64 nx = xx + g.pw - j * g.dw;
                 if (nx < 0 || nx % g.sw != 0 || nx / g.sw >= g.ow) continue;
                 i64 ox = nx / g.sw;
-                s += cols[((ci * g.kh + i) * g.kw + j) * width + b * l + oy * g.ow + ox];
+                s += cols[(b * rows + (ci * g.kh + i) * g.kw + j) * l + oy * g.ow + ox];
             }
         }
         x[t] = s;

@@ -569,7 +569,7 @@ impl BackendStorage for CudaStorage {
 
     fn im2col(&self, window: &Window2d) -> Result<CudaStorage> {
         let x = self.f32("im2col")?;
-        let mut cols = self.alloc_f32(window.col_rows() * window.col_width())?;
+        let mut cols = self.alloc_f32(window.cols_len())?;
         ops::im2col(&self.dev, window, x, &mut cols)?;
         Ok(self.wrap_f32(cols))
     }

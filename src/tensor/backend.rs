@@ -70,9 +70,9 @@ pub(crate) trait BackendStorage: Sized {
     fn index_add_rows(&mut self, dim: usize, idx: &Self, rows: &Self) -> Result<()>;
     /// One-hot rows `[n, classes]` for i64 labels; a label out of range is an error.
     fn one_hot(&self, classes: usize) -> Result<Self>;
-    /// The receptive fields of `NCHW` f32 values as `[c·kh·kw, n·oh·ow]` columns.
+    /// The receptive fields of `NCHW` f32 values as `[n, c·kh·kw, oh·ow]` columns.
     fn im2col(&self, window: &Window2d) -> Result<Self>;
-    /// `[c·kh·kw, n·oh·ow]` columns summed back into `NCHW` values (im2col's adjoint).
+    /// `[n, c·kh·kw, oh·ow]` columns summed back into `NCHW` values (im2col's adjoint).
     fn col2im(&self, window: &Window2d) -> Result<Self>;
     /// Pooled `[n, c, oh, ow]` values of `NCHW` f32 values.
     fn pool2d(&self, window: &Window2d, kind: PoolKind) -> Result<Self>;

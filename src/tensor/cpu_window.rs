@@ -41,35 +41,32 @@ fn valid_range(out: usize, stride: usize, offset: isize, len: usize) -> std::ops
     lo.min(out)..hi.clamp(lo.min(out), out)
 }
 
-/// `[c·kh·kw, n·oh·ow]` columns: row `(ci, i, j)`, column `(b, oy, ox)` holds
+/// `[n, c·kh·kw, oh·ow]` columns: sample `b`, row `(ci, i, j)`, column `(oy, ox)` holds
 /// `x[b, ci, oy·sh − ph + i·dh, ox·sw − pw + j·dw]`, or 0 in the padding.
 pub(crate) fn im2col(x: &[f32], g: &Window2d) -> Vec<f32> {
-    let (plane, l) = (g.h * g.w, g.oh * g.ow);
-    let width = g.col_width();
-    let mut out = pool::scratch(g.col_rows() * width);
-    chunks(&mut out, width, g.col_rows() * width, |r, row| {
+    let (plane, l, rows) = (g.h * g.w, g.oh * g.ow, g.col_rows());
+    let mut out = pool::scratch(g.n * rows * l);
+    chunks(&mut out, l, g.n * rows * l, |q, dst| {
+        let (b, r) = (q / rows, q % rows);
         let (ci, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
         let xo = (j * g.dw) as isize - g.pw as isize;
         let xs = valid_range(g.ow, g.sw, xo, g.w);
-        for b in 0..g.n {
-            let src = &x[(b * g.c + ci) * plane..][..plane];
-            for oy in 0..g.oh {
-                let dst = &mut row[b * l + oy * g.ow..][..g.ow];
-                let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
-                if iy < 0 || iy >= g.h as isize || xs.is_empty() {
-                    dst.fill(0.0);
-                    continue;
-                }
-                let line = &src[iy as usize * g.w..][..g.w];
-                dst[..xs.start].fill(0.0);
-                dst[xs.end..].fill(0.0);
-                let first = (xs.start * g.sw) as isize + xo;
-                if g.sw == 1 {
-                    dst[xs.clone()].copy_from_slice(&line[first as usize..][..xs.len()]);
-                } else {
-                    for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
-                        *d = line[first as usize + k * g.sw];
-                    }
+        let src = &x[(b * g.c + ci) * plane..][..plane];
+        for (oy, dst) in dst.chunks_mut(g.ow).enumerate() {
+            let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
+            if iy < 0 || iy >= g.h as isize || xs.is_empty() {
+                dst.fill(0.0);
+                continue;
+            }
+            let line = &src[iy as usize * g.w..][..g.w];
+            dst[..xs.start].fill(0.0);
+            dst[xs.end..].fill(0.0);
+            let first = ((xs.start * g.sw) as isize + xo) as usize;
+            if g.sw == 1 {
+                dst[xs.clone()].copy_from_slice(&line[first..][..xs.len()]);
+            } else {
+                for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
+                    *d = line[first + k * g.sw];
                 }
             }
         }
@@ -80,29 +77,27 @@ pub(crate) fn im2col(x: &[f32], g: &Window2d) -> Vec<f32> {
 /// The adjoint of [`im2col`]: each column value added back to the input position it
 /// came from (overlapping windows sum), padding dropped.
 pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
-    let (plane, l) = (g.h * g.w, g.oh * g.ow);
-    let width = g.col_width();
+    let (plane, l, rows) = (g.h * g.w, g.oh * g.ow, g.col_rows());
     let mut out = pool::filled(g.input_len(), 0.0);
-    chunks(&mut out, plane, g.col_rows() * width, |p, dst| {
+    chunks(&mut out, plane, g.n * rows * l, |p, dst| {
         let (b, ci) = (p / g.c, p % g.c);
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &cols[((ci * g.kh + i) * g.kw + j) * width + b * l..][..l];
+                let row = &cols[(b * rows + (ci * g.kh + i) * g.kw + j) * l..][..l];
                 let xo = (j * g.dw) as isize - g.pw as isize;
                 let xs = valid_range(g.ow, g.sw, xo, g.w);
                 if xs.is_empty() {
                     continue;
                 }
-                for oy in 0..g.oh {
+                for (oy, src) in row.chunks(g.ow).enumerate() {
                     let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
                     let line = &mut dst[iy as usize * g.w..][..g.w];
-                    let src = &row[oy * g.ow..][..g.ow];
-                    let first = (xs.start * g.sw) as isize + xo;
+                    let first = ((xs.start * g.sw) as isize + xo) as usize;
                     for (k, ox) in xs.clone().enumerate() {
-                        line[first as usize + k * g.sw] += src[ox];
+                        line[first + k * g.sw] += src[ox];
                     }
                 }
             }

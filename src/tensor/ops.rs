@@ -215,7 +215,8 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, shape, None))
     }
 
-    /// Matrix product: `[m,k]·[k,n]`, batched `[b,m,k]·[b,k,n]`, or `[b,m,k]·[k,n]`.
+    /// Matrix product: `[m,k]·[k,n]`, batched `[b,m,k]·[b,k,n]`, `[b,m,k]·[k,n]` or
+    /// `[m,k]·[b,k,n]` (the 2-D operand is shared by every batch entry).
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         self.matmul_t(rhs, false, false)
     }
@@ -246,6 +247,12 @@ impl Tensor {
             }
             (3, 2) => {
                 return self.transpose(1, 2)?.matmul_t(rhs, false, trans_b);
+            }
+            (2, 3) => {
+                // One matrix for every batch entry (a convolution's weight): broadcast it,
+                // and its gradient sums over the batch.
+                let shared = self.broadcast_to(&[b[0], a[0], a[1]])?;
+                return shared.matmul_t(rhs, trans_a, trans_b);
             }
             _ => return Err(mismatch()),
         }

@@ -253,7 +253,7 @@ impl Storage {
         }
     }
 
-    /// `NCHW` receptive fields as `[c·kh·kw, n·oh·ow]` columns.
+    /// `NCHW` receptive fields as `[n, c·kh·kw, oh·ow]` columns.
     pub fn im2col(&self, window: &Window2d) -> Result<Storage> {
         match self {
             Storage::Cpu(c) => Ok(Storage::Cpu(c.im2col(window)?)),

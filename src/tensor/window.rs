@@ -1,9 +1,9 @@
 //! Sliding windows over `NCHW` images: convolution and pooling.
 //!
 //! A convolution is `im2col` (each output pixel's receptive field laid out as one column
-//! of a `[C·kh·kw, N·OH·OW]` matrix), one GEMM with the `[O, C·kh·kw]` weight, and a
-//! permute back to `NCHW`; its gradients follow from those ops (`col2im` is `im2col`'s
-//! adjoint). A transposed convolution is the same pair run the other way. Pooling is its
+//! of a `[C·kh·kw, OH·OW]` matrix per image) and a batched GEMM with the `[O, C·kh·kw]`
+//! weight, which leaves the result in `NCHW` order; its gradients follow from those ops
+//! (`col2im` is `im2col`'s adjoint). A transposed convolution is the same pair run the other way. Pooling is its
 //! own primitive with its own gradient. 1-D layers are the 2-D ones with a height of 1.
 
 use super::ops::record;
@@ -99,9 +99,14 @@ impl Window2d {
         self.c * self.kh * self.kw
     }
 
-    /// Columns of the `im2col` matrix: one per output pixel of the batch.
+    /// Columns of each image's `im2col` matrix: one per output pixel.
     pub fn col_width(&self) -> usize {
-        self.n * self.oh * self.ow
+        self.oh * self.ow
+    }
+
+    /// Elements of the batch's `im2col` matrices.
+    pub fn cols_len(&self) -> usize {
+        self.n * self.col_rows() * self.col_width()
     }
 
     /// Elements of the `NCHW` input.
@@ -244,14 +249,8 @@ impl Tensor {
         let [o, _, kh, kw] = check_weight(OP, weight, x[1], p.groups)?;
         let g = conv_window(OP, x, [kh, kw], p)?;
         let cols = self.im2col(&g)?;
-        let y = grouped_matmul(
-            &weight.reshape(&[o, g.col_rows() / p.groups])?,
-            &cols,
-            p.groups,
-            false,
-        )?;
-        // [o, n·oh·ow] → [n, o, oh, ow]
-        y.reshape(&[o, g.n, g.oh, g.ow])?.permute(&[1, 0, 2, 3])
+        let w = weight.reshape(&[o, g.col_rows() / p.groups])?;
+        grouped_matmul(&w, &cols, p.groups, false)?.reshape(&[g.n, o, g.oh, g.ow])
     }
 
     /// 2-D transposed convolution (the gradient of [`conv2d`](Self::conv2d) with respect
@@ -336,8 +335,8 @@ impl Tensor {
             oh: h,
             ow: w,
         };
-        // The forward convolution's output layout: [c, n·h·w].
-        let x = self.permute(&[1, 0, 2, 3])?.reshape(&[c, n * h * w])?;
+        // The forward convolution's output layout: [n, c, h·w].
+        let x = self.reshape(&[n, c, h * w])?;
         let wt = weight.reshape(&[c, og * kh * kw])?;
         grouped_matmul(&wt, &x, p.groups, true)?.col2im(&g)
     }
@@ -412,7 +411,7 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, vec![n, c, oh, ow], rec))
     }
 
-    /// The receptive fields of an `NCHW` input as columns: `[c·kh·kw, n·oh·ow]`.
+    /// The receptive fields of an `NCHW` input as columns: `[n, c·kh·kw, oh·ow]`.
     pub(crate) fn im2col(&self, g: &Window2d) -> Result<Tensor> {
         let storage = self.storage().im2col(g)?;
         let rec = record(&[self], || Op::Im2col {
@@ -421,7 +420,7 @@ impl Tensor {
         });
         Ok(Tensor::from_storage(
             storage,
-            vec![g.col_rows(), g.col_width()],
+            vec![g.n, g.col_rows(), g.col_width()],
             rec,
         ))
     }
@@ -449,20 +448,21 @@ impl Tensor {
     }
 }
 
-/// `w · x` group by group: `w` is `[o, k]` (or `[k, o]` read transposed when
-/// `trans_w`) per group stacked along its first axis, `x` is `[groups·k', cols]`.
+/// `w · x[b]` for every image `b`, group by group: `w` is `[o, k]` (or `[k, o]` read
+/// transposed when `trans_w`) per group, stacked along its first axis; `x` is
+/// `[n, groups·k, cols]`; the result `[n, groups·o, cols]`.
 fn grouped_matmul(w: &Tensor, x: &Tensor, groups: usize, trans_w: bool) -> Result<Tensor> {
     if groups == 1 {
         return w.matmul_t(x, trans_w, false);
     }
-    let (wr, xr) = (w.shape()[0] / groups, x.shape()[0] / groups);
+    let (wr, xr) = (w.shape()[0] / groups, x.shape()[1] / groups);
     let parts = (0..groups)
         .map(|gi| {
             let wg = w.slice_axis(0, gi * wr, (gi + 1) * wr)?;
-            let xg = x.slice_axis(0, gi * xr, (gi + 1) * xr)?;
+            let xg = x.slice_axis(1, gi * xr, (gi + 1) * xr)?;
             wg.matmul_t(&xg, trans_w, false)
         })
         .collect::<Result<Vec<_>>>()?;
     let refs: Vec<&Tensor> = parts.iter().collect();
-    Tensor::concat(&refs, 0)
+    Tensor::concat(&refs, 1)
 }

@@ -26,9 +26,11 @@ static void check_im2col(std::mt19937& rng, const Win& g) {
     std::uniform_real_distribution<float> u(-1, 1);
     std::vector<float> x(g.n * g.c * g.h * g.w);
     for (auto& v : x) v = u(rng);
-    const i64 rows = g.c * g.kh * g.kw, width = g.n * g.oh * g.ow;
-    std::vector<float> cols(rows * width, std::nanf(""));
-    launch(blocks_for(rows * width), kThreads, [&] { im2col_f32(g, x.data(), cols.data()); });
+    const i64 rows = g.c * g.kh * g.kw, l = g.oh * g.ow;
+    // [n, rows, l]: image b's row r, output pixel p.
+    auto idx = [&](i64 b, i64 r, i64 p) { return (b * rows + r) * l + p; };
+    std::vector<float> cols(g.n * rows * l, std::nanf(""));
+    launch(blocks_for(g.n * rows * l), kThreads, [&] { im2col_f32(g, x.data(), cols.data()); });
     for (i64 c = 0; c < g.c; ++c)
         for (i64 i = 0; i < g.kh; ++i)
             for (i64 j = 0; j < g.kw; ++j)
@@ -36,11 +38,11 @@ static void check_im2col(std::mt19937& rng, const Win& g) {
                     for (i64 oy = 0; oy < g.oh; ++oy)
                         for (i64 ox = 0; ox < g.ow; ++ox) {
                             float want = at(x, g, b, c, oy * g.sh - g.ph + i * g.dh, ox * g.sw - g.pw + j * g.dw);
-                            float got = cols[((c * g.kh + i) * g.kw + j) * width + (b * g.oh + oy) * g.ow + ox];
+                            float got = cols[idx(b, (c * g.kh + i) * g.kw + j, oy * g.ow + ox)];
                             CHECK(got == want, "im2col c%lld i%lld j%lld b%lld (%lld,%lld): got %g want %g", c, i, j, b, oy, ox, got, want);
                         }
     // col2im is the adjoint: every column value added to the position it came from.
-    std::vector<float> r(rows * width);
+    std::vector<float> r(g.n * rows * l);
     for (auto& v : r) v = u(rng);
     std::vector<double> want(x.size(), 0.0);
     for (i64 c = 0; c < g.c; ++c)
@@ -51,7 +53,7 @@ static void check_im2col(std::mt19937& rng, const Win& g) {
                         for (i64 ox = 0; ox < g.ow; ++ox) {
                             i64 y = oy * g.sh - g.ph + i * g.dh, xx = ox * g.sw - g.pw + j * g.dw;
                             if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) continue;
-                            want[((b * g.c + c) * g.h + y) * g.w + xx] += r[((c * g.kh + i) * g.kw + j) * width + (b * g.oh + oy) * g.ow + ox];
+                            want[((b * g.c + c) * g.h + y) * g.w + xx] += r[idx(b, (c * g.kh + i) * g.kw + j, oy * g.ow + ox)];
                         }
     std::vector<float> back(x.size(), std::nanf(""));
     launch(blocks_for((i64)x.size()), kThreads, [&] { col2im_f32(g, r.data(), back.data()); });

@@ -28,7 +28,7 @@ fn pool_codes(kind: PoolKind) -> (i32, i32) {
     }
 }
 
-/// `cols[c·kh·kw, n·oh·ow]` from `x[n, c, h, w]`.
+/// `cols[n, c·kh·kw, oh·ow]` from `x[n, c, h, w]`.
 pub fn im2col(
     dev: &CudaDevice,
     g: &Window2d,
@@ -36,7 +36,7 @@ pub fn im2col(
     cols: &mut CudaSlice<f32>,
 ) -> Result<()> {
     check_len("im2col input", x.len(), g.input_len())?;
-    let total = g.col_rows() * g.col_width();
+    let total = g.cols_len();
     check_len("im2col output", cols.len(), total)?;
     if total == 0 {
         return Ok(());
@@ -55,7 +55,7 @@ pub fn col2im(
     cols: &CudaSlice<f32>,
     x: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    check_len("col2im input", cols.len(), g.col_rows() * g.col_width())?;
+    check_len("col2im input", cols.len(), g.cols_len())?;
     check_len("col2im output", x.len(), g.input_len())?;
     if g.input_len() == 0 {
         return Ok(());
