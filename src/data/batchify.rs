@@ -9,6 +9,9 @@ use crate::tensor::Tensor;
 /// * `f32` → f32 tensor `[B]`; `i64` → i64 tensor `[B]`;
 /// * `Vec<f32>` (`Vec<i64>`) of length `d` → f32 (i64) tensor `[B, d]` (different
 ///   lengths are an error);
+/// * f32 [`Tensor`]s of one shape `[d0, d1, …]` → f32 tensor `[B, d0, d1, …]` (a
+///   different shape is an error naming it), e.g. images after
+///   [`ToTensor`](crate::data::vision::transforms::ToTensor);
 /// * tuples of 2 to 4 of those → the tuple of the stacked fields.
 ///
 /// ```
@@ -57,6 +60,39 @@ impl Stack for Vec<i64> {
     fn stack(items: Vec<Vec<i64>>) -> Result<Tensor> {
         let (flat, shape) = flatten_rows(&items)?;
         Tensor::from_vec_i64(flat, &shape)
+    }
+}
+
+impl Stack for Tensor {
+    type Batch = Tensor;
+    /// One copy of each sample's values into one new tensor (errors: no samples, a
+    /// shape that differs from sample 0's, a tensor that is not f32).
+    fn stack(items: Vec<Tensor>) -> Result<Tensor> {
+        let first = items
+            .first()
+            .ok_or_else(|| Error::Data("batchify: cannot stack an empty list of tensors".into()))?;
+        let shape = first.shape().to_vec();
+        if let Some((i, bad)) = items.iter().enumerate().find(|(_, t)| t.shape() != shape) {
+            return Err(Error::Data(format!(
+                "batchify: sample 0 is a tensor of shape {shape:?} but sample {i} has shape {:?}",
+                bad.shape()
+            )));
+        }
+        let mut batch_shape = Vec::with_capacity(shape.len() + 1);
+        batch_shape.push(items.len());
+        batch_shape.extend_from_slice(&shape);
+        // Joining along axis 0 copies each sample's values once into one buffer; a
+        // scalar sample has no axis 0, so it is viewed as `[1]` first.
+        let joined = if shape.is_empty() {
+            let rows = items
+                .iter()
+                .map(|t| t.reshape(&[1]))
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::concat(&rows.iter().collect::<Vec<_>>(), 0)?
+        } else {
+            Tensor::concat(&items.iter().collect::<Vec<_>>(), 0)?
+        };
+        joined.reshape(&batch_shape)
     }
 }
 

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use crate::data::batch_sampler::{BatchSampler, LastBatch};
 use crate::data::batchify::{Batchify, StackBatchify};
 use crate::data::dataset::Dataset;
+use crate::data::sample_context::with_sample;
 use crate::data::sampler::{RandomSampler, Sampler, SequentialSampler};
 use crate::error::{Error, Result};
 
@@ -91,8 +92,9 @@ impl<D, F> DataLoaderBuilder<D, F> {
         self
     }
 
-    /// The shuffle seed (default [`DEFAULT_SEED`]); epoch `e` of seed `s` is always the
-    /// same permutation.
+    /// The seed (default [`DEFAULT_SEED`]) of the shuffle and of the random transforms:
+    /// epoch `e` of seed `s` is always the same permutation, and sample `i` of it always
+    /// draws the same [`sample_rng`](crate::data::sample_rng) streams.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -169,6 +171,7 @@ where
             batch_sampler: Mutex::new(batch_sampler),
             num_workers: self.num_workers,
             prefetch_per_worker: prefetch.div_ceil(self.num_workers.max(1)),
+            seed: self.seed,
         })
     }
 }
@@ -177,7 +180,9 @@ where
 ///
 /// Each call to [`iter`](Self::iter) (or `for batch in &loader`) is the next epoch: a
 /// shuffling loader reshuffles, a rollover loader starts with the previous leftovers.
-/// Items are `Result`s; the batches and their order do not depend on `num_workers`.
+/// Items are `Result`s; the batches and their order do not depend on `num_workers`, nor
+/// do random transforms that draw from [`sample_rng`](crate::data::sample_rng): each
+/// sample is read with its (seed, epoch, index) set on the thread that reads it.
 ///
 /// Errors: a failing `get` or batchify, or a panic inside either, becomes an `Err` item
 /// for that batch (never a panic or hang in the caller), and the epoch then goes on with
@@ -207,6 +212,7 @@ pub struct DataLoader<D, F = StackBatchify> {
     batch_sampler: Mutex<BatchSampler>,
     num_workers: usize,
     prefetch_per_worker: usize,
+    seed: u64,
 }
 
 impl<D: Dataset + 'static> DataLoader<D, StackBatchify> {
@@ -260,17 +266,24 @@ where
 
     /// Starts the next epoch.
     pub fn iter(&self) -> Epoch<'_, D, F> {
-        let batches = self.sampler().next_epoch();
+        let (epoch, batches) = {
+            let mut sampler = self.sampler();
+            (sampler.epoch(), sampler.next_epoch())
+        };
         let workers = self.num_workers.min(batches.len());
         let mode = if workers == 0 {
             Mode::Caller(batches.into_iter().enumerate())
         } else {
-            match Workers::start(self, batches, workers) {
+            match Workers::start(self, batches, workers, epoch) {
                 Ok(workers) => Mode::Workers(workers),
                 Err(e) => Mode::Failed(Some(e)),
             }
         };
-        Epoch { loader: self, mode }
+        Epoch {
+            loader: self,
+            mode,
+            epoch,
+        }
     }
 
     fn sampler(&self) -> std::sync::MutexGuard<'_, BatchSampler> {
@@ -300,6 +313,7 @@ where
 pub struct Epoch<'a, D: Dataset, F: Batchify<D::Item>> {
     loader: &'a DataLoader<D, F>,
     mode: Mode<F::Batch>,
+    epoch: u64,
 }
 
 enum Mode<B> {
@@ -321,11 +335,16 @@ where
         match &mut self.mode {
             Mode::Caller(batches) => {
                 let (number, indices) = batches.next()?;
+                let job = Job {
+                    number,
+                    epoch: self.epoch,
+                    seed: self.loader.seed,
+                };
                 Some(load_batch(
                     &*self.loader.dataset,
                     &*self.loader.batchify,
                     &indices,
-                    number,
+                    job,
                 ))
             }
             Mode::Workers(workers) => workers.next(),
@@ -361,15 +380,21 @@ impl<B: Send + 'static> Workers<B> {
         loader: &DataLoader<D, F>,
         batches: Vec<Vec<usize>>,
         count: usize,
+        epoch: u64,
     ) -> Result<Self>
     where
         D: Dataset + 'static,
         F: Batchify<D::Item, Batch = B> + 'static,
     {
         let total = batches.len();
-        let mut jobs: Vec<Vec<(usize, Vec<usize>)>> = vec![Vec::new(); count];
+        let mut jobs: Vec<Vec<(Job, Vec<usize>)>> = vec![Vec::new(); count];
         for (number, indices) in batches.into_iter().enumerate() {
-            jobs[number % count].push((number, indices));
+            let job = Job {
+                number,
+                epoch,
+                seed: loader.seed,
+            };
+            jobs[number % count].push((job, indices));
         }
         // Built up in place so that, if a spawn fails, dropping it stops the others.
         let mut workers = Workers {
@@ -430,35 +455,49 @@ impl<B> Drop for Workers<B> {
 fn run_worker<D, F>(
     dataset: &D,
     batchify: &F,
-    jobs: Vec<(usize, Vec<usize>)>,
+    jobs: Vec<(Job, Vec<usize>)>,
     sender: SyncSender<Result<F::Batch>>,
     stop: &AtomicBool,
 ) where
     D: Dataset,
     F: Batchify<D::Item>,
 {
-    for (number, indices) in jobs {
+    for (job, indices) in jobs {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let batch = load_batch(dataset, batchify, &indices, number);
+        let batch = load_batch(dataset, batchify, &indices, job);
         if sender.send(batch).is_err() {
             return; // the epoch iterator was dropped
         }
     }
 }
 
+/// Which batch of which epoch a batch is, and the loader's seed.
+#[derive(Clone, Copy, Debug)]
+struct Job {
+    number: usize,
+    epoch: u64,
+    seed: u64,
+}
+
 /// Reads and batchifies one batch; a panic in user code becomes an `Err`, so it reaches
-/// the caller the same way from a worker thread or from the caller's own thread.
-fn load_batch<D, F>(dataset: &D, batchify: &F, indices: &[usize], number: usize) -> Result<F::Batch>
+/// the caller the same way from a worker thread or from the caller's own thread. Each
+/// sample is read with its (seed, epoch, index) as the thread's sample context.
+fn load_batch<D, F>(dataset: &D, batchify: &F, indices: &[usize], job: Job) -> Result<F::Batch>
 where
     D: Dataset + ?Sized,
     F: Batchify<D::Item> + ?Sized,
 {
+    let Job {
+        number,
+        epoch,
+        seed,
+    } = job;
     let attempt = catch_unwind(AssertUnwindSafe(|| {
         let items = indices
             .iter()
-            .map(|&i| dataset.get(i))
+            .map(|&i| with_sample(seed, epoch, i, || dataset.get(i)))
             .collect::<Result<Vec<_>>>()?;
         batchify.batchify(items)
     }));

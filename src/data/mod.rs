@@ -1,4 +1,5 @@
-//! Gluon's `gluon.data`: datasets, samplers, batchify and the [`DataLoader`].
+//! Gluon's `gluon.data`: datasets, samplers, batchify and the [`DataLoader`]; image
+//! datasets and transforms in [`vision`].
 //!
 //! ```
 //! use boson::data::{ArrayDataset, DataLoader, Dataset};
@@ -22,7 +23,9 @@ mod batchify;
 mod dataset;
 mod filter_sampler;
 mod loader;
+mod sample_context;
 mod sampler;
+pub mod vision;
 
 pub use array::{ArrayDataset, Columns, SimpleDataset};
 pub use batch_sampler::{BatchSampler, LastBatch};
@@ -30,4 +33,5 @@ pub use batchify::{Batchify, Stack, StackBatchify};
 pub use dataset::{Dataset, MapFirst, Slice, Subset, Transform, TransformFirst};
 pub use filter_sampler::FilterSampler;
 pub use loader::{DataLoader, DataLoaderBuilder, Epoch, DEFAULT_SEED};
+pub use sample_context::sample_rng;
 pub use sampler::{RandomSampler, Sampler, SequentialSampler};
