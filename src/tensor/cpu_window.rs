@@ -106,16 +106,13 @@ pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
     out
 }
 
-/// The in-image part `lo..hi` of each window along one axis, and its padded length
-/// (the average's divisor factor with `count_include_pad`, clipped at `len + pad` as
-/// MXNet does).
-fn spans(
-    out: usize,
-    len: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Vec<(usize, usize, usize)> {
+/// One window's in-image part `lo..hi` along an axis, and its padded length (the
+/// average's divisor factor with `count_include_pad`, clipped at `len + pad` as MXNet
+/// does).
+type Span = (usize, usize, usize);
+
+/// The span of each window along one axis.
+fn spans(out: usize, len: usize, k: usize, stride: usize, pad: usize) -> Vec<Span> {
     (0..out)
         .map(|o| {
             let start = (o * stride) as isize - pad as isize;
@@ -128,7 +125,7 @@ fn spans(
 }
 
 /// The window spans along both axes.
-fn window_spans(g: &Window2d) -> (Vec<(usize, usize, usize)>, Vec<(usize, usize, usize)>) {
+fn window_spans(g: &Window2d) -> (Vec<Span>, Vec<Span>) {
     (
         spans(g.oh, g.h, g.kh, g.sh, g.ph),
         spans(g.ow, g.w, g.kw, g.sw, g.pw),
@@ -136,11 +133,7 @@ fn window_spans(g: &Window2d) -> (Vec<(usize, usize, usize)>, Vec<(usize, usize,
 }
 
 /// The average's divisor for a window with these spans (0 for an empty window).
-fn divisor(
-    kind: PoolKind,
-    (y0, y1, yp): (usize, usize, usize),
-    (x0, x1, xp): (usize, usize, usize),
-) -> f32 {
+fn divisor(kind: PoolKind, (y0, y1, yp): Span, (x0, x1, xp): Span) -> f32 {
     match kind {
         PoolKind::Avg {
             count_include_pad: true,
