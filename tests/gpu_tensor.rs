@@ -151,7 +151,7 @@ fn convolution_and_pooling_match_cpu() {
     same_on_both(
         dev,
         &[x.clone(), w.clone()],
-        |v| v[0].conv2d(&v[1], &p),
+        |v| v[0].conv2d(&v[1], None, &p),
         "conv2d",
     );
     let wt = rand_tensor(&[4, 3, 3, 3], -1.0, 1.0, 32);

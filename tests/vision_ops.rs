@@ -103,7 +103,7 @@ fn conv2d_matches_the_definition() {
     for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
         let x = rand_tensor(&xs, -1.0, 1.0, k as u64);
         let w = rand_tensor(&ws, -1.0, 1.0, 100 + k as u64);
-        let y = x.conv2d(&w, &p).unwrap();
+        let y = x.conv2d(&w, None, &p).unwrap();
         let (want, shape) = conv_direct(&x, &w, &p);
         assert_eq!(y.shape(), &shape[..], "case {k}");
         assert_close(&y.to_vec_f32().unwrap(), &want, 1e-5);
@@ -137,7 +137,7 @@ fn conv_transpose2d_is_the_adjoint_of_conv2d() {
     for (k, (xs, ws, p, op)) in cases.into_iter().enumerate() {
         let x = rand_tensor(&xs, -1.0, 1.0, k as u64);
         let w = rand_tensor(&ws, -1.0, 1.0, 10 + k as u64);
-        let y = x.conv2d(&w, &p).unwrap();
+        let y = x.conv2d(&w, None, &p).unwrap();
         let r = rand_tensor(y.shape(), -1.0, 1.0, 20 + k as u64);
         // The transposed weight is [conv out, conv in / groups, kh, kw]: the same tensor.
         let back = r.conv_transpose2d(&w, &p, op).unwrap();
@@ -276,7 +276,13 @@ fn convolution_gradients_match_finite_differences() {
         } else {
             w.clone()
         };
-        gradcheck(&[x.clone(), w], |v| v[0].conv2d(&v[1], &p), EPS, TOL);
+        let b = rand_tensor(&[w.shape()[0]], -1.0, 1.0, 15);
+        gradcheck(
+            &[x.clone(), w, b],
+            |v| v[0].conv2d(&v[1], Some(&v[2]), &p),
+            EPS,
+            TOL,
+        );
     }
     let xt = rand_tensor(&[2, 3, 4, 3], -1.0, 1.0, 10);
     let wt = rand_tensor(&[3, 2, 3, 3], -1.0, 1.0, 11);
@@ -453,19 +459,28 @@ fn bad_shapes_are_errors_naming_them() {
     assert!(msg.contains("larger than the padded 5×5"), "{msg}");
     let msg = shape_error(x.conv2d(
         &rand_tensor(&[4, 2, 3, 3], 0.0, 1.0, 2),
+        None,
         &Conv2dParams::default(),
     ));
     assert!(msg.contains("[4, 2, 3, 3]"), "{msg}");
     let msg = shape_error(x.conv2d(
         &rand_tensor(&[4, 1, 3, 3], 0.0, 1.0, 2),
+        None,
         &params([1, 1], [0, 0], [1, 1], 2),
     ));
     assert!(msg.contains("groups = 2"), "{msg}");
     let msg = shape_error(x.conv2d(
         &rand_tensor(&[4, 3, 3, 3], 0.0, 1.0, 2),
+        None,
         &params([0, 1], [0, 0], [1, 1], 1),
     ));
     assert!(msg.contains("strides") && msg.contains("[0, 1]"), "{msg}");
+    let msg = shape_error(x.conv2d(
+        &rand_tensor(&[4, 3, 3, 3], 0.0, 1.0, 2),
+        Some(&rand_tensor(&[3], 0.0, 1.0, 2)),
+        &Conv2dParams::default(),
+    ));
+    assert!(msg.contains("bias") && msg.contains("[3]"), "{msg}");
     let msg = shape_error(x.max_pool2d(&Pool2dParams::new([6, 2])));
     assert!(
         msg.contains("[6, 2]") && msg.contains("[2, 3, 5, 5]"),

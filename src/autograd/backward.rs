@@ -5,7 +5,7 @@
 
 use super::grad::{Grad, Op, RowSparse};
 use crate::error::{Error, Result};
-use crate::tensor::{Tensor, TensorId};
+use crate::tensor::{window, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
 
 /// Tensors reachable from `root` through recorded ops, inputs before outputs.
@@ -204,9 +204,46 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             let refs: Vec<&Tensor> = pieces.iter().collect();
             vec![(input.clone(), dense(Tensor::concat(&refs, axis)?))]
         }
-        // im2col and col2im are each other's adjoints.
-        Op::Im2col { input, window } => vec![(input.clone(), dense(g.col2im(window)?))],
-        Op::Col2im { cols, window } => vec![(cols.clone(), dense(g.im2col(window)?))],
+        Op::Conv2d {
+            input,
+            weight,
+            bias,
+            window,
+            groups,
+        } => {
+            let mut out = Vec::with_capacity(3);
+            if let Some(b) = bias.as_ref().filter(|b| b.tracks_grad()) {
+                out.push((b.clone(), dense(window::conv_grad_bias(g)?)));
+            }
+            if input.tracks_grad() {
+                let gx = window::conv_grad_input(g, weight, window, *groups)?;
+                out.push((input.clone(), dense(gx)));
+            }
+            if weight.tracks_grad() {
+                let gw = window::conv_grad_weight(input, g, window, *groups, weight.shape())?;
+                out.push((weight.clone(), dense(gw)));
+            }
+            out
+        }
+        // y = conv_grad_input(x, w): x's gradient is the convolution of g, w's the
+        // convolution's weight gradient with g as the image and x as the output gradient.
+        Op::ConvTranspose2d {
+            input,
+            weight,
+            window,
+            groups,
+        } => {
+            let mut out = Vec::with_capacity(2);
+            if input.tracks_grad() {
+                let gx = window::conv_forward(g, weight, None, window, *groups)?;
+                out.push((input.clone(), dense(gx)));
+            }
+            if weight.tracks_grad() {
+                let gw = window::conv_grad_weight(g, input, window, *groups, weight.shape())?;
+                out.push((weight.clone(), dense(gw)));
+            }
+            out
+        }
         Op::Pool2d {
             input,
             window,

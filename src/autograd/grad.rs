@@ -215,15 +215,21 @@ pub(crate) enum Op {
         indices: Tensor,
         sparse: bool,
     },
-    /// `NCHW` receptive fields as columns (a convolution's first step).
-    Im2col {
+    /// A 2-D convolution (`window` is its geometry).
+    Conv2d {
         input: Tensor,
+        weight: Tensor,
+        bias: Option<Tensor>,
         window: crate::tensor::Window2d,
+        groups: usize,
     },
-    /// Columns summed back into an `NCHW` image (a transposed convolution's last step).
-    Col2im {
-        cols: Tensor,
+    /// A 2-D transposed convolution: the input gradient of the convolution `window`
+    /// describes, whose output has the input's shape.
+    ConvTranspose2d {
+        input: Tensor,
+        weight: Tensor,
         window: crate::tensor::Window2d,
+        groups: usize,
     },
     /// Max or average pooling of an `NCHW` input.
     Pool2d {
@@ -248,12 +254,22 @@ impl Op {
             | Op::Permute(a, _)
             | Op::Broadcast(a)
             | Op::Slice { input: a, .. }
-            | Op::Im2col { input: a, .. }
-            | Op::Col2im { cols: a, .. }
             | Op::Pool2d { input: a, .. } => vec![a],
-            Op::Binary(a, b, _) | Op::Matmul { a, b, .. } => vec![a, b],
+            Op::Binary(a, b, _)
+            | Op::Matmul { a, b, .. }
+            | Op::ConvTranspose2d {
+                input: a,
+                weight: b,
+                ..
+            } => vec![a, b],
             Op::Concat(parts, _) | Op::Custom { inputs: parts, .. } => parts.iter().collect(),
             Op::Take { table, .. } => vec![table],
+            Op::Conv2d {
+                input,
+                weight,
+                bias,
+                ..
+            } => [input, weight].into_iter().chain(bias).collect(),
         }
     }
 }

@@ -11,9 +11,9 @@
 use super::binary::BinaryOp;
 use super::dtype::DType;
 use super::primitives::ReduceOp;
+use super::primitives::{PoolKind, Window2d};
 use super::shape::Layout;
 use super::unary::UnaryOp;
-use super::window::{PoolKind, Window2d};
 use crate::device::Device;
 use crate::error::Result;
 

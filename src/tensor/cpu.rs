@@ -6,6 +6,7 @@ use super::pool;
 use super::primitives::ReduceOp;
 use super::shape::Layout;
 use super::simd::{prefetch, vectorized, Kernel};
+use super::small_gemm;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -174,7 +175,8 @@ pub(crate) fn reduce(op: ReduceOp, x: &[f32], outer: usize, len: usize, inner: u
     out
 }
 
-fn lane_sum(row: &[f32]) -> f32 {
+/// `Σ row` in eight independent lanes (vectorised; the order depends on the length only).
+pub(crate) fn lane_sum(row: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = row.chunks_exact(8);
     let tail: f32 = chunks.remainder().iter().sum();
@@ -243,30 +245,10 @@ pub(crate) fn matmul(
     trans_a: bool,
     trans_b: bool,
 ) -> Vec<f32> {
-    use ndarray::{ArrayView2, ArrayViewMut2};
     // Every element is written: the products run with beta = 0, which never reads C.
     let mut out = pool::scratch(batch * m * n);
-    fn view(
-        x: &[f32],
-        rows: usize,
-        cols: usize,
-        t: bool,
-    ) -> std::result::Result<ArrayView2<'_, f32>, ndarray::ShapeError> {
-        if t {
-            ArrayView2::from_shape((cols, rows), x).map(|v| v.reversed_axes())
-        } else {
-            ArrayView2::from_shape((rows, cols), x)
-        }
-    }
     let one = |a: &[f32], b: &[f32], c: &mut [f32]| {
-        // Shapes were checked by the caller, so these views cannot fail.
-        if let (Ok(av), Ok(bv), Ok(cv)) = (
-            view(a, m, k, trans_a),
-            view(b, k, n, trans_b),
-            ArrayViewMut2::from_shape((m, n), c),
-        ) {
-            split_gemm(av, bv, cv);
-        }
+        gemm_one(a, trans_a, b, trans_b, c, (m, k, n), true);
     };
     let (sa, sb) = (m * k, k * n);
     if batch > 1 && m * n * k * batch >= PAR_MIN {
@@ -279,6 +261,65 @@ pub(crate) fn matmul(
         }
     }
     out
+}
+
+/// `c = op(a)·op(b)` for one `m×k · k×n` product on the calling thread, for callers
+/// that already run one task per image.
+pub(crate) fn gemm_serial(
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    c: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+) {
+    gemm_one(a, trans_a, b, trans_b, c, (m, k, n), false);
+}
+
+/// One product: the small-side loops where they fit, else matrixmultiply (shared out
+/// over rayon when `parallel` and large).
+fn gemm_one(
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    c: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+    parallel: bool,
+) {
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    // Products with a small side (a convolution's per-image products) skip packing.
+    if !trans_b && small_gemm::fits_axpy_form(m, k, n) {
+        let strides = if trans_a { (1, m) } else { (k, 1) };
+        return small_gemm::axpy_form(a, strides, b, c, (m, k, n));
+    }
+    if !trans_a && trans_b && small_gemm::fits_dot_form(m, k, n) {
+        return small_gemm::dot_form(a, b, c, (m, k, n));
+    }
+    fn view(
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+        t: bool,
+    ) -> std::result::Result<ArrayView2<'_, f32>, ndarray::ShapeError> {
+        if t {
+            ArrayView2::from_shape((cols, rows), x).map(|v| v.reversed_axes())
+        } else {
+            ArrayView2::from_shape((rows, cols), x)
+        }
+    }
+    // Shapes were checked by the caller, so these views cannot fail.
+    if let (Ok(av), Ok(bv), Ok(mut cv)) = (
+        view(&a[..m * k], m, k, trans_a),
+        view(&b[..k * n], k, n, trans_b),
+        ArrayViewMut2::from_shape((m, n), &mut c[..m * n]),
+    ) {
+        if parallel {
+            split_gemm(av, bv, cv);
+        } else {
+            ndarray::linalg::general_mat_mul(1.0, &av, &bv, 0.0, &mut cv);
+        }
+    }
 }
 
 /// Multiply-adds from which a product is shared out over rayon (≈ 80 µs of one core):

@@ -2,8 +2,9 @@
 //! `NCHW` f32 values. Each output row or image plane is written by one task, so results
 //! never depend on the number of threads.
 
+use super::cpu;
 use super::pool;
-use super::window::{PoolKind, Window2d};
+use super::primitives::{PoolKind, Window2d};
 use rayon::prelude::*;
 
 /// Work (elements touched) below which a loop stays on the calling thread.
@@ -41,17 +42,31 @@ fn valid_range(out: usize, stride: usize, offset: isize, len: usize) -> std::ops
     lo.min(out)..hi.clamp(lo.min(out), out)
 }
 
-/// `[n, c·kh·kw, oh·ow]` columns: sample `b`, row `(ci, i, j)`, column `(oy, ox)` holds
-/// `x[b, ci, oy·sh − ph + i·dh, ox·sw − pw + j·dw]`, or 0 in the padding.
-pub(crate) fn im2col(x: &[f32], g: &Window2d) -> Vec<f32> {
-    let (plane, l, rows) = (g.h * g.w, g.oh * g.ow, g.col_rows());
-    let mut out = pool::scratch(g.n * rows * l);
-    chunks(&mut out, l, g.n * rows * l, |q, dst| {
-        let (b, r) = (q / rows, q % rows);
+/// `dst.copy_from_slice(src)` for the short rows of an image (10–30 floats), in 8-float
+/// blocks: `copy_from_slice` calls `memcpy`, whose call costs more than such a copy.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = std::array::from_fn(|i| s[i]);
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// Image `x` (its `c` planes) laid out as `[c·kh·kw, oh·ow]` columns in `out`: row
+/// `(ci, i, j)`, column `(oy, ox)` holds `x[ci, oy·sh − ph + i·dh, ox·sw − pw + j·dw]`,
+/// or 0 in the padding.
+fn im2col_image(x: &[f32], g: &Window2d, out: &mut [f32]) {
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    for (r, dst) in out.chunks_mut(l).enumerate() {
         let (ci, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
         let xo = (j * g.dw) as isize - g.pw as isize;
         let xs = valid_range(g.ow, g.sw, xo, g.w);
-        let src = &x[(b * g.c + ci) * plane..][..plane];
+        let src = &x[ci * plane..][..plane];
         for (oy, dst) in dst.chunks_mut(g.ow).enumerate() {
             let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
             if iy < 0 || iy >= g.h as isize || xs.is_empty() {
@@ -63,27 +78,24 @@ pub(crate) fn im2col(x: &[f32], g: &Window2d) -> Vec<f32> {
             dst[xs.end..].fill(0.0);
             let first = ((xs.start * g.sw) as isize + xo) as usize;
             if g.sw == 1 {
-                dst[xs.clone()].copy_from_slice(&line[first..][..xs.len()]);
+                copy_short(&mut dst[xs.clone()], &line[first..][..xs.len()]);
             } else {
                 for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
                     *d = line[first + k * g.sw];
                 }
             }
         }
-    });
-    out
+    }
 }
 
-/// The adjoint of [`im2col`]: each column value added back to the input position it
-/// came from (overlapping windows sum), padding dropped.
-pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
-    let (plane, l, rows) = (g.h * g.w, g.oh * g.ow, g.col_rows());
-    let mut out = pool::filled(g.input_len(), 0.0);
-    chunks(&mut out, plane, g.n * rows * l, |p, dst| {
-        let (b, ci) = (p / g.c, p % g.c);
+/// Adds `[c·kh·kw, oh·ow]` columns back into image `x` (the adjoint of
+/// [`im2col_image`]): overlapping windows sum, padding is dropped.
+fn col2im_image(cols: &[f32], g: &Window2d, x: &mut [f32]) {
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    for (ci, dst) in x.chunks_mut(plane).enumerate() {
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &cols[(b * rows + (ci * g.kh + i) * g.kw + j) * l..][..l];
+                let row = &cols[((ci * g.kh + i) * g.kw + j) * l..][..l];
                 let xo = (j * g.dw) as isize - g.pw as isize;
                 let xs = valid_range(g.ow, g.sw, xo, g.w);
                 if xs.is_empty() {
@@ -102,7 +114,173 @@ pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
                 }
             }
         }
+    }
+}
+
+/// `[n, c·kh·kw, oh·ow]` columns, one block per image (see [`im2col_image`]).
+pub(crate) fn im2col(x: &[f32], g: &Window2d) -> Vec<f32> {
+    let per_image = g.col_rows() * g.col_width();
+    let mut out = pool::scratch(g.n * per_image);
+    chunks(&mut out, per_image, g.cols_len(), |b, dst| {
+        im2col_image(&x[b * g.c * g.h * g.w..][..g.c * g.h * g.w], g, dst)
     });
+    out
+}
+
+/// The adjoint of [`im2col`]: each column value added back to the input position it
+/// came from (overlapping windows sum), padding dropped.
+pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
+    let per_image = g.col_rows() * g.col_width();
+    let mut out = pool::filled(g.input_len(), 0.0);
+    chunks(&mut out, g.c * g.h * g.w, g.cols_len(), |b, dst| {
+        col2im_image(&cols[b * per_image..][..per_image], g, dst)
+    });
+    out
+}
+
+/// The geometry of one group of `groups`: its input channels only.
+fn group_window(g: &Window2d, groups: usize) -> Window2d {
+    Window2d {
+        n: 1,
+        c: g.c / groups,
+        ..*g
+    }
+}
+
+/// A 2-D convolution `y[n, o, oh, ow]` of `x[n, c, h, w]` with `w[o, c / groups, kh,
+/// kw]`, one image per task: its columns go to a per-thread buffer that stays in cache
+/// and one product per group writes the output in place (no batch-sized column matrix).
+pub(crate) fn conv2d(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Window2d,
+    o: usize,
+    groups: usize,
+) -> Vec<f32> {
+    let gw = group_window(g, groups);
+    let (rows, l, og) = (gw.col_rows(), g.oh * g.ow, o / groups);
+    let image = g.c * g.h * g.w;
+    let mut out = pool::scratch(g.n * o * l);
+    if out.is_empty() {
+        return out;
+    }
+    let task = |buf: &mut Vec<f32>, (b, y): (usize, &mut [f32])| {
+        for gi in 0..groups {
+            let xg = &x[b * image + gi * gw.c * g.h * g.w..][..gw.c * g.h * g.w];
+            im2col_image(xg, &gw, buf);
+            let wg = &w[gi * og * rows..][..og * rows];
+            cpu::gemm_serial(
+                wg,
+                false,
+                buf,
+                false,
+                &mut y[gi * og * l..][..og * l],
+                (og, rows, l),
+            );
+        }
+        // The bias while the image is still in cache.
+        if let Some(bias) = bias {
+            for (row, &b) in y.chunks_mut(l).zip(bias) {
+                row.iter_mut().for_each(|v| *v += b);
+            }
+        }
+    };
+    out.par_chunks_mut(o * l)
+        .enumerate()
+        .for_each_init(|| vec![0.0; rows * l], task);
+    out
+}
+
+/// The input's gradient of [`conv2d`] given the output's `dy[n, o, oh, ow]`: per image
+/// and group, `wᵀ·dy` as columns, summed back into the image.
+pub(crate) fn conv2d_grad_input(
+    dy: &[f32],
+    w: &[f32],
+    g: &Window2d,
+    o: usize,
+    groups: usize,
+) -> Vec<f32> {
+    let gw = group_window(g, groups);
+    let (rows, l, og) = (gw.col_rows(), g.oh * g.ow, o / groups);
+    let image = g.c * g.h * g.w;
+    let mut out = pool::filled(g.input_len(), 0.0);
+    if out.is_empty() {
+        return out;
+    }
+    let task = |buf: &mut Vec<f32>, (b, dx): (usize, &mut [f32])| {
+        for gi in 0..groups {
+            let wg = &w[gi * og * rows..][..og * rows];
+            let dyg = &dy[(b * o + gi * og) * l..][..og * l];
+            cpu::gemm_serial(wg, true, dyg, false, buf, (rows, og, l));
+            col2im_image(
+                buf,
+                &gw,
+                &mut dx[gi * gw.c * g.h * g.w..][..gw.c * g.h * g.w],
+            );
+        }
+    };
+    out.par_chunks_mut(image)
+        .enumerate()
+        .for_each_init(|| vec![0.0; rows * l], task);
+    out
+}
+
+/// `dy[n, o, oh, ow]` summed over every axis but the channels: `[o]` (a bias's
+/// gradient), one pass in a fixed order.
+pub(crate) fn channel_sums(dy: &[f32], shape: &[usize]) -> Vec<f32> {
+    let (o, l) = (shape[1], shape[2] * shape[3]);
+    let mut out = vec![0.0; o];
+    for image in dy.chunks(o * l.max(1)).take(shape[0]) {
+        for (sum, row) in out.iter_mut().zip(image.chunks(l.max(1))) {
+            *sum += cpu::lane_sum(row);
+        }
+    }
+    out
+}
+
+/// Images per partial sum of the weight gradient: a fixed split (not the thread count),
+/// so the sum's rounding is the same on every machine.
+const IMAGES_PER_PARTIAL: usize = 16;
+
+/// The weight's gradient of [`conv2d`]: `Σ_images dy · columᵀ`, per group.
+pub(crate) fn conv2d_grad_weight(
+    x: &[f32],
+    dy: &[f32],
+    g: &Window2d,
+    o: usize,
+    groups: usize,
+) -> Vec<f32> {
+    let gw = group_window(g, groups);
+    let (rows, l, og) = (gw.col_rows(), g.oh * g.ow, o / groups);
+    let image = g.c * g.h * g.w;
+    let partial = |first: usize| -> Vec<f32> {
+        let mut dw = vec![0.0; o * rows];
+        let (mut buf, mut prod) = (vec![0.0; rows * l], vec![0.0; og * rows]);
+        for b in first..(first + IMAGES_PER_PARTIAL).min(g.n) {
+            for gi in 0..groups {
+                im2col_image(
+                    &x[b * image + gi * gw.c * g.h * g.w..][..gw.c * g.h * g.w],
+                    &gw,
+                    &mut buf,
+                );
+                let dyg = &dy[(b * o + gi * og) * l..][..og * l];
+                cpu::gemm_serial(dyg, false, &buf, true, &mut prod, (og, l, rows));
+                for (d, p) in dw[gi * og * rows..][..og * rows].iter_mut().zip(&prod) {
+                    *d += p;
+                }
+            }
+        }
+        dw
+    };
+    let starts: Vec<usize> = (0..g.n).step_by(IMAGES_PER_PARTIAL).collect();
+    let partials: Vec<Vec<f32>> = starts.into_par_iter().map(partial).collect();
+    let mut out = pool::filled(o * rows, 0.0);
+    for p in partials {
+        for (d, v) in out.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
     out
 }
 
@@ -162,13 +340,42 @@ fn argmax(src: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize)) -> Opti
     Some(best)
 }
 
+/// 2 × 2 windows moved by 2 without padding (`MaxPool2D((2, 2))`, the common case):
+/// each input belongs to at most one window, and every window is whole.
+fn is_2x2_halving(g: &Window2d) -> bool {
+    (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0) && 2 * g.oh <= g.h && 2 * g.ow <= g.w
+}
+
+/// The first position of the largest of window `(oy, ox)`'s 2 × 2 values (as
+/// [`argmax`], in the same order).
+#[inline(always)]
+fn max_of_2x2(src: &[f32], w: usize, oy: usize, ox: usize) -> usize {
+    let top = 2 * oy * w + 2 * ox;
+    let mut best = top;
+    for at in [top + 1, top + w, top + w + 1] {
+        if src[at] > src[best] {
+            best = at;
+        }
+    }
+    best
+}
+
 /// Pooled `[n, c, oh, ow]` values.
 pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
     let (ys, xs) = window_spans(g);
     let mut out = pool::scratch(g.output_len());
+    let halve = kind == PoolKind::Max && is_2x2_halving(g);
     chunks(&mut out, l, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
+        if halve {
+            for (oy, row) in dst.chunks_mut(g.ow).enumerate() {
+                for (ox, d) in row.iter_mut().enumerate() {
+                    *d = src[max_of_2x2(src, g.w, oy, ox)];
+                }
+            }
+            return;
+        }
         for (oy, &yspan) in ys.iter().enumerate() {
             let row = &mut dst[oy * g.ow..][..g.ow];
             for (d, &xspan) in row.iter_mut().zip(&xs) {
@@ -199,9 +406,18 @@ pub(crate) fn pool2d_grad(x: &[f32], dy: &[f32], g: &Window2d, kind: PoolKind) -
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
     let (ys, xs) = window_spans(g);
     let mut out = pool::filled(g.input_len(), 0.0);
+    let halve = kind == PoolKind::Max && is_2x2_halving(g);
     chunks(&mut out, plane, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
         let dyp = &dy[p * l..][..l];
+        if halve {
+            for (oy, row) in dyp.chunks(g.ow).enumerate() {
+                for (ox, &d) in row.iter().enumerate() {
+                    dst[max_of_2x2(src, g.w, oy, ox)] = d;
+                }
+            }
+            return;
+        }
         for (oy, &yspan) in ys.iter().enumerate() {
             for (ox, &xspan) in xs.iter().enumerate() {
                 let d = dyp[oy * g.ow + ox];

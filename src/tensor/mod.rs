@@ -31,9 +31,10 @@ mod primitives;
 pub mod row_update;
 pub(crate) mod shape;
 mod simd;
+mod small_gemm;
 pub(crate) mod storage;
 mod unary;
-mod window;
+pub(crate) mod window;
 
 pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
@@ -42,10 +43,10 @@ pub use binary::BinaryOp;
 pub use dtype::DType;
 pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
 pub use primitives::ReduceOp;
+pub(crate) use primitives::{PoolKind, Window2d};
 pub use shape::{broadcast_shape, checked_elem_count};
 pub use unary::{Domain, UnaryOp};
 pub use window::{Conv2dParams, Pool2dParams};
-pub(crate) use window::{PoolKind, Window2d};
 
 use crate::autograd::{GradReq, GradSlot, Op};
 use crate::device::Device;

@@ -13,9 +13,9 @@ pub(crate) use super::cpu_backend::CpuStorage;
 pub(crate) use super::cuda_stub::CudaStorage;
 use super::dtype::DType;
 use super::primitives::ReduceOp;
+use super::primitives::{PoolKind, Window2d};
 use super::shape::Layout;
 use super::unary::UnaryOp;
-use super::window::{PoolKind, Window2d};
 #[cfg(feature = "cuda")]
 pub(crate) use crate::cuda::CudaStorage;
 use crate::device::Device;

@@ -1,15 +1,20 @@
 //! Sliding windows over `NCHW` images: convolution and pooling.
 //!
 //! A convolution is `im2col` (each output pixel's receptive field laid out as one column
-//! of a `[C·kh·kw, OH·OW]` matrix per image) and a batched GEMM with the `[O, C·kh·kw]`
-//! weight, which leaves the result in `NCHW` order; its gradients follow from those ops
-//! (`col2im` is `im2col`'s adjoint). A transposed convolution is the same pair run the other way. Pooling is its
-//! own primitive with its own gradient. 1-D layers are the 2-D ones with a height of 1.
+//! of a `[C·kh·kw, OH·OW]` matrix per image) and a GEMM with the `[O, C·kh·kw]` weight
+//! per image, which leaves the result in `NCHW` order. It is recorded as one op, whose
+//! gradients are two more such products: `col2im(wᵀ·dy)` for the input (`col2im` is
+//! `im2col`'s adjoint) and `Σ dy·colsᵀ` for the weight. A transposed convolution is the
+//! input-gradient product run forward. Pooling is its own primitive with its own
+//! gradient. 1-D layers are the 2-D ones with a height of 1.
 
+use super::cpu_window;
 use super::ops::record;
-use super::storage::Storage;
+use super::primitives::{PoolKind, Window2d};
+use super::storage::{CpuStorage, Storage};
 use super::Tensor;
-use crate::autograd::Op;
+use crate::autograd::{self, Op};
+use crate::device::Device;
 use crate::error::{Error, Result};
 
 /// Strides, padding, dilation and groups of a 2-D convolution (the arguments of Gluon's
@@ -60,63 +65,6 @@ impl Pool2dParams {
             padding: [0, 0],
             ceil_mode: false,
         }
-    }
-}
-
-/// Which reduction a pooling window applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PoolKind {
-    /// The largest value; its gradient goes to the first position holding it.
-    Max,
-    /// The mean; with `count_include_pad` the divisor counts padding positions (Gluon's
-    /// default), clipped to the padded image as MXNet does.
-    Avg { count_include_pad: bool },
-}
-
-/// Everything a window primitive needs: the input's `NCHW` size, the window, and the
-/// output size it gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Window2d {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub ph: usize,
-    pub pw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl Window2d {
-    /// Rows of the `im2col` matrix: one per (channel, kernel row, kernel column).
-    pub fn col_rows(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-
-    /// Columns of each image's `im2col` matrix: one per output pixel.
-    pub fn col_width(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    /// Elements of the batch's `im2col` matrices.
-    pub fn cols_len(&self) -> usize {
-        self.n * self.col_rows() * self.col_width()
-    }
-
-    /// Elements of the `NCHW` input.
-    pub fn input_len(&self) -> usize {
-        self.n * self.c * self.h * self.w
-    }
-
-    /// Elements of the pooled `NCHW` output.
-    pub fn output_len(&self) -> usize {
-        self.n * self.c * self.oh * self.ow
     }
 }
 
@@ -240,17 +188,41 @@ fn check_weight(op: &'static str, weight: &Tensor, c: usize, groups: usize) -> R
 
 impl Tensor {
     /// 2-D convolution of an `NCHW` input with an `[out_channels, in_channels / groups,
-    /// kh, kw]` weight (Gluon's `Convolution`, PyTorch's `F.conv2d`, no bias):
-    /// `[n, out_channels, oh, ow]`.
-    pub fn conv2d(&self, weight: &Tensor, p: &Conv2dParams) -> Result<Tensor> {
+    /// kh, kw]` weight and an optional `[out_channels]` bias (Gluon's `Convolution`,
+    /// PyTorch's `F.conv2d`): `[n, out_channels, oh, ow]`.
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
         const OP: &str = "conv2d";
         let x = check_nchw(self, OP)?;
         self.same_device(weight, OP)?;
         let [o, _, kh, kw] = check_weight(OP, weight, x[1], p.groups)?;
+        if let Some(b) = bias {
+            self.same_device(b, OP)?;
+            b.expect_f32(OP)?;
+            if b.shape() != [o] {
+                return Err(Error::ShapeMismatch {
+                    op: "conv2d bias vs [out_channels]",
+                    lhs: b.shape().to_vec(),
+                    rhs: vec![o],
+                });
+            }
+        }
         let g = conv_window(OP, x, [kh, kw], p)?;
-        let cols = self.im2col(&g)?;
-        let w = weight.reshape(&[o, g.col_rows() / p.groups])?;
-        grouped_matmul(&w, &cols, p.groups, false)?.reshape(&[g.n, o, g.oh, g.ow])
+        let y = conv_forward(self, weight, bias, &g, p.groups)?;
+        let mut inputs = vec![self, weight];
+        inputs.extend(bias);
+        let rec = record(&inputs, || Op::Conv2d {
+            input: self.clone(),
+            weight: weight.clone(),
+            bias: bias.cloned(),
+            window: g,
+            groups: p.groups,
+        });
+        Ok(y.share_storage(vec![g.n, o, g.oh, g.ow], rec))
     }
 
     /// 2-D transposed convolution (the gradient of [`conv2d`](Self::conv2d) with respect
@@ -335,10 +307,14 @@ impl Tensor {
             oh: h,
             ow: w,
         };
-        // The forward convolution's output layout: [n, c, h·w].
-        let x = self.reshape(&[n, c, h * w])?;
-        let wt = weight.reshape(&[c, og * kh * kw])?;
-        grouped_matmul(&wt, &x, p.groups, true)?.col2im(&g)
+        let y = conv_grad_input(self, weight, &g, p.groups)?;
+        let rec = record(&[self, weight], || Op::ConvTranspose2d {
+            input: self.clone(),
+            weight: weight.clone(),
+            window: g,
+            groups: p.groups,
+        });
+        Ok(y.share_storage(vec![n, o, oh, ow], rec))
     }
 
     /// 2-D max pooling of an `NCHW` input (Gluon's `MaxPool2D`); padding never wins.
@@ -412,28 +388,24 @@ impl Tensor {
     }
 
     /// The receptive fields of an `NCHW` input as columns: `[n, c·kh·kw, oh·ow]`.
-    pub(crate) fn im2col(&self, g: &Window2d) -> Result<Tensor> {
+    fn im2col(&self, g: &Window2d) -> Result<Tensor> {
         let storage = self.storage().im2col(g)?;
-        let rec = record(&[self], || Op::Im2col {
-            input: self.clone(),
-            window: *g,
-        });
         Ok(Tensor::from_storage(
             storage,
             vec![g.n, g.col_rows(), g.col_width()],
-            rec,
+            None,
         ))
     }
 
     /// Columns summed back into the `NCHW` image they were taken from (adjoint of
     /// [`im2col`](Self::im2col)).
-    pub(crate) fn col2im(&self, g: &Window2d) -> Result<Tensor> {
+    fn col2im(&self, g: &Window2d) -> Result<Tensor> {
         let storage = self.storage().col2im(g)?;
-        let rec = record(&[self], || Op::Col2im {
-            cols: self.clone(),
-            window: *g,
-        });
-        Ok(Tensor::from_storage(storage, vec![g.n, g.c, g.h, g.w], rec))
+        Ok(Tensor::from_storage(
+            storage,
+            vec![g.n, g.c, g.h, g.w],
+            None,
+        ))
     }
 
     /// The gradient of [`pool2d`](Self::max_pool2d) with respect to its input `self`.
@@ -446,6 +418,148 @@ impl Tensor {
         let storage = Storage::pool2d_grad(&self.storage(), &grad.storage(), g, kind)?;
         Ok(Tensor::from_storage(storage, self.shape().to_vec(), None))
     }
+}
+
+/// A convolution's three products, each run on the CPU as one fused primitive per image
+/// (columns in a per-thread buffer, `cpu_window.rs`) and elsewhere composed from the
+/// `im2col` / `col2im` primitives and batched matmul (cuBLAS on a GPU). None records:
+/// `conv2d` and `conv_transpose2d` record themselves, and their gradient rules call these.
+///
+/// `y[n, o, oh, ow]` from `x[n, c, h, w]` and `w[o, c / groups, kh, kw]`.
+pub(crate) fn conv_forward(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &Window2d,
+    groups: usize,
+) -> Result<Tensor> {
+    let o = w.shape()[0];
+    if x.device() == Device::Cpu {
+        let b = bias.map(|b| b.storage());
+        let y = cpu_window::conv2d(
+            x.storage().cpu_f32("conv2d")?,
+            w.storage().cpu_f32("conv2d")?,
+            b.as_ref().map(|b| b.cpu_f32("conv2d")).transpose()?,
+            g,
+            o,
+            groups,
+        );
+        return Ok(cpu_tensor(y, vec![g.n, o, g.oh, g.ow]));
+    }
+    composed_forward(x, w, bias, g, groups)
+}
+
+/// The bias's gradient: `dy[n, o, oh, ow]` summed over all but the channel axis.
+pub(crate) fn conv_grad_bias(dy: &Tensor) -> Result<Tensor> {
+    if dy.device() == Device::Cpu {
+        let o = dy.shape()[1];
+        let db =
+            cpu_window::channel_sums(dy.storage().cpu_f32("conv2d bias gradient")?, dy.shape());
+        return Ok(cpu_tensor(db, vec![o]));
+    }
+    autograd::pause(|| dy.sum_axes(&[0, 2, 3], false))
+}
+
+/// `dx[n, c, h, w]` from `dy[n, o, oh, ow]` and `w` (a transposed convolution).
+pub(crate) fn conv_grad_input(
+    dy: &Tensor,
+    w: &Tensor,
+    g: &Window2d,
+    groups: usize,
+) -> Result<Tensor> {
+    let o = w.shape()[0];
+    if dy.device() == Device::Cpu {
+        let dx = cpu_window::conv2d_grad_input(
+            dy.storage().cpu_f32("conv2d gradient")?,
+            w.storage().cpu_f32("conv2d gradient")?,
+            g,
+            o,
+            groups,
+        );
+        return Ok(cpu_tensor(dx, vec![g.n, g.c, g.h, g.w]));
+    }
+    composed_grad_input(dy, w, g, groups)
+}
+
+/// `dw[o, c / groups, kh, kw]` from `x[n, c, h, w]` and `dy[n, o, oh, ow]`.
+pub(crate) fn conv_grad_weight(
+    x: &Tensor,
+    dy: &Tensor,
+    g: &Window2d,
+    groups: usize,
+    w_shape: &[usize],
+) -> Result<Tensor> {
+    let o = w_shape[0];
+    if x.device() == Device::Cpu {
+        let dw = cpu_window::conv2d_grad_weight(
+            x.storage().cpu_f32("conv2d gradient")?,
+            dy.storage().cpu_f32("conv2d gradient")?,
+            g,
+            o,
+            groups,
+        );
+        return Ok(cpu_tensor(dw, w_shape.to_vec()));
+    }
+    composed_grad_weight(x, dy, g, groups, w_shape)
+}
+
+fn cpu_tensor(values: Vec<f32>, shape: Vec<usize>) -> Tensor {
+    Tensor::from_storage(Storage::Cpu(CpuStorage::F32(values)), shape, None)
+}
+
+/// [`conv_forward`] as `w · im2col(x) + b` per image.
+fn composed_forward(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &Window2d,
+    groups: usize,
+) -> Result<Tensor> {
+    let o = w.shape()[0];
+    autograd::pause(|| {
+        let cols = x.im2col(g)?;
+        let w = w.reshape(&[o, g.col_rows() / groups])?;
+        let y = grouped_matmul(&w, &cols, groups, false)?.reshape(&[g.n, o, g.oh, g.ow])?;
+        match bias {
+            Some(b) => y.add(&b.reshape(&[1, o, 1, 1])?),
+            None => Ok(y),
+        }
+    })
+}
+
+/// [`conv_grad_input`] as `col2im(wᵀ · dy)` per image.
+fn composed_grad_input(dy: &Tensor, w: &Tensor, g: &Window2d, groups: usize) -> Result<Tensor> {
+    let o = w.shape()[0];
+    autograd::pause(|| {
+        let dy = dy.reshape(&[g.n, o, g.oh * g.ow])?;
+        let w = w.reshape(&[o, g.col_rows() / groups])?;
+        grouped_matmul(&w, &dy, groups, true)?.col2im(g)
+    })
+}
+
+/// [`conv_grad_weight`] as `Σ_images dy · im2col(x)ᵀ`, group by group.
+fn composed_grad_weight(
+    x: &Tensor,
+    dy: &Tensor,
+    g: &Window2d,
+    groups: usize,
+    w_shape: &[usize],
+) -> Result<Tensor> {
+    let o = w_shape[0];
+    autograd::pause(|| {
+        let cols = x.im2col(g)?;
+        let dy = dy.reshape(&[g.n, o, g.oh * g.ow])?;
+        let (og, rows) = (o / groups, g.col_rows() / groups);
+        let parts = (0..groups)
+            .map(|gi| {
+                let dyg = dy.slice_axis(1, gi * og, (gi + 1) * og)?;
+                let cg = cols.slice_axis(1, gi * rows, (gi + 1) * rows)?;
+                dyg.matmul_t(&cg, false, true)?.sum_axis(0, false)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        Tensor::concat(&refs, 0)?.reshape(w_shape)
+    })
 }
 
 /// `w · x[b]` for every image `b`, group by group: `w` is `[o, k]` (or `[k, o]` read
@@ -465,4 +579,73 @@ fn grouped_matmul(w: &Tensor, x: &Tensor, groups: usize, trans_w: bool) -> Resul
         .collect::<Result<Vec<_>>>()?;
     let refs: Vec<&Tensor> = parts.iter().collect();
     Tensor::concat(&refs, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(shape: &[usize], seed: u64) -> Tensor {
+        let n = shape.iter().product();
+        let v = (0..n)
+            .map(|i| crate::rng::uniform_hash(seed, i as u64) * 2.0 - 1.0)
+            .collect();
+        Tensor::from_vec(v, shape).unwrap()
+    }
+
+    fn close(a: &Tensor, b: &Tensor, what: &str) {
+        assert_eq!(a.shape(), b.shape(), "{what}");
+        let (a, b) = (a.to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what} [{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// The CPU's fused products against the composition the GPU runs (im2col, batched
+    /// matmul, col2im), on the CPU, for every geometry option.
+    #[test]
+    fn fused_cpu_products_match_the_composed_ones() {
+        let cases = [
+            ([2, 3, 9, 8], [4, 3, 3, 3], Conv2dParams::default()),
+            (
+                [3, 4, 11, 10],
+                [6, 2, 3, 2],
+                Conv2dParams {
+                    strides: [2, 1],
+                    padding: [1, 2],
+                    dilation: [2, 1],
+                    groups: 2,
+                },
+            ),
+            ([17, 1, 28, 28], [6, 1, 5, 5], Conv2dParams::default()),
+            ([2, 70, 6, 6], [8, 70, 1, 1], Conv2dParams::default()),
+        ];
+        for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
+            let (x, w) = (values(&xs, k as u64), values(&ws, 10 + k as u64));
+            let g = conv_window("test", xs, [ws[2], ws[3]], &p).unwrap();
+            let b = values(&[ws[0]], 30 + k as u64);
+            let y = conv_forward(&x, &w, Some(&b), &g, p.groups).unwrap();
+            let want = composed_forward(&x, &w, Some(&b), &g, p.groups).unwrap();
+            close(&y, &want, "forward");
+            let dy = values(y.shape(), 20 + k as u64);
+            close(
+                &conv_grad_input(&dy, &w, &g, p.groups).unwrap(),
+                &composed_grad_input(&dy, &w, &g, p.groups).unwrap(),
+                "input gradient",
+            );
+            close(
+                &conv_grad_bias(&dy).unwrap(),
+                &dy.sum_axes(&[0, 2, 3], false).unwrap(),
+                "bias gradient",
+            );
+            close(
+                &conv_grad_weight(&x, &dy, &g, p.groups, &ws).unwrap(),
+                &composed_grad_weight(&x, &dy, &g, p.groups, &ws).unwrap(),
+                "weight gradient",
+            );
+        }
+    }
 }

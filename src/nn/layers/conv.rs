@@ -144,8 +144,9 @@ impl Forward for Conv2D {
         let [kh, kw] = self.kernel;
         self.weight
             .finish_deferred_init(&[self.channels, x.shape()[1] / groups, kh, kw])?;
-        let y = x.conv2d(&self.weight.data()?, &self.params)?;
-        finish(y, &self.bias, self.activation)
+        let bias = self.bias.as_ref().map(|b| b.data()).transpose()?;
+        let y = x.conv2d(&self.weight.data()?, bias.as_ref(), &self.params)?;
+        finish(y, &None, self.activation)
     }
 }
 
@@ -246,9 +247,12 @@ impl Forward for Conv1D {
         let wt = self.weight.data()?;
         let ws = wt.shape().to_vec();
         let w4 = wt.reshape(&[ws[0], ws[1], 1, ws[2]])?;
-        let y = x.reshape(&[n, c, 1, w])?.conv2d(&w4, &self.params)?;
+        let bias = self.bias.as_ref().map(|b| b.data()).transpose()?;
+        let y = x
+            .reshape(&[n, c, 1, w])?
+            .conv2d(&w4, bias.as_ref(), &self.params)?;
         let (o, ow) = (y.shape()[1], y.shape()[3]);
-        finish(y.reshape(&[n, o, ow])?, &self.bias, self.activation)
+        finish(y.reshape(&[n, o, ow])?, &None, self.activation)
     }
 }
 
