@@ -135,3 +135,41 @@ fn lenet_learns_generated_fashion_mnist_through_the_estimator_and_reloads() {
         "reloaded scores differ"
     );
 }
+
+#[test]
+fn the_examples_resnet_gives_ten_scores_and_a_gradient_to_every_parameter() {
+    rng::seed(5);
+    let net = models::resnet();
+    net.initialize(&Initializer::xavier(3.0), Device::Cpu)
+        .unwrap();
+    let x = Tensor::from_vec(
+        (0..4 * 784)
+            .map(|i| rng::uniform_hash(9, i) - 0.5)
+            .collect(),
+        &[4, 1, 28, 28],
+    )
+    .unwrap();
+    let y = autograd::record(|| net.forward_tensors(&[x.clone()])).unwrap();
+    assert_eq!(y.shape(), &[4, 10]);
+    autograd::record(|| y.sum_all())
+        .unwrap()
+        .backward()
+        .unwrap();
+    let params = net.collect_params();
+    for (name, p) in params.iter() {
+        if name.contains("running") {
+            continue; // BatchNorm's statistics are not trained
+        }
+        let g = p.grad().unwrap_or_else(|| panic!("{name} has no gradient"));
+        let norm = g
+            .to_dense()
+            .unwrap()
+            .square()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(norm > 0.0, "{name}'s gradient is zero");
+    }
+}
