@@ -149,7 +149,7 @@ fn the_examples_resnet_gives_ten_scores_and_a_gradient_to_every_parameter() {
         &[4, 1, 28, 28],
     )
     .unwrap();
-    let y = autograd::record(|| net.forward_tensors(&[x.clone()])).unwrap();
+    let y = autograd::record(|| net.forward_tensors(std::slice::from_ref(&x))).unwrap();
     assert_eq!(y.shape(), &[4, 10]);
     autograd::record(|| y.sum_all())
         .unwrap()
