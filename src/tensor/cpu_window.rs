@@ -138,12 +138,36 @@ pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
     out
 }
 
-/// The geometry of one group of `groups`: its input channels only.
-fn group_window(g: &Window2d, groups: usize) -> Window2d {
-    Window2d {
-        n: 1,
-        c: g.c / groups,
-        ..*g
+/// The sizes of a grouped convolution's per-image, per-group products.
+struct Grouped {
+    /// One group's geometry: its input channels of one image.
+    gw: Window2d,
+    /// Rows of a group's columns (`c / groups · kh · kw`).
+    rows: usize,
+    /// Output pixels.
+    l: usize,
+    /// Output channels per group.
+    og: usize,
+    /// Elements of an input image, and of one group's channels of it.
+    image: usize,
+    group_image: usize,
+}
+
+impl Grouped {
+    fn new(g: &Window2d, o: usize, groups: usize) -> Grouped {
+        let gw = Window2d {
+            n: 1,
+            c: g.c / groups,
+            ..*g
+        };
+        Grouped {
+            gw,
+            rows: gw.col_rows(),
+            l: g.oh * g.ow,
+            og: o / groups,
+            image: g.c * g.h * g.w,
+            group_image: gw.c * g.h * g.w,
+        }
     }
 }
 
@@ -158,16 +182,21 @@ pub(crate) fn conv2d(
     o: usize,
     groups: usize,
 ) -> Vec<f32> {
-    let gw = group_window(g, groups);
-    let (rows, l, og) = (gw.col_rows(), g.oh * g.ow, o / groups);
-    let image = g.c * g.h * g.w;
+    let Grouped {
+        gw,
+        rows,
+        l,
+        og,
+        image,
+        group_image,
+    } = Grouped::new(g, o, groups);
     let mut out = pool::scratch(g.n * o * l);
     if out.is_empty() {
         return out;
     }
     let task = |buf: &mut Vec<f32>, (b, y): (usize, &mut [f32])| {
         for gi in 0..groups {
-            let xg = &x[b * image + gi * gw.c * g.h * g.w..][..gw.c * g.h * g.w];
+            let xg = &x[b * image + gi * group_image..][..group_image];
             im2col_image(xg, &gw, buf);
             let wg = &w[gi * og * rows..][..og * rows];
             cpu::gemm_serial(
@@ -201,9 +230,14 @@ pub(crate) fn conv2d_grad_input(
     o: usize,
     groups: usize,
 ) -> Vec<f32> {
-    let gw = group_window(g, groups);
-    let (rows, l, og) = (gw.col_rows(), g.oh * g.ow, o / groups);
-    let image = g.c * g.h * g.w;
+    let Grouped {
+        gw,
+        rows,
+        l,
+        og,
+        image,
+        group_image,
+    } = Grouped::new(g, o, groups);
     let mut out = pool::filled(g.input_len(), 0.0);
     if out.is_empty() {
         return out;
@@ -213,11 +247,7 @@ pub(crate) fn conv2d_grad_input(
             let wg = &w[gi * og * rows..][..og * rows];
             let dyg = &dy[(b * o + gi * og) * l..][..og * l];
             cpu::gemm_serial(wg, true, dyg, false, buf, (rows, og, l));
-            col2im_image(
-                buf,
-                &gw,
-                &mut dx[gi * gw.c * g.h * g.w..][..gw.c * g.h * g.w],
-            );
+            col2im_image(buf, &gw, &mut dx[gi * group_image..][..group_image]);
         }
     };
     out.par_chunks_mut(image)
@@ -251,16 +281,21 @@ pub(crate) fn conv2d_grad_weight(
     o: usize,
     groups: usize,
 ) -> Vec<f32> {
-    let gw = group_window(g, groups);
-    let (rows, l, og) = (gw.col_rows(), g.oh * g.ow, o / groups);
-    let image = g.c * g.h * g.w;
+    let Grouped {
+        gw,
+        rows,
+        l,
+        og,
+        image,
+        group_image,
+    } = Grouped::new(g, o, groups);
     let partial = |first: usize| -> Vec<f32> {
         let mut dw = vec![0.0; o * rows];
         let (mut buf, mut prod) = (vec![0.0; rows * l], vec![0.0; og * rows]);
         for b in first..(first + IMAGES_PER_PARTIAL).min(g.n) {
             for gi in 0..groups {
                 im2col_image(
-                    &x[b * image + gi * gw.c * g.h * g.w..][..gw.c * g.h * g.w],
+                    &x[b * image + gi * group_image..][..group_image],
                     &gw,
                     &mut buf,
                 );

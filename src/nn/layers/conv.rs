@@ -64,24 +64,6 @@ impl Conv2D {
         self
     }
 
-    /// Step between windows.
-    pub fn strides(mut self, strides: [usize; 2]) -> Conv2D {
-        self.params.strides = strides;
-        self
-    }
-
-    /// Zeros added on each side of the input.
-    pub fn padding(mut self, padding: [usize; 2]) -> Conv2D {
-        self.params.padding = padding;
-        self
-    }
-
-    /// Spacing between kernel taps.
-    pub fn dilation(mut self, dilation: [usize; 2]) -> Conv2D {
-        self.params.dilation = dilation;
-        self
-    }
-
     /// Channel groups (must divide both channel counts).
     pub fn groups(mut self, groups: usize) -> Conv2D {
         self.params.groups = groups;
@@ -93,21 +75,51 @@ impl Conv2D {
         self.in_channels = in_channels;
         self.reshape_weight()
     }
-
-    /// Applies an activation after the convolution.
-    pub fn activation(mut self, act: Activation) -> Conv2D {
-        self.activation = Some(act);
-        self
-    }
-
-    /// Whether to add a bias (default true).
-    pub fn use_bias(mut self, use_bias: bool) -> Conv2D {
-        if !use_bias {
-            self.bias = None;
-        }
-        self
-    }
 }
+
+/// The builder methods `Conv1D` and `Conv2D` share: `$size` is a size in the layer's own
+/// dimensions, `$to_2d` makes it the 2-D ops' `[height, width]` (a 1-D layer is a
+/// height-1 image, with no padding above or below).
+macro_rules! conv_builders {
+    ($layer:ident, $size:ty, $to_2d:expr) => {
+        impl $layer {
+            /// Step between windows.
+            pub fn strides(mut self, strides: $size) -> $layer {
+                self.params.strides = $to_2d(strides, 1);
+                self
+            }
+
+            /// Zeros added on each side of the input.
+            pub fn padding(mut self, padding: $size) -> $layer {
+                self.params.padding = $to_2d(padding, 0);
+                self
+            }
+
+            /// Spacing between kernel taps.
+            pub fn dilation(mut self, dilation: $size) -> $layer {
+                self.params.dilation = $to_2d(dilation, 1);
+                self
+            }
+
+            /// Applies an activation after the convolution.
+            pub fn activation(mut self, act: Activation) -> $layer {
+                self.activation = Some(act);
+                self
+            }
+
+            /// Whether to add a bias (default true).
+            pub fn use_bias(mut self, use_bias: bool) -> $layer {
+                if !use_bias {
+                    self.bias = None;
+                }
+                self
+            }
+        }
+    };
+}
+
+conv_builders!(Conv2D, [usize; 2], |v: [usize; 2], _| v);
+conv_builders!(Conv1D, usize, |v: usize, height: usize| [height, v]);
 
 /// Checks `x` has `rank` axes, naming the layer and the expected layout.
 fn check_rank(x: &Tensor, rank: usize, layer: &'static str, layout: &str) -> Result<()> {
@@ -191,24 +203,6 @@ impl Conv1D {
         self
     }
 
-    /// Step between windows.
-    pub fn strides(mut self, strides: usize) -> Conv1D {
-        self.params.strides = [1, strides];
-        self
-    }
-
-    /// Zeros added on each side.
-    pub fn padding(mut self, padding: usize) -> Conv1D {
-        self.params.padding = [0, padding];
-        self
-    }
-
-    /// Spacing between kernel taps.
-    pub fn dilation(mut self, dilation: usize) -> Conv1D {
-        self.params.dilation = [1, dilation];
-        self
-    }
-
     /// Channel groups (must divide both channel counts).
     pub fn groups(mut self, groups: usize) -> Conv1D {
         self.params.groups = groups;
@@ -219,20 +213,6 @@ impl Conv1D {
     pub fn in_channels(mut self, in_channels: usize) -> Conv1D {
         self.in_channels = in_channels;
         self.reshape_weight()
-    }
-
-    /// Applies an activation after the convolution.
-    pub fn activation(mut self, act: Activation) -> Conv1D {
-        self.activation = Some(act);
-        self
-    }
-
-    /// Whether to add a bias (default true).
-    pub fn use_bias(mut self, use_bias: bool) -> Conv1D {
-        if !use_bias {
-            self.bias = None;
-        }
-        self
     }
 }
 
