@@ -59,6 +59,27 @@ impl ModelKind {
     }
 }
 
+/// Where the network trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    /// CUDA device 0 (an error when there is none).
+    Cuda,
+    /// CUDA device 0 when present, else the CPU.
+    Auto,
+}
+
+impl DeviceArg {
+    fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Auto => Ok(Device::cuda_if_available(0)),
+            DeviceArg::Cuda => Device::new_cuda(0)
+                .map_err(|e| Error::InvalidArgument(format!("--device cuda ({e})"))),
+        }
+    }
+}
+
 /// Gluon's crash course on Fashion-MNIST: train, evaluate, save, reload.
 #[derive(Parser, Debug)]
 struct Args {
@@ -84,6 +105,9 @@ struct Args {
     /// DataLoader worker threads (default: one when there are two cores or more).
     #[arg(long)]
     workers: Option<usize>,
+    /// Where to train (the data is loaded on the CPU and each batch copied over).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Seed of the initial weights, the shuffles, the split and the augmentation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -234,11 +258,16 @@ impl EventHandler for History {
 }
 
 /// The predicted class of every image of `loader`, and the accuracy.
-fn predict(net: &dyn Model, loader: &dyn boson::estimator::BatchSource) -> Result<(Vec<i64>, f64)> {
+fn predict(
+    net: &dyn Model,
+    loader: &dyn boson::estimator::BatchSource,
+    device: Device,
+) -> Result<(Vec<i64>, f64)> {
     let (mut predicted, mut correct) = (Vec::new(), 0usize);
     for batch in loader.batches() {
         let batch = batch?;
-        let scores = autograd::predict_mode(|| net.forward_tensors(&batch.inputs))?;
+        let inputs = on(device, &batch.inputs)?;
+        let scores = autograd::predict_mode(|| net.forward_tensors(&inputs))?;
         let classes = scores.argmax(1)?.to_vec_i64()?;
         let labels = batch.label.to_vec_i64()?;
         correct += classes.iter().zip(&labels).filter(|(a, b)| a == b).count();
@@ -246,6 +275,11 @@ fn predict(net: &dyn Model, loader: &dyn boson::estimator::BatchSource) -> Resul
     }
     let accuracy = correct as f64 / predicted.len().max(1) as f64;
     Ok((predicted, accuracy))
+}
+
+/// `tensors` copied to `device`.
+fn on(device: Device, tensors: &[Tensor]) -> Result<Vec<Tensor>> {
+    tensors.iter().map(|t| t.to_device(device)).collect()
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -256,6 +290,7 @@ fn run(args: &Args) -> Result<()> {
         )));
     }
     boson::rng::seed(args.seed);
+    let device = args.device.resolve()?;
     let (train, val, test, n_train) = loaders(args)?;
     println!(
         "== Fashion-MNIST from {}: {n_train} training, {} validation, 10,000 test images",
@@ -277,20 +312,22 @@ fn run(args: &Args) -> Result<()> {
     };
     let model: Arc<dyn Model> = net.clone();
     // Deferred shapes: a first forward pass on one batch fixes every weight's shape.
-    net.initialize(&Initializer::xavier(3.0), Device::Cpu)?;
+    net.initialize(&Initializer::xavier(3.0), device)?;
     let first = test
         .batches()
         .next()
         .ok_or_else(|| Error::InvalidArgument("the test set yields no batch".into()))??;
-    autograd::predict_mode(|| model.forward_tensors(&first.inputs))?;
+    let first = on(device, &first.inputs)?;
+    autograd::predict_mode(|| model.forward_tensors(&first))?;
     let trainer = Trainer::new(net.collect_params(), optimizer)?;
     let mut est = Estimator::builder(model.clone(), SoftmaxCrossEntropyLoss::new())
         .trainer(trainer)
         .train_metric(Accuracy::new())
         .val_metric(Accuracy::new())
+        .device(device)
         .build()?;
     println!(
-        "== training {} ({} parameters) for {} epochs, batch {}, SGD lr {}",
+        "== training {} ({} parameters) on {device} for {} epochs, batch {}, SGD lr {}",
         args.model.name(),
         net.collect_params()
             .iter()
@@ -317,7 +354,7 @@ fn run(args: &Args) -> Result<()> {
     )?;
     drop(handlers);
 
-    let (predicted, test_accuracy) = predict(&*model, &*test)?;
+    let (predicted, test_accuracy) = predict(&*model, &*test, device)?;
     let samples_per_sec = history.samples as f64 / history.train_seconds.max(1e-9);
     println!(
         "== test accuracy {test_accuracy:.4} after {} epochs; {samples_per_sec:.0} training \
@@ -327,13 +364,16 @@ fn run(args: &Args) -> Result<()> {
 
     save(args, &net, &history)?;
     let reloaded = args.model.network();
-    reloaded.initialize(&Initializer::xavier(3.0), Device::Cpu)?;
-    autograd::predict_mode(|| reloaded.forward_tensors(&first.inputs))?;
+    reloaded.initialize(&Initializer::xavier(3.0), device)?;
+    autograd::predict_mode(|| reloaded.forward_tensors(&first))?;
     reloaded.collect_params().load(
         args.model_dir.join("model.safetensors"),
-        LoadOptions::default(),
+        LoadOptions {
+            device: Some(device),
+            ..Default::default()
+        },
     )?;
-    let (again, _) = predict(&reloaded, &*test)?;
+    let (again, _) = predict(&reloaded, &*test, device)?;
     if again != predicted {
         return Err(Error::InvalidArgument(format!(
             "the model reloaded from {} predicts differently",
