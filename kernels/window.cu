@@ -9,7 +9,7 @@
 
 typedef long long i64;
 
-// The geometry, passed by value (mirrors Window2d in src/tensor/window.rs).
+// The geometry, passed by value (mirrors Window2d in src/tensor/primitives.rs).
 struct Win {
     i64 n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
 };

@@ -148,10 +148,11 @@ fn convolution_and_pooling_match_cpu() {
         dilation: [1, 2],
         groups: 2,
     };
+    let b = rand_tensor(&[6], -1.0, 1.0, 33);
     same_on_both(
         dev,
-        &[x.clone(), w.clone()],
-        |v| v[0].conv2d(&v[1], None, &p),
+        &[x.clone(), w.clone(), b],
+        |v| v[0].conv2d(&v[1], Some(&v[2]), &p),
         "conv2d",
     );
     let wt = rand_tensor(&[4, 3, 3, 3], -1.0, 1.0, 32);

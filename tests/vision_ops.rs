@@ -456,7 +456,7 @@ fn bad_shapes_are_errors_naming_them() {
     let conv = Conv2D::new(4, [7, 7]);
     init(&conv);
     let msg = shape_error(conv.forward(&x));
-    assert!(msg.contains("larger than the padded 5×5"), "{msg}");
+    assert!(msg.contains("does not fit the padded 5×5"), "{msg}");
     let msg = shape_error(x.conv2d(
         &rand_tensor(&[4, 2, 3, 3], 0.0, 1.0, 2),
         None,
@@ -507,4 +507,66 @@ fn bad_shapes_are_errors_naming_them() {
         [1, 0],
     ));
     assert!(msg.contains("output_padding [1, 0]"), "{msg}");
+}
+
+/// A global maximum's gradient goes to its first position, as MaxPool2D's: ties (a
+/// saturated image) must not multiply it.
+#[test]
+fn global_max_pool_sends_the_gradient_to_one_tied_position() {
+    let x = Tensor::ones(&[1, 2, 3, 3], Device::Cpu)
+        .unwrap()
+        .attach_grad();
+    let y = boson::autograd::record(|| GlobalMaxPool2D.forward(&x)?.sum_all()).unwrap();
+    y.backward().unwrap();
+    let g = x.grad().unwrap().unwrap().to_vec_f32().unwrap();
+    assert_eq!(g.iter().sum::<f32>(), 2.0);
+    assert_eq!((g[0], g[9]), (1.0, 1.0));
+}
+
+/// Channel counts that do not split into the groups, or do not match a fixed
+/// `in_channels`, are errors before the weight's shape is fixed, so a later correct
+/// input still works.
+#[test]
+fn layers_check_channels_before_fixing_their_weights() {
+    let x3 = rand_tensor(&[2, 3, 6, 6], -1.0, 1.0, 20);
+    let x4 = rand_tensor(&[2, 4, 6, 6], -1.0, 1.0, 21);
+    let conv = Conv2D::new(4, [3, 3]).groups(2);
+    init(&conv);
+    let msg = shape_error(conv.forward(&x3));
+    assert!(
+        msg.contains("3 channels") && msg.contains("groups = 2"),
+        "{msg}"
+    );
+    assert_eq!(conv.forward(&x4).unwrap().shape(), &[2, 4, 4, 4]);
+    let fixed = Conv2D::new(4, [3, 3]).in_channels(4);
+    init(&fixed);
+    let msg = shape_error(fixed.forward(&x3));
+    assert!(msg.contains("in_channels = 4"), "{msg}");
+    let up = Conv2DTranspose::new(5, [3, 3]).groups(2);
+    init(&up);
+    let msg = shape_error(up.forward(&x4));
+    assert!(
+        msg.contains("5 output") && msg.contains("groups = 2"),
+        "{msg}"
+    );
+}
+
+/// Sizes that would overflow or exceed the allocation limit are errors naming them,
+/// not an abort.
+#[test]
+fn huge_outputs_are_errors() {
+    let x = rand_tensor(&[1, 1, 4, 4], -1.0, 1.0, 22);
+    let w = rand_tensor(&[1, 1, 1, 1], -1.0, 1.0, 23);
+    let p = params([1, 1], [1 << 20, 1 << 20], [1, 1], 1);
+    let msg = shape_error(x.conv2d(&w, None, &p));
+    assert!(
+        msg.contains("conv2d output") && msg.contains("limit"),
+        "{msg}"
+    );
+    let p = params([1, 1], [usize::MAX / 2, 0], [1, 1], 1);
+    let msg = shape_error(x.conv2d(&w, None, &p));
+    assert!(msg.contains("conv2d"), "{msg}");
+    let p = params([usize::MAX / 2, 1], [0, 0], [1, 1], 1);
+    let msg = shape_error(x.conv_transpose2d(&w, &p, [0, 0]));
+    assert!(msg.contains("overflow"), "{msg}");
 }

@@ -1,6 +1,8 @@
-//! CPU loops of the window primitives (`im2col`, `col2im`, pooling) over contiguous
-//! `NCHW` f32 values. Each output row or image plane is written by one task, so results
-//! never depend on the number of threads.
+//! CPU loops of the window primitives over contiguous `NCHW` f32 values: `im2col`,
+//! `col2im` and pooling, and the convolution's three products fused per image (columns
+//! in a per-thread buffer, then small products). Each output row, image plane or image
+//! is written by one task, and the weight gradient sums fixed partials, so results never
+//! depend on the number of threads.
 
 use super::cpu;
 use super::pool;
@@ -419,9 +421,13 @@ pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
                     PoolKind::Max => argmax(src, g.w, y, x).map_or(0.0, |a| src[a]),
                     PoolKind::Avg { .. } => {
                         let div = divisor(kind, yspan, xspan);
-                        let s: f32 = (y.0..y.1)
-                            .map(|r| src[r * g.w + x.0..r * g.w + x.1].iter().sum::<f32>())
-                            .sum();
+                        // One running sum in row-major order, as the CUDA kernel adds.
+                        let mut s = 0.0f32;
+                        for r in y.0..y.1 {
+                            for &v in &src[r * g.w + x.0..r * g.w + x.1] {
+                                s += v;
+                            }
+                        }
                         if div > 0.0 {
                             s / div
                         } else {
@@ -448,7 +454,7 @@ pub(crate) fn pool2d_grad(x: &[f32], dy: &[f32], g: &Window2d, kind: PoolKind) -
         if halve {
             for (oy, row) in dyp.chunks(g.ow).enumerate() {
                 for (ox, &d) in row.iter().enumerate() {
-                    dst[max_of_2x2(src, g.w, oy, ox)] = d;
+                    dst[max_of_2x2(src, g.w, oy, ox)] += d;
                 }
             }
             return;

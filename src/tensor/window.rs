@@ -52,7 +52,9 @@ pub struct Pool2dParams {
     pub strides: [usize; 2],
     /// Padding on each side, `[height, width]` (never part of a maximum).
     pub padding: [usize; 2],
-    /// Round the output size up (MXNet's `pooling_convention='full'`) instead of down.
+    /// Round the output size up instead of down (PyTorch's `ceil_mode`: a last window
+    /// that would start in the right padding is dropped, where MXNet's
+    /// `pooling_convention='full'` keeps it; see docs/gluon-differences.md).
     pub ceil_mode: bool,
 }
 
@@ -74,7 +76,7 @@ fn shape_err(op: &'static str, msg: String) -> Error {
 
 /// The output extent of one axis, or `None` when the window does not fit.
 fn out_extent(len: usize, pad: usize, span: usize, stride: usize, ceil: bool) -> Option<usize> {
-    let padded = len + 2 * pad;
+    let padded = len.checked_add(pad.checked_mul(2)?)?;
     if span > padded {
         return None;
     }
@@ -86,6 +88,31 @@ fn out_extent(len: usize, pad: usize, span: usize, stride: usize, ceil: bool) ->
             steps / stride
         } + 1,
     )
+}
+
+/// Every buffer a window op allocates (its output, and a convolution's columns on the
+/// GPU) within the allocation limit, and its element count without overflow.
+fn check_sizes(op: &'static str, g: &Window2d, out_channels: usize) -> Result<()> {
+    let count = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let output = count(&[g.n, out_channels, g.oh, g.ow]);
+    let cols = count(&[g.n, g.c, g.kh, g.kw, g.oh, g.ow]);
+    // A transposed convolution's output is the window's input side.
+    let image = count(&[g.n, g.c, g.h, g.w]);
+    let (Some(output), Some(cols), Some(image)) = (output, cols, image) else {
+        return Err(Error::InvalidArgument(format!(
+            "{op}: the output [{}, {out_channels}, {}, {}], the image [{}, {}, {}, {}] or the \
+             {}×{} columns overflow the address space",
+            g.n, g.oh, g.ow, g.n, g.c, g.h, g.w, g.kh, g.kw
+        )));
+    };
+    let what = || format!("{op} output [{}, {out_channels}, {}, {}]", g.n, g.oh, g.ow);
+    super::check_alloc(output, 4, what)?;
+    super::check_alloc(image, 4, || {
+        format!("{op} image [{}, {}, {}, {}]", g.n, g.c, g.h, g.w)
+    })?;
+    super::check_alloc(cols, 4, || {
+        format!("{op} columns ({}×{} per output pixel)", g.c, g.kh * g.kw)
+    })
 }
 
 fn check_nchw(x: &Tensor, op: &'static str) -> Result<[usize; 4]> {
@@ -123,7 +150,7 @@ fn conv_window(
     check_positive(op, "dilation", p.dilation)?;
     check_positive(op, "kernel size", kernel)?;
     let [n, c, h, w] = x;
-    let span = |k: usize, d: usize| d * (k - 1) + 1;
+    let span = |k: usize, d: usize| d.saturating_mul(k - 1).saturating_add(1);
     let (sph, spw) = (
         span(kernel[0], p.dilation[0]),
         span(kernel[1], p.dilation[1]),
@@ -134,10 +161,11 @@ fn conv_window(
         return Err(shape_err(
             op,
             format!(
-                "the {sph}×{spw} (dilated) kernel is larger than the padded {}×{} input \
-                 of shape {x:?}",
-                h + 2 * p.padding[0],
-                w + 2 * p.padding[1]
+                "the {sph}×{spw} (dilated) kernel does not fit the padded {}×{} input of \
+                 shape {x:?} (padding {:?})",
+                h.saturating_add(p.padding[0].saturating_mul(2)),
+                w.saturating_add(p.padding[1].saturating_mul(2)),
+                p.padding
             ),
         ));
     };
@@ -176,12 +204,16 @@ fn check_weight(op: &'static str, weight: &Tensor, c: usize, groups: usize) -> R
             "{op}: groups = {groups} must divide both the {c} input and the {o} output channels"
         )));
     }
-    if cg * groups != c {
-        return Err(Error::ShapeMismatch {
+    if cg.checked_mul(groups) != Some(c) {
+        return Err(shape_err(
             op,
-            lhs: vec![c],
-            rhs: weight.shape().to_vec(),
-        });
+            format!(
+                "the weight {:?} expects {cg} × {groups} groups = {} input channels, the \
+                 input has {c}",
+                weight.shape(),
+                cg.saturating_mul(groups)
+            ),
+        ));
     }
     Ok([o, cg, kh, kw])
 }
@@ -212,6 +244,7 @@ impl Tensor {
             }
         }
         let g = conv_window(OP, x, [kh, kw], p)?;
+        check_sizes(OP, &g, o)?;
         let y = conv_forward(self, weight, bias, &g, p.groups)?;
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
@@ -275,8 +308,17 @@ impl Tensor {
         }
         // The output extent this input is the convolution result of.
         let extent = |len: usize, a: usize, k: usize| -> Result<usize> {
-            ((len - 1) * p.strides[a] + p.dilation[a] * (k - 1) + output_padding[a] + 1)
-                .checked_sub(2 * p.padding[a])
+            let full = (len - 1)
+                .checked_mul(p.strides[a])
+                .and_then(|v| v.checked_add(p.dilation[a].checked_mul(k - 1)?))
+                .and_then(|v| v.checked_add(output_padding[a] + 1))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "{OP}: strides {:?} and dilation {:?} overflow the output size",
+                        p.strides, p.dilation
+                    ))
+                })?;
+            full.checked_sub(p.padding[a].saturating_mul(2))
                 .filter(|&e| e > 0)
                 .ok_or_else(|| {
                     shape_err(
@@ -307,6 +349,7 @@ impl Tensor {
             oh: h,
             ow: w,
         };
+        check_sizes(OP, &g, c)?;
         let y = conv_grad_input(self, weight, &g, p.groups)?;
         let rec = record(&[self, weight], || Op::ConvTranspose2d {
             input: self.clone(),
@@ -333,7 +376,7 @@ impl Tensor {
         check_positive(op, "pool size", p.kernel)?;
         check_positive(op, "strides", p.strides)?;
         for a in 0..2 {
-            if 2 * p.padding[a] > p.kernel[a] {
+            if p.padding[a].saturating_mul(2) > p.kernel[a] {
                 return Err(Error::InvalidArgument(format!(
                     "{op}: padding {:?} must be at most half the pool size {:?}",
                     p.padding, p.kernel
@@ -378,6 +421,7 @@ impl Tensor {
             oh,
             ow,
         };
+        check_sizes(op, &Window2d { kh: 1, kw: 1, ..g }, c)?;
         let storage = self.storage().pool2d(&g, kind)?;
         let rec = record(&[self], || Op::Pool2d {
             input: self.clone(),
@@ -408,7 +452,7 @@ impl Tensor {
         ))
     }
 
-    /// The gradient of [`pool2d`](Self::max_pool2d) with respect to its input `self`.
+    /// The gradient of a max or average pooling with respect to its input `self`.
     pub(crate) fn pool2d_grad(
         &self,
         grad: &Tensor,

@@ -1,6 +1,6 @@
 //! `Conv1D`, `Conv2D` and `Conv2DTranspose`: convolutions over `NCW` / `NCHW` input.
 
-use super::Activation;
+use super::{check_rank, Activation};
 use crate::error::{Error, Result};
 use crate::nn::{Block, Forward, Initializer, Parameter};
 use crate::tensor::{Conv2dParams, Tensor};
@@ -121,12 +121,21 @@ macro_rules! conv_builders {
 conv_builders!(Conv2D, [usize; 2], |v: [usize; 2], _| v);
 conv_builders!(Conv1D, usize, |v: usize, height: usize| [height, v]);
 
-/// Checks `x` has `rank` axes, naming the layer and the expected layout.
-fn check_rank(x: &Tensor, rank: usize, layer: &'static str, layout: &str) -> Result<()> {
-    if x.rank() != rank {
+/// Checks the input's `c` channels split into `groups` and match a fixed
+/// `in_channels` (0: inferred), before the weight's deferred shape is fixed from them.
+fn check_channels(layer: &'static str, c: usize, in_channels: usize, groups: usize) -> Result<()> {
+    if c == 0 || !c.is_multiple_of(groups) {
         return Err(Error::InvalidShape {
             op: layer,
-            msg: format!("input must be {layout}, got {:?}", x.shape()),
+            msg: format!("the input's {c} channels do not split into groups = {groups}"),
+        });
+    }
+    if in_channels != 0 && in_channels != c {
+        return Err(Error::InvalidShape {
+            op: layer,
+            msg: format!(
+                "the input has {c} channels, the layer was built for in_channels = {in_channels}"
+            ),
         });
     }
     Ok(())
@@ -154,6 +163,7 @@ impl Forward for Conv2D {
         check_rank(x, 4, "Conv2D", "NCHW [batch, channels, height, width]")?;
         let groups = self.params.groups.max(1);
         let [kh, kw] = self.kernel;
+        check_channels("Conv2D", x.shape()[1], self.in_channels, groups)?;
         self.weight
             .finish_deferred_init(&[self.channels, x.shape()[1] / groups, kh, kw])?;
         let bias = self.bias.as_ref().map(|b| b.data()).transpose()?;
@@ -222,6 +232,7 @@ impl Forward for Conv1D {
         check_rank(x, 3, "Conv1D", "NCW [batch, channels, width]")?;
         let (n, c, w) = (x.shape()[0], x.shape()[1], x.shape()[2]);
         let groups = self.params.groups.max(1);
+        check_channels("Conv1D", c, self.in_channels, groups)?;
         self.weight
             .finish_deferred_init(&[self.channels, c / groups, self.kernel])?;
         let wt = self.weight.data()?;
@@ -287,7 +298,8 @@ impl Conv2DTranspose {
         self
     }
 
-    /// Extra rows and columns added at the end of the output (smaller than the stride).
+    /// Extra rows and columns added at the end of the output (smaller than the stride or
+    /// the dilation).
     pub fn output_padding(mut self, output_padding: [usize; 2]) -> Conv2DTranspose {
         self.output_padding = output_padding;
         self
@@ -346,6 +358,20 @@ impl Forward for Conv2DTranspose {
             "Conv2DTranspose",
             "NCHW [batch, channels, height, width]",
         )?;
+        let groups = self.params.groups.max(1);
+        if !self.channels.is_multiple_of(groups)
+            || x.shape()[1] == 0
+            || !x.shape()[1].is_multiple_of(groups)
+        {
+            return Err(Error::InvalidShape {
+                op: "Conv2DTranspose",
+                msg: format!(
+                    "{} output and {} input channels do not both split into groups = {groups}",
+                    self.channels,
+                    x.shape()[1]
+                ),
+            });
+        }
         let s = self.weight.shape();
         self.weight
             .finish_deferred_init(&[x.shape()[1], s[1], s[2], s[3]])?;

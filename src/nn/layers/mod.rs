@@ -19,3 +19,17 @@ pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use pool::{AvgPool1D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool1D, MaxPool2D};
 pub use reshape::{Flatten, Lambda};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Checks `x` has `rank` axes, naming the layer and the expected layout.
+fn check_rank(x: &Tensor, rank: usize, layer: &'static str, layout: &str) -> Result<()> {
+    if x.rank() != rank {
+        return Err(Error::InvalidShape {
+            op: layer,
+            msg: format!("input must be {layout}, got {:?}", x.shape()),
+        });
+    }
+    Ok(())
+}

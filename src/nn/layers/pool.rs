@@ -1,6 +1,7 @@
 //! Pooling layers: `MaxPool1D/2D`, `AvgPool1D/2D` and the global poolings.
 
-use crate::error::{Error, Result};
+use super::check_rank;
+use crate::error::Result;
 use crate::nn::{Block, Forward};
 use crate::tensor::{Pool2dParams, Tensor};
 
@@ -16,16 +17,6 @@ fn pool(x: &Tensor, p: &Pool2dParams, r: Reduce) -> Result<Tensor> {
         Reduce::Max => x.max_pool2d(p),
         Reduce::Avg { count_include_pad } => x.avg_pool2d(p, count_include_pad),
     }
-}
-
-fn check_rank(x: &Tensor, rank: usize, layer: &'static str, layout: &str) -> Result<()> {
-    if x.rank() != rank {
-        return Err(Error::InvalidShape {
-            op: layer,
-            msg: format!("input must be {layout}, got {:?}", x.shape()),
-        });
-    }
-    Ok(())
 }
 
 /// Pools a `NCW` input as a height-1 image.
@@ -209,7 +200,8 @@ impl Forward for GlobalMaxPool2D {
             "GlobalMaxPool2D",
             "NCHW [batch, channels, height, width]",
         )?;
-        let (n, c) = (x.shape()[0], x.shape()[1]);
-        x.flatten_from(2)?.max_axis(2, true)?.reshape(&[n, c, 1, 1])
+        // A pooling window over the whole image: the gradient goes to the first maximum,
+        // as MaxPool2D's (max_axis would send it to every tied position).
+        x.max_pool2d(&Pool2dParams::new([x.shape()[2], x.shape()[3]]))
     }
 }
