@@ -127,6 +127,11 @@ int main() {
     odd.sh = 3;  // different strides per axis
     odd.oh = (7 + 2 - 2) / 3 + 1;
     check_im2col(rng, odd);
+    // Padding and dilation that differ per axis.
+    Win axes{2, 3, 9, 10, 3, 2, 1, 2, 2, 0, 1, 3, 0, 0};
+    axes.oh = (9 + 2 * 2 - 1 * (3 - 1) - 1) / 1 + 1;
+    axes.ow = (10 + 0 - 3 * (2 - 1) - 1) / 2 + 1;
+    check_im2col(rng, axes);
     check_pool(rng, pool_win(2, 3, 8, 8, 2, 2, 0, false));
     check_pool(rng, pool_win(2, 2, 7, 9, 3, 2, 1, false));
     check_pool(rng, pool_win(1, 3, 7, 8, 3, 2, 1, true));
