@@ -308,17 +308,58 @@ fn gemm_one(
             ArrayView2::from_shape((rows, cols), x)
         }
     }
+    if !parallel {
+        return gemm_crate(a, trans_a, b, trans_b, c, (m, k, n));
+    }
     // Shapes were checked by the caller, so these views cannot fail.
-    if let (Ok(av), Ok(bv), Ok(mut cv)) = (
+    if let (Ok(av), Ok(bv), Ok(cv)) = (
         view(&a[..m * k], m, k, trans_a),
         view(&b[..k * n], k, n, trans_b),
         ArrayViewMut2::from_shape((m, n), &mut c[..m * n]),
     ) {
-        if parallel {
-            split_gemm(av, bv, cv);
-        } else {
-            ndarray::linalg::general_mat_mul(1.0, &av, &bv, 0.0, &mut cv);
-        }
+        split_gemm(av, bv, cv);
+    }
+}
+
+/// `c = op(a)·op(b)` through the `gemm` crate on the calling thread (row-major
+/// operands; a transposed one is read with swapped strides, never copied).
+fn gemm_crate(
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    c: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+) {
+    // The kernel reads and writes through raw pointers: these bounds make that sound.
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let (lhs_rs, lhs_cs) = if trans_a { (1, m) } else { (k, 1) };
+    let (rhs_rs, rhs_cs) = if trans_b { (1, k) } else { (n, 1) };
+    // SAFETY: element (i, p) of op(a) is a[i·lhs_rs + p·lhs_cs] < m·k, (p, j) of op(b)
+    // is b[p·rhs_rs + j·rhs_cs] < k·n and (i, j) of c is c[i·n + j] < m·n, all within the
+    // slices checked above; `c` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            b.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
