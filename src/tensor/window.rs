@@ -169,7 +169,14 @@ fn conv_window(
             ),
         ));
     };
-    Ok(Window2d {
+    Ok(window([n, c, h, w], kernel, p, [oh, ow]))
+}
+
+/// The geometry of a `kernel` window with `p`'s strides, padding and dilation over an
+/// `NCHW` input of `shape`, giving `out = [oh, ow]`.
+fn window(shape: [usize; 4], kernel: [usize; 2], p: &Conv2dParams, out: [usize; 2]) -> Window2d {
+    let [n, c, h, w] = shape;
+    Window2d {
         n,
         c,
         h,
@@ -182,9 +189,9 @@ fn conv_window(
         pw: p.padding[1],
         dh: p.dilation[0],
         dw: p.dilation[1],
-        oh,
-        ow,
-    })
+        oh: out[0],
+        ow: out[1],
+    }
 }
 
 /// Checks a `[o, c / groups, kh, kw]` weight against `c` input channels.
@@ -333,22 +340,8 @@ impl Tensor {
         };
         let (oh, ow) = (extent(h, 0, kh)?, extent(w, 1, kw)?);
         let o = og * p.groups;
-        let g = Window2d {
-            n,
-            c: o,
-            h: oh,
-            w: ow,
-            kh,
-            kw,
-            sh: p.strides[0],
-            sw: p.strides[1],
-            ph: p.padding[0],
-            pw: p.padding[1],
-            dh: p.dilation[0],
-            dw: p.dilation[1],
-            oh: h,
-            ow: w,
-        };
+        // The convolution whose input gradient this is: its input is our output.
+        let g = window([n, o, oh, ow], [kh, kw], p, [h, w]);
         check_sizes(OP, &g, c)?;
         let y = conv_grad_input(self, weight, &g, p.groups)?;
         let rec = record(&[self, weight], || Op::ConvTranspose2d {
@@ -405,22 +398,12 @@ impl Tensor {
             }
         };
         let (oh, ow) = (fit(oh, h, 0), fit(ow, w, 1));
-        let g = Window2d {
-            n,
-            c,
-            h,
-            w,
-            kh: p.kernel[0],
-            kw: p.kernel[1],
-            sh: p.strides[0],
-            sw: p.strides[1],
-            ph: p.padding[0],
-            pw: p.padding[1],
-            dh: 1,
-            dw: 1,
-            oh,
-            ow,
+        let conv = Conv2dParams {
+            strides: p.strides,
+            padding: p.padding,
+            ..Default::default()
         };
+        let g = window([n, c, h, w], p.kernel, &conv, [oh, ow]);
         check_sizes(op, &Window2d { kh: 1, kw: 1, ..g }, c)?;
         let storage = self.storage().pool2d(&g, kind)?;
         let rec = record(&[self], || Op::Pool2d {
