@@ -1166,6 +1166,8 @@ fn ranking_scores_equal_the_model_predictions() {
         dropout: 0.5,
         global_mean: 3.5,
         sparse_grad: true,
+        reg_factors: 0.05,
+        reg_bias: 0.01,
     };
     for kind in [
         model::ModelKind::BiasedMf,

@@ -8,6 +8,11 @@ use boson::{Device, Error, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The default `--reg-factors` (chosen by validation RMSE; BENCHMARKS.md has the grid).
+pub const REG_FACTORS: f32 = 0.0;
+/// The default `--reg-bias`.
+pub const REG_BIAS: f32 = 0.0;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "recommender",
@@ -188,9 +193,17 @@ pub struct TrainArgs {
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
-    /// Weight decay.
+    /// Weight decay (the optimizer's: once per step for every row it updates).
     #[arg(long, default_value_t = 0.0)]
     pub wd: f32,
+    /// biased-mf and drift-mf: L2 strength on the user and item factors, per rating (each
+    /// rating adds λ/2 (|p_u|² + |q_i|²) to its loss) [default: REG_FACTORS].
+    #[arg(long, value_name = "λ")]
+    pub reg_factors: Option<f32>,
+    /// biased-mf and drift-mf: L2 strength on the user and item biases, per rating
+    /// [default: REG_BIAS].
+    #[arg(long, value_name = "λ")]
+    pub reg_bias: Option<f32>,
     /// Epochs [default: 20 for mfblock; at most 30 for biased-mf and drift-mf, 20 for the
     /// ranking models, which stop early].
     #[arg(long)]

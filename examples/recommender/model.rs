@@ -76,6 +76,13 @@ pub struct ModelSpec {
     /// full-table ones as Gluon's default `sparse_grad=False` (`--dense-grads`).
     #[serde(default = "sparse_by_default")]
     pub sparse_grad: bool,
+    /// Per-lookup L2 strength of the factor tables (`Embedding::l2`; biased-mf and
+    /// drift-mf): each rating adds `λ/2 (‖p_u‖² + ‖q_i‖²)` to its loss.
+    #[serde(default)]
+    pub reg_factors: f32,
+    /// Per-lookup L2 strength of the bias tables: `λ/2 (b_u² + b_i²)` per rating.
+    #[serde(default)]
+    pub reg_bias: f32,
 }
 
 fn sparse_by_default() -> bool {
@@ -150,7 +157,7 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
             Arc::new(m)
         }
         ModelKind::DriftMf => {
-            let m = DriftMf::new(spec);
+            let m = DriftMf::new(spec)?;
             m.initialize(&Initializer::Normal(0.01), device)?;
             for p in [
                 &m.biased.user_bias.weight,
@@ -184,7 +191,7 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
             Arc::new(m)
         }
         ModelKind::BiasedMf => {
-            let m = BiasedMf::new(spec);
+            let m = BiasedMf::new(spec)?;
             // Small factors so the first predictions are close to the global mean; biases
             // start at zero.
             m.initialize(&Initializer::Normal(0.01), device)?;
@@ -216,15 +223,15 @@ pub struct BiasedMf {
 }
 
 impl BiasedMf {
-    pub fn new(spec: &ModelSpec) -> BiasedMf {
+    pub fn new(spec: &ModelSpec) -> Result<BiasedMf> {
         let k = spec.num_embeddings;
-        BiasedMf {
-            user_embeddings: embedding(spec.num_users, k, spec),
-            item_embeddings: embedding(spec.num_items, k, spec),
-            user_bias: embedding(spec.num_users, 1, spec),
-            item_bias: embedding(spec.num_items, 1, spec),
+        Ok(BiasedMf {
+            user_embeddings: embedding(spec.num_users, k, spec).l2(spec.reg_factors)?,
+            item_embeddings: embedding(spec.num_items, k, spec).l2(spec.reg_factors)?,
+            user_bias: embedding(spec.num_users, 1, spec).l2(spec.reg_bias)?,
+            item_bias: embedding(spec.num_items, 1, spec).l2(spec.reg_bias)?,
             global_mean: spec.global_mean,
-        }
+        })
     }
 }
 
@@ -285,14 +292,14 @@ pub struct DriftMf {
 }
 
 impl DriftMf {
-    pub fn new(spec: &ModelSpec) -> DriftMf {
+    pub fn new(spec: &ModelSpec) -> Result<DriftMf> {
         let current = Embedding::with_options(spec.num_users, 1, false, boson::tensor::DType::F32);
         current.weight.set_grad_req(boson::autograd::GradReq::Null);
-        DriftMf {
-            biased: BiasedMf::new(spec),
+        Ok(DriftMf {
+            biased: BiasedMf::new(spec)?,
             drift: Parameter::new("drift", &[1], None),
             current,
-        }
+        })
     }
 }
 
@@ -311,6 +318,7 @@ impl RecModel for DriftMf {
     fn uses_drift(&self) -> bool {
         true
     }
+
     fn set_context(&self, context: &UserContext, device: Device) -> Result<()> {
         let n = context.drift.len();
         let t = Tensor::from_vec(context.drift.clone(), &[n, 1])?.to_device(device)?;

@@ -116,9 +116,13 @@ pub fn run_on(
         dropout: args.dropout,
         global_mean,
         sparse_grad: !args.dense_grads,
+        reg_factors: args.reg_factors.unwrap_or(crate::cli::REG_FACTORS),
+        reg_bias: args.reg_bias.unwrap_or(crate::cli::REG_BIAS),
     };
     let config = args.train_config()?;
     let model = build(&spec, args.seed, device)?;
+    // The bias baseline (regularised means on train), what every model is compared with.
+    let bias = BiasBaseline::fit(&data.train, s.users, s.items, global_mean);
     // Model parallel (--shard-embeddings): every rank keeps its rows of each embedding
     // table while training, and the tables are put back together after.
     let tables: Vec<boson::nn::Parameter> = match (&ranks, args.shard_embeddings) {
@@ -199,7 +203,6 @@ pub fn run_on(
         Task::Ranking => (f64::NAN, f64::NAN),
     };
     let mean_pred = vec![global_mean; tr.len()];
-    let bias = BiasBaseline::fit(&data.train, s.users, s.items, global_mean);
     let bias_pred = bias.predict(&data.test);
     let (mean_rmse, bias_rmse) = (
         score(Rmse::new(), &mean_pred, tr)?,
