@@ -68,7 +68,11 @@ impl Embedding {
     /// `(Σ losses + strength / 2 · Σ ‖row‖²) / N` for N samples an epoch. As with
     /// [`Embedding::l2`], only looked-up rows get a gradient. An error when
     /// `lookups_per_epoch` does not have one count per row, or for a bad strength.
-    pub fn l2_full_batch(mut self, strength: f32, lookups_per_epoch: &[usize]) -> Result<Embedding> {
+    pub fn l2_full_batch(
+        mut self,
+        strength: f32,
+        lookups_per_epoch: &[usize],
+    ) -> Result<Embedding> {
         check_strength(strength)?;
         let rows = self.weight.shape()[0];
         if lookups_per_epoch.len() != rows {
@@ -112,7 +116,12 @@ impl CustomOp for RowL2 {
     fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
         Ok(inputs[0].clone())
     }
-    fn backward(&self, inputs: &[Tensor], _: &Tensor, grad: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
         let rows = &inputs[0];
         let penalty = match self {
             RowL2::PerLookup(s) => rows.mul_scalar(*s)?,
@@ -142,7 +151,8 @@ impl Forward for Embedding {
         match &self.l2 {
             Some(l2) if crate::autograd::is_recording() => {
                 let x = x.reshape(&[x.elem_count()])?;
-                let flat = rows.reshape(&[x.elem_count(), rows.elem_count() / x.elem_count().max(1)])?;
+                let flat =
+                    rows.reshape(&[x.elem_count(), rows.elem_count() / x.elem_count().max(1)])?;
                 crate::autograd::apply(l2.clone(), &[&flat, &x])?.reshape(rows.shape())
             }
             _ => Ok(rows),
@@ -195,7 +205,14 @@ mod tests {
         })
         .unwrap();
         loss.backward().unwrap();
-        table.weight.grad().unwrap().to_dense().unwrap().to_vec_f32().unwrap()
+        table
+            .weight
+            .grad()
+            .unwrap()
+            .to_dense()
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
     }
 
     fn assert_close(a: &[f32], b: &[f32], what: &str) {
@@ -208,7 +225,11 @@ mod tests {
     fn l2_adds_the_penalty_gradient_once_per_lookup() {
         for sparse in [true, false] {
             let by_layer = table_grad(sparse, Penalty::PerLookup(0.3));
-            assert_close(&by_layer, &table_grad(sparse, Penalty::Written([0.3; 5])), "per lookup");
+            assert_close(
+                &by_layer,
+                &table_grad(sparse, Penalty::Written([0.3; 5])),
+                "per lookup",
+            );
             // Row 1 was looked up three times, so the penalty changed its gradient; rows 2
             // and 3 were never looked up and have none.
             let plain = table_grad(sparse, Penalty::None);
@@ -224,7 +245,11 @@ mod tests {
             let by_layer = table_grad(sparse, Penalty::FullBatch(0.6, counts));
             // Row 2 was never counted: its strength would be 0.6 (it is never looked up).
             let per_row = [0.3, 0.2, 0.6, 0.6 / 7.0, 0.6];
-            assert_close(&by_layer, &table_grad(sparse, Penalty::Written(per_row)), "full batch");
+            assert_close(
+                &by_layer,
+                &table_grad(sparse, Penalty::Written(per_row)),
+                "full batch",
+            );
         }
     }
 
@@ -232,12 +257,25 @@ mod tests {
     fn l2_rejects_bad_strengths_and_counts() {
         for bad in [-0.1, f32::NAN, f32::INFINITY] {
             let err = Embedding::new(3, 2).l2(bad).err().unwrap().to_string();
-            assert!(err.contains("strength") && err.contains(&bad.to_string()), "{err}");
-            let err = Embedding::new(3, 2).l2_full_batch(bad, &[1, 1, 1]).err().unwrap();
+            assert!(
+                err.contains("strength") && err.contains(&bad.to_string()),
+                "{err}"
+            );
+            let err = Embedding::new(3, 2)
+                .l2_full_batch(bad, &[1, 1, 1])
+                .err()
+                .unwrap();
             assert!(err.to_string().contains("strength"), "{err}");
         }
-        let err = Embedding::new(3, 2).l2_full_batch(1.0, &[1, 1]).err().unwrap().to_string();
-        assert!(err.contains("2 lookup counts") && err.contains("3 rows"), "{err}");
+        let err = Embedding::new(3, 2)
+            .l2_full_batch(1.0, &[1, 1])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("2 lookup counts") && err.contains("3 rows"),
+            "{err}"
+        );
     }
 
     #[test]
