@@ -25,6 +25,8 @@ mod pipeline;
 mod rank_models;
 #[path = "recommender/sagemaker.rs"]
 mod sagemaker;
+#[path = "recommender/search.rs"]
+mod search;
 #[path = "recommender/serve.rs"]
 mod serve;
 #[path = "recommender/server.rs"]
@@ -104,6 +106,8 @@ fn print_final_line(report: &pipeline::Report) -> boson::Result<()> {
         validation_rmse: f64,
         baseline_global_mean_rmse: f64,
         baseline_bias_rmse: f64,
+        baseline_bias_validation_rmse: f64,
+        saved_bias_baseline: bool,
         hit_rate_at_10: Option<f64>,
         ndcg_at_10: Option<f64>,
         baseline_itempop_hit_rate_at_10: Option<f64>,
@@ -117,6 +121,8 @@ fn print_final_line(report: &pipeline::Report) -> boson::Result<()> {
         validation_rmse: report.validation_rmse,
         baseline_global_mean_rmse: report.baseline_global_mean_rmse,
         baseline_bias_rmse: report.baseline_bias_rmse,
+        baseline_bias_validation_rmse: report.baseline_bias_validation_rmse,
+        saved_bias_baseline: report.saved_bias_baseline,
         hit_rate_at_10: report.hit_rate_at_10,
         ndcg_at_10: report.ndcg_at_10,
         baseline_itempop_hit_rate_at_10: report.baseline_itempop_hit_rate_at_10,

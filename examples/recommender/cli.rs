@@ -8,10 +8,11 @@ use boson::{Device, Error, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// The default `--reg-factors` (chosen by validation RMSE; BENCHMARKS.md has the grid).
-pub const REG_FACTORS: f32 = 0.0;
-/// The default `--reg-bias`.
-pub const REG_BIAS: f32 = 0.0;
+/// The default `--reg-factors`: the best by validation RMSE on MovieLens 100K, a sparse
+/// 20% sample of it and the built-in data (BENCHMARKS.md, "Regularisation").
+pub const REG_FACTORS: f32 = 0.1;
+/// The default `--reg-bias` (the same grid; the biases barely care).
+pub const REG_BIAS: f32 = 0.01;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -117,8 +118,8 @@ pub struct TrainArgs {
     /// will rate next, trained on implicit feedback with sampled negatives.
     #[arg(long, value_enum, default_value_t = Task::Rating)]
     pub task: Task,
-    /// rating task: mfblock (the reference network, default), biased-mf, drift-mf.
-    /// ranking task: seq-mf (default), bpr-mf.
+    /// rating task: drift-mf (default: the best by validation on MovieLens 100K), biased-mf,
+    /// mfblock (the notebook's network). ranking task: seq-mf (default), bpr-mf.
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
     /// Sampled negatives per positive (ranking task): at least 1 and fewer than the
@@ -197,15 +198,23 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     pub wd: f32,
     /// biased-mf and drift-mf: L2 strength on the user and item factors, per rating (each
-    /// rating adds λ/2 (|p_u|² + |q_i|²) to its loss) [default: REG_FACTORS].
-    #[arg(long, value_name = "λ")]
-    pub reg_factors: Option<f32>,
-    /// biased-mf and drift-mf: L2 strength on the user and item biases, per rating
-    /// [default: REG_BIAS].
-    #[arg(long, value_name = "λ")]
-    pub reg_bias: Option<f32>,
-    /// Epochs [default: 20 for mfblock; at most 30 for biased-mf and drift-mf, 20 for the
-    /// ranking models, which stop early].
+    /// rating adds λ/2 (|p_u|² + |q_i|²) to its loss).
+    #[arg(long, value_name = "λ", default_value_t = REG_FACTORS)]
+    pub reg_factors: f32,
+    /// biased-mf and drift-mf: L2 strength on the user and item biases, per rating.
+    #[arg(long, value_name = "λ", default_value_t = REG_BIAS)]
+    pub reg_bias: f32,
+    /// biased-mf and drift-mf: train a grid of --reg-factors ×½, ×1, ×2 and
+    /// --num-embeddings ×½, ×1 and keep the best by validation RMSE.
+    #[arg(long)]
+    pub search: bool,
+    /// Save the trained rating model even when it ends no better than the bias baseline
+    /// on validation (by default the baseline is saved in its place).
+    #[arg(long)]
+    pub no_guard: bool,
+    /// Epochs, at most: every model stops once validation stops improving
+    /// (--early-stopping-patience) [default: 100 for mfblock, 30 for biased-mf and
+    /// drift-mf, 20 for the ranking models].
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long, default_value_t = 1024)]
@@ -244,10 +253,9 @@ pub struct TrainArgs {
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
     /// Stop once the validation metric (RMSE; NDCG@10 for ranking) has not improved for
-    /// N epochs [default: never for mfblock (the notebook's 20 epochs), 3 for every other
-    /// model].
-    #[arg(long, value_name = "N")]
-    pub early_stopping_patience: Option<usize>,
+    /// N epochs.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub early_stopping_patience: usize,
 }
 
 impl TrainArgs {
@@ -255,12 +263,12 @@ impl TrainArgs {
     /// task.
     pub fn model_kind(&self) -> Result<ModelKind> {
         let kind = self.model.unwrap_or(match self.task {
-            Task::Rating => ModelKind::Mfblock,
+            Task::Rating => ModelKind::DriftMf,
             Task::Ranking => ModelKind::SeqMf,
         });
         if kind.task() != self.task {
             let hint = match self.task {
-                Task::Rating => "mfblock, biased-mf or drift-mf",
+                Task::Rating => "drift-mf, biased-mf or mfblock",
                 Task::Ranking => "seq-mf or bpr-mf",
             };
             return Err(Error::InvalidArgument(format!(
@@ -332,13 +340,7 @@ impl TrainArgs {
         FitOptions {
             checkpoint_dir: self.checkpoint_dir.clone(),
             resume: self.resume,
-            // The notebook's network trains its 20 epochs; the others stop 3 epochs after
-            // their best, which comes after 2-6 epochs on MovieLens 100K and the built-in
-            // data, but later on data with fewer batches per epoch.
-            early_stopping_patience: self.early_stopping_patience.or(match self.model_kind() {
-                Ok(ModelKind::Mfblock) | Err(_) => None,
-                Ok(_) => Some(3),
-            }),
+            early_stopping_patience: Some(self.early_stopping_patience),
             progress: self.progress.mode(),
             ranks: None,
         }
@@ -356,8 +358,9 @@ impl TrainArgs {
             negatives: self.negatives,
             ranking_loss: self.ranking_loss,
             epochs: self.epochs.unwrap_or(match model {
-                ModelKind::Mfblock => 20,
-                // At most; early stopping ends them (see `fit_options`).
+                // At most; early stopping ends them (see `fit_options`). The notebook's
+                // network, with SGD, takes longest.
+                ModelKind::Mfblock => 100,
                 ModelKind::BiasedMf | ModelKind::DriftMf => 30,
                 ModelKind::BprMf | ModelKind::SeqMf => 20,
             }),

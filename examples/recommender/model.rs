@@ -76,11 +76,12 @@ pub struct ModelSpec {
     /// full-table ones as Gluon's default `sparse_grad=False` (`--dense-grads`).
     #[serde(default = "sparse_by_default")]
     pub sparse_grad: bool,
-    /// Per-lookup L2 strength of the factor tables (`Embedding::l2`; biased-mf and
-    /// drift-mf): each rating adds `λ/2 (‖p_u‖² + ‖q_i‖²)` to its loss.
+    /// Per-rating L2 strength of the factor tables (`Embedding::l2`; biased-mf and
+    /// drift-mf): each rating adds `λ/2 (‖p_u‖² + ‖q_i‖²)` to its loss. A training
+    /// setting: predictions do not depend on it.
     #[serde(default)]
     pub reg_factors: f32,
-    /// Per-lookup L2 strength of the bias tables: `λ/2 (b_u² + b_i²)` per rating.
+    /// Per-rating L2 strength of the bias tables: `λ/2 (b_u² + b_i²)` per rating.
     #[serde(default)]
     pub reg_bias: f32,
 }
@@ -233,6 +234,40 @@ impl BiasedMf {
             global_mean: spec.global_mean,
         })
     }
+}
+
+/// A biased-mf model that predicts `mean + user[u] + item[i]` (zero factors): a bias
+/// model in the shape every tool for biased-mf folders reads (`spec.kind` must be
+/// biased-mf, `spec.global_mean` the bias model's mean).
+pub fn from_biases(
+    spec: &ModelSpec,
+    user: &[f32],
+    item: &[f32],
+    device: Device,
+) -> Result<Arc<dyn RecModel>> {
+    if spec.kind != ModelKind::BiasedMf
+        || user.len() != spec.num_users
+        || item.len() != spec.num_items
+    {
+        return Err(Error::InvalidArgument(format!(
+            "from_biases: a biased-mf spec with one bias per user and item, got {} with {} users and {} items \
+             for {} user and {} item biases",
+            spec.kind.name(),
+            spec.num_users,
+            spec.num_items,
+            user.len(),
+            item.len()
+        )));
+    }
+    let m = BiasedMf::new(spec)?;
+    m.initialize(&Initializer::Zero, device)?;
+    m.user_bias
+        .weight
+        .set_data(&Tensor::from_vec(user.to_vec(), &[user.len(), 1])?.to_device(device)?)?;
+    m.item_bias
+        .weight
+        .set_data(&Tensor::from_vec(item.to_vec(), &[item.len(), 1])?.to_device(device)?)?;
+    Ok(Arc::new(m))
 }
 
 impl Forward for BiasedMf {

@@ -58,6 +58,10 @@ pub struct ModelConfig {
     #[serde(deserialize_with = "nan_if_null")]
     pub test_mae: f64,
     pub ranking: Ranking,
+    /// Why the saved model is not the trained one: the guard saved the bias baseline
+    /// because the trained model was no better on validation (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<String>,
     /// Fingerprints of users.json and items.json, so a reordered or swapped id file is
     /// refused (absent in folders from before they were written).
     #[serde(default)]

@@ -8,8 +8,9 @@ use crate::data::{load, prepare, Source};
 use crate::evaluate::{
     item_counts, ranking, score, seen_items, top_k, BiasBaseline, Popularity, Ranking,
 };
-use crate::model::{build, predict, ModelSpec, Task};
+use crate::model::{build, from_biases, predict, ModelKind, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
+use crate::search;
 use crate::train::{fit, FitOptions, History, Ranks};
 use boson::metric::{Mae, Rmse};
 use boson::ratings::Per;
@@ -39,6 +40,11 @@ pub struct Report {
     pub model: String,
     pub device: String,
     pub reload_identical: bool,
+    /// The bias baseline's validation RMSE (rating task), what the guard compares with.
+    pub baseline_bias_validation_rmse: f64,
+    /// Whether the trained model lost to the bias baseline on validation, so the bias
+    /// baseline was saved in its place (and `test_rmse` is the baseline's).
+    pub saved_bias_baseline: bool,
 }
 
 fn w(e: std::io::Error) -> Error {
@@ -108,7 +114,7 @@ pub fn run_on(
 
     // 3. Train.
     let global_mean = data.global_mean();
-    let spec = ModelSpec {
+    let mut spec = ModelSpec {
         kind: args.model_kind()?,
         num_users: s.users,
         num_items: s.items,
@@ -116,11 +122,16 @@ pub fn run_on(
         dropout: args.dropout,
         global_mean,
         sparse_grad: !args.dense_grads,
-        reg_factors: args.reg_factors.unwrap_or(crate::cli::REG_FACTORS),
-        reg_bias: args.reg_bias.unwrap_or(crate::cli::REG_BIAS),
+        reg_factors: args.reg_factors,
+        reg_bias: args.reg_bias,
     };
     let config = args.train_config()?;
-    let model = build(&spec, args.seed, device)?;
+    if args.search && ranks.is_some() {
+        return Err(Error::InvalidArgument(
+            "--search trains its grid on one process: drop --distributed or --search".into(),
+        ));
+    }
+    let mut model = build(&spec, args.seed, device)?;
     // The bias baseline (regularised means on train), what every model is compared with.
     let bias = BiasBaseline::fit(&data.train, s.users, s.items, global_mean);
     // Model parallel (--shard-embeddings): every rank keeps its rows of each embedding
@@ -150,6 +161,13 @@ pub fn run_on(
     // Validated with each user's state before the validation rating, tested with the
     // state before the test rating.
     model.set_context(&data.context(1), device)?;
+    let reg = match spec.kind {
+        ModelKind::BiasedMf | ModelKind::DriftMf => format!(
+            ", L2 per rating {} on factors and {} on biases",
+            spec.reg_factors, spec.reg_bias
+        ),
+        _ => String::new(),
+    };
     let task = match config.task {
         Task::Rating => String::new(),
         Task::Ranking => format!(
@@ -159,9 +177,10 @@ pub fn run_on(
     };
     writeln!(
         out,
-        "== train: {} ({} embeddings, dropout {}), {task}{:?} lr {} momentum {} wd {}, batch {}, {} epochs, device {device:?}",
+        "== train: {} ({} embeddings, dropout {}{reg}), {task}{:?} lr {} momentum {} wd {}, batch {}, at most {} epochs \
+         (early stopping patience {}), device {device:?}",
         spec.kind.name(), spec.num_embeddings, spec.dropout, config.opt, config.lr, config.momentum, config.wd,
-        config.batch_size, config.epochs
+        config.batch_size, config.epochs, args.early_stopping_patience
     )
     .map_err(w)?;
     let explain = match config.task {
@@ -184,10 +203,77 @@ pub fn run_on(
         ranks,
         ..args.fit_options()
     };
-    let history = fit(&model, &data, &config, &options, device, log)?;
+    let history = if args.search {
+        writeln!(
+            out,
+            "== search: {} around --reg-factors {} --num-embeddings {}, each judged by its best validation RMSE",
+            spec.kind.name(),
+            spec.reg_factors,
+            spec.num_embeddings
+        )
+        .map_err(w)?;
+        let best = search::search(&spec, &data, &config, &options, args.seed, device, out)?;
+        (spec, model) = (best.spec, best.model);
+        best.history
+    } else {
+        fit(&model, &data, &config, &options, device, log)?
+    };
     for t in &tables {
         t.gather()?;
     }
+
+    // The guard: a rating model that ends no better than the bias baseline on validation
+    // is not deployed; the baseline is, as a biased-mf model with zero factors.
+    let validation_rmse = history
+        .epochs
+        .iter()
+        .map(|e| e.validation_rmse)
+        .fold(f64::NAN, f64::min);
+    let bias_validation_rmse = match config.task {
+        Task::Rating if s.validation > 0 => {
+            let (_, _, vr) = data.validation.columns();
+            score(Rmse::new(), &bias.predict(&data.validation), vr)?
+        }
+        _ => f64::NAN,
+    };
+    // A diverged model (NaN) loses too.
+    let lost_to_bias = !bias_validation_rmse.is_nan()
+        && (validation_rmse.is_nan() || validation_rmse >= bias_validation_rmse);
+    if lost_to_bias && args.no_guard {
+        writeln!(
+            out,
+            "== guard off (--no-guard): {}'s best validation RMSE {validation_rmse:.4} is not below the bias \
+             baseline's {bias_validation_rmse:.4}; saving it anyway",
+            spec.kind.name()
+        )
+        .map_err(w)?;
+    }
+    let saved_bias_baseline = lost_to_bias && !args.no_guard;
+    if saved_bias_baseline {
+        writeln!(
+            out,
+            "== guard: {}'s best validation RMSE {validation_rmse:.4} is not below the bias baseline's \
+             {bias_validation_rmse:.4}: the bias baseline is saved instead (as biased-mf with zero factors). {}",
+            spec.kind.name(),
+            match spec.kind {
+                ModelKind::BiasedMf | ModelKind::DriftMf =>
+                    "--search tries stronger and weaker --reg-factors and smaller factors.",
+                _ => "drift-mf (the default) and biased-mf are regularised for data like this.",
+            }
+        )
+        .map_err(w)?;
+        spec = ModelSpec {
+            kind: ModelKind::BiasedMf,
+            ..spec
+        };
+        model = from_biases(&spec, &bias.user, &bias.item, device)?;
+    }
+    // The trained model's epochs stay in the history; its best is what lost.
+    let guard = saved_bias_baseline.then(|| {
+        format!(
+            "bias baseline saved: its validation RMSE {bias_validation_rmse:.4} beat the trained model's {validation_rmse:.4}"
+        )
+    });
     model.set_context(&data.context(2), device)?;
     let epochs = history.epochs.len();
 
@@ -210,7 +296,11 @@ pub fn run_on(
     );
     writeln!(out, "== evaluate on {} held-out ratings", tr.len()).map_err(w)?;
     writeln!(out, "{:<28} {:>8} {:>8}", "", "RMSE", "MAE").map_err(w)?;
-    let boson_row = (format!("{} (boson)", spec.kind.name()), test_rmse, test_mae);
+    let name = match saved_bias_baseline {
+        true => "bias baseline, saved".to_string(),
+        false => format!("{} (boson)", spec.kind.name()),
+    };
+    let boson_row = (name, test_rmse, test_mae);
     let rows = [
         boson_row,
         (
@@ -309,6 +399,7 @@ pub fn run_on(
         test_rmse,
         test_mae,
         ranking: rank.unwrap_or(Ranking::default()),
+        guard,
         // Filled in by persist::save.
         id_fingerprints: None,
         files_sha256: None,
@@ -368,11 +459,7 @@ pub fn run_on(
         test_mae,
         baseline_global_mean_rmse: mean_rmse,
         baseline_bias_rmse: bias_rmse,
-        validation_rmse: history
-            .epochs
-            .iter()
-            .map(|e| e.validation_rmse)
-            .fold(f64::NAN, f64::min),
+        validation_rmse,
         validation_ndcg_at_10: history
             .epochs
             .iter()
@@ -387,6 +474,8 @@ pub fn run_on(
         model: spec.kind.name().to_string(),
         device: device.to_string(),
         reload_identical,
+        baseline_bias_validation_rmse: bias_validation_rmse,
+        saved_bias_baseline,
     };
     if !primary {
         // The other ranks hold the same model; rank 0 writes it.

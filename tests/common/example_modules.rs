@@ -20,6 +20,8 @@ mod pipeline;
 mod rank_models;
 #[path = "../../examples/recommender/sagemaker.rs"]
 mod sagemaker;
+#[path = "../../examples/recommender/search.rs"]
+mod search;
 #[path = "../../examples/recommender/serve.rs"]
 mod serve;
 #[path = "../../examples/recommender/server.rs"]
