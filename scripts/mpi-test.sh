@@ -33,7 +33,7 @@ cargo build --features mpi --example recommender -q
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/recommender"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-args="--synthetic-users 1500 --synthetic-items 600 --synthetic-ratings 20000 --epochs 3 --dropout 0 --no-ranking --progress never"
+args="--synthetic-users 1500 --synthetic-items 600 --synthetic-ratings 20000 --epochs 3 --dropout 0 --no-ranking --no-guard --progress never"
 one=$(timeout 300 "$bin" $args --batch-size 64 --model-dir "$work/one" | tail -1)
 two=$(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$bin" $args --batch-size 32 --distributed --model-dir "$work/two" | tail -1)
 sharded=$(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$bin" $args --batch-size 32 --distributed --shard-embeddings --model-dir "$work/sharded" | tail -1)
