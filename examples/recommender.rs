@@ -13,6 +13,8 @@ mod cli;
 mod data;
 #[path = "recommender/evaluate.rs"]
 mod evaluate;
+#[path = "recommender/guard.rs"]
+mod guard;
 #[path = "recommender/mfblock.rs"]
 mod mfblock;
 #[path = "recommender/model.rs"]

@@ -1216,9 +1216,60 @@ fn the_default_model_is_3_percent_below_the_bias_baseline_on_the_built_in_data()
     assert!(report.validation_rmse < report.baseline_bias_validation_rmse);
 }
 
-// The guard: a rating model whose best validation RMSE is not below the bias baseline's
-// (here mfblock after 2 epochs on small data) is reported and the baseline is saved in
-// its place, as a biased-mf folder with zero factors; --no-guard saves the model anyway.
+// The guard's paired test on its own: a clear win, a tie within noise, a loss, a diverged
+// model, and a small win that needs enough ratings to show.
+#[test]
+fn a_clear_win_a_tie_within_noise_a_loss_and_a_diverged_model() {
+    let truth: Vec<f32> = (0..400).map(|k| (k % 5 + 1) as f32).collect();
+    let baseline = vec![3.0f32; 400];
+    // Off by 0.1 everywhere: much better than a constant 3 on every non-3 rating.
+    let good: Vec<f32> = truth.iter().map(|r| r + 0.1).collect();
+    let v = guard::Verdict::compare(&good, &baseline, &truth).unwrap();
+    assert!(v.model_wins() && v.z > 10.0, "{v:?}");
+    assert!((v.model_rmse - 0.1).abs() < 1e-6 && (v.baseline_rmse - 2f64.sqrt()).abs() < 1e-6);
+    // Exact on half the ratings, and on the other half with twice the baseline's
+    // squared error: no better on average.
+    let mixed: Vec<f32> = (0..400)
+        .map(|k| match k % 2 {
+            0 => truth[k],
+            _ => baseline[k] + (2f32.sqrt() - 1.0) * (baseline[k] - truth[k]),
+        })
+        .collect();
+    let v = guard::Verdict::compare(&mixed, &baseline, &truth).unwrap();
+    assert!(!v.model_wins(), "{v:?}");
+    // The baseline itself, and something worse, lose.
+    assert!(!guard::Verdict::compare(&baseline, &baseline, &truth)
+        .unwrap()
+        .model_wins());
+    let bad: Vec<f32> = truth.iter().map(|r| r + 2.0).collect();
+    assert!(!guard::Verdict::compare(&bad, &baseline, &truth)
+        .unwrap()
+        .model_wins());
+    let nan = vec![f32::NAN; 400];
+    let v = guard::Verdict::compare(&nan, &baseline, &truth).unwrap();
+    assert!(v.z.is_nan() && !v.model_wins());
+    assert!(guard::Verdict::compare(&[], &[], &[]).is_none());
+}
+
+#[test]
+fn a_small_win_needs_enough_ratings() {
+    // The model is better by 0.05 on 60% of ratings and worse by 0.05 on the rest:
+    // a real but small win, which 20 ratings cannot show and 20,000 can.
+    let case = |n: usize| {
+        let truth = vec![3.0f32; n];
+        let baseline = vec![3.5f32; n];
+        let model: Vec<f32> = (0..n)
+            .map(|k| if k % 5 < 3 { 3.45 } else { 3.55 })
+            .collect();
+        guard::Verdict::compare(&model, &baseline, &truth).unwrap()
+    };
+    assert!(!case(20).model_wins(), "{:?}", case(20));
+    assert!(case(20_000).model_wins(), "{:?}", case(20_000));
+}
+
+// The guard: a rating model whose validation RMSE is not below the bias baseline's by
+// more than chance (here mfblock after 2 epochs on small data) is reported and the
+// baseline is saved in its place, as a biased-mf folder with zero factors; --no-guard saves the model anyway.
 #[test]
 fn a_model_that_loses_to_the_bias_baseline_is_not_deployed() {
     let dir = tempfile::tempdir().unwrap();
@@ -1246,14 +1297,15 @@ fn a_model_that_loses_to_the_bias_baseline_is_not_deployed() {
     );
     assert!(report.reload_identical);
     assert!(
-        text.contains("== guard: mfblock's best validation RMSE"),
+        text.contains("== guard: mfblock's validation RMSE")
+            && text.contains("by more than chance"),
         "{text}"
     );
     assert!(text.contains("bias baseline, saved"), "{text}");
     let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
     assert_eq!(loaded.config.model.kind, model::ModelKind::BiasedMf);
     let note = loaded.config.guard.clone().expect("the guard is recorded");
-    assert!(note.contains("bias baseline saved"), "{note}");
+    assert!(note.contains("standard errors"), "{note}");
     for (name, values) in saved_params(dir.path()) {
         if !name.contains("bias") {
             assert!(values.iter().all(|&v| v == 0.0), "{name} is not zero");
@@ -1265,7 +1317,7 @@ fn a_model_that_loses_to_the_bias_baseline_is_not_deployed() {
     let (report, _) = run_printing(&args, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(!report.saved_bias_baseline);
-    assert!(text.contains("== guard off (--no-guard)"), "{text}");
+    assert!(text.contains("--no-guard: saving it anyway"), "{text}");
     let loaded = persist::load(dir.path(), None, Device::Cpu).unwrap();
     assert_eq!(loaded.config.model.kind, model::ModelKind::Mfblock);
     assert!(loaded.config.guard.is_none());

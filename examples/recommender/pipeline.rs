@@ -8,6 +8,7 @@ use crate::data::{load, prepare, Source};
 use crate::evaluate::{
     item_counts, ranking, score, seen_items, top_k, BiasBaseline, Popularity, Ranking,
 };
+use crate::guard::{Verdict, Z_REQUIRED};
 use crate::model::{build, from_biases, predict, ModelKind, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::search;
@@ -222,58 +223,69 @@ pub fn run_on(
         t.gather()?;
     }
 
-    // The guard: a rating model that ends no better than the bias baseline on validation
-    // is not deployed; the baseline is, as a biased-mf model with zero factors.
+    // The guard: a rating model that is not better than the bias baseline on validation
+    // by more than chance is not deployed; the baseline is, as a biased-mf model with
+    // zero factors. The model still holds the validation context.
     let validation_rmse = history
         .epochs
         .iter()
         .map(|e| e.validation_rmse)
         .fold(f64::NAN, f64::min);
-    let bias_validation_rmse = match config.task {
+    let verdict = match config.task {
         Task::Rating if s.validation > 0 => {
-            let (_, _, vr) = data.validation.columns();
-            score(Rmse::new(), &bias.predict(&data.validation), vr)?
+            let (vu, vi, vr) = data.validation.columns();
+            let model_pred = predict(model.as_ref(), vu, vi, device)?;
+            Verdict::compare(&model_pred, &bias.predict(&data.validation), vr)
         }
-        _ => f64::NAN,
+        _ => None,
     };
-    // A diverged model (NaN) loses too.
-    let lost_to_bias = !bias_validation_rmse.is_nan()
-        && (validation_rmse.is_nan() || validation_rmse >= bias_validation_rmse);
-    if lost_to_bias && args.no_guard {
+    let lost_to_bias = verdict.is_some_and(|v| !v.model_wins());
+    let guard = verdict.filter(|_| lost_to_bias).map(|v| {
+        format!(
+            "{}'s validation RMSE {:.4} is not below the bias baseline's {:.4} by more than chance \
+             (the drop in squared error is {:.2} standard errors; {Z_REQUIRED} needed)",
+            spec.kind.name(),
+            v.model_rmse,
+            v.baseline_rmse,
+            v.z
+        )
+    });
+    let saved_bias_baseline = lost_to_bias && !args.no_guard;
+    if let Some(why) = &guard {
+        let what = match saved_bias_baseline {
+            true => "the bias baseline is saved instead (as biased-mf with zero factors)",
+            false => "--no-guard: saving it anyway",
+        };
+        let hint = match (saved_bias_baseline, spec.kind) {
+            (false, _) => "",
+            (_, ModelKind::BiasedMf | ModelKind::DriftMf) if !args.search => {
+                " --search tries stronger and weaker --reg-factors and smaller factors."
+            }
+            (_, ModelKind::BiasedMf | ModelKind::DriftMf) => "",
+            _ => " drift-mf (the default) and biased-mf are regularised for data like this.",
+        };
+        writeln!(out, "== guard: {why}: {what}.{hint}").map_err(w)?;
+    }
+    if let Some(v) = verdict.filter(|v| v.model_wins()) {
         writeln!(
             out,
-            "== guard off (--no-guard): {}'s best validation RMSE {validation_rmse:.4} is not below the bias \
-             baseline's {bias_validation_rmse:.4}; saving it anyway",
-            spec.kind.name()
+            "== guard: {}'s validation RMSE {:.4} is below the bias baseline's {:.4} (the drop in squared \
+             error is {:.2} standard errors): it is saved",
+            spec.kind.name(),
+            v.model_rmse,
+            v.baseline_rmse,
+            v.z
         )
         .map_err(w)?;
     }
-    let saved_bias_baseline = lost_to_bias && !args.no_guard;
+    let guard = guard.filter(|_| saved_bias_baseline);
     if saved_bias_baseline {
-        writeln!(
-            out,
-            "== guard: {}'s best validation RMSE {validation_rmse:.4} is not below the bias baseline's \
-             {bias_validation_rmse:.4}: the bias baseline is saved instead (as biased-mf with zero factors). {}",
-            spec.kind.name(),
-            match spec.kind {
-                ModelKind::BiasedMf | ModelKind::DriftMf =>
-                    "--search tries stronger and weaker --reg-factors and smaller factors.",
-                _ => "drift-mf (the default) and biased-mf are regularised for data like this.",
-            }
-        )
-        .map_err(w)?;
         spec = ModelSpec {
             kind: ModelKind::BiasedMf,
             ..spec
         };
         model = from_biases(&spec, &bias.user, &bias.item, device)?;
     }
-    // The trained model's epochs stay in the history; its best is what lost.
-    let guard = saved_bias_baseline.then(|| {
-        format!(
-            "bias baseline saved: its validation RMSE {bias_validation_rmse:.4} beat the trained model's {validation_rmse:.4}"
-        )
-    });
     model.set_context(&data.context(2), device)?;
     let epochs = history.epochs.len();
 
@@ -474,7 +486,7 @@ pub fn run_on(
         model: spec.kind.name().to_string(),
         device: device.to_string(),
         reload_identical,
-        baseline_bias_validation_rmse: bias_validation_rmse,
+        baseline_bias_validation_rmse: verdict.map_or(f64::NAN, |v| v.baseline_rmse),
         saved_bias_baseline,
     };
     if !primary {

@@ -8,6 +8,8 @@ mod cli;
 mod data;
 #[path = "../../examples/recommender/evaluate.rs"]
 mod evaluate;
+#[path = "../../examples/recommender/guard.rs"]
+mod guard;
 #[path = "../../examples/recommender/mfblock.rs"]
 mod mfblock;
 #[path = "../../examples/recommender/model.rs"]
