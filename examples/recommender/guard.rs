@@ -41,12 +41,14 @@ impl Verdict {
         let mean = d.iter().sum::<f64>() / n as f64;
         let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
         let se = (var / n as f64).sqrt();
-        let z = match (mean, se) {
-            (m, _) if m.is_nan() => f64::NAN,
-            (m, s) if s == 0.0 && m > 0.0 => f64::INFINITY,
-            (m, s) if s == 0.0 && m < 0.0 => f64::NEG_INFINITY,
-            (_, s) if s == 0.0 => 0.0,
-            (m, s) => m / s,
+        let z = if mean.is_nan() || se > 0.0 {
+            mean / se
+        } else if mean > 0.0 {
+            f64::INFINITY
+        } else if mean < 0.0 {
+            f64::NEG_INFINITY
+        } else {
+            0.0
         };
         Some(Verdict {
             model_rmse: (model_se / n as f64).sqrt(),
