@@ -1,6 +1,8 @@
 //! AdaGrad (MXNet's definition).
 
-use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{
+    check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
+};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, RowKernel};
 
@@ -72,7 +74,7 @@ impl Optimizer for AdaGrad {
     fused_steps!();
 }
 
-impl BuiltIn for AdaGrad {
+impl Configurable for AdaGrad {
     fn set(&mut self, key: &str, value: f32) -> bool {
         match key {
             // Gluon names it `eps`.
@@ -81,6 +83,9 @@ impl BuiltIn for AdaGrad {
         }
         true
     }
+}
+
+impl BuiltIn for AdaGrad {
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1
     }

@@ -1,7 +1,9 @@
 //! Adam (MXNet's `adam_update`: L2 weight decay added to the gradient) and AdamW
 //! (decoupled weight decay).
 
-use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{
+    check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
+};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -136,7 +138,7 @@ impl Optimizer for Adam {
     fused_steps!();
 }
 
-impl BuiltIn for Adam {
+impl Configurable for Adam {
     fn set(&mut self, key: &str, value: f32) -> bool {
         match key {
             "beta1" => self.beta1 = value,
@@ -146,6 +148,9 @@ impl BuiltIn for Adam {
         }
         true
     }
+}
+
+impl BuiltIn for Adam {
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1
     }

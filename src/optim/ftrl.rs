@@ -1,6 +1,8 @@
 //! FTRL-proximal (MXNet's `ftrl_update`).
 
-use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{
+    check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
+};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -82,7 +84,7 @@ impl Optimizer for Ftrl {
     fused_steps!();
 }
 
-impl BuiltIn for Ftrl {
+impl Configurable for Ftrl {
     fn set(&mut self, key: &str, value: f32) -> bool {
         match key {
             "lamda1" => self.lamda1 = value,
@@ -91,6 +93,9 @@ impl BuiltIn for Ftrl {
         }
         true
     }
+}
+
+impl BuiltIn for Ftrl {
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1
     }

@@ -35,7 +35,9 @@ mod trainer;
 pub use adagrad::AdaGrad;
 pub use adam::{adam_lr_t, Adam};
 pub use ftrl::Ftrl;
-pub use optimizer::{bad, check_all, create, Hyper, Optimizer, StepArgs};
+pub use optimizer::{
+    bad, check_all, create, register, Configurable, Hyper, Optimizer, StepArgs, BUILT_IN,
+};
 pub use rmsprop::RmsProp;
 pub use scheduler::{
     CosineScheduler, FactorScheduler, LrScheduler, MultiFactorScheduler, PolyScheduler, Warmup,

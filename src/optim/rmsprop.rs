@@ -1,6 +1,8 @@
 //! RMSProp, plain or Graves' centered variant (MXNet's `rmspropalex`).
 
-use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{
+    check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
+};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -104,7 +106,7 @@ impl Optimizer for RmsProp {
     fused_steps!();
 }
 
-impl BuiltIn for RmsProp {
+impl Configurable for RmsProp {
     fn set(&mut self, key: &str, value: f32) -> bool {
         match key {
             "gamma1" => self.gamma1 = value,
@@ -115,6 +117,9 @@ impl BuiltIn for RmsProp {
         }
         true
     }
+}
+
+impl BuiltIn for RmsProp {
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1
     }

@@ -1,6 +1,8 @@
 //! SGD, with momentum (MXNet's `sgd_mom_update`) or Nesterov momentum (MXNet's `nag`).
 
-use super::optimizer::{check_all, fused_steps, names, BuiltIn, Hyper, Optimizer, StepArgs};
+use super::optimizer::{
+    check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
+};
 use crate::error::Result;
 use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
 
@@ -100,7 +102,7 @@ impl Optimizer for Sgd {
     fused_steps!();
 }
 
-impl BuiltIn for Sgd {
+impl Configurable for Sgd {
     fn set(&mut self, key: &str, value: f32) -> bool {
         match key {
             "momentum" => self.momentum = value,
@@ -108,6 +110,9 @@ impl BuiltIn for Sgd {
         }
         true
     }
+}
+
+impl BuiltIn for Sgd {
     fn device_kernel(&self, a: &StepArgs) -> DeviceKernel {
         self.kernels(a).1
     }
