@@ -27,6 +27,7 @@ mod ftrl;
 #[cfg(test)]
 mod kernel_emulation_tests;
 mod optimizer;
+mod registry;
 mod rmsprop;
 mod scheduler;
 mod sgd;
@@ -35,9 +36,8 @@ mod trainer;
 pub use adagrad::AdaGrad;
 pub use adam::{adam_lr_t, Adam};
 pub use ftrl::Ftrl;
-pub use optimizer::{
-    bad, check_all, create, register, Configurable, Hyper, Optimizer, StepArgs, BUILT_IN,
-};
+pub use optimizer::{bad, check_all, Configurable, Hyper, Optimizer, StepArgs};
+pub use registry::{create, register, BUILT_IN};
 pub use rmsprop::RmsProp;
 pub use scheduler::{
     CosineScheduler, FactorScheduler, LrScheduler, MultiFactorScheduler, PolyScheduler, Warmup,
