@@ -3,9 +3,12 @@
 
 use boson::data::{ArrayDataset, Batchify, DataLoader};
 use boson::loss::{BprLoss, Loss, SoftmaxCrossEntropyLoss};
-use boson::metric::{HitRate, Metric, Ndcg};
+use boson::metric::{HitRate, Metric, Mrr, Ndcg};
 use boson::nn::{Block, Embedding, Forward, Initializer};
-use boson::ratings::{best_k, FactorScorer, FullRanking, NegativeSampler, SeenItems};
+use boson::ratings::{
+    best_k, evaluate_ranking, item_counts, FactorScorer, FullRanking, ItemPop, NegativeSampler,
+    RatingsDataset, SeenItems,
+};
 use boson::{Error, Result, Tensor};
 use std::sync::Arc;
 
@@ -367,4 +370,88 @@ fn best_k_skips_masked_items_and_breaks_ties_by_index() {
             got.capacity()
         );
     }
+}
+
+// The test-time evaluator against a brute-force ranking: ItemPop over a small catalogue,
+// every figure (HitRate, NDCG, MRR, coverage, candidates) recomputed by hand.
+#[test]
+fn evaluate_ranking_reports_what_a_brute_force_ranking_says() {
+    let ni = 12;
+    // Item i was rated (i * 7) % 13 times: distinct counts, so no ties.
+    let (mut users, mut items) = (Vec::new(), Vec::new());
+    for i in 0..ni {
+        for r in 0..(i * 7) % 13 {
+            users.push((r % 5) as i64);
+            items.push(i as i64);
+        }
+    }
+    let train =
+        RatingsDataset::new((users.clone(), items.clone(), vec![1.0; users.len()])).unwrap();
+    let counts = item_counts(&train, ni).unwrap();
+    let pop = Arc::new(ItemPop::from_dataset(&train, ni).unwrap());
+    // Five users, each has seen two items; held-out items chosen across the ranking.
+    let seen_lists: Vec<Vec<u32>> = (0..5u32).map(|u| vec![u, (u + 6) % 12]).collect();
+    let seen = Arc::new(SeenItems::new(ni, seen_lists.clone()).unwrap());
+    let ranking = FullRanking::new(pop, seen);
+    let test_users = [0i64, 1, 2, 3, 4];
+    let held_out = [11i64, 3, 9, 2, 7];
+    let k = 3;
+    let report = evaluate_ranking(&ranking, &test_users, &held_out, k, boson::Device::Cpu).unwrap();
+
+    let (mut hits, mut ndcg, mut mrr) = (0.0, 0.0, 0.0);
+    let mut covered = std::collections::BTreeSet::new();
+    let mut candidates = 0;
+    for (&u, &h) in test_users.iter().zip(&held_out) {
+        let unseen: Vec<usize> = (0..ni)
+            .filter(|i| !seen_lists[u as usize].contains(&(*i as u32)))
+            .collect();
+        candidates += unseen.len();
+        let mut order = unseen.clone();
+        order.sort_by_key(|&i| std::cmp::Reverse(counts[i]));
+        covered.extend(order[..k].iter().copied());
+        let rank = order.iter().position(|&i| i == h as usize).unwrap();
+        if rank < k {
+            hits += 1.0;
+            ndcg += 1.0 / ((rank + 2) as f64).log2();
+            mrr += 1.0 / (rank + 1) as f64;
+        }
+    }
+    let n = test_users.len() as f64;
+    assert_eq!((report.k, report.users), (k, 5));
+    assert!((report.hit_rate - hits / n).abs() < 1e-6, "{report:?}");
+    assert!((report.ndcg - ndcg / n).abs() < 1e-6, "{report:?}");
+    assert!((report.mrr - mrr / n).abs() < 1e-6, "{report:?}");
+    assert!(
+        hits > 0.0 && hits < n,
+        "the case should have hits and misses: {report:?}"
+    );
+    assert!((report.coverage - covered.len() as f64 / ni as f64).abs() < 1e-12);
+    assert!((report.mean_candidates - candidates as f64 / n).abs() < 1e-12);
+    // The metric on its own agrees.
+    let scores = ranking
+        .forward(&Tensor::from_vec_i64(test_users.to_vec(), &[5]).unwrap())
+        .unwrap();
+    let mut m = Mrr::new(k).unwrap();
+    let labels = Tensor::from_vec(held_out.iter().map(|&i| i as f32).collect(), &[5]).unwrap();
+    m.update(&labels, &scores).unwrap();
+    assert!((f64::from(m.get().1) - mrr / n).abs() < 1e-6);
+
+    // Bad inputs are errors naming what is wrong.
+    let err = evaluate_ranking(&ranking, &[0, 1], &[1], k, boson::Device::Cpu).unwrap_err();
+    assert!(
+        err.to_string().contains("2 users but 1 held-out items"),
+        "{err}"
+    );
+    let err = evaluate_ranking(&ranking, &[0], &[12], k, boson::Device::Cpu).unwrap_err();
+    assert!(
+        matches!(err, Error::IndexOutOfRange { index: 12, .. }),
+        "{err}"
+    );
+    assert!(evaluate_ranking(&ranking, &[0], &[1], 0, boson::Device::Cpu).is_err());
+    let bad = RatingsDataset::new((vec![0], vec![ni as i64], vec![1.0])).unwrap();
+    let err = item_counts(&bad, ni).unwrap_err();
+    assert!(
+        matches!(err, Error::IndexOutOfRange { index: 12, .. }),
+        "{err}"
+    );
 }

@@ -2,8 +2,8 @@
 //! recommendations.
 
 use crate::model::RecModel;
-use boson::metric::{HitRate, Metric, Ndcg};
-use boson::ratings::{FactorScorer, FullRanking, RatingsDataset, SeenItems};
+use boson::metric::Metric;
+use boson::ratings::{evaluate_ranking, FactorScorer, FullRanking, RatingsDataset, SeenItems};
 use boson::{Device, Result, Tensor};
 use std::sync::Arc;
 
@@ -89,77 +89,23 @@ pub fn seen_items(
     )?))
 }
 
-/// HitRate@10 and NDCG@10 with the library's metrics: each test user's held-out item
-/// ranked against every item the user has not seen (`FullRanking`: full ranking, no
-/// sampling; ties count against the model), one matrix product per block of users.
+/// HitRate@10 and NDCG@10 by the library's evaluator (`evaluate_ranking`): each test
+/// user's held-out item ranked against every item the user has not seen (full ranking,
+/// no sampling; ties count against the model), one matrix product per block of users.
 pub fn ranking<S: ?Sized + FactorScorer>(
     scorer: Arc<S>,
     seen: &Arc<SeenItems>,
     test: &RatingsDataset,
     device: Device,
 ) -> Result<Ranking> {
-    let full = FullRanking::new(scorer, seen.clone());
-    let item_factors = full.all_item_factors(device)?;
     let (users, items, _) = test.columns();
-    let mut hits = HitRate::new(10)?;
-    let mut ndcg = Ndcg::new(10)?;
-    // Users in blocks keep the score matrix small (256 × items floats).
-    const BLOCK: usize = 256;
-    for (us, is) in users.chunks(BLOCK).zip(items.chunks(BLOCK)) {
-        let u = Tensor::from_vec_i64(us.to_vec(), &[us.len()])?.to_device(device)?;
-        let scores = full.scores_with(&u, &item_factors)?;
-        let held_out = Tensor::from_vec(is.iter().map(|&i| i as f32).collect(), &[is.len()])?;
-        hits.update(&held_out, &scores)?;
-        ndcg.update(&held_out, &scores)?;
-    }
-    let candidates: usize = users
-        .iter()
-        .map(|&u| seen.num_items() - seen.of(u as usize).len())
-        .sum();
+    let full = FullRanking::new(scorer, seen.clone());
+    let report = evaluate_ranking(&full, users, items, 10, device)?;
     Ok(Ranking {
-        hit_rate_at_10: f64::from(hits.get().1),
-        ndcg_at_10: f64::from(ndcg.get().1),
-        mean_candidates: candidates as f64 / users.len().max(1) as f64,
+        hit_rate_at_10: report.hit_rate,
+        ndcg_at_10: report.ndcg,
+        mean_candidates: report.mean_candidates,
     })
-}
-
-/// ItemPop as a `FactorScorer`: every user scores each item by its count of train
-/// ratings.
-#[derive(boson::nn::Block)]
-pub struct Popularity {
-    #[block(skip)]
-    counts: Tensor,
-}
-
-impl Popularity {
-    pub fn new(train: &RatingsDataset, num_items: usize) -> Result<Popularity> {
-        let counts = item_counts(train, num_items)
-            .iter()
-            .map(|&c| c as f32)
-            .collect();
-        Ok(Popularity {
-            counts: Tensor::from_vec(counts, &[num_items, 1])?,
-        })
-    }
-}
-
-impl FactorScorer for Popularity {
-    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
-        Tensor::ones(&[users.elem_count(), 1], users.device())
-    }
-    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
-        let table = self.counts.to_device(items.device())?;
-        table.take(items, false)
-    }
-}
-
-/// How many ratings each item has in `train`.
-pub fn item_counts(train: &RatingsDataset, num_items: usize) -> Vec<u32> {
-    let mut counts = vec![0u32; num_items];
-    for &i in &train.columns().1 {
-        counts[i as usize] += 1;
-    }
-    counts
 }
 
 /// The `k` best-scoring items for each of `users`, best first (ties by item index),

@@ -5,16 +5,14 @@
 use crate::charts;
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
-use crate::evaluate::{
-    item_counts, ranking, score, seen_items, top_k, BiasBaseline, Popularity, Ranking,
-};
+use crate::evaluate::{ranking, score, seen_items, top_k, BiasBaseline, Ranking};
 use crate::guard::{Verdict, Z_REQUIRED};
 use crate::model::{build, from_biases, predict, ModelKind, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::search;
 use crate::train::{fit, FitOptions, History, Ranks};
 use boson::metric::{Mae, Rmse};
-use boson::ratings::Per;
+use boson::ratings::{item_counts, ItemPop, Per};
 use boson::{Error, Result};
 use std::io::Write;
 use std::sync::Arc;
@@ -344,7 +342,7 @@ pub fn run_on(
     } else {
         let t = Instant::now();
         let r = ranking(model.clone(), &seen, &data.test, device)?;
-        let popularity = Arc::new(Popularity::new(&data.train, s.items)?);
+        let popularity = Arc::new(ItemPop::from_dataset(&data.train, s.items)?);
         let pop = ranking(popularity, &seen, &data.test, device)?;
         writeln!(
             out,
@@ -456,7 +454,7 @@ pub fn run_on(
     }
     let interactions = persist::Interactions {
         rated: rated.clone(),
-        item_counts: item_counts(&data.train, s.items),
+        item_counts: item_counts(&data.train, s.items)?,
     };
     let contents = persist::Contents {
         model: model.as_ref(),

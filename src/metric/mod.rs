@@ -28,7 +28,7 @@ mod regression;
 pub use classification::{Accuracy, TopKAccuracy, F1};
 pub use composite::CompositeMetric;
 pub use loss::Loss;
-pub use ranking::{HitRate, Ndcg};
+pub use ranking::{HitRate, Mrr, Ndcg};
 pub use regression::{Mae, Mse, PearsonCorrelation, Rmse};
 
 use crate::error::{Error, Result};

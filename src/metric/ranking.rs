@@ -1,6 +1,7 @@
-//! Ranking metrics for recommenders: HitRate@k and NDCG@k (leave-one-out evaluation).
+//! Ranking metrics for recommenders: HitRate@k, NDCG@k and MRR@k (leave-one-out
+//! evaluation).
 //!
-//! Input convention, shared by both metrics: for each test user, the model scores a list
+//! Input convention, shared by all three: for each test user, the model scores a list
 //! of candidate items, one of which is the user's held-out (positive) item.
 //!
 //! * `preds`: `[users, candidates]` scores, larger = more relevant;
@@ -136,4 +137,10 @@ ranking_metric!(
     /// item's 0-based rank is below `k`, else 0, averaged over users (see the
     /// module docs of `boson::metric` for the input layout).
     Ndcg, "ndcg", "Ndcg::update", |rank| 1.0 / ((rank + 2) as f64).log2()
+);
+ranking_metric!(
+    /// MRR@k (mean reciprocal rank) with one relevant item per user: `1 / (rank + 1)` when
+    /// the held-out item's 0-based rank is below `k`, else 0, averaged over users (see the
+    /// module docs of `boson::metric` for the input layout).
+    Mrr, "mrr", "Mrr::update", |rank| 1.0 / (rank + 1) as f64
 );

@@ -24,6 +24,7 @@
 //! ```
 
 mod dates;
+mod evaluation;
 mod full_ranking;
 mod negatives;
 mod prepare;
@@ -33,6 +34,7 @@ mod summary;
 mod synthetic;
 mod table;
 
+pub use evaluation::{evaluate_ranking, item_counts, ItemPop, RankingReport};
 pub use full_ranking::{best_k, FactorScorer, FullRanking};
 pub use negatives::{NegativeSampler, SeenItems};
 pub use prepare::{IndexedRatings, LongTailFilter, RatingsDataset};
