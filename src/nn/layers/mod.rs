@@ -9,6 +9,7 @@ mod embedding;
 mod layer_norm;
 mod pool;
 mod reshape;
+mod rnn;
 
 pub use activation::Activation;
 pub use batch_norm::BatchNorm;
@@ -19,6 +20,7 @@ pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use pool::{AvgPool1D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool1D, MaxPool2D};
 pub use reshape::{Flatten, Lambda};
+pub use rnn::{RnnLayout, GRU, LSTM};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
