@@ -33,6 +33,36 @@ fn unary_ops() {
     );
     gradcheck(std::slice::from_ref(&pos), |v| v[0].powf(2.5), EPS, TOL);
     gradcheck(std::slice::from_ref(&x), |v| v[0].clip(-1.0, 1.0), EPS, TOL);
+    gradcheck(std::slice::from_ref(&x), |v| v[0].erf(), EPS, TOL);
+    gradcheck(std::slice::from_ref(&x), |v| v[0].gelu(), EPS, TOL);
+}
+
+// Values of erf and the exact GELU (x·Φ(x)) at known points (PyTorch's
+// torch.special.erf and F.gelu give the same to f32 precision).
+#[test]
+fn erf_and_gelu_values() {
+    let x = boson::Tensor::from_vec(vec![-2.0, -0.5, 0.0, 0.5, 1.0, 3.0], &[6]).unwrap();
+    let erf = [
+        -0.995_322_3,
+        -0.520_499_9,
+        0.0,
+        0.520_499_9,
+        0.842_700_8,
+        0.999_977_9,
+    ];
+    let gelu = [
+        -0.045_500_26,
+        -0.154_268_6,
+        0.0,
+        0.345_731_4,
+        0.841_344_7,
+        2.995_950_2,
+    ];
+    for (got, want) in [(x.erf(), erf), (x.gelu(), gelu)] {
+        for (a, b) in got.unwrap().to_vec_f32().unwrap().iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
 }
 
 #[test]

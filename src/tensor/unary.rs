@@ -284,6 +284,32 @@ unary_ops! {
         cuda: Some("x / (1.0f + fabsf(x))"),
         reference: "x / (1 + std::fabs(x))",
     }
+    /// The Gauss error function.
+    Erf = 17 {
+        method: erf,
+        domain: Any,
+        cpu: |x| libm::erff(x),
+        // 2/√π · e^(−x²)
+        grad: |g, x, y| g.mul(&x.square()?.neg()?.exp()?.mul_scalar(std::f32::consts::FRAC_2_SQRT_PI)?),
+        cuda: Some("erff(x)"),
+        reference: "std::erf(x)",
+    }
+    /// GELU, exact: `x·Φ(x) = ½·x·(1 + erf(x/√2))` (PyTorch's default and MXNet's
+    /// `gelu`).
+    Gelu = 18 {
+        method: gelu,
+        domain: Any,
+        cpu: |x| 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+        // Φ(x) + x·φ(x), φ the standard normal density.
+        grad: |g, x, y| g.mul(
+            &x.mul_scalar(std::f32::consts::FRAC_1_SQRT_2)?
+                .erf()?
+                .affine(0.5, 0.5)?
+                .add(&x.mul(&x.square()?.mul_scalar(-0.5)?.exp()?.mul_scalar(0.398_942_3)?)?)?,
+        ),
+        cuda: Some("0.5f * x * (1.0f + erff(x * 0.70710678f))"),
+        reference: "0.5 * x * (1 + std::erf(x / std::sqrt(2.0)))",
+    }
 }
 
 /// The `case CODE: return EXPR;  // Name` lines of a generated C switch, one per
