@@ -35,9 +35,10 @@ pub mod sharded;
 pub use block::{join_path, Block, Forward, Inputs, Layer, Model, Sequential, State, Visitor};
 pub use init::{FactorType, Initializer, RndType};
 pub use layers::{
-    Activation, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D, Conv2DTranspose, Dense, Dropout,
-    Embedding, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Lambda, LayerNorm, MaxPool1D, MaxPool2D,
-    RnnLayout, GRU, LSTM,
+    Activation, AttentionMask, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D, Conv2DTranspose,
+    Dense, Dropout, Embedding, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Lambda, LayerNorm,
+    MaxPool1D, MaxPool2D, MultiHeadAttention, PositionalEmbedding, RnnLayout,
+    TransformerEncoderLayer, GRU, LSTM,
 };
 pub use parameter::{GradStype, Parameter, ParameterDict};
 pub use persist::LoadOptions;

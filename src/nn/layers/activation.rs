@@ -1,4 +1,4 @@
-//! `Activation`: element-wise relu, sigmoid, tanh, softrelu.
+//! `Activation`: element-wise relu, sigmoid, tanh, softrelu, gelu.
 
 use crate::error::Result;
 use crate::nn::{Block, Forward};
@@ -15,6 +15,8 @@ pub enum Activation {
     Tanh,
     /// `log(1 + e^x)`
     Softrelu,
+    /// `x·Φ(x)` (exact GELU)
+    Gelu,
 }
 
 impl Activation {
@@ -25,6 +27,7 @@ impl Activation {
             Activation::Sigmoid => x.sigmoid(),
             Activation::Tanh => x.tanh(),
             Activation::Softrelu => x.softrelu(),
+            Activation::Gelu => x.gelu(),
         }
     }
 }
