@@ -7,7 +7,7 @@ use boson::metric::{HitRate, Metric, Mrr, Ndcg};
 use boson::nn::{Block, Embedding, Forward, Initializer};
 use boson::ratings::{
     best_k, evaluate_ranking, item_counts, FactorScorer, FullRanking, ItemPop, NegativeSampler,
-    RatingsDataset, SeenItems,
+    PairRanking, RatingsDataset, SeenItems,
 };
 use boson::{Error, Result, Tensor};
 use std::sync::Arc;
@@ -454,4 +454,74 @@ fn evaluate_ranking_reports_what_a_brute_force_ranking_says() {
         matches!(err, Error::IndexOutOfRange { index: 12, .. }),
         "{err}"
     );
+}
+
+/// `Mf` as a model of (user, item) pairs: `<p_u, q_i> + 0.5` per pair.
+impl Forward for Mf {
+    type Input = (Tensor, Tensor);
+    fn forward(&self, (users, items): &(Tensor, Tensor)) -> Result<Tensor> {
+        self.users
+            .forward(users)?
+            .mul(&self.items.forward(items)?)?
+            .sum_axis(1, false)?
+            .add_scalar(0.5)
+    }
+}
+
+/// A pair model that returns one score too few.
+#[derive(boson::nn::Block)]
+struct Short;
+impl Forward for Short {
+    type Input = (Tensor, Tensor);
+    fn forward(&self, (users, _): &(Tensor, Tensor)) -> Result<Tensor> {
+        Tensor::zeros(&[users.elem_count() - 1], users.device())
+    }
+}
+
+// Any pair model ranks as a dot-product model does: the same model through PairRanking
+// (several forward passes, a few users each) and FullRanking (one GEMM) gives the same
+// scores, masks and evaluation.
+#[test]
+fn pair_ranking_of_a_dot_product_model_equals_full_ranking() {
+    let (nu, ni, d) = (7, 30, 4);
+    let mf = Arc::new(Mf {
+        users: Embedding::new(nu, d),
+        items: Embedding::new(ni, d),
+    });
+    mf.initialize(&Initializer::Normal(1.0), boson::Device::Cpu)
+        .unwrap();
+    let seen: Vec<Vec<u32>> = (0..nu as u32).map(|u| vec![u, u + 10]).collect();
+    let seen = Arc::new(SeenItems::new(ni, seen).unwrap());
+    let full = FullRanking::new(mf.clone(), seen.clone());
+    // 70 pairs a pass: 2 users at a time, the last pass with 1.
+    let pairs = PairRanking::new(mf, seen.clone()).max_pairs(70);
+    let users = Tensor::from_vec_i64((0..nu as i64).collect(), &[nu]).unwrap();
+    let (a, b) = (
+        full.forward(&users).unwrap().to_vec_f32().unwrap(),
+        pairs.forward(&users).unwrap().to_vec_f32().unwrap(),
+    );
+    for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() < 1e-5 || (x.is_infinite() && x == y),
+            "score {k}: {x} vs {y}"
+        );
+    }
+    let held_out: Vec<i64> = (0..nu as i64).map(|u| 20 + u).collect();
+    let users: Vec<i64> = (0..nu as i64).collect();
+    let r1 = evaluate_ranking(&full, &users, &held_out, 5, boson::Device::Cpu).unwrap();
+    let r2 = evaluate_ranking(&pairs, &users, &held_out, 5, boson::Device::Cpu).unwrap();
+    assert_eq!(
+        (r1.hit_rate, r1.ndcg, r1.mrr, r1.coverage),
+        (r2.hit_rate, r2.ndcg, r2.mrr, r2.coverage)
+    );
+    // A model that does not give one score per pair, and an unknown user, are errors.
+    let short = PairRanking::new(Arc::new(Short), seen);
+    let err = short
+        .forward(&Tensor::from_vec_i64(vec![0], &[1]).unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+    let err = pairs
+        .forward(&Tensor::from_vec_i64(vec![nu as i64], &[1]).unwrap())
+        .unwrap_err();
+    assert!(matches!(err, Error::IndexOutOfRange { .. }), "{err}");
 }

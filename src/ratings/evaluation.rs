@@ -3,7 +3,7 @@
 //! gives HitRate@k, NDCG@k, MRR@k and catalogue coverage. [`ItemPop`], the reference
 //! every ranking model should beat, is a [`FactorScorer`] like the models.
 
-use super::full_ranking::{best_k, FactorScorer, FullRanking};
+use super::full_ranking::{best_k, FactorScorer, RankAll};
 use super::prepare::RatingsDataset;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -81,11 +81,12 @@ pub struct RankingReport {
 }
 
 /// Ranks each `held_out[j]` item against every item `users[j]` has not seen
-/// (`ranking`'s mask), in blocks of 256 users with the catalogue's factor rows computed
-/// once; ties count against the model. An error when the lists differ in length, for
+/// (`ranking`'s mask), in blocks of 256 users with what the blocks share computed once
+/// ([`FullRanking`](super::FullRanking) for dot-product models,
+/// [`PairRanking`](super::PairRanking) for any other); ties count against the model. An error when the lists differ in length, for
 /// `k` 0, or for a user or item out of range.
-pub fn evaluate_ranking<S: ?Sized + FactorScorer>(
-    ranking: &FullRanking<S>,
+pub fn evaluate_ranking<R: ?Sized + RankAll>(
+    ranking: &R,
     users: &[i64],
     held_out: &[i64],
     k: usize,
@@ -101,7 +102,7 @@ pub fn evaluate_ranking<S: ?Sized + FactorScorer>(
     let (mut hits, mut ndcg, mut mrr) = (HitRate::new(k)?, Ndcg::new(k)?, Mrr::new(k)?);
     let num_items = ranking.seen().num_items();
     let mut covered = vec![false; num_items];
-    let item_factors = ranking.all_item_factors(device)?;
+    let score_block = ranking.block_scorer(device)?;
     for (us, is) in users.chunks(256).zip(held_out.chunks(256)) {
         if let Some(&bad) = is.iter().find(|&&i| i < 0 || i as usize >= num_items) {
             return Err(Error::IndexOutOfRange {
@@ -111,7 +112,7 @@ pub fn evaluate_ranking<S: ?Sized + FactorScorer>(
             });
         }
         let u = Tensor::from_vec_i64(us.to_vec(), &[us.len()])?.to_device(device)?;
-        let scores = ranking.scores_with(&u, &item_factors)?;
+        let scores = score_block(&u)?;
         let labels = Tensor::from_vec(is.iter().map(|&i| i as f32).collect(), &[is.len()])?;
         hits.update(&labels, &scores)?;
         ndcg.update(&labels, &scores)?;

@@ -3,6 +3,7 @@
 //! NDCG@k over every unseen item, no sampled candidates) and how top-k lists are made.
 
 use crate::autograd;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{Block, Forward};
 use crate::ratings::negatives::SeenItems;
@@ -70,31 +71,14 @@ impl<S: ?Sized + FactorScorer> FullRanking<S> {
     /// `[users, num_items]` scores with `item_factors` precomputed (see
     /// [`FullRanking::all_item_factors`]), so several blocks of users share them.
     pub fn scores_with(&self, users: &Tensor, item_factors: &Tensor) -> Result<Tensor> {
-        let n = self.seen.num_items();
-        let ids = users.to_vec_i64()?;
-        if let Some(&bad) = ids
-            .iter()
-            .find(|&&u| u < 0 || u as usize >= self.seen.num_users())
-        {
-            return Err(Error::IndexOutOfRange {
-                what: "FullRanking: user (number of users in SeenItems)".into(),
-                index: bad,
-                size: self.seen.num_users(),
-            });
-        }
+        let ids = user_ids(&self.seen, users, "FullRanking")?;
         let scores = autograd::pause(|| {
             self.scorer
                 .user_factors(users)?
                 .matmul_t(item_factors, false, true)?
                 .add_scalar(self.scorer.offset())
         })?;
-        let mut values = scores.to_vec_f32()?;
-        for (row, &u) in values.chunks_mut(n.max(1)).zip(&ids) {
-            for &i in self.seen.of(u as usize) {
-                row[i as usize] = f32::NEG_INFINITY;
-            }
-        }
-        Tensor::from_vec(values, &[ids.len(), n])?.to_device(users.device())
+        mask_seen(&self.seen, &ids, scores)
     }
 
     /// For each of `users`, the `k` best unseen items with their scores, best first
@@ -133,6 +117,18 @@ impl<S: ?Sized + FactorScorer> FullRanking<S> {
     }
 }
 
+impl<S: ?Sized + FactorScorer> RankAll for FullRanking<S> {
+    fn seen(&self) -> &SeenItems {
+        &self.seen
+    }
+    fn block_scorer<'a>(&'a self, device: Device) -> Result<BlockScorer<'a>> {
+        let item_factors = self.all_item_factors(device)?;
+        Ok(Box::new(move |users| {
+            self.scores_with(users, &item_factors)
+        }))
+    }
+}
+
 impl<S: ?Sized + FactorScorer> Forward for FullRanking<S> {
     /// The users, i64 `[B]`.
     type Input = Tensor;
@@ -141,6 +137,130 @@ impl<S: ?Sized + FactorScorer> Forward for FullRanking<S> {
         let item_factors = self.all_item_factors(users.device())?;
         self.scores_with(users, &item_factors)
     }
+}
+
+/// Scores `[users, num_items]` for one block of users.
+pub type BlockScorer<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+
+/// Whatever scores the whole catalogue for a block of users with the items they have
+/// seen at `-inf`: [`FullRanking`] (dot-product models, one GEMM a block) and
+/// [`PairRanking`] (any model of (user, item) pairs). What
+/// [`evaluate_ranking`](super::evaluate_ranking) ranks with.
+pub trait RankAll {
+    /// The masked items, and with them the catalogue's size.
+    fn seen(&self) -> &SeenItems;
+    /// A function from a block of users (i64 `[u]`) to their scores `[u, num_items]` on
+    /// `device`, with what every block shares computed once.
+    fn block_scorer<'a>(&'a self, device: Device) -> Result<BlockScorer<'a>>;
+}
+
+/// Ranks with a model of (user, item) pairs (`Forward<Input = (users, items)>` returning
+/// one score per pair: NeuMF, a pair MLP, any rating model): each block of users is
+/// scored against every item as `users × items` pairs, at most `max_pairs` per forward
+/// pass, and the items a user has seen get `-inf`. Slower than [`FullRanking`]'s one
+/// GEMM, but it ranks any model.
+#[derive(Block)]
+pub struct PairRanking<M: ?Sized + Forward<Input = (Tensor, Tensor)>> {
+    model: Arc<M>,
+    #[block(skip)]
+    seen: Arc<SeenItems>,
+    #[block(skip)]
+    max_pairs: usize,
+}
+
+impl<M: ?Sized + Forward<Input = (Tensor, Tensor)>> PairRanking<M> {
+    /// Ranks with `model` over `seen.num_items()` items, masking `seen`; at most 2²⁰
+    /// pairs per forward pass.
+    pub fn new(model: Arc<M>, seen: Arc<SeenItems>) -> PairRanking<M> {
+        PairRanking {
+            model,
+            seen,
+            max_pairs: 1 << 20,
+        }
+    }
+
+    /// The most pairs one forward pass scores (at least one user's row of items).
+    pub fn max_pairs(mut self, n: usize) -> PairRanking<M> {
+        self.max_pairs = n;
+        self
+    }
+
+    /// `[users, num_items]` scores, seen items at `-inf`.
+    pub fn scores(&self, users: &Tensor) -> Result<Tensor> {
+        let ids = user_ids(&self.seen, users, "PairRanking")?;
+        let n = self.seen.num_items();
+        let device = users.device();
+        let per_pass = (self.max_pairs / n.max(1)).max(1);
+        let mut values = Vec::with_capacity(ids.len() * n);
+        for block in ids.chunks(per_pass) {
+            let u: Vec<i64> = block
+                .iter()
+                .flat_map(|&u| std::iter::repeat_n(u, n))
+                .collect();
+            let i: Vec<i64> = (0..block.len()).flat_map(|_| 0..n as i64).collect();
+            let pairs = (
+                Tensor::from_vec_i64(u, &[block.len() * n])?.to_device(device)?,
+                Tensor::from_vec_i64(i, &[block.len() * n])?.to_device(device)?,
+            );
+            let scores = autograd::pause(|| self.model.forward(&pairs))?;
+            if scores.elem_count() != block.len() * n {
+                return Err(Error::ShapeMismatch {
+                    op: "PairRanking: the model's scores vs one per (user, item) pair",
+                    lhs: scores.shape().to_vec(),
+                    rhs: vec![block.len() * n],
+                });
+            }
+            values.extend(scores.to_vec_f32()?);
+        }
+        mask_seen(&self.seen, &ids, Tensor::from_vec(values, &[ids.len(), n])?)?.to_device(device)
+    }
+}
+
+impl<M: ?Sized + Forward<Input = (Tensor, Tensor)>> RankAll for PairRanking<M> {
+    fn seen(&self) -> &SeenItems {
+        &self.seen
+    }
+    fn block_scorer<'a>(&'a self, _: Device) -> Result<BlockScorer<'a>> {
+        Ok(Box::new(move |users| self.scores(users)))
+    }
+}
+
+impl<M: ?Sized + Forward<Input = (Tensor, Tensor)>> Forward for PairRanking<M> {
+    /// The users, i64 `[B]`.
+    type Input = Tensor;
+
+    fn forward(&self, users: &Tensor) -> Result<Tensor> {
+        self.scores(users)
+    }
+}
+
+/// The ids of `users`, each checked against the users `seen` knows.
+fn user_ids(seen: &SeenItems, users: &Tensor, op: &str) -> Result<Vec<i64>> {
+    let ids = users.to_vec_i64()?;
+    if let Some(&bad) = ids
+        .iter()
+        .find(|&&u| u < 0 || u as usize >= seen.num_users())
+    {
+        return Err(Error::IndexOutOfRange {
+            what: format!("{op}: user (number of users in SeenItems)"),
+            index: bad,
+            size: seen.num_users(),
+        });
+    }
+    Ok(ids)
+}
+
+/// `scores [ids.len(), num_items]` with each user's seen items at `-inf`, on the scores'
+/// device.
+fn mask_seen(seen: &SeenItems, ids: &[i64], scores: Tensor) -> Result<Tensor> {
+    let n = seen.num_items();
+    let mut values = scores.to_vec_f32()?;
+    for (row, &u) in values.chunks_mut(n.max(1)).zip(ids) {
+        for &i in seen.of(u as usize) {
+            row[i as usize] = f32::NEG_INFINITY;
+        }
+    }
+    Tensor::from_vec(values, &[ids.len(), n])?.to_device(scores.device())
 }
 
 /// The `k` largest scores of `row`, best first, ties by index; `-inf` (a seen item) is

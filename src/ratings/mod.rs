@@ -35,7 +35,7 @@ mod synthetic;
 mod table;
 
 pub use evaluation::{evaluate_ranking, item_counts, ItemPop, RankingReport};
-pub use full_ranking::{best_k, FactorScorer, FullRanking};
+pub use full_ranking::{best_k, BlockScorer, FactorScorer, FullRanking, PairRanking, RankAll};
 pub use negatives::{NegativeSampler, SeenItems};
 pub use prepare::{IndexedRatings, LongTailFilter, RatingsDataset};
 pub use reader::{
