@@ -11,37 +11,18 @@ use boson::nn::{
     TransformerEncoderLayer,
 };
 use boson::{autograd, Device, Error, Tensor};
-use common::{gradcheck, rand_tensor};
+use common::{
+    assert_close_to, assert_param_grads, gradcheck, json_floats as floats, json_shape as shape,
+    rand_tensor,
+};
 use serde_json::Value;
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn shape(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
-        .collect()
+fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_close_to(what, got, want, tol, "PyTorch")
 }
 
 fn tensor(v: &Value) -> Tensor {
     Tensor::from_vec(floats(&v["values"]), &shape(&v["shape"])).unwrap()
-}
-
-fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (k, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= tol * (1.0 + b.abs()),
-            "{what}[{k}]: boson {a} vs PyTorch {b}"
-        );
-    }
 }
 
 fn load_params(block: &dyn Block, case: &Value) {
@@ -146,22 +127,13 @@ fn attention_and_the_encoder_layer_match_pytorch_values_and_gradients() {
         } else {
             &encoder
         };
-        let params = block.collect_params();
-        for (name, want) in case["param_grads"].as_object().unwrap() {
-            let g = params
-                .get(name)
-                .unwrap()
-                .grad()
-                .unwrap()
-                .to_dense()
-                .unwrap();
-            close(
-                &format!("{label}: {name} gradient"),
-                &g.to_vec_f32().unwrap(),
-                &floats(want),
-                1e-4,
-            );
-        }
+        assert_param_grads(
+            &label,
+            &block.collect_params(),
+            &case["param_grads"],
+            1e-4,
+            "PyTorch",
+        );
     }
 }
 

@@ -8,24 +8,11 @@ mod common;
 
 use boson::nn::{Block, Forward, Initializer, RnnLayout, GRU, LSTM};
 use boson::{autograd, Device, Error, Result, Tensor};
-use common::{gradcheck, rand_tensor};
+use common::{
+    assert_close_to, assert_param_grads, gradcheck, json_floats as floats, json_shape as shape,
+    rand_tensor,
+};
 use serde_json::Value;
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn shape(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
-        .collect()
-}
 
 /// LSTM or GRU, behind one interface for the tests.
 enum Net {
@@ -93,13 +80,7 @@ impl Net {
 }
 
 fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (k, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= tol * (1.0 + b.abs()),
-            "{what}[{k}]: boson {a} vs PyTorch {b}"
-        );
-    }
+    assert_close_to(what, got, want, tol, "PyTorch")
 }
 
 fn fixture() -> Value {
@@ -174,21 +155,7 @@ fn lstm_and_gru_match_pytorch_outputs_states_and_gradients() {
             1e-4,
         );
         let params = net.block().collect_params();
-        for (name, want) in c["param_grads"].as_object().unwrap() {
-            let g = params
-                .get(name)
-                .unwrap()
-                .grad()
-                .unwrap()
-                .to_dense()
-                .unwrap();
-            close(
-                &format!("{label}: {name} gradient"),
-                &g.to_vec_f32().unwrap(),
-                &floats(want),
-                1e-4,
-            );
-        }
+        assert_param_grads(&label, &params, &c["param_grads"], 1e-4, "PyTorch");
     }
 }
 

@@ -61,3 +61,56 @@ pub fn gradcheck(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>, eps
         }
     }
 }
+
+/// The numbers of a JSON array (a fixture's values), as f32.
+pub fn json_floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+/// A JSON array of sizes (a fixture's shape).
+pub fn json_shape(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_u64().expect("a size") as usize)
+        .collect()
+}
+
+/// Asserts each element of `got` is within `tol · (1 + |want|)` of `reference`'s value.
+pub fn assert_close_to(what: &str, got: &[f32], want: &[f32], tol: f32, reference: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * (1.0 + b.abs()),
+            "{what}[{k}]: boson {a} vs {reference} {b}"
+        );
+    }
+}
+
+/// Asserts every parameter's gradient in `params` is close to the fixture's
+/// `{name: [values]}` in `want` (`reference`'s gradients).
+pub fn assert_param_grads(
+    what: &str,
+    params: &boson::nn::ParameterDict,
+    want: &serde_json::Value,
+    tol: f32,
+    reference: &str,
+) {
+    for (name, values) in want.as_object().expect("a JSON object") {
+        let p = params
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no parameter {name}"));
+        let g = p.grad().expect("a gradient").to_dense().unwrap();
+        assert_close_to(
+            &format!("{what}: {name} gradient"),
+            &g.to_vec_f32().unwrap(),
+            &json_floats(values),
+            tol,
+            reference,
+        );
+    }
+}
