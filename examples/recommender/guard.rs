@@ -61,4 +61,20 @@ impl Verdict {
     pub fn model_wins(&self) -> bool {
         self.z > Z_REQUIRED
     }
+
+    /// The verdict in words, for `model` (its name).
+    pub fn describe(&self, model: &str) -> String {
+        let (m, b, z) = (self.model_rmse, self.baseline_rmse, self.z);
+        match self.model_wins() {
+            true => format!(
+                "{model}'s validation RMSE {m:.4} is below the bias baseline's {b:.4} \
+                 (the drop in squared error is {z:.2} standard errors)"
+            ),
+            false => format!(
+                "{model}'s validation RMSE {m:.4} is not below the bias baseline's {b:.4} by \
+                 more than chance (the drop in squared error is {z:.2} standard errors; \
+                 {Z_REQUIRED} needed)"
+            ),
+        }
+    }
 }

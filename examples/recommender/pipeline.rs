@@ -6,7 +6,7 @@ use crate::charts;
 use crate::cli::TrainArgs;
 use crate::data::{load, prepare, Source};
 use crate::evaluate::{ranking, score, seen_items, top_k, BiasBaseline, Ranking};
-use crate::guard::{Verdict, Z_REQUIRED};
+use crate::guard::Verdict;
 use crate::model::{build, from_biases, predict, ModelKind, ModelSpec, Task};
 use crate::persist::{self, ModelConfig, FORMAT_VERSION};
 use crate::search;
@@ -237,46 +237,29 @@ pub fn run_on(
         }
         _ => None,
     };
-    let lost_to_bias = verdict.is_some_and(|v| !v.model_wins());
-    let guard = verdict.filter(|_| lost_to_bias).map(|v| {
-        format!(
-            "{}'s validation RMSE {:.4} is not below the bias baseline's {:.4} by more than chance \
-             (the drop in squared error is {:.2} standard errors; {Z_REQUIRED} needed)",
-            spec.kind.name(),
-            v.model_rmse,
-            v.baseline_rmse,
-            v.z
-        )
-    });
-    let saved_bias_baseline = lost_to_bias && !args.no_guard;
-    if let Some(why) = &guard {
-        let what = match saved_bias_baseline {
-            true => "the bias baseline is saved instead (as biased-mf with zero factors)",
-            false => "--no-guard: saving it anyway",
-        };
-        let hint = match (saved_bias_baseline, spec.kind) {
-            (false, _) => "",
-            (_, ModelKind::BiasedMf | ModelKind::DriftMf) if !args.search => {
-                " --search tries stronger and weaker --reg-factors and smaller factors."
+    let saved_bias_baseline = verdict.is_some_and(|v| !v.model_wins()) && !args.no_guard;
+    if let Some(v) = &verdict {
+        let what = match spec.kind {
+            _ if v.model_wins() => "it is saved",
+            _ if args.no_guard => "--no-guard: saving it anyway.",
+            ModelKind::BiasedMf | ModelKind::DriftMf if args.search => {
+                "the bias baseline is saved instead (as biased-mf with zero factors)."
             }
-            (_, ModelKind::BiasedMf | ModelKind::DriftMf) => "",
-            _ => " drift-mf (the default) and biased-mf are regularised for data like this.",
+            ModelKind::BiasedMf | ModelKind::DriftMf => {
+                "the bias baseline is saved instead (as biased-mf with zero factors). \
+                 --search tries stronger and weaker --reg-factors and smaller factors."
+            }
+            _ => {
+                "the bias baseline is saved instead (as biased-mf with zero factors). \
+                 drift-mf (the default) and biased-mf are regularised for data like this."
+            }
         };
-        writeln!(out, "== guard: {why}: {what}.{hint}").map_err(w)?;
+        writeln!(out, "== guard: {}: {what}", v.describe(spec.kind.name())).map_err(w)?;
     }
-    if let Some(v) = verdict.filter(|v| v.model_wins()) {
-        writeln!(
-            out,
-            "== guard: {}'s validation RMSE {:.4} is below the bias baseline's {:.4} (the drop in squared \
-             error is {:.2} standard errors): it is saved",
-            spec.kind.name(),
-            v.model_rmse,
-            v.baseline_rmse,
-            v.z
-        )
-        .map_err(w)?;
-    }
-    let guard = guard.filter(|_| saved_bias_baseline);
+    // Why the saved model is not the trained one, for config.json.
+    let guard = verdict
+        .filter(|_| saved_bias_baseline)
+        .map(|v| v.describe(spec.kind.name()));
     if saved_bias_baseline {
         spec = ModelSpec {
             kind: ModelKind::BiasedMf,
