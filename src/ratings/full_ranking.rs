@@ -78,7 +78,9 @@ impl<S: ?Sized + FactorScorer> FullRanking<S> {
                 .matmul_t(item_factors, false, true)?
                 .add_scalar(self.scorer.offset())
         })?;
-        mask_seen(&self.seen, &ids, scores)
+        let mut values = scores.to_vec_f32()?;
+        mask_seen(&self.seen, &ids, &mut values);
+        Tensor::from_vec(values, &[ids.len(), self.seen.num_items()])?.to_device(users.device())
     }
 
     /// For each of `users`, the `k` best unseen items with their scores, best first
@@ -212,7 +214,8 @@ impl<M: ?Sized + Forward<Input = (Tensor, Tensor)>> PairRanking<M> {
             }
             values.extend(scores.to_vec_f32()?);
         }
-        mask_seen(&self.seen, &ids, Tensor::from_vec(values, &[ids.len(), n])?)?.to_device(device)
+        mask_seen(&self.seen, &ids, &mut values);
+        Tensor::from_vec(values, &[ids.len(), n])?.to_device(device)
     }
 }
 
@@ -250,17 +253,13 @@ fn user_ids(seen: &SeenItems, users: &Tensor, op: &str) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
-/// `scores [ids.len(), num_items]` with each user's seen items at `-inf`, on the scores'
-/// device.
-fn mask_seen(seen: &SeenItems, ids: &[i64], scores: Tensor) -> Result<Tensor> {
-    let n = seen.num_items();
-    let mut values = scores.to_vec_f32()?;
-    for (row, &u) in values.chunks_mut(n.max(1)).zip(ids) {
+/// Sets each user's seen items to `-inf` in `scores` (row-major `[ids.len(), num_items]`).
+fn mask_seen(seen: &SeenItems, ids: &[i64], scores: &mut [f32]) {
+    for (row, &u) in scores.chunks_mut(seen.num_items().max(1)).zip(ids) {
         for &i in seen.of(u as usize) {
             row[i as usize] = f32::NEG_INFINITY;
         }
     }
-    Tensor::from_vec(values, &[ids.len(), n])?.to_device(scores.device())
 }
 
 /// The `k` largest scores of `row`, best first, ties by index; `-inf` (a seen item) is
