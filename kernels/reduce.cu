@@ -1,6 +1,7 @@
 // Reductions over one axis of a contiguous tensor viewed as (outer, len, inner).
 // Output is (outer, inner). Ops: 0 Sum, 1 Max, 2 Min (f32 out); argmax has its own
-// kernels (i64 out, first index of the maximum).
+// kernels (i64 out, first index of the maximum). At the end, softmax and log-softmax over
+// the last axis and their gradients (rows of the same warp/block layout).
 //
 // Two layouts, because the coalesced direction differs:
 //  * inner == 1 (reduce the last axis): a group of TPR threads (a warp, or a whole block
@@ -169,4 +170,97 @@ extern "C" __global__ void argmax_mid_f32(i64 outer, i64 len, i64 inner, const f
         }
         __syncthreads();
     }
+}
+
+// ---------------------------------------------------------------- softmax over the last axis
+
+// `op` over the TPR threads sharing a row, returned to all of them: warp shuffles, then
+// (TPR > 32) the warps' partials through `part`, combined in a fixed order.
+template <int TPR>
+__device__ __forceinline__ float row_all_reduce(int op, float v, float* part) {
+    for (int off = 16; off > 0; off >>= 1) v = red_combine(op, v, __shfl_down_sync(0xffffffffu, v, off));
+    v = __shfl_sync(0xffffffffu, v, 0);
+    if (TPR > 32) {
+        __syncthreads();  // every thread has read the previous call's partials
+        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+        __syncthreads();
+        v = part[0];
+        for (int w = 1; w < TPR / 32; ++w) v = red_combine(op, v, part[w]);
+    }
+    return v;
+}
+
+// y = softmax(x) (log = 0) or log_softmax(x) (log = 1) along rows of `len`, the maximum
+// subtracted first. A row of TPR threads: consecutive threads read consecutive elements.
+template <int TPR>
+__device__ __forceinline__ void softmax_rows(int log, i64 outer, i64 len, const float* x, float* y) {
+    __shared__ float part[32];
+    const int rows_per_block = blockDim.x / TPR;
+    const int t = threadIdx.x % TPR;
+    // Uniform trip counts: the barriers and shuffles inside see every thread.
+    for (i64 base = (i64)blockIdx.x * rows_per_block; base < outer; base += (i64)gridDim.x * rows_per_block) {
+        const i64 row = base + threadIdx.x / TPR;
+        const bool live = row < outer;
+        const float* r = x + (live ? row : 0) * len;
+        float m = red_identity(1);
+        if (live)
+            for (i64 j = t; j < len; j += TPR) m = fmaxf(m, r[j]);
+        m = row_all_reduce<TPR>(1, m, part);
+        float s = 0.0f;
+        if (live)
+            for (i64 j = t; j < len; j += TPR) s += expf(r[j] - m);
+        s = row_all_reduce<TPR>(0, s, part);
+        if (live) {
+            float* out = y + row * len;
+            if (log) {
+                const float shift = m + logf(s);
+                for (i64 j = t; j < len; j += TPR) out[j] = r[j] - shift;
+            } else {
+                const float inv = 1.0f / s;
+                for (i64 j = t; j < len; j += TPR) out[j] = expf(r[j] - m) * inv;
+            }
+        }
+    }
+}
+
+// blockDim 256, 8 rows per block (short rows).
+extern "C" __global__ void softmax_last_warp_f32(int log, i64 outer, i64 len, const float* x, float* y) {
+    softmax_rows<32>(log, outer, len, x, y);
+}
+
+// blockDim 256, one row per block (long rows).
+extern "C" __global__ void softmax_last_block_f32(int log, i64 outer, i64 len, const float* x, float* y) {
+    softmax_rows<256>(log, outer, len, x, y);
+}
+
+// The input gradient from the output y and its gradient dy, row by row:
+// softmax dx = y * (dy - sum(dy * y)); log_softmax dx = dy - exp(y) * sum(dy).
+template <int TPR>
+__device__ __forceinline__ void softmax_grad_rows(int log, i64 outer, i64 len, const float* y, const float* dy, float* dx) {
+    __shared__ float part[32];
+    const int rows_per_block = blockDim.x / TPR;
+    const int t = threadIdx.x % TPR;
+    for (i64 base = (i64)blockIdx.x * rows_per_block; base < outer; base += (i64)gridDim.x * rows_per_block) {
+        const i64 row = base + threadIdx.x / TPR;
+        const bool live = row < outer;
+        const i64 off = (live ? row : 0) * len;
+        float s = 0.0f;
+        if (live)
+            for (i64 j = t; j < len; j += TPR) s += log ? dy[off + j] : dy[off + j] * y[off + j];
+        s = row_all_reduce<TPR>(0, s, part);
+        if (live) {
+            if (log)
+                for (i64 j = t; j < len; j += TPR) dx[off + j] = dy[off + j] - expf(y[off + j]) * s;
+            else
+                for (i64 j = t; j < len; j += TPR) dx[off + j] = y[off + j] * (dy[off + j] - s);
+        }
+    }
+}
+
+extern "C" __global__ void softmax_grad_last_warp_f32(int log, i64 outer, i64 len, const float* y, const float* dy, float* dx) {
+    softmax_grad_rows<32>(log, outer, len, y, dy, dx);
+}
+
+extern "C" __global__ void softmax_grad_last_block_f32(int log, i64 outer, i64 len, const float* y, const float* dy, float* dx) {
+    softmax_grad_rows<256>(log, outer, len, y, dy, dx);
 }

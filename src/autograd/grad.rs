@@ -193,6 +193,11 @@ pub(crate) enum Op {
     SumAxis(Tensor),
     /// Max over one axis, keeping it with size 1.
     MaxAxis(Tensor),
+    /// Softmax (`log`: log-softmax) over the last axis.
+    Softmax {
+        input: Tensor,
+        log: bool,
+    },
     /// `op(a)·op(b)`, `op` transposing the last two axes when its flag is set.
     Matmul {
         a: Tensor,
@@ -254,6 +259,7 @@ impl Op {
             | Op::Permute(a, _)
             | Op::Broadcast(a)
             | Op::Slice { input: a, .. }
+            | Op::Softmax { input: a, .. }
             | Op::Pool2d { input: a, .. } => vec![a],
             Op::Binary(a, b, _)
             | Op::Matmul { a, b, .. }

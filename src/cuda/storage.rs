@@ -412,6 +412,22 @@ impl BackendStorage for CudaStorage {
         Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
     }
 
+    /// Softmax or log-softmax of each `len`-long row.
+    fn softmax(&self, len: usize, log: bool) -> Result<CudaStorage> {
+        let x = self.f32("softmax")?;
+        let mut y = self.alloc_f32(x.len())?;
+        ops::softmax(&self.dev, x, (x.len() / len.max(1), len), log, &mut y)?;
+        Ok(self.wrap_f32(y))
+    }
+
+    /// The input gradient of `softmax` from its output (`self`) and `dy`.
+    fn softmax_grad(&self, dy: &CudaStorage, len: usize, log: bool) -> Result<CudaStorage> {
+        let (y, g) = (self.f32("softmax_grad")?, dy.f32("softmax_grad")?);
+        let mut dx = self.alloc_f32(y.len())?;
+        ops::softmax_grad(&self.dev, y, g, (y.len() / len.max(1), len), log, &mut dx)?;
+        Ok(self.wrap_f32(dx))
+    }
+
     /// `batch` products `op(a)·op(b)` through cuBLAS (transposes are GEMM flags).
     #[allow(clippy::too_many_arguments)]
     fn matmul(

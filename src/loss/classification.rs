@@ -174,7 +174,7 @@ impl Loss for SoftmaxCrossEntropyLoss {
             pred.log_softmax(axis)?
         };
         let classes = pred.shape()[axis];
-        let target = if self.sparse_label {
+        if self.sparse_label {
             let idx = class_indices(label)?;
             let rows = pred.elem_count() / classes.max(1);
             if idx.elem_count() != rows {
@@ -184,10 +184,16 @@ impl Loss for SoftmaxCrossEntropyLoss {
                     rhs: label.shape().to_vec(),
                 });
             }
-            Tensor::one_hot(&idx, classes)?.reshape(pred.shape())?
-        } else {
-            label_like(pred, label, "SoftmaxCrossEntropyLoss")?
-        };
+            // Each row's label class alone: no one-hot matrix the size of the scores.
+            let mut shape = pred.shape().to_vec();
+            shape[axis] = 1;
+            return logp
+                .pick(&idx)?
+                .clip(f32::MIN, f32::MAX)?
+                .reshape(&shape)?
+                .neg();
+        }
+        let target = label_like(pred, label, "SoftmaxCrossEntropyLoss")?;
         // A masked class (logit −inf, e.g. an item a user has seen) has log-probability
         // −inf and target 0; clamped to the lowest finite value it adds 0, not NaN.
         logp.clip(f32::MIN, f32::MAX)?

@@ -149,6 +149,44 @@ impl IndexedRatings {
         self.before_each_row(k, |r| items[r])
     }
 
+    /// Each user's items among `rows`, in time order (the order of
+    /// [`recent_items`](Self::recent_items)), indexed by user: a sequential recommender's
+    /// training sequences when `rows` is the train side of a split. Rows outside the table
+    /// are an error naming them.
+    ///
+    /// ```
+    /// use boson::ratings::Ratings;
+    ///
+    /// let mut r = Ratings::new(true);
+    /// for (user, day) in [("a", 3), ("a", 1), ("b", 5), ("a", 2)] {
+    ///     r.push(user, &format!("i{day}"), 4.0, Some(day))?;
+    /// }
+    /// let indexed = r.to_indexed(); // items i3 0, i1 1, i5 2, i2 3
+    /// let sequences = indexed.sequences(&[0, 1, 2, 3])?;
+    /// assert_eq!(sequences, vec![vec![1, 3, 0], vec![2]]);
+    /// assert_eq!(indexed.sequences(&[1, 3])?[0], vec![1, 3]);
+    /// # Ok::<(), boson::error::Error>(())
+    /// ```
+    pub fn sequences(&self, rows: &[usize]) -> Result<Vec<Vec<i64>>> {
+        if let Some(bad) = rows.iter().find(|&&r| r >= self.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "sequences: row {bad} is outside the {} rows",
+                self.len()
+            )));
+        }
+        let (users, items) = (self.user_indices(), self.item_indices());
+        let mut order = rows.to_vec();
+        match self.timestamps() {
+            Some(t) => order.sort_by_key(|&r| (users[r], t[r], r)),
+            None => order.sort_by_key(|&r| (users[r], r)),
+        }
+        let mut out = vec![Vec::new(); self.users().len()];
+        for r in order {
+            out[users[r] as usize].push(items[r]);
+        }
+        Ok(out)
+    }
+
     /// `value(r)` of the up to `k` rows of the same user just before each row, in time
     /// order (by timestamp where there are timestamps, ties to the earlier line, else by
     /// line), oldest first.

@@ -38,6 +38,11 @@ pub(crate) trait BackendStorage: Sized {
     fn reduce(&self, op: ReduceOp, outer: usize, len: usize, inner: usize) -> Result<Self>;
     /// The first maximum's index along the middle axis of `(outer, len, inner)` (i64).
     fn argmax(&self, outer: usize, len: usize, inner: usize) -> Result<Self>;
+    /// Softmax (`log`: log-softmax) of each `len`-long row (f32, contiguous).
+    fn softmax(&self, len: usize, log: bool) -> Result<Self>;
+    /// The input gradient of [`softmax`](Self::softmax) from its output `y` (`self`) and
+    /// the output's gradient `dy`.
+    fn softmax_grad(&self, dy: &Self, len: usize, log: bool) -> Result<Self>;
     /// `batch` products `op(a)·op(b)` of `(m × k)` and `(k × n)` matrices, where a
     /// transposed operand is stored `(k × m)` / `(n × k)`.
     #[allow(clippy::too_many_arguments)]

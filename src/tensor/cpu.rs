@@ -215,6 +215,76 @@ pub(crate) fn squared_norm(x: &[f32]) -> f64 {
     vectorized(SumSquares(x))
 }
 
+/// Softmax (`log`: log-softmax) of each `len`-long row of `x`, the row's maximum
+/// subtracted first; rows in parallel when the input is large.
+pub(crate) fn softmax(x: &[f32], len: usize, log: bool) -> Vec<f32> {
+    let mut out = pool::scratch(x.len());
+    let row = |(y, r): (&mut [f32], &[f32])| {
+        let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        y.iter_mut().zip(r).for_each(|(y, &v)| *y = (v - m).exp());
+        let s = lane_sum(y);
+        if log {
+            let shift = m + s.ln();
+            y.iter_mut().zip(r).for_each(|(y, &v)| *y = v - shift);
+        } else {
+            let inv = 1.0 / s;
+            y.iter_mut().for_each(|y| *y *= inv);
+        }
+    };
+    for_rows(&mut out, x, len, row);
+    out
+}
+
+/// The input gradient of [`softmax`] from its output `y` and the output's gradient `dy`:
+/// `y·(dy − Σ dy·y)`, or for log-softmax `dy − exp(y)·Σ dy`.
+pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], len: usize, log: bool) -> Vec<f32> {
+    let mut dx = pool::scratch(y.len());
+    let row = |k: usize, out: &mut [f32]| {
+        let (y, g) = (&y[k * len..(k + 1) * len], &dy[k * len..(k + 1) * len]);
+        if log {
+            let s = lane_sum(g);
+            for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+                *o = g - y.exp() * s;
+            }
+        } else {
+            let s: f32 = y.iter().zip(g).map(|(&y, &g)| y * g).sum();
+            for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+                *o = y * (g - s);
+            }
+        }
+    };
+    if len == 0 {
+        return dx;
+    }
+    if y.len() >= PAR_MIN {
+        dx.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(k, out)| row(k, out));
+    } else {
+        dx.chunks_mut(len)
+            .enumerate()
+            .for_each(|(k, out)| row(k, out));
+    }
+    dx
+}
+
+/// `f(out_row, x_row)` over `len`-long rows, in parallel when the input is large.
+fn for_rows<F: Fn((&mut [f32], &[f32])) + Sync + Send>(
+    out: &mut [f32],
+    x: &[f32],
+    len: usize,
+    f: F,
+) {
+    if len == 0 {
+        return;
+    }
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(len).zip(x.par_chunks(len)).for_each(f);
+    } else {
+        out.chunks_mut(len).zip(x.chunks(len)).for_each(f);
+    }
+}
+
 /// Index of the first maximum along the middle axis of `(outer, len, inner)`.
 pub(crate) fn argmax(x: &[f32], outer: usize, len: usize, inner: usize) -> Vec<i64> {
     let mut out = vec![0i64; outer * inner];

@@ -162,6 +162,23 @@ impl BackendStorage for CpuStorage {
         )))
     }
 
+    fn softmax(&self, len: usize, log: bool) -> Result<CpuStorage> {
+        Ok(CpuStorage::F32(cpu::softmax(
+            self.f32("softmax")?,
+            len,
+            log,
+        )))
+    }
+
+    fn softmax_grad(&self, dy: &CpuStorage, len: usize, log: bool) -> Result<CpuStorage> {
+        Ok(CpuStorage::F32(cpu::softmax_grad(
+            self.f32("softmax_grad")?,
+            dy.f32("softmax_grad")?,
+            len,
+            log,
+        )))
+    }
+
     fn matmul(
         &self,
         rhs: &CpuStorage,

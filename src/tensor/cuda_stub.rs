@@ -87,6 +87,12 @@ impl BackendStorage for CudaStorage {
     fn argmax(&self, _: usize, _: usize, _: usize) -> Result<Self> {
         match *self {}
     }
+    fn softmax(&self, _: usize, _: bool) -> Result<Self> {
+        match *self {}
+    }
+    fn softmax_grad(&self, _: &Self, _: usize, _: bool) -> Result<Self> {
+        match *self {}
+    }
     fn matmul(
         &self,
         _: &Self,

@@ -471,17 +471,68 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, shape, rec))
     }
 
-    /// Softmax along `axis` (stable: the maximum is subtracted first).
+    /// Softmax along `axis` (stable: the maximum is subtracted first). One pass per row
+    /// on the last axis; another axis is moved last and back.
     pub fn softmax(&self, axis: usize) -> Result<Tensor> {
-        let z = self.sub(&self.max_axis(axis, true)?.detach())?;
-        let e = z.exp()?;
-        e.div(&e.sum_axis(axis, true)?)
+        self.softmax_along(axis, false)
     }
 
-    /// Log-softmax along `axis` (stable).
+    /// Log-softmax along `axis` (stable), as [`softmax`](Self::softmax).
     pub fn log_softmax(&self, axis: usize) -> Result<Tensor> {
-        let z = self.sub(&self.max_axis(axis, true)?.detach())?;
-        z.sub(&z.exp()?.sum_axis(axis, true)?.log()?)
+        self.softmax_along(axis, true)
+    }
+
+    fn softmax_along(&self, axis: usize, log: bool) -> Result<Tensor> {
+        check_axis(self.shape(), axis, "softmax")?;
+        self.expect_f32("softmax")?;
+        let last = self.rank() - 1;
+        if axis != last {
+            return self
+                .transpose(axis, last)?
+                .softmax_along(last, log)?
+                .transpose(axis, last);
+        }
+        let storage = self.storage().softmax(self.shape()[last], log)?;
+        let rec = record(&[self], || Op::Softmax {
+            input: self.clone(),
+            log,
+        });
+        Ok(Tensor::from_storage(storage, self.shape().to_vec(), rec))
+    }
+
+    /// The input gradient of a last-axis (log-)softmax whose output is `self`, given the
+    /// output's gradient `dy`.
+    pub(crate) fn softmax_grad(&self, dy: &Tensor, log: bool) -> Result<Tensor> {
+        let len = self.shape().last().copied().unwrap_or(1);
+        let storage = self.storage().softmax_grad(&dy.storage(), len, log)?;
+        Ok(Tensor::from_storage(storage, self.shape().to_vec(), None))
+    }
+
+    /// Gluon's `pick(data, index, axis=-1)`: for `[.., C]` values and `i64` indices of
+    /// the leading shape `[..]`, `out[r] = self[r, indices[r]]`, shaped like `indices`.
+    /// The gradient goes back to the picked entries only. An index outside `0..C` is an
+    /// error naming it.
+    pub fn pick(&self, indices: &Tensor) -> Result<Tensor> {
+        let c = self.shape().last().copied().unwrap_or(1);
+        let n = self.elem_count() / c.max(1);
+        if indices.dtype() != DType::I64 || indices.elem_count() != n {
+            return Err(Error::InvalidShape {
+                op: "pick",
+                msg: format!(
+                    "needs one i64 index per row of {:?}, got {} {:?}",
+                    self.shape(),
+                    indices.dtype(),
+                    indices.shape()
+                ),
+            });
+        }
+        let idx = indices.to_vec_i64()?;
+        super::cpu::check_indices(&idx, c, "pick (an index along the last axis)")?;
+        let flat: Vec<i64> = (0..).zip(&idx).map(|(r, &i)| r * c as i64 + i).collect();
+        let flat = Tensor::from_vec_i64(flat, indices.shape())?.to_device(self.device())?;
+        self.reshape(&[n * c, 1])?
+            .take(&flat, false)?
+            .reshape(indices.shape())
     }
 
     /// One-hot rows `[n, classes]` from `i64` labels of shape `[n]`.

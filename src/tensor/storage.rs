@@ -142,6 +142,23 @@ impl Storage {
         }
     }
 
+    /// See [`BackendStorage::softmax`].
+    pub fn softmax(&self, len: usize, log: bool) -> Result<Storage> {
+        match self {
+            Storage::Cpu(c) => Ok(Storage::Cpu(c.softmax(len, log)?)),
+            Storage::Cuda(c) => Ok(Storage::Cuda(c.softmax(len, log)?)),
+        }
+    }
+
+    /// See [`BackendStorage::softmax_grad`] (`self` is the output `y`).
+    pub fn softmax_grad(&self, dy: &Storage, len: usize, log: bool) -> Result<Storage> {
+        match (self, dy) {
+            (Storage::Cpu(y), Storage::Cpu(g)) => Ok(Storage::Cpu(y.softmax_grad(g, len, log)?)),
+            (Storage::Cuda(y), Storage::Cuda(g)) => Ok(Storage::Cuda(y.softmax_grad(g, len, log)?)),
+            (a, b) => Err(device_err("softmax_grad", a.device(), b.device())),
+        }
+    }
+
     /// See [`BackendStorage::matmul`].
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(

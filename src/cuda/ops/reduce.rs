@@ -106,3 +106,56 @@ pub fn argmax(
         launch(a, mid_cfg(outer, inner), "argmax_mid_f32")
     }
 }
+
+/// `y` = softmax (or, with `log`, log-softmax) of each `len`-long row of `x`
+/// (`outer` rows, contiguous).
+pub fn softmax(
+    dev: &CudaDevice,
+    x: &CudaSlice<f32>,
+    (outer, len): (usize, usize),
+    log: bool,
+    y: &mut CudaSlice<f32>,
+) -> Result<()> {
+    check_len("softmax input", x.len(), outer * len)?;
+    check_len("softmax output", y.len(), outer * len)?;
+    if outer * len == 0 {
+        return Ok(());
+    }
+    let name = if len > LONG_ROW {
+        "softmax_last_block_f32"
+    } else {
+        "softmax_last_warp_f32"
+    };
+    let f = func(dev, "reduce.cu", name)?;
+    let (log, o, l64) = (i32::from(log), outer as i64, len as i64);
+    let mut a = dev.stream().launch_builder(&f);
+    a.arg(&log).arg(&o).arg(&l64).arg(x).arg(y);
+    launch(a, last_cfg(outer, len), name)
+}
+
+/// `dx` of [`softmax`] from its output `y` and output gradient `dy`.
+pub fn softmax_grad(
+    dev: &CudaDevice,
+    y: &CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    (outer, len): (usize, usize),
+    log: bool,
+    dx: &mut CudaSlice<f32>,
+) -> Result<()> {
+    for (what, n) in [("y", y.len()), ("dy", dy.len()), ("dx", dx.len())] {
+        check_len(what, n, outer * len)?;
+    }
+    if outer * len == 0 {
+        return Ok(());
+    }
+    let name = if len > LONG_ROW {
+        "softmax_grad_last_block_f32"
+    } else {
+        "softmax_grad_last_warp_f32"
+    };
+    let f = func(dev, "reduce.cu", name)?;
+    let (log, o, l64) = (i32::from(log), outer as i64, len as i64);
+    let mut a = dev.stream().launch_builder(&f);
+    a.arg(&log).arg(&o).arg(&l64).arg(y).arg(dy).arg(dx);
+    launch(a, last_cfg(outer, len), name)
+}
