@@ -27,6 +27,8 @@ mod pipeline;
 mod rank_models;
 #[path = "recommender/sagemaker.rs"]
 mod sagemaker;
+#[path = "recommender/sasrec.rs"]
+mod sasrec;
 #[path = "recommender/search.rs"]
 mod search;
 #[path = "recommender/serve.rs"]

@@ -84,6 +84,23 @@ fn uninitialised_parameter_and_bad_loss_labels() {
         ),
         "{e}"
     );
+    // pick: an index past the last axis, and a count that is not one per row.
+    let e = t(&[2, 3]).pick(&labels).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::IndexOutOfRange {
+                index: 7,
+                size: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = t(&[2, 3])
+        .pick(&Tensor::from_vec_i64(vec![0], &[1]).unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("one i64 index per row"), "{e}");
     assert!(boson::loss::HuberLoss::new(0.0).is_err());
     let x = t(&[2]).attach_grad();
     let y = autograd::record(|| x.square()).unwrap();

@@ -90,6 +90,31 @@ fn every_op_and_its_gradient_matches_cpu() {
         "maximum",
     );
     same_on_both(dev, &[pos.clone(), row.clone()], |v| v[0].pow(&v[1]), "pow");
+    // Rows past 1024 take the block-per-row softmax kernels.
+    let long = rand_tensor(&[5, 3000], -4.0, 4.0, 8);
+    same_on_both(
+        dev,
+        std::slice::from_ref(&long),
+        |v| v[0].softmax(1),
+        "softmax long rows",
+    );
+    same_on_both(
+        dev,
+        std::slice::from_ref(&long),
+        |v| v[0].log_softmax(1),
+        "log_softmax long rows",
+    );
+    same_on_both(
+        dev,
+        std::slice::from_ref(&x),
+        |v| {
+            v[0].pick(
+                &Tensor::from_vec_i64(vec![0, 5, 32, 7, 1, 2, 3], &[7])?
+                    .to_device(v[0].device())?,
+            )
+        },
+        "pick",
+    );
     same_on_both(
         dev,
         &[x.clone(), x.clone()],

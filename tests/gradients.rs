@@ -133,6 +133,9 @@ fn reductions_and_shape_ops() {
     );
     gradcheck(std::slice::from_ref(&x), |v| v[0].softmax(2), EPS, TOL);
     gradcheck(std::slice::from_ref(&x), |v| v[0].log_softmax(1), EPS, TOL);
+    // pick: one entry per row of the last axis (x is [2, 3, 4]: six rows).
+    let idx = Tensor::from_vec_i64(vec![0, 3, 1, 2, 2, 0], &[2, 3]).unwrap();
+    gradcheck(std::slice::from_ref(&x), |v| v[0].pick(&idx), EPS, TOL);
     // Dropout is a multiplication by a mask that depends only on the seed.
     gradcheck(&[x], |v| v[0].dropout(0.5, 7), EPS, TOL);
 }
@@ -355,4 +358,35 @@ fn losses() {
         EPS,
         TOL,
     );
+}
+
+#[test]
+fn pick_and_fused_softmax_match_their_definitions_on_long_rows() {
+    // Large enough for the parallel row path: 300 rows of 2000.
+    let x = rand_tensor(&[300, 2000], -8.0, 8.0, 21);
+    let v = x.to_vec_f32().unwrap();
+    let p = x.softmax(1).unwrap().to_vec_f32().unwrap();
+    let lp = x.log_softmax(1).unwrap().to_vec_f32().unwrap();
+    for r in [0, 151, 299] {
+        let row = &v[r * 2000..(r + 1) * 2000];
+        let m = row.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let s: f64 = row.iter().map(|&a| (a as f64 - m).exp()).sum();
+        for j in [0, 999, 1999] {
+            let want = (row[j] as f64 - m).exp() / s;
+            assert!(
+                (p[r * 2000 + j] as f64 - want).abs() < 1e-6,
+                "softmax [{r},{j}]"
+            );
+            let lwant = row[j] as f64 - m - s.ln();
+            assert!(
+                (lp[r * 2000 + j] as f64 - lwant).abs() < 1e-4,
+                "log_softmax [{r},{j}]"
+            );
+        }
+    }
+    let idx = Tensor::from_vec_i64((0..300).map(|r| (r * 7) % 2000).collect(), &[300]).unwrap();
+    let picked = x.pick(&idx).unwrap().to_vec_f32().unwrap();
+    for r in [0usize, 151, 299] {
+        assert_eq!(picked[r], v[r * 2000 + (r * 7) % 2000]);
+    }
 }

@@ -1422,6 +1422,7 @@ fn ranking_scores_equal_the_model_predictions() {
         sparse_grad: true,
         reg_factors: 0.05,
         reg_bias: 0.01,
+        seq_len: 3,
     };
     for kind in [
         model::ModelKind::BiasedMf,
@@ -1429,6 +1430,7 @@ fn ranking_scores_equal_the_model_predictions() {
         model::ModelKind::DriftMf,
         model::ModelKind::BprMf,
         model::ModelKind::SeqMf,
+        model::ModelKind::Sasrec,
     ] {
         let spec = model::ModelSpec { kind, ..spec };
         let m = model::build(&spec, 1, Device::Cpu).unwrap();
@@ -1462,7 +1464,7 @@ fn ranking_scores_equal_the_model_predictions() {
 /// Trains a tiny model of `kind` into `dir`.
 fn train_small(dir: &Path, kind: &str) {
     let task = match kind {
-        "seq-mf" | "bpr-mf" => "ranking",
+        "seq-mf" | "bpr-mf" | "sasrec" => "ranking",
         _ => "rating",
     };
     let args = small_args(
@@ -2294,6 +2296,103 @@ fn ranking_models_beat_popularity_on_the_built_in_data() {
     assert_eq!(config["model"]["kind"], "bpr-mf");
 }
 
+/// A tiny `SasRec` (6 items, windows of 4, no dropout) with fixed-seed parameters.
+fn tiny_sasrec() -> sasrec::SasRec {
+    let spec = model::ModelSpec {
+        kind: model::ModelKind::Sasrec,
+        num_users: 2,
+        num_items: 6,
+        num_embeddings: 8,
+        dropout: 0.0,
+        global_mean: 0.0,
+        sparse_grad: false,
+        reg_factors: 0.0,
+        reg_bias: 0.0,
+        seq_len: 4,
+    };
+    boson::rng::seed(3);
+    let m = sasrec::SasRec::new(&spec).unwrap();
+    boson::nn::Block::initialize(&m, &boson::nn::Initializer::xavier(3.0), Device::Cpu).unwrap();
+    m
+}
+
+#[test]
+fn sasrec_training_examples_are_the_next_item_at_every_position() {
+    // Items 0..6, padding 6: the input is all but the last item, the targets all but
+    // the first, both cut to the latest `seq_len`.
+    let (input, next) = sasrec::next_item_targets(&[1, 2, 3], 6, 4).unwrap();
+    assert_eq!((input, next), (vec![6, 6, 1, 2], vec![2, 3]));
+    let (input, next) = sasrec::next_item_targets(&[5, 1, 2, 3, 4, 0], 6, 3).unwrap();
+    assert_eq!((input, next), (vec![2, 3, 4], vec![3, 4, 0]));
+    assert_eq!(sasrec::next_item_targets(&[1], 6, 4), None);
+}
+
+#[test]
+fn sasrec_sees_only_earlier_items_and_never_the_padding() {
+    use boson::nn::Forward;
+    let m = tiny_sasrec();
+    let scores = |rows: Vec<i64>| {
+        let x = boson::Tensor::from_vec_i64(rows, &[2, 4]).unwrap();
+        boson::autograd::predict_mode(|| m.forward(&x))
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    // Six real positions (row 0 has two padding slots), six scores each.
+    let base = scores(vec![6, 6, 1, 2, 3, 4, 5, 0]);
+    assert_eq!(base.len(), 6 * 6);
+    // A later item never changes an earlier position's scores; the changed one does.
+    let later = scores(vec![6, 6, 1, 2, 3, 4, 5, 1]);
+    assert_eq!(base[..5 * 6], later[..5 * 6]);
+    assert_ne!(base[5 * 6..], later[5 * 6..]);
+    // Row 1's first item reaches all of row 1's positions and none of row 0's.
+    let earlier = scores(vec![6, 6, 1, 2, 2, 4, 5, 0]);
+    assert!((2 * 6..6 * 6).all(|k| earlier[k] != base[k]));
+    assert_eq!(base[..2 * 6], earlier[..2 * 6]);
+    // The padding row's values are never read.
+    let params = boson::nn::Block::collect_params(&m);
+    let table = params.get("item_embeddings.weight").unwrap();
+    let mut w = table.data().unwrap().to_vec_f32().unwrap();
+    w[6 * 8..].iter_mut().for_each(|v| *v = 9.0);
+    table
+        .set_data(&boson::Tensor::from_vec(w, &[7, 8]).unwrap())
+        .unwrap();
+    assert_eq!(scores(vec![6, 6, 1, 2, 3, 4, 5, 0]), base);
+}
+
+#[test]
+fn sasrec_learns_the_built_in_data_and_reloads_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ranking_args(
+        dir.path(),
+        "sasrec",
+        &["--seq-len", "20", "--epochs", "12", "--batch-size", "64"],
+    );
+    let (run, history) = run_quietly(&args).unwrap();
+    let pop = run.baseline_itempop_hit_rate_at_10.unwrap();
+    let (hr, ndcg) = (run.hit_rate_at_10.unwrap(), run.ndcg_at_10.unwrap());
+    assert!(hr > pop, "sasrec HitRate@10 {hr} vs ItemPop {pop}");
+    assert!(ndcg > run.baseline_itempop_ndcg_at_10.unwrap(), "{run:?}");
+    assert!(run.reload_identical);
+    // One example per user, its positions counted as samples.
+    assert!(history.epochs[0].samples > 1500, "{:?}", history.epochs[0]);
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["kind"], "sasrec");
+    assert_eq!(config["model"]["seq_len"], 20);
+    // A window or a batch of scores that cannot be allocated is an error naming it.
+    let err = run_quietly(&ranking_args(dir.path(), "sasrec", &["--seq-len", "0"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--seq-len >= 1"), "{err}");
+    let big = ranking_args(dir.path(), "sasrec", &["--batch-size", "1099511627776"]);
+    let err = run_quietly(&big).unwrap_err().to_string();
+    assert!(
+        err.contains("--batch-size 1099511627776") && err.contains("exceed the allocation limit"),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_interrupted_ranking_run_resumes_to_the_same_parameters() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -2328,7 +2427,8 @@ fn a_model_of_the_other_task_or_no_negatives_is_an_error() {
     );
     let err = run_quietly(&args).unwrap_err().to_string();
     assert!(
-        err.contains("--model biased-mf is a Rating model") && err.contains("seq-mf or bpr-mf"),
+        err.contains("--model biased-mf is a Rating model")
+            && err.contains("seq-mf, sasrec or bpr-mf"),
         "{err}"
     );
     let args = small_args(dir.path(), "2000", &["--model", "seq-mf"]);

@@ -116,6 +116,9 @@ pub struct Prepared {
     /// The items of each rating's user's previous ratings (up to `HISTORY_WINDOW`,
     /// oldest first), row by row beside train, validation and test: `SeqMf`'s input.
     pub history: [Vec<Vec<i64>>; 3],
+    /// Each user's train items in time order, by user index: `SasRec`'s training
+    /// sequences.
+    pub sequences: Vec<Vec<i64>>,
     /// The summary of the ratings as read, before filtering (the exploration step).
     pub explored: Summary,
     pub summary: DataSummary,
@@ -150,7 +153,19 @@ impl Prepared {
             drift[u as usize] = inputs[side][k];
             history[u as usize] = self.history[side][k].clone();
         }
-        crate::model::UserContext { drift, history }
+        // Before the test rating come the train items and the validation one.
+        let mut sequence = self.sequences.clone();
+        if side == 2 && self.summary.validation > 0 {
+            let (vu, vi, _) = self.validation.columns();
+            for (&u, &i) in vu.iter().zip(vi) {
+                sequence[u as usize].push(i);
+            }
+        }
+        crate::model::UserContext {
+            drift,
+            history,
+            sequence,
+        }
     }
 
     /// The mean train rating (the global-mean baseline and the cold-start answer).
@@ -375,6 +390,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
     let history_all = indexed.recent_items(crate::rank_models::HISTORY_WINDOW);
     let pick = |rows: &[usize]| rows.iter().map(|&r| history_all[r].clone()).collect();
     let history = [pick(&train_rows), pick(&validation_rows), pick(&test_rows)];
+    let sequences = indexed.sequences(&train_rows)?;
     if test.is_empty() {
         return Err(Error::Data(
             "no user has two ratings, so there is nothing to hold out for testing".into(),
@@ -408,6 +424,7 @@ pub fn prepare(ratings: &Ratings, source_name: &str, options: PrepareOptions) ->
         test,
         recent,
         history,
+        sequences,
         explored,
         summary,
     })

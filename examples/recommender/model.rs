@@ -27,8 +27,11 @@ pub enum ModelKind {
     /// Ranking: matrix factorisation with an item bias (BPR-MF).
     BprMf,
     /// Ranking: BprMf whose user vector adds the mean of the user's latest items'
-    /// context vectors (the best ranking model, and the ranking task's default).
+    /// context vectors.
     SeqMf,
+    /// Ranking: causal self-attention over the user's latest items, next-item
+    /// cross-entropy over the whole catalogue (SASRec).
+    Sasrec,
 }
 
 /// What a run trains for.
@@ -50,6 +53,7 @@ impl ModelKind {
             ModelKind::DriftMf => "drift-mf",
             ModelKind::BprMf => "bpr-mf",
             ModelKind::SeqMf => "seq-mf",
+            ModelKind::Sasrec => "sasrec",
         }
     }
 
@@ -57,7 +61,7 @@ impl ModelKind {
     pub fn task(self) -> Task {
         match self {
             ModelKind::Mfblock | ModelKind::BiasedMf | ModelKind::DriftMf => Task::Rating,
-            ModelKind::BprMf | ModelKind::SeqMf => Task::Ranking,
+            ModelKind::BprMf | ModelKind::SeqMf | ModelKind::Sasrec => Task::Ranking,
         }
     }
 }
@@ -84,6 +88,16 @@ pub struct ModelSpec {
     /// Per-rating L2 strength of the bias tables: `λ/2 (b_u² + b_i²)` per rating.
     #[serde(default)]
     pub reg_bias: f32,
+    /// How many of a user's latest items `SasRec` reads.
+    #[serde(default = "default_seq_len")]
+    pub seq_len: usize,
+}
+
+/// `SasRec`'s default window (SASRec's setting for MovieLens-1M).
+pub const SEQ_LEN: usize = 200;
+
+fn default_seq_len() -> usize {
+    SEQ_LEN
 }
 
 fn sparse_by_default() -> bool {
@@ -105,6 +119,9 @@ pub struct UserContext {
     pub drift: Vec<f32>,
     /// The latest items per user, oldest first (`SeqMf`).
     pub history: Vec<Vec<i64>>,
+    /// All items per user before the held-out one, oldest first (`SasRec` keeps the
+    /// latest of them).
+    pub sequence: Vec<Vec<i64>>,
 }
 
 /// A recommender model: a `Model` the Estimator trains, a prediction for (user, item)
@@ -120,6 +137,10 @@ pub trait RecModel: Model + FactorScorer {
     /// Whether the model takes each interaction's history (`SeqMf`).
     fn uses_history(&self) -> bool {
         false
+    }
+    /// For a model trained on whole item sequences (`SasRec`), the window it reads.
+    fn uses_sequences(&self) -> Option<usize> {
+        None
     }
     /// Each user's state for predictions after the data it describes (models that use it
     /// keep it with their parameters; others ignore it).
@@ -185,8 +206,18 @@ pub fn build(spec: &ModelSpec, seed: u64, device: Device) -> Result<Arc<dyn RecM
             m.initialize(&Initializer::Normal(0.1), device)?;
             // No history yet: every user's latest items are the padding row.
             let empty = UserContext {
-                drift: Vec::new(),
                 history: vec![Vec::new(); spec.num_users],
+                ..UserContext::default()
+            };
+            m.set_context(&empty, device)?;
+            Arc::new(m)
+        }
+        ModelKind::Sasrec => {
+            let m = crate::sasrec::SasRec::new(spec)?;
+            m.initialize(&Initializer::xavier(3.0), device)?;
+            let empty = UserContext {
+                sequence: vec![Vec::new(); spec.num_users],
+                ..UserContext::default()
             };
             m.set_context(&empty, device)?;
             Arc::new(m)

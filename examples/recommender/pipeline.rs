@@ -123,6 +123,7 @@ pub fn run_on(
         sparse_grad: !args.dense_grads,
         reg_factors: args.reg_factors,
         reg_bias: args.reg_bias,
+        seq_len: args.seq_len,
     };
     let config = args.train_config()?;
     if args.search && ranks.is_some() {
@@ -179,7 +180,7 @@ pub fn run_on(
         "== train: {} ({} embeddings, dropout {}{reg}), {task}{:?} lr {} momentum {} wd {}, batch {}, at most {} epochs \
          (early stopping patience {}), device {device:?}",
         spec.kind.name(), spec.num_embeddings, spec.dropout, config.opt, config.lr, config.momentum, config.wd,
-        config.batch_size, config.epochs, args.early_stopping_patience
+        config.batch_size, config.epochs, args.patience()
     )
     .map_err(w)?;
     let explain = match config.task {

@@ -347,6 +347,9 @@ fn ranking_setup(
 ) -> Result<Setup> {
     let s = &data.summary;
     let seen = Arc::new(SeenItems::from_datasets(&[&data.train], s.users, s.items)?);
+    if let Some(seq_len) = model.uses_sequences() {
+        return sequence_setup(model, data, seen, seq_len, config, workers, ranks);
+    }
     // Checked before training: negatives in 1..items, and a batch of candidates within
     // the allocation limit.
     let sampler = NegativeSampler::new(seen.clone(), config.negatives, config.seed)
@@ -384,22 +387,92 @@ fn ranking_setup(
         let b = DataLoader::builder(data.train.clone()).batchify(sampler);
         Box::new(settings(b, true, config, workers, ranks).build()?)
     };
+    let net: Arc<dyn Model> = model.clone();
+    let est = match config.ranking_loss {
+        RankingLoss::Softmax => Estimator::builder(net, SoftmaxCrossEntropyLoss::new()),
+        RankingLoss::Bpr => Estimator::builder(net, BprLoss::new()),
+    };
+    ranking_validation(train_loader, est, model, data, seen, config, workers, ranks)
+}
+
+/// The ranking task for a model trained on whole sequences (`SasRec`): one example per
+/// user, the latest `seq_len` train items as input and the next item at every position
+/// as label, with softmax cross-entropy over every item; validated as `ranking_setup`.
+fn sequence_setup(
+    model: &Arc<dyn RecModel>,
+    data: &Prepared,
+    seen: Arc<SeenItems>,
+    seq_len: usize,
+    config: &TrainConfig,
+    workers: usize,
+    ranks: Option<&Ranks>,
+) -> Result<Setup> {
+    let items = data.summary.items;
+    let (inputs, targets): (Vec<_>, Vec<_>) = data
+        .sequences
+        .iter()
+        .filter_map(|s| crate::sasrec::next_item_targets(s, items, seq_len))
+        .unzip();
+    if inputs.is_empty() {
+        return Err(Error::Data(
+            "sasrec: no user has two train items, so there is no next item to learn".into(),
+        ));
+    }
+    // Every position's scores over every item, checked before training.
+    let scores = config
+        .batch_size
+        .saturating_mul(seq_len)
+        .saturating_mul(items);
+    boson::tensor::check_alloc(scores, 4, || {
+        format!(
+            "sasrec: the scores of --batch-size {} × --seq-len {seq_len} positions × {items} items \
+             (lower --batch-size or --seq-len)",
+            config.batch_size
+        )
+    })?;
+    let batchify = move |rows: Vec<(Vec<i64>, Vec<i64>)>| {
+        let b = rows.len();
+        let next: Vec<f32> = rows.iter().flat_map(|r| &r.1).map(|&i| i as f32).collect();
+        let p = next.len();
+        let input = rows.into_iter().flat_map(|r| r.0).collect();
+        Ok((
+            Tensor::from_vec_i64(input, &[b, seq_len])?,
+            Tensor::from_vec(next, &[p])?,
+        ))
+    };
+    let b = DataLoader::builder(ArrayDataset::new((inputs, targets))?).batchify(batchify);
+    let train_loader: Box<dyn BatchSource> =
+        Box::new(settings(b, true, config, workers, ranks).build()?);
+    let est = Estimator::builder(model.clone(), SoftmaxCrossEntropyLoss::new());
+    ranking_validation(train_loader, est, model, data, seen, config, workers, ranks)
+}
+
+/// The ranking task's validation: each user's validation item ranked against every item
+/// the user has not rated in train (`FullRanking`), HitRate@10 and NDCG@10; the trainer
+/// and the running training loss.
+#[allow(clippy::too_many_arguments)]
+fn ranking_validation(
+    train_loader: Box<dyn BatchSource>,
+    est: boson::estimator::EstimatorBuilder,
+    model: &Arc<dyn RecModel>,
+    data: &Prepared,
+    seen: Arc<SeenItems>,
+    config: &TrainConfig,
+    workers: usize,
+    ranks: Option<&Ranks>,
+) -> Result<Setup> {
     let (vu, vi, _) = data.validation.columns();
     let held_out: Vec<f32> = vi.iter().map(|&i| i as f32).collect();
     let b = DataLoader::builder(ArrayDataset::new((vu.clone(), held_out))?);
     let val_loader: Box<dyn BatchSource> =
         Box::new(settings(b, false, config, workers, ranks).build()?);
-    let net: Arc<dyn Model> = model.clone();
-    let est = match config.ranking_loss {
-        RankingLoss::Softmax => Estimator::builder(net, SoftmaxCrossEntropyLoss::new()),
-        RankingLoss::Bpr => Estimator::builder(net, BprLoss::new()),
-    }
-    .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
-    .train_metric(boson::metric::Loss::new("loss"))
-    .val_net(Arc::new(FullRanking::new(model.clone(), seen)))
-    .val_loss(SoftmaxCrossEntropyLoss::new())
-    .val_metric(HitRate::new(10)?)
-    .val_metric(Ndcg::new(10)?);
+    let est = est
+        .trainer(Trainer::new(model.collect_params(), config.optimizer())?)
+        .train_metric(boson::metric::Loss::new("loss"))
+        .val_net(Arc::new(FullRanking::new(model.clone(), seen)))
+        .val_loss(SoftmaxCrossEntropyLoss::new())
+        .val_metric(HitRate::new(10)?)
+        .val_metric(Ndcg::new(10)?);
     Ok((train_loader, val_loader, est))
 }
 

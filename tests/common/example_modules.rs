@@ -22,6 +22,8 @@ mod pipeline;
 mod rank_models;
 #[path = "../../examples/recommender/sagemaker.rs"]
 mod sagemaker;
+#[path = "../../examples/recommender/sasrec.rs"]
+mod sasrec;
 #[path = "../../examples/recommender/search.rs"]
 mod search;
 #[path = "../../examples/recommender/serve.rs"]

@@ -1,0 +1,215 @@
+//! `SasRec`: next-item prediction with causal self-attention over the user's latest items
+//! (Kang & McAuley 2018, "Self-Attentive Sequential Recommendation"), trained with
+//! cross-entropy over every item at every position (Klenitskiy & Vasilev 2023, "SASRec+").
+//!
+//! A user's vector is the last position's output over their latest [`ModelSpec::seq_len`]
+//! items, scored against the item embedding table (shared by input and output), so
+//! ranking the catalogue stays one matrix product (`FactorScorer`).
+
+use crate::model::{ModelSpec, RecModel, UserContext};
+use boson::nn::{
+    AttentionMask, Block, Dropout, Embedding, Forward, LayerNorm, PositionalEmbedding,
+    TransformerEncoderLayer,
+};
+use boson::ratings::FactorScorer;
+use boson::tensor::DType;
+use boson::{autograd, Device, Error, Result, Tensor};
+
+/// Transformer layers (SASRec's setting for MovieLens-1M).
+pub const BLOCKS: usize = 2;
+/// Attention heads per layer.
+pub const HEADS: usize = 1;
+/// Users encoded at once when ranking (bounds the activations of a long sequence).
+const USERS_PER_CHUNK: usize = 256;
+
+/// Item embeddings (`num_items + 1` rows, the last one padding) scaled by √d plus learned
+/// positions, dropout, [`BLOCKS`] pre-norm transformer layers under a causal and a padding
+/// mask, a final layer norm; `score(u, i) = <h_u, e_i>`.
+#[derive(Block)]
+#[block(kind = "sasrec")]
+pub struct SasRec {
+    item_embeddings: Embedding,
+    positions: PositionalEmbedding,
+    layers: Vec<TransformerEncoderLayer>,
+    norm: LayerNorm,
+    dropout: Dropout,
+    /// Each user's latest `seq_len` items (f32 indices, left-padded with `num_items`),
+    /// for predictions after the training data; saved with the model.
+    recent: Embedding,
+    #[block(skip)]
+    num_items: usize,
+    #[block(skip)]
+    seq_len: usize,
+}
+
+impl SasRec {
+    pub fn new(spec: &ModelSpec) -> Result<SasRec> {
+        let (d, n) = (spec.num_embeddings, spec.seq_len);
+        if n == 0 || !d.is_multiple_of(HEADS) {
+            return Err(Error::InvalidArgument(format!(
+                "sasrec needs --seq-len >= 1 and --num-embeddings a multiple of {HEADS}, got {n} and {d}"
+            )));
+        }
+        let layers = (0..BLOCKS)
+            .map(|_| Ok(TransformerEncoderLayer::new(d, HEADS, d)?.dropout(spec.dropout)))
+            .collect::<Result<Vec<_>>>()?;
+        let recent = Embedding::with_options(spec.num_users, n, false, DType::F32);
+        recent.weight.set_grad_req(autograd::GradReq::Null);
+        Ok(SasRec {
+            // Dense gradients: the output layer touches every row anyway.
+            item_embeddings: Embedding::with_options(spec.num_items + 1, d, false, DType::F32),
+            positions: PositionalEmbedding::new(n, d),
+            layers,
+            norm: LayerNorm::new(d),
+            dropout: Dropout::new(spec.dropout),
+            recent,
+            num_items: spec.num_items,
+            seq_len: n,
+        })
+    }
+
+    /// The latest `seq_len` items of `history`, left-padded with the padding item.
+    pub fn padded(history: &[i64], num_items: usize, seq_len: usize) -> Vec<i64> {
+        let tail = &history[history.len().saturating_sub(seq_len)..];
+        let mut row = vec![num_items as i64; seq_len - tail.len()];
+        row.extend_from_slice(tail);
+        row
+    }
+
+    /// `[B, seq_len, d]` outputs for `[B, seq_len]` item sequences: position `t` has seen
+    /// items `..=t` only, and no padding.
+    fn encode(&self, sequences: &Tensor) -> Result<Tensor> {
+        let d = self.positions.weight.shape()[1];
+        let pad = self.num_items as i64;
+        let keep: Vec<f32> = sequences
+            .to_vec_i64()?
+            .iter()
+            .map(|&i| f32::from(u8::from(i != pad)))
+            .collect();
+        let keep = Tensor::from_vec(keep, sequences.shape())?.to_device(sequences.device())?;
+        let x = self
+            .item_embeddings
+            .forward(sequences)?
+            .mul_scalar((d as f32).sqrt())?;
+        let mut x = self.dropout.forward(&self.positions.forward(&x)?)?;
+        let mask = AttentionMask {
+            causal: true,
+            key_padding: Some(&keep),
+        };
+        for layer in &self.layers {
+            x = layer.forward_masked(&x, mask)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// The item table without the padding row, `[num_items, d]`.
+    fn item_table(&self) -> Result<Tensor> {
+        self.item_embeddings
+            .weight
+            .data()?
+            .slice_axis(0, 0, self.num_items)
+    }
+
+    /// The saved latest items of `users`, `[B, seq_len]` i64.
+    fn recent_items(&self, users: &Tensor) -> Result<Tensor> {
+        let rows = self.recent.forward(users)?;
+        let items = rows.to_vec_f32()?.into_iter().map(|i| i as i64).collect();
+        Tensor::from_vec_i64(items, rows.shape())?.to_device(users.device())
+    }
+
+    /// `[B, d]`: the last position's output over each user's saved sequence.
+    fn user_vectors(&self, users: &Tensor) -> Result<Tensor> {
+        let b = users.elem_count();
+        let mut parts = Vec::new();
+        for start in (0..b).step_by(USERS_PER_CHUNK) {
+            let chunk = users.slice_axis(0, start, (start + USERS_PER_CHUNK).min(b))?;
+            let h = self.encode(&self.recent_items(&chunk)?)?;
+            let (rows, n, d) = (h.shape()[0], self.seq_len, h.shape()[2]);
+            parts.push(h.slice_axis(1, n - 1, n)?.reshape(&[rows, d])?);
+        }
+        match parts.len() {
+            1 => Ok(parts.remove(0)),
+            _ => Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0),
+        }
+    }
+}
+
+impl Forward for SasRec {
+    /// `[B, seq_len]` input sequences (left-padded) → `[P, num_items]` scores of the next
+    /// item at each of the `P` non-padding positions, in row-major order (the order of
+    /// the targets [`next_item_targets`] lists).
+    type Input = Tensor;
+
+    fn forward(&self, sequences: &Tensor) -> Result<Tensor> {
+        if sequences.rank() != 2 || sequences.shape()[1] != self.seq_len {
+            return Err(Error::InvalidShape {
+                op: "SasRec",
+                msg: format!(
+                    "sequences must be [batch, {}], got {:?}",
+                    self.seq_len,
+                    sequences.shape()
+                ),
+            });
+        }
+        let h = self.encode(sequences)?;
+        let d = h.shape()[2];
+        let pad = self.num_items as i64;
+        let positions: Vec<i64> = (0..)
+            .zip(sequences.to_vec_i64()?)
+            .filter(|&(_, item)| item != pad)
+            .map(|(k, _)| k)
+            .collect();
+        let p = positions.len();
+        let positions = Tensor::from_vec_i64(positions, &[p])?.to_device(h.device())?;
+        h.reshape(&[sequences.elem_count(), d])?
+            .take(&positions, false)?
+            .matmul_t(&self.item_table()?, false, true)
+    }
+}
+
+/// One user's training example from their item sequence: the input, the latest
+/// `seq_len` items before the last one (left-padded), and the item after each of its
+/// non-padding positions. `None` for fewer than two items.
+pub fn next_item_targets(
+    sequence: &[i64],
+    num_items: usize,
+    seq_len: usize,
+) -> Option<(Vec<i64>, Vec<i64>)> {
+    if sequence.len() < 2 {
+        return None;
+    }
+    let input = SasRec::padded(&sequence[..sequence.len() - 1], num_items, seq_len);
+    let targets = sequence[sequence.len() - (seq_len.min(sequence.len() - 1))..].to_vec();
+    Some((input, targets))
+}
+
+impl FactorScorer for SasRec {
+    fn user_factors(&self, users: &Tensor) -> Result<Tensor> {
+        autograd::predict_mode(|| self.user_vectors(users))
+    }
+    fn item_factors(&self, items: &Tensor) -> Result<Tensor> {
+        autograd::predict_mode(|| self.item_embeddings.forward(items))
+    }
+}
+
+impl RecModel for SasRec {
+    fn uses_sequences(&self) -> Option<usize> {
+        Some(self.seq_len)
+    }
+    fn set_context(&self, context: &UserContext, device: Device) -> Result<()> {
+        let n = context.sequence.len();
+        let rows: Vec<f32> = context
+            .sequence
+            .iter()
+            .flat_map(|s| SasRec::padded(s, self.num_items, self.seq_len))
+            .map(|i| i as f32)
+            .collect();
+        let t = Tensor::from_vec(rows, &[n, self.seq_len])?.to_device(device)?;
+        self.recent.weight.set_data(&t)
+    }
+    fn predict_pairs(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
+        let u = self.user_vectors(users)?;
+        let e = self.item_embeddings.forward(items)?;
+        u.mul(&e)?.sum_axis(1, false)
+    }
+}
