@@ -221,7 +221,7 @@ pub(crate) fn softmax(x: &[f32], len: usize, log: bool) -> Vec<f32> {
     let mut out = pool::scratch(x.len());
     let row = |(y, r): (&mut [f32], &[f32])| {
         let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        y.iter_mut().zip(r).for_each(|(y, &v)| *y = (v - m).exp());
+        y.iter_mut().zip(r).for_each(|(y, &v)| *y = exp_or_zero(v - m));
         let s = lane_sum(y);
         if log {
             let shift = m + s.ln();
@@ -235,6 +235,17 @@ pub(crate) fn softmax(x: &[f32], len: usize, log: bool) -> Vec<f32> {
     out
 }
 
+/// `exp(d)` for `d <= 0`, with 0 below where f32 underflows: masked entries (−1e9) are
+/// common in softmax rows, and libm's `expf` takes a slow path (errno) on underflow.
+#[inline(always)]
+fn exp_or_zero(d: f32) -> f32 {
+    if d < -104.0 {
+        0.0
+    } else {
+        d.exp()
+    }
+}
+
 /// The input gradient of [`softmax`] from its output `y` and the output's gradient `dy`:
 /// `y·(dy − Σ dy·y)`, or for log-softmax `dy − exp(y)·Σ dy`.
 pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], len: usize, log: bool) -> Vec<f32> {
@@ -244,7 +255,7 @@ pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], len: usize, log: bool) -> Vec<
         if log {
             let s = lane_sum(g);
             for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-                *o = g - y.exp() * s;
+                *o = g - exp_or_zero(y) * s;
             }
         } else {
             let s: f32 = y.iter().zip(g).map(|(&y, &g)| y * g).sum();
