@@ -1,4 +1,5 @@
-// Embedding gather (forward) and the row-sparse scatter-add "coalesce" (backward).
+// Embedding gather (forward) and the row-sparse scatter-add "coalesce" (backward); at the
+// end, writing one value at given positions (`Tensor::fill_at`).
 //
 // Bounds checks: every index read is checked against [0, rows). A bad index is recorded
 // in err (err[0] flag, err[1] the first bad value to win the CAS) and the kernel writes
@@ -781,4 +782,21 @@ extern "C" __global__ void scatter_finish_vec4(i64 n, i64 dim, const i64* count,
 extern "C" __global__ void scatter_finish_scalar(i64 n, i64 dim, const i64* count, i64* unique, u32* slot_plus1,
                                                  float* summed) {
     scatter_finish<float>(n, dim, count, unique, slot_plus1, summed);
+}
+
+// ================================================================ fill at positions
+//
+// y[pos[k]] = value for every k (y already holds a copy of the input). An index outside
+// [0, len) is recorded in err and skipped, as the gathers do. Duplicates write the same
+// value, so their order does not matter.
+
+extern "C" __global__ void fill_at_f32(i64 n, i64 len, const i64* pos, float value, float* y, i64* err) {
+    GRID_LOOP(k, n) {
+        const i64 p = pos[k];
+        if (p < 0 || p >= len) {
+            record_bad_index(err, p);
+            continue;
+        }
+        y[p] = value;
+    }
 }

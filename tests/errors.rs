@@ -101,6 +101,20 @@ fn uninitialised_parameter_and_bad_loss_labels() {
         .pick(&Tensor::from_vec_i64(vec![0], &[1]).unwrap())
         .unwrap_err();
     assert!(e.to_string().contains("one i64 index per row"), "{e}");
+    // fill_at: a position past the end, and positions that are not i64.
+    let e = t(&[2, 3]).fill_at(&labels, 0.0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::IndexOutOfRange {
+                index: 7,
+                size: 6,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(t(&[2, 3]).fill_at(&t(&[1]), 0.0).is_err());
     assert!(boson::loss::HuberLoss::new(0.0).is_err());
     let x = t(&[2]).attach_grad();
     let y = autograd::record(|| x.square()).unwrap();

@@ -117,6 +117,16 @@ fn every_op_and_its_gradient_matches_cpu() {
     );
     same_on_both(
         dev,
+        std::slice::from_ref(&x),
+        |v| {
+            let at =
+                Tensor::from_vec_i64(vec![0, 5, 5, 230, 17], &[5])?.to_device(v[0].device())?;
+            v[0].fill_at(&at, -3.0)
+        },
+        "fill_at",
+    );
+    same_on_both(
+        dev,
         &[x.clone(), x.clone()],
         |v| Tensor::concat(&[&v[0], &v[1]], 1),
         "concat",

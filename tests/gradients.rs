@@ -136,6 +136,14 @@ fn reductions_and_shape_ops() {
     // pick: one entry per row of the last axis (x is [2, 3, 4]: six rows).
     let idx = Tensor::from_vec_i64(vec![0, 3, 1, 2, 2, 0], &[2, 3]).unwrap();
     gradcheck(std::slice::from_ref(&x), |v| v[0].pick(&idx), EPS, TOL);
+    // fill_at: a constant at some positions (one repeated), no gradient there.
+    let at = Tensor::from_vec_i64(vec![0, 5, 5, 23, 11], &[5]).unwrap();
+    gradcheck(
+        std::slice::from_ref(&x),
+        |v| v[0].fill_at(&at, 0.5),
+        EPS,
+        TOL,
+    );
     // Dropout is a multiplication by a mask that depends only on the seed.
     gradcheck(&[x], |v| v[0].dropout(0.5, 7), EPS, TOL);
 }
@@ -384,6 +392,19 @@ fn pick_and_fused_softmax_match_their_definitions_on_long_rows() {
             );
         }
     }
+    // Masked entries (fill_at -inf) get probability 0 and no gradient.
+    let masked = Tensor::from_vec_i64(vec![0, 1, 4001], &[3]).unwrap();
+    let leaf = x.attach_grad();
+    let y =
+        boson::autograd::record(|| leaf.fill_at(&masked, f32::NEG_INFINITY)?.softmax(1)).unwrap();
+    let pv = y.to_vec_f32().unwrap();
+    assert_eq!((pv[0], pv[1], pv[4001]), (0.0, 0.0, 0.0));
+    assert!((pv[..2000].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    y.backward_with(&rand_tensor(&[300, 2000], -1.0, 1.0, 5))
+        .unwrap();
+    let g = leaf.grad().unwrap().unwrap().to_vec_f32().unwrap();
+    assert_eq!((g[0], g[1], g[4001]), (0.0, 0.0, 0.0));
+    assert!(g[2] != 0.0);
     let idx = Tensor::from_vec_i64((0..300).map(|r| (r * 7) % 2000).collect(), &[300]).unwrap();
     let picked = x.pick(&idx).unwrap().to_vec_f32().unwrap();
     for r in [0usize, 151, 299] {

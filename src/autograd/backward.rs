@@ -134,6 +134,7 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             let mask = x.eq(&node.broadcast_to(x.shape())?)?;
             vec![(x.clone(), dense(g.broadcast_to(x.shape())?.mul(&mask)?))]
         }
+        Op::FillAt { input, positions } => vec![(input.clone(), dense(g.fill_at(positions, 0.0)?))],
         Op::Softmax { input, log } => vec![(input.clone(), dense(node.softmax_grad(g, *log)?))],
         Op::Matmul {
             a,

@@ -193,6 +193,11 @@ pub(crate) enum Op {
     SumAxis(Tensor),
     /// Max over one axis, keeping it with size 1.
     MaxAxis(Tensor),
+    /// A copy with a constant at some (flat) positions.
+    FillAt {
+        input: Tensor,
+        positions: Tensor,
+    },
     /// Softmax (`log`: log-softmax) over the last axis.
     Softmax {
         input: Tensor,
@@ -260,6 +265,7 @@ impl Op {
             | Op::Broadcast(a)
             | Op::Slice { input: a, .. }
             | Op::Softmax { input: a, .. }
+            | Op::FillAt { input: a, .. }
             | Op::Pool2d { input: a, .. } => vec![a],
             Op::Binary(a, b, _)
             | Op::Matmul { a, b, .. }

@@ -412,6 +412,21 @@ impl BackendStorage for CudaStorage {
         Ok(CudaStorage::new(&self.dev, CudaData::I64(y)))
     }
 
+    /// A copy with `value` at `positions`.
+    fn fill_at(&self, positions: &CudaStorage, value: f32) -> Result<CudaStorage> {
+        self.same_device(positions, "fill_at")?;
+        let x = self.f32("fill_at")?;
+        let mut y = ops::alloc_uninit::<f32>(&self.dev, x.len())?;
+        ops::copy(&self.dev, x, &mut y)?;
+        ops::fill_at(
+            &self.dev,
+            positions.i64("fill_at positions")?,
+            value,
+            &mut y,
+        )?;
+        Ok(self.wrap_f32(y))
+    }
+
     /// Softmax or log-softmax of each `len`-long row.
     fn softmax(&self, len: usize, log: bool) -> Result<CudaStorage> {
         let x = self.f32("softmax")?;

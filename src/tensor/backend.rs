@@ -38,6 +38,8 @@ pub(crate) trait BackendStorage: Sized {
     fn reduce(&self, op: ReduceOp, outer: usize, len: usize, inner: usize) -> Result<Self>;
     /// The first maximum's index along the middle axis of `(outer, len, inner)` (i64).
     fn argmax(&self, outer: usize, len: usize, inner: usize) -> Result<Self>;
+    /// A copy with the elements at (flat, i64) `positions` set to `value` (f32).
+    fn fill_at(&self, positions: &Self, value: f32) -> Result<Self>;
     /// Softmax (`log`: log-softmax) of each `len`-long row (f32, contiguous).
     fn softmax(&self, len: usize, log: bool) -> Result<Self>;
     /// The input gradient of [`softmax`](Self::softmax) from its output `y` (`self`) and

@@ -221,7 +221,9 @@ pub(crate) fn softmax(x: &[f32], len: usize, log: bool) -> Vec<f32> {
     let mut out = pool::scratch(x.len());
     let row = |(y, r): (&mut [f32], &[f32])| {
         let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        y.iter_mut().zip(r).for_each(|(y, &v)| *y = exp_or_zero(v - m));
+        y.iter_mut()
+            .zip(r)
+            .for_each(|(y, &v)| *y = exp_or_zero(v - m));
         let s = lane_sum(y);
         if log {
             let shift = m + s.ln();

@@ -162,6 +162,16 @@ impl BackendStorage for CpuStorage {
         )))
     }
 
+    fn fill_at(&self, positions: &CpuStorage, value: f32) -> Result<CpuStorage> {
+        let mut y = self.f32("fill_at")?.to_vec();
+        let positions = positions.i64("fill_at positions")?;
+        cpu::check_indices(positions, y.len(), "fill_at position")?;
+        for &p in positions {
+            y[p as usize] = value;
+        }
+        Ok(CpuStorage::F32(y))
+    }
+
     fn softmax(&self, len: usize, log: bool) -> Result<CpuStorage> {
         Ok(CpuStorage::F32(cpu::softmax(
             self.f32("softmax")?,

@@ -87,6 +87,9 @@ impl BackendStorage for CudaStorage {
     fn argmax(&self, _: usize, _: usize, _: usize) -> Result<Self> {
         match *self {}
     }
+    fn fill_at(&self, _: &Self, _: f32) -> Result<Self> {
+        match *self {}
+    }
     fn softmax(&self, _: usize, _: bool) -> Result<Self> {
         match *self {}
     }

@@ -535,6 +535,29 @@ impl Tensor {
             .reshape(indices.shape())
     }
 
+    /// A copy with the elements at `positions` (i64 indices into the flattened tensor,
+    /// any shape) set to `value`: PyTorch's `x.flatten().index_fill(0, positions, value)`
+    /// reshaped back, or `masked_fill` with the mask given by its positions (a mask the
+    /// size of `self` is never built). The gradient passes to every other element; the
+    /// filled ones get none. A position outside the tensor is an error naming it.
+    pub fn fill_at(&self, positions: &Tensor, value: f32) -> Result<Tensor> {
+        self.same_device(positions, "fill_at")?;
+        self.expect_f32("fill_at")?;
+        if positions.dtype() != DType::I64 {
+            return Err(Error::DTypeMismatch {
+                op: "fill_at",
+                expected: "i64 positions".into(),
+                got: positions.dtype().to_string(),
+            });
+        }
+        let storage = self.storage().fill_at(&positions.storage(), value)?;
+        let rec = record(&[self], || Op::FillAt {
+            input: self.clone(),
+            positions: positions.clone(),
+        });
+        Ok(Tensor::from_storage(storage, self.shape().to_vec(), rec))
+    }
+
     /// One-hot rows `[n, classes]` from `i64` labels of shape `[n]`.
     pub fn one_hot(labels: &Tensor, classes: usize) -> Result<Tensor> {
         let n = labels.elem_count();

@@ -142,6 +142,15 @@ impl Storage {
         }
     }
 
+    /// See [`BackendStorage::fill_at`].
+    pub fn fill_at(&self, positions: &Storage, value: f32) -> Result<Storage> {
+        match (self, positions) {
+            (Storage::Cpu(x), Storage::Cpu(p)) => Ok(Storage::Cpu(x.fill_at(p, value)?)),
+            (Storage::Cuda(x), Storage::Cuda(p)) => Ok(Storage::Cuda(x.fill_at(p, value)?)),
+            (a, b) => Err(device_err("fill_at", a.device(), b.device())),
+        }
+    }
+
     /// See [`BackendStorage::softmax`].
     pub fn softmax(&self, len: usize, log: bool) -> Result<Storage> {
         match self {

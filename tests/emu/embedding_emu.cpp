@@ -1,5 +1,5 @@
-// kernels/embedding.cu under the CPU emulator: the gathers, the sort-based coalesce and
-// the atomic scatter-add, each launched the way src/cuda/ops/embedding.rs launches it (grid and
+// kernels/embedding.cu under the CPU emulator: the gathers, the sort-based coalesce,
+// the atomic scatter-add and fill_at, each launched the way src/cuda/ops/embedding.rs launches it (grid and
 // block sizes, the order of kernels), on random inputs against a plain CPU loop. Every
 // buffer src/cuda/ops/embedding.rs allocates without zeroing is poisoned here first, so a kernel that leaves
 // an element unwritten fails. Run by tests/kernel_emulation.rs; exits 1 on any failure.
@@ -254,8 +254,31 @@ static void check_gather(Rng& rng, long long rows, long long dim, long long n) {
         }
 }
 
+// fill_at: every listed position (duplicates included) takes the value, every other
+// element keeps the input's; a position out of range is reported and skipped.
+static void check_fill_at(Rng& rng, long long len, long long n) {
+    std::vector<float> x(len), y;
+    for (auto& v : x) v = rng.uniform(-1, 1);
+    std::vector<i64> pos(n);
+    for (auto& p : pos) p = rng.below(len);
+    for (bool bad : {false, true}) {
+        if (bad) pos[n / 2] = len + 5;
+        std::vector<bool> hit(len, false);
+        for (i64 p : pos)
+            if (p < len) hit[p] = true;
+        y = x;  // the launcher copies the input first
+        i64 err[2] = {0, 0};
+        launch(blocks_for(n), kThreads, [&] { fill_at_f32(n, len, pos.data(), -INFINITY, y.data(), err); });
+        CHECK(err[0] == (bad ? 1 : 0) && (!bad || err[1] == len + 5), "fill_at len=%lld n=%lld bad=%d: err %lld %lld", len, n,
+              (int)bad, (long long)err[0], (long long)err[1]);
+        for (long long i = 0; i < len; ++i)
+            CHECK(hit[i] ? y[i] == -INFINITY : y[i] == x[i], "fill_at len=%lld n=%lld bad=%d [%lld]: got %g", len, n, (int)bad, i, y[i]);
+    }
+}
+
 int main() {
     Rng rng(2026);
+    for (auto [len, n] : {std::pair{1ll, 1ll}, {1000ll, 37ll}, {50000ll, 20000ll}, {300ll, 5000ll}}) check_fill_at(rng, len, n);
     for (long long dim : {64ll, 6ll, 4ll, 3ll}) check_gather(rng, 500, dim, 1500);
 
     const long long rows = 3000;

@@ -575,3 +575,27 @@ fn exclusive_scan(
     l.arg(input).arg(&n64).arg(&sums).arg(out);
     launch(l, blocks, "scan_apply")
 }
+
+/// `y[positions[k]] = value` for every k, in place; a position outside `y` is an
+/// `IndexOutOfRange` error (nothing is written there).
+pub fn fill_at(
+    dev: &CudaDevice,
+    positions: &CudaSlice<i64>,
+    value: f32,
+    y: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let cell = error_cell(dev)?;
+    let (n, len) = (positions.len() as i64, y.len() as i64);
+    if n > 0 {
+        let f = func(dev, "embedding.cu", "fill_at_f32")?;
+        let mut l = dev.stream().launch_builder(&f);
+        l.arg(&n)
+            .arg(&len)
+            .arg(positions)
+            .arg(&value)
+            .arg(&mut *y)
+            .arg(&cell);
+        launch(l, cfg_for(positions.len() as u64), "fill_at_f32")?;
+    }
+    check_error_cell(dev, cell, "fill_at position", y.len())
+}
