@@ -8,11 +8,14 @@ quality on the same file.
         --threads 2 --epochs 200 --patience 10
 
 Split: each user's latest interaction (by timestamp, ties to the later line) is the test
-item, the one before it the validation item (users with 3+), the rest train. Model:
+item, the one before it the validation item (users with 3+), the rest train. Training
+examples: each user's latest window of --seq-len items and the windows before it (every
+train item after the first is a target once). Model:
 item embeddings (one padding row) scaled by sqrt(d) plus learned positions, dropout,
 pre-norm transformer layers (GELU feed-forward of d units) under causal and padding
 masks, a final layer norm; scores are dot products with the item table. Loss: softmax
-cross-entropy over every item at every non-padding position. Evaluation: full ranking of
+cross-entropy over every item at every non-padding position, leaving out (-inf) the
+items the position has already seen in its window, its own target excepted. Evaluation: full ranking of
 the held-out item among all items the user has not rated (train; train + validation for
 test); HitRate@10, NDCG@10. Prints one JSON line.
 """
@@ -86,6 +89,26 @@ def padded(s, num_items, n):
     return [num_items] * (n - len(s)) + s
 
 
+def windows(s, num_items, n):
+    """The latest window of `s` and the ones before it, as boson's training_windows."""
+    out, end = [], len(s)
+    while end >= 2:
+        out.append((padded(s[: end - 1], num_items, n), s[end - min(n, end - 1) : end]))
+        if end - n < 2:
+            break
+        end -= n
+    return out
+
+
+def seen_local(inp, tgt, num_items):
+    """Positions (row * num_items + item, rows from 0) of what each position has seen."""
+    real = next((k for k, i in enumerate(inp) if i != num_items), len(inp))
+    out = []
+    for row, t in enumerate(range(real, len(inp))):
+        out.extend(row * num_items + i for i in inp[real : t + 1] if i != tgt[row])
+    return np.array(out, dtype=np.int64)
+
+
 def evaluate(model, context, held, seen, num_items, seq_len):
     model.eval()
     hits, ndcg, n = 0.0, 0.0, 0
@@ -129,11 +152,8 @@ def main():
     rng = np.random.default_rng(args.seed)
     train, val, test, num_items = read_split(args.data)
     n = args.seq_len
-    examples = [
-        (padded(s[:-1], num_items, n), s[-min(n, len(s) - 1) :])
-        for s in train
-        if len(s) >= 2
-    ]
+    examples = [w for s in train for w in windows(s, num_items, n)]
+    masks = [seen_local(inp, tgt, num_items) for inp, tgt in examples]
     model = SasRec(num_items, args.dims, n, args.blocks, args.heads, args.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     seen_val = [set(s) for s in train]
@@ -145,12 +165,16 @@ def main():
         start = time.perf_counter()
         total = 0.0
         for k in range(0, len(order), args.batch_size):
-            batch = [examples[j] for j in order[k : k + args.batch_size]]
+            picked = order[k : k + args.batch_size]
+            batch = [examples[j] for j in picked]
             seq = torch.tensor([b[0] for b in batch])
             target = torch.tensor([t for b in batch for t in b[1]])
+            starts = np.cumsum([0] + [len(b[1]) for b in batch[:-1]]) * num_items
+            seen = torch.from_numpy(np.concatenate([masks[j] + o for j, o in zip(picked, starts)]))
             h = model.encode(seq).reshape(-1, args.dims)
             h = h[(seq != num_items).reshape(-1)]
-            loss = nn.functional.cross_entropy(h @ model.item_table().T, target)
+            scores = (h @ model.item_table().T).flatten().index_fill(0, seen, float("-inf"))
+            loss = nn.functional.cross_entropy(scores.view(len(target), num_items), target)
             opt.zero_grad()
             loss.backward()
             opt.step()

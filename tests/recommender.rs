@@ -2325,15 +2325,42 @@ fn sasrec_training_examples_are_the_next_item_at_every_position() {
     let (input, next) = sasrec::next_item_targets(&[5, 1, 2, 3, 4, 0], 6, 3).unwrap();
     assert_eq!((input, next), (vec![2, 3, 4], vec![3, 4, 0]));
     assert_eq!(sasrec::next_item_targets(&[1], 6, 4), None);
+    // A long sequence gives its latest window, then the ones before it: every item after
+    // the first is a target once.
+    let windows = sasrec::training_windows(&[0, 1, 2, 3, 4, 5, 0, 1], 6, 3);
+    let want = vec![
+        (vec![4, 5, 0], vec![5, 0, 1]),
+        (vec![1, 2, 3], vec![2, 3, 4]),
+        (vec![6, 6, 0], vec![1]),
+    ];
+    assert_eq!(windows, want);
+    // The loss leaves out what each position has seen, but never its target: rows
+    // [pad, pad, 1, 2] → 2, 3 and [3, 4, 5, 0] → 4, 5, 0, 4 (a repeat), six positions
+    // of 6 scores.
+    let inputs = [6, 6, 1, 2, 3, 4, 5, 0];
+    let targets = [2, 3, 4, 5, 0, 4];
+    let seen = sasrec::seen_positions(&inputs, &targets, 6, 4);
+    let at = |p: i64, items: &[i64]| items.iter().map(|i| p * 6 + i).collect::<Vec<_>>();
+    let want = [
+        at(0, &[1]),
+        at(1, &[1, 2]),
+        at(2, &[3]),
+        at(3, &[3, 4]),
+        at(4, &[3, 4, 5]),
+        at(5, &[3, 5, 0]), // 4 is the target again: left in
+    ]
+    .concat();
+    assert_eq!(seen, want);
 }
 
 #[test]
 fn sasrec_sees_only_earlier_items_and_never_the_padding() {
     use boson::nn::Forward;
     let m = tiny_sasrec();
+    let none = boson::Tensor::from_vec_i64(vec![], &[0]).unwrap();
     let scores = |rows: Vec<i64>| {
         let x = boson::Tensor::from_vec_i64(rows, &[2, 4]).unwrap();
-        boson::autograd::predict_mode(|| m.forward(&x))
+        boson::autograd::predict_mode(|| m.forward(&(x, none.clone())))
             .unwrap()
             .to_vec_f32()
             .unwrap()

@@ -411,7 +411,7 @@ fn sequence_setup(
     let (inputs, targets): (Vec<_>, Vec<_>) = data
         .sequences
         .iter()
-        .filter_map(|s| crate::sasrec::next_item_targets(s, items, seq_len))
+        .flat_map(|s| crate::sasrec::training_windows(s, items, seq_len))
         .unzip();
     if inputs.is_empty() {
         return Err(Error::Data(
@@ -432,12 +432,14 @@ fn sequence_setup(
     })?;
     let batchify = move |rows: Vec<(Vec<i64>, Vec<i64>)>| {
         let b = rows.len();
-        let next: Vec<f32> = rows.iter().flat_map(|r| &r.1).map(|&i| i as f32).collect();
-        let p = next.len();
-        let input = rows.into_iter().flat_map(|r| r.0).collect();
+        let next: Vec<i64> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+        let input: Vec<i64> = rows.into_iter().flat_map(|r| r.0).collect();
+        let seen = crate::sasrec::seen_positions(&input, &next, items, seq_len);
+        let (p, k) = (next.len(), seen.len());
         Ok((
             Tensor::from_vec_i64(input, &[b, seq_len])?,
-            Tensor::from_vec(next, &[p])?,
+            Tensor::from_vec_i64(seen, &[k])?,
+            Tensor::from_vec(next.into_iter().map(|i| i as f32).collect(), &[p])?,
         ))
     };
     let b = DataLoader::builder(ArrayDataset::new((inputs, targets))?).batchify(batchify);
