@@ -1878,8 +1878,9 @@ fn recommendations_show_product_titles_from_the_file() {
 // items, flagged; bad k, bad flags and a folder without interactions are 400s.
 #[test]
 fn top_k_recommendations_match_a_brute_force_ranking() {
-    // A rating and a ranking model (whose user factors come from its saved histories).
-    for kind in ["seq-mf", "biased-mf"] {
+    // A rating model and two ranking models (whose user factors come from the
+    // histories and sequences saved with them).
+    for kind in ["seq-mf", "biased-mf", "sasrec"] {
         let dir = tempfile::tempdir().unwrap();
         top_k_matches_brute_force(dir.path(), kind);
     }
