@@ -1637,6 +1637,43 @@ fn the_example_trains_on_the_gpu_as_on_the_cpu() {
     assert!((gpu_report.test_rmse - cpu_report.test_rmse).abs() <= 1e-3 * cpu_report.test_rmse);
 }
 
+/// `--model sasrec` on the GPU against the CPU: attention, the fused softmax, `fill_at`
+/// masking in the loss and in `FullRanking`; per-epoch training loss and validation
+/// NDCG@10 agree. Skips, saying why, without a usable GPU.
+#[test]
+fn sasrec_trains_on_the_gpu_as_on_the_cpu() {
+    let extra = ["--seq-len", "20", "--epochs", "2", "--batch-size", "64"];
+    let (dc, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cpu_args = ranking_args(dc.path(), "sasrec", &extra);
+    let mut gpu_args = ranking_args(dg.path(), "sasrec", &extra);
+    gpu_args.device = cli::DeviceArg::Cuda;
+    if let Err(e) = Device::new_cuda(0) {
+        skip_note!("sasrec_trains_on_the_gpu_as_on_the_cpu: skipped: {e}");
+        return;
+    }
+    let (cpu_report, cpu) = run_quietly(&cpu_args).unwrap();
+    let (gpu_report, gpu) = run_quietly(&gpu_args).unwrap();
+    assert!(gpu_report.reload_identical);
+    for (g, c) in gpu.epochs.iter().zip(&cpu.epochs) {
+        assert!(
+            (g.train_loss - c.train_loss).abs() <= 1e-3 * c.train_loss.abs(),
+            "{g:?} vs {c:?}"
+        );
+        assert!(
+            (g.validation_ndcg_at_10 - c.validation_ndcg_at_10).abs() <= 0.01,
+            "{g:?} vs {c:?}"
+        );
+    }
+    let (gn, cn) = (
+        gpu_report.ndcg_at_10.unwrap(),
+        cpu_report.ndcg_at_10.unwrap(),
+    );
+    assert!(
+        (gn - cn).abs() <= 0.01,
+        "test NDCG@10 on the GPU {gn} vs the CPU {cn}"
+    );
+}
+
 // Each user's latest rating is the test split, the one before it validation; neither is
 // in train, and the epoch is chosen on validation.
 #[test]
