@@ -223,9 +223,10 @@ pub struct TrainArgs {
     /// sasrec: how many of each user's latest items it reads.
     #[arg(long, default_value_t = crate::model::SEQ_LEN)]
     pub seq_len: usize,
-    /// Dropout on the user and item vectors (mfblock).
-    #[arg(long, default_value_t = 0.5)]
-    pub dropout: f32,
+    /// Dropout on the user and item vectors (mfblock), or inside the transformer
+    /// (sasrec) [default: 0.5; 0.2 for sasrec].
+    #[arg(long)]
+    pub dropout: Option<f32>,
     /// Dense full-table embedding gradients and updates (Gluon's default
     /// `sparse_grad=False`) instead of row-sparse ones with lazy updates.
     #[arg(long)]
@@ -349,6 +350,12 @@ impl TrainArgs {
             progress: self.progress.mode(),
             ranks: None,
         }
+    }
+
+    /// `--dropout`, or the model's default.
+    pub fn dropout(&self) -> f32 {
+        let sasrec = self.model_kind().ok() == Some(ModelKind::Sasrec);
+        self.dropout.unwrap_or(if sasrec { 0.2 } else { 0.5 })
     }
 
     /// `--early-stopping-patience`, or the model's default.

@@ -118,7 +118,7 @@ pub fn run_on(
         num_users: s.users,
         num_items: s.items,
         num_embeddings: args.num_embeddings,
-        dropout: args.dropout,
+        dropout: args.dropout(),
         global_mean,
         sparse_grad: !args.dense_grads,
         reg_factors: args.reg_factors,
