@@ -188,7 +188,7 @@ pub struct TrainArgs {
     /// Optimizer [default: sgd for mfblock (the reference), adam for biased-mf].
     #[arg(long, value_enum)]
     pub opt: Option<OptKind>,
-    /// Learning rate [default: 0.02 with sgd, 0.005 with adam].
+    /// Learning rate [default: 0.02 with sgd, 0.005 with adam; 0.002 for sasrec].
     #[arg(long)]
     pub lr: Option<f32>,
     /// SGD momentum.
@@ -217,7 +217,8 @@ pub struct TrainArgs {
     /// drift-mf, 20 for the ranking models].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Ratings per batch; users per batch for sasrec [default: 1024; 128 for sasrec].
+    /// Ratings per batch; sequence windows per batch for sasrec [default: 1024; 32 for
+    /// sasrec].
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// sasrec: how many of each user's latest items it reads.
@@ -385,13 +386,13 @@ impl TrainArgs {
                 ModelKind::Sasrec => 200,
             }),
             batch_size: self.batch_size.unwrap_or(match model {
-                ModelKind::Sasrec => 128,
+                ModelKind::Sasrec => 32,
                 _ => 1024,
             }),
             opt,
             lr: self.lr.unwrap_or(match opt {
                 OptKind::Sgd => 0.02,
-                OptKind::Adam if model == ModelKind::Sasrec => 0.001,
+                OptKind::Adam if model == ModelKind::Sasrec => 0.002,
                 OptKind::Adam => 0.005,
             }),
             momentum: self.momentum,
