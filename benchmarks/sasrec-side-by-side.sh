@@ -24,12 +24,10 @@ run() { # tag cmd...
   local t1=$(date +%s.%N)
   echo "{\"tag\":\"$tag\",\"load1\":$load,\"wall\":$(echo "$t1 - $t0" | bc),\"result\":${line:-null}}" | tee -a "$out"
 }
-boson() {
-  $B --data "$DATA" --format movielens --min-user-ratings 0 --min-item-ratings 0 --task ranking \
-    --model sasrec --epochs "$EPOCHS" --early-stopping-patience "$EPOCHS" --no-ranking --progress never \
-    --device cpu --model-dir /tmp/sasrec-side-by-side
-}
-run boson boson
+boson=($B --data "$DATA" --format movielens --min-user-ratings 0 --min-item-ratings 0 --task ranking
+  --model sasrec --epochs "$EPOCHS" --early-stopping-patience "$EPOCHS" --no-ranking --progress never
+  --device cpu --model-dir /tmp/sasrec-side-by-side)
+run boson "${boson[@]}"
 run torch "$VENVS/.venv-torch/bin/python" scripts/sasrec_torch.py "$DATA" --threads 2 \
   --epochs "$EPOCHS" --patience "$EPOCHS"
-run boson boson
+run boson "${boson[@]}"

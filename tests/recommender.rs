@@ -2247,7 +2247,7 @@ fn sagemaker_sdk_keys_and_hidden_channel_files_are_ignored() {
 }
 
 #[test]
-fn on_movielens_100k_the_ranking_models_beat_itempop_and_seq_mf_reaches_the_targets() {
+fn on_movielens_100k_the_ranking_models_beat_itempop_and_reach_the_targets() {
     let Some(path) = movielens_100k() else {
         skip_note!(
             "on_movielens_100k_the_ranking_models_...: skipped: no \
@@ -2291,6 +2291,11 @@ fn on_movielens_100k_the_ranking_models_beat_itempop_and_seq_mf_reaches_the_targ
         "bpr-mf {:?} vs ItemPop {pop}",
         bpr.hit_rate_at_10
     );
+    // sasrec with its defaults: validation 0.127 and test 0.113 NDCG@10 (BENCHMARKS.md),
+    // well above plain matrix factorisation (0.072) and ItemPop, below seq-mf.
+    let sas = run("sasrec");
+    let (hr, ndcg) = (sas.hit_rate_at_10.unwrap(), sas.ndcg_at_10.unwrap());
+    assert!(hr > 2.0 * pop && ndcg >= 0.1, "sasrec {hr} / {ndcg}");
 }
 
 /// A ranking run on the built-in data (taste picks the items), small enough for seconds.

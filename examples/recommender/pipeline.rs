@@ -168,9 +168,14 @@ pub fn run_on(
         ),
         _ => String::new(),
     };
-    let task = match config.task {
-        Task::Rating => String::new(),
-        Task::Ranking => format!(
+    let task = match (config.task, spec.kind) {
+        (Task::Rating, _) => String::new(),
+        (Task::Ranking, ModelKind::Sasrec) => format!(
+            "ranking: the next item at every position of windows of {}, cross-entropy over all \
+             {} items (what the position has seen left out), ",
+            spec.seq_len, spec.num_items
+        ),
+        (Task::Ranking, _) => format!(
             "ranking with {} sampled negatives per positive ({:?} loss), ",
             config.negatives, config.ranking_loss
         ),
