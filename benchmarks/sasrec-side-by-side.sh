@@ -16,14 +16,8 @@ B=target/release/examples/recommender
 out=${OUT_JSONL:-/tmp/sasrec-side-by-side.jsonl}
 [ -f "$DATA" ] || python3 scripts/ml1m_shaped.py "$DATA"
 : > "$out"
-run() { # tag cmd...
-  local tag=$1; shift
-  local load=$(cut -d' ' -f1 /proc/loadavg)
-  local t0=$(date +%s.%N)
-  local line=$(timeout 3000 "$@" 2>/dev/null | grep '^{' | tail -n 1)
-  local t1=$(date +%s.%N)
-  echo "{\"tag\":\"$tag\",\"load1\":$load,\"wall\":$(echo "$t1 - $t0" | bc),\"result\":${line:-null}}" | tee -a "$out"
-}
+TIMEOUT=${TIMEOUT:-3000}
+source "$(dirname "$0")/run-json.sh"
 boson=($B --data "$DATA" --format movielens --min-user-ratings 0 --min-item-ratings 0 --task ranking
   --model sasrec --epochs "$EPOCHS" --early-stopping-patience "$EPOCHS" --no-ranking --progress never
   --device cpu --model-dir /tmp/sasrec-side-by-side)

@@ -13,14 +13,7 @@ ANCHORS=${ANCHORS:-../shared/anchors/vision}
 B=target/release/examples/fashion_mnist
 out=${OUT_JSONL:-/tmp/vision-side-by-side.jsonl}
 : > "$out"
-run() { # tag cmd...
-  local tag=$1; shift
-  local load=$(cut -d' ' -f1 /proc/loadavg)
-  local t0=$(date +%s.%N)
-  local line=$(timeout 900 "$@" 2>/dev/null | grep '^{' | tail -n 1)
-  local t1=$(date +%s.%N)
-  echo "{\"tag\":\"$tag\",\"load1\":$load,\"wall\":$(echo "$t1 - $t0" | bc),\"result\":${line:-null}}" | tee -a "$out"
-}
+source "$(dirname "$0")/run-json.sh"
 # --val-size 0: train on all 60,000 images, as the anchors do.
 run boson $B --data "$DATA" --val-size 0 --model-dir /tmp/fm-side-by-side
 run torch "$VENVS/.venv-torch/bin/python" "$ANCHORS/torch_lenet.py" --data "$DATA" --threads 2
