@@ -2339,9 +2339,9 @@ fn ranking_models_beat_popularity_on_the_built_in_data() {
     assert_eq!(config["model"]["kind"], "bpr-mf");
 }
 
-/// A tiny `SasRec` (6 items, windows of 4, no dropout) with fixed-seed parameters.
-fn tiny_sasrec() -> sasrec::SasRec {
-    let spec = model::ModelSpec {
+/// The spec of [`tiny_sasrec`].
+fn tiny_spec() -> model::ModelSpec {
+    model::ModelSpec {
         kind: model::ModelKind::Sasrec,
         num_users: 2,
         num_items: 6,
@@ -2352,9 +2352,13 @@ fn tiny_sasrec() -> sasrec::SasRec {
         reg_factors: 0.0,
         reg_bias: 0.0,
         seq_len: 4,
-    };
+    }
+}
+
+/// A tiny `SasRec` (6 items, windows of 4, no dropout) with fixed-seed parameters.
+fn tiny_sasrec() -> sasrec::SasRec {
     boson::rng::seed(3);
-    let m = sasrec::SasRec::new(&spec).unwrap();
+    let m = sasrec::SasRec::new(&tiny_spec()).unwrap();
     boson::nn::Block::initialize(&m, &boson::nn::Initializer::xavier(3.0), Device::Cpu).unwrap();
     m
 }
@@ -2394,6 +2398,24 @@ fn sasrec_training_examples_are_the_next_item_at_every_position() {
     ]
     .concat();
     assert_eq!(seen, want);
+}
+
+#[test]
+fn sasrec_refuses_a_catalogue_its_f32_sequences_cannot_index() {
+    let spec = model::ModelSpec {
+        num_items: sasrec::MAX_ITEMS,
+        ..tiny_spec()
+    };
+    let err = sasrec::SasRec::new(&spec).err().unwrap().to_string();
+    assert!(
+        err.contains("at most 16777215 items") && err.contains("--min-item-ratings"),
+        "{err}"
+    );
+    assert!(sasrec::SasRec::new(&model::ModelSpec {
+        num_items: 5,
+        ..spec
+    })
+    .is_ok());
 }
 
 #[test]

@@ -27,6 +27,9 @@ use boson::{autograd, Device, Error, Result, Tensor};
 pub const BLOCKS: usize = 2;
 /// Attention heads per layer.
 pub const HEADS: usize = 1;
+/// Catalogues at or above this size are refused: the saved sequences store item indices
+/// (and the padding index, `num_items`) as f32, exact only below 2^24.
+pub const MAX_ITEMS: usize = 1 << 24;
 /// Users encoded at once when ranking (bounds the activations of a long sequence).
 const USERS_PER_CHUNK: usize = 256;
 
@@ -56,6 +59,15 @@ impl SasRec {
         if n == 0 || !d.is_multiple_of(HEADS) {
             return Err(Error::InvalidArgument(format!(
                 "sasrec needs --seq-len >= 1 and --num-embeddings a multiple of {HEADS}, got {n} and {d}"
+            )));
+        }
+        // The saved sequences hold item indices as f32, exact below 2^24.
+        if spec.num_items >= MAX_ITEMS {
+            return Err(Error::InvalidArgument(format!(
+                "sasrec keeps item indices in f32 and takes at most {} items, got {}: \
+                 raise --min-item-ratings to drop rare items",
+                MAX_ITEMS - 1,
+                spec.num_items
             )));
         }
         let layers = (0..BLOCKS)
