@@ -1423,6 +1423,8 @@ fn ranking_scores_equal_the_model_predictions() {
         reg_factors: 0.05,
         reg_bias: 0.01,
         seq_len: 3,
+        blocks: 2,
+        heads: 1,
     };
     for kind in [
         model::ModelKind::BiasedMf,
@@ -2352,6 +2354,8 @@ fn tiny_spec() -> model::ModelSpec {
         reg_factors: 0.0,
         reg_bias: 0.0,
         seq_len: 4,
+        blocks: 2,
+        heads: 2,
     }
 }
 
@@ -2473,10 +2477,19 @@ fn sasrec_learns_the_built_in_data_and_reloads_identically() {
     assert_eq!(config["model"]["kind"], "sasrec");
     assert_eq!(config["model"]["seq_len"], 20);
     // A window or a batch of scores that cannot be allocated is an error naming it.
-    let err = run_quietly(&ranking_args(dir.path(), "sasrec", &["--seq-len", "0"]))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("--seq-len >= 1"), "{err}");
+    for (flags, says) in [
+        (&["--seq-len", "0"][..], "--seq-len 0"),
+        (&["--blocks", "0"][..], "--blocks 0"),
+        (&["--heads", "3"][..], "--heads 3"),
+    ] {
+        let err = run_quietly(&ranking_args(dir.path(), "sasrec", flags))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(says) && err.contains("a multiple of --heads"),
+            "{err}"
+        );
+    }
     let big = ranking_args(dir.path(), "sasrec", &["--batch-size", "1099511627776"]);
     let err = run_quietly(&big).unwrap_err().to_string();
     assert!(

@@ -224,6 +224,12 @@ pub struct TrainArgs {
     /// sasrec: how many of each user's latest items it reads.
     #[arg(long, default_value_t = crate::model::SEQ_LEN)]
     pub seq_len: usize,
+    /// sasrec: transformer layers (SASRec's setting for MovieLens-1M).
+    #[arg(long, default_value_t = 2)]
+    pub blocks: usize,
+    /// sasrec: attention heads per layer (--num-embeddings must be a multiple).
+    #[arg(long, default_value_t = 1)]
+    pub heads: usize,
     /// Dropout on the user and item vectors (mfblock), or inside the transformer
     /// (sasrec) [default: 0.5; 0.2 for sasrec].
     #[arg(long)]

@@ -91,6 +91,12 @@ pub struct ModelSpec {
     /// How many of a user's latest items `SasRec` reads.
     #[serde(default = "default_seq_len")]
     pub seq_len: usize,
+    /// `SasRec`'s transformer layers.
+    #[serde(default = "default_blocks")]
+    pub blocks: usize,
+    /// `SasRec`'s attention heads per layer (`num_embeddings` must be a multiple).
+    #[serde(default = "default_heads")]
+    pub heads: usize,
 }
 
 /// `SasRec`'s default window (SASRec's setting for MovieLens-1M).
@@ -98,6 +104,14 @@ pub const SEQ_LEN: usize = 200;
 
 fn default_seq_len() -> usize {
     SEQ_LEN
+}
+
+fn default_blocks() -> usize {
+    2
+}
+
+fn default_heads() -> usize {
+    1
 }
 
 fn sparse_by_default() -> bool {

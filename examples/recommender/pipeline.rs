@@ -124,6 +124,8 @@ pub fn run_on(
         reg_factors: args.reg_factors,
         reg_bias: args.reg_bias,
         seq_len: args.seq_len,
+        blocks: args.blocks,
+        heads: args.heads,
     };
     let config = args.train_config()?;
     if args.search && ranks.is_some() {

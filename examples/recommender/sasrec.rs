@@ -23,10 +23,6 @@ use boson::ratings::FactorScorer;
 use boson::tensor::DType;
 use boson::{autograd, Device, Error, Result, Tensor};
 
-/// Transformer layers (SASRec's setting for MovieLens-1M).
-pub const BLOCKS: usize = 2;
-/// Attention heads per layer.
-pub const HEADS: usize = 1;
 /// Catalogues at or above this size are refused: the saved sequences store item indices
 /// (and the padding index, `num_items`) as f32, exact only below 2^24.
 pub const MAX_ITEMS: usize = 1 << 24;
@@ -34,8 +30,9 @@ pub const MAX_ITEMS: usize = 1 << 24;
 const USERS_PER_CHUNK: usize = 256;
 
 /// Item embeddings (`num_items + 1` rows, the last one padding) scaled by √d plus learned
-/// positions, dropout, [`BLOCKS`] pre-norm transformer layers under a causal and a padding
-/// mask, a final layer norm; `score(u, i) = <h_u, e_i>`.
+/// positions, dropout, `blocks` pre-norm transformer layers (`heads` heads, a GELU
+/// feed-forward as wide as the embeddings) under a causal and a padding mask, a final
+/// layer norm; `score(u, i) = <h_u, e_i>`.
 #[derive(Block)]
 #[block(kind = "sasrec")]
 pub struct SasRec {
@@ -55,10 +52,12 @@ pub struct SasRec {
 
 impl SasRec {
     pub fn new(spec: &ModelSpec) -> Result<SasRec> {
-        let (d, n) = (spec.num_embeddings, spec.seq_len);
-        if n == 0 || !d.is_multiple_of(HEADS) {
+        let (d, n, heads) = (spec.num_embeddings, spec.seq_len, spec.heads);
+        if n == 0 || spec.blocks == 0 || heads == 0 || !d.is_multiple_of(heads) {
             return Err(Error::InvalidArgument(format!(
-                "sasrec needs --seq-len >= 1 and --num-embeddings a multiple of {HEADS}, got {n} and {d}"
+                "sasrec needs --seq-len >= 1, --blocks >= 1 and --num-embeddings a multiple of \
+                 --heads >= 1, got --seq-len {n}, --blocks {}, --num-embeddings {d}, --heads {heads}",
+                spec.blocks
             )));
         }
         // The saved sequences hold item indices as f32, exact below 2^24.
@@ -70,8 +69,8 @@ impl SasRec {
                 spec.num_items
             )));
         }
-        let layers = (0..BLOCKS)
-            .map(|_| Ok(TransformerEncoderLayer::new(d, HEADS, d)?.dropout(spec.dropout)))
+        let layers = (0..spec.blocks)
+            .map(|_| Ok(TransformerEncoderLayer::new(d, heads, d)?.dropout(spec.dropout)))
             .collect::<Result<Vec<_>>>()?;
         let recent = Embedding::with_options(spec.num_users, n, false, DType::F32);
         recent.weight.set_grad_req(autograd::GradReq::Null);
