@@ -127,6 +127,16 @@ fn every_op_and_its_gradient_matches_cpu() {
     );
     same_on_both(
         dev,
+        &[x.clone(), pos.clone()],
+        |v| {
+            let cond = v[0].gt_scalar(0.0)?;
+            v[0].where_(&cond, &v[1])
+        },
+        "where",
+    );
+    same_on_both(dev, std::slice::from_ref(&x), |v| v[0].tril(1), "tril");
+    same_on_both(
+        dev,
         &[x.clone(), x.clone()],
         |v| Tensor::concat(&[&v[0], &v[1]], 1),
         "concat",

@@ -144,6 +144,14 @@ fn reductions_and_shape_ops() {
         EPS,
         TOL,
     );
+    // where and tril: the gradient reaches the taken / kept elements only.
+    let y = rand_tensor(&[2, 3, 4], -2.0, 2.0, 12);
+    let cond = rand_tensor(&[2, 3, 4], -1.0, 1.0, 13)
+        .gt_scalar(0.0)
+        .unwrap();
+    gradcheck(&[x.clone(), y], |v| v[0].where_(&cond, &v[1]), EPS, TOL);
+    gradcheck(std::slice::from_ref(&x), |v| v[0].tril(0), EPS, TOL);
+    gradcheck(std::slice::from_ref(&x), |v| v[0].tril(-1), EPS, TOL);
     // Dropout is a multiplication by a mask that depends only on the seed.
     gradcheck(&[x], |v| v[0].dropout(0.5, 7), EPS, TOL);
 }
@@ -410,4 +418,36 @@ fn pick_and_fused_softmax_match_their_definitions_on_long_rows() {
     for r in [0usize, 151, 299] {
         assert_eq!(picked[r], v[r * 2000 + (r * 7) % 2000]);
     }
+}
+
+#[test]
+fn where_and_tril_values() {
+    let t = |v: Vec<f32>, s: &[usize]| Tensor::from_vec(v, s).unwrap();
+    // The side not taken may hold an infinity: it never reaches the output.
+    let a = t(vec![1.0, f32::INFINITY, 3.0, 4.0], &[2, 2]);
+    let b = t(vec![f32::NEG_INFINITY, 20.0, 30.0, 40.0], &[2, 2]);
+    let cond = t(vec![1.0, 0.0, 1.0, 0.0], &[2, 2]);
+    let w = a.where_(&cond, &b).unwrap().to_vec_f32().unwrap();
+    assert_eq!(w, vec![1.0, 20.0, 3.0, 40.0]);
+    let m = t((1..=12).map(|v| v as f32).collect(), &[3, 4]);
+    let lower = m.tril(0).unwrap().to_vec_f32().unwrap();
+    assert_eq!(
+        lower,
+        vec![1., 0., 0., 0., 5., 6., 0., 0., 9., 10., 11., 0.]
+    );
+    let strict = m.tril(-1).unwrap().to_vec_f32().unwrap();
+    assert_eq!(
+        strict,
+        vec![0., 0., 0., 0., 5., 0., 0., 0., 9., 10., 0., 0.]
+    );
+    let wide = m.tril(1).unwrap().to_vec_f32().unwrap();
+    assert_eq!(
+        wide,
+        vec![1., 2., 0., 0., 5., 6., 7., 0., 9., 10., 11., 12.]
+    );
+    // Errors name the shapes.
+    assert!(a.where_(&t(vec![1.0], &[1]), &b).is_err());
+    assert!(a.where_(&cond, &t(vec![1.0, 2.0], &[2])).is_err());
+    let e = t(vec![1.0, 2.0], &[2]).tril(0).unwrap_err().to_string();
+    assert!(e.contains("at least 2 axes"), "{e}");
 }

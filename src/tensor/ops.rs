@@ -558,6 +558,75 @@ impl Tensor {
         Ok(Tensor::from_storage(storage, self.shape().to_vec(), rec))
     }
 
+    /// `cond ? self : other` element by element (PyTorch's `torch.where(cond, self,
+    /// other)`, Gluon's `where`): `cond` is nonzero for true and has the shape of `self`
+    /// and `other`, which must agree. Gradients reach `self` where `cond` holds and
+    /// `other` elsewhere; the values are copied, never multiplied (an infinity on the
+    /// side not taken cannot leak in as NaN). `cond` is read on the host.
+    pub fn where_(&self, cond: &Tensor, other: &Tensor) -> Result<Tensor> {
+        for (what, t) in [("cond", cond), ("other", other)] {
+            if t.shape() != self.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: if what == "cond" {
+                        "where (cond)"
+                    } else {
+                        "where (other)"
+                    },
+                    lhs: self.shape().to_vec(),
+                    rhs: t.shape().to_vec(),
+                });
+            }
+        }
+        let (taken, not_taken): (Vec<i64>, Vec<i64>) = {
+            let c = cond.to_dtype(DType::F32)?.to_vec_f32()?;
+            let (mut yes, mut no) = (Vec::new(), Vec::new());
+            for (k, v) in (0..).zip(c) {
+                if v != 0.0 {
+                    yes.push(k)
+                } else {
+                    no.push(k)
+                }
+            }
+            (yes, no)
+        };
+        let at = |p: Vec<i64>| -> Result<Tensor> {
+            let n = p.len();
+            Tensor::from_vec_i64(p, &[n])?.to_device(self.device())
+        };
+        // Each side with the other's positions zeroed, then added: x + 0 and 0 + y.
+        self.fill_at(&at(not_taken)?, 0.0)?
+            .add(&other.fill_at(&at(taken)?, 0.0)?)
+    }
+
+    /// The lower triangle of the last two axes (PyTorch's `tril(k)`): elements with
+    /// column − row > `k` become 0 (`k = 0` keeps the diagonal, `-1` drops it). The
+    /// gradient passes to the kept elements only.
+    pub fn tril(&self, k: i64) -> Result<Tensor> {
+        if self.rank() < 2 {
+            return Err(Error::InvalidShape {
+                op: "tril",
+                msg: format!("needs at least 2 axes, got {:?}", self.shape()),
+            });
+        }
+        let (rows, cols) = (self.shape()[self.rank() - 2], self.shape()[self.rank() - 1]);
+        let matrices = self.elem_count() / (rows * cols).max(1);
+        let mut above = Vec::new();
+        for m in 0..matrices {
+            for r in 0..rows {
+                for c in 0..cols {
+                    if c as i64 - r as i64 > k {
+                        above.push(((m * rows + r) * cols + c) as i64);
+                    }
+                }
+            }
+        }
+        let n = above.len();
+        self.fill_at(
+            &Tensor::from_vec_i64(above, &[n])?.to_device(self.device())?,
+            0.0,
+        )
+    }
+
     /// One-hot rows `[n, classes]` from `i64` labels of shape `[n]`.
     pub fn one_hot(labels: &Tensor, classes: usize) -> Result<Tensor> {
         let n = labels.elem_count();
