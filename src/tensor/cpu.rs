@@ -219,7 +219,8 @@ pub(crate) fn squared_norm(x: &[f32]) -> f64 {
 /// subtracted first; rows in parallel when the input is large.
 pub(crate) fn softmax(x: &[f32], len: usize, log: bool) -> Vec<f32> {
     let mut out = pool::scratch(x.len());
-    let row = |(y, r): (&mut [f32], &[f32])| {
+    for_rows(&mut out, len, |k, y| {
+        let r = &x[k * len..(k + 1) * len];
         let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         y.iter_mut()
             .zip(r)
@@ -232,8 +233,7 @@ pub(crate) fn softmax(x: &[f32], len: usize, log: bool) -> Vec<f32> {
             let inv = 1.0 / s;
             y.iter_mut().for_each(|y| *y *= inv);
         }
-    };
-    for_rows(&mut out, x, len, row);
+    });
     out
 }
 
@@ -252,7 +252,7 @@ fn exp_or_zero(d: f32) -> f32 {
 /// `y·(dy − Σ dy·y)`, or for log-softmax `dy − exp(y)·Σ dy`.
 pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], len: usize, log: bool) -> Vec<f32> {
     let mut dx = pool::scratch(y.len());
-    let row = |k: usize, out: &mut [f32]| {
+    for_rows(&mut dx, len, |k, out| {
         let (y, g) = (&y[k * len..(k + 1) * len], &dy[k * len..(k + 1) * len]);
         if log {
             let s = lane_sum(g);
@@ -265,36 +265,23 @@ pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], len: usize, log: bool) -> Vec<
                 *o = y * (g - s);
             }
         }
-    };
-    if len == 0 {
-        return dx;
-    }
-    if y.len() >= PAR_MIN {
-        dx.par_chunks_mut(len)
-            .enumerate()
-            .for_each(|(k, out)| row(k, out));
-    } else {
-        dx.chunks_mut(len)
-            .enumerate()
-            .for_each(|(k, out)| row(k, out));
-    }
+    });
     dx
 }
 
-/// `f(out_row, x_row)` over `len`-long rows, in parallel when the input is large.
-fn for_rows<F: Fn((&mut [f32], &[f32])) + Sync + Send>(
-    out: &mut [f32],
-    x: &[f32],
-    len: usize,
-    f: F,
-) {
+/// `f(k, row k of out)` over the `len`-long rows of `out`, in parallel when it is large.
+fn for_rows<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], len: usize, f: F) {
     if len == 0 {
         return;
     }
-    if x.len() >= PAR_MIN {
-        out.par_chunks_mut(len).zip(x.par_chunks(len)).for_each(f);
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(k, row)| f(k, row));
     } else {
-        out.chunks_mut(len).zip(x.chunks(len)).for_each(f);
+        out.chunks_mut(len)
+            .enumerate()
+            .for_each(|(k, row)| f(k, row));
     }
 }
 
