@@ -2445,6 +2445,22 @@ fn sasrec_sees_only_earlier_items_and_never_the_padding() {
     let earlier = scores(vec![6, 6, 1, 2, 2, 4, 5, 0]);
     assert!((2 * 6..6 * 6).all(|k| earlier[k] != base[k]));
     assert_eq!(base[..2 * 6], earlier[..2 * 6]);
+    // Trimming the columns that are padding in every row changes nothing: positions
+    // count back from the latest item.
+    let wide = scores(vec![6, 6, 1, 2, 6, 4, 5, 0]);
+    let (rows, width) = sasrec::trim_padding(vec![6, 6, 1, 2, 6, 4, 5, 0], 6, 4);
+    assert_eq!((rows.clone(), width), (vec![6, 1, 2, 4, 5, 0], 3));
+    let x = boson::Tensor::from_vec_i64(rows, &[2, 3]).unwrap();
+    let narrow = boson::autograd::predict_mode(|| m.forward(&(x, none.clone())))
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert_eq!(wide.len(), narrow.len());
+    for (a, b) in wide.iter().zip(&narrow) {
+        assert!((a - b).abs() < 1e-5, "{wide:?} vs {narrow:?}");
+    }
+    // A batch of padding only keeps one column.
+    assert_eq!(sasrec::trim_padding(vec![6; 8], 6, 4), (vec![6, 6], 1));
     // The padding row's values are never read.
     let params = boson::nn::Block::collect_params(&m);
     let table = params.get("item_embeddings.weight").unwrap();

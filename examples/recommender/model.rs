@@ -106,6 +106,7 @@ fn default_seq_len() -> usize {
     SEQ_LEN
 }
 
+/// Folders saved before `blocks` was a setting had 2.
 fn default_blocks() -> usize {
     2
 }

@@ -110,7 +110,11 @@ impl SasRec {
             .item_embeddings
             .forward(sequences)?
             .mul_scalar((d as f32).sqrt())?;
-        let mut x = self.dropout.forward(&self.positions.forward(&x)?)?;
+        // Right-aligned: the latest item has the last position however far a batch's
+        // all-padding columns were trimmed ([`trim_padding`]).
+        let mut x = self
+            .dropout
+            .forward(&self.positions.forward_right_aligned(&x)?)?;
         let mask = AttentionMask {
             causal: true,
             key_padding: Some(&keep),
@@ -129,11 +133,14 @@ impl SasRec {
             .slice_axis(0, 0, self.num_items)
     }
 
-    /// The saved latest items of `users`, `[B, seq_len]` i64.
+    /// The saved latest items of `users`, `[B, width]` i64, trimmed of the columns that
+    /// are padding in every row ([`trim_padding`]).
     fn recent_items(&self, users: &Tensor) -> Result<Tensor> {
         let rows = self.recent.forward(users)?;
-        let items = rows.to_vec_f32()?.into_iter().map(|i| i as i64).collect();
-        Tensor::from_vec_i64(items, rows.shape())?.to_device(users.device())
+        let items: Vec<i64> = rows.to_vec_f32()?.into_iter().map(|i| i as i64).collect();
+        let (items, width) = trim_padding(items, self.num_items, self.seq_len);
+        let b = users.elem_count();
+        Tensor::from_vec_i64(items, &[b, width])?.to_device(users.device())
     }
 
     /// `[B, d]`: the last position's output over each user's saved sequence.
@@ -143,7 +150,7 @@ impl SasRec {
         for start in (0..b).step_by(USERS_PER_CHUNK) {
             let chunk = users.slice_axis(0, start, (start + USERS_PER_CHUNK).min(b))?;
             let h = self.encode(&self.recent_items(&chunk)?)?;
-            let (rows, n, d) = (h.shape()[0], self.seq_len, h.shape()[2]);
+            let (rows, n, d) = (h.shape()[0], h.shape()[1], h.shape()[2]);
             parts.push(h.slice_axis(1, n - 1, n)?.reshape(&[rows, d])?);
         }
         match parts.len() {
@@ -154,18 +161,18 @@ impl SasRec {
 }
 
 impl Forward for SasRec {
-    /// `([B, seq_len]` input sequences (left-padded), `[K]` positions to mask`)` →
+    /// `([B, T]` input sequences (left-padded, `T <= seq_len`), `[K]` positions to mask`)` →
     /// `[P, num_items]` scores of the next item at each of the `P` non-padding positions,
     /// in row-major order (the order of the targets [`next_item_targets`] lists), with
     /// `-inf` at the masked positions of that matrix ([`seen_positions`]).
     type Input = (Tensor, Tensor);
 
     fn forward(&self, (sequences, masked): &(Tensor, Tensor)) -> Result<Tensor> {
-        if sequences.rank() != 2 || sequences.shape()[1] != self.seq_len {
+        if sequences.rank() != 2 || !(1..=self.seq_len).contains(&sequences.shape()[1]) {
             return Err(Error::InvalidShape {
                 op: "SasRec",
                 msg: format!(
-                    "sequences must be [batch, {}], got {:?}",
+                    "sequences must be [batch, 1..={}], got {:?}",
                     self.seq_len,
                     sequences.shape()
                 ),
@@ -221,6 +228,27 @@ pub fn seen_positions(
         }
     }
     out
+}
+
+/// Rows of `width` left-padded items (padding = `num_items`) without the leading columns
+/// that are padding in every row (at least one column is kept): a batch of short
+/// sequences costs its longest, not the window. Returns the rows and their new width.
+pub fn trim_padding(rows: Vec<i64>, num_items: usize, width: usize) -> (Vec<i64>, usize) {
+    let pad = num_items as i64;
+    let longest = rows
+        .chunks(width.max(1))
+        .map(|r| r.len() - r.iter().position(|&i| i != pad).unwrap_or(r.len()))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    if longest == width {
+        return (rows, width);
+    }
+    let trimmed = rows
+        .chunks(width)
+        .flat_map(|r| r[width - longest..].iter().copied())
+        .collect();
+    (trimmed, longest)
 }
 
 /// One user's training example from their item sequence: the input, the latest

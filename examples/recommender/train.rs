@@ -434,10 +434,11 @@ fn sequence_setup(
         let b = rows.len();
         let next: Vec<i64> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
         let input: Vec<i64> = rows.into_iter().flat_map(|r| r.0).collect();
-        let seen = crate::sasrec::seen_positions(&input, &next, items, seq_len);
+        let (input, width) = crate::sasrec::trim_padding(input, items, seq_len);
+        let seen = crate::sasrec::seen_positions(&input, &next, items, width);
         let (p, k) = (next.len(), seen.len());
         Ok((
-            Tensor::from_vec_i64(input, &[b, seq_len])?,
+            Tensor::from_vec_i64(input, &[b, width])?,
             Tensor::from_vec_i64(seen, &[k])?,
             Tensor::from_vec(next.into_iter().map(|i| i as f32).collect(), &[p])?,
         ))

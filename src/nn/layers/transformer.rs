@@ -99,9 +99,15 @@ impl PositionalEmbedding {
     }
 }
 
-impl Forward for PositionalEmbedding {
-    type Input = Tensor;
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl PositionalEmbedding {
+    /// Positions counted back from the end: step `t` of `T` gets row `max_len − T + t`,
+    /// so the last step always has the last row. For left-padded sequences trimmed to
+    /// their batch's longest: the latest item keeps its position whatever the trim.
+    pub fn forward_right_aligned(&self, x: &Tensor) -> Result<Tensor> {
+        self.add_rows(x, true)
+    }
+
+    fn add_rows(&self, x: &Tensor, from_end: bool) -> Result<Tensor> {
         if x.rank() != 3 || x.shape()[2] != self.units || x.shape()[1] > self.max_len {
             return Err(Error::InvalidShape {
                 op: "PositionalEmbedding",
@@ -114,7 +120,16 @@ impl Forward for PositionalEmbedding {
             });
         }
         let t = x.shape()[1];
-        let rows = self.weight.data()?.slice_axis(0, 0, t)?;
+        let start = if from_end { self.max_len - t } else { 0 };
+        let rows = self.weight.data()?.slice_axis(0, start, start + t)?;
         x.add(&rows.reshape(&[1, t, self.units])?)
+    }
+}
+
+impl Forward for PositionalEmbedding {
+    type Input = Tensor;
+    /// Step `t` gets row `t`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.add_rows(x, false)
     }
 }
