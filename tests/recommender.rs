@@ -2293,11 +2293,11 @@ fn on_movielens_100k_the_ranking_models_beat_itempop_and_reach_the_targets() {
         "bpr-mf {:?} vs ItemPop {pop}",
         bpr.hit_rate_at_10
     );
-    // sasrec with its defaults: validation 0.127 and test 0.113 NDCG@10 (BENCHMARKS.md),
-    // well above plain matrix factorisation (0.072) and ItemPop, below seq-mf.
+    // sasrec with its defaults: validation 0.140 and test 0.123 NDCG@10 (BENCHMARKS.md),
+    // above plain matrix factorisation (0.072), ItemPop and, on this seed, seq-mf.
     let sas = run("sasrec");
     let (hr, ndcg) = (sas.hit_rate_at_10.unwrap(), sas.ndcg_at_10.unwrap());
-    assert!(hr > 2.0 * pop && ndcg >= 0.1, "sasrec {hr} / {ndcg}");
+    assert!(hr > 2.0 * pop && ndcg >= 0.115, "sasrec {hr} / {ndcg}");
 }
 
 /// A ranking run on the built-in data (taste picks the items), small enough for seconds.
