@@ -22,6 +22,8 @@ boson=($B --data "$DATA" --format movielens --min-user-ratings 0 --min-item-rati
   --model sasrec --epochs "$EPOCHS" --early-stopping-patience "$EPOCHS" --no-ranking --progress never
   --device cpu --model-dir /tmp/sasrec-side-by-side)
 run boson "${boson[@]}"
+# The PyTorch script's defaults are the first ones (2 blocks, batch 128, lr 0.001): the
+# example's current defaults are passed.
 run torch "$VENVS/.venv-torch/bin/python" scripts/sasrec_torch.py "$DATA" --threads 2 \
-  --epochs "$EPOCHS" --patience "$EPOCHS"
+  --epochs "$EPOCHS" --patience "$EPOCHS" --blocks 3 --batch-size 32 --lr 0.002 --dropout 0.2
 run boson "${boson[@]}"
