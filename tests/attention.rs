@@ -236,6 +236,19 @@ fn positional_embedding_adds_its_rows_and_checks_the_length() {
             }
         }
     }
+    // Right-aligned: step t of 4 takes row 6 - 4 + t, the last step the last row.
+    let y = pos.forward_right_aligned(&x).unwrap().to_vec_f32().unwrap();
+    for n in 0..2 {
+        for t in 0..4 {
+            for c in 0..3 {
+                let k = (n * 4 + t) * 3 + c;
+                assert_eq!(y[k], xs[k] + table[(2 + t) * 3 + c]);
+            }
+        }
+    }
+    assert!(pos
+        .forward_right_aligned(&rand_tensor(&[1, 7, 3], -1.0, 1.0, 8))
+        .is_err());
     let err = pos
         .forward(&rand_tensor(&[1, 7, 3], -1.0, 1.0, 8))
         .unwrap_err();
