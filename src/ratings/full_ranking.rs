@@ -252,29 +252,24 @@ fn user_ids(seen: &SeenItems, users: &Tensor, op: &str) -> Result<Vec<i64>> {
 }
 
 /// `scores` (`[ids.len(), num_items]`, on any device) with each user's seen items at
-/// `-inf`, where the scores are: only the seen items' positions travel to the device
-/// (one scatter-add of `-inf`), never the scores to the host and back.
+/// `-inf`, where the scores are (`Tensor::fill_at`): only the seen items' positions
+/// travel to the device, never the scores to the host and back.
 fn mask_seen_on_device(seen: &SeenItems, ids: &[i64], scores: Tensor) -> Result<Tensor> {
-    let n = seen.num_items();
+    let n = seen.num_items() as i64;
     let positions: Vec<i64> = (0..)
         .zip(ids)
         .flat_map(|(row, &u)| {
             seen.of(u as usize)
                 .iter()
-                .map(move |&i| row * n as i64 + i64::from(i))
+                .map(move |&i| row * n + i64::from(i))
         })
         .collect();
     if positions.is_empty() {
         return Ok(scores);
     }
-    let (k, device) = (positions.len(), scores.device());
-    let positions = Tensor::from_vec_i64(positions, &[k])?.to_device(device)?;
-    let minus_inf = Tensor::full(f32::NEG_INFINITY, &[k, 1], device)?;
-    // A fresh tensor of this function's own: updated in place.
-    let flat = scores.reshape(&[ids.len() * n, 1])?;
-    flat.storage_mut()
-        .index_add_rows(1, &positions.storage(), &minus_inf.storage())?;
-    flat.reshape(&[ids.len(), n])
+    let k = positions.len();
+    let positions = Tensor::from_vec_i64(positions, &[k])?.to_device(scores.device())?;
+    scores.fill_at(&positions, f32::NEG_INFINITY)
 }
 
 /// Sets each user's seen items to `-inf` in `scores` (row-major `[ids.len(), num_items]`).
