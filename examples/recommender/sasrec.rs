@@ -95,13 +95,12 @@ impl SasRec {
         row
     }
 
-    /// `[B, seq_len, d]` outputs for `[B, seq_len]` item sequences: position `t` has seen
-    /// items `..=t` only, and no padding.
-    fn encode(&self, sequences: &Tensor) -> Result<Tensor> {
+    /// `[B, T, d]` outputs for `[B, T]` item sequences (`items`: their values on the
+    /// host): position `t` has seen items `..=t` only, and no padding.
+    fn encode(&self, sequences: &Tensor, items: &[i64]) -> Result<Tensor> {
         let d = self.positions.weight.shape()[1];
         let pad = self.num_items as i64;
-        let keep: Vec<f32> = sequences
-            .to_vec_i64()?
+        let keep: Vec<f32> = items
             .iter()
             .map(|&i| f32::from(u8::from(i != pad)))
             .collect();
@@ -134,13 +133,14 @@ impl SasRec {
     }
 
     /// The saved latest items of `users`, `[B, width]` i64, trimmed of the columns that
-    /// are padding in every row ([`trim_padding`]).
-    fn recent_items(&self, users: &Tensor) -> Result<Tensor> {
+    /// are padding in every row ([`trim_padding`]), and the same values on the host.
+    fn recent_items(&self, users: &Tensor) -> Result<(Tensor, Vec<i64>)> {
         let rows = self.recent.forward(users)?;
         let items: Vec<i64> = rows.to_vec_f32()?.into_iter().map(|i| i as i64).collect();
         let (items, width) = trim_padding(items, self.num_items, self.seq_len);
         let b = users.elem_count();
-        Tensor::from_vec_i64(items, &[b, width])?.to_device(users.device())
+        let t = Tensor::from_vec_i64(items.clone(), &[b, width])?.to_device(users.device())?;
+        Ok((t, items))
     }
 
     /// `[B, d]`: the last position's output over each user's saved sequence.
@@ -149,7 +149,8 @@ impl SasRec {
         let mut parts = Vec::new();
         for start in (0..b).step_by(USERS_PER_CHUNK) {
             let chunk = users.slice_axis(0, start, (start + USERS_PER_CHUNK).min(b))?;
-            let h = self.encode(&self.recent_items(&chunk)?)?;
+            let (sequences, items) = self.recent_items(&chunk)?;
+            let h = self.encode(&sequences, &items)?;
             let (rows, n, d) = (h.shape()[0], h.shape()[1], h.shape()[2]);
             parts.push(h.slice_axis(1, n - 1, n)?.reshape(&[rows, d])?);
         }
@@ -178,11 +179,12 @@ impl Forward for SasRec {
                 ),
             });
         }
-        let h = self.encode(sequences)?;
+        let items = sequences.to_vec_i64()?;
+        let h = self.encode(sequences, &items)?;
         let d = h.shape()[2];
         let pad = self.num_items as i64;
         let positions: Vec<i64> = (0..)
-            .zip(sequences.to_vec_i64()?)
+            .zip(items)
             .filter(|&(_, item)| item != pad)
             .map(|(k, _)| k)
             .collect();
