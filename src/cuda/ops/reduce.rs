@@ -28,6 +28,15 @@ fn mid_cfg(outer: usize, inner: usize) -> LaunchConfig {
 /// Rows longer than this get a whole 256-thread block each, shorter ones a warp.
 const LONG_ROW: usize = 1024;
 
+/// The last-axis kernel for rows of `len`: a warp per row, or a block per long row.
+fn per_row(warp: &'static str, block: &'static str, len: usize) -> &'static str {
+    if len > LONG_ROW {
+        block
+    } else {
+        warp
+    }
+}
+
 fn last_cfg(outer: usize, len: usize) -> LaunchConfig {
     let rows_per_block = if len > LONG_ROW {
         1
@@ -59,11 +68,7 @@ pub fn reduce(
     let code = op.code();
     let (o, l64, i) = (outer as i64, len as i64, inner as i64);
     if inner == 1 {
-        let name = if len > LONG_ROW {
-            "reduce_last_block_f32"
-        } else {
-            "reduce_last_warp_f32"
-        };
+        let name = per_row("reduce_last_warp_f32", "reduce_last_block_f32", len);
         let f = func(dev, "reduce.cu", name)?;
         let mut a = dev.stream().launch_builder(&f);
         a.arg(&code).arg(&o).arg(&l64).arg(x).arg(y);
@@ -90,11 +95,7 @@ pub fn argmax(
     }
     let (o, l64, i) = (outer as i64, len as i64, inner as i64);
     if inner == 1 {
-        let name = if len > LONG_ROW {
-            "argmax_last_block_f32"
-        } else {
-            "argmax_last_warp_f32"
-        };
+        let name = per_row("argmax_last_warp_f32", "argmax_last_block_f32", len);
         let f = func(dev, "reduce.cu", name)?;
         let mut a = dev.stream().launch_builder(&f);
         a.arg(&o).arg(&l64).arg(x).arg(y);
@@ -121,11 +122,7 @@ pub fn softmax(
     if outer * len == 0 {
         return Ok(());
     }
-    let name = if len > LONG_ROW {
-        "softmax_last_block_f32"
-    } else {
-        "softmax_last_warp_f32"
-    };
+    let name = per_row("softmax_last_warp_f32", "softmax_last_block_f32", len);
     let f = func(dev, "reduce.cu", name)?;
     let (log, o, l64) = (i32::from(log), outer as i64, len as i64);
     let mut a = dev.stream().launch_builder(&f);
@@ -148,11 +145,11 @@ pub fn softmax_grad(
     if outer * len == 0 {
         return Ok(());
     }
-    let name = if len > LONG_ROW {
-        "softmax_grad_last_block_f32"
-    } else {
-        "softmax_grad_last_warp_f32"
-    };
+    let name = per_row(
+        "softmax_grad_last_warp_f32",
+        "softmax_grad_last_block_f32",
+        len,
+    );
     let f = func(dev, "reduce.cu", name)?;
     let (log, o, l64) = (i32::from(log), outer as i64, len as i64);
     let mut a = dev.stream().launch_builder(&f);
