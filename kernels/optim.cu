@@ -6,6 +6,12 @@
 //
 // One thread per element of the gradient; rows of different idx are distinct (coalesce
 // output), so no two threads write the same weight element.
+//
+// Every kernel here has one signature, ROW_UPDATE's, which the one launcher in
+// src/cuda/ops/optim.rs passes: the sizes, the rows, the weight and gradient, up to three
+// state tensors s0..s2 (null past the update's count) and eight scalars p0..p7, whose
+// meaning each kernel names in its first line. Which kernel an optimizer runs, and its
+// scalars in this order, is said in that optimizer's file (src/optim/*.rs).
 
 typedef long long i64;
 typedef unsigned long long u64;
@@ -35,11 +41,19 @@ __device__ __forceinline__ i64 target_elem(i64 t, i64 dim, i64 rows, const i64* 
     return row * dim + c;
 }
 
+#define ROW_UPDATE_PARAMS                                                                                \
+    i64 n, i64 dim, i64 rows, const i64 *idx, float *w, const float *g, float *s0, float *s1, float *s2, \
+        float p0, float p1, float p2, float p3, float p4, float p5, float p6, float p7, i64 *err
+// The emulator's driver (tests/emu/optim_emu.cpp) defines its own, which also lists each kernel.
+#ifndef ROW_UPDATE
+#define ROW_UPDATE(name) extern "C" __global__ void name(ROW_UPDATE_PARAMS)
+#endif
+
 // MXNet sgd_mom_update: mom = momentum*mom - lr*(clip(rescale*g) + wd*w); w += mom.
-// mom == nullptr: plain sgd_update, w -= lr*(clip(rescale*g) + wd*w).
-extern "C" __global__ void sgd_update_f32(i64 n, i64 dim, i64 rows, const i64* idx, float* w, const float* g,
-                                          float* mom, float lr, float momentum, float wd, float rescale,
-                                          float clip, i64* err) {
+// s0 == nullptr: plain sgd_update, w -= lr*(clip(rescale*g) + wd*w).
+ROW_UPDATE(sgd_update_f32) {
+    const float lr = p0, momentum = p1, wd = p2, rescale = p3, clip = p4;
+    float* mom = s0;
     GRID_LOOP(t, n) {
         i64 e = target_elem(t, dim, rows, idx, err);
         if (e < 0) continue;
@@ -56,100 +70,114 @@ extern "C" __global__ void sgd_update_f32(i64 n, i64 dim, i64 rows, const i64* i
 }
 
 // MXNet adam_update: g = clip(rescale*g + wd*w); lr_t already includes the bias
-// correction (computed on the host).
-extern "C" __global__ void adam_update_f32(i64 n, i64 dim, i64 rows, const i64* idx, float* w, const float* g,
-                                           float* mean, float* var, float lr_t, float beta1, float beta2,
-                                           float eps, float wd, float rescale, float clip, i64* err) {
+// correction (computed on the host). s0 mean, s1 var.
+ROW_UPDATE(adam_update_f32) {
+    const float lr_t = p0, beta1 = p1, beta2 = p2, eps = p3, wd = p4, rescale = p5, clip = p6;
     GRID_LOOP(t, n) {
         i64 e = target_elem(t, dim, rows, idx, err);
         if (e < 0) continue;
         float wv = w[e];
         float gv = clip_grad(rescale * g[t] + wd * wv, clip);  // MXNet clips after adding wd*w
-        float m = beta1 * mean[e] + (1.0f - beta1) * gv;
-        float v = beta2 * var[e] + (1.0f - beta2) * gv * gv;
-        mean[e] = m;
-        var[e] = v;
+        float m = beta1 * s0[e] + (1.0f - beta1) * gv;
+        float v = beta2 * s1[e] + (1.0f - beta2) * gv * gv;
+        s0[e] = m;
+        s1[e] = v;
         w[e] = wv - lr_t * m / (sqrtf(v) + eps);
     }
 }
 
 // MXNet adagrad: g = clip(rescale*g); history += g^2; w -= lr*(g/sqrt(history+eps) + wd*w).
-extern "C" __global__ void adagrad_update_f32(i64 n, i64 dim, i64 rows, const i64* idx, float* w, const float* g,
-                                              float* history, float lr, float eps, float wd, float rescale,
-                                              float clip, i64* err) {
+// s0 history.
+ROW_UPDATE(adagrad_update_f32) {
+    const float lr = p0, eps = p1, wd = p2, rescale = p3, clip = p4;
     GRID_LOOP(t, n) {
         i64 e = target_elem(t, dim, rows, idx, err);
         if (e < 0) continue;
         float wv = w[e];
         float gv = clip_grad(rescale * g[t], clip);
-        float h = history[e] + gv * gv;
-        history[e] = h;
+        float h = s0[e] + gv * gv;
+        s0[e] = h;
         w[e] = wv - lr * (gv / sqrtf(h + eps) + wd * wv);
     }
 }
 
-// The other rules, one kernel selected by `rule` (uniform across the grid, so no warp
-// diverges). Each line is the CPU's formula in src/optim/rule.rs; h0..h3 are the rule's
-// own hyper-parameters and s0..s2 its state tensors (null where the rule has fewer):
-//   0 NAG:              h0 momentum;                      s0 momentum
-//   1 AdamW:            lr = bias-corrected lr_t, wd = lr*wd (decoupled decay),
-//                       h0 beta1, h1 beta2, h2 eps;       s0 mean, s1 var
-//   2 RMSProp:          h0 gamma1, h2 eps;                s0 n
-//   3 RMSProp centered: h0 gamma1, h1 gamma2, h2 eps;     s0 n, s1 g, s2 delta
-//   4 FTRL:             h0 lamda1, h1 beta;               s0 z, s1 n
-extern "C" __global__ void rule_update_f32(int rule, i64 n, i64 dim, i64 rows, const i64* idx, float* w,
-                                           const float* g, float* s0, float* s1, float* s2, float lr,
-                                           float wd, float rescale, float clip, float h0, float h1,
-                                           float h2, float h3, i64* err) {
+// Nesterov momentum (MXNet nag_mom_update). s0 momentum.
+ROW_UPDATE(nag_update_f32) {
+    const float lr = p0, momentum = p1, wd = p2, rescale = p3, clip = p4;
     GRID_LOOP(t, n) {
         i64 e = target_elem(t, dim, rows, idx, err);
         if (e < 0) continue;
         float wv = w[e];
-        float raw = rescale * g[t];
-        float gv = clip_grad(raw, clip);
-        switch (rule) {
-        case 0: {  // Nag
-            float gw = gv + wd * wv;
-            float m = h0 * s0[e] + gw;
-            s0[e] = m;
-            w[e] = wv - lr * (gw + h0 * m);
-            break;
-        }
-        case 1: {  // AdamW
-            float m = h0 * s0[e] + (1.0f - h0) * gv;
-            float v = h1 * s1[e] + (1.0f - h1) * gv * gv;
-            s0[e] = m;
-            s1[e] = v;
-            w[e] = wv - (lr * m / (sqrtf(v) + h2) + wd * wv);
-            break;
-        }
-        case 2: {  // RmsProp (MXNet clips after adding wd*w)
-            float gw = clip_grad(raw + wd * wv, clip);
-            float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
-            s0[e] = nv;
-            w[e] = wv - lr * gw / sqrtf(nv + h2);
-            break;
-        }
-        case 3: {  // RmsPropCentered (MXNet clips after adding wd*w)
-            float gw = clip_grad(raw + wd * wv, clip);
-            float nv = (1.0f - h0) * gw * gw + h0 * s0[e];
-            float ga = (1.0f - h0) * gw + h0 * s1[e];
-            float d = h1 * s2[e] - lr * gw / sqrtf(nv - ga * ga + h2);
-            s0[e] = nv;
-            s1[e] = ga;
-            s2[e] = d;
-            w[e] = wv + d;
-            break;
-        }
-        case 4: {  // Ftrl
-            float nv = s1[e];
-            float z = s0[e] + gv - (sqrtf(nv + gv * gv) - sqrtf(nv)) * wv / lr;
-            nv += gv * gv;
-            s0[e] = z;
-            s1[e] = nv;
-            w[e] = fabsf(z) > h0 ? (copysignf(h0, z) - z) / ((h1 + sqrtf(nv)) / lr + wd) : 0.0f;
-            break;
-        }
-        }
+        float gw = clip_grad(rescale * g[t], clip) + wd * wv;
+        float m = momentum * s0[e] + gw;
+        s0[e] = m;
+        w[e] = wv - lr * (gw + momentum * m);
+    }
+}
+
+// AdamW (decoupled decay): lr_t is the bias-corrected rate, decay = lr * wd.
+// s0 mean, s1 var.
+ROW_UPDATE(adamw_update_f32) {
+    const float lr_t = p0, beta1 = p1, beta2 = p2, eps = p3, decay = p4, rescale = p5, clip = p6;
+    GRID_LOOP(t, n) {
+        i64 e = target_elem(t, dim, rows, idx, err);
+        if (e < 0) continue;
+        float wv = w[e];
+        float gv = clip_grad(rescale * g[t], clip);
+        float m = beta1 * s0[e] + (1.0f - beta1) * gv;
+        float v = beta2 * s1[e] + (1.0f - beta2) * gv * gv;
+        s0[e] = m;
+        s1[e] = v;
+        w[e] = wv - (lr_t * m / (sqrtf(v) + eps) + decay * wv);
+    }
+}
+
+// RMSProp (MXNet rmsprop_update, clipping after adding wd*w). s0 n.
+ROW_UPDATE(rmsprop_update_f32) {
+    const float lr = p0, gamma1 = p1, eps = p2, wd = p3, rescale = p4, clip = p5;
+    GRID_LOOP(t, n) {
+        i64 e = target_elem(t, dim, rows, idx, err);
+        if (e < 0) continue;
+        float wv = w[e];
+        float gw = clip_grad(rescale * g[t] + wd * wv, clip);
+        float nv = (1.0f - gamma1) * gw * gw + gamma1 * s0[e];
+        s0[e] = nv;
+        w[e] = wv - lr * gw / sqrtf(nv + eps);
+    }
+}
+
+// Graves' centered RMSProp (MXNet rmspropalex_update, clipping after adding wd*w).
+// s0 n, s1 g, s2 delta.
+ROW_UPDATE(rmsprop_centered_update_f32) {
+    const float lr = p0, gamma1 = p1, gamma2 = p2, eps = p3, wd = p4, rescale = p5, clip = p6;
+    GRID_LOOP(t, n) {
+        i64 e = target_elem(t, dim, rows, idx, err);
+        if (e < 0) continue;
+        float wv = w[e];
+        float gw = clip_grad(rescale * g[t] + wd * wv, clip);
+        float nv = (1.0f - gamma1) * gw * gw + gamma1 * s0[e];
+        float ga = (1.0f - gamma1) * gw + gamma1 * s1[e];
+        float d = gamma2 * s2[e] - lr * gw / sqrtf(nv - ga * ga + eps);
+        s0[e] = nv;
+        s1[e] = ga;
+        s2[e] = d;
+        w[e] = wv + d;
+    }
+}
+
+// FTRL-proximal (MXNet ftrl_update). s0 z, s1 n.
+ROW_UPDATE(ftrl_update_f32) {
+    const float lr = p0, lamda1 = p1, beta = p2, wd = p3, rescale = p4, clip = p5;
+    GRID_LOOP(t, n) {
+        i64 e = target_elem(t, dim, rows, idx, err);
+        if (e < 0) continue;
+        float wv = w[e];
+        float gv = clip_grad(rescale * g[t], clip);
+        float nv = s1[e];
+        float z = s0[e] + gv - (sqrtf(nv + gv * gv) - sqrtf(nv)) * wv / lr;
+        nv += gv * gv;
+        s0[e] = z;
+        s1[e] = nv;
+        w[e] = fabsf(z) > lamda1 ? (copysignf(lamda1, z) - z) / ((beta + sqrtf(nv)) / lr + wd) : 0.0f;
     }
 }

@@ -1,5 +1,6 @@
 //! A custom op as a user of the crate writes one: defined here, outside boson, with its
-//! own backward, checked against finite differences and trained through the Estimator.
+//! own backward and its own CUDA kernels, checked against finite differences, trained
+//! through the Estimator, and (where a GPU is present) run on it against the CPU.
 
 use boson::autograd::{self, CustomOp};
 use boson::data::{ArrayDataset, DataLoader};
@@ -8,10 +9,25 @@ use boson::loss::L2Loss;
 use boson::metric::Rmse;
 use boson::nn::{Block, Dense, Forward, Initializer};
 use boson::optim::{Adam, Trainer};
-use boson::{Error, Result, Tensor};
+use boson::tensor::ElementwiseKernel;
+use boson::{Device, Error, Result, Tensor};
 use std::sync::Arc;
 
-/// `x / (1 + |x|)`: its derivative `1 / (1 + |x|)²` written by hand.
+#[path = "common/skip.rs"]
+#[macro_use]
+mod skip;
+
+/// softsign's GPU path: two element-wise kernels (tests/custom_kernels/softsign.cu).
+const SOFTSIGN_CU: &str = include_str!("custom_kernels/softsign.cu");
+
+fn softsign_kernel(name: &str) -> ElementwiseKernel {
+    // SAFETY: both kernels have the documented signature, loop below `n` and read only
+    // the inputs they are given (`a`; `a` and `b` for the gradient).
+    unsafe { ElementwiseKernel::new(name, SOFTSIGN_CU) }
+}
+
+/// `x / (1 + |x|)`: its derivative `1 / (1 + |x|)²` written by hand; on the host for CPU
+/// tensors, by its own CUDA kernels for GPU ones.
 struct Softsign;
 
 impl CustomOp for Softsign {
@@ -19,10 +35,14 @@ impl CustomOp for Softsign {
         "softsign"
     }
     fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        let x = &inputs[0];
+        if x.device().is_cuda() {
+            return Tensor::map_kernel(&[x], &softsign_kernel("softsign_f32"), &[]);
+        }
         // On the host, as a user porting a loop would write it.
-        let x = inputs[0].to_vec_f32()?;
-        let y = x.iter().map(|v| v / (1.0 + v.abs())).collect();
-        Tensor::from_vec(y, inputs[0].shape())
+        let v = x.to_vec_f32()?;
+        let y = v.iter().map(|v| v / (1.0 + v.abs())).collect();
+        Tensor::from_vec(y, x.shape())
     }
     fn backward(
         &self,
@@ -30,7 +50,12 @@ impl CustomOp for Softsign {
         _output: &Tensor,
         grad: &Tensor,
     ) -> Result<Vec<Option<Tensor>>> {
-        let d = inputs[0].abs()?.add_scalar(1.0)?.square()?.recip()?;
+        let x = &inputs[0];
+        if x.device().is_cuda() {
+            let kernel = softsign_kernel("softsign_grad_f32");
+            return Ok(vec![Some(Tensor::map_kernel(&[x, grad], &kernel, &[])?)]);
+        }
+        let d = x.abs()?.add_scalar(1.0)?.square()?.recip()?;
         Ok(vec![Some(grad.mul(&d)?)])
     }
 }
@@ -195,4 +220,91 @@ fn a_model_with_a_custom_op_trains_through_the_estimator() {
         .unwrap();
     let last = est.train_metrics()[0].get().1;
     assert!(last < 0.5 * first, "training RMSE {first} -> {last}");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn the_custom_kernels_compile_with_nvrtc() {
+    // SAFETY: only tries to dlopen libnvrtc.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        skip_note!(
+            "skipped: libnvrtc cannot be loaded (run scripts/ci-nvrtc.sh and export what it prints)"
+        );
+        return;
+    }
+    let ptx = boson::cuda::compile_source_ptx("softsign.cu", SOFTSIGN_CU, "compute_90").unwrap();
+    let text = ptx.to_src();
+    for name in ["softsign_f32", "softsign_grad_f32"] {
+        assert!(text.contains(&format!(".entry {name}")), "no entry {name}");
+    }
+    // A source that does not compile is an error carrying NVRTC's log.
+    let err = boson::cuda::compile_source_ptx("bad.cu", "this is not CUDA", "compute_90")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.cu"), "{err}");
+}
+
+#[test]
+fn map_kernel_refuses_what_it_cannot_run() {
+    let kernel = softsign_kernel("softsign_f32");
+    let x = Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap();
+    let y = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap();
+    let idx = Tensor::from_vec_i64(vec![1, 2], &[2]).unwrap();
+    let cases: [(&[&Tensor], &[f32], &str); 5] = [
+        (&[], &[], "got none"),
+        (
+            &[&x, &x, &x, &x],
+            &[],
+            "at most 3 inputs and 4 scalars, got 4 and 0",
+        ),
+        (&[&x], &[0.0; 5], "got 1 and 5"),
+        (&[&x, &y], &[], "[2]"),
+        (&[&x], &[], "on the CPU"),
+    ];
+    for (inputs, scalars, want) in cases {
+        let err = Tensor::map_kernel(inputs, &kernel, scalars)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    let err = Tensor::map_kernel(&[&idx], &kernel, &[]).unwrap_err();
+    assert!(matches!(err, Error::DTypeMismatch { .. }), "{err}");
+}
+
+#[test]
+fn the_custom_op_runs_its_kernels_on_the_gpu_as_on_the_cpu() {
+    let dev = Device::cuda_if_available(0);
+    if !dev.is_cuda() {
+        skip_note!("skipped: no usable CUDA device");
+        return;
+    }
+    let x: Vec<f32> = (0..3000)
+        .map(|i| ((i * 37 % 201) as f32 - 100.0) / 13.0)
+        .collect();
+    let w: Vec<f32> = (0..3000).map(|i| (i % 7) as f32 - 3.0).collect();
+    let run = |device: Device| -> (Vec<f32>, Vec<f32>) {
+        let leaf = Tensor::from_vec(x.clone(), &[30, 100])
+            .unwrap()
+            .to_device(device)
+            .unwrap()
+            .attach_grad();
+        let wt = Tensor::from_vec(w.clone(), &[30, 100])
+            .unwrap()
+            .to_device(device)
+            .unwrap();
+        let y = autograd::record(|| autograd::apply(Arc::new(Softsign), &[&leaf])).unwrap();
+        let loss = autograd::record(|| y.mul(&wt)?.sum_all()).unwrap();
+        loss.backward().unwrap();
+        let g = leaf.grad().unwrap().unwrap().to_vec_f32().unwrap();
+        (y.to_vec_f32().unwrap(), g)
+    };
+    let (cpu, gpu) = (run(Device::Cpu), run(dev));
+    for (what, a, b) in [("value", &cpu.0, &gpu.0), ("gradient", &cpu.1, &gpu.1)] {
+        for (i, (c, g)) in a.iter().zip(b.iter()).enumerate() {
+            assert!(
+                (c - g).abs() <= 1e-6 * (1.0 + c.abs()),
+                "{what}[{i}]: cpu {c}, gpu {g}"
+            );
+        }
+    }
 }

@@ -62,3 +62,8 @@ fn elementwise_kernels_match_cpu_under_the_emulator() {
 fn window_kernels_match_cpu_under_the_emulator() {
     compile_and_run("window_emu");
 }
+
+#[test]
+fn a_users_custom_op_kernels_match_cpu_under_the_emulator() {
+    compile_and_run("custom_kernel_emu");
+}

@@ -10,6 +10,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStrea
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use crate::error::{Error, Result};
+use crate::tensor::ElementwiseKernel;
 
 /// Every kernel source file, embedded at build time: (file name, CUDA C source as in
 /// `kernels/`). `tests/cuda_kernels_compile.rs` checks that each `kernels/*.cu` is listed.
@@ -130,6 +131,14 @@ pub fn compile_ptx(source_name: &str, arch: &str) -> Result<Ptx> {
                 "kernel source {source_name} is not embedded (add it to KERNEL_FILES in src/cuda/device.rs)"
             ))
         })?;
+    compile_source_ptx(source_name, src, arch)
+}
+
+/// Compiles CUDA C `src` (named `source_name` in NVRTC's messages) to PTX for `arch`, as
+/// [`compile_ptx`] does the embedded files: a user's kernel source (an
+/// [`ElementwiseKernel`](crate::tensor::ElementwiseKernel)) can be checked this way on a
+/// machine without a GPU.
+pub fn compile_source_ptx(source_name: &str, src: &str, arch: &str) -> Result<Ptx> {
     if !nvrtc_present() {
         return Err(Error::Cuda(
             "NVRTC (libnvrtc.so) could not be loaded: install CUDA's NVRTC or put its folder on LD_LIBRARY_PATH"
@@ -167,6 +176,8 @@ pub struct CudaDevice {
     blas: Mutex<Option<Arc<CudaBlas>>>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Users' kernels compiled so far (at most `MAX_USER_KERNELS`).
+    user_functions: Mutex<HashMap<ElementwiseKernel, CudaFunction>>,
     /// Index-check cells queued by `ops::deferring_index_checks`, read at the next copy
     /// to the host.
     deferred_checks: Mutex<Vec<(CudaSlice<i64>, &'static str, usize)>>,
@@ -184,6 +195,9 @@ impl std::fmt::Debug for CudaDevice {
         )
     }
 }
+
+/// Distinct user kernels (`ElementwiseKernel`s) a device keeps compiled at once.
+pub const MAX_USER_KERNELS: usize = 256;
 
 type DeviceMap = Mutex<HashMap<usize, Arc<CudaDevice>>>;
 static DEVICES: OnceLock<DeviceMap> = OnceLock::new();
@@ -246,6 +260,7 @@ impl CudaDevice {
             blas: Mutex::new(None),
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
+            user_functions: Mutex::new(HashMap::new()),
             deferred_checks: Mutex::new(Vec::new()),
             row_slots: Mutex::new(None),
         });
@@ -358,6 +373,35 @@ impl CudaDevice {
             .load_function(name)
             .map_err(|e| Error::Cuda(format!("kernel {name} not found in {file}: {e:?}")))?;
         lock(&self.functions).insert(name, f.clone());
+        Ok(f)
+    }
+
+    /// The user's `kernel`, compiled and loaded on its first use on this device. Past
+    /// `MAX_USER_KERNELS` distinct kernels the cache starts again (a program that builds
+    /// kernel sources in a loop recompiles rather than holding every module).
+    pub fn user_function(&self, kernel: &ElementwiseKernel) -> Result<CudaFunction> {
+        // Held across the compile so two threads never compile the same kernel twice.
+        let mut cache = lock(&self.user_functions);
+        if let Some(f) = cache.get(kernel) {
+            return Ok(f.clone());
+        }
+        let name = kernel.name();
+        let ptx = compile_source_ptx(name, kernel.source(), &self.arch)?;
+        let module = self.ctx.load_module(ptx).map_err(|e| {
+            Error::Cuda(format!(
+                "loading the PTX of kernel {name} on device {}: {e:?}",
+                self.ordinal
+            ))
+        })?;
+        let f = module.load_function(name).map_err(|e| {
+            Error::Cuda(format!(
+                "kernel {name} not found in its source (is it `extern \"C\" __global__`?): {e:?}"
+            ))
+        })?;
+        if cache.len() >= MAX_USER_KERNELS {
+            cache.clear();
+        }
+        cache.insert(kernel.clone(), f.clone());
         Ok(f)
     }
 

@@ -9,7 +9,10 @@
 pub mod device;
 pub(crate) mod ops;
 
-pub use device::{compile_ptx, cuda_available, expand_kernel_source, kernel_sources, CudaDevice};
+pub use device::{
+    compile_ptx, compile_source_ptx, cuda_available, expand_kernel_source, kernel_sources,
+    CudaDevice, MAX_USER_KERNELS,
+};
 mod storage;
 
 pub(crate) use storage::CudaStorage;

@@ -11,8 +11,8 @@ use crate::tensor::backend::{dtype_err, BackendStorage};
 use crate::tensor::row_update::DeviceKernel;
 use crate::tensor::shape::Layout;
 use crate::tensor::storage::{CpuStorage, Storage};
-use crate::tensor::DType;
 use crate::tensor::{BinaryOp, PoolKind, ReduceOp, UnaryOp, Window2d};
+use crate::tensor::{DType, ElementwiseKernel};
 use cudarc::driver::CudaSlice;
 use half::{bf16, f16};
 use std::sync::Arc;
@@ -121,6 +121,31 @@ impl CudaStorage {
         Ok(CudaStorage::new(&dev, CudaData::F32(m)))
     }
 
+    /// Runs the user's element-wise `kernel` over `inputs` (see [`Tensor::map_kernel`]):
+    /// a new buffer of their length.
+    ///
+    /// [`Tensor::map_kernel`]: crate::tensor::Tensor::map_kernel
+    pub fn map_kernel(
+        inputs: &[&CudaStorage],
+        kernel: &ElementwiseKernel,
+        scalars: &[f32; 4],
+    ) -> Result<CudaStorage> {
+        let Some(first) = inputs.first() else {
+            return Err(Error::InvalidArgument(format!(
+                "kernel {}: no inputs",
+                kernel.name()
+            )));
+        };
+        let mut xs = Vec::with_capacity(inputs.len());
+        for x in inputs {
+            first.same_device(x, "map_kernel")?;
+            xs.push(x.f32("map_kernel")?);
+        }
+        let mut y = first.alloc_f32(first.len())?;
+        ops::elementwise_kernel(&first.dev, kernel, &xs, &mut y, scalars)?;
+        Ok(first.wrap_f32(y))
+    }
+
     /// Runs the fused update `kernel` on `w` (see [`Tensor::update_rows`]). Row checks
     /// are deferred to the next read back, so a training step makes no round trip here.
     ///
@@ -175,89 +200,7 @@ impl CudaStorage {
                 }
             }
         }
-        match *kernel {
-            DeviceKernel::Sgd {
-                lr,
-                momentum,
-                wd,
-                rescale,
-                clip,
-            } => {
-                let p = ops::SgdParams {
-                    lr,
-                    momentum,
-                    wd,
-                    rescale_grad: rescale,
-                    clip_gradient: clip,
-                };
-                let mom = st.into_iter().next();
-                ops::sgd_update(&dev, wv, dim, g, idx, mom, &p)
-            }
-            DeviceKernel::Adam {
-                lr_t,
-                beta1,
-                beta2,
-                epsilon,
-                wd,
-                rescale,
-                clip,
-            } => {
-                let p = ops::AdamParams {
-                    lr_t,
-                    beta1,
-                    beta2,
-                    epsilon,
-                    wd,
-                    rescale_grad: rescale,
-                    clip_gradient: clip,
-                };
-                let mut it = st.into_iter();
-                match (it.next(), it.next()) {
-                    (Some(m), Some(v)) => ops::adam_update(&dev, wv, dim, g, idx, m, v, &p),
-                    _ => Err(Error::InvalidArgument(
-                        "Adam needs two state buffers".into(),
-                    )),
-                }
-            }
-            DeviceKernel::AdaGrad {
-                lr,
-                epsilon,
-                wd,
-                rescale,
-                clip,
-            } => {
-                let p = ops::AdaGradParams {
-                    lr,
-                    epsilon,
-                    wd,
-                    rescale_grad: rescale,
-                    clip_gradient: clip,
-                };
-                match st.into_iter().next() {
-                    Some(h) => ops::adagrad_update(&dev, wv, dim, g, idx, h, &p),
-                    None => Err(Error::InvalidArgument(
-                        "AdaGrad needs a state buffer".into(),
-                    )),
-                }
-            }
-            DeviceKernel::General {
-                rule,
-                lr,
-                wd,
-                rescale,
-                clip,
-                hyper,
-            } => {
-                let p = ops::RuleParams {
-                    lr,
-                    wd,
-                    rescale_grad: rescale,
-                    clip_gradient: clip,
-                    hyper,
-                };
-                ops::rule_update(&dev, rule, wv, dim, g, idx, st, &p)
-            }
-        }
+        ops::row_update(&dev, kernel.name, wv, dim, g, idx, st, &kernel.scalars)
     }
 
     /// Downloads to the host (synchronises the stream).
@@ -570,23 +513,19 @@ impl BackendStorage for CudaStorage {
     fn index_add_rows(&mut self, dim: usize, idx: &CudaStorage, rows: &CudaStorage) -> Result<()> {
         self.same_device(idx, "index_add")?;
         self.same_device(rows, "index_add")?;
-        let p = ops::SgdParams {
-            lr: -1.0,
-            momentum: 0.0,
-            wd: 0.0,
-            rescale_grad: 1.0,
-            clip_gradient: -1.0,
-        };
+        // sgd_update_f32's scalars: lr −1, momentum 0, wd 0, rescale 1, no clipping.
+        let plain_add = [-1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0];
         let dev = self.dev.clone();
         let w = self.f32_mut("index_add")?;
-        ops::sgd_update(
+        ops::row_update(
             &dev,
+            "sgd_update_f32",
             w,
             dim,
             rows.f32("index_add")?,
             Some(idx.i64("index_add")?),
-            None,
-            &p,
+            Vec::new(),
+            &plain_add,
         )
     }
 

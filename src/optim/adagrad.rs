@@ -36,13 +36,8 @@ impl AdaGrad {
             clip: a.clip_bound(),
             epsilon: self.epsilon,
         };
-        let device = DeviceKernel::AdaGrad {
-            lr: a.lr,
-            epsilon: self.epsilon,
-            wd: a.wd,
-            rescale: a.rescale,
-            clip: a.device_clip(),
-        };
+        let scalars = [a.lr, self.epsilon, a.wd, a.rescale, a.device_clip()];
+        let device = DeviceKernel::new("adagrad_update_f32", scalars);
         (row, device)
     }
 }

@@ -5,7 +5,7 @@ use super::optimizer::{
     check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
 };
 use crate::error::Result;
-use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
+use crate::tensor::row_update::{DeviceKernel, RowKernel};
 
 /// Adam's bias-corrected step size at step `t` (1-based), as MXNet's Python optimizer
 /// computes it: `lr · sqrt(1 − β₂^t) / (1 − β₁^t)`, in f64, for the CPU and the CUDA
@@ -79,25 +79,13 @@ impl Adam {
             beta2: self.beta2,
             epsilon: self.epsilon,
         };
-        let device = match self.decoupled_wd {
-            true => DeviceKernel::General {
-                rule: GeneralRule::AdamW,
-                lr: lr_t,
-                wd: wd_decay,
-                rescale: a.rescale,
-                clip: a.device_clip(),
-                hyper: [self.beta1, self.beta2, self.epsilon, 0.0],
-            },
-            false => DeviceKernel::Adam {
-                lr_t,
-                beta1: self.beta1,
-                beta2: self.beta2,
-                epsilon: self.epsilon,
-                wd: a.wd,
-                rescale: a.rescale,
-                clip: a.device_clip(),
-            },
+        let (kernel, wd) = match self.decoupled_wd {
+            true => ("adamw_update_f32", wd_decay),
+            false => ("adam_update_f32", wd_grad),
         };
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.epsilon);
+        let scalars = [lr_t, b1, b2, eps, wd, a.rescale, a.device_clip()];
+        let device = DeviceKernel::new(kernel, scalars);
         (row, device)
     }
 }

@@ -4,7 +4,7 @@ use super::optimizer::{
     check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
 };
 use crate::error::Result;
-use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
+use crate::tensor::row_update::{DeviceKernel, RowKernel};
 
 /// FTRL-proximal: `z += g − (√(n + g²) − √n) · w / lr`, `n += g²`,
 /// `w = (sign(z) · λ₁ − z) / ((β + √n) / lr + wd)` where `|z| > λ₁`, else 0.
@@ -41,14 +41,15 @@ impl Ftrl {
             lamda1: self.lamda1,
             beta: self.beta,
         };
-        let device = DeviceKernel::General {
-            rule: GeneralRule::Ftrl,
-            lr: a.lr,
-            wd: a.wd,
-            rescale: a.rescale,
-            clip: a.device_clip(),
-            hyper: [self.lamda1, self.beta, 0.0, 0.0],
-        };
+        let scalars = [
+            a.lr,
+            self.lamda1,
+            self.beta,
+            a.wd,
+            a.rescale,
+            a.device_clip(),
+        ];
+        let device = DeviceKernel::new("ftrl_update_f32", scalars);
         (row, device)
     }
 }

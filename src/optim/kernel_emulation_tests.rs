@@ -34,47 +34,18 @@ fn emulate(
     idx: Option<&[i64]>,
     dim: usize,
 ) -> (Vec<f32>, Vec<Vec<f32>>, [i64; 2]) {
-    let (code, rule, p): (i32, i32, [f32; 8]) = match kernel {
-        DeviceKernel::Sgd {
-            lr,
-            momentum,
-            wd,
-            rescale,
-            clip,
-        } => (0, 0, [lr, momentum, wd, rescale, clip, 0.0, 0.0, 0.0]),
-        DeviceKernel::Adam {
-            lr_t,
-            beta1,
-            beta2,
-            epsilon,
-            wd,
-            rescale,
-            clip,
-        } => (1, 0, [lr_t, beta1, beta2, epsilon, wd, rescale, clip, 0.0]),
-        DeviceKernel::AdaGrad {
-            lr,
-            epsilon,
-            wd,
-            rescale,
-            clip,
-        } => (2, 0, [lr, epsilon, wd, rescale, clip, 0.0, 0.0, 0.0]),
-        DeviceKernel::General {
-            rule,
-            lr,
-            wd,
-            rescale,
-            clip,
-            hyper: [h0, h1, h2, h3],
-        } => (3, rule.code(), [lr, wd, rescale, clip, h0, h1, h2, h3]),
-    };
     let mut buf = Vec::new();
-    buf.extend(code.to_le_bytes());
-    buf.extend(rule.to_le_bytes());
+    let mut name = [0u8; 64];
+    name[..kernel.name.len()].copy_from_slice(kernel.name.as_bytes());
+    buf.extend(name);
     let rows = w.len() / dim;
     for v in [g.len(), dim, rows, idx.is_some() as usize, states.len()] {
         buf.extend((v as i64).to_le_bytes());
     }
-    p.iter().for_each(|v| buf.extend(v.to_le_bytes()));
+    kernel
+        .scalars
+        .iter()
+        .for_each(|v| buf.extend(v.to_le_bytes()));
     idx.unwrap_or(&[])
         .iter()
         .for_each(|v| buf.extend(v.to_le_bytes()));

@@ -4,7 +4,7 @@ use super::optimizer::{
     check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
 };
 use crate::error::Result;
-use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
+use crate::tensor::row_update::{DeviceKernel, RowKernel};
 
 /// RMSProp: `n = (1 − γ₁)g² + γ₁n`, `w -= lr · g / √(n + ε)`; centered: also
 /// `ḡ = (1 − γ₁)g + γ₁ḡ`, `δ = γ₂δ − lr · g / √(n − ḡ² + ε)`, `w += δ`, with
@@ -54,17 +54,14 @@ impl RmsProp {
             epsilon: self.epsilon,
             centered: self.centered,
         };
-        let rule = match self.centered {
-            true => GeneralRule::RmsPropCentered,
-            false => GeneralRule::RmsProp,
-        };
-        let device = DeviceKernel::General {
-            rule,
-            lr: a.lr,
-            wd: a.wd,
-            rescale: a.rescale,
-            clip: a.device_clip(),
-            hyper: [self.gamma1, self.gamma2, self.epsilon, 0.0],
+        let (lr, wd, rescale, clip) = (a.lr, a.wd, a.rescale, a.device_clip());
+        let (g1, g2, eps) = (self.gamma1, self.gamma2, self.epsilon);
+        let device = match self.centered {
+            true => DeviceKernel::new(
+                "rmsprop_centered_update_f32",
+                [lr, g1, g2, eps, wd, rescale, clip],
+            ),
+            false => DeviceKernel::new("rmsprop_update_f32", [lr, g1, eps, wd, rescale, clip]),
         };
         (row, device)
     }

@@ -4,7 +4,7 @@ use super::optimizer::{
     check_all, fused_steps, names, BuiltIn, Configurable, Hyper, Optimizer, StepArgs,
 };
 use crate::error::Result;
-use crate::tensor::row_update::{DeviceKernel, GeneralRule, RowKernel};
+use crate::tensor::row_update::{DeviceKernel, RowKernel};
 
 /// SGD: `w -= lr · (g + wd · w)`; with momentum `m = momentum · m − lr · (g + wd · w)`,
 /// `w += m`; Nesterov (`nag`): `m = momentum · m + g'`, `w -= lr · (g' + momentum · m)`
@@ -49,24 +49,12 @@ impl Sgd {
             momentum: self.momentum,
             nesterov: self.nesterov && self.momentum != 0.0,
         };
-        let device = if row.nesterov {
-            DeviceKernel::General {
-                rule: GeneralRule::Nag,
-                lr: a.lr,
-                wd: a.wd,
-                rescale: a.rescale,
-                clip: a.device_clip(),
-                hyper: [self.momentum, 0.0, 0.0, 0.0],
-            }
-        } else {
-            DeviceKernel::Sgd {
-                lr: a.lr,
-                momentum: self.momentum,
-                wd: a.wd,
-                rescale: a.rescale,
-                clip: a.device_clip(),
-            }
+        let kernel = match row.nesterov {
+            true => "nag_update_f32",
+            false => "sgd_update_f32",
         };
+        let scalars = [a.lr, self.momentum, a.wd, a.rescale, a.device_clip()];
+        let device = DeviceKernel::new(kernel, scalars);
         (row, device)
     }
 }

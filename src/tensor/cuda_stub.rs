@@ -57,6 +57,19 @@ impl CudaStorage {
     ) -> Result<()> {
         match *w {}
     }
+
+    /// Never called: there is no `CudaStorage` to read (the real signature is
+    /// `crate::cuda::CudaStorage::map_kernel`'s).
+    pub fn map_kernel<K>(
+        inputs: &[&CudaStorage],
+        _kernel: &K,
+        _scalars: &[f32; 4],
+    ) -> Result<CudaStorage> {
+        match inputs.first() {
+            Some(c) => match **c {},
+            None => Err(Error::InvalidArgument("map_kernel: no inputs".into())),
+        }
+    }
 }
 
 impl BackendStorage for CudaStorage {

@@ -19,6 +19,7 @@ mod binary;
 mod cpu;
 mod cpu_backend;
 mod cpu_window;
+mod cuda_kernel;
 #[cfg(not(feature = "cuda"))]
 mod cuda_stub;
 mod display;
@@ -40,6 +41,7 @@ pub use pool::{cached_bytes, release_cached_buffers};
 pub(crate) use simd::{prefetch, vectorized, Kernel};
 
 pub use binary::BinaryOp;
+pub use cuda_kernel::{ElementwiseKernel, MAX_KERNEL_INPUTS, MAX_KERNEL_SCALARS};
 pub use dtype::DType;
 pub use limits::{check_alloc, max_tensor_bytes, set_max_tensor_bytes};
 pub use primitives::ReduceOp;

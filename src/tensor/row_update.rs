@@ -4,8 +4,8 @@
 //! their values and state, as MXNet's `lazy_update=True`).
 //!
 //! On the CPU the caller's [`RowKernel`] runs row by row inside a loop compiled for the
-//! widest vectors the CPU has; on CUDA one of the fused kernels of `kernels/optim.cu`
-//! runs, described by a [`DeviceKernel`].
+//! widest vectors the CPU has; on CUDA the fused kernel of `kernels/optim.cu` that the
+//! caller names in a [`DeviceKernel`] runs.
 
 use super::storage::{CudaStorage, Storage};
 use super::{prefetch, vectorized, Kernel, Tensor};
@@ -22,76 +22,26 @@ pub trait RowKernel: Copy + Send + Sync {
     fn row(self, w: &mut [f32], states: [Option<&mut [f32]>; 3], g: &[f32]);
 }
 
-/// The fused CUDA kernels of `kernels/optim.cu` and their scalars (`clip < 0`: no
-/// clipping; `rescale` multiplies the gradient first).
+/// A fused CUDA update: the name of a kernel of `kernels/optim.cu` and its scalars.
+/// Every kernel there has the same signature (the table's rows, the gradient, up to three
+/// state tensors and eight scalars), so this layer launches any of them without knowing
+/// what it computes; each optimizer's file says which kernel it runs and what its
+/// scalars are, in the order that kernel reads them.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum DeviceKernel {
-    /// `sgd_update_f32`: SGD, with momentum when `momentum != 0` (one state).
-    Sgd {
-        lr: f32,
-        momentum: f32,
-        wd: f32,
-        rescale: f32,
-        clip: f32,
-    },
-    /// `adam_update_f32` with the bias-corrected step `lr_t` (two states).
-    Adam {
-        lr_t: f32,
-        beta1: f32,
-        beta2: f32,
-        epsilon: f32,
-        wd: f32,
-        rescale: f32,
-        clip: f32,
-    },
-    /// `adagrad_update_f32` (one state).
-    AdaGrad {
-        lr: f32,
-        epsilon: f32,
-        wd: f32,
-        rescale: f32,
-        clip: f32,
-    },
-    /// `rule_update_f32`: one of the rules it switches on, with that rule's own values in
-    /// the order `kernels/optim.cu` lists them.
-    General {
-        rule: GeneralRule,
-        lr: f32,
-        wd: f32,
-        rescale: f32,
-        clip: f32,
-        hyper: [f32; 4],
-    },
+pub struct DeviceKernel {
+    /// The kernel's name in `kernels/optim.cu` (`adam_update_f32`).
+    pub name: &'static str,
+    /// Its scalars `p0..p7`; unused ones are 0.
+    pub scalars: [f32; 8],
 }
 
-/// The rules of `rule_update_f32`; the discriminants are the kernel's rule codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GeneralRule {
-    /// Nesterov momentum (one state).
-    Nag = 0,
-    /// Adam with decoupled weight decay (two states).
-    AdamW = 1,
-    /// RMSProp (one state).
-    RmsProp = 2,
-    /// Graves' centered RMSProp (three states).
-    RmsPropCentered = 3,
-    /// FTRL-proximal (two states).
-    Ftrl = 4,
-}
-
-impl GeneralRule {
-    /// The kernel's code for the rule.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-
-    /// How many state tensors the rule keeps.
-    pub fn num_states(self) -> usize {
-        match self {
-            GeneralRule::Nag | GeneralRule::RmsProp => 1,
-            GeneralRule::AdamW | GeneralRule::Ftrl => 2,
-            GeneralRule::RmsPropCentered => 3,
-        }
+impl DeviceKernel {
+    /// Kernel `name` with its first `N` (at most 8) scalars.
+    pub fn new<const N: usize>(name: &'static str, scalars: [f32; N]) -> DeviceKernel {
+        const { assert!(N <= 8, "a row-update kernel takes at most 8 scalars") };
+        let mut all = [0.0; 8];
+        all[..N].copy_from_slice(&scalars);
+        DeviceKernel { name, scalars: all }
     }
 }
 

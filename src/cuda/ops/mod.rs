@@ -1,5 +1,6 @@
 //! Safe launchers for the kernels in `kernels/*.cu` plus cuBLAS matmul, one file per
-//! kernel file: `elementwise`, `reduce`, `embedding`, `optim`, `window`, and `matmul`, over what
+//! kernel file: `elementwise`, `reduce`, `embedding`, `optim`, `window`, `user` (users' own
+//! element-wise kernels) and `matmul`, over what
 //! they share in `launch`. Crate-private: tensors reach them through `CudaStorage`;
 //! the launchers' own contracts are tested beside them (`tests.rs`), the tensors' in
 //! `tests/gpu_tensor.rs`.
@@ -26,6 +27,7 @@ mod optim;
 mod reduce;
 #[cfg(test)]
 mod tests;
+mod user;
 mod window;
 
 pub(crate) use elementwise::*;
@@ -34,4 +36,5 @@ pub(crate) use launch::{alloc_uninit, alloc_zeros, copy, deferring_index_checks,
 pub(crate) use matmul::*;
 pub(crate) use optim::*;
 pub(crate) use reduce::*;
+pub(crate) use user::*;
 pub(crate) use window::*;

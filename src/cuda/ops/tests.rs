@@ -704,26 +704,34 @@ fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
 
             // SGD with momentum, then plain SGD.
             for momentum in [0.9f32, 0.0] {
-                let p = ops::SgdParams {
-                    lr: 0.1,
-                    momentum,
-                    wd: 0.01,
-                    rescale_grad: 0.5,
-                    clip_gradient: clip_g,
-                };
+                let (lr, wdecay, rescale) = (0.1f32, 0.01f32, 0.5f32);
+                let p = [lr, momentum, wdecay, rescale, clip_g, 0.0, 0.0, 0.0];
                 let mom0 = rng.vec(s.w.len(), -0.1, 0.1);
                 let mut wd = ops::htod(&dev, &s.w).unwrap();
                 let mut md = ops::htod(&dev, &mom0).unwrap();
-                let mom_opt = if momentum != 0.0 { Some(&mut md) } else { None };
-                ops::sgd_update(&dev, &mut wd, s.dim, &gd, idx_opt, mom_opt, &p).unwrap();
+                let states = match momentum != 0.0 {
+                    true => vec![&mut md],
+                    false => vec![],
+                };
+                ops::row_update(
+                    &dev,
+                    "sgd_update_f32",
+                    &mut wd,
+                    s.dim,
+                    &gd,
+                    idx_opt,
+                    states,
+                    &p,
+                )
+                .unwrap();
                 let (mut w, mut m) = (s.w.clone(), mom0.clone());
                 for &(e, t) in &pairs {
-                    let step = clip(p.rescale_grad * s.g[t], clip_g) + p.wd * w[e];
+                    let step = clip(rescale * s.g[t], clip_g) + wdecay * w[e];
                     if momentum != 0.0 {
-                        m[e] = momentum * m[e] - p.lr * step;
+                        m[e] = momentum * m[e] - lr * step;
                         w[e] += m[e];
                     } else {
-                        w[e] -= p.lr * step;
+                        w[e] -= lr * step;
                     }
                 }
                 assert_close("sgd w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-6, 1e-6);
@@ -731,47 +739,59 @@ fn sgd_adam_adagrad_match_cpu_sparse_and_dense() {
             }
 
             // Adam.
-            let p = ops::AdamParams {
-                lr_t: boson::optim::adam_lr_t(0.01, 0.9, 0.999, 3),
-                beta1: 0.9,
-                beta2: 0.999,
-                epsilon: 1e-8,
-                wd: 0.01,
-                rescale_grad: 0.5,
-                clip_gradient: clip_g,
-            };
+            // Any bias-corrected rate will do: the kernel takes it as given.
+            let (lr_t, beta1, beta2, eps, wdecay, rescale) =
+                (0.004f32, 0.9, 0.999, 1e-8, 0.01, 0.5);
+            let p = [lr_t, beta1, beta2, eps, wdecay, rescale, clip_g, 0.0];
             let (m0, v0) = (rng.vec(s.w.len(), -0.1, 0.1), rng.vec(s.w.len(), 0.0, 0.1));
             let mut wd = ops::htod(&dev, &s.w).unwrap();
             let (mut md, mut vd) = (ops::htod(&dev, &m0).unwrap(), ops::htod(&dev, &v0).unwrap());
-            ops::adam_update(&dev, &mut wd, s.dim, &gd, idx_opt, &mut md, &mut vd, &p).unwrap();
+            let states = vec![&mut md, &mut vd];
+            ops::row_update(
+                &dev,
+                "adam_update_f32",
+                &mut wd,
+                s.dim,
+                &gd,
+                idx_opt,
+                states,
+                &p,
+            )
+            .unwrap();
             let (mut w, mut m, mut v) = (s.w.clone(), m0.clone(), v0.clone());
             for &(e, t) in &pairs {
-                let g = clip(p.rescale_grad * s.g[t], clip_g) + p.wd * w[e];
-                m[e] = p.beta1 * m[e] + (1.0 - p.beta1) * g;
-                v[e] = p.beta2 * v[e] + (1.0 - p.beta2) * g * g;
-                w[e] -= p.lr_t * m[e] / (v[e].sqrt() + p.epsilon);
+                let g = clip(rescale * s.g[t] + wdecay * w[e], clip_g);
+                m[e] = beta1 * m[e] + (1.0 - beta1) * g;
+                v[e] = beta2 * v[e] + (1.0 - beta2) * g * g;
+                w[e] -= lr_t * m[e] / (v[e].sqrt() + eps);
             }
             assert_close("adam w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-5, 1e-6);
             assert_close("adam mean", &ops::dtoh(&dev, &md).unwrap(), &m, 1e-6, 1e-7);
             assert_close("adam var", &ops::dtoh(&dev, &vd).unwrap(), &v, 1e-6, 1e-7);
 
             // AdaGrad.
-            let p = ops::AdaGradParams {
-                lr: 0.1,
-                epsilon: 1e-7,
-                wd: 0.01,
-                rescale_grad: 0.5,
-                clip_gradient: clip_g,
-            };
+            let (lr, eps, wdecay, rescale) = (0.1f32, 1e-7f32, 0.01f32, 0.5f32);
+            let p = [lr, eps, wdecay, rescale, clip_g, 0.0, 0.0, 0.0];
             let h0 = rng.vec(s.w.len(), 0.0, 0.5);
             let mut wd = ops::htod(&dev, &s.w).unwrap();
             let mut hd = ops::htod(&dev, &h0).unwrap();
-            ops::adagrad_update(&dev, &mut wd, s.dim, &gd, idx_opt, &mut hd, &p).unwrap();
+            let states = vec![&mut hd];
+            ops::row_update(
+                &dev,
+                "adagrad_update_f32",
+                &mut wd,
+                s.dim,
+                &gd,
+                idx_opt,
+                states,
+                &p,
+            )
+            .unwrap();
             let (mut w, mut h) = (s.w.clone(), h0.clone());
             for &(e, t) in &pairs {
-                let g = clip(p.rescale_grad * s.g[t], clip_g);
+                let g = clip(rescale * s.g[t], clip_g);
                 h[e] += g * g;
-                w[e] -= p.lr * (g / (h[e] + p.epsilon).sqrt() + p.wd * w[e]);
+                w[e] -= lr * (g / (h[e] + eps).sqrt() + wdecay * w[e]);
             }
             assert_close("adagrad w", &ops::dtoh(&dev, &wd).unwrap(), &w, 1e-5, 1e-6);
             assert_close(
@@ -796,14 +816,17 @@ fn sparse_update_reports_out_of_range_row() {
         ops::htod(&dev, &s.g).unwrap(),
     );
     let mut wd = ops::htod(&dev, &s.w).unwrap();
-    let p = ops::SgdParams {
-        lr: 0.1,
-        momentum: 0.0,
-        wd: 0.0,
-        rescale_grad: 1.0,
-        clip_gradient: -1.0,
-    };
-    let r = ops::sgd_update(&dev, &mut wd, s.dim, &gd, Some(&idx_d), None, &p);
+    let p = [0.1, 0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0];
+    let r = ops::row_update(
+        &dev,
+        "sgd_update_f32",
+        &mut wd,
+        s.dim,
+        &gd,
+        Some(&idx_d),
+        vec![],
+        &p,
+    );
     assert!(
         matches!(
             r,
