@@ -18,7 +18,7 @@ for line in sys.stdin:
         shutil.copy(m["executable"], "gpu-bin/%s-%s" % (kind, m["target"]["name"]))
 '
 }
-pick "test --release --no-run --lib --test gpu_tensor --test gpu_atomic_scatter --test cuda_kernels_compile --test recommender --test rnn --test attention"
+pick "test --release --no-run --lib --test gpu_tensor --test gpu_atomic_scatter --test cuda_kernels_compile --test recommender --test rnn --test attention --test custom_op"
 pick "bench --no-run --bench gpu_train"
 pick "build --release --example recommender"
 strip gpu-bin/* 2>/dev/null || true
