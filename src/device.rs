@@ -1,6 +1,5 @@
 //! Where a tensor lives: the CPU or one NVIDIA GPU.
 
-use crate::error::Result;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,38 +15,9 @@ pub enum Device {
     Cuda(usize),
 }
 
+// `new_cuda`, `cuda_if_available` and `cuda_is_available` ask the CUDA backend, so they
+// are written at the tensor layer's backend seam (src/tensor/storage.rs), above this file.
 impl Device {
-    /// `Device::Cuda(ordinal)` when a CUDA driver, NVRTC and that device are present,
-    /// otherwise `Device::Cpu`. Never panics.
-    pub fn cuda_if_available(ordinal: usize) -> Device {
-        if Self::cuda_is_available(ordinal) {
-            Device::Cuda(ordinal)
-        } else {
-            Device::Cpu
-        }
-    }
-
-    /// Whether `Device::Cuda(ordinal)` can be used on this machine.
-    pub fn cuda_is_available(ordinal: usize) -> bool {
-        Self::new_cuda(ordinal).is_ok()
-    }
-
-    /// `Device::Cuda(ordinal)` if it can be used here, or an
-    /// [`Error::Cuda`](crate::Error::Cuda) saying why not: no driver library, no NVRTC, no
-    /// device with that ordinal, or a build without the `cuda` feature. Never panics.
-    pub fn new_cuda(ordinal: usize) -> Result<Device> {
-        #[cfg(feature = "cuda")]
-        {
-            crate::cuda::CudaDevice::get(ordinal).map(|_| Device::Cuda(ordinal))
-        }
-        #[cfg(not(feature = "cuda"))]
-        {
-            Err(crate::error::Error::Cuda(format!(
-                "device cuda:{ordinal}: boson was built without its `cuda` feature"
-            )))
-        }
-    }
-
     /// True for `Device::Cuda(_)`.
     pub fn is_cuda(&self) -> bool {
         matches!(self, Device::Cuda(_))

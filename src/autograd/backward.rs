@@ -3,8 +3,8 @@
 //! Rules are written with tensor ops themselves, so they run on whatever device the
 //! forward pass ran on. They run inside `pause`, so backward records nothing.
 
-use super::grad::{Grad, Op, RowSparse};
 use crate::error::{Error, Result};
+use crate::tensor::grad::{Grad, Op, RowSparse};
 use crate::tensor::{window, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
 

@@ -136,7 +136,7 @@ pub fn compile_ptx(source_name: &str, arch: &str) -> Result<Ptx> {
 
 /// Compiles CUDA C `src` (named `source_name` in NVRTC's messages) to PTX for `arch`, as
 /// [`compile_ptx`] does the embedded files: a user's kernel source (an
-/// [`ElementwiseKernel`](crate::tensor::ElementwiseKernel)) can be checked this way on a
+/// [`ElementwiseKernel`]) can be checked this way on a
 /// machine without a GPU.
 pub fn compile_source_ptx(source_name: &str, src: &str, arch: &str) -> Result<Ptx> {
     if !nvrtc_present() {

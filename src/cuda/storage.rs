@@ -113,6 +113,12 @@ impl CudaStorage {
         Ok(CudaStorage::new(&dev, data))
     }
 
+    /// Whether device `ordinal` can be used: its driver, NVRTC and the device present
+    /// (`Device::new_cuda`).
+    pub fn check_device(ordinal: usize) -> Result<()> {
+        CudaDevice::get(ordinal).map(|_| ())
+    }
+
     /// An inverted-dropout mask identical to the CPU one for the same seed.
     pub fn dropout_mask(ordinal: usize, n: usize, p: f32, seed: u64) -> Result<CudaStorage> {
         let dev = CudaDevice::get(ordinal)?;

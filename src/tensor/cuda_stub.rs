@@ -25,6 +25,11 @@ fn no_cuda(ordinal: usize) -> Error {
 
 impl CudaStorage {
     /// Fails: no CUDA in this build.
+    pub fn check_device(ordinal: usize) -> Result<()> {
+        Err(no_cuda(ordinal))
+    }
+
+    /// Fails: no CUDA in this build.
     pub fn full(ordinal: usize, _value: f32, _n: usize) -> Result<CudaStorage> {
         Err(no_cuda(ordinal))
     }

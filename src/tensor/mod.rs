@@ -22,13 +22,16 @@ mod cpu_window;
 mod cuda_kernel;
 #[cfg(not(feature = "cuda"))]
 mod cuda_stub;
+pub(crate) mod custom_op;
 mod display;
 mod dtype;
+pub(crate) mod grad;
 mod limits;
 mod operators;
 mod ops;
 pub(crate) mod pool;
 mod primitives;
+pub(crate) mod recording;
 pub mod row_update;
 pub(crate) mod shape;
 mod simd;
@@ -50,9 +53,9 @@ pub use shape::{broadcast_shape, checked_elem_count};
 pub use unary::{Domain, UnaryOp};
 pub use window::{Conv2dParams, Pool2dParams};
 
-use crate::autograd::{GradReq, GradSlot, Op};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use grad::{GradReq, GradSlot, Op};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use storage::{CpuStorage, Storage};

@@ -4,16 +4,17 @@
 
 use super::binary::BinaryOp;
 use super::dtype::DType;
+use super::grad::Op;
 use super::primitives::ReduceOp;
+use super::recording;
 use super::shape::{broadcast_shape, Layout};
 use super::storage::Storage;
 use super::unary::UnaryOp;
 use super::Tensor;
-use crate::autograd::{self, Op};
 use crate::error::{Error, Result};
 
 pub(super) fn record(inputs: &[&Tensor], op: impl FnOnce() -> Op) -> Option<Op> {
-    if autograd::is_recording() && inputs.iter().any(|t| t.tracks_grad()) {
+    if recording::is_recording() && inputs.iter().any(|t| t.tracks_grad()) {
         Some(op())
     } else {
         None

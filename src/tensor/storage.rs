@@ -21,6 +21,32 @@ pub(crate) use crate::cuda::CudaStorage;
 use crate::device::Device;
 use crate::error::{Error, Result};
 
+/// The device constructors that ask the CUDA backend (at the seam, so that `device`
+/// below needs nothing from it).
+impl Device {
+    /// `Device::Cuda(ordinal)` when a CUDA driver, NVRTC and that device are present,
+    /// otherwise `Device::Cpu`. Never panics.
+    pub fn cuda_if_available(ordinal: usize) -> Device {
+        if Self::cuda_is_available(ordinal) {
+            Device::Cuda(ordinal)
+        } else {
+            Device::Cpu
+        }
+    }
+
+    /// Whether `Device::Cuda(ordinal)` can be used on this machine.
+    pub fn cuda_is_available(ordinal: usize) -> bool {
+        Self::new_cuda(ordinal).is_ok()
+    }
+
+    /// `Device::Cuda(ordinal)` if it can be used here, or an
+    /// [`Error::Cuda`] saying why not: no driver library, no NVRTC, no
+    /// device with that ordinal, or a build without the `cuda` feature. Never panics.
+    pub fn new_cuda(ordinal: usize) -> Result<Device> {
+        CudaStorage::check_device(ordinal).map(|_| Device::Cuda(ordinal))
+    }
+}
+
 /// Values on one device.
 pub(crate) enum Storage {
     Cpu(CpuStorage),

@@ -9,11 +9,12 @@
 //! gradient. 1-D layers are the 2-D ones with a height of 1.
 
 use super::cpu_window;
+use super::grad::Op;
 use super::ops::record;
 use super::primitives::{PoolKind, Window2d};
+use super::recording::pause;
 use super::storage::{CpuStorage, Storage};
 use super::Tensor;
-use crate::autograd::{self, Op};
 use crate::device::Device;
 use crate::error::{Error, Result};
 
@@ -484,7 +485,7 @@ pub(crate) fn conv_grad_bias(dy: &Tensor) -> Result<Tensor> {
             cpu_window::channel_sums(dy.storage().cpu_f32("conv2d bias gradient")?, dy.shape());
         return Ok(cpu_tensor(db, vec![o]));
     }
-    autograd::pause(|| dy.sum_axes(&[0, 2, 3], false))
+    pause(|| dy.sum_axes(&[0, 2, 3], false))
 }
 
 /// `dx[n, c, h, w]` from `dy[n, o, oh, ow]` and `w` (a transposed convolution).
@@ -543,7 +544,7 @@ fn composed_forward(
     groups: usize,
 ) -> Result<Tensor> {
     let o = w.shape()[0];
-    autograd::pause(|| {
+    pause(|| {
         let cols = x.im2col(g)?;
         let w = w.reshape(&[o, g.col_rows() / groups])?;
         let y = grouped_matmul(&w, &cols, groups, false)?.reshape(&[g.n, o, g.oh, g.ow])?;
@@ -557,7 +558,7 @@ fn composed_forward(
 /// [`conv_grad_input`] as `col2im(wᵀ · dy)` per image.
 fn composed_grad_input(dy: &Tensor, w: &Tensor, g: &Window2d, groups: usize) -> Result<Tensor> {
     let o = w.shape()[0];
-    autograd::pause(|| {
+    pause(|| {
         let dy = dy.reshape(&[g.n, o, g.oh * g.ow])?;
         let w = w.reshape(&[o, g.col_rows() / groups])?;
         grouped_matmul(&w, &dy, groups, true)?.col2im(g)
@@ -573,7 +574,7 @@ fn composed_grad_weight(
     w_shape: &[usize],
 ) -> Result<Tensor> {
     let o = w_shape[0];
-    autograd::pause(|| {
+    pause(|| {
         let cols = x.im2col(g)?;
         let dy = dy.reshape(&[g.n, o, g.oh * g.ow])?;
         let (og, rows) = (o / groups, g.col_rows() / groups);

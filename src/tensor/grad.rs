@@ -1,7 +1,9 @@
-//! Gradient values, gradient slots on leaves, and the recorded op graph.
+//! Gradient values, gradient slots on leaves, and the recorded op graph: what a tensor
+//! holds so that `autograd` (the layer above) can differentiate it. The gradient rules
+//! and the backward walk are there, not here.
 
+use super::{BinaryOp, Tensor, UnaryOp};
 use crate::error::{Error, Result};
-use crate::tensor::{BinaryOp, Tensor, UnaryOp};
 use std::sync::RwLock;
 
 /// How backward treats a leaf's gradient (Gluon's `grad_req`).
@@ -230,7 +232,7 @@ pub(crate) enum Op {
         input: Tensor,
         weight: Tensor,
         bias: Option<Tensor>,
-        window: crate::tensor::Window2d,
+        window: super::Window2d,
         groups: usize,
     },
     /// A 2-D transposed convolution: the input gradient of the convolution `window`
@@ -238,18 +240,18 @@ pub(crate) enum Op {
     ConvTranspose2d {
         input: Tensor,
         weight: Tensor,
-        window: crate::tensor::Window2d,
+        window: super::Window2d,
         groups: usize,
     },
     /// Max or average pooling of an `NCHW` input.
     Pool2d {
         input: Tensor,
-        window: crate::tensor::Window2d,
-        kind: crate::tensor::PoolKind,
+        window: super::Window2d,
+        kind: super::PoolKind,
     },
     /// An op defined outside the crate, differentiated by its own backward.
     Custom {
-        op: std::sync::Arc<dyn super::CustomOp>,
+        op: std::sync::Arc<dyn super::custom_op::CustomOp>,
         inputs: Vec<Tensor>,
     },
 }

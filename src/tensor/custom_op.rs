@@ -2,7 +2,7 @@
 //! `autograd.Function`, candle's `CustomOp1`).
 //!
 //! An op is a forward over its inputs and a backward that maps the output's gradient to
-//! the inputs' gradients. [`apply`](super::apply) runs the forward without recording the ops inside it
+//! the inputs' gradients. [`apply`](super::recording::apply) runs the forward without recording the ops inside it
 //! and records the op itself, so backward calls the op's own [`CustomOp::backward`]
 //! instead of differentiating its forward. The forward may use any tensor ops (they run
 //! on the inputs' device, the GPU included) or compute on the host
@@ -37,8 +37,8 @@
 //! # Ok::<(), boson::Error>(())
 //! ```
 
+use super::Tensor;
 use crate::error::Result;
-use crate::tensor::Tensor;
 
 /// An op with a forward and its own backward.
 pub trait CustomOp: Send + Sync {
