@@ -570,3 +570,37 @@ fn huge_outputs_are_errors() {
     let msg = shape_error(x.conv_transpose2d(&w, &p, [0, 0]));
     assert!(msg.contains("overflow"), "{msg}");
 }
+
+/// The 2 × 2 stride-2 fast path keeps the general rule: a window's value and gradient
+/// are its first largest entry read row by row (ties go to the earlier one; a NaN counts
+/// only in the first place), and a column or row no window covers gets no gradient.
+#[test]
+fn max_pool_2x2_ties_and_nan_follow_the_first_position() {
+    let nan = f32::NAN;
+    // One 2 × 5 plane: windows (cols 0–1) all equal, (cols 2–3) a tie of 3s in the
+    // second and third place; column 4 is in no window.
+    let x = Tensor::from_vec(vec![1.0, 1.0, 1.0, 3.0, 9.0, 1.0, 1.0, 3.0, 2.0, 9.0], &[1, 1, 2, 5])
+        .unwrap()
+        .attach_grad();
+    let p = Pool2dParams::new([2, 2]);
+    let y = boson::autograd::record(|| x.max_pool2d(&p)?.mul_scalar(2.0)?.sum_all()).unwrap();
+    y.backward().unwrap();
+    assert_eq!(x.max_pool2d(&p).unwrap().to_vec_f32().unwrap(), vec![1.0, 3.0]);
+    let g = x.grad().unwrap().unwrap().to_vec_f32().unwrap();
+    assert_eq!(g, vec![2.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    // NaN first: the window's value is NaN and its gradient goes there; NaN later: ignored.
+    let x = Tensor::from_vec(vec![nan, 5.0, 1.0, nan, 0.0, 2.0, 4.0, 3.0], &[1, 1, 2, 4])
+        .unwrap()
+        .attach_grad();
+    let y = boson::autograd::record(|| x.max_pool2d(&p)).unwrap();
+    let v = y.to_vec_f32().unwrap();
+    assert!(v[0].is_nan() && v[1] == 4.0, "{v:?}");
+    let loss = boson::autograd::record(|| {
+        let w = Tensor::from_vec(vec![1.0, 1.0], &[1, 1, 1, 2])?;
+        x.max_pool2d(&p)?.mul(&w)?.sum_all()
+    })
+    .unwrap();
+    loss.backward().unwrap();
+    let g = x.grad().unwrap().unwrap().to_vec_f32().unwrap();
+    assert_eq!(g, vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+}

@@ -7,6 +7,7 @@
 use super::cpu;
 use super::pool;
 use super::primitives::{PoolKind, Window2d};
+use super::simd::{vectorized, Kernel};
 use rayon::prelude::*;
 
 /// Work (elements touched) below which a loop stays on the calling thread.
@@ -383,36 +384,126 @@ fn is_2x2_halving(g: &Window2d) -> bool {
     (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0) && 2 * g.oh <= g.h && 2 * g.ow <= g.w
 }
 
-/// The first position of the largest of window `(oy, ox)`'s 2 × 2 values (as
-/// [`argmax`], in the same order).
-#[inline(always)]
-fn max_of_2x2(src: &[f32], w: usize, oy: usize, ox: usize) -> usize {
-    let top = 2 * oy * w + 2 * ox;
-    let mut best = top;
-    for at in [top + 1, top + w, top + w + 1] {
-        if src[at] > src[best] {
-            best = at;
+/// One output row of 2 × 2 max pooling from input rows `top` and `bottom`: each output is
+/// the first largest of its window's values read top-left, top-right, bottom-left,
+/// bottom-right (`>` keeps the earlier one, as [`argmax`]), so a NaN counts only in the
+/// first place. Written as selects so that it compiles to vector max instructions.
+struct MaxRow2x2<'a> {
+    top: &'a [f32],
+    bottom: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl Kernel for MaxRow2x2<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let pairs = self.top.chunks_exact(2).zip(self.bottom.chunks_exact(2));
+        for (o, (t, b)) in self.out.iter_mut().zip(pairs) {
+            let mut best = t[0];
+            for v in [t[1], b[0], b[1]] {
+                best = if v > best { v } else { best };
+            }
+            *o = best;
         }
     }
-    best
+}
+
+/// The gradient of [`MaxRow2x2`]: each output's gradient `dy` goes to the first largest
+/// of its window's four inputs, and the other three get 0 (windows do not overlap, so
+/// every input of a window is written once).
+struct MaxRow2x2Grad<'a> {
+    top: &'a [f32],
+    bottom: &'a [f32],
+    dy: &'a [f32],
+    dtop: &'a mut [f32],
+    dbottom: &'a mut [f32],
+}
+
+impl Kernel for MaxRow2x2Grad<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let inputs = self.top.chunks_exact(2).zip(self.bottom.chunks_exact(2));
+        let grads = self.dtop.chunks_exact_mut(2).zip(self.dbottom.chunks_exact_mut(2));
+        for ((&d, (t, b)), (gt, gb)) in self.dy.iter().zip(inputs).zip(grads) {
+            // Which of the four wins, as selects: a later value wins only if larger.
+            let c1 = t[1] > t[0];
+            let m1 = if c1 { t[1] } else { t[0] };
+            let c2 = b[0] > m1;
+            let m2 = if c2 { b[0] } else { m1 };
+            let c3 = b[1] > m2;
+            gb[1] = if c3 { d } else { 0.0 };
+            gb[0] = if c2 && !c3 { d } else { 0.0 };
+            gt[1] = if c1 && !c2 && !c3 { d } else { 0.0 };
+            gt[0] = if !c1 && !c2 && !c3 { d } else { 0.0 };
+        }
+    }
+}
+
+/// [`pool2d`] for 2 × 2 windows moved by 2 (see [`is_2x2_halving`]), one image per task.
+fn max_pool_2x2(x: &[f32], g: &Window2d) -> Vec<f32> {
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    let mut out = pool::scratch(g.output_len());
+    chunks(&mut out, g.c * l, g.input_len(), |b, dst| {
+        let image = &x[b * g.c * plane..][..g.c * plane];
+        for (src, dst) in image.chunks(plane).zip(dst.chunks_mut(l)) {
+            for (oy, row) in dst.chunks_mut(g.ow).enumerate() {
+                let top = &src[2 * oy * g.w..][..2 * g.ow];
+                let bottom = &src[(2 * oy + 1) * g.w..][..2 * g.ow];
+                vectorized(MaxRow2x2 {
+                    top,
+                    bottom,
+                    out: row,
+                });
+            }
+        }
+    });
+    out
+}
+
+/// [`pool2d_grad`] for 2 × 2 windows moved by 2: every input of a window written once,
+/// the rows and columns no window covers (odd sizes) set to 0.
+fn max_pool_2x2_grad(x: &[f32], dy: &[f32], g: &Window2d) -> Vec<f32> {
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    let mut out = pool::scratch(g.input_len());
+    chunks(&mut out, g.c * plane, g.input_len(), |b, dst| {
+        let image = &x[b * g.c * plane..][..g.c * plane];
+        let dyi = &dy[b * g.c * l..][..g.c * l];
+        for ((src, dyp), dst) in image
+            .chunks(plane)
+            .zip(dyi.chunks(l))
+            .zip(dst.chunks_mut(plane))
+        {
+            for (oy, d) in dyp.chunks(g.ow).enumerate() {
+                let rows = &mut dst[2 * oy * g.w..][..2 * g.w];
+                let (dtop, dbottom) = rows.split_at_mut(g.w);
+                dtop[2 * g.ow..].fill(0.0);
+                dbottom[2 * g.ow..].fill(0.0);
+                vectorized(MaxRow2x2Grad {
+                    top: &src[2 * oy * g.w..][..2 * g.ow],
+                    bottom: &src[(2 * oy + 1) * g.w..][..2 * g.ow],
+                    dy: d,
+                    dtop: &mut dtop[..2 * g.ow],
+                    dbottom: &mut dbottom[..2 * g.ow],
+                });
+            }
+            dst[2 * g.oh * g.w..].fill(0.0);
+        }
+    });
+    out
 }
 
 /// Pooled `[n, c, oh, ow]` values.
 pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
     let (ys, xs) = window_spans(g);
+    if kind == PoolKind::Max && is_2x2_halving(g) {
+        return max_pool_2x2(x, g);
+    }
     let mut out = pool::scratch(g.output_len());
-    let halve = kind == PoolKind::Max && is_2x2_halving(g);
     chunks(&mut out, l, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
-        if halve {
-            for (oy, row) in dst.chunks_mut(g.ow).enumerate() {
-                for (ox, d) in row.iter_mut().enumerate() {
-                    *d = src[max_of_2x2(src, g.w, oy, ox)];
-                }
-            }
-            return;
-        }
         for (oy, &yspan) in ys.iter().enumerate() {
             let row = &mut dst[oy * g.ow..][..g.ow];
             for (d, &xspan) in row.iter_mut().zip(&xs) {
@@ -446,19 +537,13 @@ pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
 pub(crate) fn pool2d_grad(x: &[f32], dy: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
     let (ys, xs) = window_spans(g);
+    if kind == PoolKind::Max && is_2x2_halving(g) {
+        return max_pool_2x2_grad(x, dy, g);
+    }
     let mut out = pool::filled(g.input_len(), 0.0);
-    let halve = kind == PoolKind::Max && is_2x2_halving(g);
     chunks(&mut out, plane, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
         let dyp = &dy[p * l..][..l];
-        if halve {
-            for (oy, row) in dyp.chunks(g.ow).enumerate() {
-                for (ox, &d) in row.iter().enumerate() {
-                    dst[max_of_2x2(src, g.w, oy, ox)] += d;
-                }
-            }
-            return;
-        }
         for (oy, &yspan) in ys.iter().enumerate() {
             for (ox, &xspan) in xs.iter().enumerate() {
                 let d = dyp[oy * g.ow + ox];
