@@ -6,9 +6,16 @@
 //! again, zero-filled, on the next step: that tripled the recommender's step time. Here a
 //! dropped tensor's f32 buffer is kept, keyed by its length, and the next output of that
 //! length reuses it. Small buffers go straight to the allocator, which serves them well.
+//!
+//! A buffer freed on a thread that never asks for its length (a loader's batch, made by a
+//! worker thread and dropped by the training thread) goes to one cache shared by all
+//! threads instead, where the thread that makes such buffers finds it: otherwise each
+//! batch would be fresh memory, faulted in and zeroed by the kernel (a tenth of a LeNet
+//! epoch on 2 cores).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Buffers shorter than this (16 KiB of f32) are not cached.
 const MIN_LEN: usize = 1 << 12;
@@ -21,12 +28,17 @@ const MAX_BYTES: usize = 256 << 20;
 /// bound they would fill the cache while the allocator faults in fresh memory for the
 /// next ones.
 const MAX_PER_LEN: usize = 64;
+/// The most lengths a thread remembers having asked for (empty buckets past it are
+/// forgotten, so a program whose sizes drift does not grow the map without end).
+const MAX_LENGTHS: usize = 1024;
 
 #[derive(Default)]
 struct Bucket {
     bufs: Vec<Vec<f32>>,
     /// `Cache::clock` when a buffer of this length was last taken or given back.
     last_used: u64,
+    /// Whether this cache's thread has asked for this length.
+    asked: bool,
 }
 
 #[derive(Default)]
@@ -39,11 +51,20 @@ struct Cache {
 impl Cache {
     fn take(&mut self, len: usize) -> Option<Vec<f32>> {
         self.clock += 1;
-        let b = self.by_len.get_mut(&len)?;
+        if self.by_len.len() >= MAX_LENGTHS && !self.by_len.contains_key(&len) {
+            self.by_len.retain(|_, b| !b.bufs.is_empty());
+        }
+        let b = self.by_len.entry(len).or_default();
         b.last_used = self.clock;
+        b.asked = true;
         let v = b.bufs.pop()?;
         self.bytes -= len * 4;
         Some(v)
+    }
+
+    /// Whether this cache's thread has asked for buffers of `len` values.
+    fn asks_for(&self, len: usize) -> bool {
+        self.by_len.get(&len).is_some_and(|b| b.asked)
     }
 
     fn give(&mut self, v: Vec<f32>) {
@@ -81,12 +102,23 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
-/// A cached buffer of exactly `len` values, if this thread has one.
+/// Buffers given back on threads that do not use their length (at most `MAX_BYTES`).
+static SHARED: Mutex<Option<Cache>> = Mutex::new(None);
+
+fn with_shared<T>(f: impl FnOnce(&mut Cache) -> T) -> T {
+    // A panic while holding the lock leaves a consistent cache (each method finishes its
+    // bookkeeping before anything can panic), so a poisoned lock is still usable.
+    let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(Cache::default))
+}
+
+/// A cached buffer of exactly `len` values, if this thread or the shared cache has one.
 fn reuse(len: usize) -> Option<Vec<f32>> {
     if len < MIN_LEN {
         return None;
     }
-    CACHE.try_with(|c| c.borrow_mut().take(len)).ok().flatten()
+    let local = CACHE.try_with(|c| c.borrow_mut().take(len)).ok().flatten();
+    local.or_else(|| with_shared(|s| s.take(len)))
 }
 
 /// `len` values whose contents are unspecified (a reused buffer keeps its old values):
@@ -155,13 +187,22 @@ pub(crate) fn recycle(mut v: Vec<f32>) {
     // Every cached buffer is fully initialised, so `scratch` can hand it out as it is.
     v.resize(len, 0.0);
     // During thread teardown the cache may be gone: the buffer is then simply freed.
-    let _ = CACHE.try_with(|c| c.borrow_mut().give(v));
+    let _ = CACHE.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.asks_for(len) {
+            c.give(v);
+        } else {
+            with_shared(|s| s.give(v));
+        }
+    });
 }
 
 /// Frees the CPU tensor buffers the calling thread keeps for reuse (at most 256 MiB per
-/// thread are kept). Useful after training, before a memory-hungry phase.
+/// thread are kept), and those kept for all threads (at most 256 MiB more). Useful after
+/// training, before a memory-hungry phase.
 pub fn release_cached_buffers() {
     let _ = CACHE.try_with(|c| *c.borrow_mut() = Cache::default());
+    with_shared(|s| *s = Cache::default());
 }
 
 /// Bytes of CPU tensor buffers the calling thread keeps for reuse.
@@ -196,6 +237,7 @@ mod tests {
         // buffers of one length or MAX_BYTES in all.
         recycle(vec![0.0; 16]);
         assert_eq!(cached_bytes(), 0);
+        let _ = reuse(MIN_LEN); // this thread now asks for MIN_LEN: it keeps them
         for _ in 0..MAX_PER_LEN + 5 {
             recycle(vec![0.0; MIN_LEN]);
         }
@@ -203,6 +245,7 @@ mod tests {
         release_cached_buffers();
         // Over MAX_BYTES, the length used longest ago gives way to the new one.
         let big = MAX_BYTES / 4 / 3;
+        let _ = (reuse(big), reuse(big - 8)); // asked for: kept on this thread
         for _ in 0..3 {
             recycle(vec![0.0; big]);
         }
@@ -213,5 +256,24 @@ mod tests {
         assert!(reuse(big).is_some() && reuse(big).is_some() && reuse(big).is_none());
         release_cached_buffers();
         assert_eq!(cached_bytes(), 0);
+    }
+
+    /// A buffer freed on a thread that never asks for its length (a loader's batch
+    /// dropped by the training thread) is found by the thread that makes such buffers.
+    #[test]
+    fn buffers_of_lengths_a_thread_never_asks_for_go_to_the_other_threads() {
+        // A length no other test uses, so the shared cache's contents are this test's.
+        let len = MIN_LEN + 12_345;
+        let made = std::thread::spawn(move || {
+            let v = scratch(len);
+            let ptr = v.as_ptr() as usize;
+            (v, ptr)
+        });
+        let (v, ptr) = made.join().unwrap();
+        let local_before = cached_bytes();
+        recycle(v); // this thread has never asked for `len`
+        assert_eq!(cached_bytes(), local_before);
+        let again = std::thread::spawn(move || scratch(len).as_ptr() as usize);
+        assert_eq!(again.join().unwrap(), ptr, "the other thread reuses the buffer");
     }
 }
