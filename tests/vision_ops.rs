@@ -579,13 +579,19 @@ fn max_pool_2x2_ties_and_nan_follow_the_first_position() {
     let nan = f32::NAN;
     // One 2 × 5 plane: windows (cols 0–1) all equal, (cols 2–3) a tie of 3s in the
     // second and third place; column 4 is in no window.
-    let x = Tensor::from_vec(vec![1.0, 1.0, 1.0, 3.0, 9.0, 1.0, 1.0, 3.0, 2.0, 9.0], &[1, 1, 2, 5])
-        .unwrap()
-        .attach_grad();
+    let x = Tensor::from_vec(
+        vec![1.0, 1.0, 1.0, 3.0, 9.0, 1.0, 1.0, 3.0, 2.0, 9.0],
+        &[1, 1, 2, 5],
+    )
+    .unwrap()
+    .attach_grad();
     let p = Pool2dParams::new([2, 2]);
     let y = boson::autograd::record(|| x.max_pool2d(&p)?.mul_scalar(2.0)?.sum_all()).unwrap();
     y.backward().unwrap();
-    assert_eq!(x.max_pool2d(&p).unwrap().to_vec_f32().unwrap(), vec![1.0, 3.0]);
+    assert_eq!(
+        x.max_pool2d(&p).unwrap().to_vec_f32().unwrap(),
+        vec![1.0, 3.0]
+    );
     let g = x.grad().unwrap().unwrap().to_vec_f32().unwrap();
     assert_eq!(g, vec![2.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     // NaN first: the window's value is NaN and its gradient goes there; NaN later: ignored.

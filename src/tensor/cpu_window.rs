@@ -425,7 +425,10 @@ impl Kernel for MaxRow2x2Grad<'_> {
     #[inline(always)]
     fn run(self) {
         let inputs = self.top.chunks_exact(2).zip(self.bottom.chunks_exact(2));
-        let grads = self.dtop.chunks_exact_mut(2).zip(self.dbottom.chunks_exact_mut(2));
+        let grads = self
+            .dtop
+            .chunks_exact_mut(2)
+            .zip(self.dbottom.chunks_exact_mut(2));
         for ((&d, (t, b)), (gt, gb)) in self.dy.iter().zip(inputs).zip(grads) {
             // Which of the four wins, as selects: a later value wins only if larger.
             let c1 = t[1] > t[0];

@@ -274,6 +274,10 @@ mod tests {
         recycle(v); // this thread has never asked for `len`
         assert_eq!(cached_bytes(), local_before);
         let again = std::thread::spawn(move || scratch(len).as_ptr() as usize);
-        assert_eq!(again.join().unwrap(), ptr, "the other thread reuses the buffer");
+        assert_eq!(
+            again.join().unwrap(),
+            ptr,
+            "the other thread reuses the buffer"
+        );
     }
 }
