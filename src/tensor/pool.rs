@@ -273,7 +273,10 @@ mod tests {
         let local_before = cached_bytes();
         recycle(v); // this thread has never asked for `len`
         assert_eq!(cached_bytes(), local_before);
-        let again = std::thread::spawn(move || scratch(len).as_ptr() as usize);
+        let again = std::thread::spawn(move || {
+            let v = scratch(len);
+            v.as_ptr() as usize
+        });
         assert_eq!(
             again.join().unwrap(),
             ptr,
