@@ -119,7 +119,13 @@ impl Tensor {
         for g in &guards {
             match &**g {
                 Storage::Cuda(c) => cuda.push(c),
-                Storage::Cpu(_) => unreachable!("devices checked above"),
+                Storage::Cpu(_) => {
+                    return Err(Error::DeviceMismatch {
+                        op: "map_kernel",
+                        lhs: first.device().to_string(),
+                        rhs: Device::Cpu.to_string(),
+                    })
+                }
             }
         }
         let out = CudaStorage::map_kernel(&cuda, kernel, &all)?;
