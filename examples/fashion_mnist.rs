@@ -51,6 +51,14 @@ impl ModelKind {
         }
     }
 
+    /// Passes over the training images when `--epochs` is not given.
+    fn default_epochs(self) -> usize {
+        match self {
+            ModelKind::Lenet => 10,
+            ModelKind::Resnet => 15,
+        }
+    }
+
     fn network(self) -> Sequential {
         match self {
             ModelKind::Lenet => models::lenet(),
@@ -89,9 +97,10 @@ struct Args {
     /// The network.
     #[arg(long, value_enum, default_value_t = ModelKind::Lenet)]
     model: ModelKind,
-    /// Passes over the training images.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Passes over the training images [default: 10 for lenet, as the crash course; 15
+    /// for resnet, chosen on the validation images (BENCHMARKS.md)]
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Images per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -283,10 +292,11 @@ fn on(device: Device, tensors: &[Tensor]) -> Result<Vec<Tensor>> {
 }
 
 fn run(args: &Args) -> Result<()> {
-    if args.epochs == 0 || args.batch_size == 0 {
+    let epochs = args.epochs.unwrap_or(args.model.default_epochs());
+    if epochs == 0 || args.batch_size == 0 {
         return Err(Error::InvalidArgument(format!(
             "--epochs and --batch-size must be positive, got {} and {}",
-            args.epochs, args.batch_size
+            epochs, args.batch_size
         )));
     }
     boson::rng::seed(args.seed);
@@ -299,7 +309,7 @@ fn run(args: &Args) -> Result<()> {
     );
 
     let net = Arc::new(args.model.network());
-    let steps = (n_train.div_ceil(args.batch_size) * args.epochs) as u64;
+    let steps = (n_train.div_ceil(args.batch_size) * epochs) as u64;
     let optimizer: Box<dyn Optimizer> = match args.model {
         ModelKind::Lenet => Box::new(Sgd::new(args.lr)),
         ModelKind::Resnet => Box::new(Sgd::new(args.lr).momentum(0.9).wd(5e-4).scheduler(
@@ -333,7 +343,7 @@ fn run(args: &Args) -> Result<()> {
             .iter()
             .map(|(_, p)| p.shape().iter().product::<usize>())
             .sum::<usize>(),
-        args.epochs,
+        epochs,
         args.batch_size,
         args.lr
     );
@@ -349,7 +359,7 @@ fn run(args: &Args) -> Result<()> {
     est.fit(
         &*train,
         val.as_deref(),
-        FitUntil::Epochs(args.epochs),
+        FitUntil::Epochs(epochs),
         &mut handlers,
     )?;
     drop(handlers);
@@ -359,7 +369,7 @@ fn run(args: &Args) -> Result<()> {
     println!(
         "== test accuracy {test_accuracy:.4} after {} epochs; {samples_per_sec:.0} training \
          samples/s",
-        args.epochs
+        epochs
     );
 
     save(args, &net, &history)?;
@@ -389,7 +399,7 @@ fn run(args: &Args) -> Result<()> {
         "{}",
         serde_json::json!({
             "model": args.model.name(),
-            "epochs": args.epochs,
+            "epochs": epochs,
             "test_accuracy": (test_accuracy * 10_000.0).round() / 10_000.0,
             "train_samples_per_sec": samples_per_sec.round(),
         })
