@@ -6,7 +6,8 @@
 //! and records the op itself, so backward calls the op's own [`CustomOp::backward`]
 //! instead of differentiating its forward. The forward may use any tensor ops (they run
 //! on the inputs' device, the GPU included) or compute on the host
-//! (`to_vec_f32` / `Tensor::from_vec`).
+//! (`to_vec_f32` / `Tensor::from_vec`); on a GPU it may also run CUDA C of its own,
+//! element-wise kernels given as source ([`Tensor::map_kernel`]).
 //!
 //! ```
 //! use boson::autograd::{self, CustomOp};
