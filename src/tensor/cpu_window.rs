@@ -499,11 +499,11 @@ fn max_pool_2x2_grad(x: &[f32], dy: &[f32], g: &Window2d) -> Vec<f32> {
 
 /// Pooled `[n, c, oh, ow]` values.
 pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
-    let (plane, l) = (g.h * g.w, g.oh * g.ow);
-    let (ys, xs) = window_spans(g);
     if kind == PoolKind::Max && is_2x2_halving(g) {
         return max_pool_2x2(x, g);
     }
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    let (ys, xs) = window_spans(g);
     let mut out = pool::scratch(g.output_len());
     chunks(&mut out, l, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
@@ -538,11 +538,11 @@ pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
 /// The input's gradient of [`pool2d`] given the output's: a maximum's to its first
 /// position, an average's spread over its window.
 pub(crate) fn pool2d_grad(x: &[f32], dy: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
-    let (plane, l) = (g.h * g.w, g.oh * g.ow);
-    let (ys, xs) = window_spans(g);
     if kind == PoolKind::Max && is_2x2_halving(g) {
         return max_pool_2x2_grad(x, dy, g);
     }
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    let (ys, xs) = window_spans(g);
     let mut out = pool::filled(g.input_len(), 0.0);
     chunks(&mut out, plane, g.output_len() * g.kh * g.kw, |p, dst| {
         let src = &x[p * plane..][..plane];
