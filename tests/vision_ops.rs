@@ -260,6 +260,96 @@ fn pooling_matches_the_definition() {
     }
 }
 
+/// The gradients of `<conv(x, w), r>` by their definitions: `dx` gathers `r · w` at every
+/// input position each window read, `dw` sums `r · x` over the batch and the pixels.
+fn conv_grads_direct(x: &Tensor, w: &Tensor, r: &Tensor, p: &Conv2dParams) -> (Vec<f32>, Vec<f32>) {
+    let (xs, ws, rs) = (x.shape().to_vec(), w.shape().to_vec(), r.shape().to_vec());
+    let (xv, wv, rv) = (
+        x.to_vec_f32().unwrap(),
+        w.to_vec_f32().unwrap(),
+        r.to_vec_f32().unwrap(),
+    );
+    let (o, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+    let (oh, ow, og) = (rs[2], rs[3], o / p.groups);
+    let (mut dx, mut dw) = (vec![0.0f64; xv.len()], vec![0.0f64; wv.len()]);
+    for b in 0..xs[0] {
+        for oc in 0..o {
+            for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                let g = rv[((b * o + oc) * oh + oy) * ow + ox] as f64;
+                for (ci, i, j) in
+                    (0..cg).flat_map(|c| (0..kh).flat_map(move |i| (0..kw).map(move |j| (c, i, j))))
+                {
+                    let y =
+                        (oy * p.strides[0] + i * p.dilation[0]) as isize - p.padding[0] as isize;
+                    let xx =
+                        (ox * p.strides[1] + j * p.dilation[1]) as isize - p.padding[1] as isize;
+                    let c = oc / og * cg + ci;
+                    if let Some(v) = at(&xv, &xs, b, c, y, xx) {
+                        let wi = ((oc * cg + ci) * kh + i) * kw + j;
+                        dw[wi] += g * v as f64;
+                        let xi = ((b * xs[1] + c) * xs[2] + y as usize) * xs[3] + xx as usize;
+                        dx[xi] += g * wv[wi] as f64;
+                    }
+                }
+            }
+        }
+    }
+    let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (f32s(dx), f32s(dw))
+}
+
+/// The input gradient runs as a convolution of `dy` with the flipped weight (unit
+/// strides, 16+ channels per group, padding at most `(k − 1)·d`) or as columns scattered
+/// back; the weight gradient as long dot products (256+ pixels) or packed products.
+/// Each geometry below takes one of each pair, and all match the definitions.
+#[test]
+fn convolution_gradients_match_the_definitions_on_every_path() {
+    let cases = [
+        (
+            [2, 16, 9, 8],
+            [8, 16, 3, 3],
+            params([1, 1], [1, 1], [1, 1], 1),
+        ),
+        (
+            [1, 32, 10, 10],
+            [6, 16, 3, 2],
+            params([1, 1], [2, 1], [2, 1], 2),
+        ),
+        (
+            [2, 16, 7, 7],
+            [4, 16, 3, 3],
+            params([1, 1], [3, 0], [1, 1], 1),
+        ),
+        (
+            [1, 3, 20, 20],
+            [4, 3, 3, 3],
+            params([1, 1], [0, 0], [1, 1], 1),
+        ),
+        (
+            [2, 16, 11, 9],
+            [5, 16, 3, 3],
+            params([2, 1], [1, 1], [1, 1], 1),
+        ),
+        (
+            [1, 16, 19, 18],
+            [3, 16, 1, 1],
+            params([1, 1], [0, 0], [1, 1], 1),
+        ),
+    ];
+    for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
+        let x = rand_tensor(&xs, -1.0, 1.0, 30 + k as u64).attach_grad();
+        let w = rand_tensor(&ws, -1.0, 1.0, 40 + k as u64).attach_grad();
+        let shape = x.conv2d(&w, None, &p).unwrap().shape().to_vec();
+        let r = rand_tensor(&shape, -1.0, 1.0, 50 + k as u64);
+        let y = boson::autograd::record(|| x.conv2d(&w, None, &p)?.mul(&r)?.sum_all()).unwrap();
+        y.backward().unwrap();
+        let (dx, dw) = conv_grads_direct(&x, &w, &r, &p);
+        let grad = |t: &Tensor| t.grad().unwrap().unwrap().to_vec_f32().unwrap();
+        assert_close(&grad(&x), &dx, 1e-4);
+        assert_close(&grad(&w), &dw, 1e-4);
+    }
+}
+
 const EPS: f32 = 1e-2;
 const TOL: f32 = 2e-2;
 

@@ -318,7 +318,7 @@ pub(crate) fn matmul(
     // Every element is written: the products run with beta = 0, which never reads C.
     let mut out = pool::scratch(batch * m * n);
     let one = |a: &[f32], b: &[f32], c: &mut [f32]| {
-        gemm_one(a, trans_a, b, trans_b, c, (m, k, n), true);
+        gemm_one(a, trans_a, b, trans_b, c, (m, k, n));
     };
     let (sa, sb) = (m * k, k * n);
     if batch > 1 && m * n * k * batch >= PAR_MIN {
@@ -333,21 +333,8 @@ pub(crate) fn matmul(
     out
 }
 
-/// `c = op(a)·op(b)` for one `m×k · k×n` product on the calling thread, for callers
-/// that already run one task per image.
-pub(crate) fn gemm_serial(
-    a: &[f32],
-    trans_a: bool,
-    b: &[f32],
-    trans_b: bool,
-    c: &mut [f32],
-    (m, k, n): (usize, usize, usize),
-) {
-    gemm_one(a, trans_a, b, trans_b, c, (m, k, n), false);
-}
-
-/// One product: the small-side loops where they fit, else matrixmultiply (shared out
-/// over rayon when `parallel` and large).
+/// One product: boson's register-blocked loops for products with a small side, else
+/// matrixmultiply (shared out over rayon when large).
 fn gemm_one(
     a: &[f32],
     trans_a: bool,
@@ -355,16 +342,23 @@ fn gemm_one(
     trans_b: bool,
     c: &mut [f32],
     (m, k, n): (usize, usize, usize),
-    parallel: bool,
 ) {
     use ndarray::{ArrayView2, ArrayViewMut2};
-    // Products with a small side (a convolution's per-image products) skip packing.
-    if !trans_b && small_gemm::fits_axpy_form(m, k, n) {
-        let strides = if trans_a { (1, m) } else { (k, 1) };
-        return small_gemm::axpy_form(a, strides, b, c, (m, k, n));
+    if !trans_a && trans_b && small_gemm::long_inner(k) && m * n <= 64 * 64 {
+        return small_gemm::gemm_nt(a, b, c, (m, k, n), false);
     }
-    if !trans_a && trans_b && small_gemm::fits_dot_form(m, k, n) {
-        return small_gemm::dot_form(a, b, c, (m, k, n));
+    if small_gemm::has_a_small_side(m, k, n) {
+        let a = if trans_a {
+            small_gemm::Strided::transposed(a, m)
+        } else {
+            small_gemm::Strided::rows(a, k)
+        };
+        let b = if trans_b {
+            small_gemm::Strided::transposed(b, k)
+        } else {
+            small_gemm::Strided::rows(b, n)
+        };
+        return small_gemm::gemm(a, b, c, (m, k, n), false);
     }
     fn view(
         x: &[f32],
@@ -378,9 +372,6 @@ fn gemm_one(
             ArrayView2::from_shape((rows, cols), x)
         }
     }
-    if !parallel {
-        return gemm_crate(a, trans_a, b, trans_b, c, (m, k, n));
-    }
     // Shapes were checked by the caller, so these views cannot fail.
     if let (Ok(av), Ok(bv), Ok(cv)) = (
         view(&a[..m * k], m, k, trans_a),
@@ -388,48 +379,6 @@ fn gemm_one(
         ArrayViewMut2::from_shape((m, n), &mut c[..m * n]),
     ) {
         split_gemm(av, bv, cv);
-    }
-}
-
-/// `c = op(a)·op(b)` through the `gemm` crate on the calling thread (row-major
-/// operands; a transposed one is read with swapped strides, never copied).
-fn gemm_crate(
-    a: &[f32],
-    trans_a: bool,
-    b: &[f32],
-    trans_b: bool,
-    c: &mut [f32],
-    (m, k, n): (usize, usize, usize),
-) {
-    // The kernel reads and writes through raw pointers: these bounds make that sound.
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let (lhs_rs, lhs_cs) = if trans_a { (1, m) } else { (k, 1) };
-    let (rhs_rs, rhs_cs) = if trans_b { (1, k) } else { (n, 1) };
-    // SAFETY: element (i, p) of op(a) is a[i·lhs_rs + p·lhs_cs] < m·k, (p, j) of op(b)
-    // is b[p·rhs_rs + j·rhs_cs] < k·n and (i, j) of c is c[i·n + j] < m·n, all within the
-    // slices checked above; `c` is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            b.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
     }
 }
 

@@ -8,6 +8,7 @@ use super::cpu;
 use super::pool;
 use super::primitives::{PoolKind, Window2d};
 use super::simd::{vectorized, Kernel};
+use super::small_gemm::{self, Strided};
 use rayon::prelude::*;
 
 /// Work (elements touched) below which a loop stays on the calling thread.
@@ -64,27 +65,48 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
 /// `(ci, i, j)`, column `(oy, ox)` holds `x[ci, oy·sh − ph + i·dh, ox·sw − pw + j·dw]`,
 /// or 0 in the padding.
 fn im2col_image(x: &[f32], g: &Window2d, out: &mut [f32]) {
-    let (plane, l) = (g.h * g.w, g.oh * g.ow);
-    for (r, dst) in out.chunks_mut(l).enumerate() {
-        let (ci, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
-        let xo = (j * g.dw) as isize - g.pw as isize;
-        let xs = valid_range(g.ow, g.sw, xo, g.w);
-        let src = &x[ci * plane..][..plane];
-        for (oy, dst) in dst.chunks_mut(g.ow).enumerate() {
-            let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
-            if iy < 0 || iy >= g.h as isize || xs.is_empty() {
-                dst.fill(0.0);
-                continue;
-            }
-            let line = &src[iy as usize * g.w..][..g.w];
-            dst[..xs.start].fill(0.0);
-            dst[xs.end..].fill(0.0);
+    vectorized(Im2col { x, g, out })
+}
+
+/// [`im2col_image`]'s loop: per column row, the valid output columns are computed once,
+/// then each output row's segment is a copy of one input line (a strided read when
+/// `sw > 1`) with zeros at the edges.
+struct Im2col<'a> {
+    x: &'a [f32],
+    g: &'a Window2d,
+    out: &'a mut [f32],
+}
+
+impl Kernel for Im2col<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Im2col { x, g, out } = self;
+        let (plane, l) = (g.h * g.w, g.oh * g.ow);
+        if l == 0 {
+            return;
+        }
+        for (r, dst) in out.chunks_exact_mut(l).enumerate() {
+            let (ci, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
+            let xo = (j * g.dw) as isize - g.pw as isize;
+            let xs = valid_range(g.ow, g.sw, xo, g.w);
+            let src = &x[ci * plane..][..plane];
             let first = ((xs.start * g.sw) as isize + xo) as usize;
-            if g.sw == 1 {
-                copy_short(&mut dst[xs.clone()], &line[first..][..xs.len()]);
-            } else {
-                for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
-                    *d = line[first + k * g.sw];
+            let ys = valid_range(g.oh, g.sh, (i * g.dh) as isize - g.ph as isize, g.h);
+            dst[..ys.start * g.ow].fill(0.0);
+            dst[ys.end * g.ow..].fill(0.0);
+            for oy in ys {
+                let iy = oy * g.sh + i * g.dh - g.ph;
+                let dst = &mut dst[oy * g.ow..][..g.ow];
+                let line = &src[iy * g.w..][..g.w];
+                dst[..xs.start].fill(0.0);
+                dst[xs.end..].fill(0.0);
+                if g.sw == 1 {
+                    copy_short(&mut dst[xs.clone()], &line[first..][..xs.len()]);
+                } else {
+                    for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
+                        *d = line[first + k * g.sw];
+                    }
                 }
             }
         }
@@ -201,15 +223,9 @@ pub(crate) fn conv2d(
         for gi in 0..groups {
             let xg = &x[b * image + gi * group_image..][..group_image];
             im2col_image(xg, &gw, buf);
-            let wg = &w[gi * og * rows..][..og * rows];
-            cpu::gemm_serial(
-                wg,
-                false,
-                buf,
-                false,
-                &mut y[gi * og * l..][..og * l],
-                (og, rows, l),
-            );
+            let wg = Strided::rows(&w[gi * og * rows..][..og * rows], rows);
+            let yg = &mut y[gi * og * l..][..og * l];
+            small_gemm::gemm(wg, Strided::rows(buf, l), yg, (og, rows, l), false);
         }
         // The bias while the image is still in cache.
         if let Some(bias) = bias {
@@ -233,6 +249,10 @@ pub(crate) fn conv2d_grad_input(
     o: usize,
     groups: usize,
 ) -> Vec<f32> {
+    if let Some(full) = full_correlation(g, o, groups) {
+        let flipped = flip_weight(w, g, o, groups);
+        return conv2d(dy, &flipped, None, &full, g.c, groups);
+    }
     let Grouped {
         gw,
         rows,
@@ -247,15 +267,60 @@ pub(crate) fn conv2d_grad_input(
     }
     let task = |buf: &mut Vec<f32>, (b, dx): (usize, &mut [f32])| {
         for gi in 0..groups {
-            let wg = &w[gi * og * rows..][..og * rows];
-            let dyg = &dy[(b * o + gi * og) * l..][..og * l];
-            cpu::gemm_serial(wg, true, dyg, false, buf, (rows, og, l));
+            let wg = Strided::transposed(&w[gi * og * rows..][..og * rows], rows);
+            let dyg = Strided::rows(&dy[(b * o + gi * og) * l..][..og * l], l);
+            small_gemm::gemm(wg, dyg, buf, (rows, og, l), false);
             col2im_image(buf, &gw, &mut dx[gi * group_image..][..group_image]);
         }
     };
     out.par_chunks_mut(image)
         .enumerate()
         .for_each_init(|| vec![0.0; rows * l], task);
+    out
+}
+
+/// Input channels per group from which [`full_correlation`] pays: its product has one
+/// row per input channel, and fewer rows than a register block waste most of it.
+const FULL_CORRELATION_MIN_CHANNELS: usize = 16;
+
+/// For unit strides, the input's gradient is itself a convolution: of `dy` (padded by
+/// `(k − 1)·d − p`) with the weight flipped in space and with its two channel axes
+/// swapped. Its geometry, when the stride is 1, the padding at most `(k − 1)·d` (so the
+/// new padding is not negative) and the input has enough channels per group. One product
+/// per image then writes the gradient, in place of a product into columns and their
+/// scatter back (`col2im`).
+fn full_correlation(g: &Window2d, o: usize, groups: usize) -> Option<Window2d> {
+    let pad = |k: usize, d: usize, p: usize| ((k - 1) * d).checked_sub(p);
+    if (g.sh, g.sw) != (1, 1) || g.c / groups < FULL_CORRELATION_MIN_CHANNELS {
+        return None;
+    }
+    Some(Window2d {
+        n: g.n,
+        c: o,
+        h: g.oh,
+        w: g.ow,
+        ph: pad(g.kh, g.dh, g.ph)?,
+        pw: pad(g.kw, g.dw, g.pw)?,
+        oh: g.h,
+        ow: g.w,
+        ..*g
+    })
+}
+
+/// `w[o, c / groups, kh, kw]` as `w'[c, o / groups, kh, kw]` with
+/// `w'[gi·cg + cc, oo, i, j] = w[gi·og + oo, cc, kh − 1 − i, kw − 1 − j]`.
+fn flip_weight(w: &[f32], g: &Window2d, o: usize, groups: usize) -> Vec<f32> {
+    let (cg, og, taps) = (g.c / groups, o / groups, g.kh * g.kw);
+    let mut out = pool::scratch(g.c * og * taps);
+    for (r, dst) in out.chunks_exact_mut(taps).enumerate() {
+        // Row r of w' is (input channel c, output channel oo within its group).
+        let (c, oo) = (r / og, r % og);
+        let (gi, cc) = (c / cg, c % cg);
+        let src = &w[((gi * og + oo) * cg + cc) * taps..][..taps];
+        for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+            *d = *s;
+        }
+    }
     out
 }
 
@@ -294,7 +359,7 @@ pub(crate) fn conv2d_grad_weight(
     } = Grouped::new(g, o, groups);
     let partial = |first: usize| -> Vec<f32> {
         let mut dw = vec![0.0; o * rows];
-        let (mut buf, mut prod) = (vec![0.0; rows * l], vec![0.0; og * rows]);
+        let mut buf = vec![0.0; rows * l];
         for b in first..(first + IMAGES_PER_PARTIAL).min(g.n) {
             for gi in 0..groups {
                 im2col_image(
@@ -303,9 +368,12 @@ pub(crate) fn conv2d_grad_weight(
                     &mut buf,
                 );
                 let dyg = &dy[(b * o + gi * og) * l..][..og * l];
-                cpu::gemm_serial(dyg, false, &buf, true, &mut prod, (og, l, rows));
-                for (d, p) in dw[gi * og * rows..][..og * rows].iter_mut().zip(&prod) {
-                    *d += p;
+                let dwg = &mut dw[gi * og * rows..][..og * rows];
+                if small_gemm::long_inner(l) {
+                    small_gemm::gemm_nt(dyg, &buf, dwg, (og, l, rows), true);
+                } else {
+                    let (a, b) = (Strided::rows(dyg, l), Strided::transposed(&buf, l));
+                    small_gemm::gemm(a, b, dwg, (og, l, rows), true);
                 }
             }
         }

@@ -5,8 +5,9 @@
 //! 4-wide vectors. [`vectorized`] runs a [`Kernel`] inside a function compiled for
 //! AVX-512 or AVX2 when the CPU has them, so the compiler can vectorise its loop there.
 //! The arithmetic is the same in every version (no fused multiply-add is introduced where
-//! the source has none: Rust never contracts `a * b + c`), so results are bit-identical
-//! on every machine.
+//! the source has none: Rust never contracts `a * b + c`, and a fused one written as
+//! `mul_add` is exactly rounded everywhere), so results are bit-identical on every
+//! machine.
 
 /// A loop to compile for the widest vectors. Implementations mark `run`
 /// `#[inline(always)]`: forced inlining is what puts the loop inside the target-feature
@@ -19,25 +20,52 @@ pub(crate) trait Kernel {
     fn run(self) -> Self::Output;
 }
 
-/// Runs `k` compiled for the widest vector extension the CPU supports.
+/// The vector extension [`vectorized`] compiles kernels for on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// AVX-512 (F, DQ, VL, BW) with FMA: 32 registers of 16 floats.
+    Avx512,
+    /// AVX2 with FMA: 16 registers of 8 floats.
+    Avx2,
+    /// The build's baseline (SSE2 on x86-64), or another architecture.
+    Baseline,
+}
+
+/// The widest [`Level`] this CPU runs.
 #[inline(always)]
-pub(crate) fn vectorized<K: Kernel>(k: K) -> K::Output {
+pub(crate) fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512dq")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the CPU supports every feature `avx512` is compiled with.
-            return unsafe { x86::avx512(k) };
+            return Level::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2.
-            return unsafe { x86::avx2(k) };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Level::Avx2;
         }
     }
-    k.run()
+    Level::Baseline
+}
+
+/// Runs `k` compiled for the widest vector extension the CPU supports. `f32::mul_add`
+/// compiles to one instruction in both vector builds (FMA is part of each); at baseline
+/// x86-64 it is a call to `fmaf`, slower but with the same exactly rounded result.
+#[inline(always)]
+pub(crate) fn vectorized<K: Kernel>(k: K) -> K::Output {
+    match level() {
+        // SAFETY: `level` checked that the CPU supports every feature `avx512` enables.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { x86::avx512(k) },
+        // SAFETY: `level` checked AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { x86::avx2(k) },
+        _ => k.run(),
+    }
 }
 
 /// Asks the CPU to bring `x`'s cache lines closer: a hint for rows about to be read at
@@ -61,12 +89,12 @@ pub(crate) fn prefetch<T>(x: &[T]) {
 mod x86 {
     use super::Kernel;
 
-    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
     pub(super) unsafe fn avx512<K: Kernel>(k: K) -> K::Output {
         k.run()
     }
 
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn avx2<K: Kernel>(k: K) -> K::Output {
         k.run()
     }
@@ -99,14 +127,13 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             // Each build this CPU can run, not only the one `vectorized` picks.
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2.
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA.
                 assert_eq!(unsafe { super::x86::avx2(Loops(&x)) }, expected);
             }
-            if std::arch::is_x86_feature_detected!("avx512dq")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-            {
+            if super::level() == super::Level::Avx512 {
                 // SAFETY: the CPU supports the features `avx512` is compiled with.
                 assert_eq!(unsafe { super::x86::avx512(Loops(&x)) }, expected);
             }
