@@ -99,6 +99,18 @@ fn conv2d_matches_the_definition() {
         ),
         ([3, 1, 28, 28], [6, 1, 5, 5], Conv2dParams::default()),
         ([2, 5, 4, 4], [7, 5, 1, 1], Conv2dParams::default()),
+        // Unit strides read the padded image at shifted offsets: more output channels
+        // than one register block (packed strips), padding with dilation, and groups.
+        (
+            [2, 3, 10, 9],
+            [14, 3, 3, 2],
+            params([1, 1], [1, 2], [2, 1], 1),
+        ),
+        (
+            [1, 4, 6, 40],
+            [6, 2, 2, 3],
+            params([1, 1], [0, 1], [1, 1], 2),
+        ),
     ];
     for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
         let x = rand_tensor(&xs, -1.0, 1.0, k as u64);

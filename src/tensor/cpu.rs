@@ -345,7 +345,7 @@ fn gemm_one(
 ) {
     use ndarray::{ArrayView2, ArrayViewMut2};
     if !trans_a && trans_b && small_gemm::long_inner(k) && m * n <= 64 * 64 {
-        return small_gemm::gemm_nt(a, b, c, (m, k, n), false);
+        return small_gemm::gemm_nt(a, small_gemm::Strided::rows(b, k), c, (m, k, n), false);
     }
     if small_gemm::has_a_small_side(m, k, n) {
         let a = if trans_a {

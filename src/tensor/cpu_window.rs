@@ -10,6 +10,7 @@ use super::primitives::{PoolKind, Window2d};
 use super::simd::{vectorized, Kernel};
 use super::small_gemm::{self, Strided};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Work (elements touched) below which a loop stays on the calling thread.
 const PAR_MIN: usize = 1 << 16;
@@ -86,8 +87,10 @@ impl Kernel for Im2col<'_> {
         if l == 0 {
             return;
         }
-        for (r, dst) in out.chunks_exact_mut(l).enumerate() {
-            let (ci, i, j) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
+        // Rows in (ci, i, j) order, counted rather than divided out of the row index.
+        let taps =
+            (0..g.c).flat_map(|ci| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (ci, i, j))));
+        for (dst, (ci, i, j)) in out.chunks_exact_mut(l).zip(taps) {
             let xo = (j * g.dw) as isize - g.pw as isize;
             let xs = valid_range(g.ow, g.sw, xo, g.w);
             let src = &x[ci * plane..][..plane];
@@ -163,6 +166,99 @@ pub(crate) fn col2im(cols: &[f32], g: &Window2d) -> Vec<f32> {
     out
 }
 
+thread_local! {
+    /// Each thread's image columns, kept between calls: a convolution needs one image's
+    /// (`c·kh·kw × oh·ow` values; it grows to the largest layer the thread has run).
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's column buffer, `len` values long (contents unspecified:
+/// `im2col_image` and the products overwrite every value they read).
+fn with_columns<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    COLUMNS.with_borrow_mut(|buf| {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
+}
+
+/// A unit-stride convolution read from the image itself ("implicit im2col"): tap
+/// `(ci, i, j)` of every output pixel lies at one fixed offset from the pixel's position
+/// in the (zero-padded) image, so the product's right operand is the image read at `k`
+/// offsets and no columns are built. Outputs are computed on the padded width: `wide`
+/// columns per channel, of which the `wp − ow` past each output row's end are computed
+/// and dropped. The sums run over the taps in the same order as with columns.
+struct Shifted {
+    /// The padded image's height and width.
+    hp: usize,
+    wp: usize,
+    /// Each tap's offset in one group's padded planes, in column-row order.
+    starts: Vec<usize>,
+    /// Output columns on the padded width: `(oh − 1)·wp + ow`.
+    wide: usize,
+}
+
+impl Shifted {
+    /// The layout for one group's geometry, when its strides are 1.
+    fn new(g: &Window2d) -> Option<Shifted> {
+        if (g.sh, g.sw) != (1, 1) || g.oh == 0 || g.ow == 0 {
+            return None;
+        }
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let starts = (0..g.c)
+            .flat_map(|ci| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (ci, i, j))))
+            .map(|(ci, i, j)| ci * hp * wp + i * g.dh * wp + j * g.dw)
+            .collect();
+        Some(Shifted {
+            hp,
+            wp,
+            starts,
+            wide: (g.oh - 1) * wp + g.ow,
+        })
+    }
+
+    /// Values of the padded copy of one group's planes (0 without padding).
+    fn padded_len(&self, g: &Window2d) -> usize {
+        if (g.ph, g.pw) == (0, 0) {
+            0
+        } else {
+            g.c * self.hp * self.wp
+        }
+    }
+
+    /// One group's planes as the product reads them: `x` itself without padding, else
+    /// copied into `buf` inside a zero border.
+    fn image<'a>(&self, g: &Window2d, x: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
+        if (g.ph, g.pw) == (0, 0) {
+            return x;
+        }
+        let buf = &mut buf[..g.c * self.hp * self.wp];
+        buf.fill(0.0);
+        for (dst, src) in buf
+            .chunks_exact_mut(self.hp * self.wp)
+            .zip(x.chunks_exact(g.h * g.w))
+        {
+            for (y, line) in src.chunks_exact(g.w).enumerate() {
+                copy_short(&mut dst[(y + g.ph) * self.wp + g.pw..][..g.w], line);
+            }
+        }
+        buf
+    }
+
+    /// The wide product's kept columns into `y` (channels of `oh·ow`).
+    fn narrow(&self, g: &Window2d, wide: &[f32], y: &mut [f32]) {
+        for (dst, src) in y
+            .chunks_exact_mut(g.oh * g.ow)
+            .zip(wide.chunks_exact(self.wide))
+        {
+            for (oy, row) in dst.chunks_exact_mut(g.ow).enumerate() {
+                copy_short(row, &src[oy * self.wp..][..g.ow]);
+            }
+        }
+    }
+}
+
 /// The sizes of a grouped convolution's per-image, per-group products.
 struct Grouped {
     /// One group's geometry: its input channels of one image.
@@ -219,13 +315,28 @@ pub(crate) fn conv2d(
     if out.is_empty() {
         return out;
     }
-    let task = |buf: &mut Vec<f32>, (b, y): (usize, &mut [f32])| {
+    let shifted = Shifted::new(&gw);
+    let scratch = shifted
+        .as_ref()
+        .map_or(rows * l, |sh| og * sh.wide + sh.padded_len(&gw));
+    let wg = |gi: usize| Strided::rows(&w[gi * og * rows..][..og * rows], rows);
+    let task = |buf: &mut [f32], b: usize, y: &mut [f32]| {
         for gi in 0..groups {
             let xg = &x[b * image + gi * group_image..][..group_image];
-            im2col_image(xg, &gw, buf);
-            let wg = Strided::rows(&w[gi * og * rows..][..og * rows], rows);
             let yg = &mut y[gi * og * l..][..og * l];
-            small_gemm::gemm(wg, Strided::rows(buf, l), yg, (og, rows, l), false);
+            match &shifted {
+                Some(sh) => {
+                    let (wide, padded) = buf.split_at_mut(og * sh.wide);
+                    let src = sh.image(&gw, xg, padded);
+                    let taps = Strided::shifted_rows(src, &sh.starts);
+                    small_gemm::gemm(wg(gi), taps, wide, (og, rows, sh.wide), false);
+                    sh.narrow(&gw, wide, yg);
+                }
+                None => {
+                    im2col_image(xg, &gw, buf);
+                    small_gemm::gemm(wg(gi), Strided::rows(buf, l), yg, (og, rows, l), false);
+                }
+            }
         }
         // The bias while the image is still in cache.
         if let Some(bias) = bias {
@@ -236,7 +347,7 @@ pub(crate) fn conv2d(
     };
     out.par_chunks_mut(o * l)
         .enumerate()
-        .for_each_init(|| vec![0.0; rows * l], task);
+        .for_each(|(b, y)| with_columns(scratch, |buf| task(buf, b, y)));
     out
 }
 
@@ -265,7 +376,7 @@ pub(crate) fn conv2d_grad_input(
     if out.is_empty() {
         return out;
     }
-    let task = |buf: &mut Vec<f32>, (b, dx): (usize, &mut [f32])| {
+    let task = |buf: &mut [f32], b: usize, dx: &mut [f32]| {
         for gi in 0..groups {
             let wg = Strided::transposed(&w[gi * og * rows..][..og * rows], rows);
             let dyg = Strided::rows(&dy[(b * o + gi * og) * l..][..og * l], l);
@@ -275,7 +386,7 @@ pub(crate) fn conv2d_grad_input(
     };
     out.par_chunks_mut(image)
         .enumerate()
-        .for_each_init(|| vec![0.0; rows * l], task);
+        .for_each(|(b, dx)| with_columns(rows * l, |buf| task(buf, b, dx)));
     out
 }
 
@@ -357,35 +468,38 @@ pub(crate) fn conv2d_grad_weight(
         image,
         group_image,
     } = Grouped::new(g, o, groups);
+    // Columns, not the shifted image: the weight gradient's dot products over a shifted
+    // image's rows load across cache lines and ran slower than building the columns.
+    let add_image = |buf: &mut [f32], xg: &[f32], dyg: &[f32], dwg: &mut [f32]| {
+        im2col_image(xg, &gw, buf);
+        if small_gemm::long_inner(l) {
+            small_gemm::gemm_nt(dyg, Strided::rows(buf, l), dwg, (og, l, rows), true);
+        } else {
+            let (a, b) = (Strided::rows(dyg, l), Strided::transposed(buf, l));
+            small_gemm::gemm(a, b, dwg, (og, l, rows), true);
+        }
+    };
     let partial = |first: usize| -> Vec<f32> {
-        let mut dw = vec![0.0; o * rows];
-        let mut buf = vec![0.0; rows * l];
-        for b in first..(first + IMAGES_PER_PARTIAL).min(g.n) {
-            for gi in 0..groups {
-                im2col_image(
-                    &x[b * image + gi * group_image..][..group_image],
-                    &gw,
-                    &mut buf,
-                );
-                let dyg = &dy[(b * o + gi * og) * l..][..og * l];
-                let dwg = &mut dw[gi * og * rows..][..og * rows];
-                if small_gemm::long_inner(l) {
-                    small_gemm::gemm_nt(dyg, &buf, dwg, (og, l, rows), true);
-                } else {
-                    let (a, b) = (Strided::rows(dyg, l), Strided::transposed(&buf, l));
-                    small_gemm::gemm(a, b, dwg, (og, l, rows), true);
+        let mut dw = pool::filled(o * rows, 0.0);
+        with_columns(rows * l, |buf| {
+            for b in first..(first + IMAGES_PER_PARTIAL).min(g.n) {
+                for gi in 0..groups {
+                    let xg = &x[b * image + gi * group_image..][..group_image];
+                    let dyg = &dy[(b * o + gi * og) * l..][..og * l];
+                    add_image(buf, xg, dyg, &mut dw[gi * og * rows..][..og * rows]);
                 }
             }
-        }
+        });
         dw
     };
     let starts: Vec<usize> = (0..g.n).step_by(IMAGES_PER_PARTIAL).collect();
     let partials: Vec<Vec<f32>> = starts.into_par_iter().map(partial).collect();
     let mut out = pool::filled(o * rows, 0.0);
     for p in partials {
-        for (d, v) in out.iter_mut().zip(p) {
+        for (d, v) in out.iter_mut().zip(&p) {
             *d += v;
         }
+        pool::recycle(p);
     }
     out
 }

@@ -16,12 +16,15 @@
 use super::simd::{self, Level};
 use std::cell::RefCell;
 
-/// An `rows × cols` operand read through strides: element `(i, p)` is `data[i·rs + p·cs]`.
+/// An operand read through strides or a table of row starts: element `(i, p)` is
+/// `data[row(i) + p·cs]`, where `row(i)` is `i·rs` or `row_starts[i]`. The table
+/// describes a convolution's image read at shifted offsets (its columns, not built).
 #[derive(Clone, Copy)]
 pub(crate) struct Strided<'a> {
     data: &'a [f32],
     rs: usize,
     cs: usize,
+    row_starts: Option<&'a [usize]>,
 }
 
 impl<'a> Strided<'a> {
@@ -31,6 +34,7 @@ impl<'a> Strided<'a> {
             data,
             rs: cols,
             cs: 1,
+            row_starts: None,
         }
     }
 
@@ -41,12 +45,38 @@ impl<'a> Strided<'a> {
             data,
             rs: 1,
             cs: rows,
+            row_starts: None,
+        }
+    }
+
+    /// Row `i` is the contiguous run of `data` from `starts[i]`.
+    pub(crate) fn shifted_rows(data: &'a [f32], starts: &'a [usize]) -> Strided<'a> {
+        Strided {
+            data,
+            rs: 0,
+            cs: 1,
+            row_starts: Some(starts),
         }
     }
 
     #[inline(always)]
+    fn row(&self, i: usize) -> usize {
+        self.row_starts.map_or(i * self.rs, |t| t[i])
+    }
+
+    #[inline(always)]
+    fn col(&self, p: usize) -> usize {
+        p * self.cs
+    }
+
+    /// Whether each row's elements are contiguous.
+    fn contiguous_rows(&self) -> bool {
+        self.cs == 1
+    }
+
+    #[inline(always)]
     fn at(&self, i: usize, p: usize) -> f32 {
-        self.data[i * self.rs + p * self.cs]
+        self.data[self.row(i) + self.col(p)]
     }
 }
 
@@ -113,18 +143,19 @@ const LANES: usize = 16;
 /// so the rounding depends on the shapes only.
 pub(crate) fn gemm_nt(
     a: &[f32],
-    b: &[f32],
+    b: Strided<'_>,
     c: &mut [f32],
     (m, k, n): (usize, usize, usize),
     accumulate: bool,
 ) {
+    assert!(b.contiguous_rows(), "gemm_nt reads b by contiguous rows");
     let sizes = Sizes {
         m,
         k,
         n,
         accumulate,
     };
-    let (a, b, c) = (&a[..m * k], &b[..n * k], &mut c[..m * n]);
+    let (a, c) = (&a[..m * k], &mut c[..m * n]);
     match simd::level() {
         #[cfg(target_arch = "x86_64")]
         Level::Avx512 => dots::<x86::Avx512>(a, b, c, sizes),
@@ -143,14 +174,15 @@ trait DotBlock {
     fn lanes(a_rows: &[&[f32]], b_rows: &[&[f32]], whole: usize, out: &mut [[f32; LANES]]);
 }
 
-fn dots<'a, D: DotBlock>(a: &'a [f32], b: &'a [f32], c: &mut [f32], s: Sizes) {
+fn dots<'a, D: DotBlock>(a: &'a [f32], b: Strided<'a>, c: &mut [f32], s: Sizes) {
     let Sizes { m, k, n, .. } = s;
     let whole = k - k % LANES;
     // Up to 4 × 4 rows per block (`RA`, `RB` ≤ 4).
     let mut lanes = [[0.0; LANES]; 16];
     // Rows past the edge repeat the last one (computed, never stored).
-    let rows = |x: &'a [f32], first: usize, count: usize| -> [&'a [f32]; 4] {
-        std::array::from_fn(|r| &x[(first + r.min(count - 1)) * k..][..k])
+    let a = Strided::rows(a, k);
+    let rows = |x: Strided<'a>, first: usize, count: usize| -> [&'a [f32]; 4] {
+        std::array::from_fn(|r| &x.data[x.row(first + r.min(count - 1))..][..k])
     };
     // `b`'s rows outermost: a block of them stays in L1 while all of `a` (the smaller
     // operand, in L2) passes by.
@@ -205,14 +237,23 @@ trait Micro {
     fn block<const R: usize>(at: &Block<'_>, c: &mut [f32], s: Sizes);
 }
 
+/// Where each row of a register block's strip of `b` starts.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// Row `p` at `p · stride`.
+    Stride(usize),
+    /// Row `p` at `starts[p]`.
+    Starts(&'a [usize]),
+}
+
 /// Where a register block reads its operands and writes `C`.
 struct Block<'a> {
     /// The packed panel of `a`: `k` rows of `mr` values.
     panel: &'a [f32],
     mr: usize,
-    /// `b`'s columns `j0..`, `NR` of them: row `p` starts at `p · stride`.
+    /// `b`'s columns `j0..`, `NR` of them, row `p` starting where `rows` says.
     strip: &'a [f32],
-    stride: usize,
+    rows: Rows<'a>,
     i0: usize,
     j0: usize,
     /// Columns of `c` written (the rest of the `NR` are the strip's zero padding).
@@ -248,18 +289,22 @@ fn product<M: Micro>(
         let cols = nr.min(n - j0);
         // A whole row-major strip used by one panel is read in place; otherwise it is
         // packed (contiguous for the block's loads, zero past the last column).
-        let (strip, stride): (&[f32], usize) = if cols == nr && b.cs == 1 && panels == 1 {
-            (&b.data[j0..], b.rs)
+        let (strip, rows) = if cols == nr && b.contiguous_rows() && panels == 1 {
+            let rows = match b.row_starts {
+                Some(t) => Rows::Starts(t),
+                None => Rows::Stride(b.rs),
+            };
+            (&b.data[j0..], rows)
         } else {
             pack_strip(b, j0, cols, (k, nr), strip);
-            (&strip[..], nr)
+            (&strip[..], Rows::Stride(nr))
         };
         for (q, panel) in a_packed.chunks_exact(mr * k).enumerate() {
             let at = Block {
                 panel,
                 mr,
                 strip,
-                stride,
+                rows,
                 i0: q * mr,
                 j0,
                 cols,
@@ -289,14 +334,14 @@ fn pack_strip(b: Strided<'_>, j0: usize, cols: usize, (k, nr): (usize, usize), s
     if cols < nr {
         strip.fill(0.0);
     }
-    if b.cs == 1 {
+    if b.contiguous_rows() {
         for (p, dst) in strip.chunks_exact_mut(nr).enumerate() {
-            dst[..cols].copy_from_slice(&b.data[p * b.rs + j0..][..cols]);
+            dst[..cols].copy_from_slice(&b.data[b.row(p) + j0..][..cols]);
         }
     } else {
         // A transposed operand: each of its columns is contiguous in `b.data`.
         for l in 0..cols {
-            let column = &b.data[(j0 + l) * b.cs..];
+            let column = &b.data[b.col(j0 + l)..];
             for (p, dst) in strip.chunks_exact_mut(nr).enumerate() {
                 dst[l] = column[p * b.rs];
             }
@@ -309,7 +354,11 @@ impl Block<'_> {
     #[inline(always)]
     fn operands<const R: usize, const NR: usize>(&self, p: usize) -> (&[f32; R], &[f32; NR]) {
         let a = self.panel[p * self.mr..].first_chunk::<R>();
-        let b = self.strip[p * self.stride..].first_chunk::<NR>();
+        let start = match self.rows {
+            Rows::Stride(stride) => p * stride,
+            Rows::Starts(t) => t[p],
+        };
+        let b = self.strip[start..].first_chunk::<NR>();
         match (a, b) {
             (Some(a), Some(b)) => (a, b),
             _ => unreachable!("panels hold k rows of mr ≥ R, strips k rows of NR"),
@@ -648,6 +697,21 @@ mod tests {
         }
     }
 
+    /// A right operand whose rows start at arbitrary offsets of one buffer (a
+    /// convolution's shifted image), read in place (one panel) and packed (several).
+    #[test]
+    fn gemm_reads_rows_at_their_starts() {
+        for (m, k, n) in [(6, 25, 70), (14, 9, 64), (3, 4, 5)] {
+            let data = values(k * 7 + n + 40, 9);
+            let starts: Vec<usize> = (0..k).map(|p| (p * 37 + 11) % (k * 7 + 40)).collect();
+            let ad = values(m * k, 10);
+            let (a, b) = (Strided::rows(&ad, k), Strided::shifted_rows(&data, &starts));
+            let mut c = vec![f32::NAN; m * n];
+            gemm(a, b, &mut c, (m, k, n), false);
+            close(&c, &reference(a, b, None, (m, k, n)));
+        }
+    }
+
     #[test]
     fn an_empty_inner_dimension_gives_zeros_or_leaves_c() {
         let mut c = vec![f32::NAN; 6];
@@ -717,10 +781,10 @@ mod tests {
             let (a, b) = (Strided::rows(&ad, k), Strided::transposed(&bd, k));
             let c0 = values(m * n, 8);
             let mut c = vec![f32::NAN; m * n];
-            gemm_nt(&ad, &bd, &mut c, (m, k, n), false);
+            gemm_nt(&ad, Strided::rows(&bd, k), &mut c, (m, k, n), false);
             close(&c, &reference(a, b, None, (m, k, n)));
             let mut acc = c0.clone();
-            gemm_nt(&ad, &bd, &mut acc, (m, k, n), true);
+            gemm_nt(&ad, Strided::rows(&bd, k), &mut acc, (m, k, n), true);
             close(&acc, &reference(a, b, Some(&c0), (m, k, n)));
             let sizes = Sizes {
                 m,
@@ -728,9 +792,9 @@ mod tests {
                 n,
                 accumulate: false,
             };
-            let run = |d: fn(&[f32], &[f32], &mut [f32], Sizes)| {
+            let run = |d: fn(&[f32], Strided, &mut [f32], Sizes)| {
                 let mut out = vec![0.0; m * n];
-                d(&ad, &bd, &mut out, sizes);
+                d(&ad, Strided::rows(&bd, k), &mut out, sizes);
                 out
             };
             let portable = run(dots::<Portable>);
