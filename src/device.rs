@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// devices returns [`Error::DeviceMismatch`](crate::Error::DeviceMismatch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Device {
-    /// Host memory; ops run on ndarray + rayon.
+    /// Host memory; ops run as vectorised loops shared out over rayon.
     #[default]
     Cpu,
     /// The CUDA device with this ordinal.

@@ -4,7 +4,7 @@
 //! [`data::DataLoader`], autograd-backed [`nn::Block`] layers, [`loss`]es,
 //! [`optim::Optimizer`]s behind an [`optim::Trainer`], [`metric`]s, and the high-level
 //! [`estimator::Estimator::fit`] loop with event handlers. Tensors live on the CPU
-//! (ndarray + rayon) or on an NVIDIA GPU ([`Device::Cuda`], through cudarc with
+//! (vectorised loops + rayon) or on an NVIDIA GPU ([`Device::Cuda`], through cudarc with
 //! hand-written kernels); embedding gradients are row-sparse, so a step costs
 //! O(batch × dim) whatever the vocabulary size.
 //!

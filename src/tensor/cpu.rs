@@ -1,4 +1,4 @@
-//! CPU kernels: plain loops over slices, ndarray for matrix products, rayon for large inputs.
+//! CPU kernels: loops over slices (matrix products in `small_gemm`), rayon for large inputs.
 //!
 //! These are the reference implementations every CUDA kernel is tested against.
 
@@ -333,8 +333,9 @@ pub(crate) fn matmul(
     out
 }
 
-/// One product: boson's register-blocked loops for products with a small side, else
-/// matrixmultiply (shared out over rayon when large).
+/// One product through boson's register-blocked loops (`small_gemm`), shared out over
+/// rayon by blocks of rows (or, for few rows, of columns) when large: each element's sum
+/// is then exactly as on one thread.
 fn gemm_one(
     a: &[f32],
     trans_a: bool,
@@ -343,42 +344,57 @@ fn gemm_one(
     c: &mut [f32],
     (m, k, n): (usize, usize, usize),
 ) {
-    use ndarray::{ArrayView2, ArrayViewMut2};
+    use small_gemm::Strided;
     if !trans_a && trans_b && small_gemm::long_inner(k) && m * n <= 64 * 64 {
-        return small_gemm::gemm_nt(a, small_gemm::Strided::rows(b, k), c, (m, k, n), false);
+        return small_gemm::gemm_nt(a, Strided::rows(b, k), c, (m, k, n), false);
     }
-    if small_gemm::has_a_small_side(m, k, n) {
-        let a = if trans_a {
-            small_gemm::Strided::transposed(a, m)
+    let (sa, sb) = (
+        if trans_a {
+            Strided::transposed(a, m)
         } else {
-            small_gemm::Strided::rows(a, k)
-        };
-        let b = if trans_b {
-            small_gemm::Strided::transposed(b, k)
+            Strided::rows(a, k)
+        },
+        if trans_b {
+            Strided::transposed(b, k)
         } else {
-            small_gemm::Strided::rows(b, n)
-        };
-        return small_gemm::gemm(a, b, c, (m, k, n), false);
+            Strided::rows(b, n)
+        },
+    );
+    let threads = rayon::current_num_threads();
+    if small_gemm::has_a_small_side(m, k, n) || m * n * k < GEMM_PAR_MIN || threads == 1 {
+        return small_gemm::gemm(sa, sb, c, (m, k, n), false);
     }
-    fn view(
-        x: &[f32],
-        rows: usize,
-        cols: usize,
-        t: bool,
-    ) -> std::result::Result<ArrayView2<'_, f32>, ndarray::ShapeError> {
-        if t {
-            ArrayView2::from_shape((cols, rows), x).map(|v| v.reversed_axes())
-        } else {
-            ArrayView2::from_shape((rows, cols), x)
+    // Rows per task: whole register blocks (12 rows under AVX-512, 6 under AVX2).
+    let rows = m.div_ceil(threads).next_multiple_of(12);
+    if rows < m {
+        c[..m * n]
+            .par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(t, c)| {
+                let block = (c.len() / n, k, n);
+                small_gemm::gemm(sa.skip_rows(t * rows), sb, c, block, false)
+            });
+        return;
+    }
+    // Too few rows to share: blocks of whole strips of columns, each computed into its
+    // own buffer and copied into place.
+    let cols = n.div_ceil(threads).next_multiple_of(32);
+    let firsts: Vec<usize> = (0..n).step_by(cols).collect();
+    let parts: Vec<Vec<f32>> = firsts
+        .par_iter()
+        .map(|&j0| {
+            let width = cols.min(n - j0);
+            let mut part = pool::scratch(m * width);
+            small_gemm::gemm(sa, sb.skip_cols(j0), &mut part, (m, k, width), false);
+            part
+        })
+        .collect();
+    for (j0, part) in firsts.into_iter().zip(parts) {
+        let width = cols.min(n - j0);
+        for (dst, src) in c.chunks_exact_mut(n).zip(part.chunks_exact(width)) {
+            dst[j0..j0 + width].copy_from_slice(src);
         }
-    }
-    // Shapes were checked by the caller, so these views cannot fail.
-    if let (Ok(av), Ok(bv), Ok(cv)) = (
-        view(&a[..m * k], m, k, trans_a),
-        view(&b[..k * n], k, n, trans_b),
-        ArrayViewMut2::from_shape((m, n), &mut c[..m * n]),
-    ) {
-        split_gemm(av, bv, cv);
+        pool::recycle(part);
     }
 }
 
@@ -386,54 +402,6 @@ fn gemm_one(
 /// a hand-off to other threads costs tens of µs on a busy machine, so smaller products,
 /// such as a 1024×64×64 Dense layer, stay on the calling thread.
 const GEMM_PAR_MIN: usize = 1 << 23;
-
-/// `c = a·b`, shared out over rayon when it is large: one block of rows (or columns) of
-/// `c` per thread, which leaves each output element's sum exactly as on one thread. When
-/// the output is too small for that (a weight gradient, `out × batch` times `batch × in`)
-/// the inner dimension is halved instead and the partial products summed; those splits
-/// depend only on the shapes, so results never depend on the number of threads.
-fn split_gemm(
-    a: ndarray::ArrayView2<'_, f32>,
-    b: ndarray::ArrayView2<'_, f32>,
-    mut c: ndarray::ArrayViewMut2<'_, f32>,
-) {
-    use ndarray::{s, Array2, Axis};
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let threads = rayon::current_num_threads();
-    // Blocks of whole 8-row (or 8-column) panels, the kernel's tile height.
-    let block = |len: usize| len.div_ceil(threads).next_multiple_of(8);
-    if m * n * k < GEMM_PAR_MIN {
-        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-    } else if m.max(n) < 64 && k >= 512 {
-        // Decided by the shapes alone: this split changes the rounding.
-        let h = k / 2;
-        let mut rest = Array2::<f32>::zeros((m, n));
-        rayon::join(
-            || split_gemm(a.slice(s![.., ..h]), b.slice(s![..h, ..]), c.view_mut()),
-            || split_gemm(a.slice(s![.., h..]), b.slice(s![h.., ..]), rest.view_mut()),
-        );
-        c += &rest;
-    } else if threads > 1 {
-        // Whole rows of `c` (and of `a`) per thread when `c` is tall, columns (of `b`)
-        // when it is wide.
-        let (axis, size) = if m >= n {
-            (Axis(0), block(m))
-        } else {
-            (Axis(1), block(n))
-        };
-        let operands: Vec<_> = if m >= n {
-            a.axis_chunks_iter(axis, size).map(|a| (a, b)).collect()
-        } else {
-            b.axis_chunks_iter(axis, size).map(|b| (a, b)).collect()
-        };
-        let cs: Vec<_> = c.axis_chunks_iter_mut(axis, size).collect();
-        cs.into_par_iter()
-            .zip(operands)
-            .for_each(|(mut c, (a, b))| ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c));
-    } else {
-        ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-    }
-}
 
 /// Checks every index against `size`, naming the first bad one.
 pub(crate) fn check_indices(idx: &[i64], size: usize, what: &str) -> Result<()> {
@@ -575,10 +543,15 @@ mod tests {
 
     #[test]
     fn large_products_split_over_threads_are_right_and_thread_count_independent() {
-        // A row split (tall output), a column split (wide), and an inner-dimension split
-        // (small output, long inner dimension); each above the parallel threshold, with
-        // every transpose combination.
-        for (m, k, n) in [(300, 200, 160), (100, 300, 400), (40, 6000, 40)] {
+        // Row splits of boson's products (tall and wide outputs), a small output with a
+        // long inner dimension, and too few rows to split (matrixmultiply's column
+        // split); each above the parallel threshold, with every transpose combination.
+        for (m, k, n) in [
+            (300, 200, 160),
+            (100, 300, 400),
+            (40, 6000, 40),
+            (10, 1000, 900),
+        ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (a, b) = (values(m * k, 1), values(k * n, 2));
                 let at = |i: usize, p: usize| if ta { a[p * m + i] } else { a[i * k + p] };

@@ -59,6 +59,23 @@ impl<'a> Strided<'a> {
         }
     }
 
+    /// The operand without its first `first` rows (strided operands only).
+    pub(crate) fn skip_rows(self, first: usize) -> Strided<'a> {
+        assert!(self.row_starts.is_none(), "skip_rows of a table of starts");
+        Strided {
+            data: &self.data[first * self.rs..],
+            ..self
+        }
+    }
+
+    /// The operand without its first `first` columns.
+    pub(crate) fn skip_cols(self, first: usize) -> Strided<'a> {
+        Strided {
+            data: &self.data[first * self.cs..],
+            ..self
+        }
+    }
+
     #[inline(always)]
     fn row(&self, i: usize) -> usize {
         self.row_starts.map_or(i * self.rs, |t| t[i])
