@@ -311,7 +311,7 @@ fn conv_grads_direct(x: &Tensor, w: &Tensor, r: &Tensor, p: &Conv2dParams) -> (V
 }
 
 /// The input gradient runs as a convolution of `dy` with the flipped weight (unit
-/// strides, 16+ channels per group, padding at most `(k − 1)·d`) or as columns scattered
+/// strides, 4+ channels per group, padding at most `(k − 1)·d`) or as columns scattered
 /// back; the weight gradient as long dot products (256+ pixels) or packed products.
 /// Each geometry below takes one of each pair, and all match the definitions.
 #[test]
