@@ -312,7 +312,8 @@ fn conv_grads_direct(x: &Tensor, w: &Tensor, r: &Tensor, p: &Conv2dParams) -> (V
 
 /// The input gradient runs as a convolution of `dy` with the flipped weight (unit
 /// strides, 4+ channels per group, padding at most `(k − 1)·d`) or as columns scattered
-/// back; the weight gradient as long dot products (256+ pixels) or packed products.
+/// back; the weight gradient on the shifted image (32+ output channels per group), as
+/// long dot products (256+ pixels) or as packed products.
 /// Each geometry below takes one of each pair, and all match the definitions.
 #[test]
 fn convolution_gradients_match_the_definitions_on_every_path() {
@@ -346,6 +347,17 @@ fn convolution_gradients_match_the_definitions_on_every_path() {
             [1, 16, 19, 18],
             [3, 16, 1, 1],
             params([1, 1], [0, 0], [1, 1], 1),
+        ),
+        // 32+ output channels per group: the weight gradient on the shifted image.
+        (
+            [2, 4, 7, 6],
+            [33, 4, 3, 2],
+            params([1, 1], [1, 0], [1, 2], 1),
+        ),
+        (
+            [1, 4, 6, 6],
+            [64, 2, 3, 3],
+            params([1, 1], [1, 1], [1, 1], 2),
         ),
     ];
     for (k, (xs, ws, p)) in cases.into_iter().enumerate() {

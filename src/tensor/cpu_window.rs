@@ -269,6 +269,22 @@ impl Shifted {
             }
         }
     }
+
+    /// The adjoint layout of [`Shifted::narrow`]: `dy` (channels of `oh·ow`) on the wide
+    /// layout, 0 in the dropped columns.
+    fn widen(&self, g: &Window2d, dy: &[f32], wide: &mut [f32]) {
+        for (src, dst) in dy
+            .chunks_exact(g.oh * g.ow)
+            .zip(wide.chunks_exact_mut(self.wide))
+        {
+            for (oy, row) in src.chunks_exact(g.ow).enumerate() {
+                let line = &mut dst[oy * self.wp..];
+                copy_short(&mut line[..g.ow], row);
+                let end = self.wp.min(line.len());
+                line[g.ow..end].fill(0.0);
+            }
+        }
+    }
 }
 
 /// The sizes of a grouped convolution's per-image, per-group products.
@@ -461,6 +477,10 @@ pub(crate) fn channel_sums(dy: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
+/// Output channels per group from which the weight gradient runs on the shifted image
+/// (see [`conv2d_grad_weight`]): one whole register-block strip of 32 columns.
+const TRANSPOSED_GRADIENT_MIN_CHANNELS: usize = 32;
+
 /// Images per partial sum of the weight gradient: a fixed split (not the thread count),
 /// so the sum's rounding is the same on every machine.
 const IMAGES_PER_PARTIAL: usize = 16;
@@ -481,20 +501,38 @@ pub(crate) fn conv2d_grad_weight(
         image,
         group_image,
     } = Grouped::new(g, o, groups);
-    // Columns, not the shifted image: the weight gradient's dot products over a shifted
-    // image's rows load across cache lines and ran slower than building the columns.
-    let add_image = |buf: &mut [f32], xg: &[f32], dyg: &[f32], dwg: &mut [f32]| {
-        im2col_image(xg, &gw, buf);
-        if small_gemm::long_inner(l) {
-            small_gemm::gemm_nt(dyg, Strided::rows(buf, l), dwg, (og, l, rows), true);
-        } else {
-            let (a, b) = (Strided::rows(dyg, l), Strided::transposed(buf, l));
-            small_gemm::gemm(a, b, dwg, (og, l, rows), true);
+    // With many output channels, the transposed gradient `dwᵀ[tap, o] = Σ_q image[start
+    // (tap) + q] · dy[o, q]` runs as a forward-like product on the shifted image (its
+    // panels packed from the image's rows, no columns built); with few, the product
+    // would fill a fraction of a register block's columns, so columns are built and
+    // `dy · columnsᵀ` runs as dot products (long rows) or a packed product.
+    let shifted = Shifted::new(&gw).filter(|_| og >= TRANSPOSED_GRADIENT_MIN_CHANNELS);
+    let scratch = shifted
+        .as_ref()
+        .map_or(rows * l, |sh| og * sh.wide + sh.padded_len(&gw));
+    let add_image = |buf: &mut [f32], xg: &[f32], dyg: &[f32], dwg: &mut [f32]| match &shifted {
+        Some(sh) => {
+            // `dwg` holds this group's `dwᵀ` here (`rows × og`), transposed at the end.
+            let (wide, padded) = buf.split_at_mut(og * sh.wide);
+            sh.widen(&gw, dyg, wide);
+            let src = sh.image(&gw, xg, padded);
+            let taps = Strided::shifted_rows(src, &sh.starts);
+            let dy_t = Strided::transposed(wide, sh.wide);
+            small_gemm::gemm(taps, dy_t, dwg, (rows, sh.wide, og), true);
+        }
+        None => {
+            im2col_image(xg, &gw, buf);
+            if small_gemm::long_inner(l) {
+                small_gemm::gemm_nt(dyg, Strided::rows(buf, l), dwg, (og, l, rows), true);
+            } else {
+                let (a, b) = (Strided::rows(dyg, l), Strided::transposed(buf, l));
+                small_gemm::gemm(a, b, dwg, (og, l, rows), true);
+            }
         }
     };
     let partial = |first: usize| -> Vec<f32> {
         let mut dw = pool::filled(o * rows, 0.0);
-        with_columns(rows * l, |buf| {
+        with_columns(scratch, |buf| {
             for b in first..(first + IMAGES_PER_PARTIAL).min(g.n) {
                 for gi in 0..groups {
                     let xg = &x[b * image + gi * group_image..][..group_image];
@@ -503,7 +541,22 @@ pub(crate) fn conv2d_grad_weight(
                 }
             }
         });
-        dw
+        if shifted.is_none() {
+            return dw;
+        }
+        let mut out = pool::scratch(o * rows);
+        for (dst, src) in out
+            .chunks_exact_mut(og * rows)
+            .zip(dw.chunks_exact(og * rows))
+        {
+            for (t, row) in src.chunks_exact(og).enumerate() {
+                for (oo, v) in row.iter().enumerate() {
+                    dst[oo * rows + t] = *v;
+                }
+            }
+        }
+        pool::recycle(dw);
+        out
     };
     let starts: Vec<usize> = (0..g.n).step_by(IMAGES_PER_PARTIAL).collect();
     let partials: Vec<Vec<f32>> = starts.into_par_iter().map(partial).collect();
