@@ -1,6 +1,6 @@
-//! Matrix products for a convolution's per-image products (`[out_ch, c·kh·kw] ·
-//! [c·kh·kw, oh·ow]` and its two gradients) and other products with a small side, where
-//! a general GEMM's blocking for large matrices does not pay.
+//! Every CPU matrix product: a convolution's per-image products (`[out_ch, c·kh·kw] ·
+//! [c·kh·kw, oh·ow]` and its two gradients), `matmul` (shared out over threads by
+//! `cpu::matmul`) and the Dense layers through it.
 //!
 //! [`gemm`] packs the left operand into panels of `MR` rows and, where it is reused, a
 //! strip of `NR` columns of the right one, then runs a register block of `R ≤ MR` rows ×
@@ -97,8 +97,9 @@ impl<'a> Strided<'a> {
     }
 }
 
-/// Whether a product is small enough on one side that [`gemm`] beats a general GEMM
-/// shared out over threads: few rows and a short inner dimension, or a small output.
+/// Whether a product is small enough on one side to stay on the calling thread (sharing
+/// it out costs more than it saves): few rows and a short inner dimension, or a small
+/// output.
 pub(crate) fn has_a_small_side(m: usize, k: usize, n: usize) -> bool {
     (m <= 64 && k <= 64) || m * n <= 64 * 64
 }
