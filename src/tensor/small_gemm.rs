@@ -253,6 +253,20 @@ trait Micro {
     const NR: usize;
     /// Rows `i0..i0 + R` (`R ≤ MR`), columns `j0..j0 + cols` of `c` (see [`Block`]).
     fn block<const R: usize>(at: &Block<'_>, c: &mut [f32], s: Sizes);
+    /// Rows `first..first + rows` of `a` into `panel`, `p`-major: (p, r) at `p·MR + r`,
+    /// 0 past the last row.
+    fn pack_panel(a: Strided<'_>, first: usize, rows: usize, panel: &mut [f32]) {
+        pack_panel_scalar(a, first, rows, Self::MR, panel)
+    }
+}
+
+/// [`Micro::pack_panel`] one value at a time.
+fn pack_panel_scalar(a: Strided<'_>, first: usize, rows: usize, mr: usize, panel: &mut [f32]) {
+    for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
+        for (r, d) in dst.iter_mut().enumerate() {
+            *d = if r < rows { a.at(first + r, p) } else { 0.0 };
+        }
+    }
 }
 
 /// Where each row of a register block's strip of `b` starts.
@@ -296,12 +310,7 @@ fn product<M: Micro>(
     let (a_packed, strip) = packed.split_at_mut(a_len);
     // Panel `q` holds `a`'s rows `q·mr..`, `p`-major: (p, r) at `p·mr + r`, 0 past row m.
     for (q, panel) in a_packed.chunks_exact_mut(mr * k).enumerate() {
-        let rows = mr.min(m - q * mr);
-        for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
-            for (r, d) in dst.iter_mut().enumerate() {
-                *d = if r < rows { a.at(q * mr + r, p) } else { 0.0 };
-            }
-        }
+        M::pack_panel(a, q * mr, mr.min(m - q * mr), panel);
     }
     for j0 in (0..n).step_by(nr) {
         let cols = nr.min(n - j0);
@@ -455,7 +464,7 @@ mod x86 {
     //! The register blocks in AVX-512 and AVX2 intrinsics (the compiler does not keep
     //! an array of accumulators this large in registers on its own).
 
-    use super::{Block, DotBlock, Micro, Sizes, LANES};
+    use super::{pack_panel_scalar, Block, DotBlock, Micro, Sizes, Strided, LANES};
     use std::arch::x86_64::*;
 
     /// 12 × 32: 24 accumulators of 16 lanes.
@@ -468,6 +477,79 @@ mod x86 {
             // SAFETY: `gemm` picks this type only when `simd::level` found AVX-512 and FMA.
             unsafe { avx512::<R>(at, c, s) }
         }
+        fn pack_panel(a: Strided<'_>, first: usize, rows: usize, panel: &mut [f32]) {
+            if !a.contiguous_rows() {
+                return pack_panel_scalar(a, first, rows, Self::MR, panel);
+            }
+            // SAFETY: as for `block`.
+            unsafe { pack_panel_avx512(a, first, rows, panel) }
+        }
+    }
+
+    /// A panel of 12 contiguous rows, 16 columns at a time: 16 row vectors (zero past
+    /// the last row) transposed in registers, each column's first 12 values stored.
+    #[target_feature(enable = "avx512f")]
+    fn pack_panel_avx512(a: Strided<'_>, first: usize, rows: usize, panel: &mut [f32]) {
+        const MR: usize = 12;
+        let k = panel.len() / MR;
+        let whole = k - k % 16;
+        let row = |r: usize| &a.data[a.row(first + r)..][..k];
+        for p0 in (0..whole).step_by(16) {
+            let x: [__m512; 16] =
+                std::array::from_fn(|r| match row(r.min(rows - 1))[p0..].first_chunk::<16>() {
+                    // SAFETY: the 16 values lie inside the row.
+                    Some(v) if r < rows => unsafe { _mm512_loadu_ps(v.as_ptr()) },
+                    _ => _mm512_setzero_ps(),
+                });
+            for (c, v) in transpose16(x).iter().enumerate() {
+                let Some(dst) = panel[(p0 + c) * MR..].first_chunk_mut::<MR>() else {
+                    unreachable!("the panel holds k rows of 12")
+                };
+                // SAFETY: the mask writes the first 12 values, all inside `dst`.
+                unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), 0x0fff, *v) };
+            }
+        }
+        for (p, dst) in panel.chunks_exact_mut(MR).enumerate().skip(whole) {
+            for (r, d) in dst.iter_mut().enumerate() {
+                *d = if r < rows { row(r)[p] } else { 0.0 };
+            }
+        }
+    }
+
+    /// The 16 × 16 transpose of `x` (row `i` of the result is column `i` of `x`):
+    /// pairs interleaved within 128-bit lanes, then quadruples, then the lanes moved.
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(x: [__m512; 16]) -> [__m512; 16] {
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (a, b) = (x[i & !1], x[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // u[4g + j]: column 4L + j of rows 4g..4g + 4, in 128-bit lane L.
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let (g, j) = (i / 4, i % 4);
+            let (lo, hi) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
+            if j % 2 == 0 {
+                _mm512_shuffle_ps::<0x44>(lo, hi)
+            } else {
+                _mm512_shuffle_ps::<0xee>(lo, hi)
+            }
+        });
+        let mut out = [_mm512_setzero_ps(); 16];
+        for j in 0..4 {
+            let x0 = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+            let x1 = _mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]);
+            let y0 = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+            let y1 = _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]);
+            out[j] = _mm512_shuffle_f32x4::<0x88>(x0, y0);
+            out[4 + j] = _mm512_shuffle_f32x4::<0x88>(x1, y1);
+            out[8 + j] = _mm512_shuffle_f32x4::<0xdd>(x0, y0);
+            out[12 + j] = _mm512_shuffle_f32x4::<0xdd>(x1, y1);
+        }
+        out
     }
 
     #[target_feature(enable = "avx512f,fma")]
