@@ -346,7 +346,7 @@ fn gemm_one(
 ) {
     use small_gemm::Strided;
     if !trans_a && trans_b && small_gemm::long_inner(k) && m * n <= 64 * 64 {
-        return small_gemm::gemm_nt(a, Strided::rows(b, k), c, (m, k, n), false);
+        return small_gemm::gemm_nt(a, b, c, (m, k, n), false);
     }
     let (sa, sb) = (
         if trans_a {

@@ -96,10 +96,8 @@ impl Kernel for Im2col<'_> {
         if l == 0 {
             return;
         }
-        // Rows in (ci, i, j) order, counted rather than divided out of the row index.
-        let taps =
-            (0..g.c).flat_map(|ci| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (ci, i, j))));
-        for (dst, (ci, i, j)) in out.chunks_exact_mut(l).zip(taps) {
+        // Rows counted rather than divided out of the row index.
+        for (dst, (ci, i, j)) in out.chunks_exact_mut(l).zip(taps(g)) {
             let xo = (j * g.dw) as isize - g.pw as isize;
             let xs = valid_range(g.ow, g.sw, xo, g.w);
             let src = &x[ci * plane..][..plane];
@@ -126,6 +124,11 @@ impl Kernel for Im2col<'_> {
             }
         }
     }
+}
+
+/// The window taps `(channel, kernel row, kernel column)` in column-row order.
+fn taps(g: &Window2d) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    (0..g.c).flat_map(move |ci| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (ci, i, j))))
 }
 
 /// Adds `[c·kh·kw, oh·ow]` columns back into image `x` (the adjoint of
@@ -218,8 +221,7 @@ impl Shifted {
             return None;
         }
         let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
-        let starts = (0..g.c)
-            .flat_map(|ci| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (ci, i, j))))
+        let starts = taps(g)
             .map(|(ci, i, j)| ci * hp * wp + i * g.dh * wp + j * g.dw)
             .collect();
         Some(Shifted {
@@ -230,13 +232,15 @@ impl Shifted {
         })
     }
 
-    /// Values of the padded copy of one group's planes (0 without padding).
-    fn padded_len(&self, g: &Window2d) -> usize {
-        if (g.ph, g.pw) == (0, 0) {
+    /// Scratch values for one image group with `og` output channels: the wide outputs
+    /// (or wide `dy`), then the padded copy of the planes (none without padding).
+    fn scratch_len(&self, g: &Window2d, og: usize) -> usize {
+        let padded = if (g.ph, g.pw) == (0, 0) {
             0
         } else {
             g.c * self.hp * self.wp
-        }
+        };
+        og * self.wide + padded
     }
 
     /// One group's planes as the product reads them: `x` itself without padding, else
@@ -346,7 +350,7 @@ pub(crate) fn conv2d(
     let shifted = Shifted::new(&gw);
     let scratch = shifted
         .as_ref()
-        .map_or(rows * l, |sh| og * sh.wide + sh.padded_len(&gw));
+        .map_or(rows * l, |sh| sh.scratch_len(&gw, og));
     let wg = |gi: usize| Strided::rows(&w[gi * og * rows..][..og * rows], rows);
     let task = |buf: &mut [f32], b: usize, y: &mut [f32]| {
         for gi in 0..groups {
@@ -509,7 +513,7 @@ pub(crate) fn conv2d_grad_weight(
     let shifted = Shifted::new(&gw).filter(|_| og >= TRANSPOSED_GRADIENT_MIN_CHANNELS);
     let scratch = shifted
         .as_ref()
-        .map_or(rows * l, |sh| og * sh.wide + sh.padded_len(&gw));
+        .map_or(rows * l, |sh| sh.scratch_len(&gw, og));
     let add_image = |buf: &mut [f32], xg: &[f32], dyg: &[f32], dwg: &mut [f32]| match &shifted {
         Some(sh) => {
             // `dwg` holds this group's `dwᵀ` here (`rows × og`), transposed at the end.
@@ -523,7 +527,7 @@ pub(crate) fn conv2d_grad_weight(
         None => {
             im2col_image(xg, &gw, buf);
             if small_gemm::long_inner(l) {
-                small_gemm::gemm_nt(dyg, Strided::rows(buf, l), dwg, (og, l, rows), true);
+                small_gemm::gemm_nt(dyg, buf, dwg, (og, l, rows), true);
             } else {
                 let (a, b) = (Strided::rows(dyg, l), Strided::transposed(buf, l));
                 small_gemm::gemm(a, b, dwg, (og, l, rows), true);

@@ -161,19 +161,18 @@ const LANES: usize = 16;
 /// so the rounding depends on the shapes only.
 pub(crate) fn gemm_nt(
     a: &[f32],
-    b: Strided<'_>,
+    b: &[f32],
     c: &mut [f32],
     (m, k, n): (usize, usize, usize),
     accumulate: bool,
 ) {
-    assert!(b.contiguous_rows(), "gemm_nt reads b by contiguous rows");
     let sizes = Sizes {
         m,
         k,
         n,
         accumulate,
     };
-    let (a, c) = (&a[..m * k], &mut c[..m * n]);
+    let (a, b, c) = (&a[..m * k], &b[..n * k], &mut c[..m * n]);
     match simd::level() {
         #[cfg(target_arch = "x86_64")]
         Level::Avx512 => dots::<x86::Avx512>(a, b, c, sizes),
@@ -192,15 +191,14 @@ trait DotBlock {
     fn lanes(a_rows: &[&[f32]], b_rows: &[&[f32]], whole: usize, out: &mut [[f32; LANES]]);
 }
 
-fn dots<'a, D: DotBlock>(a: &'a [f32], b: Strided<'a>, c: &mut [f32], s: Sizes) {
+fn dots<'a, D: DotBlock>(a: &'a [f32], b: &'a [f32], c: &mut [f32], s: Sizes) {
     let Sizes { m, k, n, .. } = s;
     let whole = k - k % LANES;
     // Up to 4 × 4 rows per block (`RA`, `RB` ≤ 4).
     let mut lanes = [[0.0; LANES]; 16];
     // Rows past the edge repeat the last one (computed, never stored).
-    let a = Strided::rows(a, k);
-    let rows = |x: Strided<'a>, first: usize, count: usize| -> [&'a [f32]; 4] {
-        std::array::from_fn(|r| &x.data[x.row(first + r.min(count - 1))..][..k])
+    let rows = |x: &'a [f32], first: usize, count: usize| -> [&'a [f32]; 4] {
+        std::array::from_fn(|r| &x[(first + r.min(count - 1)) * k..][..k])
     };
     // `b`'s rows outermost: a block of them stays in L1 while all of `a` (the smaller
     // operand, in L2) passes by.
@@ -881,10 +879,10 @@ mod tests {
             let (a, b) = (Strided::rows(&ad, k), Strided::transposed(&bd, k));
             let c0 = values(m * n, 8);
             let mut c = vec![f32::NAN; m * n];
-            gemm_nt(&ad, Strided::rows(&bd, k), &mut c, (m, k, n), false);
+            gemm_nt(&ad, &bd, &mut c, (m, k, n), false);
             close(&c, &reference(a, b, None, (m, k, n)));
             let mut acc = c0.clone();
-            gemm_nt(&ad, Strided::rows(&bd, k), &mut acc, (m, k, n), true);
+            gemm_nt(&ad, &bd, &mut acc, (m, k, n), true);
             close(&acc, &reference(a, b, Some(&c0), (m, k, n)));
             let sizes = Sizes {
                 m,
@@ -892,9 +890,9 @@ mod tests {
                 n,
                 accumulate: false,
             };
-            let run = |d: fn(&[f32], Strided, &mut [f32], Sizes)| {
+            let run = |d: fn(&[f32], &[f32], &mut [f32], Sizes)| {
                 let mut out = vec![0.0; m * n];
-                d(&ad, Strided::rows(&bd, k), &mut out, sizes);
+                d(&ad, &bd, &mut out, sizes);
                 out
             };
             let portable = run(dots::<Portable>);
