@@ -78,7 +78,19 @@ fn binary_ops_with_broadcasting() {
     gradcheck(&[a.clone(), b.clone()], |v| v[0].maximum(&v[1]), EPS, TOL);
     gradcheck(&[a.clone(), b.clone()], |v| v[0].minimum(&v[1]), EPS, TOL);
     let base = rand_tensor(&[3, 4], 0.5, 2.0, 7);
-    gradcheck(&[base, row], |v| v[0].pow(&v[1]), EPS, TOL);
+    gradcheck(&[base, row.clone()], |v| v[0].pow(&v[1]), EPS, TOL);
+    gradcheck(
+        &[a.clone(), b.clone()],
+        |v| v[0].where_positive(&v[1]),
+        EPS,
+        TOL,
+    );
+    gradcheck(
+        &[a, col],
+        |v| v[0].where_positive(&v[1].affine(1.0, -1.0)?),
+        EPS,
+        TOL,
+    );
 }
 
 #[test]

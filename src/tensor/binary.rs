@@ -237,6 +237,16 @@ binary_ops! {
         cuda: Some("powf(a, b)"),
         reference: "std::pow(a, b)",
     }
+    /// `a` where `b > 0`, else 0 (broadcasting): ReLU's gradient in one pass (`a` the
+    /// output's gradient, `b` ReLU's input). A select, as PyTorch's `threshold_backward`:
+    /// a NaN or infinite `a` where `b <= 0` gives 0. No gradient flows to `b` (a step).
+    WherePositive = 13 {
+        method: where_positive,
+        cpu: |x, y| if y > 0.0 { x } else { 0.0 },
+        grad: [g, a, b, y => g.where_positive(b), g.zeros_like()],
+        cuda: Some("b > 0.0f ? a : 0.0f"),
+        reference: "b > 0 ? a : 0.0",
+    }
 }
 
 impl BinaryOp {

@@ -5,6 +5,7 @@
 //! depend on the number of threads.
 
 use super::cpu;
+use super::max_pool_2x2;
 use super::pool;
 use super::primitives::{PoolKind, Window2d};
 use super::simd::{vectorized, Kernel};
@@ -630,128 +631,30 @@ fn argmax(src: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize)) -> Opti
     Some(best)
 }
 
-/// 2 × 2 windows moved by 2 without padding (`MaxPool2D((2, 2))`, the common case):
-/// each input belongs to at most one window, and every window is whole.
-fn is_2x2_halving(g: &Window2d) -> bool {
-    (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0) && 2 * g.oh <= g.h && 2 * g.ow <= g.w
-}
-
-/// One output row of 2 × 2 max pooling from input rows `top` and `bottom`: each output is
-/// the first largest of its window's values read top-left, top-right, bottom-left,
-/// bottom-right (`>` keeps the earlier one, as [`argmax`]), so a NaN counts only in the
-/// first place. Written as selects so that it compiles to vector max instructions.
-struct MaxRow2x2<'a> {
-    top: &'a [f32],
-    bottom: &'a [f32],
-    out: &'a mut [f32],
-}
-
-impl Kernel for MaxRow2x2<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        let pairs = self.top.chunks_exact(2).zip(self.bottom.chunks_exact(2));
-        for (o, (t, b)) in self.out.iter_mut().zip(pairs) {
-            let mut best = t[0];
-            for v in [t[1], b[0], b[1]] {
-                best = if v > best { v } else { best };
-            }
-            *o = best;
-        }
-    }
-}
-
-/// The gradient of [`MaxRow2x2`]: each output's gradient `dy` goes to the first largest
-/// of its window's four inputs, and the other three get 0 (windows do not overlap, so
-/// every input of a window is written once).
-struct MaxRow2x2Grad<'a> {
-    top: &'a [f32],
-    bottom: &'a [f32],
-    dy: &'a [f32],
-    dtop: &'a mut [f32],
-    dbottom: &'a mut [f32],
-}
-
-impl Kernel for MaxRow2x2Grad<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        let inputs = self.top.chunks_exact(2).zip(self.bottom.chunks_exact(2));
-        let grads = self
-            .dtop
-            .chunks_exact_mut(2)
-            .zip(self.dbottom.chunks_exact_mut(2));
-        for ((&d, (t, b)), (gt, gb)) in self.dy.iter().zip(inputs).zip(grads) {
-            // Which of the four wins, as selects: a later value wins only if larger.
-            let c1 = t[1] > t[0];
-            let m1 = if c1 { t[1] } else { t[0] };
-            let c2 = b[0] > m1;
-            let m2 = if c2 { b[0] } else { m1 };
-            let c3 = b[1] > m2;
-            gb[1] = if c3 { d } else { 0.0 };
-            gb[0] = if c2 && !c3 { d } else { 0.0 };
-            gt[1] = if c1 && !c2 && !c3 { d } else { 0.0 };
-            gt[0] = if !c1 && !c2 && !c3 { d } else { 0.0 };
-        }
-    }
-}
-
-/// [`pool2d`] for 2 × 2 windows moved by 2 (see [`is_2x2_halving`]), one image per task.
+/// [`pool2d`] for 2 × 2 windows moved by 2 (see [`max_pool_2x2`]), one image per task.
 fn max_pool_2x2(x: &[f32], g: &Window2d) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
     let mut out = pool::scratch(g.output_len());
     chunks(&mut out, g.c * l, g.input_len(), |b, dst| {
-        let image = &x[b * g.c * plane..][..g.c * plane];
-        for (src, dst) in image.chunks(plane).zip(dst.chunks_mut(l)) {
-            for (oy, row) in dst.chunks_mut(g.ow).enumerate() {
-                let top = &src[2 * oy * g.w..][..2 * g.ow];
-                let bottom = &src[(2 * oy + 1) * g.w..][..2 * g.ow];
-                vectorized(MaxRow2x2 {
-                    top,
-                    bottom,
-                    out: row,
-                });
-            }
-        }
+        max_pool_2x2::forward(&x[b * g.c * plane..][..g.c * plane], dst, g);
     });
     out
 }
 
-/// [`pool2d_grad`] for 2 × 2 windows moved by 2: every input of a window written once,
-/// the rows and columns no window covers (odd sizes) set to 0.
+/// [`pool2d_grad`] for 2 × 2 windows moved by 2, one image per task.
 fn max_pool_2x2_grad(x: &[f32], dy: &[f32], g: &Window2d) -> Vec<f32> {
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
     let mut out = pool::scratch(g.input_len());
-    chunks(&mut out, g.c * plane, g.input_len(), |b, dst| {
-        let image = &x[b * g.c * plane..][..g.c * plane];
-        let dyi = &dy[b * g.c * l..][..g.c * l];
-        for ((src, dyp), dst) in image
-            .chunks(plane)
-            .zip(dyi.chunks(l))
-            .zip(dst.chunks_mut(plane))
-        {
-            for (oy, d) in dyp.chunks(g.ow).enumerate() {
-                let rows = &mut dst[2 * oy * g.w..][..2 * g.w];
-                let (dtop, dbottom) = rows.split_at_mut(g.w);
-                dtop[2 * g.ow..].fill(0.0);
-                dbottom[2 * g.ow..].fill(0.0);
-                vectorized(MaxRow2x2Grad {
-                    top: &src[2 * oy * g.w..][..2 * g.ow],
-                    bottom: &src[(2 * oy + 1) * g.w..][..2 * g.ow],
-                    dy: d,
-                    dtop: &mut dtop[..2 * g.ow],
-                    dbottom: &mut dbottom[..2 * g.ow],
-                });
-            }
-            dst[2 * g.oh * g.w..].fill(0.0);
-        }
+    chunks(&mut out, g.c * plane, g.input_len(), |b, dx| {
+        let x = &x[b * g.c * plane..][..g.c * plane];
+        max_pool_2x2::backward(x, &dy[b * g.c * l..][..g.c * l], dx, g);
     });
     out
 }
 
 /// Pooled `[n, c, oh, ow]` values.
 pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
-    if kind == PoolKind::Max && is_2x2_halving(g) {
+    if kind == PoolKind::Max && max_pool_2x2::applies(g) {
         return max_pool_2x2(x, g);
     }
     let (plane, l) = (g.h * g.w, g.oh * g.ow);
@@ -790,7 +693,7 @@ pub(crate) fn pool2d(x: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
 /// The input's gradient of [`pool2d`] given the output's: a maximum's to its first
 /// position, an average's spread over its window.
 pub(crate) fn pool2d_grad(x: &[f32], dy: &[f32], g: &Window2d, kind: PoolKind) -> Vec<f32> {
-    if kind == PoolKind::Max && is_2x2_halving(g) {
+    if kind == PoolKind::Max && max_pool_2x2::applies(g) {
         return max_pool_2x2_grad(x, dy, g);
     }
     let (plane, l) = (g.h * g.w, g.oh * g.ow);

@@ -27,6 +27,7 @@ mod display;
 mod dtype;
 pub(crate) mod grad;
 mod limits;
+mod max_pool_2x2;
 mod operators;
 mod ops;
 pub(crate) mod pool;

@@ -187,7 +187,7 @@ unary_ops! {
         method: relu,
         domain: Any,
         cpu: |x| x.max(0.0),
-        grad: |g, x, y| g.mul(&x.step_pos()?),
+        grad: |g, x, y| g.where_positive(x),
         cuda: Some("x > 0.0f ? x : 0.0f"),
         reference: "x > 0 ? x : 0",
     }
