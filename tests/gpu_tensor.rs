@@ -196,9 +196,15 @@ fn convolution_and_pooling_match_cpu() {
     let b = rand_tensor(&[6], -1.0, 1.0, 33);
     same_on_both(
         dev,
-        &[x.clone(), w.clone(), b],
+        &[x.clone(), w.clone(), b.clone()],
         |v| v[0].conv2d(&v[1], Some(&v[2]), &p),
         "conv2d",
+    );
+    same_on_both(
+        dev,
+        &[x.clone(), w.clone(), b],
+        |v| v[0].conv2d_relu(&v[1], Some(&v[2]), &p),
+        "conv2d_relu",
     );
     let wt = rand_tensor(&[4, 3, 3, 3], -1.0, 1.0, 32);
     let pt = Conv2dParams {

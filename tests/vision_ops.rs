@@ -7,7 +7,7 @@ use boson::nn::{
     GlobalAvgPool2D, GlobalMaxPool2D, Initializer, MaxPool1D, MaxPool2D,
 };
 use boson::tensor::{Conv2dParams, Pool2dParams};
-use boson::{Device, Error, Tensor};
+use boson::{autograd, Device, Error, Tensor};
 use common::{gradcheck, rand_tensor};
 
 /// `x[b, c, y, x]` with out-of-range positions reading 0 (the padding).
@@ -398,6 +398,15 @@ fn convolution_gradients_match_finite_differences() {
             TOL,
         );
     }
+    let w = rand_tensor(&[3, 4, 3, 2], -1.0, 1.0, 9);
+    let b = rand_tensor(&[3], -1.0, 1.0, 15);
+    let p = params([1, 1], [1, 0], [1, 1], 1);
+    gradcheck(
+        &[x.clone(), w, b],
+        |v| v[0].conv2d_relu(&v[1], Some(&v[2]), &p),
+        EPS,
+        TOL,
+    );
     let xt = rand_tensor(&[2, 3, 4, 3], -1.0, 1.0, 10);
     let wt = rand_tensor(&[3, 2, 3, 3], -1.0, 1.0, 11);
     let p = params([2, 2], [1, 0], [1, 1], 1);
@@ -407,6 +416,47 @@ fn convolution_gradients_match_finite_differences() {
         EPS,
         TOL,
     );
+}
+
+/// The fused ReLU gives the values and gradients of a convolution followed by `relu`,
+/// to the bit, with and without a bias, on the implicit and the column paths.
+#[test]
+fn conv2d_relu_is_conv2d_then_relu() {
+    let cases = [
+        (
+            [3, 4, 7, 6],
+            [5, 4, 3, 3],
+            params([1, 1], [1, 1], [1, 1], 1),
+        ),
+        (
+            [2, 4, 9, 8],
+            [6, 2, 3, 2],
+            params([2, 1], [0, 1], [1, 2], 2),
+        ),
+    ];
+    for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
+        for with_bias in [true, false] {
+            let seed = 40 + 4 * k as u64;
+            let x = rand_tensor(&xs, -1.0, 1.0, seed).attach_grad();
+            let w = rand_tensor(&ws, -1.0, 1.0, seed + 1).attach_grad();
+            let b = rand_tensor(&[ws[0]], -1.0, 1.0, seed + 2).attach_grad();
+            let bias = with_bias.then_some(&b);
+            // Each backward writes (not adds) the leaves' gradients.
+            let grads = |f: &dyn Fn() -> boson::Result<Tensor>| {
+                let y = autograd::record(f).unwrap();
+                let r = rand_tensor(y.shape(), -1.0, 1.0, seed + 3);
+                let loss = autograd::record(|| y.mul(&r)?.sum_all()).unwrap();
+                loss.backward().unwrap();
+                let g = |t: &Tensor| t.grad().unwrap().map(|g| g.to_vec_f32().unwrap());
+                (y.to_vec_f32().unwrap(), g(&x), g(&w), g(&b))
+            };
+            let want = grads(&|| x.conv2d(&w, bias, &p)?.relu());
+            let got = grads(&|| x.conv2d_relu(&w, bias, &p));
+            assert!(got.1.is_some() && got.2.is_some());
+            assert_eq!(got.3.is_some(), with_bias);
+            assert_eq!(got, want, "case {k}, bias {with_bias}");
+        }
+    }
 }
 
 #[test]

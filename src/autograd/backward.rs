@@ -210,9 +210,18 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
             input,
             weight,
             bias,
+            relu,
             window,
             groups,
         } => {
+            // Through the ReLU first: its output is positive exactly where its input is.
+            let relu_g;
+            let g = if *relu {
+                relu_g = g.where_positive(node)?;
+                &relu_g
+            } else {
+                g
+            };
             let mut out = Vec::with_capacity(3);
             if let Some(b) = bias.as_ref().filter(|b| b.tracks_grad()) {
                 out.push((b.clone(), dense(window::conv_grad_bias(g)?)));
@@ -237,7 +246,7 @@ fn input_grads(node: &Tensor, op: &Op, g: &Tensor) -> Result<Vec<(Tensor, Grad)>
         } => {
             let mut out = Vec::with_capacity(2);
             if input.tracks_grad() {
-                let gx = window::conv_forward(g, weight, None, window, *groups)?;
+                let gx = window::conv_forward(g, weight, None, false, window, *groups)?;
                 out.push((input.clone(), dense(gx)));
             }
             if weight.tracks_grad() {

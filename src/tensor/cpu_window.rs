@@ -328,10 +328,12 @@ impl Grouped {
 /// A 2-D convolution `y[n, o, oh, ow]` of `x[n, c, h, w]` with `w[o, c / groups, kh,
 /// kw]`, one image per task: its columns go to a per-thread buffer that stays in cache
 /// and one product per group writes the output in place (no batch-sized column matrix).
+/// With `relu`, `max(y, 0)` in the same pass as the bias.
 pub(crate) fn conv2d(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
+    relu: bool,
     g: &Window2d,
     o: usize,
     groups: usize,
@@ -371,11 +373,20 @@ pub(crate) fn conv2d(
                 }
             }
         }
-        // The bias while the image is still in cache.
-        if let Some(bias) = bias {
-            for (row, &b) in y.chunks_mut(l).zip(bias) {
-                row.iter_mut().for_each(|v| *v += b);
+        // The bias and the ReLU while the image is still in cache.
+        match (bias, relu) {
+            (Some(bias), false) => {
+                for (row, &b) in y.chunks_mut(l).zip(bias) {
+                    row.iter_mut().for_each(|v| *v += b);
+                }
             }
+            (Some(bias), true) => {
+                for (row, &b) in y.chunks_mut(l).zip(bias) {
+                    row.iter_mut().for_each(|v| *v = (*v + b).max(0.0));
+                }
+            }
+            (None, true) => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            (None, false) => {}
         }
     };
     out.par_chunks_mut(o * l)
@@ -395,7 +406,7 @@ pub(crate) fn conv2d_grad_input(
 ) -> Vec<f32> {
     if let Some(full) = full_correlation(g, o, groups) {
         let flipped = flip_weight(w, g, o, groups);
-        return conv2d(dy, &flipped, None, &full, g.c, groups);
+        return conv2d(dy, &flipped, None, false, &full, g.c, groups);
     }
     let Grouped {
         gw,

@@ -227,11 +227,12 @@ pub(crate) enum Op {
         indices: Tensor,
         sparse: bool,
     },
-    /// A 2-D convolution (`window` is its geometry).
+    /// A 2-D convolution (`window` is its geometry), with `relu`: followed by a ReLU.
     Conv2d {
         input: Tensor,
         weight: Tensor,
         bias: Option<Tensor>,
+        relu: bool,
         window: super::Window2d,
         groups: usize,
     },

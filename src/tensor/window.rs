@@ -236,6 +236,29 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: &Conv2dParams,
     ) -> Result<Tensor> {
+        self.conv2d_op(weight, bias, p, false)
+    }
+
+    /// `conv2d(..).relu()` as one op (Gluon's `Conv2D(activation='relu')`): on the CPU
+    /// the ReLU is applied in the convolution's output pass, and the input to the ReLU
+    /// is never stored; its gradient is taken from the output. Same values and gradients
+    /// as the two ops.
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor> {
+        self.conv2d_op(weight, bias, p, true)
+    }
+
+    fn conv2d_op(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: &Conv2dParams,
+        relu: bool,
+    ) -> Result<Tensor> {
         const OP: &str = "conv2d";
         let x = check_nchw(self, OP)?;
         self.same_device(weight, OP)?;
@@ -253,13 +276,14 @@ impl Tensor {
         }
         let g = conv_window(OP, x, [kh, kw], p)?;
         check_sizes(OP, &g, o)?;
-        let y = conv_forward(self, weight, bias, &g, p.groups)?;
+        let y = conv_forward(self, weight, bias, relu, &g, p.groups)?;
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
         let rec = record(&inputs, || Op::Conv2d {
             input: self.clone(),
             weight: weight.clone(),
             bias: bias.cloned(),
+            relu,
             window: g,
             groups: p.groups,
         });
@@ -453,11 +477,13 @@ impl Tensor {
 /// `im2col` / `col2im` primitives and batched matmul (cuBLAS on a GPU). None records:
 /// `conv2d` and `conv_transpose2d` record themselves, and their gradient rules call these.
 ///
-/// `y[n, o, oh, ow]` from `x[n, c, h, w]` and `w[o, c / groups, kh, kw]`.
+/// `y[n, o, oh, ow]` from `x[n, c, h, w]` and `w[o, c / groups, kh, kw]`, then
+/// `max(y, 0)` with `relu`.
 pub(crate) fn conv_forward(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
+    relu: bool,
     g: &Window2d,
     groups: usize,
 ) -> Result<Tensor> {
@@ -468,13 +494,18 @@ pub(crate) fn conv_forward(
             x.storage().cpu_f32("conv2d")?,
             w.storage().cpu_f32("conv2d")?,
             b.as_ref().map(|b| b.cpu_f32("conv2d")).transpose()?,
+            relu,
             g,
             o,
             groups,
         );
         return Ok(cpu_tensor(y, vec![g.n, o, g.oh, g.ow]));
     }
-    composed_forward(x, w, bias, g, groups)
+    let y = composed_forward(x, w, bias, g, groups)?;
+    if relu {
+        return pause(|| y.relu());
+    }
+    Ok(y)
 }
 
 /// The bias's gradient: `dy[n, o, oh, ow]` summed over all but the channel axis.
@@ -655,9 +686,14 @@ mod tests {
             let (x, w) = (values(&xs, k as u64), values(&ws, 10 + k as u64));
             let g = conv_window("test", xs, [ws[2], ws[3]], &p).unwrap();
             let b = values(&[ws[0]], 30 + k as u64);
-            let y = conv_forward(&x, &w, Some(&b), &g, p.groups).unwrap();
+            let y = conv_forward(&x, &w, Some(&b), false, &g, p.groups).unwrap();
             let want = composed_forward(&x, &w, Some(&b), &g, p.groups).unwrap();
             close(&y, &want, "forward");
+            let y_relu = conv_forward(&x, &w, Some(&b), true, &g, p.groups).unwrap();
+            close(&y_relu, &want.relu().unwrap(), "forward with ReLU");
+            let y_relu = conv_forward(&x, &w, None, true, &g, p.groups).unwrap();
+            let want = composed_forward(&x, &w, None, &g, p.groups).unwrap();
+            close(&y_relu, &want.relu().unwrap(), "forward with ReLU, no bias");
             let dy = values(y.shape(), 20 + k as u64);
             close(
                 &conv_grad_input(&dy, &w, &g, p.groups).unwrap(),

@@ -167,8 +167,28 @@ impl Forward for Conv2D {
         self.weight
             .finish_deferred_init(&[self.channels, x.shape()[1] / groups, kh, kw])?;
         let bias = self.bias.as_ref().map(|b| b.data()).transpose()?;
-        let y = x.conv2d(&self.weight.data()?, bias.as_ref(), &self.params)?;
-        finish(y, &None, self.activation)
+        convolve(
+            x,
+            &self.weight.data()?,
+            bias.as_ref(),
+            &self.params,
+            self.activation,
+        )
+    }
+}
+
+/// The convolution and its activation; a ReLU is fused into the convolution's op (one
+/// pass over the output fewer, and its input never stored).
+fn convolve(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    act: Option<Activation>,
+) -> Result<Tensor> {
+    match act {
+        Some(Activation::Relu) => x.conv2d_relu(w, bias, p),
+        _ => finish(x.conv2d(w, bias, p)?, &None, act),
     }
 }
 
@@ -239,11 +259,10 @@ impl Forward for Conv1D {
         let ws = wt.shape().to_vec();
         let w4 = wt.reshape(&[ws[0], ws[1], 1, ws[2]])?;
         let bias = self.bias.as_ref().map(|b| b.data()).transpose()?;
-        let y = x
-            .reshape(&[n, c, 1, w])?
-            .conv2d(&w4, bias.as_ref(), &self.params)?;
+        let x4 = x.reshape(&[n, c, 1, w])?;
+        let y = convolve(&x4, &w4, bias.as_ref(), &self.params, self.activation)?;
         let (o, ow) = (y.shape()[1], y.shape()[3]);
-        finish(y.reshape(&[n, o, ow])?, &None, self.activation)
+        y.reshape(&[n, o, ow])
     }
 }
 
