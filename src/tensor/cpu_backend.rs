@@ -163,7 +163,9 @@ impl BackendStorage for CpuStorage {
     }
 
     fn fill_at(&self, positions: &CpuStorage, value: f32) -> Result<CpuStorage> {
-        let mut y = self.f32("fill_at")?.to_vec();
+        let x = self.f32("fill_at")?;
+        let mut y = pool::scratch(x.len());
+        y.copy_from_slice(x);
         let positions = positions.i64("fill_at positions")?;
         cpu::check_indices(positions, y.len(), "fill_at position")?;
         for &p in positions {
