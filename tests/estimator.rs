@@ -245,6 +245,39 @@ fn stopping_handler_is_reusable() {
     assert_eq!(est.trainer().num_update(), 10);
 }
 
+/// A zero time budget stops after the first batch (an epoch cut short: not counted, not
+/// validated); an ample one leaves the epoch budget in charge. (What lies between
+/// depends on the clock: the handler's unit test drives a fake one.)
+#[test]
+fn stopping_handler_time_budget() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let mut est = estimator(linear(), 0.1, &log);
+    let train = loader(16, 4, false); // 4 batches per epoch
+    let val = loader(6, 3, false);
+    let mut stop = StoppingHandler::new().max_time(std::time::Duration::ZERO);
+    let mut validation = ValidationHandler::new(&val);
+    est.fit(
+        &train,
+        None,
+        FitUntil::Epochs(3),
+        &mut [&mut stop, &mut validation],
+    )
+    .unwrap();
+    let p = est.progress();
+    assert_eq!(
+        (p.batches_done, p.epochs_done),
+        (1, 0),
+        "the first epoch was cut short"
+    );
+    assert_eq!(validation.runs(), 0, "the cut-short epoch is not validated");
+    let mut stop = StoppingHandler::new().max_time(std::time::Duration::from_secs(1 << 40));
+    est.fit(&train, None, FitUntil::Epochs(3), &mut [&mut stop])
+        .unwrap();
+    assert_eq!(est.progress().epochs_done, 3);
+    assert_eq!(est.trainer().num_update(), 1 + 12);
+}
+
 #[test]
 fn validation_periods() {
     let _g = lock();

@@ -287,6 +287,44 @@ fn a_batch_larger_than_the_data_is_an_error_before_training_and_nothing_is_saved
     assert!(!dir.path().join("config.json").exists());
 }
 
+/// A time budget stops training (a budget this small ends it after the first batch,
+/// whatever the machine's speed) and the run still saves and reloads; a budget that is
+/// not a positive number of minutes is an error naming it, before anything is saved.
+#[test]
+fn a_training_time_budget_stops_training_and_bad_budgets_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "40000",
+        &[
+            "--epochs",
+            "5",
+            "--max-train-minutes",
+            "1e-9",
+            "--no-ranking",
+        ],
+    );
+    let (report, history) = run_quietly(&args).unwrap();
+    assert_eq!(
+        history.epochs.len(),
+        1,
+        "one epoch, cut short after its first batch"
+    );
+    assert!(report.reload_identical);
+    for bad in ["0", "-2", "NaN", "600000"] {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = format!("--max-train-minutes={bad}");
+        let err = run_quietly(&small_args(dir.path(), "40000", &[&budget, "--no-ranking"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--max-train-minutes must be above 0") && err.contains(bad),
+            "{bad}: {err}"
+        );
+        assert!(!dir.path().join("config.json").exists());
+    }
+}
+
 #[test]
 fn huge_size_arguments_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();

@@ -270,6 +270,11 @@ pub struct TrainArgs {
     /// [default: 3; 10 for sasrec, whose validation NDCG climbs slowly and noisily]
     #[arg(long, value_name = "N")]
     pub early_stopping_patience: Option<usize>,
+    /// Stop training once this many minutes have passed (each model's, with --search),
+    /// keeping the best epoch completed by then: a budget for large data, where an epoch
+    /// is long. Results then depend on the machine's speed.
+    #[arg(long, value_name = "MINUTES")]
+    pub max_train_minutes: Option<f64>,
 }
 
 impl TrainArgs {
@@ -355,6 +360,7 @@ impl TrainArgs {
             checkpoint_dir: self.checkpoint_dir.clone(),
             resume: self.resume,
             early_stopping_patience: Some(self.patience()),
+            max_train_minutes: self.max_train_minutes,
             progress: self.progress.mode(),
             ranks: None,
         }
