@@ -35,10 +35,12 @@ fn unary_ops() {
     gradcheck(std::slice::from_ref(&x), |v| v[0].clip(-1.0, 1.0), EPS, TOL);
     gradcheck(std::slice::from_ref(&x), |v| v[0].erf(), EPS, TOL);
     gradcheck(std::slice::from_ref(&x), |v| v[0].gelu(), EPS, TOL);
+    gradcheck(std::slice::from_ref(&x), |v| v[0].gelu_grad(), EPS, TOL);
 }
 
-// Values of erf and the exact GELU (x·Φ(x)) at known points (PyTorch's
-// torch.special.erf and F.gelu give the same to f32 precision).
+// Values of erf, the exact GELU (x·Φ(x)) and its derivative (Φ(x) + x·φ(x)) at known
+// points (PyTorch's torch.special.erf and F.gelu give the same to f32 precision; the
+// derivative from Python's math.erf).
 #[test]
 fn erf_and_gelu_values() {
     let x = boson::Tensor::from_vec(vec![-2.0, -0.5, 0.0, 0.5, 1.0, 3.0], &[6]).unwrap();
@@ -58,7 +60,15 @@ fn erf_and_gelu_values() {
         0.841_344_7,
         2.995_950_2,
     ];
-    for (got, want) in [(x.erf(), erf), (x.gelu(), gelu)] {
+    let gelu_grad = [
+        -0.085_231_8,
+        0.132_504_9,
+        0.5,
+        0.867_495_1,
+        1.083_315_5,
+        1.011_945_6,
+    ];
+    for (got, want) in [(x.erf(), erf), (x.gelu(), gelu), (x.gelu_grad(), gelu_grad)] {
         for (a, b) in got.unwrap().to_vec_f32().unwrap().iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }

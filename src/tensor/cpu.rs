@@ -272,6 +272,29 @@ fn exp_or_zero(d: f32) -> f32 {
     }
 }
 
+/// `erf(x)` within 6e-7 (absolute; the formula's 1.5e-7 and f32 rounding) by Abramowitz &
+/// Stegun's 7.1.26, `1 − t·P(t)·e^(−x²)`
+/// with `t = 1/(1 + 0.3275911·|x|)`, sign restored; NaN stays NaN. Branch-free like
+/// [`exp_or_zero`], so GELU's rows compile to vector code where libm's `erff` is a call per
+/// value (PyTorch's vectorised CPU GELU uses the same formula).
+#[inline(always)]
+pub(crate) fn erf_approx(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let p = 1.061_405_4;
+    let p = p * t - 1.453_152;
+    let p = p * t + 1.421_413_8;
+    let p = p * t - 0.284_496_74;
+    let p = p * t + 0.254_829_6;
+    (1.0 - p * t * exp_or_zero(-a * a)).copysign(x)
+}
+
+/// The standard normal density `φ(x) = e^(−x²/2)/√(2π)`, branch-free (see [`erf_approx`]).
+#[inline(always)]
+pub(crate) fn normal_density(x: f32) -> f32 {
+    0.398_942_3 * exp_or_zero(-0.5 * x * x)
+}
+
 /// The input gradient of [`softmax`] from its output `y` and the output's gradient `dy`:
 /// `y·(dy − Σ dy·y)`, or for log-softmax `dy − exp(y)·Σ dy`.
 pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], len: usize, log: bool) -> Vec<f32> {
@@ -557,7 +580,7 @@ pub(crate) fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_or_zero, matmul};
+    use super::{erf_approx, exp_or_zero, matmul, normal_density};
 
     #[test]
     fn softmax_exp_is_within_two_ulp_of_exp_and_zero_below_its_range() {
@@ -577,6 +600,28 @@ mod tests {
         }
         assert_eq!(exp_or_zero(0.0), 1.0);
         assert!(exp_or_zero(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_erf_and_density_are_within_their_bounds() {
+        let (mut erf_worst, mut density_worst) = (0.0f64, 0.0f64);
+        for i in -100_000..=100_000 {
+            let x = i as f32 * 1e-4; // -10 to 10
+            let erf = (f64::from(erf_approx(x)) - libm::erf(f64::from(x))).abs();
+            erf_worst = erf_worst.max(erf);
+            let want = (-0.5 * f64::from(x).powi(2)).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            density_worst = density_worst.max((f64::from(normal_density(x)) - want).abs());
+        }
+        // Abramowitz & Stegun's bound, 1.5e-7, plus f32 rounding in `1 − t·P(t)·e`.
+        assert!(erf_worst < 6e-7, "erf absolute error {erf_worst}");
+        assert!(
+            density_worst < 1e-7,
+            "density absolute error {density_worst}"
+        );
+        assert_eq!(erf_approx(f32::INFINITY), 1.0);
+        assert_eq!(erf_approx(f32::NEG_INFINITY), -1.0);
+        assert!(erf_approx(f32::NAN).is_nan());
+        assert_eq!(normal_density(f32::INFINITY), 0.0);
     }
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
