@@ -4,8 +4,8 @@
 use boson::data::{ArrayDataset, DataLoader, StackBatchify};
 use boson::estimator::{
     Batch, BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
-    LogCapture, LogInterval, LoggingHandler, MonitorMode, Signal, StepOutput, StoppingHandler,
-    ValidationHandler,
+    LogCapture, LogInterval, LoggingHandler, MonitorMode, ReduceLrOnPlateauHandler, Signal,
+    StepOutput, StoppingHandler, ValidationHandler,
 };
 use boson::loss::L2Loss;
 use boson::metric::{Mae, Rmse};
@@ -338,6 +338,78 @@ fn early_stopping_auto_mode_minimises_errors() {
     est.fit(&train, None, FitUntil::Epochs(5), &mut [&mut es])
         .unwrap();
     assert_eq!(es.stopped_epoch(), Some(1));
+}
+
+#[test]
+fn the_learning_rate_is_lowered_on_a_plateau_down_to_its_floor() {
+    let _g = lock();
+    let log = LogCapture::new();
+    let train = loader(32, 4, false);
+    // A falling error improves every epoch in auto mode: the rate stays.
+    let mut est = estimator(linear(), 0.1, &log);
+    let mut plateau = ReduceLrOnPlateauHandler::new("training rmse", 0.5, 2).unwrap();
+    est.fit(&train, None, FitUntil::Epochs(6), &mut [&mut plateau])
+        .unwrap();
+    assert_eq!(plateau.reductions(), 0);
+    assert_eq!(est.trainer().learning_rate(), 0.1);
+    // Watched as if higher were better, it stalls from the first epoch on: halved after
+    // epochs 2, 4 and 6 (the count starts again after each reduction).
+    let mut est = estimator(linear(), 0.1, &log);
+    let mut plateau = ReduceLrOnPlateauHandler::new("training rmse", 0.5, 2)
+        .unwrap()
+        .mode(MonitorMode::Max);
+    est.fit(&train, None, FitUntil::Epochs(7), &mut [&mut plateau])
+        .unwrap();
+    assert_eq!(plateau.reductions(), 3);
+    assert!((est.trainer().learning_rate() - 0.0125).abs() < 1e-7);
+    assert!(log.contents().contains("learning rate 0.1 -> 0.05"));
+    // Never below the floor.
+    let mut est = estimator(linear(), 0.1, &log);
+    let mut plateau = ReduceLrOnPlateauHandler::new("training rmse", 0.5, 2)
+        .unwrap()
+        .mode(MonitorMode::Max)
+        .min_lr(0.03);
+    est.fit(&train, None, FitUntil::Epochs(7), &mut [&mut plateau])
+        .unwrap();
+    assert_eq!(plateau.reductions(), 2);
+    assert_eq!(est.trainer().learning_rate(), 0.03);
+}
+
+#[test]
+fn bad_plateau_settings_are_errors() {
+    let _g = lock();
+    for factor in [0.0, 1.0, 1.5, -0.5, f32::NAN] {
+        let err = ReduceLrOnPlateauHandler::new("training rmse", factor, 2).unwrap_err();
+        assert!(
+            err.to_string().contains("factor must be in (0, 1)"),
+            "{err}"
+        );
+    }
+    let err = ReduceLrOnPlateauHandler::new("training rmse", 0.5, 0).unwrap_err();
+    assert!(
+        err.to_string().contains("patience must be at least 1"),
+        "{err}"
+    );
+    // A scheduler owns the rate: fit refuses to start.
+    let log = LogCapture::new();
+    let net = linear();
+    let sgd = Sgd::new(0.1).scheduler(boson::optim::FactorScheduler::new(10, 0.5));
+    let mut est = Estimator::builder(net.clone(), L2Loss::new())
+        .trainer(Trainer::new(net.collect_params(), sgd).unwrap())
+        .train_metric(Rmse::new())
+        .log_writer(log.clone())
+        .build()
+        .unwrap();
+    let mut plateau = ReduceLrOnPlateauHandler::new("training rmse", 0.5, 2).unwrap();
+    let err = est
+        .fit(
+            &loader(8, 4, false),
+            None,
+            FitUntil::Epochs(2),
+            &mut [&mut plateau],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("LR scheduler"), "{err}");
 }
 
 #[test]

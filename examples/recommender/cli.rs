@@ -275,6 +275,10 @@ pub struct TrainArgs {
     /// is long. Results then depend on the machine's speed.
     #[arg(long, value_name = "MINUTES")]
     pub max_train_minutes: Option<f64>,
+    /// Halve the learning rate each time the validation metric has gone N epochs without
+    /// improving (`ReduceLrOnPlateauHandler`; off by default).
+    #[arg(long, value_name = "N")]
+    pub lr_plateau_patience: Option<usize>,
 }
 
 impl TrainArgs {
@@ -361,6 +365,7 @@ impl TrainArgs {
             resume: self.resume,
             early_stopping_patience: Some(self.patience()),
             max_train_minutes: self.max_train_minutes,
+            lr_plateau_patience: self.lr_plateau_patience,
             progress: self.progress.mode(),
             ranks: None,
         }

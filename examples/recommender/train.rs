@@ -8,7 +8,8 @@ use boson::data::{ArrayDataset, DataLoader, DataLoaderBuilder, LastBatch};
 use boson::distributed::Communicator;
 use boson::estimator::{
     BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
-    LoggingHandler, MonitorMode, Signal, StepOutput, StoppingHandler, ValidationHandler,
+    LoggingHandler, MonitorMode, ReduceLrOnPlateauHandler, Signal, StepOutput, StoppingHandler,
+    ValidationHandler,
 };
 use boson::loss::{BprLoss, L2Loss, SoftmaxCrossEntropyLoss};
 use boson::metric::{HitRate, Ndcg, Rmse};
@@ -97,6 +98,8 @@ pub struct FitOptions {
     pub early_stopping_patience: Option<usize>,
     /// Stop once this many minutes of training have passed.
     pub max_train_minutes: Option<f64>,
+    /// Halve the learning rate after this many epochs without a better validation metric.
+    pub lr_plateau_patience: Option<usize>,
     /// Whether the LoggingHandler draws a progress bar.
     pub progress: boson::estimator::ProgressBarMode,
     /// The ranks of a data-parallel run (`--distributed`).
@@ -504,6 +507,11 @@ pub fn fit(
             "--early-stopping-patience must be at least 1".into(),
         ));
     }
+    if options.lr_plateau_patience == Some(0) {
+        return Err(Error::InvalidArgument(
+            "--lr-plateau-patience must be at least 1".into(),
+        ));
+    }
     let time_limit = match options.max_train_minutes {
         None => None,
         // Up to a year: Duration::from_secs_f64 panics past its range.
@@ -553,6 +561,13 @@ pub fn fit(
         handlers.push(h);
     }
     handlers.push(&mut early);
+    let mut plateau = options
+        .lr_plateau_patience
+        .map(|n| ReduceLrOnPlateauHandler::new(config.monitor(), 0.5, n))
+        .transpose()?;
+    if let Some(h) = plateau.as_mut() {
+        handlers.push(h);
+    }
     // The epoch budget (`FitUntil`) still holds beside the time limit.
     let mut stopping = time_limit.map(|limit| StoppingHandler::new().max_time(limit));
     if let Some(h) = stopping.as_mut() {

@@ -96,7 +96,8 @@ pub use estimator::{Estimator, EstimatorBuilder, FitUntil, Mode, Progress};
 pub use event::{priority, EventHandler, HandlerRole, Signal};
 pub use handlers::{
     CheckpointHandler, EarlyStoppingHandler, GradientUpdateHandler, LogInterval, LoggingHandler,
-    MetricHandler, MonitorMode, ProgressBarMode, StoppingHandler, ValidationHandler,
+    MetricHandler, MonitorMode, ProgressBarMode, ReduceLrOnPlateauHandler, StoppingHandler,
+    ValidationHandler,
 };
 pub use log::LogCapture;
 pub use processor::{BatchProcessor, DefaultBatchProcessor, StepOutput};

@@ -5,6 +5,7 @@ mod early_stopping;
 mod gradient;
 mod logging;
 mod metric;
+mod plateau;
 mod stopping;
 mod validation;
 
@@ -13,6 +14,7 @@ pub use early_stopping::EarlyStoppingHandler;
 pub use gradient::GradientUpdateHandler;
 pub use logging::{LogInterval, LoggingHandler, ProgressBarMode};
 pub use metric::MetricHandler;
+pub use plateau::ReduceLrOnPlateauHandler;
 pub use stopping::StoppingHandler;
 pub use validation::ValidationHandler;
 
