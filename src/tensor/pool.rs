@@ -28,12 +28,6 @@ const MAX_BYTES: usize = 256 << 20;
 /// bound they would fill the cache while the allocator faults in fresh memory for the
 /// next ones.
 const MAX_PER_LEN: usize = 64;
-/// From this length (4 MiB of f32) up, buffers are kept by size class, eight per
-/// doubling, instead of by exact length: an op whose row count changes every batch (a
-/// sequence model's scores over the catalogue, one row per non-padding position: 74 MB
-/// on MovieLens-1M) then reuses a buffer at most 12.5% longer than it needs instead of
-/// faulting in fresh memory every step.
-const CLASS_MIN: usize = 1 << 20;
 /// The most lengths a thread remembers having asked for (empty buckets past it are
 /// forgotten, so a program whose sizes drift does not grow the map without end).
 const MAX_LENGTHS: usize = 1024;
@@ -118,61 +112,19 @@ fn with_shared<T>(f: impl FnOnce(&mut Cache) -> T) -> T {
     f(guard.get_or_insert_with(Cache::default))
 }
 
-/// The length buffers for `len` values are kept under: `len` below [`CLASS_MIN`], else
-/// `len` rounded up to four significant bits (eight classes per doubling).
-fn class_len(len: usize) -> usize {
-    match class_shift(len) {
-        0 => len,
-        shift => len.div_ceil(1 << shift) << shift,
-    }
-}
-
-/// The class a buffer of `capacity` values serves: `capacity` rounded down, as
-/// [`class_len`] rounds up (a buffer made outside the cache is rarely of a class length).
-fn class_of_capacity(capacity: usize) -> usize {
-    (capacity >> class_shift(capacity)) << class_shift(capacity)
-}
-
-/// The low bits that [`class_len`] clears: all but the leading four, from [`CLASS_MIN`].
-fn class_shift(len: usize) -> u32 {
-    if len < CLASS_MIN {
-        return 0;
-    }
-    usize::BITS - len.leading_zeros() - 4
-}
-
-/// A cached buffer of `len` values (taken from one of its class), if this thread or the
-/// shared cache has one.
+/// A cached buffer of exactly `len` values, if this thread or the shared cache has one.
 fn reuse(len: usize) -> Option<Vec<f32>> {
     if len < MIN_LEN {
         return None;
     }
-    let class = class_len(len);
-    let local = CACHE
-        .try_with(|c| c.borrow_mut().take(class))
-        .ok()
-        .flatten();
-    let mut v = local.or_else(|| with_shared(|s| s.take(class)))?;
-    v.truncate(len);
-    Some(v)
-}
-
-/// A new buffer of `len` copies of `value`, with the room of its class so that it is
-/// kept under that class when dropped.
-fn fresh(len: usize, value: f32) -> Vec<f32> {
-    let class = class_len(len);
-    if class == len {
-        return vec![value; len];
-    }
-    let mut v = Vec::with_capacity(class);
-    v.resize(len, value);
-    v
+    let local = CACHE.try_with(|c| c.borrow_mut().take(len)).ok().flatten();
+    local.or_else(|| with_shared(|s| s.take(len)))
 }
 
 /// `len` values whose contents are unspecified (a reused buffer keeps its old values):
 /// for outputs whose every element the caller writes.
 pub(crate) fn scratch(len: usize) -> Vec<f32> {
-    reuse(len).unwrap_or_else(|| fresh(len, 0.0))
+    reuse(len).unwrap_or_else(|| vec![0.0; len])
 }
 
 /// `len` copies of `value`.
@@ -182,7 +134,7 @@ pub(crate) fn filled(len: usize, value: f32) -> Vec<f32> {
             v.fill(value);
             v
         }
-        None => fresh(len, value),
+        None => vec![value; len],
     }
 }
 
@@ -193,7 +145,7 @@ pub(crate) fn with_capacity(len: usize) -> Vec<f32> {
             v.clear();
             v
         }
-        None => Vec::with_capacity(class_len(len)),
+        None => Vec::with_capacity(len),
     }
 }
 
@@ -228,12 +180,11 @@ pub(crate) fn for_parameter(len: usize) -> Vec<f32> {
 /// Keeps `v`'s memory for a later buffer of the same length (called when a CPU tensor's
 /// storage is dropped).
 pub(crate) fn recycle(mut v: Vec<f32>) {
-    let len = class_of_capacity(v.capacity());
+    let len = v.capacity();
     if len < MIN_LEN {
         return;
     }
-    // Every cached buffer is fully initialised to its class length, so `scratch` can
-    // hand it out as it is.
+    // Every cached buffer is fully initialised, so `scratch` can hand it out as it is.
     v.resize(len, 0.0);
     // During thread teardown the cache may be gone: the buffer is then simply freed.
     let _ = CACHE.try_with(|c| {
@@ -293,54 +244,18 @@ mod tests {
         assert_eq!(cached_bytes(), MAX_PER_LEN * MIN_LEN * 4);
         release_cached_buffers();
         // Over MAX_BYTES, the length used longest ago gives way to the new one.
-        // (Two size classes: lengths this large are kept by class.)
-        let big = class_of_capacity(MAX_BYTES / 4 / 3);
-        let smaller = class_of_capacity(big - 1);
-        let _ = (reuse(big), reuse(smaller)); // asked for: kept on this thread
+        let big = MAX_BYTES / 4 / 3;
+        let _ = (reuse(big), reuse(big - 8)); // asked for: kept on this thread
         for _ in 0..3 {
             recycle(vec![0.0; big]);
         }
         assert_eq!(cached_bytes(), 3 * big * 4);
-        recycle(vec![0.0; smaller]);
-        assert_eq!(cached_bytes(), (2 * big + smaller) * 4);
-        assert!(reuse(smaller).is_some());
+        recycle(vec![0.0; big - 8]);
+        assert_eq!(cached_bytes(), (2 * big + big - 8) * 4);
+        assert!(reuse(big - 8).is_some());
         assert!(reuse(big).is_some() && reuse(big).is_some() && reuse(big).is_none());
         release_cached_buffers();
         assert_eq!(cached_bytes(), 0);
-    }
-
-    #[test]
-    fn large_buffers_are_kept_by_size_class() {
-        // Below CLASS_MIN every length is its own class; above it, eight per doubling.
-        assert_eq!(class_len(CLASS_MIN - 1), CLASS_MIN - 1);
-        assert_eq!(class_len(CLASS_MIN), CLASS_MIN);
-        assert_eq!(class_len(CLASS_MIN + 1), CLASS_MIN + CLASS_MIN / 8);
-        assert_eq!(class_len(2 * CLASS_MIN - 1), 2 * CLASS_MIN);
-        for len in [CLASS_MIN + 7, 3 * CLASS_MIN + 12_345, 5 * CLASS_MIN - 1] {
-            let class = class_len(len);
-            assert!(class >= len && class - len <= len / 8, "{len} -> {class}");
-            assert_eq!(class_len(class), class);
-            assert_eq!(class_of_capacity(class), class);
-            assert!(class_of_capacity(len) <= len && class_len(class_of_capacity(len)) <= len);
-        }
-        release_cached_buffers();
-        // A buffer for one length of a class serves another length of the same class,
-        // with that length and the asked contents.
-        let (a, b) = (3 * CLASS_MIN + 5, 3 * CLASS_MIN + 1_000);
-        assert_eq!(class_len(a), class_len(b));
-        let v = filled(a, 1.0);
-        assert_eq!(v.capacity(), class_len(a));
-        let ptr = v.as_ptr();
-        recycle(v);
-        assert_eq!(cached_bytes(), class_len(a) * 4);
-        let w = filled(b, 2.0);
-        assert_eq!((w.as_ptr(), w.len()), (ptr, b));
-        assert!(w.iter().all(|&x| x == 2.0));
-        // A buffer made outside the cache serves the class its capacity fills.
-        recycle(w);
-        recycle(vec![0.5; class_len(a) + 3]);
-        assert!(reuse(a).is_some() && reuse(a).is_some() && reuse(a).is_none());
-        release_cached_buffers();
     }
 
     /// A buffer freed on a thread that never asks for its length (a loader's batch
