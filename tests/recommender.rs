@@ -326,6 +326,37 @@ fn a_training_time_budget_stops_training_and_bad_budgets_are_errors() {
 }
 
 #[test]
+fn a_learning_rate_plateau_patience_trains_and_zero_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "40000",
+        &[
+            "--epochs",
+            "3",
+            "--lr-plateau-patience",
+            "1",
+            "--no-ranking",
+        ],
+    );
+    let (report, history) = run_quietly(&args).unwrap();
+    assert_eq!(history.epochs.len(), 3);
+    assert!(report.reload_identical);
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "40000",
+        &["--lr-plateau-patience", "0", "--no-ranking"],
+    );
+    let err = run_quietly(&args).unwrap_err().to_string();
+    assert!(
+        err.contains("--lr-plateau-patience must be at least 1"),
+        "{err}"
+    );
+    assert!(!dir.path().join("config.json").exists());
+}
+
+#[test]
 fn huge_size_arguments_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let max = u64::MAX.to_string();
@@ -1060,7 +1091,8 @@ fn a_csv_time_column_orders_each_users_ratings() {
 #[test]
 fn no_validation_split_ranks_the_test_items() {
     let dir = tempfile::tempdir().unwrap();
-    for task in [&["--model", "biased-mf"][..], &["--task", "ranking"][..]] {
+    let ranking = ["--task", "ranking", "--model", "seq-mf"];
+    for task in [&["--model", "biased-mf"][..], &ranking[..]] {
         let mut extra = vec!["--no-validation-split", "--epochs", "1"];
         extra.extend_from_slice(task);
         let (report, _) = run_quietly(&small_args(dir.path(), "12000", &extra))
@@ -1430,7 +1462,7 @@ fn search_refuses_what_it_cannot_tune() {
     let ckpt = tempfile::tempdir().unwrap();
     for (extra, says) in [
         (&["--model", "mfblock"][..], "not mfblock"),
-        (&["--task", "ranking"][..], "not seq-mf"),
+        (&["--task", "ranking"][..], "not sasrec"),
         (
             &["--checkpoint-dir", ckpt.path().to_str().unwrap()][..],
             "--checkpoint-dir holds one run",
@@ -2587,7 +2619,7 @@ fn a_model_of_the_other_task_or_no_negatives_is_an_error() {
     let err = run_quietly(&args).unwrap_err().to_string();
     assert!(
         err.contains("--model biased-mf is a Rating model")
-            && err.contains("seq-mf, sasrec or bpr-mf"),
+            && err.contains("sasrec, seq-mf or bpr-mf"),
         "{err}"
     );
     let args = small_args(dir.path(), "2000", &["--model", "seq-mf"]);
@@ -2596,7 +2628,7 @@ fn a_model_of_the_other_task_or_no_negatives_is_an_error() {
     let args = small_args(
         dir.path(),
         "2000",
-        &["--task", "ranking", "--negatives", "0"],
+        &["--task", "ranking", "--model", "seq-mf", "--negatives", "0"],
     );
     let err = run_quietly(&args).unwrap_err().to_string();
     assert!(err.contains("at least 1 negative"), "{err}");
@@ -2624,6 +2656,8 @@ fn negatives_outside_the_catalogue_or_a_batch_over_the_memory_limit_are_errors()
             "cpu",
             "--task",
             "ranking",
+            "--model",
+            "seq-mf",
             "--negatives",
             negatives,
             "--model-dir",
