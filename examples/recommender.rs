@@ -47,7 +47,18 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc's `purge_delay` option (15 in both its v2 and v3 option enums, which keep
+/// their order; `MIMALLOC_PURGE_DELAY` in the environment).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // Freed memory stays mapped (purge delay -1, "never"). sasrec's scores over the
+    // catalogue change size every batch, so boson's buffer pool cannot keep them, and
+    // mimalloc's default hands them back to the kernel, which faults them in zeroed on
+    // the next step: 1.2M page faults and 27 of 153 CPU seconds of an ML-1M-sized epoch
+    // (BENCHMARKS.md). The price: the process keeps its peak (+0.3 GB there).
+    // SAFETY: set before any other thread exists, as mimalloc asks of `mi_option_set`.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = cli::Cli::parse();
     let result = match cli.command {
         Some(cli::Command::Serve(args)) => run_server(&args),
