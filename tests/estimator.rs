@@ -376,6 +376,35 @@ fn the_learning_rate_is_lowered_on_a_plateau_down_to_its_floor() {
 }
 
 #[test]
+fn a_resumed_run_keeps_the_lowered_learning_rate_and_the_plateau_count() {
+    let _g = lock();
+    // Higher-is-better on a falling error: halved after epochs 2, 4 and 6 (0-based).
+    let fit = |until: FitUntil, ck: &mut CheckpointHandler| {
+        rng::seed(42); // the same initial parameters every time
+        let log = LogCapture::new();
+        let mut est = estimator(linear(), 0.1, &log);
+        let train = loader(8, 4, false);
+        let mut plateau = ReduceLrOnPlateauHandler::new("training rmse", 0.5, 2)
+            .unwrap()
+            .mode(MonitorMode::Max);
+        est.fit(&train, None, until, &mut [&mut plateau, ck])
+            .unwrap();
+        (est.trainer().learning_rate(), params_of(est.net()))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let full = fit(FitUntil::Epochs(7), &mut CheckpointHandler::new(dir.path()));
+    assert!((full.0 - 0.0125).abs() < 1e-7, "{}", full.0);
+    // Interrupted after four epochs (lowered once, to 0.05, one epoch into the next
+    // count), then resumed: the same rate at every step and the cuts at the same epochs,
+    // so the same parameters.
+    let dir = tempfile::tempdir().unwrap();
+    let part = fit(FitUntil::Epochs(4), &mut CheckpointHandler::new(dir.path()));
+    assert!((part.0 - 0.05).abs() < 1e-7, "{}", part.0);
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    assert_eq!(fit(FitUntil::Epochs(7), &mut ck), full);
+}
+
+#[test]
 fn bad_plateau_settings_are_errors() {
     let _g = lock();
     for factor in [0.0, 1.0, 1.5, -0.5, f32::NAN] {

@@ -1,7 +1,7 @@
 //! `EarlyStoppingHandler`: stops when a monitored metric stops improving.
 
-use super::{Monitor, MonitorMode};
-use crate::error::{Error, Result};
+use super::{patience_state, restore_patience_state, Monitor, MonitorMode};
+use crate::error::Result;
 use crate::estimator::event::{EventHandler, Signal};
 use crate::estimator::Estimator;
 use crate::tensor::Tensor;
@@ -92,19 +92,12 @@ impl EventHandler for EarlyStoppingHandler {
     // Checkpoints keep the best value and the patience count, so a resumed run stops
     // at the same epoch as an uninterrupted one.
     fn state(&self) -> Option<(String, serde_json::Value)> {
-        // JSON has no infinities: the "nothing seen yet" best is stored as null.
-        let best = self.best.is_finite().then_some(self.best);
-        let state = serde_json::json!({ "best": best, "wait": self.wait });
-        Some((format!("early stopping on {}", self.monitor.name), state))
+        let key = format!("early stopping on {}", self.monitor.name);
+        Some((key, patience_state(self.best, self.wait)))
     }
 
     fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let bad = || Error::InvalidArgument(format!("early stopping state {state} is malformed"));
-        self.best = match &state["best"] {
-            serde_json::Value::Null => self.monitor.worst(),
-            v => v.as_f64().ok_or_else(bad)? as f32,
-        };
-        self.wait = state["wait"].as_u64().ok_or_else(bad)? as usize;
+        (self.best, self.wait) = restore_patience_state(state, &self.monitor, "early stopping")?;
         Ok(())
     }
 

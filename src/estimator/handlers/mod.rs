@@ -86,3 +86,26 @@ impl Monitor {
         }
     }
 }
+
+/// The checkpointed state of a handler that waits on a metric (early stopping, the
+/// learning-rate plateau): the best value so far, null while there is none (JSON has no
+/// infinities), and the epochs since it improved.
+pub(crate) fn patience_state(best: f32, wait: usize) -> serde_json::Value {
+    serde_json::json!({ "best": best.is_finite().then_some(best), "wait": wait })
+}
+
+/// `(best, wait)` back from [`patience_state`] (null: the monitor's worst value); an error
+/// naming `what` for anything else.
+pub(crate) fn restore_patience_state(
+    state: &serde_json::Value,
+    monitor: &Monitor,
+    what: &str,
+) -> Result<(f32, usize)> {
+    let bad = || crate::error::Error::InvalidArgument(format!("{what} state {state} is malformed"));
+    let best = match &state["best"] {
+        serde_json::Value::Null => monitor.worst(),
+        v => v.as_f64().ok_or_else(bad)? as f32,
+    };
+    let wait = state["wait"].as_u64().ok_or_else(bad)? as usize;
+    Ok((best, wait))
+}

@@ -1,6 +1,6 @@
 //! `ReduceLrOnPlateauHandler`: lowers the learning rate when a monitored metric stalls.
 
-use super::{Monitor, MonitorMode};
+use super::{patience_state, restore_patience_state, Monitor, MonitorMode};
 use crate::error::{Error, Result};
 use crate::estimator::event::{EventHandler, Signal};
 use crate::estimator::Estimator;
@@ -10,7 +10,8 @@ use crate::estimator::Estimator;
 /// `min_lr` (PyTorch's and Keras' `ReduceLROnPlateau`; Gluon has none). The count starts
 /// again after each reduction. The trainer must not have an LR scheduler (it would own
 /// the rate); the monitor must name one of the estimator's metrics. Both are checked
-/// when `fit` starts. The rate itself survives a checkpoint with the trainer's states.
+/// when `fit` starts. Checkpoints keep the lowered rate with the handler's state, and a
+/// resumed run sets it again before its first epoch.
 #[derive(Clone, Debug)]
 pub struct ReduceLrOnPlateauHandler {
     monitor: Monitor,
@@ -21,6 +22,11 @@ pub struct ReduceLrOnPlateauHandler {
     best: f32,
     wait: usize,
     reductions: usize,
+    /// The rate this handler last set, if it lowered it (checkpointed).
+    lowered_to: Option<f32>,
+    /// A rate from a checkpoint, set at the next `epoch_begin` (`restore_state` has no
+    /// estimator to set it on).
+    restored: Option<f32>,
 }
 
 impl ReduceLrOnPlateauHandler {
@@ -47,6 +53,8 @@ impl ReduceLrOnPlateauHandler {
             best: f32::NAN,
             wait: 0,
             reductions: 0,
+            lowered_to: None,
+            restored: None,
         })
     }
 
@@ -79,19 +87,31 @@ impl EventHandler for ReduceLrOnPlateauHandler {
         vec![self.monitor.name.clone()]
     }
 
+    // Checkpoints keep the best value, the count and the lowered rate, so a resumed run
+    // goes on at that rate and lowers it at the same epochs as an uninterrupted one.
     fn state(&self) -> Option<(String, serde_json::Value)> {
-        let best = self.best.is_finite().then_some(self.best);
-        let state = serde_json::json!({ "best": best, "wait": self.wait });
-        Some((format!("lr on plateau of {}", self.monitor.name), state))
+        let key = format!("lr on plateau of {}", self.monitor.name);
+        let mut state = patience_state(self.best, self.wait);
+        state["lr"] = serde_json::json!(self.lowered_to);
+        Some((key, state))
     }
 
     fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let bad = || Error::InvalidArgument(format!("lr on plateau state {state} is malformed"));
-        self.best = match &state["best"] {
-            serde_json::Value::Null => self.monitor.worst(),
-            v => v.as_f64().ok_or_else(bad)? as f32,
+        (self.best, self.wait) = restore_patience_state(state, &self.monitor, "lr on plateau")?;
+        self.restored = match &state["lr"] {
+            serde_json::Value::Null => None,
+            v => Some(v.as_f64().filter(|lr| *lr >= 0.0).ok_or_else(|| {
+                Error::InvalidArgument(format!("lr on plateau state {state} is malformed"))
+            })? as f32),
         };
-        self.wait = state["wait"].as_u64().ok_or_else(bad)? as usize;
+        self.lowered_to = self.restored;
+        Ok(())
+    }
+
+    fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        if let Some(lr) = self.restored.take() {
+            est.trainer_mut().set_learning_rate(lr)?;
+        }
         Ok(())
     }
 
@@ -107,6 +127,8 @@ impl EventHandler for ReduceLrOnPlateauHandler {
         self.best = self.monitor.worst();
         self.wait = 0;
         self.reductions = 0;
+        self.lowered_to = None;
+        self.restored = None;
         Ok(())
     }
 
@@ -124,6 +146,7 @@ impl EventHandler for ReduceLrOnPlateauHandler {
             let lowered = (lr * self.factor).max(self.min_lr);
             if lowered < lr {
                 est.trainer_mut().set_learning_rate(lowered)?;
+                self.lowered_to = Some(lowered);
                 self.reductions += 1;
                 est.log(&format!(
                     "[Epoch {}] {} did not improve on {} for {} epoch(s): learning rate {lr} -> {lowered}",
