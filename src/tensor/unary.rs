@@ -311,12 +311,10 @@ unary_ops! {
         domain: Any,
         cpu: |x| 0.5 * (1.0 + erf_approx(x * std::f32::consts::FRAC_1_SQRT_2)) + x * normal_density(x),
         // φ(x)·(2 − x²)
-        grad: |g, x, y| g.mul(
-            &x.square()?
-                .mul_scalar(-0.5)?
-                .exp()?
-                .mul(&x.square()?.affine(-0.398_942_3, 2.0 * 0.398_942_3)?)?,
-        ),
+        grad: |g, x, y| {
+            let x2 = x.square()?;
+            g.mul(&x2.mul_scalar(-0.5)?.exp()?.mul(&x2.affine(-0.398_942_3, 2.0 * 0.398_942_3)?)?)
+        },
         cuda: Some("0.5f * (1.0f + erff(x * 0.70710678f)) + 0.39894228f * x * expf(-0.5f * x * x)"),
         reference: "0.5 * (1 + std::erf(x / std::sqrt(2.0))) + 0.3989422804014327 * x * std::exp(-0.5 * x * x)",
     }
