@@ -5,7 +5,7 @@ use boson::data::{ArrayDataset, DataLoader, StackBatchify};
 use boson::estimator::{
     Batch, BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
     LogCapture, LogInterval, LoggingHandler, MonitorMode, ReduceLrOnPlateauHandler, Signal,
-    StepOutput, StoppingHandler, ValidationHandler,
+    StepOutput, StoppingHandler, ValidationHandler, WeightAverageHandler,
 };
 use boson::loss::L2Loss;
 use boson::metric::{Mae, Rmse};
@@ -1039,6 +1039,112 @@ fn early_stopping_can_end_with_the_best_epochs_parameters() {
     assert_ne!(last, one);
     assert_eq!(restored, one);
     assert!(log.contains("restored the parameters of epoch 0"), "{log}");
+}
+
+/// The initial parameters, those after every optimizer step (priority −1800: after the update, before
+/// the weight average), and at every epoch's end what validation saw (priority 0) with
+/// its validation RMSE.
+#[derive(Default)]
+struct Trajectory {
+    initial: Vec<(String, Vec<f32>)>,
+    steps: Vec<Vec<(String, Vec<f32>)>>,
+    epochs: Vec<(Vec<(String, Vec<f32>)>, f32)>,
+}
+
+struct StepRecorder(Rc<RefCell<Trajectory>>);
+struct EpochRecorder(Rc<RefCell<Trajectory>>);
+
+impl EventHandler for StepRecorder {
+    fn priority(&self) -> i32 {
+        -1800
+    }
+    fn train_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        self.0.borrow_mut().initial = params_of(est.net());
+        Ok(())
+    }
+    fn batch_end(&mut self, est: &mut Estimator, _: &StepOutput) -> Result<Signal> {
+        self.0.borrow_mut().steps.push(params_of(est.net()));
+        Ok(Signal::Continue)
+    }
+}
+
+impl EventHandler for EpochRecorder {
+    fn epoch_end(&mut self, est: &mut Estimator) -> Result<Signal> {
+        let rmse = est.monitored_metric("validation rmse")?.get().1;
+        self.0
+            .borrow_mut()
+            .epochs
+            .push((params_of(est.net()), rmse));
+        Ok(Signal::Continue)
+    }
+}
+
+#[test]
+fn the_weight_average_is_validated_and_kept_while_training_goes_on_from_the_raw_values() {
+    let _g = lock();
+    let val = loader(12, 4, false);
+    let run = |decay: Option<f32>| {
+        rng::seed(42);
+        let log = LogCapture::new();
+        let mut est = estimator(linear(), 0.1, &log);
+        let seen = Rc::new(RefCell::new(Trajectory::default()));
+        let mut steps = StepRecorder(seen.clone());
+        let mut epochs = EpochRecorder(seen.clone());
+        let mut average = decay.map(|d| WeightAverageHandler::new(d).unwrap());
+        let mut handlers: Vec<&mut dyn EventHandler> = vec![&mut steps, &mut epochs];
+        if let Some(h) = average.as_mut() {
+            handlers.push(h);
+        }
+        est.fit(
+            &loader(16, 4, true),
+            Some(&val),
+            FitUntil::Epochs(3),
+            &mut handlers,
+        )
+        .unwrap();
+        let last = params_of(est.net());
+        // Evaluating the final model again gives the last epoch's validation RMSE.
+        est.evaluate(&val, &mut []).unwrap();
+        let again = est.monitored_metric("validation rmse").unwrap().get().1;
+        drop(handlers);
+        let t = seen.take();
+        (t, last, again)
+    };
+    let (plain, plain_last, _) = run(None);
+    let decay = 0.5;
+    let (averaged, last, again) = run(Some(decay));
+    // Training itself is untouched: the same raw values after every step.
+    assert_eq!(averaged.steps.len(), 12);
+    assert_eq!(averaged.steps, plain.steps);
+    // Validation sees the moving average of the raw steps, from the initial values,
+    // with the decay held at (1 + t) / (10 + t) while that is smaller.
+    let mut avg: Vec<Vec<f32>> = averaged.initial.iter().map(|(_, v)| v.clone()).collect();
+    for (t, step) in averaged.steps.iter().enumerate() {
+        let t = (t + 1) as f32;
+        let d = f32::min(decay, (1.0 + t) / (10.0 + t));
+        for (a, (_, p)) in avg.iter_mut().zip(step) {
+            for (a, p) in a.iter_mut().zip(p) {
+                *a = d * *a + (1.0 - d) * p;
+            }
+        }
+        if (t as usize) % 4 == 0 {
+            let (seen, _) = &averaged.epochs[t as usize / 4 - 1];
+            for (a, (_, s)) in avg.iter().zip(seen) {
+                for (a, s) in a.iter().zip(s) {
+                    assert!((a - s).abs() < 1e-6, "step {t}: {a} vs {s}");
+                }
+            }
+        }
+    }
+    assert_ne!(averaged.epochs[2].0, plain.epochs[2].0);
+    // The run ends with the average, and its validation RMSE is the average's.
+    assert_eq!(last, averaged.epochs[2].0);
+    assert_ne!(last, plain_last);
+    assert_eq!(again, averaged.epochs[2].1);
+    for decay in [0.0, 1.0, -0.1, f32::NAN] {
+        let err = WeightAverageHandler::new(decay).unwrap_err();
+        assert!(err.to_string().contains("decay must be in (0, 1)"), "{err}");
+    }
 }
 
 // Without a terminal (tests, CI, log files) no bar is drawn, and the log keeps its plain

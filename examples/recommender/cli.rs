@@ -280,6 +280,10 @@ pub struct TrainArgs {
     /// improving (`ReduceLrOnPlateauHandler`; off by default).
     #[arg(long, value_name = "N")]
     pub lr_plateau_patience: Option<usize>,
+    /// Validate, keep and serve an exponential moving average of the parameters, with
+    /// this decay per step (`WeightAverageHandler`; off by default).
+    #[arg(long, value_name = "DECAY")]
+    pub weight_average: Option<f32>,
 }
 
 impl TrainArgs {
@@ -367,6 +371,7 @@ impl TrainArgs {
             early_stopping_patience: Some(self.patience()),
             max_train_minutes: self.max_train_minutes,
             lr_plateau_patience: self.lr_plateau_patience,
+            weight_average: self.weight_average,
             progress: self.progress.mode(),
             ranks: None,
         }

@@ -9,7 +9,7 @@ use boson::distributed::Communicator;
 use boson::estimator::{
     BatchSource, CheckpointHandler, EarlyStoppingHandler, Estimator, EventHandler, FitUntil,
     LoggingHandler, MonitorMode, ReduceLrOnPlateauHandler, Signal, StepOutput, StoppingHandler,
-    ValidationHandler,
+    ValidationHandler, WeightAverageHandler,
 };
 use boson::loss::{BprLoss, L2Loss, SoftmaxCrossEntropyLoss};
 use boson::metric::{HitRate, Ndcg, Rmse};
@@ -100,6 +100,8 @@ pub struct FitOptions {
     pub max_train_minutes: Option<f64>,
     /// Halve the learning rate after this many epochs without a better validation metric.
     pub lr_plateau_patience: Option<usize>,
+    /// Validate and end with a moving average of the parameters of this decay per step.
+    pub weight_average: Option<f32>,
     /// Whether the LoggingHandler draws a progress bar.
     pub progress: boson::estimator::ProgressBarMode,
     /// The ranks of a data-parallel run (`--distributed`).
@@ -566,6 +568,13 @@ pub fn fit(
         .map(|n| ReduceLrOnPlateauHandler::new(config.monitor(), 0.5, n))
         .transpose()?;
     if let Some(h) = plateau.as_mut() {
+        handlers.push(h);
+    }
+    let mut average = options
+        .weight_average
+        .map(WeightAverageHandler::new)
+        .transpose()?;
+    if let Some(h) = average.as_mut() {
         handlers.push(h);
     }
     // The epoch budget (`FitUntil`) still holds beside the time limit.

@@ -97,7 +97,7 @@ pub use event::{priority, EventHandler, HandlerRole, Signal};
 pub use handlers::{
     CheckpointHandler, EarlyStoppingHandler, GradientUpdateHandler, LogInterval, LoggingHandler,
     MetricHandler, MonitorMode, ProgressBarMode, ReduceLrOnPlateauHandler, StoppingHandler,
-    ValidationHandler,
+    ValidationHandler, WeightAverageHandler,
 };
 pub use log::LogCapture;
 pub use processor::{BatchProcessor, DefaultBatchProcessor, StepOutput};

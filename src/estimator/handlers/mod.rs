@@ -8,6 +8,7 @@ mod metric;
 mod plateau;
 mod stopping;
 mod validation;
+mod weight_average;
 
 pub use checkpoint::CheckpointHandler;
 pub use early_stopping::EarlyStoppingHandler;
@@ -17,6 +18,7 @@ pub use metric::MetricHandler;
 pub use plateau::ReduceLrOnPlateauHandler;
 pub use stopping::StoppingHandler;
 pub use validation::ValidationHandler;
+pub use weight_average::WeightAverageHandler;
 
 use super::Estimator;
 use crate::error::Result;

@@ -1,0 +1,123 @@
+//! `WeightAverageHandler`: validates, keeps and ends with an exponential moving average of
+//! the trained parameters.
+
+use crate::autograd::GradReq;
+use crate::error::{Error, Result};
+use crate::estimator::event::{EventHandler, Signal};
+use crate::estimator::{Estimator, Mode, StepOutput};
+use crate::tensor::Tensor;
+
+/// Keeps an exponential moving average of every trained parameter, updated after each
+/// optimizer step: `avg = decay · avg + (1 − decay) · param`, with the decay held at
+/// `min(decay, (1 + t) / (10 + t))` for the `t`-th update so the first steps do not pull
+/// the average toward the initial values (TensorFlow's `ExponentialMovingAverage` with
+/// `num_updates`; PyTorch's `AveragedModel` and Keras' `use_ema` are the same idea).
+///
+/// At every epoch's end the averaged values replace the parameters before validation,
+/// so validation, early stopping (and its `restore_best`) and checkpoints all see the
+/// average; the next epoch trains on from the raw values. Training ends with the average
+/// in the model. Parameters with `GradReq::Null` are left alone.
+///
+/// A checkpoint holds the averaged values only: a run resumed from one trains on from
+/// the average, not from the raw values the interrupted run had.
+#[derive(Clone, Debug)]
+pub struct WeightAverageHandler {
+    decay: f32,
+    updates: u64,
+    /// The average of each trained parameter, in `collect_params` order.
+    average: Vec<Tensor>,
+    /// The raw values while the average stands in for them (between an epoch's end and
+    /// the next epoch's start).
+    raw: Option<Vec<Tensor>>,
+}
+
+impl WeightAverageHandler {
+    /// An average with `decay` in (0, 1): the weight of the past at each step (0.99 keeps
+    /// about the last hundred steps). Errors name the value otherwise.
+    pub fn new(decay: f32) -> Result<Self> {
+        if !(decay > 0.0 && decay < 1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "WeightAverageHandler: decay must be in (0, 1), got {decay}"
+            )));
+        }
+        Ok(WeightAverageHandler {
+            decay,
+            updates: 0,
+            average: Vec::new(),
+            raw: None,
+        })
+    }
+
+    /// The trained parameters' current values.
+    fn trained(est: &Estimator) -> Result<Vec<Tensor>> {
+        est.net()
+            .collect_params()
+            .iter()
+            .filter(|(_, p)| p.grad_req() != GradReq::Null)
+            .map(|(_, p)| p.data())
+            .collect()
+    }
+
+    /// Writes `values` into the trained parameters (in `trained`'s order).
+    fn assign(est: &Estimator, values: &[Tensor]) -> Result<()> {
+        let params = est.net().collect_params();
+        let trained = params.iter().filter(|(_, p)| p.grad_req() != GradReq::Null);
+        for ((_, p), v) in trained.zip(values) {
+            p.set_data(v)?;
+        }
+        Ok(())
+    }
+}
+
+impl EventHandler for WeightAverageHandler {
+    /// After the gradient update (−2000), before validation (−1000).
+    fn priority(&self) -> i32 {
+        -1500
+    }
+
+    fn train_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        self.updates = 0;
+        self.raw = None;
+        self.average = Self::trained(est)?
+            .iter()
+            .map(Tensor::copy)
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        if let Some(raw) = self.raw.take() {
+            Self::assign(est, &raw)?;
+        }
+        Ok(())
+    }
+
+    fn batch_end(&mut self, est: &mut Estimator, _out: &StepOutput) -> Result<Signal> {
+        if est.mode() != Mode::Train {
+            return Ok(Signal::Continue);
+        }
+        self.updates += 1;
+        let t = self.updates as f32;
+        let decay = self.decay.min((1.0 + t) / (10.0 + t));
+        let current = Self::trained(est)?;
+        for (avg, p) in self.average.iter_mut().zip(&current) {
+            *avg = avg
+                .mul_scalar(decay)?
+                .add(&p.detach().mul_scalar(1.0 - decay)?)?;
+        }
+        Ok(Signal::Continue)
+    }
+
+    fn epoch_end(&mut self, est: &mut Estimator) -> Result<Signal> {
+        if est.mode() != Mode::Train || self.updates == 0 {
+            return Ok(Signal::Continue);
+        }
+        let raw = Self::trained(est)?
+            .iter()
+            .map(Tensor::copy)
+            .collect::<Result<Vec<_>>>()?;
+        Self::assign(est, &self.average)?;
+        self.raw = Some(raw);
+        Ok(Signal::Continue)
+    }
+}
