@@ -357,6 +357,30 @@ fn a_learning_rate_plateau_patience_trains_and_zero_is_an_error() {
 }
 
 #[test]
+fn weight_average_trains_reloads_and_refuses_a_bad_decay() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = small_args(
+        dir.path(),
+        "40000",
+        &["--epochs", "2", "--weight-average", "0.9", "--no-ranking"],
+    );
+    let (report, history) = run_quietly(&args).unwrap();
+    assert_eq!(history.epochs.len(), 2);
+    assert!(report.reload_identical);
+    for bad in ["0", "1", "1.5", "NaN"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = small_args(
+            dir.path(),
+            "40000",
+            &["--weight-average", bad, "--no-ranking"],
+        );
+        let err = run_quietly(&args).unwrap_err().to_string();
+        assert!(err.contains("decay must be in (0, 1)"), "{bad}: {err}");
+        assert!(!dir.path().join("config.json").exists());
+    }
+}
+
+#[test]
 fn huge_size_arguments_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let max = u64::MAX.to_string();

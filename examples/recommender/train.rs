@@ -514,6 +514,10 @@ pub fn fit(
             "--lr-plateau-patience must be at least 1".into(),
         ));
     }
+    let mut average = options
+        .weight_average
+        .map(WeightAverageHandler::new)
+        .transpose()?;
     let time_limit = match options.max_train_minutes {
         None => None,
         // Up to a year: Duration::from_secs_f64 panics past its range.
@@ -570,10 +574,6 @@ pub fn fit(
     if let Some(h) = plateau.as_mut() {
         handlers.push(h);
     }
-    let mut average = options
-        .weight_average
-        .map(WeightAverageHandler::new)
-        .transpose()?;
     if let Some(h) = average.as_mut() {
         handlers.push(h);
     }
