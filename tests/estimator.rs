@@ -1147,6 +1147,48 @@ fn the_weight_average_is_validated_and_kept_while_training_goes_on_from_the_raw_
     }
 }
 
+#[test]
+fn a_resumed_run_with_a_weight_average_matches_an_uninterrupted_one() {
+    let _g = lock();
+    let fit = |until: FitUntil, ck: &mut CheckpointHandler| {
+        rng::seed(42);
+        let log = LogCapture::new();
+        let mut est = estimator(linear(), 0.1, &log);
+        let mut average = WeightAverageHandler::new(0.9).unwrap();
+        let val = loader(8, 4, false);
+        est.fit(
+            &loader(12, 4, true),
+            Some(&val),
+            until,
+            &mut [&mut average, ck],
+        )
+        .map(|_| params_of(est.net()))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let full = fit(FitUntil::Epochs(5), &mut CheckpointHandler::new(dir.path())).unwrap();
+    // Interrupted after two epochs, then resumed: the raw values come back from the
+    // handler's state, the average from the checkpoint's parameters.
+    let dir = tempfile::tempdir().unwrap();
+    let part = fit(FitUntil::Epochs(2), &mut CheckpointHandler::new(dir.path())).unwrap();
+    assert_ne!(part, full);
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    assert_eq!(fit(FitUntil::Epochs(5), &mut ck).unwrap(), full);
+    // A damaged state is an error that says whose.
+    let dir = tempfile::tempdir().unwrap();
+    fit(FitUntil::Epochs(1), &mut CheckpointHandler::new(dir.path())).unwrap();
+    let path = dir.path().join("model-epoch1batch3.json");
+    let json = std::fs::read_to_string(&path).unwrap();
+    assert!(json.contains("\"updates\": 3"), "{json}");
+    std::fs::write(
+        &path,
+        json.replace("\"updates\": 3", "\"updates\": \"three\""),
+    )
+    .unwrap();
+    let mut ck = CheckpointHandler::new(dir.path()).resume_from_checkpoint(true);
+    let err = fit(FitUntil::Epochs(2), &mut ck).unwrap_err().to_string();
+    assert!(err.contains("weight average state"), "{err}");
+}
+
 // Without a terminal (tests, CI, log files) no bar is drawn, and the log keeps its plain
 // lines: no carriage returns, no escape codes. (`Always` draws on stderr regardless, so it
 // is left out here.)

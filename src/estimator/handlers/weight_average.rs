@@ -18,17 +18,19 @@ use crate::tensor::Tensor;
 /// average; the next epoch trains on from the raw values. Training ends with the average
 /// in the model. Parameters with `GradReq::Null` are left alone.
 ///
-/// A checkpoint holds the averaged values only: a run resumed from one trains on from
-/// the average, not from the raw values the interrupted run had.
+/// A checkpoint taken at an epoch's end holds the average as the parameters and the raw
+/// values in this handler's state, so a resumed run goes on exactly as an uninterrupted
+/// one. (One taken mid-epoch holds the raw values only: the resumed run's average starts
+/// again from them.)
 #[derive(Clone, Debug)]
 pub struct WeightAverageHandler {
     decay: f32,
     updates: u64,
     /// The average of each trained parameter, in `collect_params` order.
     average: Vec<Tensor>,
-    /// The raw values while the average stands in for them (between an epoch's end and
-    /// the next epoch's start).
-    raw: Option<Vec<Tensor>>,
+    /// The raw values, on the host, while the average stands in for them (between an
+    /// epoch's end and the next epoch's start; checkpointed).
+    raw: Option<Vec<Vec<f32>>>,
 }
 
 impl WeightAverageHandler {
@@ -67,6 +69,27 @@ impl WeightAverageHandler {
         }
         Ok(())
     }
+
+    /// Writes host `values` into the trained parameters (in `trained`'s order); an error
+    /// if their number or sizes do not match (a checkpoint of another model).
+    fn assign_host(est: &Estimator, values: &[Vec<f32>]) -> Result<()> {
+        let params = est.net().collect_params();
+        let trained: Vec<_> = params
+            .iter()
+            .filter(|(_, p)| p.grad_req() != GradReq::Null)
+            .collect();
+        if trained.len() != values.len() {
+            return Err(Error::InvalidArgument(format!(
+                "weight average state holds {} parameters, the model trains {}",
+                values.len(),
+                trained.len()
+            )));
+        }
+        for ((_, p), v) in trained.into_iter().zip(values) {
+            p.set_data(&Tensor::from_vec(v.clone(), &p.shape())?.to_dtype(p.dtype())?)?;
+        }
+        Ok(())
+    }
 }
 
 impl EventHandler for WeightAverageHandler {
@@ -75,19 +98,40 @@ impl EventHandler for WeightAverageHandler {
         -1500
     }
 
-    fn train_begin(&mut self, est: &mut Estimator) -> Result<()> {
+    fn state(&self) -> Option<(String, serde_json::Value)> {
+        let state = serde_json::json!({ "updates": self.updates, "raw": self.raw });
+        Some(("weight average".into(), state))
+    }
+
+    fn restore_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let bad = || Error::InvalidArgument(format!("weight average state {state} is malformed"));
+        self.updates = state["updates"].as_u64().ok_or_else(bad)?;
+        self.raw = serde_json::from_value(state["raw"].clone()).map_err(|_| bad())?;
+        Ok(())
+    }
+
+    fn train_begin(&mut self, _est: &mut Estimator) -> Result<()> {
         self.updates = 0;
         self.raw = None;
-        self.average = Self::trained(est)?
-            .iter()
-            .map(Tensor::copy)
-            .collect::<Result<_>>()?;
+        self.average.clear();
         Ok(())
     }
 
     fn epoch_begin(&mut self, est: &mut Estimator) -> Result<()> {
+        // The average starts from the parameters of the first epoch's start: after every
+        // handler's `train_begin`, so a resumed run's checkpoint is loaded by then (and
+        // holds the average when it was taken at an epoch's end).
+        if est.mode() != Mode::Train {
+            return Ok(());
+        }
+        if self.average.is_empty() {
+            self.average = Self::trained(est)?
+                .iter()
+                .map(Tensor::copy)
+                .collect::<Result<_>>()?;
+        }
         if let Some(raw) = self.raw.take() {
-            Self::assign(est, &raw)?;
+            Self::assign_host(est, &raw)?;
         }
         Ok(())
     }
@@ -114,7 +158,7 @@ impl EventHandler for WeightAverageHandler {
         }
         let raw = Self::trained(est)?
             .iter()
-            .map(Tensor::copy)
+            .map(Tensor::to_vec_f32)
             .collect::<Result<Vec<_>>>()?;
         Self::assign(est, &self.average)?;
         self.raw = Some(raw);
