@@ -2586,6 +2586,12 @@ fn sasrec_learns_the_built_in_data_and_reloads_identically() {
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["kind"], "sasrec");
     assert_eq!(config["model"]["seq_len"], 20);
+    // The moving average is sasrec's default, recorded with the hyperparameters.
+    assert_eq!(config["train"]["weight_average"], 0.995);
+    let off = ranking_args(dir.path(), "sasrec", &["--no-weight-average"]);
+    assert_eq!(off.train_config().unwrap().weight_average, None);
+    let seq = ranking_args(dir.path(), "seq-mf", &[]);
+    assert_eq!(seq.train_config().unwrap().weight_average, None);
     // A window or a batch of scores that cannot be allocated is an error naming it.
     for (flags, says) in [
         (&["--seq-len", "0"][..], "--seq-len 0"),
@@ -2610,26 +2616,34 @@ fn sasrec_learns_the_built_in_data_and_reloads_identically() {
 
 #[test]
 fn an_interrupted_ranking_run_resumes_to_the_same_parameters() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (whole, part, checkpoints) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
-    let ckpt = checkpoints.to_str().unwrap();
-    let args = |dir, epochs, extra: &[&str]| {
-        let mut v = vec![
-            "--epochs",
-            epochs,
-            "--no-ranking",
-            "--early-stopping-patience",
-            "9",
-        ];
-        v.extend_from_slice(extra);
-        ranking_args(dir, "seq-mf", &v)
-    };
-    run_quietly(&args(whole, "4", &[])).unwrap();
-    run_quietly(&args(part, "2", &["--checkpoint-dir", ckpt])).unwrap();
-    run_quietly(&args(part, "4", &["--checkpoint-dir", ckpt, "--resume"])).unwrap();
-    // Negatives are drawn from the batch's pairs and the seed, so the resumed epochs
-    // see the same negatives as the uninterrupted run's.
-    assert_eq!(saved_params(whole), saved_params(part));
+    // sasrec with its weight average: the checkpoint holds the average, the handler's
+    // state the raw values training goes on from.
+    for (model, sizes) in [
+        ("seq-mf", &[][..]),
+        ("sasrec", &["--seq-len", "20", "--batch-size", "64"][..]),
+    ] {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let (whole, part, checkpoints) = (dirs[0].path(), dirs[1].path(), dirs[2].path());
+        let ckpt = checkpoints.to_str().unwrap();
+        let args = |dir, epochs, extra: &[&str]| {
+            let mut v = vec![
+                "--epochs",
+                epochs,
+                "--no-ranking",
+                "--early-stopping-patience",
+                "9",
+            ];
+            v.extend_from_slice(sizes);
+            v.extend_from_slice(extra);
+            ranking_args(dir, model, &v)
+        };
+        run_quietly(&args(whole, "4", &[])).unwrap();
+        run_quietly(&args(part, "2", &["--checkpoint-dir", ckpt])).unwrap();
+        run_quietly(&args(part, "4", &["--checkpoint-dir", ckpt, "--resume"])).unwrap();
+        // Negatives are drawn from the batch's pairs and the seed, so the resumed epochs
+        // see the same negatives as the uninterrupted run's.
+        assert_eq!(saved_params(whole), saved_params(part), "{model}");
+    }
 }
 
 #[test]

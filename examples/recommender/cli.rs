@@ -281,9 +281,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub lr_plateau_patience: Option<usize>,
     /// Validate, keep and serve an exponential moving average of the parameters, with
-    /// this decay per step (`WeightAverageHandler`; off by default).
-    #[arg(long, value_name = "DECAY")]
+    /// this decay per step (`WeightAverageHandler`) [default: 0.995 for sasrec; off for
+    /// the others].
+    #[arg(long, value_name = "DECAY", conflicts_with = "no_weight_average")]
     pub weight_average: Option<f32>,
+    /// Keep the trained parameters themselves, without the moving average.
+    #[arg(long)]
+    pub no_weight_average: bool,
 }
 
 impl TrainArgs {
@@ -371,7 +375,6 @@ impl TrainArgs {
             early_stopping_patience: Some(self.patience()),
             max_train_minutes: self.max_train_minutes,
             lr_plateau_patience: self.lr_plateau_patience,
-            weight_average: self.weight_average,
             progress: self.progress.mode(),
             ranks: None,
         }
@@ -422,6 +425,12 @@ impl TrainArgs {
             momentum: self.momentum,
             wd: self.wd,
             seed: self.seed,
+            weight_average: match self.no_weight_average {
+                true => None,
+                false => self
+                    .weight_average
+                    .or((model == ModelKind::Sasrec).then_some(0.995)),
+            },
         })
     }
 }

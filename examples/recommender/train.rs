@@ -59,6 +59,10 @@ pub struct TrainConfig {
     pub momentum: f32,
     pub wd: f32,
     pub seed: u64,
+    /// The decay of the parameters' moving average that is validated and kept
+    /// (`WeightAverageHandler`), if any; none in folders from before it.
+    #[serde(default)]
+    pub weight_average: Option<f32>,
 }
 
 fn rating_task() -> Task {
@@ -100,8 +104,6 @@ pub struct FitOptions {
     pub max_train_minutes: Option<f64>,
     /// Halve the learning rate after this many epochs without a better validation metric.
     pub lr_plateau_patience: Option<usize>,
-    /// Validate and end with a moving average of the parameters of this decay per step.
-    pub weight_average: Option<f32>,
     /// Whether the LoggingHandler draws a progress bar.
     pub progress: boson::estimator::ProgressBarMode,
     /// The ranks of a data-parallel run (`--distributed`).
@@ -514,7 +516,7 @@ pub fn fit(
             "--lr-plateau-patience must be at least 1".into(),
         ));
     }
-    let mut average = options
+    let mut average = config
         .weight_average
         .map(WeightAverageHandler::new)
         .transpose()?;
