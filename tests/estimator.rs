@@ -1046,9 +1046,9 @@ fn early_stopping_can_end_with_the_best_epochs_parameters() {
 /// its validation RMSE.
 #[derive(Default)]
 struct Trajectory {
-    initial: Vec<(String, Vec<f32>)>,
-    steps: Vec<Vec<(String, Vec<f32>)>>,
-    epochs: Vec<(Vec<(String, Vec<f32>)>, f32)>,
+    initial: Params,
+    steps: Vec<Params>,
+    epochs: Vec<(Params, f32)>,
 }
 
 struct StepRecorder(Rc<RefCell<Trajectory>>);
@@ -1127,7 +1127,7 @@ fn the_weight_average_is_validated_and_kept_while_training_goes_on_from_the_raw_
                 *a = d * *a + (1.0 - d) * p;
             }
         }
-        if (t as usize) % 4 == 0 {
+        if (t as usize).is_multiple_of(4) {
             let (seen, _) = &averaged.epochs[t as usize / 4 - 1];
             for (a, (_, s)) in avg.iter().zip(seen) {
                 for (a, s) in a.iter().zip(s) {
