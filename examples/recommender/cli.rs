@@ -425,11 +425,11 @@ impl TrainArgs {
             momentum: self.momentum,
             wd: self.wd,
             seed: self.seed,
-            weight_average: match self.no_weight_average {
-                true => None,
-                false => self
-                    .weight_average
-                    .or((model == ModelKind::Sasrec).then_some(0.995)),
+            weight_average: if self.no_weight_average {
+                None
+            } else {
+                self.weight_average
+                    .or((model == ModelKind::Sasrec).then_some(0.995))
             },
         })
     }

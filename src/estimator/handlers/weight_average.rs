@@ -5,6 +5,7 @@ use crate::autograd::GradReq;
 use crate::error::{Error, Result};
 use crate::estimator::event::{EventHandler, Signal};
 use crate::estimator::{Estimator, Mode, StepOutput};
+use crate::nn::Parameter;
 use crate::tensor::Tensor;
 
 /// Keeps an exponential moving average of every trained parameter, updated after each
@@ -26,7 +27,9 @@ use crate::tensor::Tensor;
 pub struct WeightAverageHandler {
     decay: f32,
     updates: u64,
-    /// The average of each trained parameter, in `collect_params` order.
+    /// The trained parameters (`GradReq::Null` ones left out), found at the first
+    /// `epoch_begin`, and the average of each.
+    params: Vec<Parameter>,
     average: Vec<Tensor>,
     /// The raw values, on the host, while the average stands in for them (between an
     /// epoch's end and the next epoch's start; checkpointed).
@@ -45,47 +48,23 @@ impl WeightAverageHandler {
         Ok(WeightAverageHandler {
             decay,
             updates: 0,
+            params: Vec::new(),
             average: Vec::new(),
             raw: None,
         })
     }
 
-    /// The trained parameters' current values.
-    fn trained(est: &Estimator) -> Result<Vec<Tensor>> {
-        est.net()
-            .collect_params()
-            .iter()
-            .filter(|(_, p)| p.grad_req() != GradReq::Null)
-            .map(|(_, p)| p.data())
-            .collect()
-    }
-
-    /// Writes `values` into the trained parameters (in `trained`'s order).
-    fn assign(est: &Estimator, values: &[Tensor]) -> Result<()> {
-        let params = est.net().collect_params();
-        let trained = params.iter().filter(|(_, p)| p.grad_req() != GradReq::Null);
-        for ((_, p), v) in trained.zip(values) {
-            p.set_data(v)?;
-        }
-        Ok(())
-    }
-
-    /// Writes host `values` into the trained parameters (in `trained`'s order); an error
-    /// if their number or sizes do not match (a checkpoint of another model).
-    fn assign_host(est: &Estimator, values: &[Vec<f32>]) -> Result<()> {
-        let params = est.net().collect_params();
-        let trained: Vec<_> = params
-            .iter()
-            .filter(|(_, p)| p.grad_req() != GradReq::Null)
-            .collect();
-        if trained.len() != values.len() {
+    /// Writes host `values` into the trained parameters; an error if their number or
+    /// sizes do not match (a checkpoint of another model).
+    fn assign_host(&self, values: &[Vec<f32>]) -> Result<()> {
+        if self.params.len() != values.len() {
             return Err(Error::InvalidArgument(format!(
                 "weight average state holds {} parameters, the model trains {}",
                 values.len(),
-                trained.len()
+                self.params.len()
             )));
         }
-        for ((_, p), v) in trained.into_iter().zip(values) {
+        for (p, v) in self.params.iter().zip(values) {
             p.set_data(&Tensor::from_vec(v.clone(), &p.shape())?.to_dtype(p.dtype())?)?;
         }
         Ok(())
@@ -113,6 +92,7 @@ impl EventHandler for WeightAverageHandler {
     fn train_begin(&mut self, _est: &mut Estimator) -> Result<()> {
         self.updates = 0;
         self.raw = None;
+        self.params.clear();
         self.average.clear();
         Ok(())
     }
@@ -124,14 +104,22 @@ impl EventHandler for WeightAverageHandler {
         if est.mode() != Mode::Train {
             return Ok(());
         }
-        if self.average.is_empty() {
-            self.average = Self::trained(est)?
+        if self.params.is_empty() {
+            self.params = est
+                .net()
+                .collect_params()
                 .iter()
-                .map(Tensor::copy)
+                .filter(|(_, p)| p.grad_req() != GradReq::Null)
+                .map(|(_, p)| p.clone())
+                .collect();
+            self.average = self
+                .params
+                .iter()
+                .map(|p| p.data()?.copy())
                 .collect::<Result<_>>()?;
         }
         if let Some(raw) = self.raw.take() {
-            Self::assign_host(est, &raw)?;
+            self.assign_host(&raw)?;
         }
         Ok(())
     }
@@ -143,11 +131,10 @@ impl EventHandler for WeightAverageHandler {
         self.updates += 1;
         let t = self.updates as f32;
         let decay = self.decay.min((1.0 + t) / (10.0 + t));
-        let current = Self::trained(est)?;
-        for (avg, p) in self.average.iter_mut().zip(&current) {
+        for (avg, p) in self.average.iter_mut().zip(&self.params) {
             *avg = avg
                 .mul_scalar(decay)?
-                .add(&p.detach().mul_scalar(1.0 - decay)?)?;
+                .add(&p.data()?.detach().mul_scalar(1.0 - decay)?)?;
         }
         Ok(Signal::Continue)
     }
@@ -156,11 +143,14 @@ impl EventHandler for WeightAverageHandler {
         if est.mode() != Mode::Train || self.updates == 0 {
             return Ok(Signal::Continue);
         }
-        let raw = Self::trained(est)?
+        let raw = self
+            .params
             .iter()
-            .map(Tensor::to_vec_f32)
+            .map(|p| p.data()?.to_vec_f32())
             .collect::<Result<Vec<_>>>()?;
-        Self::assign(est, &self.average)?;
+        for (p, avg) in self.params.iter().zip(&self.average) {
+            p.set_data(avg)?;
+        }
         self.raw = Some(raw);
         Ok(Signal::Continue)
     }
