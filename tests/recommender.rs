@@ -2586,12 +2586,15 @@ fn sasrec_learns_the_built_in_data_and_reloads_identically() {
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model"]["kind"], "sasrec");
     assert_eq!(config["model"]["seq_len"], 20);
-    // The moving average is sasrec's default, recorded with the hyperparameters.
+    // sasrec's defaults (dropout 0.3, the moving average), recorded with the
+    // hyperparameters.
+    assert_eq!(config["model"]["dropout"], 0.3);
     assert_eq!(config["train"]["weight_average"], 0.995);
+    let mf = ranking_args(dir.path(), "seq-mf", &[]);
+    assert_eq!(mf.dropout(), 0.5);
     let off = ranking_args(dir.path(), "sasrec", &["--no-weight-average"]);
     assert_eq!(off.train_config().unwrap().weight_average, None);
-    let seq = ranking_args(dir.path(), "seq-mf", &[]);
-    assert_eq!(seq.train_config().unwrap().weight_average, None);
+    assert_eq!(mf.train_config().unwrap().weight_average, None);
     // A window or a batch of scores that cannot be allocated is an error naming it.
     for (flags, says) in [
         (&["--seq-len", "0"][..], "--seq-len 0"),

@@ -233,7 +233,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub heads: usize,
     /// Dropout on the user and item vectors (mfblock), or inside the transformer
-    /// (sasrec) [default: 0.5; 0.2 for sasrec].
+    /// (sasrec) [default: 0.5; 0.3 for sasrec].
     #[arg(long)]
     pub dropout: Option<f32>,
     /// Dense full-table embedding gradients and updates (Gluon's default
@@ -383,7 +383,7 @@ impl TrainArgs {
     /// `--dropout`, or the model's default.
     pub fn dropout(&self) -> f32 {
         let sasrec = self.model_kind().ok() == Some(ModelKind::Sasrec);
-        self.dropout.unwrap_or(if sasrec { 0.2 } else { 0.5 })
+        self.dropout.unwrap_or(if sasrec { 0.3 } else { 0.5 })
     }
 
     /// `--early-stopping-patience`, or the model's default.
