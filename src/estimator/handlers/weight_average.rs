@@ -56,7 +56,7 @@ impl WeightAverageHandler {
 
     /// Writes host `values` into the trained parameters; an error if their number or
     /// sizes do not match (a checkpoint of another model).
-    fn assign_host(&self, values: &[Vec<f32>]) -> Result<()> {
+    fn assign_host(&self, values: Vec<Vec<f32>>) -> Result<()> {
         if self.params.len() != values.len() {
             return Err(Error::InvalidArgument(format!(
                 "weight average state holds {} parameters, the model trains {}",
@@ -65,7 +65,7 @@ impl WeightAverageHandler {
             )));
         }
         for (p, v) in self.params.iter().zip(values) {
-            p.set_data(&Tensor::from_vec(v.clone(), &p.shape())?.to_dtype(p.dtype())?)?;
+            p.set_data(&Tensor::from_vec(v, &p.shape())?.to_dtype(p.dtype())?)?;
         }
         Ok(())
     }
@@ -119,7 +119,7 @@ impl EventHandler for WeightAverageHandler {
                 .collect::<Result<_>>()?;
         }
         if let Some(raw) = self.raw.take() {
-            self.assign_host(&raw)?;
+            self.assign_host(raw)?;
         }
         Ok(())
     }
